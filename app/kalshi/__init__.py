@@ -1,0 +1,1 @@
+"""Kalshi Trade API v2 client: signing, REST, WebSocket, typed models."""
