@@ -1,0 +1,458 @@
+"""Typed results for Kalshi Trade API v2, with exact money and counts.
+
+The wire carries prices as fixed-point dollar strings (``"0.5600"``, up to six
+decimals) and contract counts as fixed-point strings with two decimals
+(``"10.00"``, fields ending in ``_fp``). Both parse to :class:`~decimal.Decimal`
+here; a float never appears. Balances and settlement revenue are integer cents
+on the wire and stay ``int``. Field names are the spec's, so a reader can go
+from a model to openapi.yaml / asyncapi.yaml without a translation table.
+Unknown fields are kept (``extra="allow"``) so newer exchange versions do not
+break parsing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Annotated, Any, Generic, NamedTuple, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+CENT = Decimal("0.01")
+_FOUR = Decimal("0.0001")
+
+
+class MoneyFormatError(ValueError):
+    """A value that is not an exact fixed-point number."""
+
+
+def to_decimal(value: Any) -> Decimal:
+    """Parse a fixed-point string (or int/Decimal) exactly; floats are refused."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise MoneyFormatError(f"not a fixed-point number: {value!r}")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            out = Decimal(value.strip())
+        except InvalidOperation:
+            raise MoneyFormatError(f"not a fixed-point number: {value!r}") from None
+        if not out.is_finite():
+            raise MoneyFormatError(f"not a finite number: {value!r}")
+        return out
+    raise MoneyFormatError(f"expected a fixed-point string, got {type(value).__name__}: {value!r}")
+
+
+def _optional_decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    return to_decimal(value)
+
+
+Dollars = Annotated[Decimal, BeforeValidator(to_decimal)]
+Count = Annotated[Decimal, BeforeValidator(to_decimal)]
+OptDollars = Annotated[Decimal | None, BeforeValidator(_optional_decimal)]
+OptCount = Annotated[Decimal | None, BeforeValidator(_optional_decimal)]
+
+
+def fmt_dollars(value: Decimal | int | str, places: int = 4) -> str:
+    """A dollar amount as the wire's fixed-point string (``Decimal("0.56")`` -> ``"0.5600"``).
+
+    More precise inputs keep their digits (up to 6 decimals, the spec's maximum).
+    """
+    d = to_decimal(value)
+    exp = -d.as_tuple().exponent if isinstance(d.as_tuple().exponent, int) else 0
+    if exp > 6:
+        raise MoneyFormatError(f"more than 6 decimals: {value!r}")
+    return f"{d:.{max(places, exp)}f}"
+
+
+def fmt_count(value: Decimal | int | str) -> str:
+    """A contract count as the wire's fp string (``5`` -> ``"5.00"``); 0.01 granularity."""
+    d = to_decimal(value)
+    if d != d.quantize(CENT):
+        raise MoneyFormatError(f"counts have at most 2 decimals: {value!r}")
+    return f"{d:.2f}"
+
+
+def dollars_to_cents(value: Decimal | str) -> int:
+    """Exact cents from dollars; refuses sub-cent amounts rather than rounding."""
+    d = to_decimal(value) * 100
+    if d != d.to_integral_value():
+        raise MoneyFormatError(f"{value!r} is not a whole number of cents")
+    return int(d)
+
+
+def cents_to_dollars(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(_FOUR, rounding=ROUND_HALF_EVEN)
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON with every non-integer number parsed as Decimal (no float on any path)."""
+    return json.loads(text, parse_float=Decimal)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class ErrorBody(_Model):
+    """Kalshi's ErrorResponse: ``{"code", "message", "details", "service"}``."""
+
+    code: str | None = None
+    message: str | None = None
+    details: str | None = None
+    service: str | None = None
+
+
+# ---------------------------------------------------------------- exchange, series, events
+
+
+class ExchangeStatus(_Model):
+    exchange_active: bool
+    trading_active: bool
+    exchange_estimated_resume_time: datetime | None = None
+
+
+class Series(_Model):
+    ticker: str
+    title: str = ""
+    category: str = ""
+    frequency: str = ""
+    tags: list[str] | None = None
+    fee_type: str | None = None
+    fee_multiplier: OptDollars = None
+    volume_fp: OptCount = None
+    last_updated_ts: datetime | None = None
+
+
+class PriceRange(_Model):
+    start: Dollars
+    end: Dollars
+    step: Dollars
+
+
+class Market(_Model):
+    ticker: str
+    event_ticker: str = ""
+    market_type: str | None = None
+    status: str = ""
+    title: str | None = None
+    yes_sub_title: str | None = None
+    no_sub_title: str | None = None
+    open_time: datetime | None = None
+    close_time: datetime | None = None
+    expected_expiration_time: datetime | None = None
+    latest_expiration_time: datetime | None = None
+    created_time: datetime | None = None
+    updated_time: datetime | None = None
+    settlement_ts: datetime | None = None
+    strike_type: str | None = None
+    floor_strike: OptDollars = None
+    cap_strike: OptDollars = None
+    yes_bid_dollars: OptDollars = None
+    yes_ask_dollars: OptDollars = None
+    no_bid_dollars: OptDollars = None
+    no_ask_dollars: OptDollars = None
+    last_price_dollars: OptDollars = None
+    previous_price_dollars: OptDollars = None
+    previous_yes_bid_dollars: OptDollars = None
+    previous_yes_ask_dollars: OptDollars = None
+    notional_value_dollars: OptDollars = None
+    settlement_value_dollars: OptDollars = None
+    yes_bid_size_fp: OptCount = None
+    yes_ask_size_fp: OptCount = None
+    volume_fp: OptCount = None
+    volume_24h_fp: OptCount = None
+    open_interest_fp: OptCount = None
+    result: str | None = None
+    can_close_early: bool | None = None
+    fractional_trading_enabled: bool | None = None
+    price_level_structure: str | None = None
+    price_ranges: list[PriceRange] | None = None
+
+
+class Event(_Model):
+    event_ticker: str
+    series_ticker: str = ""
+    title: str = ""
+    sub_title: str = ""
+    mutually_exclusive: bool | None = None
+    strike_date: datetime | None = None
+    strike_period: str | None = None
+    markets: list[Market] | None = None
+
+
+class EventWithMarkets(_Model):
+    """GET /events/{event_ticker}: the event and its markets."""
+
+    event: Event
+    markets: list[Market] = []
+
+
+class PriceLevel(NamedTuple):
+    price: Decimal  # dollars
+    count: Decimal  # contracts
+
+
+def _levels(raw: Any) -> list[PriceLevel]:
+    return [PriceLevel(to_decimal(p), to_decimal(c)) for p, c in (raw or [])]
+
+
+@dataclass(frozen=True)
+class Orderbook:
+    """GET /markets/{ticker}/orderbook: bids only, per side, as the exchange sends them.
+
+    A YES bid at p is a NO ask at 1 - p; levels are in the order received.
+    """
+
+    ticker: str
+    yes: list[PriceLevel]
+    no: list[PriceLevel]
+
+    @classmethod
+    def from_response(cls, ticker: str, data: dict[str, Any]) -> Orderbook:
+        book = data.get("orderbook_fp") or {}
+        return cls(ticker, _levels(book.get("yes_dollars")), _levels(book.get("no_dollars")))
+
+    def as_maps(self) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
+        return ({p: c for p, c in self.yes}, {p: c for p, c in self.no})
+
+
+class Trade(_Model):
+    trade_id: str
+    ticker: str
+    count_fp: Count
+    yes_price_dollars: Dollars
+    no_price_dollars: Dollars
+    taker_side: str | None = None
+    created_time: datetime | None = None
+
+
+# ---------------------------------------------------------------- portfolio
+
+
+class Balance(_Model):
+    balance: int  # cents available for trading
+    portfolio_value: int = 0  # cents
+    updated_ts: int | None = None
+
+
+class MarketPosition(_Model):
+    ticker: str
+    position_fp: Count
+    market_exposure_dollars: OptDollars = None
+    realized_pnl_dollars: OptDollars = None
+    fees_paid_dollars: OptDollars = None
+    total_traded_dollars: OptDollars = None
+    resting_orders_count: int | None = None
+    last_updated_ts: datetime | None = None
+
+
+class EventPosition(_Model):
+    event_ticker: str
+    total_cost_dollars: OptDollars = None
+    total_cost_shares_fp: OptCount = None
+    event_exposure_dollars: OptDollars = None
+    realized_pnl_dollars: OptDollars = None
+    fees_paid_dollars: OptDollars = None
+
+
+class Order(_Model):
+    order_id: str
+    client_order_id: str | None = None
+    user_id: str | None = None
+    ticker: str
+    side: str
+    action: str
+    type: str | None = None
+    status: str
+    yes_price_dollars: OptDollars = None
+    no_price_dollars: OptDollars = None
+    fill_count_fp: Count = Decimal(0)
+    remaining_count_fp: Count = Decimal(0)
+    initial_count_fp: OptCount = None
+    taker_fees_dollars: OptDollars = None
+    maker_fees_dollars: OptDollars = None
+    taker_fill_cost_dollars: OptDollars = None
+    maker_fill_cost_dollars: OptDollars = None
+    created_time: datetime | None = None
+    last_update_time: datetime | None = None
+    expiration_time: datetime | None = None
+    self_trade_prevention_type: str | None = None
+    order_group_id: str | None = None
+    subaccount_number: int | None = None
+
+
+class Fill(_Model):
+    fill_id: str | None = None
+    trade_id: str
+    order_id: str
+    ticker: str | None = None
+    market_ticker: str | None = None
+    side: str
+    action: str
+    count_fp: Count
+    yes_price_dollars: Dollars
+    no_price_dollars: OptDollars = None
+    is_taker: bool | None = None
+    fee_cost: OptDollars = None
+    created_time: datetime | None = None
+    ts: int | None = None
+    client_order_id: str | None = None
+
+
+class Settlement(_Model):
+    ticker: str
+    event_ticker: str | None = None
+    market_result: str
+    yes_count_fp: Count = Decimal(0)
+    yes_total_cost_dollars: OptDollars = None
+    no_count_fp: Count = Decimal(0)
+    no_total_cost_dollars: OptDollars = None
+    revenue: int = 0  # cents
+    value: int | None = None  # cents per YES contract
+    fee_cost: OptDollars = None
+    settled_time: datetime | None = None
+
+
+class CancelResult(_Model):
+    order: Order
+    reduced_by_fp: OptCount = None
+
+
+class AmendResult(_Model):
+    old_order: Order
+    order: Order
+
+
+class BatchCreateItem(_Model):
+    client_order_id: str | None = None
+    order: Order | None = None
+    error: ErrorBody | None = None
+
+
+class BatchCancelItem(_Model):
+    order_id: str
+    order: Order | None = None
+    reduced_by_fp: OptCount = None
+    error: ErrorBody | None = None
+
+
+class Positions(_Model):
+    market_positions: list[MarketPosition] = []
+    event_positions: list[EventPosition] = []
+    cursor: str | None = None
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a cursor-paginated list; ``cursor`` is None on the last page."""
+
+    items: list[T]
+    cursor: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+# ---------------------------------------------------------------- WebSocket payloads (msg bodies)
+
+
+class TickerMsg(_Model):
+    market_ticker: str
+    market_id: str | None = None
+    price_dollars: OptDollars = None
+    yes_bid_dollars: OptDollars = None
+    yes_ask_dollars: OptDollars = None
+    yes_bid_size_fp: OptCount = None
+    yes_ask_size_fp: OptCount = None
+    last_trade_size_fp: OptCount = None
+    volume_fp: OptCount = None
+    open_interest_fp: OptCount = None
+    dollar_volume: int | None = None
+    dollar_open_interest: int | None = None
+    ts_ms: int | None = None
+
+
+class TradeMsg(_Model):
+    trade_id: str
+    market_ticker: str
+    yes_price_dollars: Dollars
+    no_price_dollars: OptDollars = None
+    count_fp: Count
+    taker_side: str | None = None
+    taker_outcome_side: str | None = None
+    ts_ms: int | None = None
+
+
+class FillMsg(_Model):
+    trade_id: str
+    order_id: str
+    market_ticker: str
+    is_taker: bool | None = None
+    side: str | None = None
+    outcome_side: str | None = None
+    action: str | None = None
+    yes_price_dollars: Dollars
+    count_fp: Count
+    fee_cost: OptDollars = None
+    post_position_fp: OptCount = None
+    client_order_id: str | None = None
+    ts_ms: int | None = None
+
+
+class UserOrderMsg(_Model):
+    order_id: str
+    ticker: str
+    status: str
+    client_order_id: str | None = None
+    side: str | None = None
+    outcome_side: str | None = None
+    yes_price_dollars: OptDollars = None
+    fill_count_fp: OptCount = None
+    remaining_count_fp: OptCount = None
+    initial_count_fp: OptCount = None
+    last_update_reason: str | None = None
+
+
+class MarketPositionMsg(_Model):
+    market_ticker: str
+    position_fp: Count
+    position_cost_dollars: OptDollars = None
+    realized_pnl_dollars: OptDollars = None
+    fees_paid_dollars: OptDollars = None
+    volume_fp: OptCount = None
+
+
+class MarketLifecycleMsg(_Model):
+    market_ticker: str
+    event_type: str
+    open_ts: int | None = None
+    close_ts: int | None = None
+    determination_ts: int | None = None
+    settled_ts: int | None = None
+    result: str | None = None
+    settlement_value: OptDollars = None
+    is_deactivated: bool | None = None
+
+
+WS_MSG_MODELS: dict[str, type[_Model]] = {
+    "ticker": TickerMsg,
+    "trade": TradeMsg,
+    "fill": FillMsg,
+    "user_order": UserOrderMsg,
+    "market_position": MarketPositionMsg,
+    "market_lifecycle_v2": MarketLifecycleMsg,
+}
+
+
+def parse_ws_msg(msg_type: str, body: dict[str, Any]) -> _Model | None:
+    """The typed model for a data message's ``msg`` body, or None for other types."""
+    model = WS_MSG_MODELS.get(msg_type)
+    return model.model_validate(body) if model else None

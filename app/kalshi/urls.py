@@ -1,0 +1,93 @@
+"""The one place that decides where rec talks to the exchange.
+
+``REC_ACCOUNT_MODE`` picks the exchange (``sim`` | ``demo`` | ``prod``);
+``REC_KALSHI_BASE_URL`` / ``REC_KALSHI_WS_URL`` override either URL. The
+functions here take plain arguments so they can be used (and tested) without a
+Settings object; :func:`from_settings` adapts rec's Settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+REST_PREFIX = "/trade-api/v2"
+WS_PATH = "/trade-api/ws/v2"
+
+# Kalshi's published hosts (openapi.yaml `servers` names the prod REST host; the
+# elections host also serves the WebSocket endpoint at /trade-api/ws/v2).
+PROD_HOST = "api.elections.kalshi.com"
+DEMO_HOST = "demo-api.kalshi.co"
+
+MODES = ("sim", "demo", "prod")
+
+
+class UrlConfigError(ValueError):
+    """An account mode or override URL that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    mode: str
+    rest_base: str  # ends with /trade-api/v2, no trailing slash
+    ws_url: str  # ends with /trade-api/ws/v2
+
+    @property
+    def rest_path_prefix(self) -> str:
+        """The path part of ``rest_base`` (what signatures must include)."""
+        return urlsplit(self.rest_base).path.rstrip("/")
+
+    @property
+    def ws_path(self) -> str:
+        return urlsplit(self.ws_url).path or "/"
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _check(url: str, schemes: tuple[str, ...], what: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise UrlConfigError(f"{what}: {url!r} is not a {'/'.join(schemes)} URL with a host")
+    if parts.query or parts.fragment:
+        raise UrlConfigError(f"{what}: {url!r} must not carry a query string or fragment")
+    return url.rstrip("/")
+
+
+def resolve(
+    mode: str,
+    *,
+    base_url: str | None = None,
+    ws_url: str | None = None,
+    sim_host: str = "127.0.0.1",
+    sim_port: int = 8090,
+) -> Endpoints:
+    """Return the REST base and WS URL for ``mode``; non-empty overrides win."""
+    mode = str(getattr(mode, "value", mode)).strip().lower()
+    if mode == "sim":
+        origin = f"{_host_for_url(sim_host)}:{int(sim_port)}"
+        rest, ws = f"http://{origin}{REST_PREFIX}", f"ws://{origin}{WS_PATH}"
+    elif mode == "demo":
+        rest, ws = f"https://{DEMO_HOST}{REST_PREFIX}", f"wss://{DEMO_HOST}{WS_PATH}"
+    elif mode == "prod":
+        rest, ws = f"https://{PROD_HOST}{REST_PREFIX}", f"wss://{PROD_HOST}{WS_PATH}"
+    else:
+        raise UrlConfigError(f"account_mode: {mode!r} is not one of {', '.join(MODES)}")
+    if base_url:
+        rest = _check(base_url.strip(), ("http", "https"), "kalshi_base_url")
+    if ws_url:
+        ws = _check(ws_url.strip(), ("ws", "wss"), "kalshi_ws_url")
+    return Endpoints(mode=mode, rest_base=rest, ws_url=ws)
+
+
+def from_settings(settings: Any) -> Endpoints:
+    """Endpoints from rec's Settings (app.config)."""
+    return resolve(
+        settings.account_mode,
+        base_url=getattr(settings, "kalshi_base_url", None) or None,
+        ws_url=getattr(settings, "kalshi_ws_url", None) or None,
+        sim_host=settings.target_host,
+        sim_port=settings.exchange_sim_port,
+    )
