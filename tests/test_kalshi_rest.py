@@ -1,0 +1,409 @@
+"""REST client against a small real HTTP server on loopback (uvicorn + Starlette).
+
+The server checks every signature with app.kalshi.signing.verify, paginates with
+cursors, and answers scripted 429/5xx/hangs so the retry policy is observed on
+the wire: what the server saw is what the tests assert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app.kalshi import signing
+from app.kalshi.errors import (
+    KalshiAuthError,
+    KalshiBadRequest,
+    KalshiConflict,
+    KalshiRateLimited,
+    KalshiServerError,
+    KalshiTimeout,
+    KalshiTransportError,
+)
+from app.kalshi.rest import KalshiRest, RetryPolicy, order_body, parse_retry_after
+
+PREFIX = "/trade-api/v2"
+_KEY = signing.generate_private_key()
+FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=5)
+
+
+def _market(i: int) -> dict:
+    return {
+        "ticker": f"KXBTCD-25NOV2517-T{97000 + i * 250}.99",
+        "event_ticker": "KXBTCD-25NOV2517",
+        "status": "active",
+        "market_type": "binary",
+        "yes_bid_dollars": "0.5600",
+        "yes_ask_dollars": "0.5800",
+        "no_bid_dollars": "0.4200",
+        "no_ask_dollars": "0.4400",
+        "last_price_dollars": "0.5700",
+        "volume_fp": "1234.00",
+        "open_interest_fp": "77.50",
+        "floor_strike": 97000.99,
+        "close_time": "2025-11-25T22:00:00Z",
+    }
+
+
+class FakeKalshi:
+    """State and fault script of the fake exchange."""
+
+    def __init__(self) -> None:
+        self.key = _KEY
+        self.key_id = "test-key"
+        self.public = {self.key_id: self.key.public_key()}
+        self.hits: Counter[tuple[str, str]] = Counter()
+        self.faults: dict[tuple[str, str], list[tuple[int, dict]]] = {}
+        self.hang: dict[tuple[str, str], float] = {}
+        self.accept_then_fail: set[str] = set()
+        self.markets = [_market(i) for i in range(25)]
+        self.orders: dict[str, dict] = {}
+        self.seen_queries: list[str] = []
+        self.release = asyncio.Event()  # ends hanging requests at teardown
+
+    def fault(self, method: str, path: str, *responses: tuple[int, dict]) -> None:
+        self.faults[(method, PREFIX + path)] = list(responses)
+
+    def count(self, method: str, path: str) -> int:
+        return self.hits[(method, PREFIX + path)]
+
+    # ----------------------------------------------------------- middleware-ish
+
+    def check_auth(self, request: Request) -> JSONResponse | None:
+        h = request.headers
+        key_id = h.get(signing.HEADER_KEY)
+        ts = h.get(signing.HEADER_TIMESTAMP)
+        sig = h.get(signing.HEADER_SIGNATURE)
+        pub = self.public.get(key_id or "")
+        fresh = ts is not None and ts.isdigit() and abs(int(ts) - time.time() * 1000) < 5000
+        if pub is None or not sig or not fresh:
+            return _err(401, "authentication_error", "missing or unknown key / stale timestamp")
+        if not signing.verify(pub, sig, ts, request.method, request.url.path):
+            return _err(401, "authentication_error", "bad signature")
+        return None
+
+    async def handle(self, request: Request) -> JSONResponse:
+        key = (request.method, request.url.path)
+        self.hits[key] += 1
+        self.seen_queries.append(request.url.query)
+        bad = self.check_auth(request)
+        if bad is not None:
+            return bad
+        if key in self.hang:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.release.wait(), self.hang[key])
+        script = self.faults.get(key)
+        if script:
+            status, headers = script.pop(0)
+            return _err(status, f"e{status}", "scripted fault", headers)
+        return await self.route(request)
+
+    async def route(self, request: Request) -> JSONResponse:
+        path = request.url.path[len(PREFIX) :]
+        q = request.query_params
+        if path == "/exchange/status":
+            return JSONResponse({"exchange_active": True, "trading_active": True})
+        if path == "/markets":
+            rows = self.markets
+            if q.get("status"):
+                rows = [m for m in rows if m["status"] == q["status"]]
+            if q.get("tickers"):
+                wanted = set(q["tickers"].split(","))
+                rows = [m for m in rows if m["ticker"] in wanted]
+            limit = int(q.get("limit") or 100)
+            start = int(q.get("cursor") or 0)
+            page = rows[start : start + limit]
+            nxt = start + limit
+            return JSONResponse({"markets": page, "cursor": str(nxt) if nxt < len(rows) else ""})
+        if path.startswith("/markets/") and path.endswith("/orderbook"):
+            return JSONResponse(
+                {
+                    "orderbook_fp": {
+                        "yes_dollars": [["0.5600", "10.00"], ["0.5500", "2.50"]],
+                        "no_dollars": [["0.4200", "7.00"]],
+                    }
+                }
+            )
+        if path == "/portfolio/balance":
+            return JSONResponse({"balance": 100000, "portfolio_value": 2500, "updated_ts": 1})
+        if path == "/portfolio/orders" and request.method == "POST":
+            body = await request.json()
+            coid = body["client_order_id"]
+            if coid in self.orders:
+                return _err(409, "order_already_exists", "duplicate client_order_id")
+            order = {
+                "order_id": f"o{len(self.orders) + 1}",
+                "client_order_id": coid,
+                "user_id": "u1",
+                "ticker": body["ticker"],
+                "side": body["side"],
+                "action": body["action"],
+                "type": "limit",
+                "status": "resting",
+                "yes_price_dollars": body.get("yes_price_dollars", "0.0000"),
+                "no_price_dollars": "0.4400",
+                "fill_count_fp": "0.00",
+                "remaining_count_fp": body["count_fp"],
+                "initial_count_fp": body["count_fp"],
+            }
+            self.orders[coid] = order
+            if coid in self.accept_then_fail:
+                self.accept_then_fail.discard(coid)
+                return _err(502, "bad_gateway", "accepted but the answer was lost")
+            return JSONResponse({"order": order}, status_code=201)
+        if path == "/portfolio/orders" and request.method == "GET":
+            rows = [o for o in self.orders.values() if o["ticker"] == q.get("ticker", o["ticker"])]
+            return JSONResponse({"orders": rows, "cursor": ""})
+        if path.endswith("/amend") or path.endswith("/decrease") or path.endswith("/batched"):
+            return _err(400, "invalid_parameters", "not scripted")
+        return _err(404, "not_found", f"no route {path}")
+
+
+def _err(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "service": "fake"}},
+        status_code=status,
+        headers=headers or {},
+    )
+
+
+@pytest.fixture
+async def fake():
+    state = FakeKalshi()
+    app = Starlette(
+        routes=[
+            Route(PREFIX + "/{rest:path}", state.handle, methods=["GET", "POST", "DELETE", "PUT"])
+        ]
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no started event
+        await asyncio.sleep(0.01)
+    state.base_url = f"http://127.0.0.1:{port}{PREFIX}"
+    yield state
+    state.release.set()
+    server.should_exit = True
+    await task
+    sock.close()
+
+
+@pytest.fixture
+async def client(fake):
+    c = KalshiRest(fake.base_url, signing.Signer(fake.key_id, fake.key), timeout=2, retry=FAST)
+    yield c
+    await c.aclose()
+
+
+# ------------------------------------------------------------------ signing
+
+
+async def test_signed_requests_are_accepted_by_a_verifying_server(client, fake):
+    status = await client.get_exchange_status()
+    assert status.exchange_active and status.trading_active
+    # the signature covers the path only: a query string does not break it
+    page = await client.get_markets(limit=3, status="active")
+    assert len(page.items) == 3
+    assert "limit=3" in fake.seen_queries[-1]
+
+
+async def test_wrong_key_is_refused_with_kalshis_error_body(fake):
+    other = signing.Signer(fake.key_id, signing.generate_private_key())
+    async with KalshiRest(fake.base_url, other, timeout=2, retry=FAST) as c:
+        with pytest.raises(KalshiAuthError) as info:
+            await c.get_balance()
+    err = info.value
+    assert err.status == 401
+    assert err.code == "authentication_error"
+    assert err.error_message == "bad signature"
+    assert fake.count("GET", "/portfolio/balance") == 1  # 401 is never retried
+
+
+# ------------------------------------------------------------------ retry policy
+
+
+async def test_get_is_retried_on_5xx_and_429_then_succeeds(client, fake):
+    fake.fault("GET", "/portfolio/balance", (503, {}), (429, {}), (500, {}))
+    bal = await client.get_balance()
+    assert bal.balance == 100000
+    assert fake.count("GET", "/portfolio/balance") == 4
+
+
+async def test_get_gives_up_after_max_attempts_with_the_last_error(client, fake):
+    fake.fault("GET", "/portfolio/balance", *[(503, {})] * 10)
+    with pytest.raises(KalshiServerError) as info:
+        await client.get_balance()
+    assert info.value.status == 503 and info.value.code == "e503"
+    assert fake.count("GET", "/portfolio/balance") == FAST.max_attempts
+
+
+async def test_retry_after_header_is_honoured(client, fake):
+    fake.fault("GET", "/exchange/status", (429, {"Retry-After": "0.3"}))
+    t0 = time.monotonic()
+    await client.get_exchange_status()
+    assert time.monotonic() - t0 >= 0.3
+    assert fake.count("GET", "/exchange/status") == 2
+
+
+async def test_retry_after_beyond_the_cap_raises_rate_limited(client, fake):
+    fake.fault("GET", "/exchange/status", (429, {"Retry-After": "120"}))
+    with pytest.raises(KalshiRateLimited) as info:
+        await client.get_exchange_status()
+    assert info.value.retry_after == 120
+    assert fake.count("GET", "/exchange/status") == 1
+
+
+async def test_order_creation_is_retried_with_the_same_client_order_id(client, fake):
+    fake.fault("POST", "/portfolio/orders", (500, {}), (429, {}))
+    order = await client.create_order(
+        "KXBTCD-T1", "yes", "buy", 3, yes_price=Decimal("0.56"), client_order_id="coid-1"
+    )
+    assert order.client_order_id == "coid-1"
+    assert order.yes_price_dollars == Decimal("0.5600")
+    assert fake.count("POST", "/portfolio/orders") == 3
+    assert list(fake.orders) == ["coid-1"]
+
+
+async def test_order_accepted_but_answer_lost_is_not_placed_twice(client, fake):
+    fake.accept_then_fail.add("coid-lost")
+    order = await client.create_order(
+        "KXBTCD-T1", "no", "buy", 2, no_price="0.44", client_order_id="coid-lost"
+    )
+    # first attempt stored the order and answered 502; the retry got 409 and the
+    # client looked the order up instead of placing another one
+    assert order.client_order_id == "coid-lost"
+    assert len(fake.orders) == 1
+    assert fake.count("POST", "/portfolio/orders") == 2
+    assert fake.count("GET", "/portfolio/orders") == 1
+
+
+async def test_duplicate_client_order_id_on_a_first_attempt_is_a_conflict(client, fake):
+    await client.create_order("T", "yes", "buy", 1, yes_price="0.10", client_order_id="dup")
+    with pytest.raises(KalshiConflict):
+        await client.create_order("T", "yes", "buy", 1, yes_price="0.10", client_order_id="dup")
+
+
+async def test_other_posts_are_not_retried_on_5xx(client, fake):
+    fake.fault("POST", "/portfolio/orders/o1/amend", (500, {}), (500, {}))
+    with pytest.raises(KalshiServerError):
+        await client.amend_order("o1", ticker="T", side="yes", action="buy", yes_price="0.5")
+    assert fake.count("POST", "/portfolio/orders/o1/amend") == 1
+
+    fake.fault("POST", "/portfolio/orders/o1/decrease", (503, {}))
+    with pytest.raises(KalshiServerError):
+        await client.decrease_order("o1", reduce_by=1)
+    assert fake.count("POST", "/portfolio/orders/o1/decrease") == 1
+
+    fake.fault("POST", "/portfolio/orders/batched", (502, {}))
+    with pytest.raises(KalshiServerError):
+        await client.batch_create_orders([order_body("T", "yes", "buy", 1, yes_price="0.1")])
+    assert fake.count("POST", "/portfolio/orders/batched") == 1
+
+
+async def test_other_posts_are_retried_on_429(client, fake):
+    fake.fault("POST", "/portfolio/orders/o1/amend", (429, {}))
+    with pytest.raises(KalshiBadRequest):  # the fake answers 400 once past the 429
+        await client.amend_order("o1", ticker="T", side="yes", action="buy", yes_price="0.5")
+    assert fake.count("POST", "/portfolio/orders/o1/amend") == 2
+
+
+# ------------------------------------------------------------------ timeouts & transport
+
+
+async def test_a_hanging_call_times_out(fake):
+    fake.hang[("GET", PREFIX + "/exchange/status")] = 5
+    signer = signing.Signer(fake.key_id, fake.key)
+    async with KalshiRest(
+        fake.base_url, signer, timeout=0.3, retry=RetryPolicy(max_attempts=2, base_delay=0.01)
+    ) as c:
+        t0 = time.monotonic()
+        with pytest.raises(KalshiTimeout):
+            await c.get_exchange_status()
+        elapsed = time.monotonic() - t0
+    assert elapsed < 2.0  # two attempts of 0.3 s, not the server's 5 s
+    assert fake.count("GET", "/exchange/status") == 2
+
+
+async def test_a_hanging_order_post_is_retried_with_the_same_id(fake):
+    fake.hang[("POST", PREFIX + "/portfolio/orders")] = 5
+    signer = signing.Signer(fake.key_id, fake.key)
+    async with KalshiRest(
+        fake.base_url, signer, timeout=0.2, retry=RetryPolicy(max_attempts=2, base_delay=0.01)
+    ) as c:
+        with pytest.raises(KalshiTimeout):
+            await c.create_order("T", "yes", "buy", 1, yes_price="0.5", client_order_id="h1")
+    assert fake.count("POST", "/portfolio/orders") == 2
+
+
+async def test_connection_refused_is_a_transport_error():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with KalshiRest(f"http://127.0.0.1:{port}{PREFIX}", None, timeout=1, retry=FAST) as c:
+        with pytest.raises(KalshiTransportError) as info:
+            await c.get_exchange_status()
+    assert info.value.never_sent
+    assert c.stats["requests"] == FAST.max_attempts
+
+
+# ------------------------------------------------------------------ pagination & parsing
+
+
+async def test_iter_markets_walks_every_page(client, fake):
+    tickers = [m.ticker async for m in client.iter_markets(limit=7)]
+    assert tickers == [m["ticker"] for m in fake.markets]
+    assert fake.count("GET", "/markets") == 4  # 7 + 7 + 7 + 4
+
+
+async def test_tickers_filter_is_sent_comma_separated(client, fake):
+    wanted = [fake.markets[3]["ticker"], fake.markets[9]["ticker"]]
+    page = await client.get_markets(tickers=wanted)
+    assert [m.ticker for m in page.items] == wanted
+    assert page.cursor is None
+
+
+async def test_prices_and_counts_parse_to_exact_decimals(client):
+    m = (await client.get_markets(limit=1)).items[0]
+    assert m.yes_bid_dollars == Decimal("0.5600") and isinstance(m.yes_bid_dollars, Decimal)
+    assert m.open_interest_fp == Decimal("77.50")
+    assert m.floor_strike == Decimal("97000.99")  # a JSON number, still exact
+    book = await client.get_orderbook(m.ticker)
+    assert book.yes[1].price == Decimal("0.55") and book.yes[1].count == Decimal("2.5")
+    assert book.no[0] == (Decimal("0.42"), Decimal("7"))
+
+
+def test_order_body_uses_fixed_point_strings():
+    body = order_body("T", "yes", "buy", 5, yes_price=Decimal("0.07"))
+    assert body["yes_price_dollars"] == "0.0700"
+    assert body["count_fp"] == "5.00" and body["count"] == 5
+    assert body["client_order_id"]  # generated, so the order can be retried
+    frac = order_body("T", "no", "sell", "2.5", no_price="0.123456")
+    assert frac["no_price_dollars"] == "0.123456"
+    assert frac["count_fp"] == "2.50" and "count" not in frac
+    with pytest.raises(ValueError):
+        order_body("T", "yes", "buy", 1, yes_price="0.5", no_price="0.5")
+    with pytest.raises(ValueError):
+        order_body("T", "maybe", "buy", 1, yes_price="0.5")
+
+
+def test_retry_after_parses_seconds_and_http_dates():
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert parse_retry_after("soon") is None
