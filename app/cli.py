@@ -1,0 +1,141 @@
+"""The ``rec`` command: run a service, manage the database and show configuration."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from app import config
+
+# modules that add their own subcommands with register(subparsers)
+COMMAND_MODULES: list[str] = []
+
+
+def _settings() -> config.Settings:
+    try:
+        return config.load()
+    except config.ConfigError as exc:
+        print(f"rec: config error: {exc}", file=sys.stderr)
+        raise SystemExit(config.EX_CONFIG) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from app.runtime.runner import run_service
+
+    return run_service(args.service)
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    try:
+        values = config.provenance()
+    except config.ConfigError as exc:
+        print(f"rec: config error: {exc}", file=sys.stderr)
+        return config.EX_CONFIG
+    if args.json:
+        print(json.dumps({v.key: {"value": str(v.value), "source": v.source} for v in values},
+                         indent=2))
+        return 0
+    width = max(len(config.env_name(v.key)) for v in values)
+    for v in values:
+        print(f"{config.env_name(v.key):<{width}}  {v.value!s:<28}  {v.source}")
+    return 0
+
+
+def cmd_config_init(args: argparse.Namespace) -> int:
+    directory = Path(args.dir) if args.dir else config.config_dir_from(__import__("os").environ)
+    try:
+        path, created = config.init_local(directory)
+    except OSError as exc:
+        print(f"rec: cannot create {directory / config.LOCAL_FILE_NAME}: {exc.strerror}",
+              file=sys.stderr)
+        return 1
+    if created:
+        print(f"created {path}")
+    else:
+        print(f"{path} already exists; left unchanged")
+    return 0
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from app.db.migrate import MigrationError, migrate
+    from app.db.pool import conninfo, describe
+
+    settings = _settings()
+    print(f"migrating {describe(settings)}", flush=True)
+    try:
+        migrate(conninfo(settings, "rec-migrate"), progress=lambda m: print(m, flush=True))
+    except MigrationError as exc:
+        print(f"rec: migration error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # psycopg errors: say what and where, no traceback
+        print(f"rec: migration failed on {describe(settings)}: {exc}".strip(), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    from app.db.backup import BackupError, backup
+
+    try:
+        path = backup(_settings(), Path(args.file))
+    except BackupError as exc:
+        print(f"rec: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup written to {path} ({path.stat().st_size} bytes)")
+    return 0
+
+
+def cmd_db_restore(args: argparse.Namespace) -> int:
+    from app.db.backup import BackupError, restore
+
+    try:
+        restore(_settings(), Path(args.file))
+    except BackupError as exc:
+        print(f"rec: restore failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored from {args.file}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rec", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a service (as its systemd unit does)")
+    run.add_argument("service", help="service name, e.g. web, exchange-sim")
+    run.set_defaults(func=cmd_run)
+
+    db = sub.add_parser("db", help="database: migrate, backup, restore").add_subparsers(
+        dest="db_command", required=True)
+    db.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
+    b = db.add_parser("backup", help="write a pg_dump custom-format file")
+    b.add_argument("file")
+    b.set_defaults(func=cmd_db_backup)
+    r = db.add_parser("restore", help="replace the database with a backup file")
+    r.add_argument("file")
+    r.set_defaults(func=cmd_db_restore)
+
+    cfg = sub.add_parser("config", help="show or initialise configuration").add_subparsers(
+        dest="config_command", required=True)
+    show = cfg.add_parser("show", help="every setting, its value and where it came from")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_config_show)
+    init = cfg.add_parser("init", help="create config.local.json if it is absent")
+    init.add_argument("--dir", help="directory (default: REC_CONFIG_DIR or /etc/rec)")
+    init.set_defaults(func=cmd_config_init)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""rec's one Settings object and the layers it is read from.
+
+Precedence, highest first:
+
+1. ``REC_*`` environment variables (systemd: ``EnvironmentFile=/etc/rec/rec.env``)
+2. ``config.local.json`` in ``REC_CONFIG_DIR`` (written by the role or ``rec config init``)
+3. ``config.default.json`` shipped inside the package
+
+Secrets never come from those layers: they are read from files in
+``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``) or, outside systemd,
+from ``REC_CREDENTIALS_PATH``.
+
+Nothing here ever writes a file. ``load()`` raises :class:`ConfigError`, which the
+runtime turns into one line on stderr and exit status 78 (EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+ENV_PREFIX = "REC_"
+EX_CONFIG = 78
+DEFAULT_FILE = Path(__file__).with_name("config.default.json")
+LOCAL_FILE_NAME = "config.local.json"
+
+Port = Field(ge=1, le=65535)  # every port setting
+
+
+class AccountMode(StrEnum):
+    sim = "sim"
+    demo = "demo"
+    prod = "prod"
+
+
+class Settings(BaseModel):
+    """Every setting rec reads. ``.env.example`` documents each one (a test keeps them in step)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # where things live
+    config_dir: Path
+    credentials_path: Path
+    state_dir: Path
+
+    # network
+    bind_host: str = Field(min_length=1)
+    target_host: str = Field(min_length=1)
+    web_port: int = Port
+    exchange_sim_port: int = Port
+    trade_manager_port: int = Port
+    trade_executor_port: int = Port
+    trade_supervisor_port: int = Port
+    auto_entry_port: int = Port
+
+    # database
+    db_host: str = Field(min_length=1)
+    db_port: int = Port
+    db_name: str = Field(min_length=1)
+    db_user: str = Field(min_length=1)
+    db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+    db_pool_min: int = Field(ge=0, le=100)
+    db_pool_max: int = Field(ge=1, le=100)
+    db_connect_timeout_sec: float = Field(gt=0, le=300)
+
+    # exchange
+    account_mode: AccountMode
+    kalshi_base_url: str
+    kalshi_ws_url: str
+
+    # service runtime
+    log_level: Literal["debug", "info", "warning", "error"]
+    phase_timeout_sec: float = Field(gt=0, le=3600)
+    stop_timeout_sec: float = Field(gt=0, le=600)
+    watchdog_sec: int = Field(ge=2, le=3600)
+    start_timeout_sec: int = Field(ge=5, le=3600)
+
+    # secrets: credential files, never environment or config files
+    db_password: SecretStr | None = None
+    kalshi_key_id: SecretStr | None = None
+    kalshi_private_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError(
+                f"db_pool_min: {self.db_pool_min} is larger than db_pool_max {self.db_pool_max}"
+            )
+        if self.account_mode is not AccountMode.sim:
+            for key in ("kalshi_key_id", "kalshi_private_key"):
+                if getattr(self, key) is None:
+                    raise ValueError(
+                        f"{key}: credential missing; account_mode={self.account_mode.value} "
+                        f"needs it as a file named {key} in $CREDENTIALS_DIRECTORY "
+                        f"or {self.credentials_path}"
+                    )
+        return self
+
+
+SECRET_KEYS = frozenset(
+    name for name, f in Settings.model_fields.items() if f.annotation == SecretStr | None
+)
+BOOTSTRAP_KEYS = frozenset({"config_dir", "credentials_path"})
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Value:
+    key: str
+    value: Any
+    source: str
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must hold a JSON object of setting names")
+    unknown = sorted(set(data) - set(Settings.model_fields) - {"_comment"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting {unknown[0]!r}")
+    secrets = sorted(set(data) & SECRET_KEYS)
+    if secrets:
+        raise ConfigError(f"{path}: {secrets[0]} is a secret; give it as a credential file")
+    data.pop("_comment", None)
+    return data
+
+
+def _env_layer(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key in Settings.model_fields:
+        if key in SECRET_KEYS:
+            if env_name(key) in environ:
+                raise ConfigError(
+                    f"{env_name(key)}: secrets are not read from the environment; "
+                    f"put it in a credential file named {key}"
+                )
+            continue
+        if env_name(key) in environ:
+            out[key] = environ[env_name(key)]
+    return out
+
+
+def config_dir_from(environ: dict[str, str] | os._Environ[str]) -> Path:
+    return Path(environ.get(env_name("config_dir"), "/etc/rec"))
+
+
+def credentials_dir_from(environ: dict[str, str] | os._Environ[str], fallback: Path) -> Path:
+    """systemd's $CREDENTIALS_DIRECTORY wins; else REC_CREDENTIALS_PATH / the configured path."""
+    if environ.get("CREDENTIALS_DIRECTORY"):
+        return Path(environ["CREDENTIALS_DIRECTORY"])
+    return fallback
+
+
+def _credential_layer(directory: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key in SECRET_KEYS:
+        path = directory / key
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise ConfigError(f"{key}: credential {path} unreadable: {exc.strerror}") from None
+        text = text.strip() if key != "kalshi_private_key" else text
+        if text:
+            out[key] = text
+    return out
+
+
+def layers(environ: dict[str, str] | os._Environ[str] | None = None) -> list[tuple[str, dict]]:
+    """The config layers, lowest precedence first, each as (source name, values)."""
+    environ = os.environ if environ is None else environ
+    out: list[tuple[str, dict]] = [(f"default ({DEFAULT_FILE.name})", _read_json(DEFAULT_FILE))]
+    local = config_dir_from(environ) / LOCAL_FILE_NAME
+    if local.exists():
+        out.append((f"local ({local})", _read_json(local)))
+    env = _env_layer(environ)
+    out.append(("environment", env))
+    merged: dict[str, Any] = {}
+    for _, values in out:
+        merged.update(values)
+    cred_dir = credentials_dir_from(environ, Path(merged.get("credentials_path", "")))
+    out.append((f"credential ({cred_dir})", _credential_layer(cred_dir)))
+    return out
+
+
+def _explain(exc: ValidationError, merged: dict[str, Any]) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err.get("loc", ())]
+    msg = err["msg"].removeprefix("Value error, ")
+    if loc:
+        key = loc[0]
+        shown = "<secret>" if key in SECRET_KEYS else merged.get(key)
+        return f"{env_name(key)}={shown!s}: {msg}"
+    return msg if ":" in msg.split(" ")[0] else msg
+
+
+def load(environ: dict[str, str] | os._Environ[str] | None = None) -> Settings:
+    """Read and validate every layer. Raises ConfigError naming the bad key."""
+    merged: dict[str, Any] = {}
+    for _, values in layers(environ):
+        merged.update(values)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        message = _explain(exc, merged)
+        # a model-level check names its key as "key: problem"; give it its env name
+        head, _, rest = message.partition(": ")
+        if head in Settings.model_fields:
+            message = f"{env_name(head)}: {rest}"
+        raise ConfigError(message) from None
+
+
+def provenance(environ: dict[str, str] | os._Environ[str] | None = None) -> list[Value]:
+    """Every key's effective value and the layer it came from, secrets redacted."""
+    settings = load(environ)
+    source: dict[str, str] = {}
+    for name, values in layers(environ):
+        for key in values:
+            source[key] = name
+    out = []
+    for key in Settings.model_fields:
+        value = getattr(settings, key)
+        if key in SECRET_KEYS:
+            value = "<not set>" if value is None else "<redacted>"
+        elif isinstance(value, StrEnum):
+            value = value.value
+        out.append(Value(key, value, source.get(key, "built-in")))
+    return out
+
+
+def init_local(config_dir: Path) -> tuple[Path, bool]:
+    """Create config.local.json with a comment only if it is absent. Returns (path, created)."""
+    path = config_dir / LOCAL_FILE_NAME
+    if path.exists():
+        return path, False
+    config_dir.mkdir(parents=True, exist_ok=True)
+    body = {"_comment": "Local overrides of config.default.json; REC_* environment wins over this."}
+    with path.open("x") as fh:
+        json.dump(body, fh, indent=2)
+        fh.write("\n")
+    return path, True

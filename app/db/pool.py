@@ -1,0 +1,92 @@
+"""Connection info from Settings and an AsyncConnectionPool opened with a bounded wait."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def conninfo(settings: Settings, application_name: str = "rec") -> str:
+    password = settings.db_password.get_secret_value() if settings.db_password else None
+    params = {
+        "host": settings.db_host,
+        "port": settings.db_port,
+        "dbname": settings.db_name,
+        "user": settings.db_user,
+        "sslmode": settings.db_sslmode,
+        "connect_timeout": max(1, int(settings.db_connect_timeout_sec)),
+        "application_name": application_name,
+    }
+    if password:
+        params["password"] = password
+    return make_conninfo("", **params)
+
+
+def describe(settings: Settings) -> str:
+    """Where the database is, for log lines (never the password)."""
+    return f"{settings.db_user}@{settings.db_host}:{settings.db_port}/{settings.db_name}"
+
+
+class DatabaseUnreachable(Exception):
+    pass
+
+
+async def wait_reachable(settings: Settings, application_name: str) -> None:
+    """Connect once, retrying for db_connect_timeout_sec; each failure is logged with its reason."""
+    deadline = time.monotonic() + settings.db_connect_timeout_sec
+    info = conninfo(settings, application_name)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            conn = await psycopg.AsyncConnection.connect(info)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            if time.monotonic() >= deadline:
+                raise DatabaseUnreachable(
+                    f"database {describe(settings)} unreachable after {attempt} attempts: {reason}"
+                ) from None
+            log.warning("database %s not reachable yet (%s); retrying", describe(settings), reason)
+            await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        else:
+            await conn.close()
+            return
+
+
+async def open_pool(settings: Settings, application_name: str) -> AsyncConnectionPool:
+    """Open the pool once the database answers; bounded by db_connect_timeout_sec."""
+    await wait_reachable(settings, application_name)
+    pool = AsyncConnectionPool(
+        conninfo(settings, application_name),
+        min_size=max(1, settings.db_pool_min),
+        max_size=settings.db_pool_max,
+        open=False,
+        name=application_name,
+        timeout=settings.db_connect_timeout_sec,
+        reconnect_timeout=60,
+    )
+    try:
+        await pool.open(wait=True, timeout=settings.db_connect_timeout_sec)
+    except Exception:
+        await pool.close()
+        raise
+    log.info("database pool open: %s", describe(settings))
+    return pool
+
+
+async def ping(pool: AsyncConnectionPool, timeout: float = 2.0) -> None:
+    """Raise unless the database answers a trivial query within ``timeout``."""
+    async def query() -> None:
+        async with pool.connection(timeout=timeout) as conn:
+            await conn.execute("SELECT 1")
+
+    await asyncio.wait_for(query(), timeout)

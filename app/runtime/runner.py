@@ -1,0 +1,170 @@
+"""``rec run <service>``: the systemd protocol, done once for every service.
+
+Order of events, each visible in the journal and in STATUS=:
+config -> logging -> watchdog task -> startup phases (each with a deadline) -> READY=1 ->
+run -> SIGTERM -> STOPPING=1 -> stop() within the stop timeout -> exit 0.
+
+Exit codes: 0 clean stop, 1 failure (phase overrun, crash), 78 configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import time
+from typing import Any
+
+from app import config
+from app.runtime import logs
+from app.runtime.notify import Notifier, watchdog, watchdog_interval
+from app.runtime.service import Service
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+# name -> "module:Class". Services import lazily so one service's dependencies
+# never slow another's start.
+SERVICES: dict[str, str] = {
+    "web": "app.web.service:WebService",
+    "exchange-sim": "app.sim.service:ExchangeSimService",
+}
+
+log = logging.getLogger("app.runtime")
+
+
+class StartupFailed(Exception):
+    pass
+
+
+def resolve(name: str) -> type[Service]:
+    """A registered service name, or an explicit ``module:Class`` spec."""
+    spec = SERVICES.get(name, name)
+    if ":" not in spec:
+        known = ", ".join(sorted(SERVICES))
+        raise config.ConfigError(f"unknown service {name!r}; known services: {known}")
+    module, _, attr = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise config.ConfigError(f"service {name!r} cannot be loaded: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Service)):
+        raise config.ConfigError(f"service {name!r}: {spec} is not a Service")
+    return cls
+
+
+class Runner:
+    def __init__(self, service: Service, settings: config.Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.notifier = Notifier()
+        self.stop_requested = asyncio.Event()
+        self.started_at = time.monotonic()
+
+    async def _phase(self, name: str, work: Any, timeout: float | None = None) -> Any:
+        limit = timeout if timeout is not None else self.settings.phase_timeout_sec
+        self.notifier.status(f"starting: {name}")
+        log.info("startup phase %r: begin (deadline %.1fs)", name, limit)
+        t0 = time.monotonic()
+        task = asyncio.ensure_future(work)
+        stop_wait = asyncio.ensure_future(self.stop_requested.wait())
+        try:
+            done, _ = await asyncio.wait({task, stop_wait}, timeout=limit,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+        if task in done:
+            result = task.result()  # raises the phase's own error
+            log.info("startup phase %r: done in %.2fs", name, time.monotonic() - t0)
+            return result
+        task.cancel()
+        if self.stop_requested.is_set():
+            raise StartupFailed(f"stopped during startup phase {name!r}")
+        raise StartupFailed(
+            f"startup phase {name!r} did not finish within {limit:.1f}s; giving up"
+        )
+
+    async def main(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        dog = None
+        interval = watchdog_interval()
+        if interval:
+            dog = asyncio.create_task(watchdog(self.notifier, interval), name="watchdog")
+        try:
+            return await self._lifecycle()
+        finally:
+            if dog:
+                dog.cancel()
+
+    def _on_signal(self, sig: int) -> None:
+        if not self.stop_requested.is_set():
+            log.info("received %s: stopping", signal.Signals(sig).name)
+        self.stop_requested.set()
+
+    async def _lifecycle(self) -> int:
+        name = self.service.name
+        log.info("rec-%s starting (account mode %s)", name, self.settings.account_mode.value)
+        try:
+            await self.service.start(self._phase)
+        except StartupFailed as exc:
+            stopping = self.stop_requested.is_set()
+            (log.info if stopping else log.error)("%s", exc)
+            await self._stop()
+            return EXIT_OK if stopping else EXIT_FAILURE
+        except config.ConfigError as exc:
+            log.error("config error: %s", exc)
+            await self._stop()
+            return config.EX_CONFIG
+        except Exception as exc:
+            log.error("startup failed: %s: %s", type(exc).__name__, exc, exc_info=True)
+            await self._stop()
+            return EXIT_FAILURE
+        elapsed = time.monotonic() - self.started_at
+        self.notifier.ready(f"ready in {elapsed:.2f}s")
+        log.info("READY: rec-%s ready in %.2fs", name, elapsed)
+
+        work = asyncio.create_task(self.service.run(), name="run")
+        stop_wait = asyncio.create_task(self.stop_requested.wait())
+        await asyncio.wait({work, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        code = EXIT_OK
+        if work.done():
+            if exc := work.exception():
+                log.error("rec-%s failed: %s: %s", name, type(exc).__name__, exc,
+                          exc_info=exc)
+                code = EXIT_FAILURE
+            else:
+                log.info("rec-%s finished its work", name)
+        else:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+        await self._stop()
+        return code
+
+    async def _stop(self) -> None:
+        self.notifier.stopping()
+        try:
+            await asyncio.wait_for(self.service.stop(), self.settings.stop_timeout_sec)
+        except TimeoutError:
+            log.error("stop did not finish within %.1fs", self.settings.stop_timeout_sec)
+        except (Exception, asyncio.CancelledError) as exc:
+            log.error("error while stopping: %s: %s", type(exc).__name__, exc)
+        else:
+            log.info("rec-%s stopped", self.service.name)
+
+
+def run_service(name: str) -> int:
+    """Entry point of ``rec run``; returns the process exit code."""
+    try:
+        settings = config.load()
+        cls = resolve(name)
+    except config.ConfigError as exc:
+        logs.emergency(f"config error: {exc}", ident=f"rec-{name}")
+        return config.EX_CONFIG
+    logs.setup(settings.log_level)
+    service = cls(settings)
+    runner = Runner(service, settings)
+    return asyncio.run(runner.main())

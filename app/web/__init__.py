@@ -1,0 +1,1 @@
+"""rec-web: dashboard, JSON API, health aggregate."""

@@ -1,0 +1,28 @@
+"""rec-web as a service: database pool, then HTTP bound, then READY."""
+
+from __future__ import annotations
+
+from app.db.pool import open_pool, ping
+from app.runtime.http import HttpServer
+from app.runtime.service import Phase, Service
+from app.web.app import create_app
+
+
+class WebService(Service):
+    name = "web"
+
+    async def start(self, phase: Phase) -> None:
+        s = self.settings
+        self.pool = await phase("connect to database", open_pool(s, "rec-web"))
+        app = create_app({"database": lambda: ping(self.pool)})
+        self.http = HttpServer(app, s.bind_host, s.web_port)
+        await phase(f"bind http {s.bind_host}:{s.web_port}", self.http.start())
+
+    async def run(self) -> None:
+        await self.http.wait()
+
+    async def stop(self) -> None:
+        if getattr(self, "http", None):
+            await self.http.stop()
+        if getattr(self, "pool", None):
+            await self.pool.close()

@@ -1,0 +1,174 @@
+"""Fixtures over real components: a PostgreSQL server, a NOTIFY_SOCKET, `rec run` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests import pgserver
+from tests.netutil import free_port
+from tests.sdnotify_socket import NotifySocket
+
+REPO = Path(__file__).resolve().parent.parent
+REC = [sys.executable, "-m", "app.cli"]
+APP_USER = "rec_test"
+APP_PASSWORD = "rec-test-" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def pg():
+    server = pgserver.start()
+    with __import__("psycopg").connect(server.dsn(), autocommit=True) as conn:
+        from psycopg import sql
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(APP_USER), sql.Literal(APP_PASSWORD)))
+    yield server
+    pgserver.remove(server)
+
+
+@dataclass
+class AppDb:
+    server: pgserver.PgServer
+    name: str
+    user: str = APP_USER
+    password: str = APP_PASSWORD
+
+    @property
+    def dsn(self) -> str:
+        return self.server.dsn(self.user, self.password, self.name)
+
+
+@pytest.fixture
+def app_db(pg):
+    """A fresh database owned by the app role, dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    name = "rec_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            sql.Identifier(name), sql.Identifier(APP_USER)))
+    yield AppDb(pg, name)
+    pg.drop_db(name)
+
+
+@dataclass
+class RecHome:
+    """A config dir + credentials dir + environment for running `rec` as a host would."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def credentials(self) -> Path:
+        return self.root / "credentials"
+
+    def credential(self, name: str, value: str) -> None:
+        self.credentials.mkdir(exist_ok=True)
+        path = self.credentials / name
+        path.write_text(value)
+        path.chmod(0o600)
+
+    def rec(self, *args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([*REC, *args], env=self.env, cwd=REPO, capture_output=True,
+                              text=True, timeout=timeout, **kw)
+
+
+def base_env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("REC_") and k not in (
+               "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY",
+               "JOURNAL_STREAM")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        PYTHONUNBUFFERED="1",
+        REC_CONFIG_DIR=str(root / "etc"),
+        REC_CREDENTIALS_PATH=str(root / "credentials"),
+        REC_STATE_DIR=str(root / "state"),
+        REC_WEB_PORT=str(free_port()),
+        REC_EXCHANGE_SIM_PORT=str(free_port()),
+        REC_LOG_LEVEL="debug",
+    )
+    return env
+
+
+@pytest.fixture
+def rec_home(tmp_path) -> RecHome:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "state").mkdir()
+    return RecHome(tmp_path, base_env(tmp_path))
+
+
+@pytest.fixture
+def rec_home_db(rec_home, app_db) -> RecHome:
+    """rec_home pointed at a fresh, migrated database."""
+    rec_home.env.update(
+        REC_DB_HOST=app_db.server.host, REC_DB_PORT=str(app_db.server.port),
+        REC_DB_NAME=app_db.name, REC_DB_USER=app_db.user, REC_DB_SSLMODE="disable",
+    )
+    rec_home.credential("db_password", app_db.password)
+    rec_home.db = app_db  # type: ignore[attr-defined]
+    return rec_home
+
+
+class ServiceProcess:
+    """`rec run <service>` as a real subprocess with a test-owned NOTIFY_SOCKET."""
+
+    def __init__(self, home: RecHome, service: str, watchdog_usec: int | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.notify = NotifySocket.open()
+        env = dict(home.env)
+        env["NOTIFY_SOCKET"] = str(self.notify.path)
+        if watchdog_usec:
+            env["WATCHDOG_USEC"] = str(watchdog_usec)
+        env.update(extra_env or {})
+        self.log_path = home.root / f"{service.replace(':', '_')}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([*REC, "run", service], env=env, cwd=REPO,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.env = env
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def terminate(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+        self.notify.close()
+
+
+@pytest.fixture
+def start_service():
+    started: list[ServiceProcess] = []
+
+    def start(home: RecHome, service: str, **kw) -> ServiceProcess:
+        sp = ServiceProcess(home, service, **kw)
+        started.append(sp)
+        return sp
+
+    yield start
+    for sp in started:
+        sp.close()

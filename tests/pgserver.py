@@ -1,0 +1,128 @@
+"""A real, throwaway PostgreSQL server for tests: Debian's binaries, initdb in a temp dir.
+
+initdb and postgres refuse to run as root, so as root they run as the ``postgres``
+system user (created by Debian's postgresql package). The server listens on
+127.0.0.1 and a free port, with scram-sha-256 for TCP, and is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from tests.netutil import free_port
+
+
+def pg_bindir() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                        key=lambda p: int(p.parent.parent.name))
+    if not candidates:
+        raise RuntimeError("PostgreSQL server binaries not found: apt-get install postgresql")
+    return candidates[-1].parent
+
+
+@dataclass
+class PgServer:
+    datadir: Path
+    port: int
+    proc: subprocess.Popen
+    superuser_password: str
+    host: str = "127.0.0.1"
+
+    def dsn(self, user="postgres", password=None, dbname="postgres") -> str:
+        password = password or self.superuser_password
+        return (f"host={self.host} port={self.port} user={user} password={password} "
+                f"dbname={dbname} connect_timeout=5")
+
+    def create_app_db(self, name: str, user: str, password: str) -> None:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(user), sql.Literal(password)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(user)))
+
+    def drop_db(self, name: str) -> None:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+
+def _as_postgres() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    return ["runuser", "-u", "postgres", "--"]
+
+
+def start(base: Path | None = None, port: int | None = None) -> PgServer:
+    bindir = pg_bindir()
+    root = Path(tempfile.mkdtemp(prefix="rec-pg-", dir=base))
+    datadir = root / "data"
+    password = "pw-" + os.urandom(8).hex()
+    pwfile = root / "pw"
+    pwfile.write_text(password + "\n")
+    if os.geteuid() == 0:
+        pg = pwd.getpwnam("postgres")
+        os.chown(root, pg.pw_uid, pg.pw_gid)
+        os.chown(pwfile, pg.pw_uid, pg.pw_gid)
+    subprocess.run(
+        [*_as_postgres(), str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres",
+         "--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={pwfile}",
+         "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"],
+        check=True, capture_output=True,
+    )
+    port = port or free_port()
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - owned by the server's lifetime
+    proc = subprocess.Popen(
+        [*_as_postgres(), str(bindir / "postgres"), "-D", str(datadir), "-p", str(port),
+         "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
+         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+         "-c", "max_connections=100"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    server = PgServer(datadir, port, proc, password)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(server.dsn()):
+                break
+        except psycopg.OperationalError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(
+                    f"test PostgreSQL did not start: {(root / 'server.log').read_text()}"
+                ) from None
+            time.sleep(0.1)
+    server.root = root  # type: ignore[attr-defined]
+    return server
+
+
+def remove(server: PgServer) -> None:
+    server.stop()
+    shutil.rmtree(server.root, ignore_errors=True)  # type: ignore[attr-defined]

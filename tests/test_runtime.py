@@ -1,0 +1,169 @@
+"""The systemd protocol of `rec run`, observed from a test-owned NOTIFY_SOCKET."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests import pgserver
+from tests.netutil import free_port
+
+
+def test_status_names_each_phase_then_ready(rec_home, start_service):
+    svc = start_service(rec_home, "tests.fake_services:SleepyPhases")
+    ready = svc.notify.wait_for("READY", "1")
+    statuses = svc.notify.statuses()
+    assert "starting: warm cache" in statuses
+    assert "starting: initial sync: positions" in statuses
+    # READY comes after both phases were announced
+    phase_times = [m.at for m in svc.notify.with_key("STATUS")
+                   if m.fields["STATUS"].startswith("starting:")]
+    assert max(phase_times) <= ready.at
+    assert svc.terminate() == 0
+
+
+def test_sigterm_sends_stopping_and_exits_zero(rec_home, start_service):
+    svc = start_service(rec_home, "tests.fake_services:SleepyPhases")
+    svc.notify.wait_for("READY", "1")
+    assert svc.terminate() == 0
+    stopping = svc.notify.wait_for("STOPPING", "1", timeout=2)
+    assert stopping.at >= svc.notify.wait_for("READY").at
+    assert "received SIGTERM: stopping" in svc.output
+
+
+def test_stop_that_overruns_its_timeout_still_exits(rec_home, start_service):
+    rec_home.env["REC_STOP_TIMEOUT_SEC"] = "1"
+    svc = start_service(rec_home, "tests.fake_services:SlowStop")
+    svc.notify.wait_for("READY", "1")
+    t0 = time.monotonic()
+    assert svc.terminate() == 0
+    assert time.monotonic() - t0 < 5
+    assert "<3>" in svc.output and "stop did not finish within 1.0s" in svc.output
+
+
+def test_watchdog_pings_at_half_the_interval(rec_home, start_service):
+    svc = start_service(rec_home, "tests.fake_services:SleepyPhases", watchdog_usec=400_000)
+    svc.notify.wait_for("READY", "1")
+    time.sleep(2.2)
+    pings = [m.at for m in svc.notify.with_key("WATCHDOG")]
+    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    assert len(pings) >= 9  # 2.2 s at one ping per 0.2 s, plus startup
+    assert max(gaps) < 0.4  # never as long as the whole watchdog interval
+    assert sum(gaps) / len(gaps) == pytest.approx(0.2, abs=0.05)
+    svc.terminate()
+
+
+def test_blocked_event_loop_stops_the_pings(rec_home, start_service):
+    svc = start_service(rec_home, "tests.fake_services:BlocksLoop", watchdog_usec=400_000,
+                        extra_env={"REC_TEST_BLOCK_AFTER": "1", "REC_TEST_BLOCK_SEC": "2"})
+    svc.notify.wait_for("READY", "1")
+    deadline = time.monotonic() + 10
+    while "loop unblocked" not in svc.output and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    pings = [m.at for m in svc.notify.with_key("WATCHDOG")]
+    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    # systemd would see no ping for ~2 s > WatchdogSec (0.4 s) and kill the service
+    assert max(gaps) >= 1.8
+    svc.terminate()
+
+
+def test_phase_past_its_deadline_names_the_phase_at_err_and_exits_nonzero(rec_home,
+                                                                          start_service):
+    rec_home.env["REC_PHASE_TIMEOUT_SEC"] = "1"
+    svc = start_service(rec_home, "tests.fake_services:HangingPhase")
+    code = svc.wait(timeout=15)
+    assert code == 1
+    err_lines = [ln for ln in svc.output.splitlines() if ln.startswith("<3>")]
+    assert any("'initial sync: positions' did not finish within 1.0s" in ln for ln in err_lines)
+    assert not svc.notify.with_key("READY")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("REC_WEB_PORT", "70000", "REC_WEB_PORT=70000"),
+        ("REC_ACCOUNT_MODE", "live", "REC_ACCOUNT_MODE=live"),
+        ("REC_DB_SSLMODE", "maybe", "REC_DB_SSLMODE=maybe"),
+        ("REC_PHASE_TIMEOUT_SEC", "soon", "REC_PHASE_TIMEOUT_SEC=soon"),
+    ],
+)
+def test_config_error_exits_78_naming_the_key(rec_home, start_service, key, value, named):
+    rec_home.env[key] = value
+    svc = start_service(rec_home, "web")
+    assert svc.wait(timeout=15) == 78
+    lines = svc.output.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("<3>rec-web: config error: ")
+    assert named in lines[0]
+    assert not svc.notify.with_key("READY")
+
+
+def test_demo_mode_without_kalshi_credential_exits_78(rec_home, start_service):
+    rec_home.env["REC_ACCOUNT_MODE"] = "demo"
+    svc = start_service(rec_home, "web")
+    assert svc.wait(timeout=15) == 78
+    assert "REC_KALSHI_KEY_ID: credential missing" in svc.output
+
+
+def test_web_ready_only_after_database_is_reachable(rec_home, start_service, tmp_path):
+    port = free_port()
+    rec_home.env.update(REC_DB_PORT=str(port), REC_DB_NAME="rec", REC_DB_USER="rec",
+                        REC_DB_SSLMODE="disable", REC_DB_CONNECT_TIMEOUT_SEC="60",
+                        REC_PHASE_TIMEOUT_SEC="60")
+    rec_home.credential("db_password", "late-secret")
+    svc = start_service(rec_home, "web")
+    time.sleep(2.0)
+    assert not svc.notify.with_key("READY"), "READY before the database exists"
+    assert svc.notify.statuses()[-1] == "starting: connect to database"
+    assert "not reachable yet" in svc.output
+    server = pgserver.start(port=port)
+    try:
+        server.create_app_db("rec", "rec", "late-secret")
+        db_up = time.monotonic()
+        ready = svc.notify.wait_for("READY", "1", timeout=30)
+        assert ready.at >= db_up
+        web = f"http://127.0.0.1:{rec_home.env['REC_WEB_PORT']}"
+        assert httpx.get(f"{web}/healthz").status_code == 200
+        r = httpx.get(f"{web}/readyz")
+        assert r.status_code == 200 and r.json()["checks"]["database"]["ok"] is True
+        assert "late-secret" not in svc.output
+    finally:
+        svc.terminate()
+        pgserver.remove(server)
+
+
+def test_readyz_names_the_failed_check_when_database_stops(rec_home_db, start_service):
+    svc = start_service(rec_home_db, "web")
+    svc.notify.wait_for("READY", "1")
+    web = f"http://127.0.0.1:{rec_home_db.env['REC_WEB_PORT']}"
+    assert httpx.get(f"{web}/readyz").status_code == 200
+    server = rec_home_db.db.server
+    import psycopg
+
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        server.pause()  # the postmaster accepts no new connections ...
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = %s", (rec_home_db.db.name,))  # ... and old ones die
+    try:
+        r = httpx.get(f"{web}/readyz", timeout=10)
+    finally:
+        server.resume()
+    assert r.status_code == 503
+    assert r.json()["failed"] == ["database"]
+    assert httpx.get(f"{web}/healthz").status_code == 200
+    assert svc.terminate() == 0
+
+
+def test_web_port_in_use_fails_startup_clearly(rec_home_db, start_service):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", int(rec_home_db.env["REC_WEB_PORT"])))
+        s.listen()
+        svc = start_service(rec_home_db, "web")
+        assert svc.wait(timeout=30) == 1
+    assert "cannot serve on 127.0.0.1" in svc.output
+    assert not svc.notify.with_key("READY")
