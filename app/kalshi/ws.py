@@ -500,23 +500,26 @@ class KalshiWS:
         sid = data.get("sid")
         seq = data.get("seq")
 
-        if cid is not None and cid in self._pending and mtype in CONTROL_TYPES:
-            self._resolve(cid, data)
-            if mtype != "error" or sid is None:
-                return
-        elif cid is not None and cid in self._pending and mtype == "orderbook_snapshot":
-            fut, _ = self._pending.pop(cid)
-            if not fut.done():
-                fut.set_result(data)
-
-        if mtype in ("subscribed", "ok", "unsubscribed"):
-            return
-        if mtype == "error":
-            log.warning("kalshi ws: error message: %s", data.get("msg"))
-            self._emit_raw(data)
-            return
+        was_pending = cid is not None and cid in self._pending
+        if was_pending:
+            if mtype in CONTROL_TYPES:
+                self._resolve(cid, data)
+            elif mtype == "orderbook_snapshot":
+                fut, _ = self._pending.pop(cid)
+                if not fut.done():
+                    fut.set_result(data)
 
         sub = self._by_sid.get(sid) if sid is not None else None
+        if mtype in CONTROL_TYPES:
+            # ok / unsubscribed / error replies may consume a number of the
+            # subscription's sequence: count it so it is not taken for a gap
+            if seq is not None and sub is not None and mtype != "unsubscribed":
+                self._check_seq(sub, seq, mtype)
+            if mtype == "error" and (not was_pending or sid is not None):
+                log.warning("kalshi ws: error message: %s", data.get("msg"))
+                self._emit_raw(data)
+            return
+
         if seq is not None and sub is not None:
             if not self._check_seq(sub, seq, mtype):
                 return
