@@ -1,0 +1,510 @@
+"""The exchange core: markets, books, accounts, order operations, settlement.
+
+Everything runs on one asyncio loop and mutates state synchronously, so there are no
+locks. Observers (the WebSocket hub) get callbacks after each operation.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.sim import fees
+from app.sim.accounts import Account, FillRecord, SettlementRecord, stable_uuid
+from app.sim.market import ACTIVE, CLOSED, DETERMINED, FINALIZED, Event, Market, Series
+from app.sim.matching import NO, YES, Book, LevelChange, Order, other
+
+TIFS = ("fill_or_kill", "good_till_canceled", "immediate_or_cancel")
+
+
+class ExchangeError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+@dataclass
+class TradeRecord:
+    trade_id: str
+    ticker: str
+    count: int
+    yes_price: int
+    taker_outcome: str
+    ts_ms: int
+    seq: int
+
+
+class Observer:
+    """Callbacks for everything a WebSocket client can see; no-ops by default."""
+
+    def book_changes(self, market: Market, changes: list[LevelChange]) -> None: ...
+    def trade(self, market: Market, trade: TradeRecord) -> None: ...
+    def ticker(self, market: Market, book: Book) -> None: ...
+    def fill(self, account: Account, fill: FillRecord, market: Market) -> None: ...
+    def order(self, account: Account, order: Order) -> None: ...
+    def position(self, account: Account, ticker: str) -> None: ...
+    def lifecycle(self, msg: dict, kind: str = "market_lifecycle_v2") -> None: ...
+
+
+@dataclass
+class OrderRequest:
+    ticker: str
+    side: str
+    action: str
+    count: int
+    price: int  # in `side` terms (yes price for side yes, no price for side no)
+    client_order_id: str = ""
+    tif: str = "good_till_canceled"
+    post_only: bool = False
+    reduce_only: bool = False
+    stp: str = "taker_at_cross"
+    expiration_ms: int | None = None
+    buy_max_cost: int | None = None
+    cancel_on_pause: bool = False
+
+
+class Exchange:
+    def __init__(self, clock: Callable[[], int], salt: int = 0, max_trades: int = 200_000):
+        self.clock = clock
+        self.salt = salt
+        self.series: dict[str, Series] = {}
+        self.events: dict[str, Event] = {}
+        self.markets: dict[str, Market] = {}
+        self.books: dict[str, Book] = {}
+        self.accounts: dict[str, Account] = {}
+        self.orders: dict[str, Order] = {}
+        self.trades: deque[TradeRecord] = deque(maxlen=max_trades)
+        self.trading_active = True
+        self.observers: list[Observer] = []
+        self._seq = 0
+        self._last_ticker: dict[str, tuple] = {}
+        self._expiring: set[Order] = set()
+
+    # --- helpers ------------------------------------------------------------
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def account(self, account_id: str, cash: int = 0, unlimited: bool = False) -> Account:
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            acct = self.accounts[account_id] = Account(account_id, cash, unlimited)
+        return acct
+
+    def market(self, ticker: str) -> Market:
+        m = self.markets.get(ticker)
+        if m is None:
+            raise ExchangeError(404, "not_found", f"market {ticker} not found")
+        return m
+
+    def add_series(self, s: Series) -> None:
+        self.series[s.ticker] = s
+
+    def add_event(self, event: Event, markets: list[Market]) -> None:
+        event.seq = self.next_seq()
+        self.events[event.event_ticker] = event
+        for m in markets:
+            m.seq = self.next_seq()
+            self.markets[m.ticker] = m
+            self.books[m.ticker] = Book(m.ticker)
+            event.markets.append(m.ticker)
+
+    def remove_event(self, event_ticker: str) -> None:
+        event = self.events.pop(event_ticker, None)
+        if event is None:
+            return
+        for t in event.markets:
+            self.markets.pop(t, None)
+            self.books.pop(t, None)
+            self._last_ticker.pop(t, None)
+
+    def fee_for(self, market: Market, count: int, price: int, is_taker: bool) -> int:
+        s = self.series.get(market.series_ticker)
+        fee_type = s.fee_type if s else "quadratic"
+        mult = s.fee_multiplier if s else 1.0
+        return fees.trade_fee_cents(count, price, is_taker=is_taker, fee_type=fee_type,
+                                    multiplier=mult)
+
+    # --- orders ---------------------------------------------------------------
+    def place(self, acct: Account, req: OrderRequest) -> Order:
+        m = self.market(req.ticker)
+        if not self.trading_active:
+            raise ExchangeError(400, "trading_is_paused", "trading is paused on the exchange")
+        if m.status != ACTIVE:
+            raise ExchangeError(400, "market_closed", f"market {m.ticker} is not open")
+        if req.client_order_id and req.client_order_id in acct.by_client_id:
+            raise ExchangeError(409, "order_already_exists",
+                                "an order with this client_order_id already exists")
+        now = self.clock()
+        yes_price = req.price if req.side == YES else 100 - req.price
+        outcome = req.side if req.action == "buy" else other(req.side)
+        book_price = yes_price if outcome == YES else 100 - yes_price
+        count = req.count
+        order = Order(
+            order_id=stable_uuid("order", self.salt, self.next_seq()), seq=self._seq,
+            account_id=acct.account_id, ticker=m.ticker, side=req.side, action=req.action,
+            price=book_price, initial_count=count, client_order_id=req.client_order_id,
+            tif=req.tif, post_only=req.post_only, reduce_only=req.reduce_only, stp=req.stp,
+            expiration_ms=req.expiration_ms, created_ms=now, updated_ms=now, remaining=count,
+            cancel_on_pause=req.cancel_on_pause,
+        )
+        pos = acct.positions.get(m.ticker)
+        held_against = 0  # contracts of the other outcome this order would close
+        if pos is not None:
+            held_against = max(0, -pos.position if outcome == YES else pos.position)
+        if req.reduce_only:
+            if held_against == 0:
+                return self._reject(acct, order, "ReduceOnlyCancel")
+            if count > held_against:
+                order.remaining = held_against
+        if not acct.unlimited:
+            opening = max(0, order.remaining - held_against)
+            need = opening * book_price + self.fee_for(m, opening, book_price, True)
+            if need > acct.balance:
+                raise ExchangeError(400, "insufficient_balance",
+                                    "insufficient balance for this order")
+        self._register(acct, order)
+        book = self.books[m.ticker]
+        if req.post_only and book.would_cross(outcome, book_price):
+            return self._finish(acct, order, m, "PostOnlyCrossCancel")
+        if req.buy_max_cost is not None or req.tif == "fill_or_kill":
+            reach = book.crossing_qty(outcome, book_price, exclude_account=acct.account_id)
+            if reach < order.remaining:
+                return self._finish(acct, order, m, None)
+        limit_cost = req.buy_max_cost
+        if limit_cost is not None:
+            probe = sum(p * q for p, q in _cheapest(book, outcome, book_price, order.remaining))
+            if probe > limit_cost:
+                return self._finish(acct, order, m, None)
+        self._execute(acct, order, m, book, limit_cost)
+        if order.status == "canceled":
+            return self._finish(acct, order, m, order.last_update_reason)
+        if order.remaining and req.tif in ("immediate_or_cancel", "fill_or_kill"):
+            return self._finish(acct, order, m, None)
+        if order.remaining:
+            book.add(order)
+            acct.resting[order.order_id] = order
+            if order.expiration_ms is not None:
+                self._expiring.add(order)
+        else:
+            order.status = "executed"
+        self._publish(m, [(acct, order)])
+        return order
+
+    def _register(self, acct: Account, order: Order) -> None:
+        if acct.unlimited:
+            return
+        self.orders[order.order_id] = order
+        acct.orders[order.order_id] = order
+        if order.client_order_id:
+            acct.by_client_id[order.client_order_id] = order
+
+    def _reject(self, acct: Account, order: Order, reason: str) -> Order:
+        self._register(acct, order)
+        order.status = "canceled"
+        order.remaining = 0
+        order.last_update_reason = reason
+        self._publish(self.markets[order.ticker], [(acct, order)])
+        return order
+
+    def _finish(self, acct: Account, order: Order, m: Market, reason: str | None) -> Order:
+        order.status = "canceled" if order.remaining or order.filled == 0 else "executed"
+        if order.remaining and reason:
+            order.last_update_reason = reason
+        order.remaining = 0
+        order.updated_ms = self.clock()
+        self._publish(m, [(acct, order)])
+        return order
+
+    def _execute(self, acct: Account, taker: Order, m: Market, book: Book,
+                 limit_cost: int | None) -> None:
+        matches, stopped = book.match(taker, limit_cost)
+        now = self.clock()
+        touched: list[tuple[Account, Order]] = []
+        for mt in matches:
+            maker = mt.maker
+            maker_acct = self.accounts[maker.account_id]
+            yes_price = mt.maker_price if maker.outcome == YES else 100 - mt.maker_price
+            trade = TradeRecord(stable_uuid("trade", self.salt, self.next_seq()), m.ticker,
+                                mt.count, yes_price, taker.outcome, now, self._seq)
+            self._record_trade(m, trade)
+            taker.remaining -= mt.count
+            taker.filled += mt.count
+            self._fill(acct, taker, m, trade, True, mt.taker_price)
+            self._fill(maker_acct, maker, m, trade, False, mt.maker_price)
+            if maker.remaining == 0:
+                maker_acct.resting.pop(maker.order_id, None)
+                self._expiring.discard(maker)
+            touched.append((maker_acct, maker))
+        for o in list(book.changes):
+            if o.order.status == "canceled" and o.order.last_update_reason == "SelfTradeCancel":
+                owner = self.accounts[o.order.account_id]
+                owner.resting.pop(o.order.order_id, None)
+                self._expiring.discard(o.order)
+                o.order.remaining = 0
+                touched.append((owner, o.order))
+        if stopped and taker.remaining:
+            taker.status = "canceled"
+            taker.last_update_reason = "SelfTradeCancel"
+        self._pending = touched
+
+    def _record_trade(self, m: Market, trade: TradeRecord) -> None:
+        self.trades.append(trade)
+        m.last_price = trade.yes_price
+        m.volume += trade.count
+        m.last_trade_size = trade.count
+        m.dollar_volume += trade.count * trade.yes_price
+        for obs in self.observers:
+            obs.trade(m, trade)
+
+    def _fill(self, acct: Account, order: Order, m: Market, trade: TradeRecord,
+              is_taker: bool, price: int) -> None:
+        """Account for one side of a trade: `price` is paid on the order's outcome."""
+        fee = self.fee_for(m, trade.count, price, is_taker)
+        side_price = trade.yes_price if order.side == YES else 100 - trade.yes_price
+        if is_taker:
+            order.taker_cost += trade.count * side_price
+            order.taker_fees += fee
+        else:
+            order.maker_cost += trade.count * side_price
+            order.maker_fees += fee
+        order.updated_ms = trade.ts_ms
+        order.last_update_reason = "Trade"
+        pos = acct.position(m.ticker, m.event_ticker)
+        before = max(pos.position, 0)
+        acct.cash += pos.apply_fill(order.outcome, trade.count, price, trade.ts_ms) - fee
+        pos.fees_paid += fee
+        m.open_interest += max(pos.position, 0) - before
+        acct.updated_ms = trade.ts_ms
+        if acct.unlimited:
+            return
+        rec = FillRecord(trade.trade_id, order.order_id, m.ticker, order.side, order.action,
+                         order.outcome, trade.count, trade.yes_price, is_taker, fee,
+                         trade.ts_ms, order.client_order_id, pos.position, self.next_seq())
+        acct.fills.append(rec)
+        for obs in self.observers:
+            obs.fill(acct, rec, m)
+            obs.position(acct, m.ticker)
+
+    def _publish(self, m: Market, orders: list[tuple[Account, Order]]) -> None:
+        book = self.books.get(m.ticker)
+        pending = getattr(self, "_pending", [])
+        self._pending = []
+        if book is not None and book.changes:
+            changes, book.changes = book.changes, []
+            for obs in self.observers:
+                obs.book_changes(m, changes)
+        for acct, order in orders + pending:
+            if acct.unlimited:
+                continue
+            for obs in self.observers:
+                obs.order(acct, order)
+        if book is not None:
+            self._maybe_ticker(m, book)
+
+    def _maybe_ticker(self, m: Market, book: Book) -> None:
+        yb, nb = book.best(YES), book.best(NO)
+        key = (yb, nb, book.qty[YES][yb] if yb else 0, book.qty[NO][nb] if nb else 0,
+               m.last_price, m.volume, m.open_interest)
+        if self._last_ticker.get(m.ticker) != key:
+            self._last_ticker[m.ticker] = key
+            for obs in self.observers:
+                obs.ticker(m, book)
+
+    def owned(self, acct: Account, order_id: str) -> Order:
+        order = acct.orders.get(order_id)
+        if order is None:
+            raise ExchangeError(404, "not_found", f"order {order_id} not found")
+        return order
+
+    def cancel(self, acct: Account, order_id: str, reason: str | None = None) -> tuple[Order, int]:
+        order = self.owned(acct, order_id)
+        if order.status != "resting":
+            raise ExchangeError(404, "not_found", f"order {order_id} is not resting")
+        return order, self._cancel(acct, order, reason)
+
+    def cancel_order(self, acct: Account, order: Order, reason: str | None) -> int:
+        return self._cancel(acct, order, reason)
+
+    def _cancel(self, acct: Account, order: Order, reason: str | None) -> int:
+        book = self.books.get(order.ticker)
+        reduced = order.remaining
+        if book is not None:
+            book.remove(order)
+        order.remaining = 0
+        order.status = "canceled"
+        order.last_update_reason = reason
+        order.updated_ms = self.clock()
+        acct.resting.pop(order.order_id, None)
+        self._expiring.discard(order)
+        m = self.markets.get(order.ticker)
+        if m is not None:
+            self._publish(m, [(acct, order)])
+        return reduced
+
+    def decrease(self, acct: Account, order_id: str, reduce_by: int | None,
+                 reduce_to: int | None) -> Order:
+        order = self.owned(acct, order_id)
+        if order.status != "resting":
+            raise ExchangeError(404, "not_found", f"order {order_id} is not resting")
+        by = reduce_by if reduce_by is not None else order.remaining - min(order.remaining,
+                                                                          reduce_to or 0)
+        by = min(by, order.remaining)
+        if by >= order.remaining:
+            self._cancel(acct, order, "Decrease")
+            return order
+        if by > 0:
+            self.books[order.ticker].reduce(order, by)
+            order.last_update_reason = "Decrease"
+            order.updated_ms = self.clock()
+            self._publish(self.markets[order.ticker], [(acct, order)])
+        return order
+
+    def amend(self, acct: Account, order_id: str, ticker: str, side: str, action: str,
+              price: int, count: int | None, new_client_id: str | None) -> tuple[Order, Order]:
+        """Change price and/or total count (filled + remaining) of a resting order."""
+        order = self.owned(acct, order_id)
+        if order.status != "resting":
+            raise ExchangeError(404, "not_found", f"order {order_id} is not resting")
+        if (ticker, side, action) != (order.ticker, order.side, order.action):
+            raise ExchangeError(400, "invalid_parameters",
+                                "ticker, side and action must match the order")
+        if not self.trading_active:
+            raise ExchangeError(400, "trading_is_paused", "trading is paused on the exchange")
+        old = copy.copy(order)
+        total = count if count is not None else order.filled + order.remaining
+        if total <= order.filled:
+            raise ExchangeError(400, "invalid_parameters",
+                                "count must exceed the filled count of the order")
+        yes_price = price if side == YES else 100 - price
+        book_price = yes_price if order.outcome == YES else 100 - yes_price
+        new_remaining = total - order.filled
+        if new_client_id and new_client_id != order.client_order_id:
+            if new_client_id in acct.by_client_id:
+                raise ExchangeError(409, "order_already_exists",
+                                    "updated_client_order_id is already in use")
+            acct.by_client_id.pop(order.client_order_id, None)
+            order.client_order_id = new_client_id
+            acct.by_client_id[new_client_id] = order
+        if not acct.unlimited:
+            extra = new_remaining * book_price - order.remaining * order.price
+            if extra > 0 and extra > acct.balance:
+                raise ExchangeError(400, "insufficient_balance",
+                                    "insufficient balance for this amendment")
+        book = self.books[order.ticker]
+        m = self.markets[order.ticker]
+        order.updated_ms = self.clock()
+        order.last_update_reason = "Amend"
+        if book_price == order.price and new_remaining <= order.remaining:
+            if new_remaining < order.remaining:
+                book.reduce(order, order.remaining - new_remaining)
+            order.initial_count = total
+            self._publish(m, [(acct, order)])
+            return old, order
+        book.remove(order)
+        acct.resting.pop(order.order_id, None)
+        order.price = book_price
+        order.remaining = new_remaining
+        order.initial_count = total
+        self._execute(acct, order, m, book, None)
+        if order.status == "canceled":
+            order.remaining = 0
+        elif order.remaining:
+            book.add(order)
+            acct.resting[order.order_id] = order
+        else:
+            order.status = "executed"
+            self._expiring.discard(order)
+        self._publish(m, [(acct, order)])
+        return old, order
+
+    def expire(self, now_ms: int) -> None:
+        for order in [o for o in self._expiring if o.expiration_ms <= now_ms]:
+            self._cancel(self.accounts[order.account_id], order, "ExpiryCancel")
+
+    # --- lifecycle --------------------------------------------------------------
+    def open_market(self, m: Market) -> None:
+        m.status = ACTIVE
+        m.updated_ms = self.clock()
+        for obs in self.observers:
+            obs.lifecycle({"market_ticker": m.ticker, "event_type": "activated"})
+
+    def close_market(self, m: Market) -> None:
+        for order in [o for lvl in self.books[m.ticker].levels.values() for q in lvl for o in q]:
+            self._cancel(self.accounts[order.account_id], order, "CloseCancel")
+        m.status = CLOSED
+        m.updated_ms = self.clock()
+
+    def settle_market(self, m: Market, result: str, expiration_value: str) -> None:
+        now = self.clock()
+        m.result = result
+        m.settlement_value = 100 if result == YES else 0
+        m.expiration_value = expiration_value
+        m.status = DETERMINED
+        m.determined_ms = now
+        for obs in self.observers:
+            obs.lifecycle({"market_ticker": m.ticker, "event_type": "determined",
+                           "determination_ts": now // 1000, "result": result,
+                           "settlement_value": f"{m.settlement_value / 100:.4f}"})
+        for acct in self.accounts.values():
+            pos = acct.positions.get(m.ticker)
+            if pos is None:
+                continue
+            yes_n, no_n = max(pos.position, 0), max(-pos.position, 0)
+            revenue = 100 * (yes_n if result == YES else no_n)
+            cost = pos.cost
+            pos.realized_pnl += revenue - cost
+            pos.position = 0
+            pos.cost = 0
+            pos.last_updated_ms = now
+            acct.cash += revenue
+            acct.updated_ms = now
+            if acct.unlimited:
+                continue
+            acct.settlements.append(SettlementRecord(
+                m.ticker, m.event_ticker, result, yes_n, cost if yes_n else 0, no_n,
+                cost if no_n else 0, revenue, m.settlement_value, pos.fees_paid, now,
+                self.next_seq()))
+            for obs in self.observers:
+                obs.position(acct, m.ticker)
+        m.open_interest = 0
+        m.status = FINALIZED
+        m.settled_ms = now
+        for obs in self.observers:
+            obs.lifecycle({"market_ticker": m.ticker, "event_type": "settled",
+                           "settled_ts": now // 1000})
+
+    def set_trading(self, active: bool) -> None:
+        if active == self.trading_active:
+            return
+        self.trading_active = active
+        for m in self.markets.values():
+            if m.status != ACTIVE:
+                continue
+            if not active:
+                for order in [o for lvl in self.books[m.ticker].levels.values()
+                              for q in lvl for o in q if o.cancel_on_pause]:
+                    self._cancel(self.accounts[order.account_id], order, "HaltCancel")
+            for obs in self.observers:
+                obs.lifecycle({"market_ticker": m.ticker,
+                               "event_type": "deactivated" if not active else "activated",
+                               "is_deactivated": not active})
+
+
+def _cheapest(book: Book, outcome: str, price: int, count: int) -> list[tuple[int, int]]:
+    """(price paid, contracts) the order would take, cheapest first, up to `count`."""
+    out = []
+    opp = other(outcome)
+    for maker_price in range(99, 99 - price, -1):
+        if count <= 0:
+            break
+        q = min(book.qty[opp][maker_price], count)
+        if q:
+            out.append((100 - maker_price, q))
+            count -= q
+    return out

@@ -1,0 +1,72 @@
+"""Fault injection for tests: off unless enabled, driven through the /_sim control API.
+
+Faults: drop every WebSocket connection, skip a `seq` number, answer an HTTP status
+(5xx or 429) to the next N requests, add latency, hang a path, halt trading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Faults:
+    enabled: bool = False
+    latency_ms: int = 0
+    error_status: int = 0
+    error_count: int = 0
+    error_prefix: str = ""
+    hangs: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def state(self) -> dict:
+        return {
+            "enabled": self.enabled,
+            "latency_ms": self.latency_ms,
+            "error_status": self.error_status,
+            "error_count": self.error_count,
+            "error_prefix": self.error_prefix,
+            "hangs": sorted(self.hangs),
+        }
+
+    def take_error(self, path: str) -> int:
+        """The status to answer instead of serving `path`, or 0."""
+        if not self.enabled or self.error_count <= 0:
+            return 0
+        if self.error_prefix and not path.startswith(self.error_prefix):
+            return 0
+        self.error_count -= 1
+        return self.error_status
+
+    def hang_for(self, path: str) -> asyncio.Event | None:
+        if not self.enabled:
+            return None
+        for prefix, ev in self.hangs.items():
+            if path.startswith(prefix):
+                return ev
+        return None
+
+    async def before_request(self, path: str) -> int:
+        """Apply latency and hangs; return an injected status or 0."""
+        if not self.enabled:
+            return 0
+        if self.latency_ms:
+            await asyncio.sleep(self.latency_ms / 1000)
+        ev = self.hang_for(path)
+        if ev is not None:
+            await ev.wait()
+        return self.take_error(path)
+
+    def hang(self, prefix: str) -> None:
+        self.hangs.setdefault(prefix, asyncio.Event())
+
+    def release(self, prefix: str | None = None) -> None:
+        for p in [p for p in self.hangs if prefix is None or p == prefix]:
+            self.hangs.pop(p).set()
+
+    def clear(self) -> None:
+        self.latency_ms = 0
+        self.error_status = 0
+        self.error_count = 0
+        self.error_prefix = ""
+        self.release()

@@ -1,0 +1,226 @@
+"""The simulated world: a seeded BTC price process, hourly series of markets on it, their
+schedule (open, close, settle) and the liquidity that trades them.
+
+Time is simulated: `step()` advances one simulated second. Everything in a step depends
+only on the seed and the state, so two worlds with one seed walk the same path.
+`run()` steps the world against the wall clock times a speed factor (speed 0: manual).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from app.sim.accounts import stable_uuid
+from app.sim.exchange import Exchange
+from app.sim.liquidity import MarketMaker, NoiseFlow, fair_value
+from app.sim.market import ACTIVE, CLOSED, FINALIZED, INITIALIZED, Event, Market, Series
+from app.sim.matching import YES
+
+HOUR_MS = 3_600_000
+try:
+    _ET = ZoneInfo("America/New_York")
+except Exception:  # pragma: no cover - tzdata missing
+    _ET = UTC
+
+
+@dataclass
+class WorldParams:
+    seed: int = 1
+    start_ms: int | None = None  # simulated epoch; None: the wall clock at creation
+    spot: float = 100_000.0
+    vol: float = 0.5  # annualised
+    strike_step: int = 250
+    above_strikes: int = 11
+    range_buckets: int = 10
+    settle_delay_s: int = 60
+    keep_settled_events: int = 48
+    mm_levels: int = 5
+    mm_half_spread: int = 2
+    mm_size: int = 100
+    flow_rate_per_s: float = 0.02
+
+
+class World:
+    def __init__(self, params: WorldParams | None = None) -> None:
+        self.p = p = params or WorldParams()
+        start = p.start_ms if p.start_ms is not None else int(time.time() * 1000)
+        self.now_ms = start - start % 1000
+        self.ticks = 0
+        self.exchange = Exchange(clock=lambda: self.now_ms, salt=p.seed)
+        self.spot = p.spot
+        self._rng_price = random.Random(p.seed * 7919 + 1)
+        self.mm = MarketMaker(self.exchange, random.Random(p.seed * 7919 + 2), p.mm_levels,
+                              p.mm_half_spread, p.mm_size)
+        self.flow = NoiseFlow(self.exchange, random.Random(p.seed * 7919 + 3),
+                              p.flow_rate_per_s)
+        self.samples: deque[float] = deque([self.spot], maxlen=60)
+        self.price_history: deque[tuple[int, float]] = deque(maxlen=7200)
+        self._live: list[Event] = []
+        self._settled: deque[str] = deque()
+        self._settle_values: dict[str, float] = {}
+        for s in (Series("KXBTCD", "Bitcoin price above/below (hourly, simulated)",
+                         created_ms=self.now_ms),
+                  Series("KXBTC", "Bitcoin price range (hourly, simulated)",
+                         created_ms=self.now_ms)):
+            self.exchange.add_series(s)
+        self._schedule()
+        self._liquidity()
+
+    # --- time -----------------------------------------------------------------
+    def step(self) -> None:
+        self.now_ms += 1000
+        self.ticks += 1
+        self._move_price()
+        self._schedule()
+        self.exchange.expire(self.now_ms)
+        self._liquidity()
+
+    def advance(self, seconds: int) -> None:
+        for _ in range(seconds):
+            self.step()
+
+    async def run(self, speed: float, tick_s: float = 0.05, max_steps: int = 2000) -> None:
+        """Keep the simulated clock at wall time x speed until cancelled."""
+        if speed <= 0:
+            return
+        wall0 = time.monotonic()
+        sim0 = self.now_ms
+        while True:
+            await asyncio.sleep(tick_s)
+            target = sim0 + (time.monotonic() - wall0) * speed * 1000
+            n = 0
+            while self.now_ms + 1000 <= target and n < max_steps:
+                self.step()
+                n += 1
+            if n == max_steps:  # fell behind: drop the backlog rather than spiral
+                wall0 = time.monotonic()
+                sim0 = self.now_ms
+
+    # --- price ----------------------------------------------------------------
+    def _move_price(self) -> None:
+        dt = 1.0 / (365 * 86_400)
+        z = self._rng_price.gauss(0.0, 1.0)
+        v = self.p.vol
+        self.spot *= math.exp(-0.5 * v * v * dt + v * math.sqrt(dt) * z)
+        self.spot = round(self.spot, 2)
+        self.samples.append(self.spot)
+        self.price_history.append((self.now_ms, self.spot))
+
+    # --- schedule ---------------------------------------------------------------
+    def _schedule(self) -> None:
+        now = self.now_ms
+        next_close = (now // HOUR_MS + 1) * HOUR_MS
+        for close in (next_close, next_close + HOUR_MS):
+            if not any(e.strike_ms == close for e in self._live):
+                self._create_events(close)
+        for event in list(self._live):
+            done = True
+            for t in event.markets:
+                m = self.exchange.markets[t]
+                if m.status == INITIALIZED and now >= m.open_ms:
+                    self.exchange.open_market(m)
+                if m.status == ACTIVE and now >= m.close_ms:
+                    self._settle_values[m.ticker] = sum(self.samples) / len(self.samples)
+                    self.exchange.close_market(m)
+                    self.mm.forget(m.ticker)
+                if m.status == CLOSED and now >= m.close_ms + self.p.settle_delay_s * 1000:
+                    value = round(self._settle_values.pop(m.ticker, self.spot), 2)
+                    result = YES if m.wins(value) else "no"
+                    self.exchange.settle_market(m, result, f"{value:.2f}")
+                done = done and m.status == FINALIZED
+            if done:
+                self._live.remove(event)
+                self._settled.append(event.event_ticker)
+                while len(self._settled) > self.p.keep_settled_events:
+                    self.exchange.remove_event(self._settled.popleft())
+
+    def _create_events(self, close_ms: int) -> None:
+        p = self.p
+        now = self.now_ms
+        open_ms = close_ms - HOUR_MS
+        et = datetime.fromtimestamp(close_ms / 1000, tz=_ET)
+        code = et.strftime("%y%b%d%H").upper()
+        label = et.strftime("%-I%p").lower() + " " + (et.tzname() or "UTC")
+        day = et.strftime("%b %-d, %Y")
+        step = p.strike_step
+        center = round(self.spot / step) * step
+        # "above" markets
+        ev = Event(f"KXBTCD-{code}", "KXBTCD", f"Bitcoin price today at {label}?",
+                   f"{day} at {label}", close_ms, False, now)
+        markets = []
+        for k in range(p.above_strikes):
+            strike = center + step * (k - p.above_strikes // 2)
+            floor = strike - 0.01
+            ticker = f"{ev.event_ticker}-T{floor:.2f}"
+            markets.append(self._market(ticker, ev, "greater", floor, None,
+                                        f"${strike:,} or above", f"Below ${strike:,}",
+                                        open_ms, close_ms))
+        self._add(ev, markets)
+        # range markets
+        ev = Event(f"KXBTC-{code}", "KXBTC", f"Bitcoin price range today at {label}?",
+                   f"{day} at {label}", close_ms, True, now)
+        markets = []
+        lo0 = center - step * (p.range_buckets // 2)
+        for k in range(p.range_buckets):
+            lo = lo0 + step * k
+            cap = lo + step - 0.01
+            ticker = f"{ev.event_ticker}-B{lo + step // 2}"
+            markets.append(self._market(ticker, ev, "between", float(lo), cap,
+                                        f"${lo:,} to ${cap:,.2f}",
+                                        f"Not ${lo:,} to ${cap:,.2f}", open_ms, close_ms))
+        self._add(ev, markets)
+
+    def _market(self, ticker: str, ev: Event, strike_type: str, floor: float,
+                cap: float | None, yes_sub: str, no_sub: str, open_ms: int,
+                close_ms: int) -> Market:
+        return Market(ticker, ev.event_ticker, ev.series_ticker, stable_uuid("market", ticker),
+                      f"{ev.title} {yes_sub}", yes_sub, no_sub, strike_type, floor, cap,
+                      self.now_ms, open_ms, close_ms, 0, updated_ms=self.now_ms)
+
+    def _add(self, ev: Event, markets: list[Market]) -> None:
+        self.exchange.add_event(ev, markets)
+        self._live.append(ev)
+        for obs in self.exchange.observers:
+            obs.lifecycle({"event_ticker": ev.event_ticker, "series_ticker": ev.series_ticker,
+                           "title": ev.title, "subtitle": ev.sub_title,
+                           "collateral_return_type": "", "exchange_index": 0,
+                           "strike_date": ev.strike_ms // 1000}, kind="event_lifecycle")
+            for m in markets:
+                obs.lifecycle(_created_msg(m, ev))
+        if self.now_ms >= markets[0].open_ms:
+            for m in markets:
+                self.exchange.open_market(m)
+
+    # --- liquidity ----------------------------------------------------------------
+    def _liquidity(self) -> None:
+        for event in self._live:
+            for t in event.markets:
+                m = self.exchange.markets[t]
+                if m.status != ACTIVE or not self.exchange.trading_active:
+                    continue
+                self.mm.quote(m, fair_value(m, self.spot, self.now_ms, self.p.vol), self.ticks)
+                self.flow.step(m)
+
+
+def _created_msg(m: Market, ev: Event) -> dict:
+    meta = {
+        "name": m.title, "title": m.title, "yes_sub_title": m.yes_sub_title,
+        "no_sub_title": m.no_sub_title, "rules_primary": m.title, "rules_secondary": "",
+        "can_close_early": False, "event_ticker": ev.event_ticker,
+        "expected_expiration_ts": m.close_ms // 1000, "strike_type": m.strike_type,
+    }
+    if m.floor_strike is not None:
+        meta["floor_strike"] = m.floor_strike
+    if m.cap_strike is not None:
+        meta["cap_strike"] = m.cap_strike
+    return {"market_ticker": m.ticker, "event_type": "created", "exchange_index": 0,
+            "open_ts": m.open_ms // 1000, "close_ts": m.close_ms // 1000,
+            "additional_metadata": meta, "price_level_structure": "linear_cent",
+            "price_ranges": [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}]}

@@ -1,0 +1,387 @@
+"""WebSocket side: /trade-api/ws/v2 commands, subscriptions and channel fan-out.
+
+Each connection has an outgoing queue drained by its own writer task; the exchange calls
+the hub synchronously, so a message body is rendered once and framed per subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from app.sim import views
+from app.sim.accounts import Account, FillRecord
+from app.sim.exchange import Exchange, Observer, TradeRecord
+from app.sim.market import Market
+from app.sim.matching import Book, LevelChange, Order
+
+log = logging.getLogger("rec.sim.ws")
+
+CHANNELS = (
+    "orderbook_delta", "ticker", "trade", "fill", "market_positions", "market_lifecycle_v2",
+    "multivariate_market_lifecycle", "communications", "order_group_updates", "user_orders",
+    "cfbenchmarks_value", "cfbenchmarks_value_5hz", "pyth_value",
+)
+SEQUENCED = {"orderbook_delta", "trade", "market_lifecycle_v2"}
+PRIVATE = {"fill", "user_orders", "market_positions"}
+MARKET_FILTERED = {"orderbook_delta", "ticker", "trade", "fill", "user_orders",
+                   "market_positions"}
+MAX_QUEUE = 200_000
+
+
+@dataclass(eq=False)
+class Sub:
+    sid: int
+    channel: str
+    conn: Conn
+    tickers: set[str] | None  # None: every market
+    seq: int = 0
+    skip: int = 0
+
+    def next_seq(self) -> int:
+        self.seq += 1 + self.skip
+        self.skip = 0
+        return self.seq
+
+    def wants(self, ticker: str) -> bool:
+        return self.tickers is None or ticker in self.tickers
+
+
+@dataclass(eq=False)
+class Conn:
+    ws: WebSocket
+    account_id: str
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    subs: dict[int, Sub] = field(default_factory=dict)
+    closed: bool = False
+
+    def put(self, text: str) -> None:
+        if self.closed:
+            return
+        if self.queue.qsize() > MAX_QUEUE:
+            self.closed = True
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(text)
+
+
+class CommandError(Exception):
+    def __init__(self, code: int, msg: str, **extra: object) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.extra = extra
+
+
+def _frame(kind: str, sub: Sub, body: str, seq: bool) -> str:
+    if seq:
+        return f'{{"type":"{kind}","sid":{sub.sid},"seq":{sub.next_seq()},"msg":{body}}}'
+    return f'{{"type":"{kind}","sid":{sub.sid},"msg":{body}}}'
+
+
+def _json(obj: object) -> str:
+    return orjson.dumps(obj).decode()
+
+
+class Hub(Observer):
+    def __init__(self, exchange: Exchange) -> None:
+        self.ex = exchange
+        self.conns: set[Conn] = set()
+        self.by_channel: dict[str, set[Sub]] = {c: set() for c in CHANNELS}
+        self._sid = 0
+        self.sent = 0
+
+    # --- exchange callbacks --------------------------------------------------------
+    def _subs(self, channel: str, ticker: str) -> list[Sub]:
+        return [s for s in self.by_channel[channel] if s.wants(ticker)]
+
+    def book_changes(self, market: Market, changes: list[LevelChange]) -> None:
+        subs = self._subs("orderbook_delta", market.ticker)
+        if not subs:
+            return
+        now = self.ex.clock()
+        for ch in changes:
+            msg = views.ws_delta(market, ch, now)
+            body = _json(msg)
+            owner_body = None
+            for sub in subs:
+                if sub.conn.account_id == ch.order.account_id and ch.order.client_order_id:
+                    if owner_body is None:
+                        owner_body = _json({**msg, "client_order_id": ch.order.client_order_id})
+                    sub.conn.put(_frame("orderbook_delta", sub, owner_body, True))
+                else:
+                    sub.conn.put(_frame("orderbook_delta", sub, body, True))
+
+    def trade(self, market: Market, trade: TradeRecord) -> None:
+        subs = self._subs("trade", market.ticker)
+        if subs:
+            body = _json(views.ws_trade(trade))
+            for sub in subs:
+                sub.conn.put(_frame("trade", sub, body, True))
+
+    def ticker(self, market: Market, book: Book) -> None:
+        subs = self._subs("ticker", market.ticker)
+        if subs:
+            body = _json(views.ws_ticker(market, book, self.ex.clock()))
+            for sub in subs:
+                sub.conn.put(_frame("ticker", sub, body, False))
+
+    def _private(self, channel: str, acct: Account, ticker: str) -> list[Sub]:
+        return [s for s in self.by_channel[channel]
+                if s.conn.account_id == acct.account_id and s.wants(ticker)]
+
+    def fill(self, account: Account, fill: FillRecord, market: Market) -> None:
+        subs = self._private("fill", account, market.ticker)
+        if subs:
+            body = _json(views.ws_fill(fill))
+            for sub in subs:
+                sub.conn.put(_frame("fill", sub, body, False))
+
+    def order(self, account: Account, order: Order) -> None:
+        subs = self._private("user_orders", account, order.ticker)
+        if subs:
+            body = _json(views.ws_order(order, account))
+            for sub in subs:
+                sub.conn.put(_frame("user_order", sub, body, False))
+
+    def position(self, account: Account, ticker: str) -> None:
+        subs = self._private("market_positions", account, ticker)
+        pos = account.positions.get(ticker)
+        if subs and pos is not None:
+            body = _json(views.ws_position(account, pos))
+            for sub in subs:
+                sub.conn.put(_frame("market_position", sub, body, False))
+
+    def lifecycle(self, msg: dict, kind: str = "market_lifecycle_v2") -> None:
+        subs = self.by_channel["market_lifecycle_v2"]
+        if subs:
+            body = _json(msg)
+            for sub in list(subs):
+                sub.conn.put(_frame(kind, sub, body, True))
+
+    # --- faults -------------------------------------------------------------------
+    def skip_seq(self, sid: int | None = None, n: int = 1) -> int:
+        """Make the next sequenced message of the matching subscriptions skip `n` seqs."""
+        hit = 0
+        for conn in self.conns:
+            for sub in conn.subs.values():
+                if sub.channel in SEQUENCED and (sid is None or sub.sid == sid) and (
+                        sid is not None or sub.channel == "orderbook_delta"):
+                    sub.skip += n
+                    hit += 1
+        return hit
+
+    async def drop_all(self) -> int:
+        conns = list(self.conns)
+        for conn in conns:
+            conn.closed = True
+            self._detach(conn)
+            with contextlib.suppress(Exception):
+                await conn.ws.close(code=1011)
+        return len(conns)
+
+    # --- connections ----------------------------------------------------------------
+    def _detach(self, conn: Conn) -> None:
+        self.conns.discard(conn)
+        for sub in conn.subs.values():
+            self.by_channel[sub.channel].discard(sub)
+        conn.subs.clear()
+        with contextlib.suppress(asyncio.QueueFull):
+            conn.queue.put_nowait(None)
+
+    async def serve(self, ws: WebSocket, account_id: str) -> None:
+        conn = Conn(ws, account_id)
+        self.conns.add(conn)
+        writer = asyncio.create_task(self._writer(conn))
+        try:
+            while not conn.closed:
+                text = await ws.receive_text()
+                self.handle(conn, text)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            conn.closed = True
+            self._detach(conn)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
+    async def _writer(self, conn: Conn) -> None:
+        q = conn.queue
+        try:
+            while True:
+                text = await q.get()
+                if text is None:
+                    break
+                await conn.ws.send_text(text)
+                self.sent += 1
+        except Exception:  # the peer went away
+            conn.closed = True
+        if conn.queue.qsize() > MAX_QUEUE:
+            log.warning("closing a WebSocket client that does not keep up")
+        with contextlib.suppress(Exception):
+            await conn.ws.close()
+
+    # --- commands --------------------------------------------------------------------
+    def handle(self, conn: Conn, text: str) -> None:
+        cid = 0
+        try:
+            try:
+                cmd = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                raise CommandError(1, "Unable to process message") from None
+            if not isinstance(cmd, dict):
+                raise CommandError(1, "Unable to process message")
+            cid = cmd.get("id", 0)
+            if not isinstance(cid, int) or cid < 0:
+                cid = 0
+                raise CommandError(11, "Invalid parameter: id")
+            name = cmd.get("cmd")
+            if name == "list_subscriptions":
+                subs = [{"channel": s.channel, "sid": s.sid}
+                        for s in sorted(conn.subs.values(), key=lambda s: s.sid)]
+                conn.put(_json({"id": cid, "type": "ok", "msg": subs}))
+                return
+            if name not in ("subscribe", "unsubscribe", "update_subscription"):
+                raise CommandError(5, "Unknown command")
+            params = cmd.get("params")
+            if not isinstance(params, dict):
+                raise CommandError(2, "Params required")
+            getattr(self, f"_cmd_{name}")(conn, cid, params)
+        except CommandError as exc:
+            msg: dict = {"code": exc.code, "msg": exc.msg}
+            msg.update(exc.extra)
+            conn.put(_json({"id": cid, "type": "error", "msg": msg}))
+
+    def _tickers(self, params: dict, required: bool) -> list[str] | None:
+        tickers: list[str] = []
+        one = params.get("market_ticker")
+        many = params.get("market_tickers")
+        if one is not None:
+            if not isinstance(one, str) or not one:
+                raise CommandError(11, "Invalid parameter: market_ticker")
+            tickers.append(one)
+        if many is not None:
+            if not isinstance(many, list) or not all(isinstance(t, str) for t in many):
+                raise CommandError(11, "Invalid parameter: market_tickers")
+            tickers.extend(many)
+        ids = []
+        if params.get("market_id") is not None:
+            ids.append(params["market_id"])
+        if isinstance(params.get("market_ids"), list):
+            ids.extend(params["market_ids"])
+        if ids:
+            by_id = {m.market_id: t for t, m in self.ex.markets.items()}
+            unknown_ids = [i for i in ids if i not in by_id]
+            if unknown_ids:
+                raise CommandError(11, "Unknown market id")
+            tickers.extend(by_id[i] for i in ids)
+        if not tickers:
+            if required:
+                raise CommandError(14, "Market Ticker required")
+            return None
+        unknown = [t for t in tickers if t not in self.ex.markets]
+        if unknown:
+            raise CommandError(11, "Unknown market ticker", market_tickers=unknown)
+        return list(dict.fromkeys(tickers))
+
+    def _cmd_subscribe(self, conn: Conn, cid: int, params: dict) -> None:
+        channels = params.get("channels")
+        if not isinstance(channels, list) or not channels:
+            raise CommandError(3, "Channels required")
+        bad = [c for c in channels if c not in CHANNELS]
+        if bad:
+            raise CommandError(8, "Unknown channel name")
+        parsed = {c: self._tickers(params, c == "orderbook_delta") for c in channels}
+        for channel in channels:
+            self._sid += 1
+            tickers = parsed[channel]
+            sub = Sub(self._sid, channel, conn,
+                      set(tickers) if tickers is not None and channel in MARKET_FILTERED
+                      else None)
+            conn.subs[sub.sid] = sub
+            self.by_channel[channel].add(sub)
+            conn.put(_json({"id": cid, "type": "subscribed",
+                            "msg": {"channel": channel, "sid": sub.sid}}))
+            if channel == "orderbook_delta":
+                for t in tickers or []:
+                    self._snapshot(sub, t, None)
+            elif channel == "ticker" and params.get("send_initial_snapshot") and tickers:
+                for t in tickers:
+                    body = _json(views.ws_ticker(self.ex.markets[t], self.ex.books[t],
+                                                 self.ex.clock()))
+                    conn.put(_frame("ticker", sub, body, False))
+
+    def _snapshot(self, sub: Sub, ticker: str, cid: int | None) -> None:
+        m = self.ex.markets[ticker]
+        body = _json(views.ws_snapshot(m, self.ex.books[ticker]))
+        head = f'{{"type":"orderbook_snapshot","sid":{sub.sid},"seq":{sub.next_seq()},'
+        if cid:
+            head += f'"id":{cid},'
+        sub.conn.put(f'{head}"msg":{body}}}')
+
+    def _cmd_unsubscribe(self, conn: Conn, cid: int, params: dict) -> None:
+        sids = params.get("sids")
+        if not isinstance(sids, list) or not sids:
+            raise CommandError(4, "Subscription IDs required")
+        for sid in sids:
+            sub = conn.subs.pop(sid, None) if isinstance(sid, int) else None
+            if sub is None:
+                conn.put(_json({"id": cid, "type": "error",
+                                "msg": {"code": 7, "msg": "Unknown subscription ID"}}))
+                continue
+            self.by_channel[sub.channel].discard(sub)
+            conn.put(_json({"id": cid, "sid": sub.sid, "seq": sub.next_seq(),
+                            "type": "unsubscribed"}))
+
+    def _cmd_update_subscription(self, conn: Conn, cid: int, params: dict) -> None:
+        sid, sids = params.get("sid"), params.get("sids")
+        if sid is not None and sids is not None:
+            raise CommandError(12, "Exactly one subscription ID is required")
+        if sids is not None:
+            if not isinstance(sids, list) or len(sids) != 1:
+                raise CommandError(12, "Exactly one subscription ID is required")
+            sid = sids[0]
+        if sid is None:
+            raise CommandError(12, "Exactly one subscription ID is required")
+        sub = conn.subs.get(sid) if isinstance(sid, int) else None
+        if sub is None:
+            raise CommandError(7, "Unknown subscription ID")
+        action = params.get("action")
+        if action is None:
+            raise CommandError(15, "Action required")
+        if action not in ("add_markets", "delete_markets", "get_snapshot"):
+            raise CommandError(13, "Unsupported action")
+        if sub.channel not in MARKET_FILTERED or (
+                action == "get_snapshot" and sub.channel != "orderbook_delta"):
+            raise CommandError(13, "Unsupported action")
+        tickers = self._tickers(params, True) or []
+        if action == "get_snapshot":
+            for t in tickers:
+                self._snapshot(sub, t, cid)
+            return
+        if action == "add_markets":
+            new = [t for t in tickers if sub.tickers is None or t not in sub.tickers]
+            if sub.tickers is not None:
+                sub.tickers.update(new)
+            if sub.channel == "orderbook_delta":
+                for t in new:
+                    self._snapshot(sub, t, None)
+            elif sub.channel == "ticker" and params.get("send_initial_snapshot"):
+                for t in new:
+                    body = _json(views.ws_ticker(self.ex.markets[t], self.ex.books[t],
+                                                 self.ex.clock()))
+                    conn.put(_frame("ticker", sub, body, False))
+        elif sub.tickers is not None:
+            sub.tickers.difference_update(tickers)
+        reply: dict = {"id": cid, "sid": sub.sid, "type": "ok", "msg": {}}
+        if sub.tickers is not None:
+            reply["msg"]["market_tickers"] = sorted(sub.tickers)
+        if sub.channel in SEQUENCED and sub.seq >= 1:
+            reply["seq"] = sub.seq
+        conn.put(_json(reply))
