@@ -48,3 +48,14 @@ class SlowStop(Service):
 
     async def stop(self) -> None:
         await asyncio.sleep(60)
+
+
+class WritesConfig(Service):
+    """Does what the old system did: rewrites its config at run time (to prove we catch it)."""
+
+    name = "writes-config"
+
+    async def run(self) -> None:
+        path = self.settings.config_dir / "config.local.json"
+        path.write_text('{"log_level": "info"}\n')
+        await asyncio.Event().wait()
