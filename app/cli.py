@@ -11,7 +11,7 @@ from pathlib import Path
 from app import config
 
 # modules that add their own subcommands with register(subparsers)
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["app.sim.cli"]
 
 
 def _settings() -> config.Settings:

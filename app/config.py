@@ -74,6 +74,14 @@ class Settings(BaseModel):
     kalshi_base_url: str
     kalshi_ws_url: str
 
+    # exchange simulator (rec-exchange-sim)
+    sim_seed: int
+    sim_speed: float = Field(ge=0, le=3600)
+    sim_keys_dir: Path
+    sim_faults_enabled: bool
+    sim_rate_tier: Literal["basic", "advanced", "premier", "prime", "unlimited"]
+    sim_start_balance_cents: int = Field(ge=0)
+
     # service runtime
     log_level: Literal["debug", "info", "warning", "error"]
     phase_timeout_sec: float = Field(gt=0, le=3600)

@@ -29,17 +29,13 @@ class SimConfig:
 
     @classmethod
     def from_settings(cls, settings: object) -> SimConfig:
-        """Read the sim_* fields of app.config.Settings (missing ones keep defaults)."""
-        def get(name: str, default: object) -> object:
-            return getattr(settings, name, default)
-
-        state_dir = Path(str(get("state_dir", "/var/lib/rec")))
-        keys_dir = get("sim_keys_dir", None) or state_dir / "sim-keys"
+        """From app.config.Settings (its sim_* fields)."""
+        s = settings
         return cls(
-            keys_dir=Path(str(keys_dir)),
-            seed=int(get("sim_seed", 1)),
-            speed=float(get("sim_speed", 1.0)),
-            faults_enabled=bool(get("sim_faults_enabled", False)),
-            rate_tier=str(get("sim_rate_tier", "basic")),
-            start_balance_cents=int(get("sim_start_balance_cents", 1_000_000)),
+            keys_dir=Path(s.sim_keys_dir),  # type: ignore[attr-defined]
+            seed=s.sim_seed,  # type: ignore[attr-defined]
+            speed=s.sim_speed,  # type: ignore[attr-defined]
+            faults_enabled=s.sim_faults_enabled,  # type: ignore[attr-defined]
+            rate_tier=s.sim_rate_tier,  # type: ignore[attr-defined]
+            start_balance_cents=s.sim_start_balance_cents,  # type: ignore[attr-defined]
         )

@@ -1,0 +1,37 @@
+"""rec-exchange-sim: the simulator as a rec service (READY once the port is bound)."""
+
+from __future__ import annotations
+
+from app.runtime.http import HttpServer
+from app.runtime.service import Phase, Service
+from app.sim.app import create_app
+from app.sim.config import SimConfig
+from app.sim.server import uvicorn_options
+
+
+class ExchangeSimService(Service):
+    name = "exchange-sim"
+
+    async def start(self, phase: Phase) -> None:
+        s = self.settings
+        config = SimConfig.from_settings(s)
+        config.keys_dir.mkdir(parents=True, exist_ok=True)
+        keys = len(list(config.keys_dir.glob("*.pem")))
+        self.log.info("simulator: seed %d, speed %.1fx, %d registered key(s) in %s, "
+                      "rate tier %s, faults %s", config.seed, config.speed, keys,
+                      config.keys_dir, config.rate_tier,
+                      "ENABLED" if config.faults_enabled else "off")
+        if keys == 0:
+            self.log.warning("no API keys registered in %s: every signed request will get "
+                             "401 until `rec sim add-key` or `rec sim gen-key` adds one",
+                             config.keys_dir)
+        app = create_app(config)
+        self.http = HttpServer(app, s.bind_host, s.exchange_sim_port, **uvicorn_options(config))
+        await phase(f"bind http+ws {s.bind_host}:{s.exchange_sim_port}", self.http.start())
+
+    async def run(self) -> None:
+        await self.http.wait()
+
+    async def stop(self) -> None:
+        if getattr(self, "http", None):
+            await self.http.stop()
