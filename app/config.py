@@ -218,7 +218,7 @@ def _explain(exc: ValidationError, merged: dict[str, Any]) -> str:
         key = loc[0]
         shown = "<secret>" if key in SECRET_KEYS else merged.get(key)
         return f"{env_name(key)}={shown!s}: {msg}"
-    return msg if ":" in msg.split(" ")[0] else msg
+    return msg
 
 
 def load(environ: dict[str, str] | os._Environ[str] | None = None) -> Settings:

@@ -134,7 +134,7 @@ class ServiceProcess:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
         env.update(extra_env or {})
         self.log_path = home.root / f"{service.replace(':', '_')}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([*REC, "run", service], env=env, cwd=REPO,
                                      stdout=self._log, stderr=subprocess.STDOUT)
         self.env = env

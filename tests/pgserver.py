@@ -98,7 +98,7 @@ def start(base: Path | None = None, port: int | None = None) -> PgServer:
         check=True, capture_output=True,
     )
     port = port or free_port()
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - owned by the server's lifetime
+    log = open(root / "server.log", "wb")
     proc = subprocess.Popen(
         [*_as_postgres(), str(bindir / "postgres"), "-D", str(datadir), "-p", str(port),
          "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",

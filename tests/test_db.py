@@ -78,7 +78,7 @@ def test_failed_migration_leaves_no_partial_state(app_db, tmp_path):
 
 def test_badly_named_migration_is_refused(tmp_path):
     (tmp_path / "1_x.sql").write_text("SELECT 1;")
-    with pytest.raises(mig.MigrationError, match="NNN_name.sql"):
+    with pytest.raises(mig.MigrationError, match=r"NNN_name\.sql"):
         mig.discover(tmp_path)
 
 
