@@ -74,10 +74,11 @@ class PgServer:
         self.proc.send_signal(signal.SIGCONT)
 
 
-def _as_postgres() -> list[str]:
+def _as_postgres() -> dict:
+    """Popen arguments that drop root to the postgres user, so the PID is the server's own."""
     if os.geteuid() != 0:
-        return []
-    return ["runuser", "-u", "postgres", "--"]
+        return {}
+    return {"user": "postgres", "group": "postgres", "extra_groups": []}
 
 
 def start(base: Path | None = None, port: int | None = None) -> PgServer:
@@ -92,19 +93,19 @@ def start(base: Path | None = None, port: int | None = None) -> PgServer:
         os.chown(root, pg.pw_uid, pg.pw_gid)
         os.chown(pwfile, pg.pw_uid, pg.pw_gid)
     subprocess.run(
-        [*_as_postgres(), str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres",
+        [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres",
          "--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={pwfile}",
          "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"],
-        check=True, capture_output=True,
+        check=True, capture_output=True, cwd=root, **_as_postgres(),
     )
     port = port or free_port()
     log = open(root / "server.log", "wb")
     proc = subprocess.Popen(
-        [*_as_postgres(), str(bindir / "postgres"), "-D", str(datadir), "-p", str(port),
+        [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port),
          "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
          "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
          "-c", "max_connections=100"],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log, stderr=subprocess.STDOUT, cwd=root, **_as_postgres(),
     )
     server = PgServer(datadir, port, proc, password)
     deadline = time.monotonic() + 30
