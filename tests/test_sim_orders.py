@@ -1,0 +1,246 @@
+"""Order lifecycle on the simulator over loopback: rest, partial fill, fill, cancel, amend,
+decrease, batches, and the balance/position/fee accounting that follows (integer cents)."""
+
+from __future__ import annotations
+
+from app.sim.fees import quadratic_fee_cents
+from tests import test_sim_fixtures as fx
+from tests.test_sim_fixtures import order_body, signer
+
+quiet_sim = fx.quiet_sim
+
+START = 1_000_000
+
+
+async def _two(h):
+    a = h.client()
+    b = h.client(signer("other-key"))
+    return a, b, h.open_tickers()[0]
+
+
+async def _balance(c) -> int:
+    r = await c.get("/portfolio/balance")
+    assert r.status_code == 200
+    return r.json()["balance"]
+
+
+async def _position(c, ticker) -> dict | None:
+    r = await c.get("/portfolio/positions", params={"ticker": ticker})
+    ps = r.json()["market_positions"]
+    return ps[0] if ps else None
+
+
+def test_fee_formula_rounds_up_to_the_cent():
+    assert quadratic_fee_cents(100, 50) == 175  # 0.07 * 100 * 0.5 * 0.5 = $1.75
+    assert quadratic_fee_cents(1, 50) == 2  # $0.0175 -> 2 cents
+    assert quadratic_fee_cents(10, 56) == 18  # $0.17248 -> 18 cents
+    assert quadratic_fee_cents(4, 40) == 7  # $0.0672 -> 7 cents
+    assert quadratic_fee_cents(0, 50) == 0
+
+
+async def test_resting_order_partial_fill_then_full_fill_with_exact_accounting(quiet_sim):
+    a, b, t = await _two(quiet_sim)
+    r = await a.post("/portfolio/orders", json=order_body(t, count=10, price=40,
+                                                          client_order_id="a-1"))
+    assert r.status_code == 201, r.text
+    o = r.json()["order"]
+    assert (o["status"], o["remaining_count_fp"], o["yes_price_dollars"]) == (
+        "resting", "10.00", "0.4000")
+    assert await _balance(a) == START - 400  # collateral of the resting bid
+    book = (await a.get(f"/markets/{t}/orderbook")).json()["orderbook_fp"]
+    assert book == {"yes_dollars": [["0.4000", "10.00"]], "no_dollars": []}
+
+    # B sells 4 YES at 40 (= buys NO at 60): partial fill at the maker's price
+    r = await b.post("/portfolio/orders", json=order_body(t, action="sell", count=4, price=40))
+    ob = r.json()["order"]
+    assert ob["status"] == "executed" and ob["fill_count_fp"] == "4.00"
+    fee = quadratic_fee_cents(4, 40)
+    assert ob["taker_fees_dollars"] == f"0.{fee:02d}00"
+    got = (await a.get(f"/portfolio/orders/{o['order_id']}")).json()["order"]
+    assert (got["status"], got["fill_count_fp"], got["remaining_count_fp"]) == (
+        "resting", "4.00", "6.00")
+    assert got["maker_fill_cost_dollars"] == "1.6000" and got["maker_fees_dollars"] == "0.0000"
+    assert await _balance(a) == START - 160 - 6 * 40
+    assert await _balance(b) == START - 4 * 60 - fee
+    pa, pb = await _position(a, t), await _position(b, t)
+    assert (pa["position_fp"], pa["market_exposure_dollars"]) == ("4.00", "1.6000")
+    assert (pb["position_fp"], pb["market_exposure_dollars"], pb["fees_paid_dollars"]) == (
+        "-4.00", "2.4000", "0.0700")
+    fills_a = (await a.get("/portfolio/fills")).json()["fills"]
+    assert len(fills_a) == 1 and fills_a[0]["is_taker"] is False
+    assert fills_a[0]["yes_price_dollars"] == "0.4000" and fills_a[0]["count_fp"] == "4.00"
+
+    # the rest fills; the order is executed
+    r = await b.post("/portfolio/orders", json=order_body(t, side="no", count=6, price=60))
+    assert r.json()["order"]["fill_count_fp"] == "6.00"
+    got = (await a.get(f"/portfolio/orders/{o['order_id']}")).json()["order"]
+    assert (got["status"], got["remaining_count_fp"]) == ("executed", "0.00")
+    assert (await _position(a, t))["position_fp"] == "10.00"
+    trades = (await a.get("/markets/trades", params={"ticker": t})).json()["trades"]
+    assert [x["count_fp"] for x in trades] == ["6.00", "4.00"]  # newest first
+    assert all(x["taker_side"] == "no" and x["yes_price_dollars"] == "0.4000" for x in trades)
+
+
+async def test_closing_a_position_realises_pnl_and_releases_cash(quiet_sim):
+    a, b, t = await _two(quiet_sim)
+    await a.post("/portfolio/orders", json=order_body(t, count=5, price=40))
+    await b.post("/portfolio/orders", json=order_body(t, side="no", count=5, price=60))
+    # B bids 55 for YES; A sells its 5 YES into it (A is taker)
+    await b.post("/portfolio/orders", json=order_body(t, count=5, price=55))
+    r = await a.post("/portfolio/orders", json=order_body(t, action="sell", count=5, price=50,
+                                                          reduce_only=True))
+    o = r.json()["order"]
+    assert o["fill_count_fp"] == "5.00" and o["taker_fill_cost_dollars"] == "2.7500"
+    fee = quadratic_fee_cents(5, 45)
+    pa = await _position(a, t)
+    assert pa["position_fp"] == "0.00"
+    assert pa["realized_pnl_dollars"] == "0.7500"  # 5 * (55 - 40)
+    assert await _balance(a) == START - 200 + 275 - fee
+
+
+async def test_cancel_amend_and_decrease(quiet_sim):
+    a, b, t = await _two(quiet_sim)
+    r = await a.post("/portfolio/orders", json=order_body(t, count=10, price=30,
+                                                          client_order_id="c-1"))
+    oid = r.json()["order"]["order_id"]
+
+    r = await a.post(f"/portfolio/orders/{oid}/decrease", json={"reduce_by": 3})
+    assert r.status_code == 200 and r.json()["order"]["remaining_count_fp"] == "7.00"
+    r = await a.post(f"/portfolio/orders/{oid}/decrease", json={"reduce_to_fp": "5.00"})
+    assert r.json()["order"]["remaining_count_fp"] == "5.00"
+    r = await a.post(f"/portfolio/orders/{oid}/decrease", json={"reduce_by": 1, "reduce_to": 1})
+    assert r.status_code == 400
+
+    r = await a.post(f"/portfolio/orders/{oid}/amend", json={
+        "ticker": t, "side": "yes", "action": "buy", "yes_price_dollars": "0.3500",
+        "count": 8, "updated_client_order_id": "c-2"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["old_order"]["yes_price_dollars"] == "0.3000"
+    assert body["order"]["yes_price_dollars"] == "0.3500"
+    assert body["order"]["remaining_count_fp"] == "8.00"
+    assert body["order"]["client_order_id"] == "c-2"
+    book = (await a.get(f"/markets/{t}/orderbook")).json()["orderbook_fp"]
+    assert book["yes_dollars"] == [["0.3500", "8.00"]]
+
+    # an amend that crosses trades at once
+    await b.post("/portfolio/orders", json=order_body(t, side="no", count=3, price=62))
+    r = await a.post(f"/portfolio/orders/{oid}/amend", json={
+        "ticker": t, "side": "yes", "action": "buy", "yes_price": 38})
+    o = r.json()["order"]
+    assert (o["fill_count_fp"], o["remaining_count_fp"]) == ("3.00", "5.00")
+    assert o["taker_fill_cost_dollars"] == "1.1400"
+
+    r = await a.delete(f"/portfolio/orders/{oid}")
+    assert r.status_code == 200
+    assert r.json()["reduced_by_fp"] == "5.00" and r.json()["order"]["status"] == "canceled"
+    assert (await a.delete(f"/portfolio/orders/{oid}")).status_code == 404
+    assert (await a.get("/portfolio/orders/nope")).status_code == 404
+    # B cannot see or cancel A's order
+    assert (await b.delete(f"/portfolio/orders/{oid}")).status_code == 404
+    canceled = (await a.get("/portfolio/orders", params={"status": "canceled"})).json()
+    assert [x["order_id"] for x in canceled["orders"]] == [oid]
+
+
+async def test_batched_create_and_cancel_report_each_item(quiet_sim):
+    a, _, t = await _two(quiet_sim)
+    r = await a.post("/portfolio/orders/batched", json={"orders": [
+        order_body(t, count=1, price=10, client_order_id="b-1"),
+        order_body(t, count=2, price=11, client_order_id="b-2"),
+        order_body(t, count=1, price=150, client_order_id="b-bad"),
+        order_body("NO-SUCH-MARKET", count=1, price=10, client_order_id="b-nomkt"),
+    ]})
+    assert r.status_code == 201
+    items = r.json()["orders"]
+    assert [i["client_order_id"] for i in items] == ["b-1", "b-2", "b-bad", "b-nomkt"]
+    assert items[0]["order"]["status"] == "resting" and items[0]["error"] is None
+    assert items[2]["order"] is None and items[2]["error"]["code"] == "invalid_parameters"
+    assert items[3]["error"]["code"] == "not_found"
+    ids = [items[0]["order"]["order_id"], items[1]["order"]["order_id"], "missing-id"]
+    r = await a.request("DELETE", "/portfolio/orders/batched",
+                        json={"orders": [{"order_id": i} for i in ids]})
+    assert r.status_code == 200
+    res = r.json()["orders"]
+    assert [x["reduced_by_fp"] for x in res] == ["1.00", "2.00", "0.00"]
+    assert res[2]["error"]["code"] == "not_found"
+    too_many = [order_body(t, count=1, price=5) for _ in range(21)]
+    r = await a.post("/portfolio/orders/batched", json={"orders": too_many})
+    assert r.status_code == 400
+
+
+async def test_order_flags_and_rejections(quiet_sim):
+    h = quiet_sim
+    a, b, t = await _two(h)
+    await b.post("/portfolio/orders", json=order_body(t, side="no", count=5, price=45))
+    # post_only that would cross is not placed
+    r = await a.post("/portfolio/orders", json=order_body(t, count=1, price=60, post_only=True))
+    assert r.json()["order"]["status"] == "canceled"
+    assert r.json()["order"]["fill_count_fp"] == "0.00"
+    # fill_or_kill larger than the book: nothing trades
+    r = await a.post("/portfolio/orders", json=order_body(
+        t, count=6, price=60, time_in_force="fill_or_kill"))
+    fok = r.json()["order"]
+    assert (fok["status"], fok["fill_count_fp"]) == ("canceled", "0.00")
+    # immediate_or_cancel takes what is there, cancels the rest
+    r = await a.post("/portfolio/orders", json=order_body(
+        t, count=8, price=60, time_in_force="immediate_or_cancel"))
+    o = r.json()["order"]
+    assert (o["status"], o["fill_count_fp"], o["remaining_count_fp"]) == ("canceled", "5.00",
+                                                                          "0.00")
+    assert o["taker_fill_cost_dollars"] == "2.7500"  # 5 at the maker's 0.55 YES
+    # reduce_only that would add to the position (A holds 5 YES) does nothing
+    r = await a.post("/portfolio/orders", json=order_body(t, count=1, price=10,
+                                                          reduce_only=True))
+    assert r.json()["order"]["status"] == "canceled"
+    # duplicate client_order_id -> 409
+    body = order_body(t, count=1, price=5, client_order_id="dup")
+    assert (await a.post("/portfolio/orders", json=body)).status_code == 201
+    r = await a.post("/portfolio/orders", json=body)
+    assert r.status_code == 409 and r.json()["code"] == "order_already_exists"
+    # validation errors are 400 with Kalshi's error body
+    for bad in ({"ticker": t, "side": "yes", "action": "buy", "count": 1},
+                order_body(t, count=0, price=5),
+                order_body(t, count=1, price=5, yes_price_dollars="0.0600"),
+                order_body(t, count=1, price=5, time_in_force="gtc"),
+                {**order_body(t, count=1, price=5), "count_fp": "1.50"}):
+        r = await a.post("/portfolio/orders", json=bad)
+        assert r.status_code == 400, bad
+        assert set(r.json()) >= {"code", "message"}
+    assert (await a.post("/portfolio/orders", json=order_body("NOPE", count=1))).status_code == 404
+    # insufficient balance
+    await h.control("set_balance", key_id="test-key", cents=100)
+    r = await a.post("/portfolio/orders", json=order_body(t, count=10, price=20))
+    assert r.status_code == 400 and r.json()["code"] == "insufficient_balance"
+
+
+async def test_settlement_pays_winners_and_records_settlements(quiet_sim):
+    h = quiet_sim
+    a, b, _ = await _two(h)
+    # the strike just below spot wins if the spot stays well above it
+    spot = h.sim.world.spot
+    ticker = next(m.ticker for m in h.sim.exchange.markets.values()
+                  if m.status == "active" and m.strike_type == "greater"
+                  and m.floor_strike < spot - 400)
+    await a.post("/portfolio/orders", json=order_body(ticker, count=10, price=70))
+    await b.post("/portfolio/orders", json=order_body(ticker, side="no", count=10, price=30))
+    fee_b = quadratic_fee_cents(10, 30)
+    await h.control("set_spot", spot=spot + 5000)
+    await h.control("advance", seconds=3600 + 61)
+    m = (await a.get(f"/markets/{ticker}")).json()["market"]
+    assert (m["status"], m["result"], m["settlement_value_dollars"]) == ("finalized", "yes",
+                                                                        "1.0000")
+    sa = (await a.get("/portfolio/settlements")).json()["settlements"]
+    assert len(sa) == 1
+    s = sa[0]
+    assert (s["ticker"], s["market_result"], s["yes_count_fp"], s["revenue"], s["value"]) == (
+        ticker, "yes", "10.00", 1000, 100)
+    assert s["yes_total_cost_dollars"] == "7.0000"
+    assert await _balance(a) == START - 700 + 1000
+    assert await _balance(b) == START - 300 - fee_b
+    sb = (await b.get("/portfolio/settlements")).json()["settlements"][0]
+    assert (sb["no_count_fp"], sb["revenue"], sb["fee_cost"]) == ("10.00", 0, f"0.{fee_b:02d}00")
+    pa = await _position(a, ticker)
+    assert (pa["position_fp"], pa["realized_pnl_dollars"]) == ("0.00", "3.0000")
+    # orders on a closed market are refused
+    r = await a.post("/portfolio/orders", json=order_body(ticker, count=1, price=50))
+    assert r.status_code == 400 and r.json()["code"] == "market_closed"
