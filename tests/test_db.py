@@ -152,3 +152,19 @@ def test_backup_then_restore_round_trips_the_data(rec_home_db, tmp_path):
 def test_restore_refuses_a_missing_file(rec_home_db, tmp_path):
     r = rec_home_db.rec("db", "restore", str(tmp_path / "nope.dump"))
     assert r.returncode == 1 and "no such backup file" in r.stderr
+
+
+def test_db_scripts_backup_and_refuse_restore_without_a_file(rec_home_db, tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    r = subprocess.run([str(scripts / "db_restore")], env=rec_home_db.env, capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "usage: scripts/db_restore FILE" in r.stderr
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    r = subprocess.run([str(scripts / "db_backup")], env=rec_home_db.env, cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    dumps = list(tmp_path.glob("rec-*.dump"))
+    assert len(dumps) == 1 and dumps[0].stat().st_size > 0
