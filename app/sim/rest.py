@@ -120,23 +120,34 @@ def page(items: Iterable[Any], key: Callable[[Any], Any], cursor: str | None, li
          descending: bool = False) -> tuple[list[Any], str]:
     """Keyset pagination over items sorted by `key`; the cursor is the last key sent."""
     after = _cursor_in(cursor)
+    after_int = None
+    if after is not None and after.lstrip("-").isdigit():
+        after_int = int(after)
+    elif after is not None and not after.startswith("t:"):
+        raise WireError("invalid_parameters", "invalid cursor")
     out = []
     more = False
     for it in items:
         k = key(it)
         if after is not None:
-            ks = str(k)
             if isinstance(k, int):
-                if (k >= int(after)) if descending else (k <= int(after)):
+                if after_int is None:
+                    raise WireError("invalid_parameters", "invalid cursor")
+                if (k >= after_int) if descending else (k <= after_int):
                     continue
-            elif (ks >= after) if descending else (ks <= after):
-                continue
+            else:
+                ks = "t:" + str(k)
+                if (ks >= after) if descending else (ks <= after):
+                    continue
         if len(out) == limit:
             more = True
             break
         out.append(it)
-    nxt = base64.urlsafe_b64encode(str(key(out[-1])).encode()).decode().rstrip("=") \
-        if more and out else ""
+    nxt = ""
+    if more and out:
+        last = key(out[-1])
+        raw = str(last) if isinstance(last, int) else "t:" + str(last)
+        nxt = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
     return out, nxt
 
 
