@@ -1,0 +1,52 @@
+"""rec-web: readiness, the bundle's aggregate health and the status page, over real processes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from app.web.health import parse_units
+
+
+@pytest.fixture
+def web(rec_home_db, start_service):
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    svc = start_service(rec_home_db, "web")
+    svc.notify.wait_for("READY", "1")
+    return f"http://127.0.0.1:{rec_home_db.env['REC_WEB_PORT']}"
+
+
+def test_aggregate_health_is_green_with_database_and_simulator(rec_home_db, start_service, web):
+    sim = start_service(rec_home_db, "exchange-sim")
+    sim.notify.wait_for("READY", "1")
+    r = httpx.get(f"{web}/api/health", timeout=10)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["checks"] == {"database": {"ok": True}, "exchange": {"ok": True}}
+    assert body["units"] is None and body["units_note"] == "not running under systemd"
+    page = httpx.get(f"{web}/", timeout=10)
+    assert page.status_code == 200
+    assert 'id="overall">all healthy<' in page.text
+
+
+def test_aggregate_health_names_the_missing_exchange(web):
+    r = httpx.get(f"{web}/api/health", timeout=10)
+    assert r.status_code == 503
+    body = r.json()
+    assert body["failed"] == ["exchange"]
+    assert "ConnectError" in body["checks"]["exchange"]["error"]
+    # rec-web itself is still ready: the exchange is not its own dependency
+    assert httpx.get(f"{web}/readyz").status_code == 200
+    page = httpx.get(f"{web}/", timeout=10)
+    assert page.status_code == 503 and "unhealthy: exchange" in page.text
+
+
+def test_parse_units_from_systemctl_show():
+    text = ("Id=rec-web.service\nActiveState=active\nSubState=running\nNRestarts=2\n"
+            "Result=success\n\nId=rec-migrate.service\nActiveState=inactive\nSubState=dead\n"
+            "NRestarts=0\nResult=success\n\nId=rec-exchange-sim.service\n"
+            "ActiveState=failed\nSubState=failed\nNRestarts=5\nResult=exit-code\n")
+    units = {u.name: u for u in parse_units(text)}
+    assert units["rec-web.service"].ok and units["rec-web.service"].restarts == 2
+    assert units["rec-migrate.service"].ok  # a oneshot that finished cleanly
+    assert not units["rec-exchange-sim.service"].ok
