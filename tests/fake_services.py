@@ -59,3 +59,12 @@ class WritesConfig(Service):
         path = self.settings.config_dir / "config.local.json"
         path.write_text('{"log_level": "info"}\n')
         await asyncio.Event().wait()
+
+
+class EndsByItself(Service):
+    """Its work ends without a stop request (a dead server loop, say)."""
+
+    name = "ends"
+
+    async def run(self) -> None:
+        await asyncio.sleep(0.2)

@@ -168,3 +168,10 @@ def test_web_port_in_use_fails_startup_clearly(rec_home_db, start_service):
         assert svc.wait(timeout=30) == 1
     assert "cannot serve on 127.0.0.1" in svc.output
     assert not svc.notify.with_key("READY")
+
+
+def test_service_whose_work_ends_unasked_exits_nonzero(rec_home, start_service):
+    svc = start_service(rec_home, "tests.fake_services:EndsByItself")
+    assert svc.wait(timeout=15) == 1
+    assert "<3>" in svc.output and "stopped working without being asked to" in svc.output
+    assert svc.notify.with_key("READY") and svc.notify.with_key("STOPPING")

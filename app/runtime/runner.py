@@ -137,7 +137,9 @@ class Runner:
                           exc_info=exc)
                 code = EXIT_FAILURE
             else:
-                log.info("rec-%s finished its work", name)
+                # a long-running unit that ends by itself is a failure systemd should see
+                log.error("rec-%s stopped working without being asked to", name)
+                code = EXIT_FAILURE
         else:
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
