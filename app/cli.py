@@ -100,6 +100,38 @@ def cmd_db_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """The rec-* units as systemd sees them, then rec-web's aggregate health."""
+    import asyncio
+
+    import httpx
+
+    from app.web.health import unit_states
+
+    settings = _settings()
+    report = asyncio.run(unit_states())
+    healthy = True
+    if report.available:
+        for u in report.units:
+            healthy &= u.ok
+            print(f"{'ok ' if u.ok else 'BAD'} {u.name:<32} {u.active}/{u.sub:<10} "
+                  f"restarts={u.restarts} result={u.result}")
+        if not report.units:
+            print("no rec-* units loaded")
+            healthy = False
+    else:
+        print(f"units: {report.reason}")
+    url = f"http://{settings.target_host}:{settings.web_port}/api/health"
+    try:
+        body = httpx.get(url, timeout=10).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"BAD {url}: {type(exc).__name__}: {exc}")
+        return 1
+    for name, check in body["checks"].items():
+        print(f"{'ok ' if check['ok'] else 'BAD'} {name:<32} {check.get('error', '')}")
+    return 0 if healthy and body["status"] == "ok" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     init = cfg.add_parser("init", help="create config.local.json if it is absent")
     init.add_argument("--dir", help="directory (default: REC_CONFIG_DIR or /etc/rec)")
     init.set_defaults(func=cmd_config_init)
+
+    sub.add_parser("status", help="rec-* units and the bundle's health").set_defaults(
+        func=cmd_status)
 
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)

@@ -50,3 +50,11 @@ def test_parse_units_from_systemctl_show():
     assert units["rec-web.service"].ok and units["rec-web.service"].restarts == 2
     assert units["rec-migrate.service"].ok  # a oneshot that finished cleanly
     assert not units["rec-exchange-sim.service"].ok
+
+
+def test_rec_status_reports_each_check(rec_home_db, web):
+    r = rec_home_db.rec("status")
+    assert r.returncode == 1  # no exchange running
+    assert "units: not running under systemd" in r.stdout
+    assert "ok  database" in r.stdout
+    assert "BAD exchange" in r.stdout
