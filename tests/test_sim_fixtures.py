@@ -73,7 +73,8 @@ class SimHandle:
 def make_config(keys_dir: Path, **over) -> SimConfig:
     world = over.pop("world", None) or WorldParams()
     cfg = SimConfig(keys_dir=keys_dir, seed=over.pop("seed", 7), speed=over.pop("speed", 0.0),
-                    start_ms=over.pop("start_ms", START_MS), faults_enabled=True,
+                    start_ms=over.pop("start_ms", START_MS),
+                    faults_enabled=over.pop("faults_enabled", True),
                     rate_tier=over.pop("rate_tier", "unlimited"), world=world, **over)
     return cfg
 

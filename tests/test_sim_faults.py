@@ -1,0 +1,146 @@
+"""Fault injection and rate limits: injected 5xx/429, latency, a hung path, halted
+trading, dropped WebSockets, skipped seq numbers; token buckets answering 429."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+import websockets
+
+from app.sim.app import _loopback
+from app.sim.ratelimit import RateLimiter
+from tests import test_sim_fixtures as fx
+from tests.test_sim_fixtures import drain, order_body, recv_json
+
+sim = fx.sim
+
+
+async def test_next_n_requests_get_the_injected_status(sim):
+    c = sim.client()
+    await sim.control("http_error", status=503, count=2)
+    codes = [(await c.get("/portfolio/balance")).status_code for _ in range(3)]
+    assert codes == [503, 503, 200]
+    await sim.control("http_error", status=429, count=1, path_prefix="/trade-api/v2/markets")
+    assert (await c.get("/portfolio/balance")).status_code == 200  # other path untouched
+    r = await c.get("/markets")
+    assert r.status_code == 429 and r.json()["code"] == "too_many_requests"
+    assert (await c.get("/markets")).status_code == 200
+    bad = httpx.AsyncClient(base_url=sim.base)
+    assert (await bad.post("/_sim/http_error", json={"status": 404})).status_code == 400
+    await bad.aclose()
+
+
+async def test_latency_and_hung_path(sim):
+    c = sim.client()
+    await sim.control("latency", ms=300)
+    t0 = time.monotonic()
+    assert (await c.get("/exchange/status")).status_code == 200
+    assert time.monotonic() - t0 >= 0.3
+    await sim.control("latency", ms=0)
+    await sim.control("hang", path="/trade-api/v2/portfolio/orders")
+    with pytest.raises(httpx.ReadTimeout):
+        await c.get("/portfolio/orders", timeout=0.5)
+    assert (await c.get("/portfolio/balance")).status_code == 200  # only that path hangs
+    pending = asyncio.create_task(c.get("/portfolio/orders"))
+    await asyncio.sleep(0.2)
+    assert not pending.done()
+    await sim.control("release", path="/trade-api/v2/portfolio/orders")
+    assert (await asyncio.wait_for(pending, 5)).status_code == 200
+
+
+async def test_halt_trading(sim):
+    c = sim.client()
+    t = sim.open_tickers()[5]
+    await sim.control("halt", on=True)
+    assert (await c.get("/exchange/status")).json()["trading_active"] is False
+    r = await c.post("/portfolio/orders", json=order_body(t, count=1, price=10))
+    assert r.status_code == 400 and r.json()["code"] == "trading_is_paused"
+    await sim.control("halt", on=False)
+    assert (await c.get("/exchange/status")).json()["trading_active"] is True
+    assert (await c.post("/portfolio/orders",
+                         json=order_body(t, count=1, price=10))).status_code == 201
+
+
+async def test_drop_ws_and_skip_seq(sim):
+    t = sim.open_tickers()[5]
+    ws = await sim.ws()
+    await ws.send(json.dumps({"id": 1, "cmd": "subscribe",
+                              "params": {"channels": ["orderbook_delta"], "market_ticker": t}}))
+    await recv_json(ws)
+    assert (await recv_json(ws))["seq"] == 1
+    await sim.control("skip_seq")
+    await sim.control("advance", seconds=120)
+    seqs = [m["seq"] for m in await drain(ws)]
+    assert seqs and seqs[0] == 3  # seq 2 was skipped
+    assert seqs[1:] == list(range(4, 3 + len(seqs)))
+    res = await sim.control("drop_ws")
+    assert res["dropped"] == 1
+    with pytest.raises(websockets.ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 5)
+    # reconnecting works and starts a fresh subscription at seq 1
+    ws2 = await sim.ws()
+    await ws2.send(json.dumps({"id": 1, "cmd": "subscribe",
+                               "params": {"channels": ["orderbook_delta"], "market_ticker": t}}))
+    await recv_json(ws2)
+    assert (await recv_json(ws2))["seq"] == 1
+    # a handshake can be refused with an injected status too
+    await sim.control("http_error", status=503, count=1, path_prefix="/trade-api/ws")
+    with pytest.raises(websockets.InvalidStatus) as exc:
+        await sim.ws()
+    assert exc.value.response.status_code == 503
+    await ws2.close()
+
+
+async def test_control_api_is_off_unless_enabled(tmp_path):
+    handle, server = await fx.start_sim(tmp_path, faults_enabled=False)
+    try:
+        async with httpx.AsyncClient(base_url=handle.base) as c:
+            assert (await c.post("/_sim/halt", json={"on": True})).status_code == 404
+            assert (await c.get("/_sim/state")).status_code == 404
+            assert (await c.get("/healthz")).status_code == 200
+    finally:
+        await fx.stop_sim(handle, server)
+
+
+def test_control_api_only_answers_loopback_clients():
+    class Req:
+        def __init__(self, host):
+            self.client = type("C", (), {"host": host})()
+
+    assert _loopback(Req("127.0.0.1")) and _loopback(Req("::1"))
+    assert not _loopback(Req("10.0.0.5")) and not _loopback(Req("192.168.1.2"))
+
+
+async def test_rate_limit_answers_429_per_key_reads_and_writes_apart(tmp_path):
+    handle, server = await fx.start_sim(tmp_path, rate_tier="basic")
+    try:
+        a, b = handle.client(), handle.client(fx.signer("other-key"))
+        codes = [(await a.get("/portfolio/balance")).status_code for _ in range(30)]
+        assert codes.count(200) >= 20 and 429 in codes
+        r = await a.get("/portfolio/balance")
+        assert r.status_code == 429 and r.json()["code"] == "too_many_requests"
+        assert (await b.get("/portfolio/balance")).status_code == 200  # per key
+        t = handle.open_tickers()[0]
+        # writes have their own bucket (10/s on basic)
+        r = await a.post("/portfolio/orders", json=order_body(t, count=1, price=5))
+        assert r.status_code == 201
+        limits = (await b.get("/account/limits")).json()
+        assert limits == {"usage_tier": "basic", "read_limit": 20, "write_limit": 10}
+        await asyncio.sleep(0.3)  # the bucket refills at the tier rate
+        assert (await a.get("/portfolio/balance")).status_code == 200
+    finally:
+        await fx.stop_sim(handle, server)
+
+
+def test_token_bucket_refills():
+    lim = RateLimiter("basic")
+    assert sum(lim.allow("k", "write") for _ in range(15)) == 10
+    assert lim.allow("k", "read")
+    time.sleep(0.25)
+    assert lim.allow("k", "write")
+    with pytest.raises(ValueError):
+        RateLimiter("platinum")
