@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import httpx
 import pytest
 
@@ -58,3 +61,27 @@ def test_rec_status_reports_each_check(rec_home_db, web):
     assert "units: not running under systemd" in r.stdout
     assert "ok  database" in r.stdout
     assert "BAD exchange" in r.stdout
+
+
+def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("chromium")
+    assert exe, "Debian's chromium is missing: scripts/dev_prereqs installs it"
+    return subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
+        capture_output=True, text=True, timeout=60)
+
+
+def test_status_page_works_in_a_real_browser(rec_home_db, start_service, web, tmp_path):
+    sim = start_service(rec_home_db, "exchange-sim")
+    sim.notify.wait_for("READY", "1")
+    r = chromium(tmp_path, "--dump-dom", f"{web}/")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '<p class="status" id="overall">all healthy</p>' in r.stdout
+    assert "<td>database</td><td>ok</td>" in r.stdout
+    assert "<td>exchange</td><td>ok</td>" in r.stdout
+    shot = tmp_path / "status.png"  # kept in the test dir to look at
+    r = chromium(tmp_path, "--window-size=900,600", f"--screenshot={shot}", f"{web}/")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
