@@ -1,0 +1,416 @@
+"""rec's Kalshi client (app.kalshi) against the real simulator (app.sim) over loopback.
+
+Every REST endpoint and WS channel the client uses, auth failures, pagination, the
+order lifecycle (rest, amend, decrease, partial fill, fill, cancel, batches),
+settlement, 429/5xx handling, seq gap -> resync (rebuilt book == simulator book)
+and WS drop -> reconnect without losing a fill. The simulator is started with the
+sim's own test fixtures (tests/test_sim_fixtures.py); its clock only moves when a
+test advances it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from app.kalshi import signing
+from app.kalshi.errors import KalshiAuthError, KalshiBadRequest, KalshiNotFound
+from app.kalshi.rest import KalshiRest, RetryPolicy, order_body
+from app.kalshi.ws import KalshiWS, WsCommandError
+from app.sim.matching import NO, YES
+from tests import test_sim_fixtures as fx
+from tests.test_sim_fixtures import PREFIX, signer
+
+sim = fx.sim
+quiet_sim = fx.quiet_sim
+
+START = 1_000_000
+FAST = RetryPolicy(max_attempts=5, base_delay=0.02, max_delay=0.2)
+
+
+class _StaleSigner(signing.Signer):
+    def headers(self, method: str, path: str, now_ms: int | None = None) -> dict[str, str]:
+        return super().headers(method, path, now_ms=int(time.time() * 1000) - 120_000)
+
+
+def rest(h: fx.SimHandle, s: signing.Signer | None = None, **kw: Any) -> KalshiRest:
+    kw.setdefault("retry", FAST)
+    kw.setdefault("timeout", 5)
+    return KalshiRest(h.base + PREFIX, s or h.signer, **kw)
+
+
+def ws_client(h: fx.SimHandle, s: signing.Signer | None = None, **kw: Any) -> KalshiWS:
+    kw.setdefault("backoff_base", 0.05)
+    kw.setdefault("backoff_max", 0.3)
+    kw.setdefault("snapshot_timeout", 2.0)
+    kw.setdefault("compression", None)
+    return KalshiWS(h.ws_url, s or h.signer, **kw)
+
+
+async def _next_of(ws: KalshiWS, mtype: str, within: float = 5.0, pred=None):
+    async with asyncio.timeout(within):
+        while True:
+            m = await ws.recv()
+            if m.type == mtype and (pred is None or pred(m)):
+                return m
+
+
+async def _until(cond, within: float = 5.0) -> None:
+    async with asyncio.timeout(within):
+        while not cond():  # noqa: ASYNC110 - polling observable state
+            await asyncio.sleep(0.01)
+
+
+def sim_book(h: fx.SimHandle, ticker: str) -> tuple[dict, dict]:
+    """The simulator's own book, in the wire's dollars/contracts."""
+    book = h.sim.exchange.books[ticker]
+    out = []
+    for outcome in (YES, NO):
+        out.append({Decimal(p) / 100: Decimal(q) for p, q in enumerate(book.qty[outcome]) if q})
+    return out[0], out[1]
+
+
+# ------------------------------------------------------------------ auth
+
+
+async def test_auth_failures_are_refused_with_kalshis_error_body(sim):
+    cases = {
+        "unknown key": signing.Signer("nobody", signer().private_key),
+        "wrong signature": signing.Signer("test-key", signer("other-key").private_key),
+        "stale timestamp": _StaleSigner("test-key", signer().private_key),
+    }
+    for why, s in cases.items():
+        async with rest(sim, s) as c:
+            with pytest.raises(KalshiAuthError) as info:
+                await c.get_balance()
+        err = info.value
+        assert err.status == 401, why
+        assert err.code == "authentication_error", why
+        assert err.details, why
+    ws = ws_client(sim, cases["wrong signature"])
+    await ws.start()
+    with pytest.raises(KalshiAuthError):
+        await ws.wait_connected(within=5)
+    await ws.close()
+
+
+# ------------------------------------------------------------------ market data
+
+
+async def test_exchange_series_events_markets_orderbook_trades(sim):
+    async with rest(sim) as c:
+        status = await c.get_exchange_status()
+        assert status.exchange_active and status.trading_active
+
+        series = await c.get_series_list()
+        assert "KXBTCD" in {s.ticker for s in series}
+        one = await c.get_series("KXBTCD")
+        assert one.ticker == "KXBTCD" and one.fee_type
+
+        events = [e async for e in c.iter_events(series_ticker="KXBTCD", limit=2)]
+        assert events and all(e.series_ticker == "KXBTCD" for e in events)
+        ev = await c.get_event(events[0].event_ticker, with_nested_markets=True)
+        assert ev.event.event_ticker == events[0].event_ticker
+        nested = ev.event.markets or ev.markets
+        assert nested and all(m.event_ticker == ev.event.event_ticker for m in nested)
+
+        open_markets = await c.get_markets(status="open", series_ticker="KXBTCD", limit=1000)
+        assert open_markets.items and all(m.status == "active" for m in open_markets.items)
+        by_event = await c.get_markets(event_ticker=ev.event.event_ticker, limit=1000)
+        assert {m.ticker for m in by_event.items} == {m.ticker for m in nested}
+        pick = [m.ticker for m in open_markets.items[:3]]
+        assert {m.ticker for m in (await c.get_markets(tickers=pick)).items} == set(pick)
+
+        t = open_markets.items[0].ticker
+        m = await c.get_market(t)
+        assert m.ticker == t and isinstance(m.yes_bid_dollars, Decimal)
+        assert m.yes_bid_dollars is not None and m.yes_ask_dollars is not None
+        book = await c.get_orderbook(t)
+        yes, no = book.as_maps()
+        assert (yes, no) == sim_book(sim, t)
+        if book.yes:
+            assert max(yes) == m.yes_bid_dollars
+        top = await c.get_orderbook(t, depth=1)
+        assert len(top.yes) <= 1 and len(top.no) <= 1
+
+        await sim.control("advance", seconds=600)  # simulated flow trades
+        trades = [x async for x in c.iter_trades(limit=5)]
+        assert trades, "ten simulated minutes without a trade"
+        assert all(x.yes_price_dollars + x.no_price_dollars == 1 for x in trades)
+        assert len({x.trade_id for x in trades}) == len(trades)
+
+
+async def test_pagination_walks_every_market_once(sim):
+    async with rest(sim) as c:
+        everything = (await c.get_markets(limit=1000)).items
+        paged = [m.ticker async for m in c.iter_markets(limit=7)]
+    assert len(everything) > 7
+    assert paged == [m.ticker for m in everything]
+    with pytest.raises(KalshiBadRequest):
+        async with rest(sim) as c:
+            await c.get_markets(cursor="not-a-cursor")
+
+
+# ------------------------------------------------------------------ orders & portfolio
+
+
+async def test_order_lifecycle_rest_amend_decrease_partial_fill_fill_cancel(quiet_sim):
+    h = quiet_sim
+    t = h.open_tickers()[0]
+    async with rest(h) as a, rest(h, signer("other-key")) as b:
+        o = await a.create_order(t, "yes", "buy", 10, yes_price="0.40", client_order_id="lc-1")
+        assert (o.status, o.remaining_count_fp, o.yes_price_dollars) == (
+            "resting",
+            Decimal(10),
+            Decimal("0.40"),
+        )
+        assert (await a.get_order(o.order_id)).client_order_id == "lc-1"
+
+        am = await a.amend_order(
+            o.order_id,
+            ticker=t,
+            side="yes",
+            action="buy",
+            yes_price=Decimal("0.41"),
+            count=12,
+            updated_client_order_id="lc-2",
+        )
+        assert am.old_order.yes_price_dollars == Decimal("0.40")
+        assert (am.order.yes_price_dollars, am.order.remaining_count_fp) == (
+            Decimal("0.41"),
+            Decimal(12),
+        )
+        oid = am.order.order_id
+        dec = await a.decrease_order(oid, reduce_by=2)
+        assert dec.remaining_count_fp == 10
+        assert (await a.get_orderbook(t)).yes == [(Decimal("0.41"), Decimal(10))]
+        assert (await a.get_balance()).balance == START - 410  # collateral of the bid
+
+        # B sells 4 YES into the bid: a partial fill at the maker's price
+        taker = await b.create_order(t, "yes", "sell", 4, yes_price="0.41")
+        assert (taker.status, taker.fill_count_fp) == ("executed", Decimal(4))
+        got = await a.get_order(oid)
+        assert (got.status, got.fill_count_fp, got.remaining_count_fp) == (
+            "resting",
+            Decimal(4),
+            Decimal(6),
+        )
+        fills = [f async for f in a.iter_fills(ticker=t)]
+        assert [(f.count_fp, f.yes_price_dollars, f.is_taker) for f in fills] == [
+            (Decimal(4), Decimal("0.41"), False)
+        ]
+        pos = await a.get_positions(ticker=t)
+        assert pos.market_positions[0].position_fp == 4
+
+        # the rest fills
+        await b.create_order(t, "no", "buy", 6, no_price="0.59")
+        got = await a.get_order(oid)
+        assert (got.status, got.remaining_count_fp) == ("executed", Decimal(0))
+        positions = [p async for p in a.iter_market_positions(ticker=t)]
+        assert positions[0].position_fp == 10
+        assert positions[0].market_exposure_dollars == Decimal("4.10")
+
+        # cancel
+        o2 = await a.create_order(t, "yes", "buy", 5, yes_price="0.30")
+        c = await a.cancel_order(o2.order_id)
+        assert (c.order.status, c.reduced_by_fp) == ("canceled", Decimal(5))
+        with pytest.raises(KalshiNotFound):
+            await a.cancel_order(o2.order_id)
+        canceled = [x.order_id async for x in a.iter_orders(status="canceled", limit=1)]
+        assert o2.order_id in canceled
+        assert [x async for x in a.iter_orders(ticker=t, status="resting")] == []
+        assert (await a.get_balance()).balance == START - 410
+
+
+async def test_batched_create_and_cancel(quiet_sim):
+    h = quiet_sim
+    t = h.open_tickers()[0]
+    async with rest(h) as a:
+        items = await a.batch_create_orders(
+            [
+                order_body(t, "yes", "buy", 1, yes_price="0.10", client_order_id="b1"),
+                order_body(t, "yes", "buy", 2, yes_price="0.11", client_order_id="b2"),
+                order_body("NO-SUCH-MARKET", "yes", "buy", 1, yes_price="0.10"),
+            ]
+        )
+        assert [i.order is not None for i in items] == [True, True, False]
+        assert items[2].error is not None and items[2].error.code == "not_found"
+        res = await a.batch_cancel_orders([items[0].order.order_id, items[1].order.order_id])
+        assert [(r.order.status, r.reduced_by_fp) for r in res] == [
+            ("canceled", Decimal(1)),
+            ("canceled", Decimal(2)),
+        ]
+
+
+async def test_settlement_is_reported_with_exact_revenue(quiet_sim):
+    h = quiet_sim
+    spot = h.sim.world.spot
+    ticker = next(
+        m.ticker
+        for m in h.sim.exchange.markets.values()
+        if m.status == "active" and m.strike_type == "greater" and m.floor_strike < spot - 400
+    )
+    async with rest(h) as a, rest(h, signer("other-key")) as b:
+        await a.create_order(ticker, "yes", "buy", 10, yes_price="0.70")
+        await b.create_order(ticker, "no", "buy", 10, no_price="0.30")
+        await h.control("set_spot", spot=spot + 5000)
+        await h.control("advance", seconds=3600 + 61)
+        m = await a.get_market(ticker)
+        assert (m.status, m.result, m.settlement_value_dollars) == ("finalized", "yes", Decimal(1))
+        settlements = [s async for s in a.iter_settlements()]
+        assert len(settlements) == 1
+        s = settlements[0]
+        assert (s.ticker, s.market_result, s.yes_count_fp, s.revenue) == (
+            ticker,
+            "yes",
+            Decimal(10),
+            1000,
+        )
+        assert s.yes_total_cost_dollars == Decimal("7.00")
+        assert (await a.get_balance()).balance == START - 700 + 1000
+
+
+# ------------------------------------------------------------------ 429 / 5xx
+
+
+async def test_injected_429_and_5xx_are_retried_and_orders_stay_single(quiet_sim):
+    h = quiet_sim
+    t = h.open_tickers()[0]
+    async with rest(h) as a:
+        await h.control("http_error", status=429, count=2, path_prefix=PREFIX + "/portfolio")
+        assert (await a.get_balance()).balance == START
+        await h.control("http_error", status=503, count=2, path_prefix=PREFIX + "/portfolio/orders")
+        o = await a.create_order(t, "yes", "buy", 1, yes_price="0.20", client_order_id="r-1")
+        assert o.client_order_id == "r-1"
+        orders = [x async for x in a.iter_orders(ticker=t)]
+        assert [x.client_order_id for x in orders] == ["r-1"]
+        assert a.stats["retries"] == 4
+        # an amend is never repeated after a 5xx
+        await h.control("http_error", status=500, count=1, path_prefix=PREFIX + "/portfolio")
+        before = a.stats["requests"]
+        with pytest.raises(Exception) as info:
+            await a.amend_order(o.order_id, ticker=t, side="yes", action="buy", yes_price="0.21")
+        assert getattr(info.value, "status", None) == 500
+        assert a.stats["requests"] == before + 1
+
+
+async def test_rate_limited_burst_completes_through_429_retries(tmp_path):
+    handle, server = await fx.start_sim(tmp_path, rate_tier="basic")
+    try:
+        policy = RetryPolicy(max_attempts=12, base_delay=0.05, max_delay=0.5)
+        async with rest(handle, retry=policy) as c:
+            results = await asyncio.gather(*[c.get_exchange_status() for _ in range(60)])
+        assert all(r.exchange_active for r in results)
+        assert c.stats["retries"] > 0  # basic tier: 20 reads/s, so some were refused
+    finally:
+        await fx.stop_sim(handle, server)
+
+
+# ------------------------------------------------------------------ WebSocket
+
+
+async def test_every_channel_delivers_typed_messages(quiet_sim):
+    h = quiet_sim
+    t = h.open_tickers()[0]
+    async with ws_client(h) as ws, rest(h) as a, rest(h, signer("other-key")) as b:
+        await ws.subscribe("orderbook_delta", market_tickers=[t])
+        await ws.subscribe("ticker", market_tickers=[t])
+        await ws.subscribe("trade", market_tickers=[t])
+        await ws.subscribe("fill")
+        await ws.subscribe("user_orders")
+        await ws.subscribe("market_positions")
+        await ws.subscribe("market_lifecycle_v2")
+        await ws.wait_connected(within=5)
+        listed = await ws.list_subscriptions()
+        assert len(listed) == 7
+        with pytest.raises(WsCommandError) as info:
+            await ws.subscribe("no_such_channel")
+        assert info.value.ws_code == 8
+
+        await a.create_order(t, "yes", "buy", 3, yes_price="0.45", client_order_id="ws-1")
+        await b.create_order(t, "yes", "sell", 3, yes_price="0.45")
+        seen: dict[str, Any] = {}
+        async with asyncio.timeout(5):
+            while not {"fill", "user_order", "market_position", "trade", "ticker"} <= set(seen):
+                m = await ws.recv()
+                if m.data is not None:
+                    seen.setdefault(m.type, m.data)
+        assert seen["fill"].count_fp == 3 and seen["fill"].yes_price_dollars == Decimal("0.45")
+        assert seen["user_order"].client_order_id == "ws-1"
+        assert seen["market_position"].position_fp == 3
+        assert seen["trade"].yes_price_dollars == Decimal("0.45")
+        assert ws.books[t].valid and ws.books[t].as_maps() == sim_book(h, t)
+
+        await h.control("advance", seconds=3600 + 61)
+        life = await _next_of(ws, "market_lifecycle_v2", pred=lambda m: m.msg["market_ticker"] == t)
+        assert life.data.event_type in {
+            "deactivated",
+            "determined",
+            "settled",
+            "close_date_updated",
+        }
+
+
+async def test_seq_gap_resyncs_and_the_rebuilt_book_equals_the_simulators(sim):
+    h = sim
+    tickers = h.open_tickers()[:3]
+    async with ws_client(h) as ws:
+        sub = await ws.subscribe("orderbook_delta", market_tickers=tickers)
+        await ws.wait_connected(within=5)
+        await _until(lambda: all(ws.books[t].valid for t in tickers))
+        await h.control("skip_seq", n=3)
+        await h.control("advance", seconds=120)  # liquidity moves the books
+        gap = await _next_of(ws, "client.seq_gap")
+        assert gap.sid == sub.sid
+        await _next_of(ws, "client.resynced")
+        await h.control("advance", seconds=120)
+        # the simulator's clock stands still between advances: the client's books
+        # must converge to its books exactly
+        await _until(
+            lambda: all(ws.books[t].as_maps() == sim_book(h, t) for t in tickers), within=5
+        )
+        for t in tickers:
+            assert ws.books[t].valid
+            assert ws.books[t].as_maps() == sim_book(h, t), t
+        assert ws.stats.seq_gaps == 1 and ws.stats.resyncs == 1
+
+
+async def test_ws_drop_reconnects_and_no_fill_is_lost(quiet_sim):
+    """A consumer that follows fills on WS and reconciles over REST after every
+    reconnect ends with exactly the exchange's fills, including the one made while
+    the connection was down."""
+    h = quiet_sim
+    t = h.open_tickers()[0]
+    fills: dict[str, Decimal] = {}
+
+    async with ws_client(h) as ws, rest(h) as a, rest(h, signer("other-key")) as b:
+        await ws.subscribe("fill")
+        await ws.wait_connected(within=5)
+        await a.create_order(t, "yes", "buy", 10, yes_price="0.50")
+
+        async def consume() -> None:
+            async for m in ws:
+                if m.type == "fill":
+                    fills[m.data.trade_id] = m.data.count_fp
+                elif m.type == "client.connected" and m.msg["reconnect"]:
+                    async for f in a.iter_fills():
+                        fills.setdefault(f.trade_id, f.count_fp)
+
+        consumer = asyncio.create_task(consume())
+        await b.create_order(t, "yes", "sell", 2, yes_price="0.50")
+        await _until(lambda: len(fills) == 1)
+
+        await h.control("drop_ws")
+        await b.create_order(t, "yes", "sell", 3, yes_price="0.50")  # while down
+        await _until(lambda: ws.stats.reconnects == 1 and ws.connected.is_set())
+        await b.create_order(t, "yes", "sell", 1, yes_price="0.50")
+        await _until(lambda: len(fills) == 3)
+        consumer.cancel()
+
+        exchange_fills = {f.trade_id: f.count_fp async for f in a.iter_fills()}
+    assert fills == exchange_fills
+    assert sum(fills.values()) == 6
