@@ -74,3 +74,13 @@ def test_verify_no_config_writes_catches_a_write(rec_home_db):
         env=rec_home_db.env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert "config.local.json changed" in r.stdout
+
+
+def test_lint_marker_allows_only_the_named_rule(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "t.py").write_text(
+        "refused = '10.0.0.5'  # portability: allow private-ip\n"
+        "also = '/Users/x/y'  # portability: allow private-ip\n")
+    r = run_lint(tmp_path)
+    assert r.returncode == 1
+    assert "t.py:2: [home-path]" in r.stdout and "t.py:1:" not in r.stdout
