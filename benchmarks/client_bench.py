@@ -1,0 +1,226 @@
+"""rec's Kalshi client against the simulator: figures, not a test.
+
+    .venv/bin/python benchmarks/client_bench.py [--seconds N] [--sim-seconds N]
+
+The simulator runs in its own process (uvloop + httptools, unlimited rate tier);
+the client runs here on the default asyncio loop, as services run it.
+
+1. RSA-PSS signatures/s (2048-bit key) - every request pays one;
+2. signed GET /exchange/status through KalshiRest: sequential (latency p50/p99)
+   and with 8 requests in flight;
+3. orders through KalshiRest.create_order (resting, non-crossing) and cancel_order;
+4. WebSocket: messages/s received by KalshiWS (JSON with Decimal, seq checks,
+   local books kept) while the simulator's world runs flat out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from app.kalshi import signing  # noqa: E402
+from app.kalshi.rest import KalshiRest, RetryPolicy  # noqa: E402
+from app.kalshi.ws import KalshiWS  # noqa: E402
+from app.sim.cli import register_public_key  # noqa: E402
+
+START_MS = 1_764_086_400_000
+PREFIX = "/trade-api/v2"
+
+SERVE = (
+    f"""
+import sys, uvicorn
+from pathlib import Path
+from app.sim.app import create_app
+from app.sim.config import SimConfig
+from app.sim.server import uvicorn_options
+from app.sim.world import WorldParams
+port, keys, liquid = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+world = WorldParams() if liquid else WorldParams(mm_levels=0, flow_rate_per_s=0)
+cfg = SimConfig(keys_dir=Path(keys), seed=1, speed=0, start_ms={START_MS}, faults_enabled=True,
+                rate_tier="unlimited", world=world, start_balance_cents=10**12)
+uvicorn.run(create_app(cfg), host="127.0.0.1", port=port, log_level="warning",
+            loop="uvloop", http="httptools", **uvicorn_options(cfg))
+"""
+)
+
+
+class SimProcess:
+    def __init__(self, signer: signing.Signer, liquid: bool) -> None:
+        self.keys = tempfile.mkdtemp(prefix="client-bench-")
+        register_public_key(Path(self.keys), signer.key_id, signing.public_pem(signer.private_key))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE, str(self.port), self.keys, "1" if liquid else "0"],
+            cwd=ROOT,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    async def ready(self) -> None:
+        async with httpx.AsyncClient() as c:
+            for _ in range(300):
+                try:
+                    if (await c.get(self.base + "/healthz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError("simulator did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()  # our own child, by its Popen handle
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def bench_signing(seconds: float, signer: signing.Signer) -> None:
+    n, end = 0, time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    while time.perf_counter() < end:
+        signer.headers("GET", PREFIX + "/exchange/status")
+        n += 1
+    dt = time.perf_counter() - t0
+    print(
+        f"RSA-PSS sign (2048):          {n / dt:>9,.0f} signatures/s ({1e6 * dt / n:.0f} us each)"
+    )
+
+
+async def bench_rest(seconds: float, signer: signing.Signer) -> None:
+    srv = SimProcess(signer, liquid=False)
+    try:
+        await srv.ready()
+        # baseline: bare httpx with the same signing, to show the client's own overhead
+        async with httpx.AsyncClient(base_url=srv.base, timeout=10) as raw:
+            path = PREFIX + "/exchange/status"
+            for _ in range(200):
+                await raw.get(path, headers=signer.headers("GET", path))
+            n, end = 0, time.perf_counter() + seconds
+            t0 = time.perf_counter()
+            while time.perf_counter() < end:
+                r = await raw.get(path, headers=signer.headers("GET", path))
+                r.json()
+                n += 1
+            dt = time.perf_counter() - t0
+            print(f"bare httpx signed GET, seq.:  {n / dt:>9,.0f} req/s (baseline)")
+        policy = RetryPolicy(max_attempts=1)
+        async with KalshiRest(srv.base + PREFIX, signer, retry=policy, timeout=10) as c:
+            for _ in range(200):  # warm-up
+                await c.get_exchange_status()
+            lat: list[float] = []
+            end = time.perf_counter() + seconds
+            t0 = time.perf_counter()
+            while time.perf_counter() < end:
+                s = time.perf_counter()
+                await c.get_exchange_status()
+                lat.append(time.perf_counter() - s)
+            dt = time.perf_counter() - t0
+            q = statistics.quantiles(lat, n=100)
+            print(
+                f"signed GET, sequential:       {len(lat) / dt:>9,.0f} req/s "
+                f"(p50 {1e3 * q[49]:.2f} ms, p99 {1e3 * q[98]:.2f} ms)"
+            )
+
+            count = 0
+
+            async def worker(end: float) -> None:
+                nonlocal count
+                while time.perf_counter() < end:
+                    await c.get_exchange_status()
+                    count += 1
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker(t0 + seconds) for _ in range(8)))
+            dt = time.perf_counter() - t0
+            print(f"signed GET, 8 in flight:      {count / dt:>9,.0f} req/s")
+
+            tickers = [m.ticker for m in (await c.get_markets(status="open", limit=1000)).items]
+            ids: list[str] = []
+            end = time.perf_counter() + seconds
+            t0 = time.perf_counter()
+            i = 0
+            while time.perf_counter() < end:
+                o = await c.create_order(
+                    tickers[i % len(tickers)], "yes", "buy", 1, yes_price="0.02"
+                )
+                ids.append(o.order_id)
+                i += 1
+            dt = time.perf_counter() - t0
+            print(f"create_order (resting):       {len(ids) / dt:>9,.0f} orders/s")
+            t0 = time.perf_counter()
+            for oid in ids:
+                await c.cancel_order(oid)
+            dt = time.perf_counter() - t0
+            print(f"cancel_order:                 {len(ids) / dt:>9,.0f} cancels/s")
+    finally:
+        srv.stop()
+
+
+async def bench_ws(sim_seconds: int, signer: signing.Signer) -> None:
+    srv = SimProcess(signer, liquid=True)
+    try:
+        await srv.ready()
+        async with KalshiRest(srv.base + PREFIX, signer) as c:
+            tickers = [m.ticker for m in (await c.get_markets(limit=1000)).items]
+        ws = KalshiWS(f"ws://127.0.0.1:{srv.port}/trade-api/ws/v2", signer, compression=None)
+        async with ws:
+            await ws.subscribe("orderbook_delta", market_tickers=tickers)
+            await ws.subscribe("ticker", market_tickers=tickers)
+            await ws.subscribe("trade", market_tickers=tickers)
+            await ws.wait_connected(within=10)
+            async with httpx.AsyncClient(base_url=srv.base, timeout=300) as h:
+                advance = asyncio.create_task(
+                    h.post("/_sim/advance", json={"seconds": sim_seconds})
+                )
+                n = 0
+                first = last = None
+                while True:
+                    try:
+                        m = await asyncio.wait_for(ws.recv(), 2.0)
+                    except TimeoutError:
+                        break
+                    if m.type.startswith("client."):
+                        continue
+                    last = time.perf_counter()
+                    first = first or last
+                    n += 1
+                await advance
+            valid = sum(b.valid for b in ws.books.values())
+        dt = (last - first) if first and last else 0
+        if dt:
+            print(
+                f"WS via KalshiWS:              {n / dt:>9,.0f} msgs/s received, parsed, "
+                f"seq-checked ({n:,} in {dt:.2f}s; {valid}/{len(ws.books)} books valid, "
+                f"{ws.stats.seq_gaps} gaps)"
+            )
+    finally:
+        srv.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--sim-seconds", type=int, default=1800)
+    args = ap.parse_args()
+    signer = signing.Signer("client-bench", signing.generate_private_key())
+    bench_signing(args.seconds, signer)
+    asyncio.run(bench_rest(args.seconds, signer))
+    asyncio.run(bench_ws(args.sim_seconds, signer))
+
+
+if __name__ == "__main__":
+    main()
