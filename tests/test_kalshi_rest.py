@@ -26,6 +26,7 @@ from app.kalshi.errors import (
     KalshiAuthError,
     KalshiBadRequest,
     KalshiConflict,
+    KalshiNotFound,
     KalshiRateLimited,
     KalshiServerError,
     KalshiTimeout,
@@ -67,6 +68,7 @@ class FakeKalshi:
         self.faults: dict[tuple[str, str], list[tuple[int, dict]]] = {}
         self.hang: dict[tuple[str, str], float] = {}
         self.accept_then_fail: set[str] = set()
+        self.cancel_then_fail: set[str] = set()
         self.markets = [_market(i) for i in range(25)]
         self.orders: dict[str, dict] = {}
         self.seen_queries: list[str] = []
@@ -162,6 +164,21 @@ class FakeKalshi:
                 self.accept_then_fail.discard(coid)
                 return _err(502, "bad_gateway", "accepted but the answer was lost")
             return JSONResponse({"order": order}, status_code=201)
+        if path.startswith("/portfolio/orders/o") and "/" not in path[len("/portfolio/orders/") :]:
+            oid = path.rsplit("/", 1)[1]
+            order = next((o for o in self.orders.values() if o["order_id"] == oid), None)
+            if order is None:
+                return _err(404, "not_found", "no such order")
+            if request.method == "GET":
+                return JSONResponse({"order": order})
+            if order["status"] == "canceled":
+                return _err(404, "not_found", "order is not resting")
+            reduced = order["remaining_count_fp"]
+            order.update(status="canceled", remaining_count_fp="0.00")
+            if oid in self.cancel_then_fail:
+                self.cancel_then_fail.discard(oid)
+                return _err(504, "gateway_timeout", "cancelled but the answer was lost")
+            return JSONResponse({"order": order, "reduced_by_fp": reduced})
         if path == "/portfolio/orders" and request.method == "GET":
             rows = [o for o in self.orders.values() if o["ticker"] == q.get("ticker", o["ticker"])]
             return JSONResponse({"orders": rows, "cursor": ""})
@@ -297,6 +314,17 @@ async def test_duplicate_client_order_id_on_a_first_attempt_is_a_conflict(client
     await client.create_order("T", "yes", "buy", 1, yes_price="0.10", client_order_id="dup")
     with pytest.raises(KalshiConflict):
         await client.create_order("T", "yes", "buy", 1, yes_price="0.10", client_order_id="dup")
+
+
+async def test_cancel_whose_answer_was_lost_resolves_to_the_canceled_order(client, fake):
+    order = await client.create_order("T", "yes", "buy", 4, yes_price="0.3", client_order_id="c")
+    fake.cancel_then_fail.add(order.order_id)
+    result = await client.cancel_order(order.order_id)
+    assert result.order.status == "canceled" and result.reduced_by_fp is None
+    assert fake.count("DELETE", f"/portfolio/orders/{order.order_id}") == 2
+    # a plain 404 (nothing was attempted before) stays an error
+    with pytest.raises(KalshiNotFound):
+        await client.cancel_order(order.order_id)
 
 
 async def test_other_posts_are_not_retried_on_5xx(client, fake):

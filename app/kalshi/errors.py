@@ -12,7 +12,11 @@ class KalshiError(Exception):
 
     ``status`` is the HTTP status (None when no response arrived); ``code``,
     ``error_message`` and ``details`` come from Kalshi's ErrorResponse body.
+    ``after_unknown_outcome`` is True when an earlier attempt of the same call
+    ended without a known outcome (5xx, timeout), so the exchange may have acted.
     """
+
+    after_unknown_outcome: bool = False
 
     def __init__(
         self,

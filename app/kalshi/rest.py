@@ -38,6 +38,7 @@ from app.kalshi.errors import (
     KalshiConflict,
     KalshiError,
     KalshiHTTPError,
+    KalshiNotFound,
     KalshiProtocolError,
     KalshiRateLimited,
     KalshiServerError,
@@ -108,6 +109,15 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+def _outcome_unknown(exc: KalshiError) -> bool:
+    """True when the exchange may have acted on a request that failed with ``exc``."""
+    if isinstance(exc, KalshiRateLimited):
+        return False
+    if isinstance(exc, KalshiTransportError):
+        return not exc.never_sent
+    return isinstance(exc, KalshiServerError)
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:
@@ -265,14 +275,17 @@ class KalshiRest:
         if safety is None:
             safety = IDEMPOTENT if method in ("GET", "HEAD", "DELETE") else UNSAFE
         attempt = 0
+        unknown = False
         while True:
             attempt += 1
             try:
                 return await self._once(method, path, params, json, call_timeout)
             except KalshiError as exc:
+                exc.after_unknown_outcome = unknown
                 delay = self._retry_delay(exc, safety, attempt)
                 if delay is None:
                     raise
+                unknown = unknown or _outcome_unknown(exc)
                 self.stats["retries"] += 1
                 log.warning(
                     "kalshi %s %s: %s; retry %d/%d in %.2fs",
@@ -627,10 +640,7 @@ class KalshiRest:
                 delay = self._retry_delay(exc, IDEMPOTENT, attempt)
                 if delay is None:
                     raise
-                if not isinstance(exc, KalshiRateLimited) and not (
-                    isinstance(exc, KalshiTransportError) and exc.never_sent
-                ):
-                    ambiguous = True
+                ambiguous = ambiguous or _outcome_unknown(exc)
                 self.stats["retries"] += 1
                 log.warning(
                     "kalshi create order %s: %s; retry %d with the same client_order_id",
@@ -677,7 +687,22 @@ class KalshiRest:
         return self.paginate(lambda c: self.get_orders(cursor=c, **filters))
 
     async def cancel_order(self, order_id: str) -> CancelResult:
-        data = await self.request("DELETE", f"/portfolio/orders/{quote(order_id, safe='')}")
+        """Cancel a resting order; retried like a read, since cancelling twice is harmless.
+
+        When an earlier attempt may have cancelled the order and the retry then
+        answers 404, the order is fetched and returned if it is canceled
+        (``reduced_by_fp`` is then unknown: None).
+        """
+        path = f"/portfolio/orders/{quote(order_id, safe='')}"
+        try:
+            data = await self.request("DELETE", path)
+        except KalshiNotFound as exc:
+            if not exc.after_unknown_outcome:
+                raise
+            order = await self.get_order(order_id)
+            if order.status != "canceled":
+                raise
+            return CancelResult(order=order, reduced_by_fp=None)
         return CancelResult.model_validate(data)
 
     async def amend_order(
