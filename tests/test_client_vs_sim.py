@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from app.kalshi import signing
-from app.kalshi.errors import KalshiAuthError, KalshiBadRequest, KalshiNotFound
+from app.kalshi.errors import KalshiAuthError, KalshiBadRequest, KalshiNotFound, KalshiTimeout
 from app.kalshi.rest import KalshiRest, RetryPolicy, order_body
 from app.kalshi.ws import KalshiWS, WsCommandError
 from app.sim.matching import NO, YES
@@ -414,3 +414,44 @@ async def test_ws_drop_reconnects_and_no_fill_is_lost(quiet_sim):
         exchange_fills = {f.trade_id: f.count_fp async for f in a.iter_fills()}
     assert fills == exchange_fills
     assert sum(fills.values()) == 6
+
+
+async def test_added_latency_times_out_and_gets_are_retried(quiet_sim):
+    h = quiet_sim
+    await h.control("latency", ms=400)
+    async with rest(h, timeout=0.15, retry=RetryPolicy(max_attempts=3, base_delay=0.01)) as c:
+        t0 = time.monotonic()
+        with pytest.raises(KalshiTimeout):
+            await c.get_balance()
+        assert time.monotonic() - t0 < 1.5
+        assert c.stats["requests"] == 3
+        await h.control("clear")
+        assert (await c.get_balance()).balance == START
+
+
+async def test_simulator_heartbeat_pings_keep_a_quiet_connection_alive(tmp_path):
+    handle, server = await fx.start_sim(tmp_path, ws_ping_interval=0.2)
+    try:
+        async with ws_client(handle, heartbeat_timeout=0.6, ping_interval=None) as ws:
+            await ws.subscribe("fill")  # nothing trades: no data frames at all
+            await ws.wait_connected(within=5)
+            await asyncio.sleep(1.5)
+            assert ws.stats.heartbeat_timeouts == 0 and ws.stats.reconnects == 0
+    finally:
+        await fx.stop_sim(handle, server)
+
+
+async def test_handshake_hang_then_release_reconnects_with_backoff(quiet_sim):
+    h = quiet_sim
+    async with ws_client(h, open_timeout=0.3) as ws:
+        await ws.subscribe("fill")
+        await ws.wait_connected(within=5)
+        await h.control("hang", path="/trade-api/ws/v2")
+        await h.control("drop_ws")
+        await _next_of(ws, "client.disconnected")
+        await asyncio.sleep(1.0)  # attempts time out against the hung handshake
+        assert not ws.connected.is_set()
+        await h.control("release", path="/trade-api/ws/v2")
+        back = await _next_of(ws, "client.connected", within=5)
+        assert back.msg == {"reconnect": True}
+        assert [s["channel"] for s in await ws.list_subscriptions()] == ["fill"]
