@@ -18,6 +18,11 @@ async def _two(h):
     return a, b, h.open_tickers()[0]
 
 
+def _locked_consistent(h) -> None:
+    for acct in h.sim.exchange.accounts.values():
+        assert acct.locked == sum(o.remaining * o.price for o in acct.resting.values())
+
+
 async def _balance(c) -> int:
     r = await c.get("/portfolio/balance")
     assert r.status_code == 200
@@ -76,6 +81,7 @@ async def test_resting_order_partial_fill_then_full_fill_with_exact_accounting(q
     got = (await a.get(f"/portfolio/orders/{o['order_id']}")).json()["order"]
     assert (got["status"], got["remaining_count_fp"]) == ("executed", "0.00")
     assert (await _position(a, t))["position_fp"] == "10.00"
+    _locked_consistent(quiet_sim)
     trades = (await a.get("/markets/trades", params={"ticker": t})).json()["trades"]
     assert [x["count_fp"] for x in trades] == ["6.00", "4.00"]  # newest first
     assert all(x["taker_side"] == "no" and x["yes_price_dollars"] == "0.4000" for x in trades)
@@ -138,6 +144,7 @@ async def test_cancel_amend_and_decrease(quiet_sim):
     assert (await a.get("/portfolio/orders/nope")).status_code == 404
     # B cannot see or cancel A's order
     assert (await b.delete(f"/portfolio/orders/{oid}")).status_code == 404
+    _locked_consistent(quiet_sim)
     canceled = (await a.get("/portfolio/orders", params={"status": "canceled"})).json()
     assert [x["order_id"] for x in canceled["orders"]] == [oid]
 

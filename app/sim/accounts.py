@@ -105,10 +105,9 @@ class Account:
         if not self.user_id:
             self.user_id = stable_uuid("user", self.account_id)
 
-    @property
-    def locked(self) -> int:
-        """Collateral held by resting orders: remaining contracts times their bid price."""
-        return sum(o.remaining * o.price for o in self.resting.values())
+    # Collateral held by resting orders: remaining contracts times their bid price,
+    # kept up to date by the exchange on every book change.
+    locked: int = 0
 
     @property
     def balance(self) -> int:

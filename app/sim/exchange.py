@@ -189,6 +189,7 @@ class Exchange:
         if order.remaining:
             book.add(order)
             acct.resting[order.order_id] = order
+            acct.locked += order.remaining * order.price
             if order.expiration_ms is not None:
                 self._expiring.add(order)
         else:
@@ -237,13 +238,16 @@ class Exchange:
             taker.filled += mt.count
             self._fill(acct, taker, m, trade, True, mt.taker_price)
             self._fill(maker_acct, maker, m, trade, False, mt.maker_price)
+            maker_acct.locked -= mt.count * maker.price
             if maker.remaining == 0:
                 maker_acct.resting.pop(maker.order_id, None)
                 self._expiring.discard(maker)
             touched.append((maker_acct, maker))
         for o in list(book.changes):
-            if o.order.status == "canceled" and o.order.last_update_reason == "SelfTradeCancel":
+            if (o.order.status == "canceled" and o.order.last_update_reason == "SelfTradeCancel"
+                    and o.order.remaining):
                 owner = self.accounts[o.order.account_id]
+                owner.locked -= o.order.remaining * o.order.price
                 owner.resting.pop(o.order.order_id, None)
                 self._expiring.discard(o.order)
                 o.order.remaining = 0
@@ -334,6 +338,8 @@ class Exchange:
     def _cancel(self, acct: Account, order: Order, reason: str | None) -> int:
         book = self.books.get(order.ticker)
         reduced = order.remaining
+        if order.in_book:
+            acct.locked -= reduced * order.price
         if book is not None:
             book.remove(order)
         order.remaining = 0
@@ -360,6 +366,7 @@ class Exchange:
             return order
         if by > 0:
             self.books[order.ticker].reduce(order, by)
+            acct.locked -= by * order.price
             order.last_update_reason = "Decrease"
             order.updated_ms = self.clock()
             self._publish(self.markets[order.ticker], [(acct, order)])
@@ -402,10 +409,12 @@ class Exchange:
         order.last_update_reason = "Amend"
         if book_price == order.price and new_remaining <= order.remaining:
             if new_remaining < order.remaining:
+                acct.locked -= (order.remaining - new_remaining) * order.price
                 book.reduce(order, order.remaining - new_remaining)
             order.initial_count = total
             self._publish(m, [(acct, order)])
             return old, order
+        acct.locked -= order.remaining * order.price
         book.remove(order)
         acct.resting.pop(order.order_id, None)
         order.price = book_price
@@ -417,6 +426,7 @@ class Exchange:
         elif order.remaining:
             book.add(order)
             acct.resting[order.order_id] = order
+            acct.locked += order.remaining * order.price
         else:
             order.status = "executed"
             self._expiring.discard(order)
