@@ -303,8 +303,28 @@ async def test_wrong_key_fails_with_auth_error_instead_of_looping(exchange):
     await ws.start()
     with pytest.raises(KalshiAuthError):
         await ws.wait_connected(within=5)
+    with pytest.raises(KalshiAuthError):  # a consumer loop ends instead of waiting forever
+        async for _ in ws:
+            pass
     await ws.close()
     assert exchange.rejected == 1 and exchange.handshakes == 0
+
+
+async def test_consumer_loop_ends_when_the_client_is_closed(exchange):
+    ws = _client(exchange)
+    await ws.start()
+    await ws.wait_connected(within=5)
+    seen = []
+
+    async def consume():
+        async for m in ws:
+            seen.append(m.type)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    await ws.close()
+    await asyncio.wait_for(task, 2)
+    assert seen == ["client.connected", "client.disconnected"]
 
 
 async def test_commands_carry_increasing_ids_and_errors_raise(exchange):

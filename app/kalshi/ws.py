@@ -161,7 +161,7 @@ class KalshiWS:
         self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], Subscription | None]] = {}
         self._by_sid: dict[int, Subscription] = {}
         self._conn: _TrackedConnection | None = None
-        self._queue: asyncio.Queue[WsMessage] = asyncio.Queue()
+        self._queue: asyncio.Queue[WsMessage | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -196,11 +196,9 @@ class KalshiWS:
                 if self._task is None or self._task.done():
                     raise WsNotConnected("the client is not running")
                 waiter = asyncio.create_task(self.connected.wait())
-                done, _ = await asyncio.wait(
-                    {waiter, self._task} if self._task else {waiter},
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if waiter not in done:
+                try:
+                    await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
                     waiter.cancel()
         if self._fatal is not None:
             raise self._fatal
@@ -219,6 +217,7 @@ class KalshiWS:
         for task in list(self._tasks):
             task.cancel()
         self._fail_pending(WsNotConnected("client closed"))
+        self._queue.put_nowait(None)
 
     async def __aenter__(self) -> KalshiWS:
         await self.start()
@@ -236,13 +235,21 @@ class KalshiWS:
     # ------------------------------------------------------------------ consumer side
 
     async def recv(self) -> WsMessage:
-        return await self._queue.get()
+        """The next message; raises the fatal error (auth) or WsNotConnected once stopped."""
+        m = await self._queue.get()
+        if m is None:  # stopped: leave the marker for every later call
+            self._queue.put_nowait(None)
+            raise self._fatal or WsNotConnected("client closed")
+        return m
 
     def __aiter__(self) -> KalshiWS:
         return self
 
     async def __anext__(self) -> WsMessage:
-        return await self.recv()
+        try:
+            return await self.recv()
+        except WsNotConnected:
+            raise StopAsyncIteration from None
 
     def pending_messages(self) -> int:
         return self._queue.qsize()
@@ -381,6 +388,7 @@ class KalshiWS:
             except KalshiAuthError as exc:
                 log.error("kalshi ws: %s; giving up", exc)
                 self._fatal = exc
+                self._queue.put_nowait(None)
                 return
             except asyncio.CancelledError:
                 raise
