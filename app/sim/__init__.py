@@ -1,0 +1,18 @@
+"""rec-exchange-sim: a local exchange speaking Kalshi's Trade API v2 wire protocol.
+
+One ASGI app (app.py) on one port: REST under /trade-api/v2 (rest.py), WebSocket at
+/trade-api/ws/v2 (ws.py), GET /healthz, and the loopback-only /_sim control API for fault
+injection and test helpers (faults.py; off unless REC_SIM_FAULTS_ENABLED).
+
+- world.py      seeded BTC price process, hourly KXBTCD (above) / KXBTC (range) events,
+                open/close/settle schedule, speed factor (0 = manual clock)
+- liquidity.py  market maker around fair value + noise takers
+- exchange.py   order operations, settlement, observer callbacks
+- matching.py   yes/no bid books, price-time priority
+- accounts.py   cash, collateral, netted positions, fills, settlements (integer cents)
+- fees.py       Kalshi's quadratic fee, rounded up to the cent
+- views.py      wire objects; wire.py fixed-point formats and request parsing
+- auth.py       RSA-PSS verification against <keys_dir>/<key_id>.pem
+- ratelimit.py  token buckets per key by Kalshi tier
+- service.py    `rec run exchange-sim`; cli.py `rec sim add-key|gen-key`
+"""
