@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,60 +30,9 @@ import httpx  # noqa: E402
 from app.kalshi import signing  # noqa: E402
 from app.kalshi.rest import KalshiRest, RetryPolicy  # noqa: E402
 from app.kalshi.ws import KalshiWS  # noqa: E402
-from app.sim.cli import register_public_key  # noqa: E402
+from benchmarks.simproc import SimProcess  # noqa: E402
 
-START_MS = 1_764_086_400_000
 PREFIX = "/trade-api/v2"
-
-SERVE = (
-    f"""
-import sys, uvicorn
-from pathlib import Path
-from app.sim.app import create_app
-from app.sim.config import SimConfig
-from app.sim.server import uvicorn_options
-from app.sim.world import WorldParams
-port, keys, liquid = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
-world = WorldParams() if liquid else WorldParams(mm_levels=0, flow_rate_per_s=0)
-cfg = SimConfig(keys_dir=Path(keys), seed=1, speed=0, start_ms={START_MS}, faults_enabled=True,
-                rate_tier="unlimited", world=world, start_balance_cents=10**12)
-uvicorn.run(create_app(cfg), host="127.0.0.1", port=port, log_level="warning",
-            loop="uvloop", http="httptools", **uvicorn_options(cfg))
-"""
-)
-
-
-class SimProcess:
-    def __init__(self, signer: signing.Signer, liquid: bool) -> None:
-        self.keys = tempfile.mkdtemp(prefix="client-bench-")
-        register_public_key(Path(self.keys), signer.key_id, signing.public_pem(signer.private_key))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, str(self.port), self.keys, "1" if liquid else "0"],
-            cwd=ROOT,
-        )
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    async def ready(self) -> None:
-        async with httpx.AsyncClient() as c:
-            for _ in range(300):
-                try:
-                    if (await c.get(self.base + "/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise RuntimeError("simulator did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()  # our own child, by its Popen handle
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
 
 def bench_signing(seconds: float, signer: signing.Signer) -> None:
     n, end = 0, time.perf_counter() + seconds
@@ -101,7 +47,7 @@ def bench_signing(seconds: float, signer: signing.Signer) -> None:
 
 
 async def bench_rest(seconds: float, signer: signing.Signer) -> None:
-    srv = SimProcess(signer, liquid=False)
+    srv = SimProcess([signer], liquid=False)
     try:
         await srv.ready()
         # baseline: bare httpx with the same signing, to show the client's own overhead
@@ -171,12 +117,12 @@ async def bench_rest(seconds: float, signer: signing.Signer) -> None:
 
 
 async def bench_ws(sim_seconds: int, signer: signing.Signer) -> None:
-    srv = SimProcess(signer, liquid=True)
+    srv = SimProcess([signer], liquid=True)
     try:
         await srv.ready()
         async with KalshiRest(srv.base + PREFIX, signer) as c:
             tickers = [m.ticker for m in (await c.get_markets(limit=1000)).items]
-        ws = KalshiWS(f"ws://127.0.0.1:{srv.port}/trade-api/ws/v2", signer, compression=None)
+        ws = KalshiWS(srv.ws_url, signer, compression=None)
         async with ws:
             await ws.subscribe("orderbook_delta", market_tickers=tickers)
             await ws.subscribe("ticker", market_tickers=tickers)

@@ -16,22 +16,17 @@ import asyncio
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.kalshi.signing import Signer, generate_private_key, public_pem  # noqa: E402
-from app.sim.cli import register_public_key  # noqa: E402
+from app.kalshi.signing import Signer, generate_private_key  # noqa: E402
 from app.sim.exchange import Exchange, OrderRequest  # noqa: E402
 from app.sim.world import World, WorldParams  # noqa: E402
-
-START_MS = 1_764_086_400_000
+from benchmarks.simproc import START_MS, SimProcess  # noqa: E402
 
 
 def bench_engine(n: int = 200_000) -> None:
@@ -56,63 +51,11 @@ def bench_engine(n: int = 200_000) -> None:
           f"{trades / dt:>9,.0f} trades/s matched ({trades:,} trades from {n:,} orders)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(port: int, keys_dir: str, liquid: bool) -> None:
-    import uvicorn
-
-    from app.sim.app import create_app
-    from app.sim.config import SimConfig
-    from app.sim.server import uvicorn_options
-
-    world = WorldParams() if liquid else WorldParams(mm_levels=0, flow_rate_per_s=0)
-    cfg = SimConfig(keys_dir=Path(keys_dir), seed=1, speed=0, start_ms=START_MS,
-                    faults_enabled=True, rate_tier="unlimited", world=world,
-                    start_balance_cents=10**12)
-    uvicorn.run(create_app(cfg), host="127.0.0.1", port=port, log_level="warning",
-                loop="uvloop", http="httptools", **uvicorn_options(cfg))
-
-
-class Server:
-    def __init__(self, signers: list[Signer], liquid: bool) -> None:
-        self.dir = tempfile.mkdtemp(prefix="sim-bench-")
-        for s in signers:
-            register_public_key(Path(self.dir), s.key_id, public_pem(s.private_key))
-        self.port = _free_port()
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(self.port),
-                                      self.dir] + (["--liquid"] if liquid else []), cwd=ROOT)
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    async def ready(self) -> None:
-        import httpx
-
-        async with httpx.AsyncClient() as c:
-            for _ in range(200):
-                try:
-                    if (await c.get(self.base + "/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise RuntimeError("simulator did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 async def bench_rest(seconds: float, clients: int = 4) -> None:
     import httpx
 
     signers = [Signer(f"bench-{i}", generate_private_key()) for i in range(clients)]
-    srv = Server(signers, liquid=False)
+    srv = SimProcess(signers, liquid=False)
     try:
         await srv.ready()
         async with httpx.AsyncClient() as c:
@@ -157,13 +100,13 @@ async def bench_ws(sim_seconds: int) -> None:
     from websockets.asyncio.client import connect
 
     s = Signer("bench-ws", generate_private_key())
-    srv = Server([s], liquid=True)
+    srv = SimProcess([s], liquid=True)
     try:
         await srv.ready()
         async with httpx.AsyncClient(base_url=srv.base, timeout=120) as c:
             r = await c.get("/trade-api/v2/markets", params={"limit": 1000})
             tickers = [m["ticker"] for m in r.json()["markets"]]
-            url = f"ws://127.0.0.1:{srv.port}/trade-api/ws/v2"
+            url = srv.ws_url
             async with connect(url, additional_headers=s.headers("GET", "/trade-api/ws/v2"),
                                compression=None, max_size=2**24, max_queue=None) as ws:
                 await ws.send(json.dumps({"id": 1, "cmd": "subscribe", "params": {
@@ -199,12 +142,7 @@ async def bench_ws(sim_seconds: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--serve", nargs=2, metavar=("PORT", "KEYS_DIR"))
-    ap.add_argument("--liquid", action="store_true")
     args = ap.parse_args()
-    if args.serve:
-        serve(int(args.serve[0]), args.serve[1], args.liquid)
-        return
     print(f"host: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
     bench_engine()
     asyncio.run(bench_rest(args.seconds))

@@ -1,0 +1,85 @@
+"""The simulator in a process of its own, for benchmarks (uvloop + httptools, unlimited tier).
+
+``SimProcess(signers, liquid)`` registers the signers' public keys, starts
+``python benchmarks/simproc.py PORT KEYS_DIR [--liquid]`` on a free loopback port and
+stops it (its own child, by its Popen handle) in ``stop()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from app.kalshi.signing import Signer, public_pem  # noqa: E402
+from app.sim.cli import register_public_key  # noqa: E402
+
+START_MS = 1_764_086_400_000
+
+
+class SimProcess:
+    def __init__(self, signers: list[Signer], liquid: bool) -> None:
+        self.keys_dir = tempfile.mkdtemp(prefix="rec-bench-keys-")
+        for s in signers:
+            register_public_key(Path(self.keys_dir), s.key_id, public_pem(s.private_key))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, str(self.port), self.keys_dir]
+            + (["--liquid"] if liquid else []), cwd=ROOT)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/trade-api/ws/v2"
+
+    async def ready(self) -> None:
+        async with httpx.AsyncClient() as c:
+            for _ in range(300):
+                try:
+                    if (await c.get(self.base + "/healthz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError("simulator did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def serve(port: int, keys_dir: str, liquid: bool) -> None:
+    import uvicorn
+
+    from app.sim.app import create_app
+    from app.sim.config import SimConfig
+    from app.sim.server import uvicorn_options
+    from app.sim.world import WorldParams
+
+    world = WorldParams() if liquid else WorldParams(mm_levels=0, flow_rate_per_s=0)
+    cfg = SimConfig(keys_dir=Path(keys_dir), seed=1, speed=0, start_ms=START_MS,
+                    faults_enabled=True, rate_tier="unlimited", world=world,
+                    start_balance_cents=10**12)
+    uvicorn.run(create_app(cfg), host="127.0.0.1", port=port, log_level="warning",
+                loop="uvloop", http="httptools", **uvicorn_options(cfg))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("port", type=int)
+    ap.add_argument("keys_dir")
+    ap.add_argument("--liquid", action="store_true")
+    a = ap.parse_args()
+    serve(a.port, a.keys_dir, a.liquid)
