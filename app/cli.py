@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         print(f"rec: config error: {exc}", file=sys.stderr)
         return config.EX_CONFIG
+    for note in config.unknown_environment(os.environ):
+        print(f"rec: warning: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps({v.key: {"value": str(v.value), "source": v.source} for v in values},
                          indent=2))
@@ -45,7 +48,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_config_init(args: argparse.Namespace) -> int:
-    directory = Path(args.dir) if args.dir else config.config_dir_from(__import__("os").environ)
+    directory = Path(args.dir) if args.dir else config.config_dir_from(os.environ)
     try:
         path, created = config.init_local(directory)
     except OSError as exc:

@@ -16,6 +16,7 @@ runtime turns into one line on stderr and exit status 78 (EX_CONFIG).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from dataclasses import dataclass
@@ -23,7 +24,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from app.kalshi.urls import UrlConfigError, resolve
 
 ENV_PREFIX = "REC_"
 EX_CONFIG = 78
@@ -39,10 +43,21 @@ class AccountMode(StrEnum):
     prod = "prod"
 
 
-class Settings(BaseModel):
-    """Every setting rec reads. ``.env.example`` documents each one (a test keeps them in step)."""
+class Settings(BaseSettings):
+    """Every setting rec reads. ``.env.example`` documents each one (a test keeps them in step).
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    The layers are read by :func:`load`, which also records where each value came from
+    (``rec config show``); the merged values reach pydantic-settings as init arguments, so
+    its own environment and dotenv sources are switched off to keep one reading of them.
+    """
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, env_prefix=ENV_PREFIX)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings: PydanticBaseSettingsSource, *args, **kwargs
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
     # where things live
     config_dir: Path
@@ -100,11 +115,20 @@ class Settings(BaseModel):
             raise ValueError(
                 f"db_pool_min: {self.db_pool_min} is larger than db_pool_max {self.db_pool_max}"
             )
+        try:
+            endpoints = resolve(self.account_mode, base_url=self.kalshi_base_url or None,
+                                ws_url=self.kalshi_ws_url or None)
+        except UrlConfigError as exc:
+            raise ValueError(str(exc)) from None
+        for key, path, want in (("kalshi_base_url", endpoints.rest_path_prefix, "/trade-api/v2"),
+                                ("kalshi_ws_url", endpoints.ws_path, "/trade-api/ws/v2")):
+            if getattr(self, key) and not path.endswith(want):
+                raise ValueError(f"{key}: the URL's path must end with {want} (got {path!r})")
         if self.account_mode is not AccountMode.sim:
             for key in ("kalshi_key_id", "kalshi_private_key"):
                 if getattr(self, key) is None:
                     raise ValueError(
-                        f"{key}: credential missing; account_mode={self.account_mode.value} "
+                        f"credential {key}: missing; account_mode={self.account_mode.value} "
                         f"needs it as a file named {key} in $CREDENTIALS_DIRECTORY "
                         f"or {self.credentials_path}"
                     )
@@ -210,40 +234,58 @@ def layers(environ: dict[str, str] | os._Environ[str] | None = None) -> list[tup
     return out
 
 
-def _explain(exc: ValidationError, merged: dict[str, Any]) -> str:
+def _sources(found: list[tuple[str, dict]]) -> dict[str, str]:
+    where: dict[str, str] = {}
+    for name, values in found:
+        for key in values:
+            where[key] = name
+    return where
+
+
+def _explain(exc: ValidationError, merged: dict[str, Any], where: dict[str, str]) -> str:
+    """One line naming the key, its value (never a secret's) and the layer it came from."""
     err = exc.errors()[0]
     loc = [str(p) for p in err.get("loc", ())]
     msg = err["msg"].removeprefix("Value error, ")
-    if loc:
-        key = loc[0]
-        shown = "<secret>" if key in SECRET_KEYS else merged.get(key)
-        return f"{env_name(key)}={shown!s}: {msg}"
-    return msg
+    key = loc[0] if loc else None
+    if key is None:
+        # a model-level check says "key: problem"
+        head, _, rest = msg.partition(": ")
+        if head not in Settings.model_fields:
+            return msg
+        key, msg = head, rest
+    shown = "<secret>" if key in SECRET_KEYS else merged.get(key)
+    source = where.get(key, "default")
+    return f"{env_name(key)}={shown!s} (from {source}): {msg}"
+
+
+def unknown_environment(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """REC_* variables that name no setting, each with the likely intended one."""
+    known = {env_name(k) for k in Settings.model_fields}
+    notes = []
+    for name in sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known):
+        guess = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        notes.append(f"{name} is not a rec setting and is ignored{hint}")
+    return notes
 
 
 def load(environ: dict[str, str] | os._Environ[str] | None = None) -> Settings:
-    """Read and validate every layer. Raises ConfigError naming the bad key."""
+    """Read and validate every layer. Raises ConfigError naming the bad key and its source."""
+    found = layers(environ)
     merged: dict[str, Any] = {}
-    for _, values in layers(environ):
+    for _, values in found:
         merged.update(values)
     try:
-        return Settings.model_validate(merged)
+        return Settings(**merged)
     except ValidationError as exc:
-        message = _explain(exc, merged)
-        # a model-level check names its key as "key: problem"; give it its env name
-        head, _, rest = message.partition(": ")
-        if head in Settings.model_fields:
-            message = f"{env_name(head)}: {rest}"
-        raise ConfigError(message) from None
+        raise ConfigError(_explain(exc, merged, _sources(found))) from None
 
 
 def provenance(environ: dict[str, str] | os._Environ[str] | None = None) -> list[Value]:
     """Every key's effective value and the layer it came from, secrets redacted."""
     settings = load(environ)
-    source: dict[str, str] = {}
-    for name, values in layers(environ):
-        for key in values:
-            source[key] = name
+    source = _sources(layers(environ))
     out = []
     for key in Settings.model_fields:
         value = getattr(settings, key)

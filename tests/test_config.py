@@ -92,7 +92,8 @@ def test_secret_in_local_file_is_refused(tmp_path):
         ("{not json", "not valid JSON"),
         ('["a"]', "must hold a JSON object"),
         ('{"web_prot": 1}', "unknown setting 'web_prot'"),
-        ('{"db_pool_min": 9, "db_pool_max": 2}', "REC_DB_POOL_MIN: 9 is larger"),
+        ('{"db_pool_min": 9, "db_pool_max": 2}', "REC_DB_POOL_MIN=9 (from local ("),
+        ('{"web_port": 0}', "REC_WEB_PORT=0 (from local ("),
     ],
 )
 def test_bad_local_file_names_the_problem(tmp_path, local, message):

@@ -11,11 +11,20 @@ from app.db import migrate as mig
 
 
 def schema_fingerprint(dsn: str) -> list[tuple]:
+    """Columns, indexes and constraints of the public schema."""
     with psycopg.connect(dsn) as conn:
-        return conn.execute(
+        columns = conn.execute(
             """SELECT table_name, column_name, data_type, is_nullable, column_default
                FROM information_schema.columns WHERE table_schema = 'public'
                ORDER BY table_name, column_name""").fetchall()
+        indexes = conn.execute(
+            """SELECT tablename, indexname, indexdef FROM pg_indexes
+               WHERE schemaname = 'public' ORDER BY 1, 2""").fetchall()
+        constraints = conn.execute(
+            """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+               FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+               ORDER BY 1, 2""").fetchall()
+    return columns + indexes + constraints
 
 
 def test_migrate_creates_the_core_tables(app_db):
@@ -168,3 +177,14 @@ def test_db_scripts_backup_and_refuse_restore_without_a_file(rec_home_db, tmp_pa
     assert r.returncode == 0, r.stderr
     dumps = list(tmp_path.glob("rec-*.dump"))
     assert len(dumps) == 1 and dumps[0].stat().st_size > 0
+
+
+def test_migration_waiting_for_a_held_lock_gives_up_in_time(app_db):
+    import time
+
+    with psycopg.connect(app_db.dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (mig.LOCK_KEY,))
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            mig.migrate(app_db.dsn, progress=lambda m: None, lock_timeout_sec=1)
+        assert time.monotonic() - t0 < 5

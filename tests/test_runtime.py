@@ -34,12 +34,12 @@ def test_sigterm_sends_stopping_and_exits_zero(rec_home, start_service):
     assert "received SIGTERM: stopping" in svc.output
 
 
-def test_stop_that_overruns_its_timeout_still_exits(rec_home, start_service):
+def test_stop_that_overruns_its_timeout_exits_nonzero_in_time(rec_home, start_service):
     rec_home.env["REC_STOP_TIMEOUT_SEC"] = "1"
     svc = start_service(rec_home, "tests.fake_services:SlowStop")
     svc.notify.wait_for("READY", "1")
     t0 = time.monotonic()
-    assert svc.terminate() == 0
+    assert svc.terminate() == 1
     assert time.monotonic() - t0 < 5
     assert "<3>" in svc.output and "stop did not finish within 1.0s" in svc.output
 
@@ -89,6 +89,10 @@ def test_phase_past_its_deadline_names_the_phase_at_err_and_exits_nonzero(rec_ho
         ("REC_ACCOUNT_MODE", "live", "REC_ACCOUNT_MODE=live"),
         ("REC_DB_SSLMODE", "maybe", "REC_DB_SSLMODE=maybe"),
         ("REC_PHASE_TIMEOUT_SEC", "soon", "REC_PHASE_TIMEOUT_SEC=soon"),
+        ("REC_KALSHI_BASE_URL", "notaurl", "REC_KALSHI_BASE_URL=notaurl"),
+        ("REC_KALSHI_BASE_URL", "https://demo-api.kalshi.co",
+         "path must end with /trade-api/v2"),
+        ("REC_KALSHI_WS_URL", "http://127.0.0.1/trade-api/ws/v2", "not a ws/wss URL"),
     ],
 )
 def test_config_error_exits_78_naming_the_key(rec_home, start_service, key, value, named):
@@ -98,7 +102,7 @@ def test_config_error_exits_78_naming_the_key(rec_home, start_service, key, valu
     lines = svc.output.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("<3>rec-web: config error: ")
-    assert named in lines[0]
+    assert named in lines[0] and "(from environment)" in lines[0]
     assert not svc.notify.with_key("READY")
 
 
@@ -106,7 +110,7 @@ def test_demo_mode_without_kalshi_credential_exits_78(rec_home, start_service):
     rec_home.env["REC_ACCOUNT_MODE"] = "demo"
     svc = start_service(rec_home, "web")
     assert svc.wait(timeout=15) == 78
-    assert "REC_KALSHI_KEY_ID: credential missing" in svc.output
+    assert "credential kalshi_key_id: missing; account_mode=demo" in svc.output
 
 
 def test_web_ready_only_after_database_is_reachable(rec_home, start_service, tmp_path):
@@ -175,3 +179,12 @@ def test_service_whose_work_ends_unasked_exits_nonzero(rec_home, start_service):
     assert svc.wait(timeout=15) == 1
     assert "<3>" in svc.output and "stopped working without being asked to" in svc.output
     assert svc.notify.with_key("READY") and svc.notify.with_key("STOPPING")
+
+
+def test_unknown_rec_variable_is_warned_about_with_a_suggestion(rec_home, start_service):
+    rec_home.env["REC_WEB_PROT"] = "3001"
+    svc = start_service(rec_home, "tests.fake_services:SleepyPhases")
+    svc.notify.wait_for("READY", "1")
+    assert ("<4>" in svc.output and "REC_WEB_PROT is not a rec setting and is ignored "
+            "(did you mean REC_WEB_PORT?)" in svc.output)
+    assert svc.terminate() == 0

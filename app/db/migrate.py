@@ -54,11 +54,14 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def migrate(conninfo: str, directory: Path = MIGRATIONS_DIR, progress=print) -> list[str]:
+def migrate(conninfo: str, directory: Path = MIGRATIONS_DIR, progress=print,
+            lock_timeout_sec: float = 300.0) -> list[str]:
     """Apply pending migrations; return the names applied (empty when up to date)."""
     migrations = discover(directory)
     applied_now: list[str] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
+        # bounded waits: for another migrator's advisory lock and for table locks
+        conn.execute(f"SET lock_timeout = '{int(lock_timeout_sec * 1000)}ms'")
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
             conn.execute(

@@ -50,7 +50,8 @@ async def wait_reachable(settings: Settings, application_name: str) -> None:
         try:
             conn = await psycopg.AsyncConnection.connect(info)
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            reason = "; ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+            reason = reason or repr(exc)
             if time.monotonic() >= deadline:
                 raise DatabaseUnreachable(
                     f"database {describe(settings)} unreachable after {attempt} attempts: {reason}"

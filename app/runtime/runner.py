@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import signal
 import time
 from typing import Any
@@ -79,6 +80,7 @@ class Runner:
             log.info("startup phase %r: done in %.2fs", name, time.monotonic() - t0)
             return result
         task.cancel()
+        await asyncio.wait({task}, timeout=1.0)  # let it clean up, but never hang on it
         if self.stop_requested.is_set():
             raise StartupFailed(f"stopped during startup phase {name!r}")
         raise StartupFailed(
@@ -143,10 +145,12 @@ class Runner:
         else:
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
-        await self._stop()
+        if not await self._stop():
+            code = EXIT_FAILURE
         return code
 
-    async def _stop(self) -> None:
+    async def _stop(self) -> bool:
+        """Release the service's resources; False if that failed or overran the stop timeout."""
         self.notifier.stopping()
         try:
             await asyncio.wait_for(self.service.stop(), self.settings.stop_timeout_sec)
@@ -156,6 +160,8 @@ class Runner:
             log.error("error while stopping: %s: %s", type(exc).__name__, exc)
         else:
             log.info("rec-%s stopped", self.service.name)
+            return True
+        return False
 
 
 def run_service(name: str) -> int:
@@ -167,6 +173,8 @@ def run_service(name: str) -> int:
         logs.emergency(f"config error: {exc}", ident=f"rec-{name}")
         return config.EX_CONFIG
     logs.setup(settings.log_level)
+    for note in config.unknown_environment(os.environ):
+        log.warning("%s", note)
     service = cls(settings)
     runner = Runner(service, settings)
     return asyncio.run(runner.main())

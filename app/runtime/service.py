@@ -4,7 +4,8 @@ A service says what it does in three places and the runner does the rest:
 
 - ``start(phase)``: its startup steps, each awaited through ``phase(name, awaitable)``
   so it gets a STATUS= line, a log line and a deadline. READY=1 follows the last one.
-- ``run()``: its work after READY; returning ends the service (exit 0), raising fails it.
+- ``run()``: its work after READY, until the runner cancels it on SIGTERM; returning or
+  raising on its own is a failure (exit 1), which systemd answers with a restart.
 - ``stop()``: release what ``start`` acquired; bounded by the stop timeout.
 """
 
