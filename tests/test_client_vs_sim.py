@@ -298,6 +298,26 @@ async def test_injected_429_and_5xx_are_retried_and_orders_stay_single(quiet_sim
         assert a.stats["requests"] == before + 1
 
 
+async def test_order_whose_answer_is_lost_is_placed_once(quiet_sim):
+    h = quiet_sim
+    t = h.open_tickers()[0]
+    async with rest(h) as a:
+        # the simulator places the order, then answers 502 as if the reply were lost
+        await h.control("lose_response", status=502, count=1,
+                        path_prefix=PREFIX + "/portfolio/orders")
+        o = await a.create_order(t, "yes", "buy", 2, yes_price="0.20", client_order_id="lost-1")
+        assert o.client_order_id == "lost-1" and a.stats["retries"] >= 1
+        orders = [x async for x in a.iter_orders(ticker=t)]
+        assert [x.client_order_id for x in orders] == ["lost-1"]
+        assert h.sim.faults.lost_count == 0  # the fault really fired
+        # a lost cancel answer: the retry finds it already cancelled, still one order
+        await h.control("lose_response", status=504, count=1,
+                        path_prefix=PREFIX + "/portfolio/orders/")
+        cancelled = await a.cancel_order(o.order_id)
+        assert cancelled.order.status == "canceled"
+        assert [x.status async for x in a.iter_orders(ticker=t)] == ["canceled"]
+
+
 async def test_rate_limited_burst_completes_through_429_retries(tmp_path):
     handle, server = await fx.start_sim(tmp_path, rate_tier="basic")
     try:

@@ -98,6 +98,13 @@ def control_routes(sim: Sim) -> list[Route]:
             f.error_status, f.error_count = status, int(body.get("count", 1))
             f.error_prefix = str(body.get("path_prefix", ""))
             return {}
+        if action == "lose_response":
+            status = int(body.get("status", 502))
+            if not 500 <= status <= 599:
+                raise ValueError("status must be 5xx")
+            f.lost_status, f.lost_count = status, int(body.get("count", 1))
+            f.lost_prefix = str(body.get("path_prefix", ""))
+            return {}
         if action == "latency":
             f.latency_ms = int(body["ms"])
             return {}

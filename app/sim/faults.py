@@ -1,7 +1,9 @@
 """Fault injection for tests: off unless enabled, driven through the /_sim control API.
 
 Faults: drop every WebSocket connection, skip a `seq` number, answer an HTTP status
-(5xx or 429) to the next N requests, add latency, hang a path, halt trading.
+(5xx or 429) to the next N requests, lose the answer to the next N requests (served, then
+answered with a 5xx as a proxy would after a dropped upstream), add latency, hang a path,
+halt trading.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ class Faults:
     error_status: int = 0
     error_count: int = 0
     error_prefix: str = ""
+    lost_status: int = 0
+    lost_count: int = 0
+    lost_prefix: str = ""
     hangs: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def state(self) -> dict:
@@ -26,6 +31,9 @@ class Faults:
             "error_status": self.error_status,
             "error_count": self.error_count,
             "error_prefix": self.error_prefix,
+            "lost_status": self.lost_status,
+            "lost_count": self.lost_count,
+            "lost_prefix": self.lost_prefix,
             "hangs": sorted(self.hangs),
         }
 
@@ -37,6 +45,15 @@ class Faults:
             return 0
         self.error_count -= 1
         return self.error_status
+
+    def take_lost(self, path: str) -> int:
+        """After serving `path`: the status that replaces its answer, or 0."""
+        if not self.enabled or self.lost_count <= 0:
+            return 0
+        if self.lost_prefix and not path.startswith(self.lost_prefix):
+            return 0
+        self.lost_count -= 1
+        return self.lost_status
 
     def hang_for(self, path: str) -> asyncio.Event | None:
         if not self.enabled:
@@ -69,4 +86,7 @@ class Faults:
         self.error_status = 0
         self.error_count = 0
         self.error_prefix = ""
+        self.lost_status = 0
+        self.lost_count = 0
+        self.lost_prefix = ""
         self.release()

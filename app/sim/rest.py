@@ -636,6 +636,9 @@ def make_endpoint(sim: Sim, handler: Handler, auth_required: bool, kind: str):
             return error_response(exc.status, exc.code, exc.message, exc.details)
         except WireError as exc:
             return error_response(400, exc.code, exc.message)
+        lost = sim.faults.take_lost(path)
+        if lost:
+            return injected(lost)  # the work is done; only the answer is lost
         return json_response(code, body)
 
     return endpoint
