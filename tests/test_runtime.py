@@ -188,3 +188,19 @@ def test_unknown_rec_variable_is_warned_about_with_a_suggestion(rec_home, start_
     assert ("<4>" in svc.output and "REC_WEB_PROT is not a rec setting and is ignored "
             "(did you mean REC_WEB_PORT?)" in svc.output)
     assert svc.terminate() == 0
+
+
+@pytest.mark.parametrize("service", ["web", "exchange-sim"])
+def test_every_registered_service_is_ready_pings_and_stops(rec_home_db, start_service, service):
+    from app.runtime.runner import SERVICES
+
+    assert service in SERVICES
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    svc = start_service(rec_home_db, service, watchdog_usec=400_000)
+    ready = svc.notify.wait_for("READY", "1")
+    time.sleep(1.0)
+    pings = [m.at for m in svc.notify.with_key("WATCHDOG") if m.at > ready.at]
+    assert len(pings) >= 4
+    assert svc.terminate() == 0
+    assert svc.notify.with_key("STOPPING")
+    assert f"READY: rec-{service} ready in" in svc.output
