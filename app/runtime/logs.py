@@ -58,7 +58,9 @@ def setup(level: str = "info", stream=None) -> None:
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True
+    # per-request lines (health checks every few seconds) would drown the journal
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def emergency(message: str, ident: str = "rec") -> None:
