@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import socket
 import time
 
 import httpx
@@ -163,8 +164,6 @@ def test_readyz_names_the_failed_check_when_database_stops(rec_home_db, start_se
 
 
 def test_web_port_in_use_fails_startup_clearly(rec_home_db, start_service):
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", int(rec_home_db.env["REC_WEB_PORT"])))
         s.listen()
@@ -198,6 +197,9 @@ def test_every_registered_service_is_ready_pings_and_stops(rec_home_db, start_se
     assert rec_home_db.rec("db", "migrate").returncode == 0
     svc = start_service(rec_home_db, service, watchdog_usec=400_000)
     ready = svc.notify.wait_for("READY", "1")
+    # READY means the socket is bound: the very first connection attempt succeeds
+    port = rec_home_db.env["REC_WEB_PORT" if service == "web" else "REC_EXCHANGE_SIM_PORT"]
+    socket.create_connection(("127.0.0.1", int(port)), timeout=2).close()
     time.sleep(1.0)
     pings = [m.at for m in svc.notify.with_key("WATCHDOG") if m.at > ready.at]
     assert len(pings) >= 4
