@@ -138,7 +138,6 @@ class Settings(BaseSettings):
 SECRET_KEYS = frozenset(
     name for name, f in Settings.model_fields.items() if f.annotation == SecretStr | None
 )
-BOOTSTRAP_KEYS = frozenset({"config_dir", "credentials_path"})
 
 
 class ConfigError(Exception):
@@ -270,9 +269,7 @@ def unknown_environment(environ: dict[str, str] | os._Environ[str]) -> list[str]
     return notes
 
 
-def load(environ: dict[str, str] | os._Environ[str] | None = None) -> Settings:
-    """Read and validate every layer. Raises ConfigError naming the bad key and its source."""
-    found = layers(environ)
+def _validate(found: list[tuple[str, dict]]) -> Settings:
     merged: dict[str, Any] = {}
     for _, values in found:
         merged.update(values)
@@ -282,10 +279,16 @@ def load(environ: dict[str, str] | os._Environ[str] | None = None) -> Settings:
         raise ConfigError(_explain(exc, merged, _sources(found))) from None
 
 
+def load(environ: dict[str, str] | os._Environ[str] | None = None) -> Settings:
+    """Read and validate every layer. Raises ConfigError naming the bad key and its source."""
+    return _validate(layers(environ))
+
+
 def provenance(environ: dict[str, str] | os._Environ[str] | None = None) -> list[Value]:
     """Every key's effective value and the layer it came from, secrets redacted."""
-    settings = load(environ)
-    source = _sources(layers(environ))
+    found = layers(environ)  # read once: validated and attributed from the same reading
+    settings = _validate(found)
+    source = _sources(found)
     out = []
     for key in Settings.model_fields:
         value = getattr(settings, key)

@@ -25,10 +25,7 @@ APP_PASSWORD = "rec-test-" + uuid.uuid4().hex[:8]
 @pytest.fixture(scope="session")
 def pg():
     server = pgserver.start()
-    with __import__("psycopg").connect(server.dsn(), autocommit=True) as conn:
-        from psycopg import sql
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-            sql.Identifier(APP_USER), sql.Literal(APP_PASSWORD)))
+    server.create_role(APP_USER, APP_PASSWORD)
     yield server
     pgserver.remove(server)
 
@@ -48,13 +45,8 @@ class AppDb:
 @pytest.fixture
 def app_db(pg):
     """A fresh database owned by the app role, dropped afterwards."""
-    import psycopg
-    from psycopg import sql
-
     name = "rec_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(name), sql.Identifier(APP_USER)))
+    pg.create_db(name, APP_USER)
     yield AppDb(pg, name)
     pg.drop_db(name)
 

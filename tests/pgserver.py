@@ -37,6 +37,7 @@ class PgServer:
     port: int
     proc: subprocess.Popen
     superuser_password: str
+    root: Path
     host: str = "127.0.0.1"
 
     def dsn(self, user="postgres", password=None, dbname="postgres") -> str:
@@ -44,19 +45,25 @@ class PgServer:
         return (f"host={self.host} port={self.port} user={user} password={password} "
                 f"dbname={dbname} connect_timeout=5")
 
-    def create_app_db(self, name: str, user: str, password: str) -> None:
+    def _admin(self, statement: sql.Composed) -> None:
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(user), sql.Literal(password)))
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(name), sql.Identifier(user)))
+            conn.execute(statement)
+
+    def create_role(self, user: str, password: str) -> None:
+        self._admin(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(user), sql.Literal(password)))
+
+    def create_db(self, name: str, owner: str) -> None:
+        self._admin(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            sql.Identifier(name), sql.Identifier(owner)))
+
+    def create_app_db(self, name: str, user: str, password: str) -> None:
+        self.create_role(user, password)
+        self.create_db(name, user)
 
     def drop_db(self, name: str) -> None:
-        with psycopg.connect(self.dsn(), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+        self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -107,7 +114,7 @@ def start(base: Path | None = None, port: int | None = None) -> PgServer:
          "-c", "max_connections=100"],
         stdout=log, stderr=subprocess.STDOUT, cwd=root, **_as_postgres(),
     )
-    server = PgServer(datadir, port, proc, password)
+    server = PgServer(datadir, port, proc, password, root)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -120,10 +127,9 @@ def start(base: Path | None = None, port: int | None = None) -> PgServer:
                     f"test PostgreSQL did not start: {(root / 'server.log').read_text()}"
                 ) from None
             time.sleep(0.1)
-    server.root = root  # type: ignore[attr-defined]
     return server
 
 
 def remove(server: PgServer) -> None:
     server.stop()
-    shutil.rmtree(server.root, ignore_errors=True)  # type: ignore[attr-defined]
+    shutil.rmtree(server.root, ignore_errors=True)

@@ -7,6 +7,8 @@ import logging
 
 import uvicorn
 
+from app.runtime.service import Phase, Service
+
 log = logging.getLogger(__name__)
 
 
@@ -60,3 +62,24 @@ class HttpServer:
         if self._main is not None:
             await asyncio.gather(self._main, return_exceptions=True)
         await self.server.shutdown()
+
+
+class HttpService(Service):
+    """A service whose work is serving an ASGI app: bound in a startup phase (so READY means
+    the port accepts connections), run until the server stops, stopped on SIGTERM."""
+
+    http: HttpServer | None = None
+
+    async def serve_http(self, phase: Phase, app, port: int, what: str = "http",
+                         **options) -> None:
+        host = self.settings.bind_host
+        self.http = HttpServer(app, host, port, **options)
+        await phase(f"bind {what} {host}:{port}", self.http.start())
+
+    async def run(self) -> None:
+        assert self.http is not None, "serve_http() was not called in start()"
+        await self.http.wait()
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.stop()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, ClassVar, Protocol
 
 from app.config import Settings
@@ -42,5 +42,3 @@ class Service:
     async def stop(self) -> None:
         """Release resources; override."""
 
-
-ServiceFactory = Callable[[Settings], Service]

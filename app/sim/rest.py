@@ -553,28 +553,34 @@ async def batch_cancel(ctx: Ctx) -> tuple[int, object]:
     return 200, {"orders": out}
 
 
-async def list_fills(ctx: Ctx) -> tuple[int, object]:
+def _account_history(ctx: Ctx, records_of: Callable[[Any], list], ts_of: Callable[[Any], int],
+                     matches: Callable[[Any], bool], name: str,
+                     view: Callable[[Any], dict]) -> tuple[int, object]:
+    """Newest-first page of an account's records (fills, settlements), filtered."""
     _check_subaccount(ctx, ctx.q("subaccount"))
-    acct = ctx.account
     limit = ctx.q_int("limit", 100, 1, 1000)
+    rows = (r for r in reversed(records_of(ctx.account))
+            if matches(r) and _in_window(ts_of(r), ctx))
+    got, cursor = page(rows, lambda r: r.seq, ctx.q("cursor"), limit, descending=True)
+    return 200, {name: [view(r) for r in got], "cursor": cursor}
+
+
+async def list_fills(ctx: Ctx) -> tuple[int, object]:
     ticker, order_id = ctx.q("ticker"), ctx.q("order_id")
-    fills = (f for f in reversed(acct.fills)
-             if (ticker is None or f.ticker == ticker)
-             and (order_id is None or f.order_id == order_id) and _in_window(f.ts_ms, ctx))
-    got, cursor = page(fills, lambda f: f.seq, ctx.q("cursor"), limit, descending=True)
-    return 200, {"fills": [views.fill_dict(f) for f in got], "cursor": cursor}
+    return _account_history(
+        ctx, lambda a: a.fills, lambda f: f.ts_ms,
+        lambda f: (ticker is None or f.ticker == ticker)
+        and (order_id is None or f.order_id == order_id),
+        "fills", views.fill_dict)
 
 
 async def list_settlements(ctx: Ctx) -> tuple[int, object]:
-    _check_subaccount(ctx, ctx.q("subaccount"))
-    acct = ctx.account
-    limit = ctx.q_int("limit", 100, 1, 1000)
     ticker, event = ctx.q("ticker"), ctx.q("event_ticker")
-    recs = (s for s in reversed(acct.settlements)
-            if (ticker is None or s.ticker == ticker)
-            and (event is None or s.event_ticker == event) and _in_window(s.settled_ms, ctx))
-    got, cursor = page(recs, lambda s: s.seq, ctx.q("cursor"), limit, descending=True)
-    return 200, {"settlements": [views.settlement_dict(s) for s in got], "cursor": cursor}
+    return _account_history(
+        ctx, lambda a: a.settlements, lambda s: s.settled_ms,
+        lambda s: (ticker is None or s.ticker == ticker)
+        and (event is None or s.event_ticker == event),
+        "settlements", views.settlement_dict)
 
 
 # --- routing ---------------------------------------------------------------------------------

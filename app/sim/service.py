@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from app.runtime.http import HttpServer
-from app.runtime.service import Phase, Service
+from app.runtime.http import HttpService
+from app.runtime.service import Phase
 from app.sim.app import create_app
 from app.sim.config import SimConfig
 from app.sim.server import uvicorn_options
 
 
-class ExchangeSimService(Service):
+class ExchangeSimService(HttpService):
     name = "exchange-sim"
 
     async def start(self, phase: Phase) -> None:
@@ -26,12 +26,5 @@ class ExchangeSimService(Service):
                              "401 until `rec sim add-key` or `rec sim gen-key` adds one",
                              config.keys_dir)
         app = create_app(config)
-        self.http = HttpServer(app, s.bind_host, s.exchange_sim_port, **uvicorn_options(config))
-        await phase(f"bind http+ws {s.bind_host}:{s.exchange_sim_port}", self.http.start())
-
-    async def run(self) -> None:
-        await self.http.wait()
-
-    async def stop(self) -> None:
-        if getattr(self, "http", None):
-            await self.http.stop()
+        await self.serve_http(phase, app, s.exchange_sim_port, "http+ws",
+                              **uvicorn_options(config))

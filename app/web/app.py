@@ -13,7 +13,7 @@ import html
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from app.web.health import Check, aggregate, run_check
+from app.web.health import Check, aggregate, run_checks
 
 
 def create_app(ready_checks: dict[str, Check], bundle_checks: dict[str, Check],
@@ -26,24 +26,24 @@ def create_app(ready_checks: dict[str, Check], bundle_checks: dict[str, Check],
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        results = {name: await run_check(check) for name, check in ready_checks.items()}
-        failed = [name for name, r in results.items() if not r.ok]
-        body = {"status": "ok" if not failed else "fail", "failed": failed,
-                "checks": {n: r.as_dict() for n, r in results.items()}}
-        return JSONResponse(body, status_code=503 if failed else 200)
+        body = await run_checks(ready_checks)
+        return JSONResponse(body, status_code=http_status(body))
 
     @app.get("/api/health")
     async def health() -> JSONResponse:
         body = await aggregate(bundle_checks)
-        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+        return JSONResponse(body, status_code=http_status(body))
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:
         body = await aggregate(bundle_checks)
-        return HTMLResponse(render_status(title, body),
-                            status_code=200 if body["status"] == "ok" else 503)
+        return HTMLResponse(render_status(title, body), status_code=http_status(body))
 
     return app
+
+
+def http_status(body: dict) -> int:
+    return 200 if body["status"] == "ok" else 503
 
 
 def _row(cells: list[str], ok: bool) -> str:

@@ -111,17 +111,21 @@ async def unit_states(timeout: float = 5.0) -> UnitReport:
     return UnitReport(True, parse_units(out.decode()))
 
 
-async def aggregate(checks: dict[str, Check]) -> dict:
+async def run_checks(checks: dict[str, Check]) -> dict:
+    """Run every check at once: ``{"status", "failed", "checks"}``."""
     names = list(checks)
-    results, units = await asyncio.gather(
-        asyncio.gather(*(run_check(checks[n]) for n in names)), unit_states())
+    results = await asyncio.gather(*(run_check(checks[n]) for n in names))
     by_name = dict(zip(names, results, strict=True))
     failed = [n for n, r in by_name.items() if not r.ok]
-    failed += [u.name for u in units.units if not u.ok]
-    return {
-        "status": "ok" if not failed else "fail",
-        "failed": failed,
-        "checks": {n: r.as_dict() for n, r in by_name.items()},
-        "units": [u.as_dict() for u in units.units] if units.available else None,
-        "units_note": units.reason,
-    }
+    return {"status": "ok" if not failed else "fail", "failed": failed,
+            "checks": {n: r.as_dict() for n, r in by_name.items()}}
+
+
+async def aggregate(checks: dict[str, Check]) -> dict:
+    """The checks plus every rec-* unit's state; any failure fails the whole."""
+    body, units = await asyncio.gather(run_checks(checks), unit_states())
+    body["failed"] += [u.name for u in units.units if not u.ok]
+    body["status"] = "ok" if not body["failed"] else "fail"
+    body["units"] = [u.as_dict() for u in units.units] if units.available else None
+    body["units_note"] = units.reason
+    return body

@@ -6,14 +6,16 @@ import httpx
 
 from app.db.pool import open_pool, ping
 from app.kalshi.urls import from_settings
-from app.runtime.http import HttpServer
-from app.runtime.service import Phase, Service
+from app.runtime.http import HttpService
+from app.runtime.service import Phase
 from app.web.app import create_app
 from app.web.health import exchange_check
 
 
-class WebService(Service):
+class WebService(HttpService):
     name = "web"
+    pool = None
+    client: httpx.AsyncClient | None = None
 
     async def start(self, phase: Phase) -> None:
         s = self.settings
@@ -22,16 +24,11 @@ class WebService(Service):
         database = {"database": lambda: ping(self.pool)}
         exchange = {"exchange": exchange_check(from_settings(s).rest_base, self.client)}
         app = create_app(ready_checks=database, bundle_checks={**database, **exchange})
-        self.http = HttpServer(app, s.bind_host, s.web_port)
-        await phase(f"bind http {s.bind_host}:{s.web_port}", self.http.start())
-
-    async def run(self) -> None:
-        await self.http.wait()
+        await self.serve_http(phase, app, s.web_port)
 
     async def stop(self) -> None:
-        if getattr(self, "http", None):
-            await self.http.stop()
-        if getattr(self, "client", None):
+        await super().stop()
+        if self.client is not None:
             await self.client.aclose()
-        if getattr(self, "pool", None):
+        if self.pool is not None:
             await self.pool.close()
