@@ -24,9 +24,39 @@ def _settings() -> config.Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """A registered service by name, or (tests, experiments) an explicit ``module:Class``."""
+    from app import services
+    from app.runtime import logs
     from app.runtime.runner import run_service
 
-    return run_service(args.service)
+    name, credentials = args.service, ()
+    try:
+        if ":" in name:
+            cls = services.load_entry(name)
+            name = cls.name
+        else:
+            spec = services.by_name(name)
+            cls, credentials = spec.load(), spec.credentials
+    except (services.UnknownService, ImportError, TypeError) as exc:
+        logs.emergency(f"config error: {exc}", ident=f"rec-{name}")
+        return config.EX_CONFIG
+    return run_service(name, cls, credentials)
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    """The service registry with this host's effective settings (what the units are built from)."""
+    from app import services
+
+    described = services.describe(_settings())
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0
+    print(f"account mode {described['account_mode']}; units: {' '.join(described['units'])}")
+    for s in described["services"]:
+        port = f"port {s['port']}" if s["port"] else "no port"
+        state = "enabled" if s["enabled"] else "not in this mode"
+        print(f"  {s['unit']:<28} {port:<10} {state:<17} {s['description']}")
+    return 0
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
@@ -104,24 +134,26 @@ def cmd_db_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """The rec-* units as systemd sees them, then rec-web's aggregate health."""
+    """The rec units the registry expects, as systemd sees them, then rec-web's aggregate."""
     import asyncio
 
     import httpx
 
-    from app.web.health import unit_states
+    from app import services
+    from app.runtime import units
 
     settings = _settings()
-    report = asyncio.run(unit_states())
+    expected = services.expected_units(settings.account_mode.value)
+    report = asyncio.run(units.query(expected))
     healthy = True
     if report.available:
         for u in report.units:
             healthy &= u.ok
             print(f"{'ok ' if u.ok else 'BAD'} {u.name:<32} {u.active}/{u.sub:<10} "
                   f"restarts={u.restarts} result={u.result}")
-        if not report.units:
-            print("no rec-* units loaded")
+        for name in report.missing(expected):
             healthy = False
+            print(f"BAD {name:<32} not installed")
     else:
         print(f"units: {report.reason}")
     url = f"http://{settings.target_host}:{settings.web_port}/api/health"
@@ -164,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", help="rec-* units and the bundle's health").set_defaults(
         func=cmd_status)
+
+    svc = sub.add_parser("services", help="the registered services and their units")
+    svc.add_argument("--json", action="store_true", help="machine-readable (Ansible reads it)")
+    svc.set_defaults(func=cmd_services)
 
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)

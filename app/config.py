@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
-    # where things live
+    # where things live (state_dir: the units' StateDirectory=, the one place they may write;
+    # relative paths in other settings are under it)
     config_dir: Path
     credentials_path: Path
     state_dir: Path
@@ -69,10 +70,6 @@ class Settings(BaseSettings):
     target_host: str = Field(min_length=1)
     web_port: int = Port
     exchange_sim_port: int = Port
-    trade_manager_port: int = Port
-    trade_executor_port: int = Port
-    trade_supervisor_port: int = Port
-    auto_entry_port: int = Port
 
     # database
     db_host: str = Field(min_length=1)
@@ -92,12 +89,14 @@ class Settings(BaseSettings):
     # exchange simulator (rec-exchange-sim)
     sim_seed: int
     sim_speed: float = Field(ge=0, le=3600)
-    sim_keys_dir: Path
+    sim_keys_dir: Path  # relative: under state_dir
     sim_faults_enabled: bool
     sim_rate_tier: Literal["basic", "advanced", "premier", "prime", "unlimited"]
     sim_start_balance_cents: int = Field(ge=0)
 
-    # service runtime
+    # service runtime: phase deadlines and the stop timeout are the runner's; the unit's
+    # WatchdogSec=, TimeoutStartSec= and TimeoutStopSec= are built from watchdog_sec,
+    # start_timeout_sec and stop_timeout_sec (`rec services --json` hands them to the role)
     log_level: Literal["debug", "info", "warning", "error"]
     phase_timeout_sec: float = Field(gt=0, le=3600)
     stop_timeout_sec: float = Field(gt=0, le=600)
@@ -111,6 +110,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if not self.state_dir.is_absolute():
+            raise ValueError(f"state_dir: must be an absolute path (got {self.state_dir})")
+        if not self.sim_keys_dir.is_absolute():
+            object.__setattr__(self, "sim_keys_dir", self.state_dir / self.sim_keys_dir)
+        if self.phase_timeout_sec >= self.start_timeout_sec:
+            raise ValueError(
+                f"phase_timeout_sec: {self.phase_timeout_sec:g} must be below start_timeout_sec "
+                f"{self.start_timeout_sec} (systemd's TimeoutStartSec= of every unit)"
+            )
         if self.db_pool_min > self.db_pool_max:
             raise ValueError(
                 f"db_pool_min: {self.db_pool_min} is larger than db_pool_max {self.db_pool_max}"
@@ -124,14 +132,8 @@ class Settings(BaseSettings):
                                 ("kalshi_ws_url", endpoints.ws_path, "/trade-api/ws/v2")):
             if getattr(self, key) and not path.endswith(want):
                 raise ValueError(f"{key}: the URL's path must end with {want} (got {path!r})")
-        if self.account_mode is not AccountMode.sim:
-            for key in ("kalshi_key_id", "kalshi_private_key"):
-                if getattr(self, key) is None:
-                    raise ValueError(
-                        f"credential {key}: missing; account_mode={self.account_mode.value} "
-                        f"needs it as a file named {key} in $CREDENTIALS_DIRECTORY "
-                        f"or {self.credentials_path}"
-                    )
+        # credentials are checked where they are used: each service declares the ones it
+        # needs (app.services) and the runner refuses to start without them (exit 78)
         return self
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import pgserver  # noqa: E402
-from tests.netutil import free_port  # noqa: E402
-from tests.sdnotify_socket import NotifySocket  # noqa: E402
+from testkit import pg as pgserver  # noqa: E402
+from testkit.net import free_port  # noqa: E402
+from testkit.notify import NotifySocket  # noqa: E402
 
 
 def main() -> int:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import pgserver
-from tests.netutil import free_port
-from tests.sdnotify_socket import NotifySocket
+from testkit import pg as pgserver
+from testkit.net import free_port
+from testkit.notify import NotifySocket
 
 REPO = Path(__file__).resolve().parent.parent
 REC = [sys.executable, "-m", "app.cli"]

@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 
+from app.config import ConfigError
 from app.runtime.service import Phase, Service
 
 
@@ -68,3 +69,13 @@ class EndsByItself(Service):
 
     async def run(self) -> None:
         await asyncio.sleep(0.2)
+
+
+class ConfigErrorInStart(Service):
+    """Finds its configuration unusable only while starting (a bad value a check reveals)."""
+
+    name = "config-in-start"
+
+    async def start(self, phase: Phase) -> None:
+        await phase("check settings", asyncio.sleep(0))
+        raise ConfigError("REC_X: not usable")

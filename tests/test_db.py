@@ -124,7 +124,7 @@ def test_rec_db_migrate_command(rec_home_db):
 
 
 def test_rec_db_migrate_unreachable_database_says_where(rec_home):
-    from tests.netutil import free_port
+    from testkit.net import free_port
 
     rec_home.env.update(REC_DB_PORT=str(free_port()), REC_DB_CONNECT_TIMEOUT_SEC="2")
     r = rec_home.rec("db", "migrate")

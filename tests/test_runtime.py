@@ -9,8 +9,9 @@ import time
 import httpx
 import pytest
 
-from tests import pgserver
-from tests.netutil import free_port
+from app.services import REGISTRY
+from testkit import pg as pgserver
+from testkit.net import free_port
 
 
 def test_status_names_each_phase_then_ready(rec_home, start_service):
@@ -107,11 +108,27 @@ def test_config_error_exits_78_naming_the_key(rec_home, start_service, key, valu
     assert not svc.notify.with_key("READY")
 
 
-def test_demo_mode_without_kalshi_credential_exits_78(rec_home, start_service):
-    rec_home.env["REC_ACCOUNT_MODE"] = "demo"
+def test_a_service_without_a_credential_it_declares_exits_78(rec_home, start_service):
+    # web's registry entry declares db_password; rec_home has no credential files
     svc = start_service(rec_home, "web")
     assert svc.wait(timeout=15) == 78
-    assert "credential kalshi_key_id: missing; account_mode=demo" in svc.output
+    lines = svc.output.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "config error: credential db_password: missing" in lines[0]
+
+
+def test_demo_mode_needs_no_kalshi_credential_where_no_service_uses_it(rec_home, start_service):
+    rec_home.env["REC_ACCOUNT_MODE"] = "demo"
+    svc = start_service(rec_home, "tests.fake_services:SleepyPhases")
+    svc.notify.wait_for("READY", "1")
+    assert svc.terminate() == 0
+
+
+def test_config_error_raised_in_start_exits_78(rec_home, start_service):
+    svc = start_service(rec_home, "tests.fake_services:ConfigErrorInStart")
+    assert svc.wait(timeout=15) == 78
+    assert "config error: REC_X: not usable" in svc.output
+    assert not svc.notify.with_key("READY")
 
 
 def test_web_ready_only_after_database_is_reachable(rec_home, start_service, tmp_path):
@@ -189,20 +206,17 @@ def test_unknown_rec_variable_is_warned_about_with_a_suggestion(rec_home, start_
     assert svc.terminate() == 0
 
 
-@pytest.mark.parametrize("service", ["web", "exchange-sim"])
-def test_every_registered_service_is_ready_pings_and_stops(rec_home_db, start_service, service):
-    from app.runtime.runner import SERVICES
-
-    assert service in SERVICES
+@pytest.mark.parametrize("spec", REGISTRY, ids=lambda s: s.name)
+def test_every_registered_service_is_ready_pings_and_stops(rec_home_db, start_service, spec):
     assert rec_home_db.rec("db", "migrate").returncode == 0
-    svc = start_service(rec_home_db, service, watchdog_usec=400_000)
+    svc = start_service(rec_home_db, spec.name, watchdog_usec=400_000)
     ready = svc.notify.wait_for("READY", "1")
-    # READY means the socket is bound: the very first connection attempt succeeds
-    port = rec_home_db.env["REC_WEB_PORT" if service == "web" else "REC_EXCHANGE_SIM_PORT"]
-    socket.create_connection(("127.0.0.1", int(port)), timeout=2).close()
-    time.sleep(1.0)
-    pings = [m.at for m in svc.notify.with_key("WATCHDOG") if m.at > ready.at]
-    assert len(pings) >= 4
+    if spec.port:
+        # READY means the socket is bound: the very first connection attempt succeeds
+        port = rec_home_db.env[f"REC_{spec.port.upper()}"]
+        socket.create_connection(("127.0.0.1", int(port)), timeout=2).close()
+    svc.notify.wait_until(lambda msgs: len([m for m in msgs if "WATCHDOG" in m.fields
+                                            and m.at > ready.at]) >= 4, timeout=10)
     assert svc.terminate() == 0
     assert svc.notify.with_key("STOPPING")
-    assert f"READY: rec-{service} ready in" in svc.output
+    assert f"READY: rec-{spec.name} ready in" in svc.output

@@ -8,7 +8,7 @@ import subprocess
 import httpx
 import pytest
 
-from app.web.health import parse_units
+from app.runtime.units import parse
 
 
 @pytest.fixture
@@ -45,14 +45,17 @@ def test_aggregate_health_names_the_missing_exchange(web):
 
 
 def test_parse_units_from_systemctl_show():
-    text = ("Id=rec-web.service\nActiveState=active\nSubState=running\nNRestarts=2\n"
-            "Result=success\n\nId=rec-migrate.service\nActiveState=inactive\nSubState=dead\n"
-            "NRestarts=0\nResult=success\n\nId=rec-exchange-sim.service\n"
-            "ActiveState=failed\nSubState=failed\nNRestarts=5\nResult=exit-code\n")
-    units = {u.name: u for u in parse_units(text)}
+    text = ("Id=rec-web.service\nType=notify\nActiveState=active\nSubState=running\n"
+            "NRestarts=2\nResult=success\n\nId=rec-migrate.service\nType=oneshot\n"
+            "ActiveState=inactive\nSubState=dead\nNRestarts=0\nResult=success\n\n"
+            "Id=rec-exchange-sim.service\nType=notify\n"
+            "ActiveState=failed\nSubState=failed\nNRestarts=5\nResult=exit-code\n\n"
+            "Id=rec-gone.service\nLoadState=not-found\nActiveState=inactive\nSubState=dead\n")
+    units = {u.name: u for u in parse(text)}
     assert units["rec-web.service"].ok and units["rec-web.service"].restarts == 2
     assert units["rec-migrate.service"].ok  # a oneshot that finished cleanly
     assert not units["rec-exchange-sim.service"].ok
+    assert not units["rec-gone.service"].ok  # expected but not installed
 
 
 def test_rec_status_reports_each_check(rec_home_db, web):

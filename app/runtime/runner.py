@@ -10,7 +10,6 @@ Exit codes: 0 clean stop, 1 failure (phase overrun, crash), 78 configuration err
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import signal
@@ -25,34 +24,11 @@ from app.runtime.service import Service
 EXIT_OK = 0
 EXIT_FAILURE = 1
 
-# name -> "module:Class". Services import lazily so one service's dependencies
-# never slow another's start.
-SERVICES: dict[str, str] = {
-    "web": "app.web.service:WebService",
-    "exchange-sim": "app.sim.service:ExchangeSimService",
-}
-
 log = logging.getLogger("app.runtime")
 
 
 class StartupFailed(Exception):
     pass
-
-
-def resolve(name: str) -> type[Service]:
-    """A registered service name, or an explicit ``module:Class`` spec."""
-    spec = SERVICES.get(name, name)
-    if ":" not in spec:
-        known = ", ".join(sorted(SERVICES))
-        raise config.ConfigError(f"unknown service {name!r}; known services: {known}")
-    module, _, attr = spec.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise config.ConfigError(f"service {name!r} cannot be loaded: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Service)):
-        raise config.ConfigError(f"service {name!r}: {spec} is not a Service")
-    return cls
 
 
 class Runner:
@@ -164,11 +140,25 @@ class Runner:
         return False
 
 
-def run_service(name: str) -> int:
-    """Entry point of ``rec run``; returns the process exit code."""
+def missing_credentials(settings: config.Settings, needed: tuple[str, ...]) -> str | None:
+    """A config error text for the first credential the service needs but does not have."""
+    for key in needed:
+        if getattr(settings, key, None) is None:
+            return (f"credential {key}: missing; this service needs it as a file named {key} "
+                    f"in $CREDENTIALS_DIRECTORY (LoadCredential=) or {settings.credentials_path}")
+    return None
+
+
+def run_service(name: str, cls: type[Service], credentials: tuple[str, ...] = ()) -> int:
+    """Entry point of ``rec run``: run ``cls`` as rec-``name``; returns the exit code.
+
+    ``credentials`` are the credential files the service declares it needs (its registry
+    entry): a missing one is a configuration error (exit 78), never a prompt or a retry.
+    """
     try:
         settings = config.load()
-        cls = resolve(name)
+        if problem := missing_credentials(settings, credentials):
+            raise config.ConfigError(problem)
     except config.ConfigError as exc:
         logs.emergency(f"config error: {exc}", ident=f"rec-{name}")
         return config.EX_CONFIG
@@ -176,5 +166,6 @@ def run_service(name: str) -> int:
     for note in config.unknown_environment(os.environ):
         log.warning("%s", note)
     service = cls(settings)
+    service.name = name
     runner = Runner(service, settings)
     return asyncio.run(runner.main())

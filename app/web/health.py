@@ -2,22 +2,21 @@
 
 - readiness (``/readyz``): what rec-web itself needs, the database.
 - aggregate (``/api/health``): database, the exchange (``GET /exchange/status``, the same
-  unauthenticated call on the simulator and on Kalshi), and every ``rec-*`` systemd unit's
-  state when running under systemd.
+  unauthenticated call on the simulator and on Kalshi), and the state of every rec unit the
+  service registry expects, when running under systemd (``app.runtime.units``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import httpx
 
+from app.runtime import units
+
 Check = Callable[[], Awaitable[None]]
-UNIT_PROPERTIES = ("Id", "ActiveState", "SubState", "NRestarts", "Result")
 
 
 @dataclass
@@ -48,69 +47,6 @@ def exchange_check(rest_base: str, client: httpx.AsyncClient) -> Check:
     return check
 
 
-@dataclass
-class Unit:
-    name: str
-    active: str
-    sub: str
-    restarts: int
-    result: str
-
-    @property
-    def ok(self) -> bool:
-        # a oneshot (rec-migrate) that finished cleanly is inactive/dead with result success
-        return self.active == "active" or (self.name == "rec-migrate.service"
-                                           and self.result == "success")
-
-    def as_dict(self) -> dict:
-        return {"unit": self.name, "active": self.active, "sub": self.sub,
-                "restarts": self.restarts, "result": self.result, "ok": self.ok}
-
-
-def parse_units(text: str) -> list[Unit]:
-    """Parse ``systemctl show -p ... 'rec-*'`` output: blank-line separated blocks."""
-    units = []
-    for block in text.strip().split("\n\n"):
-        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        if not props.get("Id"):
-            continue
-        restarts = props.get("NRestarts", "0")
-        units.append(Unit(props["Id"], props.get("ActiveState", "unknown"),
-                          props.get("SubState", "unknown"),
-                          int(restarts) if restarts.isdigit() else 0,
-                          props.get("Result", "unknown")))
-    return sorted(units, key=lambda u: u.name)
-
-
-@dataclass
-class UnitReport:
-    available: bool
-    units: list[Unit] = field(default_factory=list)
-    reason: str | None = None
-
-
-def under_systemd() -> bool:
-    return Path("/run/systemd/system").is_dir()
-
-
-async def unit_states(timeout: float = 5.0) -> UnitReport:
-    systemctl = shutil.which("systemctl")
-    if not systemctl or not under_systemd():
-        return UnitReport(False, reason="not running under systemd")
-    proc = await asyncio.create_subprocess_exec(
-        systemctl, "show", "--all", "-p", ",".join(UNIT_PROPERTIES), "rec-*",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return UnitReport(False, reason="systemctl show did not answer")
-    if proc.returncode != 0:
-        return UnitReport(False, reason=err.decode().strip() or f"exit {proc.returncode}")
-    return UnitReport(True, parse_units(out.decode()))
-
-
 async def run_checks(checks: dict[str, Check]) -> dict:
     """Run every check at once: ``{"status", "failed", "checks"}``."""
     names = list(checks)
@@ -121,11 +57,20 @@ async def run_checks(checks: dict[str, Check]) -> dict:
             "checks": {n: r.as_dict() for n, r in by_name.items()}}
 
 
-async def aggregate(checks: dict[str, Check]) -> dict:
-    """The checks plus every rec-* unit's state; any failure fails the whole."""
-    body, units = await asyncio.gather(run_checks(checks), unit_states())
-    body["failed"] += [u.name for u in units.units if not u.ok]
+async def aggregate(checks: dict[str, Check], expected_units: list[str]) -> dict:
+    """The checks plus the state of every expected rec unit; any failure fails the whole.
+
+    Not running under systemd (a laptop, a test) leaves the units unknown, with the reason;
+    under systemd, a unit that is missing, not running, or a systemctl that cannot be asked
+    is a failure.
+    """
+    body, report = await asyncio.gather(run_checks(checks), units.query(expected_units))
+    if report.available:
+        body["failed"] += [u.name for u in report.units if not u.ok]
+        body["failed"] += report.missing(expected_units)
+    elif units.under_systemd():
+        body["failed"].append("units")
     body["status"] = "ok" if not body["failed"] else "fail"
-    body["units"] = [u.as_dict() for u in units.units] if units.available else None
-    body["units_note"] = units.reason
+    body["units"] = [u.as_dict() for u in report.units] if report.available else None
+    body["units_note"] = report.reason
     return body

@@ -10,8 +10,6 @@ from app.sim.server import uvicorn_options
 
 
 class ExchangeSimService(HttpService):
-    name = "exchange-sim"
-
     async def start(self, phase: Phase) -> None:
         s = self.settings
         config = SimConfig.from_settings(s)

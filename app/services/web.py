@@ -8,12 +8,12 @@ from app.db.pool import open_pool, ping
 from app.kalshi.urls import from_settings
 from app.runtime.http import HttpService
 from app.runtime.service import Phase
+from app.services import expected_units
 from app.web.app import create_app
 from app.web.health import exchange_check
 
 
 class WebService(HttpService):
-    name = "web"
     pool = None
     client: httpx.AsyncClient | None = None
 
@@ -23,7 +23,8 @@ class WebService(HttpService):
         self.client = httpx.AsyncClient(timeout=3.0)
         database = {"database": lambda: ping(self.pool)}
         exchange = {"exchange": exchange_check(from_settings(s).rest_base, self.client)}
-        app = create_app(ready_checks=database, bundle_checks={**database, **exchange})
+        app = create_app(ready_checks=database, bundle_checks={**database, **exchange},
+                         expected_units=expected_units(s.account_mode.value))
         await self.serve_http(phase, app, s.web_port)
 
     async def stop(self) -> None:

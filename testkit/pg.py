@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from tests.netutil import free_port
+from testkit.net import free_port
 
 
 def pg_bindir() -> Path:

@@ -70,6 +70,17 @@ class NotifySocket:
         raise TimeoutError(f"no {key}{'=' + value if value else ''} within {timeout}s; "
                            f"got {[m.fields for m in self.snapshot()]}")
 
+    def wait_until(self, condition, timeout: float = 15.0) -> list[Message]:
+        """Wait until ``condition(messages)`` holds (a deadline, never a fixed sleep)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msgs = self.snapshot()
+            if condition(msgs):
+                return msgs
+            time.sleep(0.02)
+        raise TimeoutError(f"condition not met within {timeout}s; "
+                           f"got {[m.fields for m in self.snapshot()]}")
+
     def close(self) -> None:
         self._stop.set()
         self.sock.close()

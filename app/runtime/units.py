@@ -1,0 +1,92 @@
+"""What systemd says about rec's units: one query (``systemctl show``) shared by ``rec status``
+and rec-web's health aggregate.
+
+Outside systemd (a laptop, a test) the report says so instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROPERTIES = ("Id", "Type", "LoadState", "ActiveState", "SubState", "NRestarts", "Result",
+              "StatusText")
+
+
+@dataclass
+class Unit:
+    name: str
+    active: str
+    sub: str
+    restarts: int
+    result: str
+    type: str = "notify"
+    load: str = "loaded"
+    status: str = ""
+
+    @property
+    def ok(self) -> bool:
+        if self.load != "loaded":
+            return False
+        if self.type == "oneshot":  # rec-migrate: finished cleanly (or is running now)
+            return self.result == "success" and self.active in ("active", "inactive",
+                                                                 "activating")
+        return self.active == "active" and self.sub == "running"
+
+    def as_dict(self) -> dict:
+        return {"unit": self.name, "active": self.active, "sub": self.sub,
+                "restarts": self.restarts, "result": self.result, "status": self.status,
+                "ok": self.ok}
+
+
+def parse(text: str) -> list[Unit]:
+    """Parse ``systemctl show -p ...`` output: blank-line separated blocks."""
+    units = []
+    for block in text.strip().split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if not props.get("Id"):
+            continue
+        restarts = props.get("NRestarts", "0")
+        units.append(Unit(props["Id"], props.get("ActiveState", "unknown"),
+                          props.get("SubState", "unknown"),
+                          int(restarts) if restarts.isdigit() else 0,
+                          props.get("Result", "unknown"), props.get("Type", "") or "unknown",
+                          props.get("LoadState", "loaded"), props.get("StatusText", "")))
+    return sorted(units, key=lambda u: u.name)
+
+
+@dataclass
+class UnitReport:
+    available: bool
+    units: list[Unit] = field(default_factory=list)
+    reason: str | None = None
+
+    def missing(self, expected: list[str]) -> list[str]:
+        """Expected units systemd does not know (not installed, or not loaded)."""
+        known = {u.name for u in self.units if u.load == "loaded"}
+        return [name for name in expected if name not in known]
+
+
+def under_systemd() -> bool:
+    return Path("/run/systemd/system").is_dir()
+
+
+async def query(names: list[str], timeout: float = 5.0) -> UnitReport:
+    """The state of each named unit (``systemctl show``), or why it cannot be known."""
+    systemctl = shutil.which("systemctl")
+    if not systemctl or not under_systemd():
+        return UnitReport(False, reason="not running under systemd")
+    proc = await asyncio.create_subprocess_exec(
+        systemctl, "show", "-p", ",".join(PROPERTIES), *names,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return UnitReport(False, reason=f"systemctl show did not answer within {timeout:.0f}s")
+    if proc.returncode != 0:
+        return UnitReport(False, reason=err.decode().strip() or f"exit {proc.returncode}")
+    return UnitReport(True, parse(out.decode()))

@@ -1,0 +1,130 @@
+"""The one registry of rec's long-running services.
+
+A service is one module in this package (a :class:`app.runtime.Service` subclass) plus one
+line in :data:`REGISTRY`. Everything else derives from that line:
+
+- ``rec run NAME`` finds the class here;
+- ``rec services --json`` hands the list to Ansible, which renders one
+  ``rec-NAME.service`` unit per entry (ports, credentials, ordering, timings), starts it and
+  proves it healthy; Molecule's verify reads the same list;
+- ``rec status`` and rec-web's ``/api/health`` expect exactly these units;
+- the test suite starts every entry and waits for READY.
+
+This module imports nothing heavy: the service classes load only when run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.runtime.service import Service
+
+ALL_MODES = ("sim", "demo", "prod")
+MIGRATE_UNIT = "rec-migrate.service"  # the oneshot ordered before every service
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    """What a service is and needs. ``port`` names the Settings field holding its HTTP port."""
+
+    name: str  # unit rec-<name>.service, `rec run <name>`
+    entry: str  # "module:Class"
+    description: str
+    port: str | None = None  # Settings field, e.g. "web_port"; None: no HTTP port
+    health: tuple[str, ...] = ()  # HTTP paths that answer 200 when healthy (needs a port)
+    database: bool = False  # needs PostgreSQL: the runner opens nothing, the unit orders after it
+    exchange: bool = False  # talks to the exchange: after rec-exchange-sim in sim mode
+    credentials: tuple[str, ...] = ()  # credential files the unit loads (LoadCredential=)
+    modes: tuple[str, ...] = ALL_MODES  # account modes it runs in
+
+    @property
+    def unit(self) -> str:
+        return f"rec-{self.name}.service"
+
+    def load(self) -> type[Service]:
+        return load_entry(self.entry)
+
+
+# ---- the registry: one line per service ------------------------------------------------------
+REGISTRY: tuple[ServiceDef, ...] = (
+    ServiceDef("exchange-sim", "app.services.exchange_sim:ExchangeSimService", "exchange simulator (Kalshi-compatible REST + WS)", port="exchange_sim_port", health=("/healthz",), modes=("sim",)),  # noqa: E501
+    ServiceDef("web", "app.services.web:WebService", "dashboard, JSON API and health aggregate", port="web_port", health=("/healthz", "/readyz", "/api/health"), database=True, exchange=True, credentials=("db_password",)),  # noqa: E501
+)
+# -----------------------------------------------------------------------------------------------
+
+LOCAL_EXCHANGE = "exchange-sim"  # the service that is the exchange in account mode sim
+
+
+class UnknownService(LookupError):
+    pass
+
+
+def by_name(name: str, registry: tuple[ServiceDef, ...] = REGISTRY) -> ServiceDef:
+    for spec in registry:
+        if spec.name == name:
+            return spec
+    known = ", ".join(s.name for s in registry)
+    raise UnknownService(f"unknown service {name!r}; known services: {known}")
+
+
+def enabled(mode: str, registry: tuple[ServiceDef, ...] = REGISTRY) -> list[ServiceDef]:
+    """The services that run in account mode ``mode``, in registry order."""
+    return [s for s in registry if mode in s.modes]
+
+
+def expected_units(mode: str, registry: tuple[ServiceDef, ...] = REGISTRY) -> list[str]:
+    """Every rec unit a host in this mode runs: rec-migrate plus one per enabled service."""
+    return [MIGRATE_UNIT] + [s.unit for s in enabled(mode, registry)]
+
+
+def load_entry(entry: str) -> type[Service]:
+    """Import ``module:Class`` and check it is a Service (ImportError/TypeError otherwise)."""
+    from app.runtime.service import Service
+
+    module, sep, attr = entry.partition(":")
+    if not sep:
+        raise ImportError(f"{entry!r} is not of the form module:Class")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except AttributeError as exc:
+        raise ImportError(str(exc)) from None
+    if not (isinstance(cls, type) and issubclass(cls, Service)):
+        raise TypeError(f"{entry} is not a Service")
+    return cls
+
+
+def describe(settings: Settings, registry: tuple[ServiceDef, ...] = REGISTRY) -> dict[str, Any]:
+    """The registry as the units need it, with this host's effective settings
+    (``rec services --json``; the rec_services role and Molecule's verify read it)."""
+    mode = settings.account_mode.value
+    names = {s.name for s in enabled(mode, registry)}
+    out = []
+    for s in registry:
+        after = [MIGRATE_UNIT]
+        if s.exchange and mode == "sim" and LOCAL_EXCHANGE in names and s.name != LOCAL_EXCHANGE:
+            after.append(f"rec-{LOCAL_EXCHANGE}.service")
+        out.append({
+            "name": s.name,
+            "unit": s.unit,
+            "description": s.description,
+            "enabled": s.name in names,
+            "port": getattr(settings, s.port) if s.port else None,
+            "health": list(s.health),
+            "database": s.database,
+            "exchange": s.exchange,
+            "credentials": list(s.credentials),
+            "after": after,
+        })
+    return {
+        "account_mode": mode,
+        "watchdog_sec": settings.watchdog_sec,
+        "start_timeout_sec": settings.start_timeout_sec,
+        "stop_timeout_sec": settings.stop_timeout_sec,
+        "migrate_unit": MIGRATE_UNIT,
+        "units": expected_units(mode, registry),
+        "services": out,
+    }
