@@ -63,7 +63,8 @@ class UnknownService(LookupError):
     pass
 
 
-def by_name(name: str, registry: tuple[ServiceDef, ...] = REGISTRY) -> ServiceDef:
+def by_name(name: str, registry: tuple[ServiceDef, ...] | None = None) -> ServiceDef:
+    registry = REGISTRY if registry is None else registry
     for spec in registry:
         if spec.name == name:
             return spec
@@ -71,12 +72,12 @@ def by_name(name: str, registry: tuple[ServiceDef, ...] = REGISTRY) -> ServiceDe
     raise UnknownService(f"unknown service {name!r}; known services: {known}")
 
 
-def enabled(mode: str, registry: tuple[ServiceDef, ...] = REGISTRY) -> list[ServiceDef]:
+def enabled(mode: str, registry: tuple[ServiceDef, ...] | None = None) -> list[ServiceDef]:
     """The services that run in account mode ``mode``, in registry order."""
-    return [s for s in registry if mode in s.modes]
+    return [s for s in (REGISTRY if registry is None else registry) if mode in s.modes]
 
 
-def expected_units(mode: str, registry: tuple[ServiceDef, ...] = REGISTRY) -> list[str]:
+def expected_units(mode: str, registry: tuple[ServiceDef, ...] | None = None) -> list[str]:
     """Every rec unit a host in this mode runs: rec-migrate plus one per enabled service."""
     return [MIGRATE_UNIT] + [s.unit for s in enabled(mode, registry)]
 
@@ -97,9 +98,10 @@ def load_entry(entry: str) -> type[Service]:
     return cls
 
 
-def describe(settings: Settings, registry: tuple[ServiceDef, ...] = REGISTRY) -> dict[str, Any]:
+def describe(settings: Settings, registry: tuple[ServiceDef, ...] | None = None) -> dict[str, Any]:
     """The registry as the units need it, with this host's effective settings
     (``rec services --json``; the rec_services role and Molecule's verify read it)."""
+    registry = REGISTRY if registry is None else registry
     mode = settings.account_mode.value
     names = {s.name for s in enabled(mode, registry)}
     out = []
