@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from app import config
@@ -41,6 +42,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         logs.emergency(f"config error: {exc}", ident=f"rec-{name}")
         return config.EX_CONFIG
     return run_service(name, cls, credentials)
+
+
+def cmd_unit_failed(args: argparse.Namespace) -> int:
+    """ExecStopPost=/OnFailure= hook: record a failed run (crit line, backoff count, DB row)."""
+    from app.runtime import failures
+
+    return failures.main(args.unit, os.environ)
 
 
 def cmd_services(args: argparse.Namespace) -> int:
@@ -97,6 +105,13 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     from app.db.pool import conninfo, describe
 
     settings = _settings()
+    if os.environ.get("INVOCATION_ID"):  # rec-migrate.service: back off after failed runs
+        from app.runtime import restarts
+
+        failures = restarts.read(settings.state_dir, "migrate")
+        if delay := failures.delay():
+            print(f"<4>{failures.count} failed run(s) in a row: waiting {delay:.0f}s", flush=True)
+            time.sleep(delay)
     print(f"migrating {describe(settings)}", flush=True)
     try:
         migrate(conninfo(settings, "rec-migrate"), progress=lambda m: print(m, flush=True))
@@ -106,6 +121,10 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     except Exception as exc:  # psycopg errors: say what and where, no traceback
         print(f"rec: migration failed on {describe(settings)}: {exc}".strip(), file=sys.stderr)
         return 1
+    if os.environ.get("INVOCATION_ID"):
+        from app.runtime import restarts
+
+        restarts.reset(settings.state_dir, "migrate")
     return 0
 
 
@@ -196,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", help="rec-* units and the bundle's health").set_defaults(
         func=cmd_status)
+
+    failed = sub.add_parser("unit-failed", help="(systemd hook) record a failed run of a unit")
+    failed.add_argument("unit", help="the unit, e.g. rec-web.service")
+    failed.set_defaults(func=cmd_unit_failed)
 
     svc = sub.add_parser("services", help="the registered services and their units")
     svc.add_argument("--json", action="store_true", help="machine-readable (Ansible reads it)")

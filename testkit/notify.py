@@ -6,6 +6,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,8 @@ class NotifySocket:
     path: Path
     sock: socket.socket
     messages: list[Message] = field(default_factory=list)
+    # called in the reader thread for each message, before it is recorded
+    on_message: Callable[[Message], None] | None = None
 
     @classmethod
     def open(cls) -> NotifySocket:
@@ -47,8 +50,11 @@ class NotifySocket:
             fields = dict(
                 line.split("=", 1) for line in data.decode().splitlines() if "=" in line
             )
+            message = Message(time.monotonic(), fields)
+            if self.on_message is not None:
+                self.on_message(message)
             with self._lock:
-                self.messages.append(Message(time.monotonic(), fields))
+                self.messages.append(message)
 
     def snapshot(self) -> list[Message]:
         with self._lock:

@@ -80,6 +80,27 @@ class PgServer:
     def resume(self) -> None:
         self.proc.send_signal(signal.SIGCONT)
 
+    def _family(self) -> list[int]:
+        """The server's PID and its backends' (children of this test's own postmaster)."""
+        pids = [self.proc.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:
+                pids.append(int(stat.parent.name))
+        return pids
+
+    def freeze(self) -> None:
+        """Hang the whole server, open connections included (a database that stops answering)."""
+        for pid in self._family():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._family():
+            os.kill(pid, signal.SIGCONT)
+
 
 def _as_postgres() -> dict:
     """Popen arguments that drop root to the postgres user, so the PID is the server's own."""

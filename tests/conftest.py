@@ -72,9 +72,10 @@ class RecHome:
         path.write_text(value)
         path.chmod(0o600)
 
-    def rec(self, *args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run([*REC, *args], env=self.env, cwd=REPO, capture_output=True,
-                              text=True, timeout=timeout, **kw)
+    def rec(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None,
+            **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([*REC, *args], env=self.env if env is None else env, cwd=REPO,
+                              capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def base_env(root: Path) -> dict[str, str]:
@@ -118,8 +119,16 @@ class ServiceProcess:
     """`rec run <service>` as a real subprocess with a test-owned NOTIFY_SOCKET."""
 
     def __init__(self, home: RecHome, service: str, watchdog_usec: int | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, freeze_on_ready: bool = False) -> None:
         self.notify = NotifySocket.open()
+        if freeze_on_ready:
+            # SIGSTOP the service the moment READY=1 arrives: whatever it had not done
+            # before sending READY stays undone while the test looks (SIGCONT resumes it)
+            def freeze(message) -> None:
+                if message.fields.get("READY") == "1":
+                    os.kill(self.proc.pid, signal.SIGSTOP)
+
+            self.notify.on_message = freeze
         env = dict(home.env)
         env["NOTIFY_SOCKET"] = str(self.notify.path)
         if watchdog_usec:

@@ -75,14 +75,26 @@ def test_credentials_directory_wins_and_secrets_are_redacted(tmp_path):
     assert "s3cret" not in repr(s)
 
 
-def test_secret_in_environment_is_refused(tmp_path):
-    with pytest.raises(config.ConfigError, match="REC_DB_PASSWORD: secrets are not read"):
-        config.load({"REC_CONFIG_DIR": str(tmp_path), "REC_DB_PASSWORD": "x"})
+# named one by one (not read from SECRET_KEYS): a check that covered only some secrets, or
+# a secret that silently stopped being one, fails here
+SECRETS = ["db_password", "kalshi_key_id", "kalshi_private_key"]
 
 
-def test_secret_in_local_file_is_refused(tmp_path):
-    (tmp_path / "config.local.json").write_text(json.dumps({"db_password": "x"}))
-    with pytest.raises(config.ConfigError, match="db_password is a secret"):
+def test_the_secrets_are_exactly_the_credential_files():
+    assert sorted(config.SECRET_KEYS) == sorted(SECRETS)
+
+
+@pytest.mark.parametrize("key", SECRETS)
+def test_secret_in_environment_is_refused(tmp_path, key):
+    with pytest.raises(config.ConfigError,
+                       match=f"REC_{key.upper()}: secrets are not read from the environment"):
+        config.load({"REC_CONFIG_DIR": str(tmp_path), f"REC_{key.upper()}": "x"})
+
+
+@pytest.mark.parametrize("key", SECRETS)
+def test_secret_in_local_file_is_refused(tmp_path, key):
+    (tmp_path / "config.local.json").write_text(json.dumps({key: "x"}))
+    with pytest.raises(config.ConfigError, match=f"{key} is a secret"):
         config.load({"REC_CONFIG_DIR": str(tmp_path)})
 
 

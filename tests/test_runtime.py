@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import socket
 import time
 
@@ -138,10 +140,12 @@ def test_web_ready_only_after_database_is_reachable(rec_home, start_service, tmp
                         REC_PHASE_TIMEOUT_SEC="60")
     rec_home.credential("db_password", "late-secret")
     svc = start_service(rec_home, "web")
-    time.sleep(2.0)
+    deadline = time.monotonic() + 30
+    while "not reachable yet" not in svc.output and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "not reachable yet" in svc.output
     assert not svc.notify.with_key("READY"), "READY before the database exists"
     assert svc.notify.statuses()[-1] == "starting: connect to database"
-    assert "not reachable yet" in svc.output
     server = pgserver.start(port=port)
     try:
         server.create_app_db("rec", "rec", "late-secret")
@@ -171,7 +175,10 @@ def test_readyz_names_the_failed_check_when_database_stops(rec_home_db, start_se
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE datname = %s", (rec_home_db.db.name,))  # ... and old ones die
     try:
-        r = httpx.get(f"{web}/readyz", timeout=10)
+        deadline = time.monotonic() + 20  # the checks run in the background, every 2 s
+        while (r := httpx.get(f"{web}/readyz", timeout=10)).status_code == 200:
+            assert time.monotonic() < deadline, "readyz stayed 200 with the database away"
+            time.sleep(0.1)
     finally:
         server.resume()
     assert r.status_code == 503
@@ -209,12 +216,15 @@ def test_unknown_rec_variable_is_warned_about_with_a_suggestion(rec_home, start_
 @pytest.mark.parametrize("spec", REGISTRY, ids=lambda s: s.name)
 def test_every_registered_service_is_ready_pings_and_stops(rec_home_db, start_service, spec):
     assert rec_home_db.rec("db", "migrate").returncode == 0
-    svc = start_service(rec_home_db, spec.name, watchdog_usec=400_000)
+    svc = start_service(rec_home_db, spec.name, watchdog_usec=400_000, freeze_on_ready=True)
     ready = svc.notify.wait_for("READY", "1")
     if spec.port:
-        # READY means the socket is bound: the very first connection attempt succeeds
+        # READY means the socket is bound: with the service frozen the instant READY arrived,
+        # the kernel still accepts a connection on a bound, listening socket, and refuses
+        # one if the bind had not happened yet
         port = rec_home_db.env[f"REC_{spec.port.upper()}"]
         socket.create_connection(("127.0.0.1", int(port)), timeout=2).close()
+    os.kill(svc.proc.pid, signal.SIGCONT)
     svc.notify.wait_until(lambda msgs: len([m for m in msgs if "WATCHDOG" in m.fields
                                             and m.at > ready.at]) >= 4, timeout=10)
     assert svc.terminate() == 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -19,13 +21,24 @@ def web(rec_home_db, start_service):
     return f"http://127.0.0.1:{rec_home_db.env['REC_WEB_PORT']}"
 
 
+def health_when(url: str, condition, timeout: float = 15.0) -> httpx.Response:
+    """GET until ``condition(response)`` holds (the checks run in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.get(url, timeout=10)
+        if condition(r) or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
 def test_aggregate_health_is_green_with_database_and_simulator(rec_home_db, start_service, web):
     sim = start_service(rec_home_db, "exchange-sim")
     sim.notify.wait_for("READY", "1")
-    r = httpx.get(f"{web}/api/health", timeout=10)
+    r = health_when(f"{web}/api/health", lambda r: r.status_code == 200)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["checks"] == {"database": {"ok": True}, "exchange": {"ok": True}}
+    assert 0 <= body["age_sec"] < 10
     assert body["units"] is None and body["units_note"] == "not running under systemd"
     page = httpx.get(f"{web}/", timeout=10)
     assert page.status_code == 200
@@ -79,6 +92,7 @@ def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
 def test_status_page_works_in_a_real_browser(rec_home_db, start_service, web, tmp_path):
     sim = start_service(rec_home_db, "exchange-sim")
     sim.notify.wait_for("READY", "1")
+    health_when(f"{web}/api/health", lambda r: r.status_code == 200)
     r = chromium(tmp_path, "--dump-dom", f"{web}/")
     assert r.returncode == 0, r.stderr[-2000:]
     assert '<p class="status" id="overall">all healthy</p>' in r.stdout
@@ -88,3 +102,58 @@ def test_status_page_works_in_a_real_browser(rec_home_db, start_service, web, tm
     r = chromium(tmp_path, "--window-size=900,600", f"--screenshot={shot}", f"{web}/")
     assert r.returncode == 0, r.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
+
+
+def test_thirty_concurrent_health_requests_all_answer_from_the_last_check(rec_home_db,
+                                                                           start_service, web):
+    sim = start_service(rec_home_db, "exchange-sim")
+    sim.notify.wait_for("READY", "1")
+    health_when(f"{web}/api/health", lambda r: r.status_code == 200)
+    with httpx.Client(timeout=10) as client, ThreadPoolExecutor(30) as pool:
+        codes = list(pool.map(lambda _: client.get(f"{web}/api/health").status_code, range(30)))
+    assert codes == [200] * 30  # no probe per request: no false 503 from the sim's rate limit
+
+
+def test_no_slash_redirect_that_echoes_the_host_header(web):
+    r = httpx.get(f"{web}/api/health/", headers={"Host": "evil.example"}, timeout=10,
+                  follow_redirects=False)
+    assert r.status_code == 404 and "location" not in r.headers
+
+
+def test_health_answers_fast_while_the_database_hangs_and_logs_recovery(
+        pg, rec_home, start_service):
+    """A database that stops answering (every server process frozen): /readyz and
+    /api/health still answer in well under 100 ms, from the last results, naming the
+    database; when it answers again, the recovery is one log line."""
+    from testkit import pg as pgserver
+
+    server = pgserver.start()
+    try:
+        server.create_app_db("rec", "rec", "hang-secret")
+        rec_home.env.update(REC_DB_HOST="127.0.0.1", REC_DB_PORT=str(server.port),
+                            REC_DB_NAME="rec", REC_DB_USER="rec", REC_DB_SSLMODE="disable")
+        rec_home.credential("db_password", "hang-secret")
+        svc = start_service(rec_home, "web")
+        svc.notify.wait_for("READY", "1")
+        url = f"http://127.0.0.1:{rec_home.env['REC_WEB_PORT']}"
+        assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        server.freeze()
+        try:
+            r = health_when(f"{url}/readyz", lambda r: r.status_code == 503, timeout=20)
+            assert r.status_code == 503 and r.json()["failed"] == ["database"]
+            assert "no answer within" in r.json()["checks"]["database"]["error"]
+            with httpx.Client(timeout=5) as client:
+                times = []
+                for path in ("/readyz", "/api/health") * 10:
+                    t0 = time.perf_counter()
+                    client.get(f"{url}{path}")
+                    times.append(time.perf_counter() - t0)
+            assert max(times) < 0.1, times
+            assert "health: database is failing" in svc.output
+        finally:
+            server.thaw()
+        r = health_when(f"{url}/readyz", lambda r: r.status_code == 200, timeout=30)
+        assert r.status_code == 200, r.text
+        assert "health: database recovered after" in svc.output
+    finally:
+        pgserver.remove(server)

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 LOCK_KEY = 0x7265635F6D6967  # "rec_mig"
+# waiting for another migrator: well inside rec-migrate.service's TimeoutStartSec (120 s;
+# tests/test_db.py keeps the two in step)
+LOCK_WAIT_SEC = 90.0
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -55,7 +58,7 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def migrate(conninfo: str, directory: Path = MIGRATIONS_DIR, progress=print,
-            lock_timeout_sec: float = 300.0) -> list[str]:
+            lock_timeout_sec: float = LOCK_WAIT_SEC) -> list[str]:
     """Apply pending migrations; return the names applied (empty when up to date)."""
     migrations = discover(directory)
     applied_now: list[str] = []

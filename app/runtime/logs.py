@@ -1,16 +1,28 @@
-"""Logging to stdout with syslog priority prefixes, so journald records each line's level.
+"""Logging to journald: one record per event, with fields.
 
-systemd reads ``<N>`` at the start of a line written to a unit's stdout/stderr as the
-priority (SyslogLevelPrefix=yes, the default); ``journalctl -u rec-x -p err`` then works.
-Outside journald (a terminal) the same lines get a timestamp in front of the message.
+Under systemd (``$JOURNAL_STREAM`` names our stdout or stderr) each log record is sent to
+journald's native socket as ONE entry, tracebacks included, with fields: ``PRIORITY``,
+``SYSLOG_IDENTIFIER`` (rec-<name>), ``REC_SERVICE``, ``LOGGER``, ``CODE_FILE``, ``CODE_LINE``,
+``CODE_FUNC`` and, for errors with a traceback, ``EXCEPTION_TYPE`` and ``EXCEPTION``. So
+``journalctl -u rec-web -p err`` and ``journalctl -u rec-web -o json`` both tell the story.
+
+Elsewhere (a terminal, a test) records go to stdout as lines with syslog priority prefixes
+(``<3>``...), which journald would also read (SyslogLevelPrefix=yes) if the socket is away.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
+import struct
 import sys
 import time
+import traceback
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+MAX_ENTRY = 60_000  # bytes; journald takes larger ones only through a memfd
 
 PRIORITY = {
     logging.CRITICAL: 2,
@@ -47,10 +59,94 @@ class JournalFormatter(logging.Formatter):
         return "\n".join(f"{prefix}{stamp}{name}: {line}" for line in text.splitlines() or [""])
 
 
-def setup(level: str = "info", stream=None) -> None:
-    """Route every logger (uvicorn's too) to one stdout handler."""
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(JournalFormatter(with_time="JOURNAL_STREAM" not in os.environ))
+def _field(name: str, value: str) -> bytes:
+    """One field of journald's native protocol; values with a newline are length-prefixed."""
+    data = value.encode("utf-8", "replace")
+    if b"\n" in data:
+        return name.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
+    return name.encode() + b"=" + data + b"\n"
+
+
+def entry(record: logging.LogRecord, ident: str, service: str | None) -> bytes:
+    """A log record as one native journal entry."""
+    message = record.getMessage()
+    fields = {
+        "PRIORITY": str(priority(record.levelno)),
+        "SYSLOG_IDENTIFIER": ident,
+        "LOGGER": record.name,
+        "CODE_FILE": record.pathname,
+        "CODE_LINE": str(record.lineno),
+        "CODE_FUNC": record.funcName or "",
+    }
+    if service:
+        fields["REC_SERVICE"] = service
+    if record.exc_info and record.exc_info[0] is not None:
+        text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        fields["EXCEPTION_TYPE"] = record.exc_info[0].__name__
+        fields["EXCEPTION"] = text
+        message = f"{message}\n{text}"
+    name = record.name.removeprefix("app.")
+    body = b"".join(_field(k, v) for k, v in fields.items())
+    room = max(1024, MAX_ENTRY - len(body))
+    msg = f"{name}: {message}".encode("utf-8", "replace")
+    if len(msg) > room:
+        msg = msg[: room - 40] + b"\n... (truncated)"
+    return _field("MESSAGE", msg.decode("utf-8", "replace")) + body
+
+
+class JournalHandler(logging.Handler):
+    """Send each record to journald's native socket as one entry; on any socket error the
+    record goes to ``fallback`` (stdout lines), so nothing is lost."""
+
+    def __init__(self, ident: str, service: str | None, path: str = JOURNAL_SOCKET,
+                 fallback: logging.Handler | None = None) -> None:
+        super().__init__()
+        self.ident, self.service = ident, service
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.connect(path)
+        self.fallback = fallback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.sock.send(entry(record, self.ident, self.service))
+        except OSError:
+            if self.fallback is not None:
+                self.fallback.emit(record)
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        super().close()
+
+
+def journal_stream_is_ours(environ=None) -> bool:
+    """True when our stdout or stderr is connected to the journal ($JOURNAL_STREAM)."""
+    environ = os.environ if environ is None else environ
+    dev_ino = environ.get("JOURNAL_STREAM", "")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            st = os.fstat(stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            continue
+        if dev_ino == f"{st.st_dev}:{st.st_ino}":
+            return True
+    return False
+
+
+def setup(level: str = "info", stream=None, ident: str = "rec",
+          service: str | None = None) -> None:
+    """Route every logger (uvicorn's too) to one handler: the journal's native socket under
+    systemd, else stdout lines with priority prefixes."""
+    lines = logging.StreamHandler(stream or sys.stdout)
+    lines.setFormatter(JournalFormatter(with_time="JOURNAL_STREAM" not in os.environ))
+    handler: logging.Handler = lines
+    if stream is None and journal_stream_is_ours() and os.path.exists(JOURNAL_SOCKET):
+        try:
+            handler = JournalHandler(ident, service, fallback=lines)
+        except OSError:
+            handler = lines
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

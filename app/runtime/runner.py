@@ -10,6 +10,7 @@ Exit codes: 0 clean stop, 1 failure (phase overrun, crash), 78 configuration err
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ import time
 from typing import Any
 
 from app import config
-from app.runtime import logs
+from app.runtime import logs, restarts
 from app.runtime.notify import Notifier, watchdog, watchdog_interval
 from app.runtime.service import Service
 
@@ -82,9 +83,28 @@ class Runner:
             log.info("received %s: stopping", signal.Signals(sig).name)
         self.stop_requested.set()
 
+    async def _backoff(self) -> bool:
+        """Wait before starting again after failures in a row; False if told to stop."""
+        failures = restarts.read(self.settings.state_dir, self.service.name)
+        delay = failures.delay()
+        if not delay:
+            return True
+        self.notifier.status(f"waiting {delay:.0f}s before starting: "
+                             f"{failures.count} failed run(s) in a row")
+        log.warning("%d failed run(s) in a row: waiting %.0fs before starting again",
+                    failures.count, delay)
+        try:
+            await asyncio.wait_for(self.stop_requested.wait(), delay)
+        except TimeoutError:
+            return True
+        return False
+
     async def _lifecycle(self) -> int:
         name = self.service.name
         log.info("rec-%s starting (account mode %s)", name, self.settings.account_mode.value)
+        if not await self._backoff():
+            self.notifier.stopping()
+            return EXIT_OK
         try:
             await self.service.start(self._phase)
         except StartupFailed as exc:
@@ -103,6 +123,7 @@ class Runner:
         elapsed = time.monotonic() - self.started_at
         self.notifier.ready(f"ready in {elapsed:.2f}s")
         log.info("READY: rec-%s ready in %.2fs", name, elapsed)
+        restarts.reset(self.settings.state_dir, name)
 
         work = asyncio.create_task(self.service.run(), name="run")
         stop_wait = asyncio.create_task(self.stop_requested.wait())
@@ -162,7 +183,9 @@ def run_service(name: str, cls: type[Service], credentials: tuple[str, ...] = ()
     except config.ConfigError as exc:
         logs.emergency(f"config error: {exc}", ident=f"rec-{name}")
         return config.EX_CONFIG
-    logs.setup(settings.log_level)
+    logs.setup(settings.log_level, ident=f"rec-{name}", service=name)
+    # a watchdog kill is SIGABRT: leave the stack of every thread in the journal first
+    faulthandler.enable(all_threads=True)
     for note in config.unknown_environment(os.environ):
         log.warning("%s", note)
     service = cls(settings)

@@ -1,4 +1,4 @@
-"""rec-web as a service: database pool, then HTTP bound, then READY."""
+"""rec-web as a service: database pool, first health round, then HTTP bound, then READY."""
 
 from __future__ import annotations
 
@@ -10,25 +10,29 @@ from app.runtime.http import HttpService
 from app.runtime.service import Phase
 from app.services import expected_units
 from app.web.app import create_app
-from app.web.health import exchange_check
+from app.web.health import HealthMonitor, exchange_check
 
 
 class WebService(HttpService):
     pool = None
     client: httpx.AsyncClient | None = None
+    monitor: HealthMonitor | None = None
 
     async def start(self, phase: Phase) -> None:
         s = self.settings
         self.pool = await phase("connect to database", open_pool(s, "rec-web"))
         self.client = httpx.AsyncClient(timeout=3.0)
-        database = {"database": lambda: ping(self.pool)}
-        exchange = {"exchange": exchange_check(from_settings(s).rest_base, self.client)}
-        app = create_app(ready_checks=database, bundle_checks={**database, **exchange},
-                         expected_units=expected_units(s.account_mode.value))
+        checks = {"database": lambda: ping(self.pool),
+                  "exchange": exchange_check(from_settings(s).rest_base, self.client)}
+        self.monitor = HealthMonitor(checks, expected_units(s.account_mode.value))
+        await phase("first health check", self.monitor.start())
+        app = create_app(self.monitor, ready=["database"])
         await self.serve_http(phase, app, s.web_port)
 
     async def stop(self) -> None:
         await super().stop()
+        if self.monitor is not None:
+            await self.monitor.stop()
         if self.client is not None:
             await self.client.aclose()
         if self.pool is not None:

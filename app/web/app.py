@@ -6,6 +6,9 @@
   503 if any fails.
 - ``/``: a status page rendered on the server from ``templates/status.html`` (works with
   scripts disabled), refreshed every 5 s; its stylesheet is ``static/rec.css``.
+
+Health answers come from the background :class:`~app.web.health.HealthMonitor`: they never
+wait on a dependency. Slashes are not redirected (a redirect would echo the Host header).
 """
 
 from __future__ import annotations
@@ -17,15 +20,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from app.web.health import Check, aggregate, run_checks
+from app.web.health import HealthMonitor
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
 
-def create_app(ready_checks: dict[str, Check], bundle_checks: dict[str, Check],
-               expected_units: list[str], title: str = "rec") -> FastAPI:
-    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
+def create_app(monitor: HealthMonitor, ready: list[str], title: str = "rec") -> FastAPI:
+    app = FastAPI(title=title, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/healthz")
@@ -34,17 +36,17 @@ def create_app(ready_checks: dict[str, Check], bundle_checks: dict[str, Check],
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        body = await run_checks(ready_checks)
+        body = monitor.snapshot(ready)
         return JSONResponse(body, status_code=http_status(body))
 
     @app.get("/api/health")
     async def health() -> JSONResponse:
-        body = await aggregate(bundle_checks, expected_units)
+        body = monitor.snapshot(with_units=True)
         return JSONResponse(body, status_code=http_status(body))
 
     @app.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> HTMLResponse:
-        body = await aggregate(bundle_checks, expected_units)
+        body = monitor.snapshot(with_units=True)
         overall = "all healthy" if body["status"] == "ok" else "unhealthy: " + ", ".join(
             body["failed"])
         return templates.TemplateResponse(

@@ -4,11 +4,18 @@
 - aggregate (``/api/health``): database, the exchange (``GET /exchange/status``, the same
   unauthenticated call on the simulator and on Kalshi), and the state of every rec unit the
   service registry expects, when running under systemd (``app.runtime.units``).
+
+The checks run in the background (:class:`HealthMonitor`), every ``period`` seconds, each
+bounded by ``timeout``; the endpoints serve the last results with their age and answer at
+once even while a dependency hangs. Results older than ``stale_after`` fail (the monitor
+itself stuck). Each check going bad, and coming back, is one log line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -17,6 +24,7 @@ import httpx
 from app.runtime import units
 
 Check = Callable[[], Awaitable[None]]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,12 +36,22 @@ class CheckResult:
         return {"ok": self.ok} if self.ok else {"ok": False, "error": self.error}
 
 
+def _forget(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" noise
+
+
 async def run_check(check: Check, timeout: float = 5.0) -> CheckResult:
-    try:
-        await asyncio.wait_for(check(), timeout)
-    except TimeoutError:
-        return CheckResult(False, f"no answer within {timeout:.0f}s")
-    except Exception as exc:
+    """Run one check for at most ``timeout`` seconds. A check that does not answer is
+    cancelled and left to finish on its own: cancelling a query on a hung server can itself
+    hang, and the health answer must not wait for that."""
+    task = asyncio.ensure_future(check())
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        task.add_done_callback(_forget)
+        return CheckResult(False, f"no answer within {timeout:g}s")
+    if exc := task.exception():
         return CheckResult(False, f"{type(exc).__name__}: {exc}".strip().rstrip(":"))
     return CheckResult(True)
 
@@ -47,30 +65,86 @@ def exchange_check(rest_base: str, client: httpx.AsyncClient) -> Check:
     return check
 
 
-async def run_checks(checks: dict[str, Check]) -> dict:
-    """Run every check at once: ``{"status", "failed", "checks"}``."""
-    names = list(checks)
-    results = await asyncio.gather(*(run_check(checks[n]) for n in names))
-    by_name = dict(zip(names, results, strict=True))
-    failed = [n for n, r in by_name.items() if not r.ok]
-    return {"status": "ok" if not failed else "fail", "failed": failed,
-            "checks": {n: r.as_dict() for n, r in by_name.items()}}
+class HealthMonitor:
+    """Runs every check (and asks systemd about the expected units) in the background."""
 
+    def __init__(self, checks: dict[str, Check], expected_units: list[str],
+                 period: float = 2.0, timeout: float = 2.0, stale_after: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.checks = checks
+        self.expected_units = expected_units
+        self.period, self.timeout = period, timeout
+        self.stale_after = stale_after if stale_after is not None else 3 * (period + timeout)
+        self.clock = clock
+        self.results: dict[str, CheckResult] = {}
+        self.report = units.UnitReport(False, reason="not checked yet")
+        self.checked_at: float | None = None
+        self._bad_since: dict[str, float] = {}
+        self._task: asyncio.Task | None = None
 
-async def aggregate(checks: dict[str, Check], expected_units: list[str]) -> dict:
-    """The checks plus the state of every expected rec unit; any failure fails the whole.
+    async def refresh(self) -> None:
+        names = list(self.checks)
+        results, report = await asyncio.gather(
+            asyncio.gather(*(run_check(self.checks[n], self.timeout) for n in names)),
+            units.query(self.expected_units, self.timeout))
+        self.report = report
+        self.checked_at = self.clock()
+        for name, result in zip(names, results, strict=True):
+            self._log_change(name, result)
+            self.results[name] = result
 
-    Not running under systemd (a laptop, a test) leaves the units unknown, with the reason;
-    under systemd, a unit that is missing, not running, or a systemctl that cannot be asked
-    is a failure.
-    """
-    body, report = await asyncio.gather(run_checks(checks), units.query(expected_units))
-    if report.available:
-        body["failed"] += [u.name for u in report.units if not u.ok]
-        body["failed"] += report.missing(expected_units)
-    elif units.under_systemd():
-        body["failed"].append("units")
-    body["status"] = "ok" if not body["failed"] else "fail"
-    body["units"] = [u.as_dict() for u in report.units] if report.available else None
-    body["units_note"] = report.reason
-    return body
+    def _log_change(self, name: str, result: CheckResult) -> None:
+        now = self.clock()
+        if not result.ok and name not in self._bad_since:
+            self._bad_since[name] = now
+            log.warning("health: %s is failing: %s", name, result.error)
+        elif result.ok and name in self._bad_since:
+            down = now - self._bad_since.pop(name)
+            log.info("health: %s recovered after %.1fs", name, down)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.period)
+            try:
+                await self.refresh()
+            except Exception as exc:  # never let the monitor die silently
+                log.error("health monitor: %s: %s", type(exc).__name__, exc)
+
+    async def start(self) -> None:
+        """First round now (so the endpoints have results from the start), then in the
+        background."""
+        await self.refresh()
+        self._task = asyncio.create_task(self._loop(), name="health")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def age(self) -> float | None:
+        return None if self.checked_at is None else self.clock() - self.checked_at
+
+    def snapshot(self, names: list[str] | None = None, with_units: bool = False) -> dict:
+        """The last results: ``{"status", "failed", "checks", "age_sec"[, "units"...]}``."""
+        names = list(self.checks) if names is None else names
+        failed = [n for n in names if not self.results.get(n, CheckResult(False)).ok]
+        checks = {n: self.results.get(n, CheckResult(False, "not checked yet")).as_dict()
+                  for n in names}
+        age = self.age()
+        if age is None or age > self.stale_after:
+            failed.append("health")
+            checks["health"] = {"ok": False, "error": "no check has run yet" if age is None
+                                else f"the last check ran {age:.0f}s ago"}
+        body = {"status": "ok", "failed": failed, "checks": checks,
+                "age_sec": None if age is None else round(age, 3)}
+        if with_units:
+            report = self.report
+            if report.available:
+                body["failed"] += [u.name for u in report.units if not u.ok]
+                body["failed"] += report.missing(self.expected_units)
+            elif units.under_systemd():
+                body["failed"].append("units")  # systemd is there but could not be asked
+            body["units"] = [u.as_dict() for u in report.units] if report.available else None
+            body["units_note"] = report.reason
+        body["status"] = "ok" if not body["failed"] else "fail"
+        return body

@@ -1,0 +1,187 @@
+"""What a hostile look at the runtime found (issue 10), each as a test that failed before."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+
+from app.db import migrate
+from app.runtime import logs, restarts
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ---- one journal record per event ---------------------------------------------------------------
+
+def parse_native(datagram: bytes) -> dict[str, str]:
+    """journald's native protocol, as journald reads it."""
+    fields, i = {}, 0
+    while i < len(datagram):
+        nl = datagram.index(b"\n", i)
+        line = datagram[i:nl]
+        if b"=" in line:
+            key, _, value = line.partition(b"=")
+            fields[key.decode()] = value.decode()
+            i = nl + 1
+        else:
+            size = struct.unpack("<Q", datagram[nl + 1:nl + 9])[0]
+            fields[line.decode()] = datagram[nl + 9:nl + 9 + size].decode()
+            i = nl + 9 + size + 1
+    return fields
+
+
+@pytest.fixture
+def journal_socket():
+    path = Path(tempfile.mkdtemp(prefix="rec-journal-")) / "socket"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(2)
+    yield path, sock
+    sock.close()
+    path.unlink(missing_ok=True)
+    path.parent.rmdir()
+
+
+def test_a_traceback_is_one_journal_record_with_fields(journal_socket):
+    path, sock = journal_socket
+    handler = logs.JournalHandler("rec-web", "web", path=str(path))
+    logger = logging.getLogger("app.web.test")
+    logger.addHandler(handler)
+    try:
+        try:
+            {}["missing"]
+        except KeyError:
+            logger.error("lookup failed", exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    entry = parse_native(sock.recv(65536))
+    with pytest.raises(TimeoutError):
+        sock.settimeout(0.2)
+        sock.recv(65536)  # exactly one record for the event
+    assert entry["PRIORITY"] == "3" and entry["SYSLOG_IDENTIFIER"] == "rec-web"
+    assert entry["REC_SERVICE"] == "web" and entry["LOGGER"] == "app.web.test"
+    assert entry["CODE_FILE"] == __file__ and entry["CODE_FUNC"] == (
+        "test_a_traceback_is_one_journal_record_with_fields")
+    assert entry["EXCEPTION_TYPE"] == "KeyError"
+    assert entry["MESSAGE"].startswith("web.test: lookup failed\nTraceback")
+    assert "KeyError: 'missing'" in entry["MESSAGE"] and "KeyError" in entry["EXCEPTION"]
+
+
+def test_journal_handler_falls_back_to_lines_when_the_socket_goes(journal_socket, capsys):
+    path, sock = journal_socket
+    lines = logging.StreamHandler(sys.stdout)
+    lines.setFormatter(logs.JournalFormatter(with_time=False))
+    handler = logs.JournalHandler("rec-web", "web", path=str(path), fallback=lines)
+    sock.close()
+    path.unlink()
+    handler.emit(logging.LogRecord("app.x", logging.WARNING, __file__, 1, "still here", (),
+                                   None))
+    handler.close()
+    assert "<4>x: still here" in capsys.readouterr().out
+
+
+def test_journal_is_used_only_when_journal_stream_names_our_output(tmp_path):
+    out = os.fstat(sys.stdout.fileno())
+    assert logs.journal_stream_is_ours({"JOURNAL_STREAM": f"{out.st_dev}:{out.st_ino}"}) or \
+        logs.journal_stream_is_ours({"JOURNAL_STREAM": "{}:{}".format(
+            *(lambda s: (s.st_dev, s.st_ino))(os.fstat(sys.stderr.fileno())))})
+    assert not logs.journal_stream_is_ours({"JOURNAL_STREAM": "1:2"})
+    assert not logs.journal_stream_is_ours({})
+
+
+# ---- restarts never give up, and back off ---------------------------------------------------
+
+def test_backoff_doubles_then_caps_and_is_forgotten():
+    now = 1_000_000.0
+    delays = [restarts.Failures(n, now).delay(now) for n in range(0, 8)]
+    assert delays == [0, 2, 4, 8, 16, 30, 30, 30]
+    assert restarts.Failures(5, now - restarts.FORGET_AFTER_SEC - 1).delay(now) == 0
+
+
+def test_units_never_give_up_restarting():
+    for name in ("rec-service.service.j2", "rec-migrate.service.j2"):
+        text = (REPO / "systemd" / name).read_text()
+        assert "StartLimitIntervalSec=0" in text and "StartLimitBurst" not in text
+        assert "OnFailure=rec-failure@%n.service" in text
+        assert "ExecStopPost={{ rec_services_venv }}/bin/rec unit-failed %n" in text
+
+
+def test_failed_runs_back_off_the_next_start_and_ready_resets(rec_home, start_service):
+    state = Path(rec_home.env["REC_STATE_DIR"])
+    env = {**rec_home.env, "SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited",
+           "EXIT_STATUS": "1"}
+    r = rec_home.rec("unit-failed", "rec-sleepy.service", env=env)
+    assert r.returncode == 0
+    assert r.stdout.startswith("<2>rec-sleepy.service failed; systemd restarts it (with "
+                               "backoff): result=exit-code exited=1; 1 failed run(s) in a row")
+    assert restarts.read(state, "sleepy").count == 1
+    t0 = time.monotonic()
+    svc = start_service(rec_home, "tests.fake_services:SleepyPhases")
+    svc.notify.wait_for("READY", "1")
+    assert time.monotonic() - t0 >= 2.0  # 1 failure: 2 s
+    assert "waiting 2s before starting: 1 failed run(s) in a row" in svc.notify.statuses()
+    assert "1 failed run(s) in a row: waiting 2s before starting again" in svc.output
+    assert restarts.read(state, "sleepy").count == 0  # READY resets
+    assert svc.terminate() == 0
+
+
+def test_a_clean_stop_is_not_a_failure(rec_home):
+    env = {**rec_home.env, "SERVICE_RESULT": "success", "EXIT_CODE": "exited",
+           "EXIT_STATUS": "0"}
+    r = rec_home.rec("unit-failed", "rec-web.service", env=env)
+    assert r.returncode == 0 and r.stdout == ""
+
+
+def test_a_unit_systemd_gave_up_on_is_recorded_at_crit_with_the_hint(rec_home_db):
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    env = {**rec_home_db.env, "MONITOR_SERVICE_RESULT": "exit-code",
+           "MONITOR_EXIT_CODE": "exited", "MONITOR_EXIT_STATUS": "78"}
+    r = rec_home_db.rec("unit-failed", "rec-web.service", env=env)
+    assert r.returncode == 0
+    first = r.stdout.splitlines()[0]
+    assert first.startswith("<2>rec-web.service has FAILED and systemd will not restart it")
+    assert "78/CONFIG" in first and "systemctl reset-failed rec-web" in first
+    with psycopg.connect(rec_home_db.db.dsn) as conn:
+        rows = conn.execute("SELECT unit, result, exit_status, gave_up FROM unit_failures"
+                            ).fetchall()
+    assert rows == [("rec-web.service", "exit-code", "78", True)]
+
+
+# ---- watchdog -----------------------------------------------------------------------------------
+
+def test_watchdog_pings_only_for_the_pid_systemd_names(rec_home, start_service):
+    svc = start_service(rec_home, "tests.fake_services:SleepyPhases", watchdog_usec=200_000,
+                        extra_env={"WATCHDOG_PID": "1"})  # not us: systemd watches another PID
+    svc.notify.wait_for("READY", "1")
+    time.sleep(0.5)  # several intervals (0.1 s) during which pings would have come
+    assert not svc.notify.with_key("WATCHDOG")
+    assert svc.terminate() == 0
+
+
+# ---- the migration lock wait fits the unit's start timeout -------------------------------------
+
+def test_migration_lock_wait_is_inside_rec_migrate_start_timeout():
+    defaults = yaml.safe_load((REPO / "ansible/roles/rec_services/defaults/main.yml").read_text())
+    timeout = defaults["rec_services_migrate_timeout_sec"]
+    assert migrate.LOCK_WAIT_SEC + 10 <= timeout, (migrate.LOCK_WAIT_SEC, timeout)
+    import inspect
+
+    default = inspect.signature(migrate.migrate).parameters["lock_timeout_sec"].default
+    assert default == migrate.LOCK_WAIT_SEC
+
+
+def test_rec_services_json_reports_timings_for_the_units(rec_home):
+    out = json.loads(rec_home.rec("services", "--json").stdout)
+    assert out["watchdog_sec"] == 10 and out["start_timeout_sec"] == 90
