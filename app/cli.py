@@ -16,12 +16,30 @@ from app import config
 COMMAND_MODULES: list[str] = ["app.sim.cli"]
 
 
+EX_NOPERM = 77  # sysexits.h: the operator lacks the permission (run it with sudo)
+
+
+def _not_permitted(exc: OSError) -> int:
+    where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+    print(f"rec: cannot read{where}: {exc.strerror or exc}; rec's configuration and credentials "
+          f"are readable by root only: run it with sudo", file=sys.stderr)
+    return EX_NOPERM
+
+
+def _config_error(exc: config.ConfigError) -> int:
+    if "Permission denied" in str(exc):
+        print(f"rec: {exc}; rec's configuration and credentials are readable by root only: "
+              f"run it with sudo", file=sys.stderr)
+        return EX_NOPERM
+    print(f"rec: config error: {exc}", file=sys.stderr)
+    return config.EX_CONFIG
+
+
 def _settings() -> config.Settings:
     try:
         return config.load()
     except config.ConfigError as exc:
-        print(f"rec: config error: {exc}", file=sys.stderr)
-        raise SystemExit(config.EX_CONFIG) from None
+        raise SystemExit(_config_error(exc)) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -30,18 +48,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from app.runtime import logs
     from app.runtime.runner import run_service
 
-    name, credentials = args.service, ()
+    name, credentials, public = args.service, (), True
     try:
         if ":" in name:
             cls = services.load_entry(name)
             name = cls.name
         else:
             spec = services.by_name(name)
-            cls, credentials = spec.load(), spec.credentials
+            cls, credentials, public = spec.load(), spec.credentials, spec.public
     except (services.UnknownService, ImportError, TypeError) as exc:
         logs.emergency(f"config error: {exc}", ident=f"rec-{name}")
         return config.EX_CONFIG
-    return run_service(name, cls, credentials)
+    return run_service(name, cls, credentials, public)
 
 
 def cmd_unit_failed(args: argparse.Namespace) -> int:
@@ -67,13 +85,29 @@ def cmd_services(args: argparse.Namespace) -> int:
     return 0
 
 
+def unit_environment(unit: str) -> dict[str, str]:
+    """The ``Environment=`` a unit gets (its drop-ins included), as systemd has it."""
+    import shlex
+    import subprocess
+
+    name = unit if unit.endswith(".service") else f"rec-{unit}.service"
+    r = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", name],
+                       capture_output=True, text=True, timeout=10)
+    if r.returncode != 0:
+        raise config.ConfigError(f"systemctl show {name}: {r.stderr.strip() or r.returncode}")
+    return dict(item.partition("=")[::2] for item in shlex.split(r.stdout) if "=" in item)
+
+
 def cmd_config_show(args: argparse.Namespace) -> int:
+    environ: dict[str, str] = dict(os.environ)
     try:
-        values = config.provenance()
+        if args.unit:  # what that unit really gets: its Environment= (drop-ins) + the files
+            environ = {k: v for k, v in environ.items() if not k.startswith(config.ENV_PREFIX)}
+            environ.update(unit_environment(args.unit))
+        values = config.provenance(environ)
     except config.ConfigError as exc:
-        print(f"rec: config error: {exc}", file=sys.stderr)
-        return config.EX_CONFIG
-    for note in config.unknown_environment(os.environ):
+        return _config_error(exc)
+    for note in config.unknown_environment(environ):
         print(f"rec: warning: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps({v.key: {"value": str(v.value), "source": v.source} for v in values},
@@ -208,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="config_command", required=True)
     show = cfg.add_parser("show", help="every setting, its value and where it came from")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--unit", help="as the unit gets it, with its drop-ins (e.g. web)")
     show.set_defaults(func=cmd_config_show)
     init = cfg.add_parser("init", help="create config.local.json if it is absent")
     init.add_argument("--dir", help="directory (default: REC_CONFIG_DIR or /etc/rec)")
@@ -231,7 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except PermissionError as exc:
+        return _not_permitted(exc)
 
 
 if __name__ == "__main__":

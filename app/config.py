@@ -2,9 +2,12 @@
 
 Precedence, highest first:
 
-1. ``REC_*`` environment variables (systemd: ``EnvironmentFile=/etc/rec/rec.env``)
-2. ``config.local.json`` in ``REC_CONFIG_DIR`` (written by the role or ``rec config init``)
-3. ``config.default.json`` shipped inside the package
+1. ``REC_*`` environment variables (an operator's ``systemctl edit rec-web`` drop-in with
+   ``Environment=REC_WEB_PORT=...`` lands here, so it wins, as systemd users expect)
+2. ``rec.env`` in ``REC_CONFIG_DIR`` (``REC_*=value`` lines written by the role; read by rec
+   itself, not by systemd's ``EnvironmentFile=``, which would beat every drop-in)
+3. ``config.local.json`` in ``REC_CONFIG_DIR`` (written by the role or ``rec config init``)
+4. ``config.default.json`` shipped inside the package
 
 Secrets never come from those layers: they are read from files in
 ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``) or, outside systemd,
@@ -33,6 +36,7 @@ ENV_PREFIX = "REC_"
 EX_CONFIG = 78
 DEFAULT_FILE = Path(__file__).with_name("config.default.json")
 LOCAL_FILE_NAME = "config.local.json"
+ENV_FILE_NAME = "rec.env"
 
 Port = Field(ge=1, le=65535)  # every port setting
 
@@ -176,6 +180,43 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines (blank lines and ``#`` comments skipped, one pair of surrounding
+    quotes removed), as systemd's EnvironmentFile= reads the simple cases."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    out: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{n}: not a KEY=value line")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def _env_file_layer(path: Path) -> dict[str, str]:
+    values = read_env_file(path)
+    unknown = sorted(k for k in values if k.startswith(ENV_PREFIX)
+                     and k.removeprefix(ENV_PREFIX).lower() not in Settings.model_fields)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting {unknown[0]}")
+    others = sorted(k for k in values if not k.startswith(ENV_PREFIX))
+    if others:
+        raise ConfigError(f"{path}: {others[0]} is not a REC_* setting")
+    try:
+        return _env_layer(values)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
 def _env_layer(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key in Settings.model_fields:
@@ -225,6 +266,9 @@ def layers(environ: dict[str, str] | os._Environ[str] | None = None) -> list[tup
     local = config_dir_from(environ) / LOCAL_FILE_NAME
     if local.exists():
         out.append((f"local ({local})", _read_json(local)))
+    env_file = config_dir_from(environ) / ENV_FILE_NAME
+    if env_file.exists():
+        out.append((f"rec.env ({env_file})", _env_file_layer(env_file)))
     env = _env_layer(environ)
     out.append(("environment", env))
     merged: dict[str, Any] = {}

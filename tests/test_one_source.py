@@ -230,3 +230,38 @@ def test_registry_entries_are_loadable_services_with_settings_ports():
             assert spec.port in Settings.model_fields, spec
         assert not spec.health or spec.port, f"{spec.name}: health paths need a port"
         assert set(spec.modes) <= set(services.ALL_MODES)
+
+
+@pytest.mark.parametrize(("env", "service", "allow"), [
+    ({}, "exchange-sim", ["localhost"]),
+    ({}, "web", ["localhost"]),  # bound to loopback, database local, exchange local
+    ({"REC_BIND_HOST": "0.0.0.0"}, "web", None),  # a public port takes any peer
+    ({"REC_DB_HOST": "192.0.2.10"}, "web", ["localhost", "192.0.2.10"]),
+    ({"REC_DB_HOST": "db.internal"}, "web", None),  # a name has no address to allow
+    ({"REC_ACCOUNT_MODE": "demo"}, "web", None),  # the real exchange is on the internet
+])
+def test_units_that_talk_only_to_loopback_and_the_database_get_an_ip_filter(
+        rec_home, monkeypatch, env, service, allow):
+    from app import config
+
+    for key, value in {**rec_home.env, **env}.items():
+        monkeypatch.setenv(key, value)
+    described = services.describe(config.load())
+    entry = next(s for s in described["services"] if s["name"] == service)
+    assert entry["ip_allow"] == allow
+    unit = render_unit(entry, described)
+    if allow:
+        assert "IPAddressDeny=any" in unit and f"IPAddressAllow={' '.join(allow)}" in unit
+    else:
+        assert "IPAddressDeny" not in unit
+
+
+def test_only_public_services_bind_the_bind_host(rec_home_db, start_service):
+    rec_home_db.env["REC_BIND_HOST"] = "0.0.0.0"
+    sim = start_service(rec_home_db, "exchange-sim")
+    sim.notify.wait_for("READY", "1")
+    assert f"127.0.0.1:{rec_home_db.env['REC_EXCHANGE_SIM_PORT']}" in sim.output
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    web = start_service(rec_home_db, "web")
+    web.notify.wait_for("READY", "1")
+    assert f"0.0.0.0:{rec_home_db.env['REC_WEB_PORT']}" in web.output

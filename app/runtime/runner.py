@@ -170,7 +170,8 @@ def missing_credentials(settings: config.Settings, needed: tuple[str, ...]) -> s
     return None
 
 
-def run_service(name: str, cls: type[Service], credentials: tuple[str, ...] = ()) -> int:
+def run_service(name: str, cls: type[Service], credentials: tuple[str, ...] = (),
+                public: bool = True) -> int:
     """Entry point of ``rec run``: run ``cls`` as rec-``name``; returns the exit code.
 
     ``credentials`` are the credential files the service declares it needs (its registry
@@ -190,5 +191,6 @@ def run_service(name: str, cls: type[Service], credentials: tuple[str, ...] = ()
         log.warning("%s", note)
     service = cls(settings)
     service.name = name
+    service.public = public
     runner = Runner(service, settings)
     return asyncio.run(runner.main())

@@ -27,6 +27,7 @@ class Phase(Protocol):
 
 class Service:
     name: ClassVar[str] = "service"
+    public: bool = True  # its port (if any) is reached from other hosts; the registry says
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

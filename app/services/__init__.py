@@ -16,6 +16,7 @@ This module imports nothing heavy: the service classes load only when run.
 from __future__ import annotations
 
 import importlib
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ class ServiceDef:
     entry: str  # "module:Class"
     description: str
     port: str | None = None  # Settings field, e.g. "web_port"; None: no HTTP port
+    public: bool = False  # the port is reached from other hosts: bind REC_BIND_HOST, else
+    #                       REC_TARGET_HOST (where rec's own services reach each other)
     health: tuple[str, ...] = ()  # HTTP paths that answer 200 when healthy (needs a port)
     database: bool = False  # needs PostgreSQL: the runner opens nothing, the unit orders after it
     exchange: bool = False  # talks to the exchange: after rec-exchange-sim in sim mode
@@ -52,7 +55,7 @@ class ServiceDef:
 # ---- the registry: one line per service ------------------------------------------------------
 REGISTRY: tuple[ServiceDef, ...] = (
     ServiceDef("exchange-sim", "app.services.exchange_sim:ExchangeSimService", "exchange simulator (Kalshi-compatible REST + WS)", port="exchange_sim_port", health=("/healthz",), modes=("sim",)),  # noqa: E501
-    ServiceDef("web", "app.services.web:WebService", "dashboard, JSON API and health aggregate", port="web_port", health=("/healthz", "/readyz", "/api/health"), database=True, exchange=True, credentials=("db_password",)),  # noqa: E501
+    ServiceDef("web", "app.services.web:WebService", "dashboard, JSON API and health aggregate", port="web_port", public=True, health=("/healthz", "/readyz", "/api/health"), database=True, exchange=True, credentials=("db_password",)),  # noqa: E501
 )
 # -----------------------------------------------------------------------------------------------
 
@@ -98,6 +101,32 @@ def load_entry(entry: str) -> type[Service]:
     return cls
 
 
+def _ip(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "localhost" if host == "localhost" else None
+
+
+def ip_allow(spec: ServiceDef, settings: Settings) -> list[str] | None:
+    """The addresses a unit may talk to (IPAddressAllow=, with IPAddressDeny=any), or None
+    when it must reach the world: a public port, or a real exchange (demo/prod)."""
+    if spec.public and _ip(settings.bind_host) not in ("127.0.0.1", "::1", "localhost"):
+        return None
+    if spec.exchange and settings.account_mode.value != "sim":
+        return None
+    allow = ["localhost"]
+    hosts = [settings.target_host] + ([settings.db_host] if spec.database else [])
+    for host in hosts:
+        address = _ip(host)
+        if address is None:
+            return None  # a name: no address to allow, so no filter rather than a wrong one
+        if address not in allow and not ipaddress.ip_address(
+                address if address != "localhost" else "127.0.0.1").is_loopback:
+            allow.append(address)
+    return allow
+
+
 def describe(settings: Settings, registry: tuple[ServiceDef, ...] | None = None) -> dict[str, Any]:
     """The registry as the units need it, with this host's effective settings
     (``rec services --json``; the rec_services role and Molecule's verify read it)."""
@@ -120,6 +149,8 @@ def describe(settings: Settings, registry: tuple[ServiceDef, ...] | None = None)
             "exchange": s.exchange,
             "credentials": list(s.credentials),
             "after": after,
+            "public": s.public,
+            "ip_allow": ip_allow(s, settings),
         })
     return {
         "account_mode": mode,
