@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import json
 import os
@@ -186,38 +187,93 @@ def cmd_db_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    """The rec units the registry expects, as systemd sees them, then rec-web's aggregate."""
-    import asyncio
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
 
+
+async def _unit_rows(expected: list[str]) -> tuple[bool, list[str]]:
+    import time
+
+    from app.runtime import units
+
+    report = await units.query(expected)
+    if not report.available:
+        return True, [f"--- units: {report.reason}"]
+    rows, healthy, now = [], True, time.monotonic()
+    for u in report.units:
+        healthy &= u.ok
+        rows.append(f"{'ok ' if u.ok else 'BAD'} {u.name:<32} {u.active}/{u.sub:<10} "
+                    f"restarts={u.restarts} result={u.result}")
+        if u.ok:
+            continue
+        code = f", exit status {u.exit_status}" if u.exit_status not in ("", "0") else ""
+        if u.exit_status == str(config.EX_CONFIG):
+            code += " (78/CONFIG: a configuration error)"
+        rows.append(f"      {u.active} for {_age(u.since_sec(now))}{code}")
+        if line := await units.last_line(u.name):
+            rows.append(f"      last log line: {line}")
+        if u.active == "failed":
+            rows.append(f"      after fixing it: systemctl reset-failed {u.name} && "
+                        f"systemctl start {u.name}")
+    for name in report.missing(expected):
+        healthy = False
+        rows.append(f"BAD {name:<32} not installed")
+    return healthy, rows
+
+
+async def _status_rows(settings: config.Settings) -> tuple[bool, list[str]]:
+    """Units (systemd), then the database and the exchange asked directly (so they are
+    reported when rec-web is down), then rec-web's aggregate."""
     import httpx
 
     from app import services
-    from app.runtime import units
+    from app.db.pool import describe, wait_reachable
+    from app.kalshi.urls import from_settings
 
-    settings = _settings()
-    expected = services.expected_units(settings.account_mode.value)
-    report = asyncio.run(units.query(expected))
-    healthy = True
-    if report.available:
-        for u in report.units:
-            healthy &= u.ok
-            print(f"{'ok ' if u.ok else 'BAD'} {u.name:<32} {u.active}/{u.sub:<10} "
-                  f"restarts={u.restarts} result={u.result}")
-        for name in report.missing(expected):
-            healthy = False
-            print(f"BAD {name:<32} not installed")
-    else:
-        print(f"units: {report.reason}")
-    url = f"http://{settings.target_host}:{settings.web_port}/api/health"
+    healthy, rows = await _unit_rows(services.expected_units(settings.account_mode.value))
+    probe = settings.model_copy(update={"db_connect_timeout_sec": 3.0})
     try:
-        body = httpx.get(url, timeout=10).json()
-    except (httpx.HTTPError, ValueError) as exc:
-        print(f"BAD {url}: {type(exc).__name__}: {exc}")
-        return 1
-    for name, check in body["checks"].items():
-        print(f"{'ok ' if check['ok'] else 'BAD'} {name:<32} {check.get('error', '')}")
-    return 0 if healthy and body["status"] == "ok" else 1
+        await asyncio.wait_for(wait_reachable(probe, "rec-status"), 5)
+        rows.append(f"ok  {'database':<32} {describe(settings)}")
+    except Exception as exc:
+        healthy = False
+        rows.append(f"BAD {'database':<32} {describe(settings)}: {exc or type(exc).__name__}")
+
+    async with httpx.AsyncClient(timeout=5) as client:
+        url = f"{from_settings(settings).rest_base}/exchange/status"
+        try:
+            r = await client.get(url)
+            ok, detail = r.status_code == 200, f"answered {r.status_code}"
+        except httpx.HTTPError as exc:
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        healthy &= ok
+        rows.append(f"{'ok ' if ok else 'BAD'} {'exchange':<32} {url} {detail}")
+
+        web = f"http://{settings.target_host}:{settings.web_port}/api/health"
+        try:
+            body = (await client.get(web)).json()
+            ok = body.get("status") == "ok"
+            detail = "all checks ok" if ok else "failing: " + ", ".join(body.get("failed", []))
+        except (httpx.HTTPError, ValueError) as exc:
+            ok, detail = False, f"{web}: {type(exc).__name__}: {exc}"
+        healthy &= ok
+        rows.append(f"{'ok ' if ok else 'BAD'} {'rec-web /api/health':<32} {detail}")
+    return healthy, rows
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The rec units the registry expects as systemd sees them (a failed one with how long,
+    its exit status, its last log line and what to do), the database and the exchange asked
+    directly, and rec-web's aggregate; exit 0 only if all are ok."""
+    healthy, rows = asyncio.run(_status_rows(_settings()))
+    print("\n".join(rows))
+    return 0 if healthy else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -74,9 +75,32 @@ def test_parse_units_from_systemctl_show():
 def test_rec_status_reports_each_check(rec_home_db, web):
     r = rec_home_db.rec("status")
     assert r.returncode == 1  # no exchange running
-    assert "units: not running under systemd" in r.stdout
+    assert "--- units: not running under systemd" in r.stdout
     assert "ok  database" in r.stdout
-    assert "BAD exchange" in r.stdout
+    assert "BAD exchange" in r.stdout and "ConnectError" in r.stdout
+    assert re.search(r"^BAD rec-web /api/health +failing: exchange$", r.stdout, re.M)
+
+
+def test_rec_status_still_reports_database_and_exchange_when_rec_web_is_down(
+        rec_home_db, start_service):
+    sim = start_service(rec_home_db, "exchange-sim")
+    sim.notify.wait_for("READY", "1")
+    r = rec_home_db.rec("status")
+    assert r.returncode == 1, r.stdout
+    assert "ok  database" in r.stdout
+    assert "ok  exchange" in r.stdout and "answered 200" in r.stdout
+    assert "BAD rec-web /api/health" in r.stdout and "ConnectError" in r.stdout
+
+
+def test_status_details_of_a_failed_unit():
+    from app.runtime.units import parse
+
+    text = ("Id=rec-web.service\nType=notify\nActiveState=failed\nSubState=failed\n"
+            "NRestarts=0\nResult=exit-code\nExecMainStatus=78\n"
+            "StateChangeTimestampMonotonic=5000000\n")
+    (unit,) = parse(text)
+    assert not unit.ok and unit.exit_status == "78"
+    assert unit.since_sec(65.0) == 60.0
 
 
 def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROPERTIES = ("Id", "Type", "LoadState", "ActiveState", "SubState", "NRestarts", "Result",
-              "StatusText")
+              "StatusText", "ExecMainStatus", "StateChangeTimestampMonotonic")
 
 
 @dataclass
@@ -25,6 +25,14 @@ class Unit:
     type: str = "notify"
     load: str = "loaded"
     status: str = ""
+    exit_status: str = ""
+    changed_usec: int = 0  # CLOCK_MONOTONIC of the last state change
+
+    def since_sec(self, now_monotonic: float) -> float | None:
+        """Seconds in the current state (systemd's monotonic clock is ours too)."""
+        if not self.changed_usec:
+            return None
+        return max(0.0, now_monotonic - self.changed_usec / 1_000_000)
 
     @property
     def ok(self) -> bool:
@@ -53,7 +61,9 @@ def parse(text: str) -> list[Unit]:
                           props.get("SubState", "unknown"),
                           int(restarts) if restarts.isdigit() else 0,
                           props.get("Result", "unknown"), props.get("Type", "") or "unknown",
-                          props.get("LoadState", "loaded"), props.get("StatusText", "")))
+                          props.get("LoadState", "loaded"), props.get("StatusText", ""),
+                          props.get("ExecMainStatus", ""),
+                          int(props.get("StateChangeTimestampMonotonic", "0") or 0)))
     return sorted(units, key=lambda u: u.name)
 
 
@@ -90,3 +100,20 @@ async def query(names: list[str], timeout: float = 5.0) -> UnitReport:
     if proc.returncode != 0:
         return UnitReport(False, reason=err.decode().strip() or f"exit {proc.returncode}")
     return UnitReport(True, parse(out.decode()))
+
+
+async def last_line(name: str, timeout: float = 5.0) -> str:
+    """The unit's last journal line ('' when the journal cannot be read)."""
+    journalctl = shutil.which("journalctl")
+    if not journalctl:
+        return ""
+    proc = await asyncio.create_subprocess_exec(
+        journalctl, "--no-pager", "-o", "cat", "-n", "1", "-u", name,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return ""
+    return out.decode(errors="replace").strip()
