@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import shutil
 import subprocess
 import time
@@ -181,3 +182,23 @@ def test_health_answers_fast_while_the_database_hangs_and_logs_recovery(
         assert "health: database recovered after" in svc.output
     finally:
         pgserver.remove(server)
+
+
+def test_invalid_requests_are_refused_and_logged_with_the_client_address(rec_home_db, web):
+    port = int(rec_home_db.env["REC_WEB_PORT"])
+    # 1. garbage instead of HTTP
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
+        assert s.recv(200).startswith(b"HTTP/1.1 400")
+        client = s.getsockname()
+    # 2. 64 KiB of headers
+    big = {"X-Big": "a" * 64 * 1024}
+    r = httpx.get(f"{web}/healthz", headers=big, timeout=10)
+    assert r.status_code == 400
+    # 3. a 2 MiB body
+    r = httpx.post(f"{web}/healthz", content=b"x" * (2 * 1024 * 1024), timeout=10)
+    assert r.status_code == 413
+    log = (rec_home_db.root / "web.log").read_text()
+    assert f"invalid HTTP request from 127.0.0.1:{client[1]}" in log
+    assert "Invalid HTTP request received." not in log
+    assert "over 1048576 bytes: answered 413" in log

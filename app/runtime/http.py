@@ -1,4 +1,10 @@
-"""An ASGI app served by uvicorn inside a rec service, with READY gated on the bound socket."""
+"""An ASGI app served by uvicorn inside a rec service, with READY gated on the bound socket.
+
+Every rec HTTP server has the same limits and the same logging of bad requests:
+request line + headers at most ``MAX_HEADER_BYTES`` (else 400, connection closed), a body at
+most ``MAX_BODY_BYTES`` (else 413), and an invalid request is logged with the client's
+address.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,114 @@ import asyncio
 import logging
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.runtime.service import Phase, Service
 
 log = logging.getLogger(__name__)
 
 
+MAX_HEADER_BYTES = 16 * 1024
+MAX_BODY_BYTES = 1024 * 1024
+
+
 class BindError(Exception):
+    pass
+
+
+class HeadersTooLarge(Exception):
+    pass
+
+
+class LimitedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a cap on request line + headers, and the client's
+    address in the log line of every invalid request."""
+
+    def on_message_begin(self) -> None:
+        self._header_bytes = 0
+        super().on_message_begin()
+
+    def _count(self, n: int) -> None:
+        self._header_bytes = getattr(self, "_header_bytes", 0) + n
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise HeadersTooLarge(f"request line and headers over {MAX_HEADER_BYTES} bytes")
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown client"
+        log.warning("invalid HTTP request from %s (%s bytes of headers so far): answered 400",
+                    client, getattr(self, "_header_bytes", 0))
+        super().send_400_response(msg)
+
+
+class _NoBareInvalidRequestLine(logging.Filter):
+    """uvicorn's own 'Invalid HTTP request received.' has no client: ours replaces it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Invalid HTTP request received."
+
+
+logging.getLogger("uvicorn.error").addFilter(_NoBareInvalidRequestLine())
+
+
+class LimitBody:
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413, unread."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, send)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(scope, send)
+
+    async def _refuse(self, scope, send) -> None:
+        client = scope.get("client") or ("unknown", 0)
+        log.warning("request body from %s:%s over %d bytes: answered 413", client[0],
+                    client[1], self.limit)
+        body = b'{"error": "request body too large"}'
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(Exception):
     pass
 
 
@@ -26,8 +133,9 @@ class HttpServer:
     """``await start()`` returns once the socket is bound and the app's lifespan ran."""
 
     def __init__(self, app, host: str, port: int, **options) -> None:
+        options.setdefault("http", LimitedHttpProtocol)
         self.config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False,
+            LimitBody(app), host=host, port=port, log_config=None, access_log=False,
             lifespan="on", timeout_graceful_shutdown=5, **options,
         )
         self.server = _Server(self.config)
