@@ -236,10 +236,16 @@ def config_dir_from(environ: dict[str, str] | os._Environ[str]) -> Path:
     return Path(environ.get(env_name("config_dir"), "/etc/rec"))
 
 
-def credentials_dir_from(environ: dict[str, str] | os._Environ[str], fallback: Path) -> Path:
-    """systemd's $CREDENTIALS_DIRECTORY wins; else REC_CREDENTIALS_PATH / the configured path."""
+def credentials_dir_from(environ: dict[str, str] | os._Environ[str],
+                         fallback: Path) -> Path | None:
+    """systemd's $CREDENTIALS_DIRECTORY wins. A process of a systemd unit ($INVOCATION_ID)
+    without one has no credentials: a unit gets exactly what its LoadCredential= lines give
+    it, never the files themselves. Elsewhere (the operator's `rec`, tests):
+    REC_CREDENTIALS_PATH / the configured path."""
     if environ.get("CREDENTIALS_DIRECTORY"):
         return Path(environ["CREDENTIALS_DIRECTORY"])
+    if environ.get("INVOCATION_ID"):
+        return None
     return fallback
 
 
@@ -275,7 +281,8 @@ def layers(environ: dict[str, str] | os._Environ[str] | None = None) -> list[tup
     for _, values in out:
         merged.update(values)
     cred_dir = credentials_dir_from(environ, Path(merged.get("credentials_path", "")))
-    out.append((f"credential ({cred_dir})", _credential_layer(cred_dir)))
+    if cred_dir is not None:
+        out.append((f"credential ({cred_dir})", _credential_layer(cred_dir)))
     return out
 
 

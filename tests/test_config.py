@@ -143,3 +143,19 @@ def test_config_show_with_bad_value_exits_78(rec_home):
     r = rec_home.rec("config", "show")
     assert r.returncode == 78
     assert "REC_DB_PORT=-1" in r.stderr
+
+
+def test_a_systemd_unit_gets_only_its_load_credentials(tmp_path):
+    """Under systemd ($INVOCATION_ID) without $CREDENTIALS_DIRECTORY the unit declared no
+    credential: the credential files themselves are never read (root-only anyway)."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "db_password").write_text("from-the-files\n")
+    env = {"REC_CONFIG_DIR": str(tmp_path), "REC_CREDENTIALS_PATH": str(creds)}
+    assert config.load(env).db_password.get_secret_value() == "from-the-files"
+    assert config.load({**env, "INVOCATION_ID": "abc"}).db_password is None
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "db_password").write_text("from-systemd\n")
+    loaded = config.load({**env, "INVOCATION_ID": "abc", "CREDENTIALS_DIRECTORY": str(given)})
+    assert loaded.db_password.get_secret_value() == "from-systemd"

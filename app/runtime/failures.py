@@ -41,10 +41,14 @@ def from_environment(unit: str, environ) -> Outcome:
 
 
 def describe(o: Outcome, in_a_row: int) -> str:
-    what = (f"{o.unit} has FAILED and systemd will not restart it"
-            if o.gave_up else f"{o.unit} failed; systemd restarts it (with backoff)")
+    if o.gave_up:
+        what = f"{o.unit} has FAILED and systemd will not restart it"
+    elif o.status == "78":  # RestartPreventExitStatus=78
+        what = f"{o.unit} stopped on a configuration error; systemd does not restart it"
+    else:
+        what = f"{o.unit} failed; systemd restarts it (with backoff)"
     text = f"{what}: result={o.result} {o.code}={o.status}".rstrip("=")
-    if not o.gave_up:
+    if not o.gave_up and o.status != "78":
         text += f"; {in_a_row} failed run(s) in a row"
     hint = EXIT_HINTS.get(o.status)
     if hint:
@@ -78,7 +82,7 @@ def main(unit: str, environ) -> int:
         settings = None
     name = unit.removesuffix(".service").removeprefix("rec-")
     in_a_row = 1
-    if settings is not None and not outcome.gave_up:
+    if settings is not None and not outcome.gave_up and outcome.status != "78":
         try:
             in_a_row = restarts.record_failure(settings.state_dir, name).count
         except OSError:
