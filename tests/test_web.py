@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import socket
 import shutil
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
