@@ -197,17 +197,6 @@ def order_body(
     return body
 
 
-def signer_from_settings(settings: Any) -> signing.Signer | None:
-    """A Signer from rec's Settings credentials, or None when none are configured."""
-    key_id = getattr(settings, "kalshi_key_id", None)
-    pem = getattr(settings, "kalshi_private_key", None)
-    if key_id is None or pem is None:
-        return None
-    key_id = key_id.get_secret_value() if hasattr(key_id, "get_secret_value") else str(key_id)
-    pem = pem.get_secret_value() if hasattr(pem, "get_secret_value") else pem
-    return signing.Signer(key_id.strip(), signing.load_private_key(pem))
-
-
 class KalshiRest:
     """One signed httpx.AsyncClient against a Trade API v2 base URL."""
 
@@ -242,12 +231,6 @@ class KalshiRest:
     @classmethod
     def from_endpoints(cls, endpoints: Endpoints, signer: signing.Signer | None, **kw: Any):
         return cls(endpoints.rest_base, signer, **kw)
-
-    @classmethod
-    def from_settings(cls, settings: Any, **kw: Any) -> KalshiRest:
-        from app.kalshi.urls import from_settings
-
-        return cls(from_settings(settings).rest_base, signer_from_settings(settings), **kw)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -788,5 +771,4 @@ __all__ = [
     "RetryPolicy",
     "order_body",
     "parse_retry_after",
-    "signer_from_settings",
 ]
