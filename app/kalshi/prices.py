@@ -35,6 +35,11 @@ STRUCTURES: dict[str, tuple[tuple[Decimal, Decimal, Decimal], ...]] = {
 }
 
 
+def _s(d: Decimal) -> str:
+    """``Decimal("0.5500")`` -> ``"0.55"`` (never exponent notation)."""
+    return format(d.normalize(), "f") if d else "0"
+
+
 class InvalidPrice(ValueError):
     """A price that is not on the market's grid; the message names the valid tick."""
 
@@ -114,14 +119,14 @@ class PriceGrid:
             return p
         who = f"{self.ticker or 'market'} ({self.structure or 'price_ranges'})"
         if not ZERO < p < ONE:
-            raise InvalidPrice(f"{who}: price {p} is outside ($0, $1)")
+            raise InvalidPrice(f"{who}: price {_s(p)} is outside ($0, $1)")
         band = next((b for b in self.bands if b.contains(p)), None)
         if band is None:
-            spans = ", ".join(f"{b.start}-{b.end}" for b in self.bands)
-            raise InvalidPrice(f"{who}: price {p} is in no price band ({spans})")
+            spans = ", ".join(f"{_s(b.start)}-{_s(b.end)}" for b in self.bands)
+            raise InvalidPrice(f"{who}: price {_s(p)} is in no price band ({spans})")
         below, above = band.neighbours(p)
-        near = " or ".join(str(x) for x in (below, above) if ZERO < x < ONE)
+        near = " or ".join(_s(x) for x in (below, above) if ZERO < x < ONE)
         raise InvalidPrice(
-            f"{who}: price {p} is not on the tick; between {band.start} and {band.end} "
-            f"the tick is {band.step} (nearest valid: {near})"
+            f"{who}: price {_s(p)} is not on the tick; between {_s(band.start)} and "
+            f"{_s(band.end)} the tick is {_s(band.step)} (nearest valid: {near})"
         )
