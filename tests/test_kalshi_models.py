@@ -6,14 +6,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from app.kalshi.book import BookInconsistent, OrderBook
 from app.kalshi.models import (
     Fill,
     Market,
+    MarketPosition,
     MoneyFormatError,
     Order,
     Settlement,
+    Trade,
     cents_to_dollars,
     dollars_to_cents,
     fmt_count,
@@ -208,8 +211,8 @@ def test_models_keep_spec_field_names_and_exact_values():
             "order_id": "o1",
             "client_order_id": "c1",
             "ticker": "T",
-            "side": "yes",
-            "action": "buy",
+            "outcome_side": "no",
+            "book_side": "ask",
             "status": "resting",
             "yes_price_dollars": "0.5600",
             "no_price_dollars": "0.4400",
@@ -217,29 +220,89 @@ def test_models_keep_spec_field_names_and_exact_values():
             "remaining_count_fp": "2.00",
             "initial_count_fp": "3.00",
             "taker_fees_dollars": "0.020000",
+            "exchange_index": 2,
             "some_future_field": 1,
         }
     )
+    assert (order.outcome_side, order.book_side, order.exchange_index) == ("no", "ask", 2)
     assert order.yes_price_dollars + order.no_price_dollars == Decimal(1)
     assert order.taker_fees_dollars == Decimal("0.02")
     assert order.model_extra == {"some_future_field": 1}
     fill = Fill.model_validate(
         {
-            "trade_id": "t",
+            "fill_id": "f",
+            "trade_id": "f",
             "order_id": "o",
-            "side": "no",
-            "action": "sell",
+            "ticker": "T",
+            "outcome_side": "yes",
+            "book_side": "bid",
             "count_fp": "2.50",
             "yes_price_dollars": "0.3300",
+            "exchange_index": 0,
         }
     )
     assert fill.count_fp * fill.yes_price_dollars == Decimal("0.825")
+    assert fill.exchange_index == 0
     s = Settlement.model_validate(
         {"ticker": "T", "market_result": "yes", "revenue": 300, "yes_count_fp": "3.00"}
     )
     assert s.revenue == 300 and s.yes_count_fp == 3
-    m = Market.model_validate({"ticker": "T", "yes_bid_dollars": "", "floor_strike": None})
+    m = Market.model_validate(
+        {
+            "ticker": "T",
+            "yes_bid_dollars": "",
+            "floor_strike": None,
+            "settlement_bounds_type": "floor",
+            "settlement_floor_dollars": "0.0500",
+            "exchange_index": 1,
+        }
+    )
     assert m.yes_bid_dollars is None and m.floor_strike is None
+    assert (m.settlement_bounds_type, m.settlement_floor_dollars, m.exchange_index) == (
+        "floor",
+        Decimal("0.05"),
+        1,
+    )
+    pos = MarketPosition.model_validate(
+        {"ticker": "T", "position_fp": "-3.00", "exchange_index": 0}
+    )
+    assert pos.position_fp == -3 and pos.exchange_index == 0
+
+
+def test_deprecated_direction_fields_are_not_part_of_the_models():
+    for model in (Order, Fill):
+        assert {"outcome_side", "book_side"} <= set(model.model_fields)
+        assert not {"side", "action", "is_yes"} & set(model.model_fields)
+    assert {"taker_outcome_side", "taker_book_side"} <= set(Trade.model_fields)
+    assert "taker_side" not in Trade.model_fields
+    assert not {"tick_size", "response_price_units"} & set(Market.model_fields)
+    assert Market.model_fields["settlement_bounds_type"].is_required()
+    for model in (Order, Fill, MarketPosition, Market):
+        assert "exchange_index" in model.model_fields
+    # a v3.31 order without the deprecated fields parses; one without outcome_side does not
+    with pytest.raises(ValidationError):
+        Order.model_validate(
+            {"order_id": "o", "ticker": "T", "status": "resting", "side": "yes", "action": "buy"}
+        )
+    with pytest.raises(ValidationError):
+        Market.model_validate({"ticker": "T"})
+
+
+def test_v3_31_trade_parses_with_book_and_outcome_sides():
+    t = Trade.model_validate(
+        {
+            "trade_id": "t1",
+            "ticker": "T",
+            "count_fp": "1.00",
+            "yes_price_dollars": "0.4000",
+            "no_price_dollars": "0.6000",
+            "taker_outcome_side": "no",
+            "taker_book_side": "ask",
+            "is_block_trade": False,
+            "created_time": "2026-11-26T08:00:00Z",
+        }
+    )
+    assert (t.taker_outcome_side, t.taker_book_side, t.is_block_trade) == ("no", "ask", False)
 
 
 def test_ws_bodies_parse_to_typed_models():
