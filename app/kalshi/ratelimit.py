@@ -125,6 +125,8 @@ class RateBudget:
         ]
         if costs is not None:
             table = list(costs.endpoint_costs) + table  # the exchange's own figures win
+        # a literal segment beats a {param} ("/orders/batched" is not "/orders/{order_id}")
+        table.sort(key=lambda c: c.path.count("{"))
         return cls(
             read=bucket(limits.read),
             write=bucket(limits.write),
