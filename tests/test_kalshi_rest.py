@@ -106,6 +106,10 @@ class FakeKalshi:
         self.orders: dict[str, dict] = {}
         self.seen_queries: list[str] = []
         self.structures: dict[str, tuple[str, list[dict]]] = {}
+        # server-side token buckets (kind -> [tokens, stamp]) when limits are set
+        self.limits: dict[str, tuple[int, int]] | None = None
+        self.buckets: dict[str, list[float]] = {}
+        self.refused = 0
         self.release = asyncio.Event()  # ends hanging requests at teardown
 
     def fault(self, method: str, path: str, *responses: tuple[int, dict]) -> None:
@@ -139,11 +143,26 @@ class FakeKalshi:
         if key in self.hang:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.release.wait(), self.hang[key])
+        if self.limits is not None and not self.take_tokens(request):
+            self.refused += 1
+            return _err(429, "too_many_requests", "token bucket empty")
         script = self.faults.get(key)
         if script:
             status, headers = script.pop(0)
             return _err(status, f"e{status}", "scripted fault", headers)
         return await self.route(request)
+
+    def take_tokens(self, request: Request) -> bool:
+        assert self.limits is not None
+        kind = "read" if request.method == "GET" else "write"
+        rate, capacity = self.limits[kind]
+        cost = 2 if request.method == "DELETE" else 10
+        now = time.monotonic()
+        tokens, stamp = self.buckets.setdefault(kind, [float(capacity), now])
+        tokens = min(capacity, tokens + (now - stamp) * rate)
+        ok = tokens >= cost
+        self.buckets[kind] = [tokens - cost if ok else tokens, now]
+        return ok
 
     async def route(self, request: Request) -> JSONResponse:
         path = request.url.path[len(PREFIX) :]
@@ -171,6 +190,14 @@ class FakeKalshi:
                     }
                 }
             )
+        if path == "/account/limits":
+            limits = self.limits or {"read": (0, 0), "write": (0, 0)}
+            body = {k: {"refill_rate": r, "bucket_capacity": c} for k, (r, c) in limits.items()}
+            return JSONResponse({"usage_tier": "basic", "grants": [], **body})
+        if path == "/account/endpoint_costs":
+            return JSONResponse({"default_cost": 10, "endpoint_costs": [
+                {"method": "DELETE", "path": "/trade-api/v2/portfolio/events/orders/{order_id}",
+                 "cost": 2}]})
         if path == "/portfolio/balance":
             return JSONResponse({"balance": 100000, "portfolio_value": 2500, "updated_ts": 1})
         if path.startswith("/markets/") and path.count("/") == 2:
@@ -443,6 +470,37 @@ async def test_a_legacy_write_is_refused_before_it_is_sent(client, fake):
         with pytest.raises(LegacyOrderWrite):
             await client.request(method, "/portfolio/orders/o1/amend", json={})
     assert sum(n for (m, _), n in fake.hits.items() if m != "GET") == 0
+
+
+# ------------------------------------------------------------------ rate budget
+
+
+async def test_a_burst_over_the_budget_is_paced_without_429s(fake):
+    fake.limits = {"read": (400, 400), "write": (200, 200)}  # 40 reads/s, 20 orders/s
+    signer = signing.Signer(fake.key_id, fake.key)
+    once = RetryPolicy(max_attempts=1)
+    # control: the same burst unpaced is refused in part
+    async with KalshiRest(fake.base_url, signer, retry=once, timeout=5) as raw:
+        results = await asyncio.gather(
+            *[raw.get_exchange_status() for _ in range(60)], return_exceptions=True
+        )
+    assert any(isinstance(r, KalshiRateLimited) for r in results)
+    await asyncio.sleep(1.1)  # let the server's bucket fill again
+    fake.refused = 0
+    async with KalshiRest(fake.base_url, signer, retry=once, timeout=5) as c:
+        budget = await c.start()
+        assert budget is not None and c.limits is not None and c.limits.read.refill_rate == 400
+        t0 = time.monotonic()
+        reads = await asyncio.gather(*[c.get_exchange_status() for _ in range(60)])
+        acks = await asyncio.gather(
+            *[c.create_order("T", "yes", "buy", 1, "0.10") for _ in range(25)]
+        )
+        cancels = await asyncio.gather(*[c.cancel_order(a.order_id) for a in acks])
+        elapsed = time.monotonic() - t0
+    assert len(reads) == 60 and len(cancels) == 25 and all(x.reduced_by == 1 for x in cancels)
+    assert fake.refused == 0 and c.stats["retries"] == 0
+    assert c.stats["paced_s"] > 0  # the client waited instead of being refused
+    assert elapsed < 4
 
 
 # ------------------------------------------------------------------ timeouts & transport
