@@ -283,7 +283,11 @@ class KalshiRest:
         if not pace:
             return None
         costs = await self.get_endpoint_costs()
-        self.budget = RateBudget.build(self.limits, costs)
+        budget = RateBudget.build(self.limits, costs)
+        # the two reads above were not paced: take their tokens now
+        for path in ("/account/limits", "/account/endpoint_costs"):
+            budget.read.tokens -= budget.cost("GET", path)
+        self.budget = budget
         log.info(
             "kalshi rate budget: tier %s, reads %d/s (burst %d), writes %d/s (burst %d), "
             "default cost %d",
