@@ -65,6 +65,25 @@ async def bench_rest(seconds: float, signer: signing.Signer) -> None:
                 n += 1
             dt = time.perf_counter() - t0
             print(f"bare httpx signed GET, seq.:  {n / dt:>9,.0f} req/s (baseline)")
+            # the same for a V2 create + cancel, to separate the exchange's time from ours
+            r = await raw.get(PREFIX + "/markets", params={"status": "open", "limit": 1},
+                              headers=signer.headers("GET", PREFIX + "/markets"))
+            ticker = r.json()["markets"][0]["ticker"]
+            create = PREFIX + "/portfolio/events/orders"
+            lat = []
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                s = time.perf_counter()
+                r = await raw.post(create, headers=signer.headers("POST", create), json={
+                    "ticker": ticker, "side": "bid", "count": "1.00", "price": "0.0200",
+                    "client_order_id": f"bare-{len(lat)}", "time_in_force": "good_till_canceled",
+                    "self_trade_prevention_type": "taker_at_cross"})
+                lat.append(time.perf_counter() - s)
+                path = f"{create}/{r.json()['order_id']}"
+                await raw.delete(path, headers=signer.headers("DELETE", path))
+            q = statistics.quantiles(lat, n=100)
+            print(f"bare httpx V2 create:          p50 {1e3 * q[49]:.2f} ms, "
+                  f"p99 {1e3 * q[98]:.2f} ms round trip (baseline)")
         policy = RetryPolicy(max_attempts=1)
         async with KalshiRest(srv.base + PREFIX, signer, retry=policy, timeout=10) as c:
             for _ in range(200):  # warm-up
