@@ -382,6 +382,14 @@ async def test_batch_whose_answer_is_lost_is_placed_once(quiet_sim):
         assert coids == ["bl-1", "bl-2", "solo"]
 
 
+async def test_start_on_an_unlimited_simulator_paces_nothing(quiet_sim):
+    async with rest(quiet_sim) as c:
+        budget = await c.start()
+        assert budget is not None and budget.read is None and budget.write is None
+        await c.get_exchange_status()
+        assert c.stats["paced_s"] == 0
+
+
 async def test_requests_are_paced_by_the_simulators_limits_without_429(tmp_path):
     handle, server = await fx.start_sim(tmp_path, rate_tier="basic")
     try:

@@ -289,8 +289,9 @@ class KalshiRest:
         costs = await self.get_endpoint_costs()
         budget = RateBudget.build(self.limits, costs)
         # the two reads above were not paced: take their tokens now
-        for path in ("/account/limits", "/account/endpoint_costs"):
-            budget.read.tokens -= budget.cost("GET", path)
+        if budget.read is not None:
+            for path in ("/account/limits", "/account/endpoint_costs"):
+                budget.read.tokens -= budget.cost("GET", path)
         self.budget = budget
         log.info(
             "kalshi rate budget: tier %s, reads %d/s (burst %d), writes %d/s (burst %d), "
