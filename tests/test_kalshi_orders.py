@@ -399,3 +399,18 @@ def test_a_lifecycle_message_updates_the_grid():
     assert grid is not None and grid.ticker == "M" and grid.is_valid("0.999")
     plain = parse_ws_msg("market_lifecycle_v2", {"market_ticker": "M", "event_type": "settled"})
     assert PriceGrid.from_lifecycle(plain) is None
+
+
+async def test_a_429_empties_the_local_bucket_so_the_next_request_waits():
+    clock = FakeClock()
+    budget = RateBudget.build(_limits(read=(100, 100)), clock=clock, sleep=clock.sleep)
+    answers = [httpx.Response(429, json={"code": "too_many_requests"}),
+               httpx.Response(200, json={"exchange_active": True, "trading_active": True})]
+    transport = httpx.MockTransport(lambda request: answers.pop(0))
+    fast = RetryPolicy(max_attempts=2, base_delay=0.0001, max_delay=0.0001)
+    async with KalshiRest("http://127.0.0.1:9/trade-api/v2", None, transport=transport,
+                          retry=fast, budget=budget) as c:
+        assert budget.read is not None and budget.read.tokens == 90
+        await c.get_exchange_status()
+    # the retry waited for 10 tokens at 95/s instead of going out at once
+    assert clock.sleeps and clock.sleeps[0] == pytest.approx(10 / 95)

@@ -62,6 +62,10 @@ class TokenBucket:
         self.tokens = min(self.capacity, self.tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
+    def drain(self) -> None:
+        self._refill()
+        self.tokens = min(self.tokens, 0.0)
+
     async def acquire(self, cost: float) -> float:
         """Take ``cost`` tokens, waiting until they are there; returns the seconds waited.
 
@@ -156,6 +160,12 @@ class RateBudget:
 
     def bucket(self, method: str) -> TokenBucket | None:
         return self.read if method.upper() in ("GET", "HEAD") else self.write
+
+    def refused(self, method: str) -> None:
+        """A 429 arrived: the exchange's bucket is empty, so empty ours to match."""
+        bucket = self.bucket(method)
+        if bucket is not None:
+            bucket.drain()
 
     async def spend(self, method: str, path: str, items: int = 1) -> float:
         """Wait until the request may go; returns the seconds waited."""

@@ -414,6 +414,8 @@ class KalshiRest:
             )
             err.never_sent = isinstance(exc, httpx.ConnectError)
             raise err from None
+        if resp.status_code == 429 and self.budget is not None:
+            self.budget.refused(method)  # the exchange's bucket is empty: ours is too
         return self._handle(method, path, resp)
 
     def _handle(self, method: str, path: str, resp: httpx.Response) -> Any:
