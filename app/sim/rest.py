@@ -103,6 +103,10 @@ async def exchange_status(ctx: Ctx) -> tuple[int, object]:
                  "exchange_estimated_resume_time": resume}
 
 
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SCHEDULE_WEEKS = 4
 
@@ -113,11 +117,11 @@ async def exchange_schedule(ctx: Ctx) -> tuple[int, object]:
     p = w.p
     hours: dict[str, list[dict]] = {}
     for i, day in enumerate(DAYS):
+        sessions = [(0, 1440)]
         if i == p.maintenance_weekday:
-            hours[day] = [{"open_time": "00:00", "close_time": f"{p.maintenance_start_h:02d}:00"},
-                          {"open_time": f"{p.maintenance_end_h:02d}:00", "close_time": "24:00"}]
-        else:
-            hours[day] = [{"open_time": "00:00", "close_time": "24:00"}]
+            sessions = [(0, p.maintenance_start_min), (p.maintenance_end_min, 1440)]
+        hours[day] = [{"open_time": _hhmm(a), "close_time": _hhmm(b)} for a, b in sessions
+                      if b > a]
     standard = {"start_time": iso(w.started_ms), "end_time": iso(w.started_ms + 10 * YEAR_MS),
                 **hours}
     windows = []

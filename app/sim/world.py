@@ -46,10 +46,10 @@ class WorldParams:
     mm_size: int = 100
     flow_rate_per_s: float = 0.02
     # weekly trading pause in ET (Kalshi: Thursdays 03:00-05:00); weekday 0 = Monday,
-    # None = no pause
+    # None = no pause; start and end in minutes after midnight ET
     maintenance_weekday: int | None = 3
-    maintenance_start_h: int = 3
-    maintenance_end_h: int = 5
+    maintenance_start_min: int = 180
+    maintenance_end_min: int = 300
 
 
 class World:
@@ -95,9 +95,8 @@ class World:
             d = day + timedelta(days=k)
             if d.weekday() != p.maintenance_weekday:
                 continue
-            start = d.replace(hour=p.maintenance_start_h)
-            end = d.replace(hour=p.maintenance_end_h)
-            s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+            s_ms = _et_ms(d, p.maintenance_start_min)
+            e_ms = _et_ms(d, p.maintenance_end_min)
             if e_ms > at:
                 return s_ms, e_ms
         return None
@@ -247,6 +246,14 @@ class World:
                     continue
                 self.mm.quote(m, fair_value(m, self.spot, self.now_ms, self.p.vol), self.ticks)
                 self.flow.step(m)
+
+
+def _et_ms(day: datetime, minutes: int) -> int:
+    """Unix ms of `minutes` after midnight ET on `day` (wall time, so DST is respected)."""
+    extra = timedelta(days=1) if minutes >= 1440 else timedelta(0)
+    minutes %= 1440
+    at = (day + extra).replace(hour=minutes // 60, minute=minutes % 60)
+    return int(at.timestamp() * 1000)
 
 
 def _created_msg(m: Market, ev: Event) -> dict:
