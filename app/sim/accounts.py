@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from app.sim.fees import FeeCharge
 from app.sim.matching import YES, Order
 
 _NS = uuid.UUID("5b0c6f64-6a52-4c39-9d53-6e3f2b1f7a10")
@@ -64,11 +65,16 @@ class FillRecord:
     count: int
     yes_price: int
     is_taker: bool
-    fee: int
+    charge: FeeCharge  # trade fee, rounding fee, rebate
     ts_ms: int
     client_order_id: str
     post_position: int
     seq: int
+
+    @property
+    def fee(self) -> int:
+        """The net fee charged, in cents."""
+        return self.charge.net_cents
 
 
 @dataclass

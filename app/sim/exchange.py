@@ -128,12 +128,16 @@ class Exchange:
             self.books.pop(t, None)
             self._last_ticker.pop(t, None)
 
-    def fee_for(self, market: Market, count: int, price: int, is_taker: bool) -> int:
+    def fee_rate(self, market: Market, is_taker: bool) -> int:
+        """The series' fee rate (ten-thousandths) for a taker or a maker."""
         s = self.series.get(market.series_ticker)
         fee_type = s.fee_type if s else "quadratic"
         mult = s.fee_multiplier if s else 1.0
-        return fees.trade_fee_cents(count, price, is_taker=is_taker, fee_type=fee_type,
-                                    multiplier=mult)
+        return fees.rate_bp(is_taker, fee_type, mult)
+
+    def fee_for(self, market: Market, count: int, price: int, is_taker: bool) -> int:
+        """Cents one fill of `count` at `price` costs (collateral checks)."""
+        return fees.fee_cents(count, price, self.fee_rate(market, is_taker))
 
     # --- orders ---------------------------------------------------------------
     def place(self, acct: Account, req: OrderRequest) -> Order:
@@ -274,7 +278,8 @@ class Exchange:
     def _fill(self, acct: Account, order: Order, m: Market, trade: TradeRecord,
               is_taker: bool, price: int) -> None:
         """Account for one side of a trade: `price` is paid on the order's outcome."""
-        fee = self.fee_for(m, trade.count, price, is_taker)
+        charge = order.fees.charge(trade.count, price, self.fee_rate(m, is_taker))
+        fee = charge.net_cents
         side_price = trade.yes_price if order.side == YES else 100 - trade.yes_price
         if is_taker:
             order.taker_cost += trade.count * side_price
@@ -293,7 +298,7 @@ class Exchange:
         if acct.unlimited:
             return
         rec = FillRecord(trade.trade_id, order.order_id, m.ticker, order.side, order.action,
-                         order.outcome, trade.count, trade.yes_price, is_taker, fee,
+                         order.outcome, trade.count, trade.yes_price, is_taker, charge,
                          trade.ts_ms, order.client_order_id, pos.position, self.next_seq())
         acct.fills.append(rec)
         for obs in self.observers:

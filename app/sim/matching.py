@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from app.sim.fees import FeeAccumulator
+
 YES = "yes"
 NO = "no"
 
@@ -48,6 +50,7 @@ class Order:
     maker_fees: int = 0
     cancel_on_pause: bool = False
     in_book: bool = False
+    fees: FeeAccumulator = field(default_factory=FeeAccumulator)
 
     @property
     def outcome(self) -> str:

@@ -75,8 +75,9 @@ class World:
         self._window: tuple[int, int] | None = None
         for s in (Series("KXBTCD", "Bitcoin price above/below (hourly, simulated)",
                          created_ms=self.now_ms),
+                  # the range series charges makers too (Kalshi's maker-fee schedule)
                   Series("KXBTC", "Bitcoin price range (hourly, simulated)",
-                         created_ms=self.now_ms)):
+                         fee_type="quadratic_with_maker_fees", created_ms=self.now_ms)):
             self.exchange.add_series(s)
         self.sync_trading()
         self._schedule()
