@@ -8,22 +8,25 @@ The fee model: rate * C * P * (1 - P) for C contracts at price P dollars; the ta
   fee of all the order's fills so far, so the trade fee of a fill is
   ceil(total after) - ceil(total before): split fills cost what one fill would;
 - rounding fee: what restores the balance precision. The simulator's accounts are
-  non-direct members, whose balances are whole cents: the trade fee is rounded up to $0.01;
+  non-direct members, whose balances are whole cents: the fill's cash change (price and
+  trade fee; sub-cent prices make the price part fractional too) is rounded down to $0.01;
 - rebate: the accumulated rounding overpayment of the order, paid back in whole cents as
   soon as it reaches $0.01.
 
-Amounts here are integers in $0.0001 (hundredths of a cent); the net fee is whole cents.
+Prices and amounts are integers in $0.0001 (units.ONE = $1).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.sim.units import CENT, ONE
+
 TAKER_RATE_BP = 700  # 0.07, in ten-thousandths
 MAKER_RATE_BP = 175  # 0.0175
-UNITS_PER_CENT = 100  # $0.0001 units in a cent
-BALANCE_PRECISION = 100  # non-direct members: balances in whole cents ($0.01)
-_SCALE = 10_000  # rate_bp * C * p * (100 - p) / _SCALE = fee in $0.0001
+BALANCE_PRECISION = CENT  # non-direct members: balances in whole cents ($0.01)
+# rate_bp/1e4 * C * (p/ONE) * (1 - p/ONE) dollars = rate_bp * C * p * (ONE - p) / ONE**2 units
+_SCALE = ONE * ONE
 
 
 def rate_bp(is_taker: bool, fee_type: str, multiplier: float = 1.0) -> int:
@@ -37,28 +40,28 @@ def rate_bp(is_taker: bool, fee_type: str, multiplier: float = 1.0) -> int:
     return 0
 
 
-def exact_fee(count: int, price_cents: int, rate: int) -> int:
-    """The model's fee as an exact integer numerator: fee in $0.0001 = value / 10,000."""
-    return rate * count * price_cents * (100 - price_cents)
+def exact_fee(count: int, price: int, rate: int) -> int:
+    """The model's fee as an exact integer numerator: fee in $0.0001 = value / _SCALE."""
+    return rate * count * price * (ONE - price)
 
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def trade_fee_units(count: int, price_cents: int, rate: int = TAKER_RATE_BP) -> int:
-    """The model's fee for one fill on its own, rounded up to $0.0001 (in $0.0001)."""
-    return _ceil_div(exact_fee(count, price_cents, rate), _SCALE)
+def trade_fee(count: int, price: int, rate: int = TAKER_RATE_BP) -> int:
+    """The model's fee for one fill on its own, rounded up to $0.0001."""
+    return _ceil_div(exact_fee(count, price, rate), _SCALE)
 
 
-def fee_cents(count: int, price_cents: int, rate: int = TAKER_RATE_BP) -> int:
-    """What one fill of `count` at `price_cents` costs a non-direct member, in cents."""
-    return _ceil_div(trade_fee_units(count, price_cents, rate), UNITS_PER_CENT)
+def fee_estimate(count: int, price: int, rate: int = TAKER_RATE_BP) -> int:
+    """At most what one fill of `count` at `price` costs in fees, rounded up to a cent."""
+    return _ceil_div(trade_fee(count, price, rate), CENT) * CENT
 
 
 @dataclass
 class FeeCharge:
-    """One fill's fee components, in $0.0001; `net` is a whole number of cents."""
+    """One fill's fee components, in $0.0001."""
 
     trade_fee: int
     rounding_fee: int
@@ -68,9 +71,6 @@ class FeeCharge:
     def net(self) -> int:
         return self.trade_fee + self.rounding_fee - self.rebate
 
-    @property
-    def net_cents(self) -> int:
-        return self.net // UNITS_PER_CENT
 
 
 @dataclass
@@ -80,11 +80,12 @@ class FeeAccumulator:
     exact: int = 0  # sum of exact_fee() numerators
     overpaid: int = 0  # rounding fees not yet rebated, in $0.0001
 
-    def charge(self, count: int, price_cents: int, rate: int) -> FeeCharge:
+    def charge(self, count: int, price: int, rate: int, cash_delta: int = 0) -> FeeCharge:
+        """The fee of one fill; `cash_delta` is the fill's cash change before fees."""
         before = _ceil_div(self.exact, _SCALE)
-        self.exact += exact_fee(count, price_cents, rate)
+        self.exact += exact_fee(count, price, rate)
         trade = _ceil_div(self.exact, _SCALE) - before
-        rounding = -trade % BALANCE_PRECISION
+        rounding = (cash_delta - trade) % BALANCE_PRECISION
         self.overpaid += rounding
         rebate = self.overpaid // BALANCE_PRECISION * BALANCE_PRECISION
         self.overpaid -= rebate
