@@ -36,7 +36,9 @@ class KalshiAuth(httpx.Auth):
         self.s = s
 
     def auth_flow(self, request: httpx.Request):
-        request.headers.update(self.s.headers(request.method, request.url.path))
+        # Kalshi signs the path as sent (percent-encoded), without the query
+        path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
+        request.headers.update(self.s.headers(request.method, path))
         yield request
 
 
