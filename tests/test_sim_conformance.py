@@ -165,6 +165,9 @@ DOCUMENTED_EXTRA = {
     ("DELETE /portfolio/events/orders/{order_id}", 400): "subaccount/exchange_index invalid",
     ("DELETE /portfolio/events/orders", 400): "subaccount other than 0",
     ("GET /portfolio/orders/{order_id}/queue_position", 400): "bad query",
+    # unknown resources: 404 as production answers, where the spec lists none
+    ("GET /series/{series_ticker}", 404): "unknown series",
+    ("POST /portfolio/events/orders", 404): "unknown market ticker",
     # 413 for bodies above 1 MiB on every operation that takes a body
     ("*", 413): "request body above 1 MiB",
 }

@@ -31,6 +31,7 @@ from app.sim.context import (
 from app.sim.exchange import ExchangeError
 from app.sim.market import STATUS_FILTER, Market
 from app.sim.ratelimit import DEFAULT_COST
+from app.sim.units import CENT, ONE
 from app.sim.wire import WireError, dollars, iso
 
 YEAR_MS = 365 * 86_400_000
@@ -49,29 +50,35 @@ def _cursor_in(cursor: str | None) -> str | None:
         raise WireError("invalid_parameters", "invalid cursor") from None
 
 
+def _after(cursor: str | None) -> int | str | None:
+    """The last key a cursor names: an int, a "t:"-prefixed text key, or None."""
+    after = _cursor_in(cursor)
+    if after is None or after.startswith("t:"):
+        return after
+    if after.lstrip("-").isascii() and after.lstrip("-").isdigit() and len(after) < 20:
+        return int(after)
+    raise WireError("invalid_parameters", "invalid cursor")
+
+
+def _past(k: Any, after: int | str, descending: bool) -> bool:
+    """Whether key `k` comes after the cursor's key in the listing's order."""
+    if isinstance(k, int) != isinstance(after, int):
+        raise WireError("invalid_parameters", "invalid cursor")
+    if isinstance(after, int):
+        return k < after if descending else k > after
+    ks = "t:" + str(k)
+    return ks < after if descending else ks > after
+
+
 def page(items: Iterable[Any], key: Callable[[Any], Any], cursor: str | None, limit: int,
          descending: bool = False) -> tuple[list[Any], str]:
     """Keyset pagination over items sorted by `key`; the cursor is the last key sent."""
-    after = _cursor_in(cursor)
-    after_int = None
-    if after is not None and after.lstrip("-").isdigit():
-        after_int = int(after)
-    elif after is not None and not after.startswith("t:"):
-        raise WireError("invalid_parameters", "invalid cursor")
+    after = _after(cursor)
     out = []
     more = False
     for it in items:
-        k = key(it)
-        if after is not None:
-            if isinstance(k, int):
-                if after_int is None:
-                    raise WireError("invalid_parameters", "invalid cursor")
-                if (k >= after_int) if descending else (k <= after_int):
-                    continue
-            else:
-                ks = "t:" + str(k)
-                if (ks >= after) if descending else (ks <= after):
-                    continue
+        if after is not None and not _past(key(it), after, descending):
+            continue
         if len(out) == limit:
             more = True
             break
@@ -103,6 +110,10 @@ async def exchange_status(ctx: Ctx) -> tuple[int, object]:
                  "exchange_estimated_resume_time": resume}
 
 
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SCHEDULE_WEEKS = 4
 
@@ -113,11 +124,11 @@ async def exchange_schedule(ctx: Ctx) -> tuple[int, object]:
     p = w.p
     hours: dict[str, list[dict]] = {}
     for i, day in enumerate(DAYS):
+        sessions = [(0, 1440)]
         if i == p.maintenance_weekday:
-            hours[day] = [{"open_time": "00:00", "close_time": f"{p.maintenance_start_h:02d}:00"},
-                          {"open_time": f"{p.maintenance_end_h:02d}:00", "close_time": "24:00"}]
-        else:
-            hours[day] = [{"open_time": "00:00", "close_time": "24:00"}]
+            sessions = [(0, p.maintenance_start_min), (p.maintenance_end_min, 1440)]
+        hours[day] = [{"open_time": _hhmm(a), "close_time": _hhmm(b)} for a, b in sessions
+                      if b > a]
     standard = {"start_time": iso(w.started_ms), "end_time": iso(w.started_ms + 10 * YEAR_MS),
                 **hours}
     windows = []
@@ -256,10 +267,11 @@ async def balance(ctx: Ctx) -> tuple[int, object]:
         m = ex.markets.get(p.ticker)
         yb, _, ya, _ = views.top(book)
         mark = (yb + ya) // 2 if yb else (m.last_price if m else 0)
-        value += p.position * mark if p.position > 0 else -p.position * (100 - mark)
+        value += p.position * mark if p.position > 0 else -p.position * (ONE - mark)
     updated = acct.updated_ms or ex.clock()
-    return 200, {"balance": acct.balance, "balance_dollars": dollars(acct.balance),
-                 "portfolio_value": value,
+    cents = acct.balance // CENT  # a resting sub-cent order may lock a fraction of a cent
+    return 200, {"balance": cents, "balance_dollars": dollars(cents * CENT),
+                 "portfolio_value": value // CENT,
                  "updated_ts": updated // 1000}
 
 
@@ -413,40 +425,54 @@ def _authenticate(sim: Sim, request: Request) -> str:
                         int(time.time() * 1000), sim.config.max_clock_skew_ms)
 
 
+async def _admit(sim: Sim, request: Request) -> Response | str | None:
+    """Faults, then the signature: an answer that ends the request, or the key id."""
+    status = await sim.faults.before_request(request.url.path)
+    if status:
+        return injected(status)
+    try:
+        return _authenticate(sim, request)
+    except AuthError as exc:
+        return error_response(401, "authentication_error", "authentication failed", str(exc))
+
+
+async def _serve(ctx: Ctx, handler: Handler, bucket: str, cost: int | None) -> Response:
+    """Charge the tokens, run the handler and map its errors to Kalshi's error body."""
+    try:
+        if cost is not None:
+            ctx.charge(bucket, cost)
+        code, body = await handler(ctx)
+    except RateLimited:
+        return error_response(429, "too_many_requests", "too many requests",
+                              f"rate limit tier {ctx.sim.limiter.tier}")
+    except ExchangeError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except WireError as exc:
+        return error_response(400, exc.code, exc.message)
+    except BodyTooLarge:
+        return error_response(413, "payload_too_large", "the request body is too large")
+    lost = ctx.sim.faults.take_lost(ctx.request.url.path)
+    if lost:
+        return injected(lost)  # the work is done; only the answer is lost
+    if code == 204:
+        return Response(status_code=204)
+    return json_response(code, body)
+
+
 def make_endpoint(sim: Sim, handler: Handler, auth_required: bool, bucket: str,
                   cost: int | None):
     async def endpoint(request: Request) -> Response:
-        path = request.url.path
-        status = await sim.faults.before_request(path)
-        if status:
-            return injected(status)
         key_id = None
         if auth_required or has_auth_headers(request.headers):
-            try:
-                key_id = _authenticate(sim, request)
-            except AuthError as exc:
-                return error_response(401, "authentication_error", "authentication failed",
-                                      str(exc))
-        ctx = Ctx(sim, request, key_id)
-        try:
-            if cost is not None:
-                ctx.charge(bucket, cost)
-            code, body = await handler(ctx)
-        except RateLimited:
-            return error_response(429, "too_many_requests", "too many requests",
-                                  f"rate limit tier {sim.limiter.tier}")
-        except ExchangeError as exc:
-            return error_response(exc.status, exc.code, exc.message, exc.details)
-        except WireError as exc:
-            return error_response(400, exc.code, exc.message)
-        except BodyTooLarge:
-            return error_response(413, "payload_too_large", "the request body is too large")
-        lost = sim.faults.take_lost(path)
-        if lost:
-            return injected(lost)  # the work is done; only the answer is lost
-        if code == 204:
-            return Response(status_code=204)
-        return json_response(code, body)
+            admitted = await _admit(sim, request)
+            if isinstance(admitted, Response):
+                return admitted
+            key_id = admitted
+        else:
+            status = await sim.faults.before_request(request.url.path)
+            if status:
+                return injected(status)
+        return await _serve(Ctx(sim, request, key_id), handler, bucket, cost)
 
     return endpoint
 
