@@ -164,7 +164,8 @@ async def bench_ws(sim_seconds: int, signer: signing.Signer) -> None:
                 first = last = None
                 while True:
                     try:
-                        m = await asyncio.wait_for(ws.recv(), 2.0)
+                        # the first data message may take a while on a busy host
+                        m = await asyncio.wait_for(ws.recv(), 2.0 if first else 30.0)
                     except TimeoutError:
                         break
                     if m.type.startswith("client."):
