@@ -36,7 +36,9 @@ class KalshiAuth(httpx.Auth):
         self.s = s
 
     def auth_flow(self, request: httpx.Request):
-        request.headers.update(self.s.headers(request.method, request.url.path))
+        # Kalshi signs the path as sent (percent-encoded), without the query
+        path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
+        request.headers.update(self.s.headers(request.method, path))
         yield request
 
 
@@ -133,20 +135,44 @@ async def recv_until(ws: ClientConnection, pred, timeout: float = 5.0) -> list[d
             return out
 
 
-async def drain(ws: ClientConnection, quiet: float = 0.2) -> list[dict]:
-    out = []
-    while True:
-        try:
-            out.append(json.loads(await asyncio.wait_for(ws.recv(), quiet)))
-        except TimeoutError:
-            return out
+_MARKS = iter(range(2_000_000_000, 2_100_000_000))
 
 
-def order_body(ticker: str, side: str = "yes", action: str = "buy", count: int = 1,
+async def drain(ws: ClientConnection, timeout: float = 10.0) -> list[dict]:
+    """Every message the simulator has queued for this connection so far.
+
+    No quiet period to guess: a list_subscriptions command goes out as a marker, and the
+    messages before its reply are returned. The simulator queues a connection's messages
+    in order, and everything a finished REST call or control action caused is queued
+    before that call returns, so nothing of it can arrive after the marker."""
+    mark = next(_MARKS)
+    await ws.send(json.dumps({"id": mark, "cmd": "list_subscriptions"}))
+    got = await recv_until(ws, lambda m: m.get("id") == mark and m.get("type") == "ok",
+                           timeout)
+    return got[:-1]
+
+
+ORDERS = "/portfolio/events/orders"  # the V2 order endpoints
+
+
+def order_body(ticker: str, side: str = "yes", action: str = "buy", count: int | str = 1,
                price: int = 50, **extra) -> dict:
-    body = {"ticker": ticker, "side": side, "action": action, "count": count,
-            f"{side}_price": price, "client_order_id": extra.pop("client_order_id", None)}
-    if body["client_order_id"] is None:
-        del body["client_order_id"]
+    """A CreateOrderV2Request from the legacy vocabulary: (side, action, price in `side`
+    cents) -> the YES book (bid/ask at a YES dollar price)."""
+    outcome = side if action == "buy" else ("no" if side == "yes" else "yes")
+    yes_price = price if side == "yes" else 100 - price
+    body = {"ticker": ticker, "side": "bid" if outcome == "yes" else "ask",
+            "count": f"{count}.00" if isinstance(count, int) else count,
+            "price": f"{yes_price / 100:.4f}", "time_in_force": "good_till_canceled",
+            "self_trade_prevention_type": "taker_at_cross"}
     body.update(extra)
     return body
+
+
+async def place(c: httpx.AsyncClient, ticker: str, **kw) -> dict:
+    """Create a V2 order (must succeed) and return the full Order from the legacy read."""
+    r = await c.post(ORDERS, json=order_body(ticker, **kw))
+    assert r.status_code == 201, r.text
+    got = await c.get(f"/portfolio/orders/{r.json()['order_id']}")
+    assert got.status_code == 200, got.text
+    return got.json()["order"]

@@ -14,7 +14,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.sim.accounts import stable_uuid
@@ -22,6 +22,7 @@ from app.sim.exchange import Exchange
 from app.sim.liquidity import MarketMaker, NoiseFlow, fair_value
 from app.sim.market import ACTIVE, CLOSED, FINALIZED, INITIALIZED, Event, Market, Series
 from app.sim.matching import YES
+from app.sim.views import price_ranges
 
 HOUR_MS = 3_600_000
 try:
@@ -45,6 +46,11 @@ class WorldParams:
     mm_half_spread: int = 2
     mm_size: int = 100
     flow_rate_per_s: float = 0.02
+    # weekly trading pause in ET (Kalshi: Thursdays 03:00-05:00); weekday 0 = Monday,
+    # None = no pause; start and end in minutes after midnight ET
+    maintenance_weekday: int | None = 3
+    maintenance_start_min: int = 180
+    maintenance_end_min: int = 300
 
 
 class World:
@@ -52,6 +58,7 @@ class World:
         self.p = p = params or WorldParams()
         start = p.start_ms if p.start_ms is not None else int(time.time() * 1000)
         self.now_ms = start - start % 1000
+        self.started_ms = self.now_ms
         self.ticks = 0
         self.exchange = Exchange(clock=lambda: self.now_ms, salt=p.seed)
         self.spot = p.spot
@@ -65,19 +72,54 @@ class World:
         self._live: list[Event] = []
         self._settled: deque[str] = deque()
         self._settle_values: dict[str, float] = {}
+        self.halted = False  # trading halted through the control API
+        self._window: tuple[int, int] | None = None
+        # the above/below series quotes sub-cent ticks in its tails
         for s in (Series("KXBTCD", "Bitcoin price above/below (hourly, simulated)",
-                         created_ms=self.now_ms),
+                         price_level_structure="tapered_deci_cent", created_ms=self.now_ms),
+                  # the range series charges makers too (Kalshi's maker-fee schedule)
                   Series("KXBTC", "Bitcoin price range (hourly, simulated)",
-                         created_ms=self.now_ms)):
+                         fee_type="quadratic_with_maker_fees", created_ms=self.now_ms)):
             self.exchange.add_series(s)
+        self.sync_trading()
         self._schedule()
         self._liquidity()
+
+    # --- trading hours ------------------------------------------------------------
+    def maintenance_window(self, at_ms: int | None = None) -> tuple[int, int] | None:
+        """(start, end) ms of the weekly pause that contains or follows `at_ms`."""
+        p = self.p
+        if p.maintenance_weekday is None:
+            return None
+        at = at_ms if at_ms is not None else self.now_ms
+        et = datetime.fromtimestamp(at / 1000, tz=_ET)
+        day = et.replace(hour=0, minute=0, second=0, microsecond=0)
+        for k in range(-1, 8):
+            d = day + timedelta(days=k)
+            if d.weekday() != p.maintenance_weekday:
+                continue
+            s_ms = _et_ms(d, p.maintenance_start_min)
+            e_ms = _et_ms(d, p.maintenance_end_min)
+            if e_ms > at:
+                return s_ms, e_ms
+        return None
+
+    def in_maintenance(self) -> bool:
+        w = self._window
+        if w is None or self.now_ms >= w[1] or self.now_ms < w[0] - 8 * 86_400_000:
+            w = self._window = self.maintenance_window()
+        return w is not None and w[0] <= self.now_ms < w[1]
+
+    def sync_trading(self) -> None:
+        """Trading is active unless halted or inside the weekly maintenance window."""
+        self.exchange.set_trading(not self.halted and not self.in_maintenance())
 
     # --- time -----------------------------------------------------------------
     def step(self) -> None:
         self.now_ms += 1000
         self.ticks += 1
         self._move_price()
+        self.sync_trading()
         self._schedule()
         self.exchange.expire(self.now_ms)
         self._liquidity()
@@ -180,9 +222,11 @@ class World:
     def _market(self, ticker: str, ev: Event, strike_type: str, floor: float,
                 cap: float | None, yes_sub: str, no_sub: str, open_ms: int,
                 close_ms: int) -> Market:
+        series = self.exchange.series[ev.series_ticker]
         return Market(ticker, ev.event_ticker, ev.series_ticker, stable_uuid("market", ticker),
                       f"{ev.title} {yes_sub}", yes_sub, no_sub, strike_type, floor, cap,
-                      self.now_ms, open_ms, close_ms, 0, updated_ms=self.now_ms)
+                      self.now_ms, open_ms, close_ms, 0, updated_ms=self.now_ms,
+                      price_level_structure=series.price_level_structure)
 
     def _add(self, ev: Event, markets: list[Market]) -> None:
         self.exchange.add_event(ev, markets)
@@ -209,6 +253,14 @@ class World:
                 self.flow.step(m)
 
 
+def _et_ms(day: datetime, minutes: int) -> int:
+    """Unix ms of `minutes` after midnight ET on `day` (wall time, so DST is respected)."""
+    extra = timedelta(days=1) if minutes >= 1440 else timedelta(0)
+    minutes %= 1440
+    at = (day + extra).replace(hour=minutes // 60, minute=minutes % 60)
+    return int(at.timestamp() * 1000)
+
+
 def _created_msg(m: Market, ev: Event) -> dict:
     meta = {
         "name": m.title, "title": m.title, "yes_sub_title": m.yes_sub_title,
@@ -222,5 +274,5 @@ def _created_msg(m: Market, ev: Event) -> dict:
         meta["cap_strike"] = m.cap_strike
     return {"market_ticker": m.ticker, "event_type": "created", "exchange_index": 0,
             "open_ts": m.open_ms // 1000, "close_ts": m.close_ms // 1000,
-            "additional_metadata": meta, "price_level_structure": "linear_cent",
-            "price_ranges": [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}]}
+            "additional_metadata": meta, "price_level_structure": m.price_level_structure,
+            "price_ranges": price_ranges(m)}
