@@ -234,7 +234,7 @@ async def _status_rows(settings: config.Settings) -> tuple[bool, list[str]]:
 
     from app import services
     from app.db.pool import describe, wait_reachable
-    from app.kalshi.urls import from_settings
+    from app.exchange import endpoints
 
     healthy, rows = await _unit_rows(services.expected_units(settings.account_mode.value))
     probe = settings.model_copy(update={"db_connect_timeout_sec": 3.0})
@@ -246,7 +246,7 @@ async def _status_rows(settings: config.Settings) -> tuple[bool, list[str]]:
         rows.append(f"BAD {'database':<32} {describe(settings)}: {exc or type(exc).__name__}")
 
     async with httpx.AsyncClient(timeout=5) as client:
-        url = f"{from_settings(settings).rest_base}/exchange/status"
+        url = f"{endpoints(settings).rest_base}/exchange/status"
         try:
             r = await client.get(url)
             ok, detail = r.status_code == 200, f"answered {r.status_code}"

@@ -1,14 +1,16 @@
 """An ASGI app served by uvicorn inside a rec service, with READY gated on the bound socket.
 
-Every rec HTTP server has the same limits and the same logging of bad requests:
-request line + headers at most ``MAX_HEADER_BYTES`` (else 400, connection closed), a body at
-most ``MAX_BODY_BYTES`` (else 413), and an invalid request is logged with the client's
+Every rec HTTP server (rec-web, the simulator, later APIs) has the same limits and the same
+logging of bad requests: request line + headers at most ``MAX_HEAD_BYTES`` (else 431,
+connection closed), a body at most ``MAX_BODY_BYTES`` (else 413), each with a JSON error
+``{"code", "message", "details"}``, and an invalid request is logged with the client's
 address.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import uvicorn
@@ -19,43 +21,63 @@ from app.runtime.service import Phase, Service
 log = logging.getLogger(__name__)
 
 
-MAX_HEADER_BYTES = 16 * 1024
+MAX_HEAD_BYTES = 64 * 1024  # request line + headers
 MAX_BODY_BYTES = 1024 * 1024
+
+
+def _json_error(status: bytes, code: str, message: str) -> bytes:
+    body = json.dumps({"code": code, "message": message, "details": ""}).encode()
+    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
+            + body)
+
+
+_431 = _json_error(b"431 Request Header Fields Too Large", "request_header_fields_too_large",
+                   "request headers too large")
 
 
 class BindError(Exception):
     pass
 
 
-class HeadersTooLarge(Exception):
-    pass
-
-
 class LimitedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a cap on request line + headers, and the client's
-    address in the log line of every invalid request."""
+    """uvicorn's httptools protocol with a cap on the bytes of a request head (431, connection
+    closed before more is parsed) and the client's address in the log line of every invalid
+    request."""
 
-    def on_message_begin(self) -> None:
-        self._header_bytes = 0
-        super().on_message_begin()
+    _head_bytes = 0
+    _in_head = True
 
-    def _count(self, n: int) -> None:
-        self._header_bytes = getattr(self, "_header_bytes", 0) + n
-        if self._header_bytes > MAX_HEADER_BYTES:
-            raise HeadersTooLarge(f"request line and headers over {MAX_HEADER_BYTES} bytes")
+    def _client(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "unknown client"
 
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._in_head, self._head_bytes = True, 0
+        super().connection_made(transport)
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            end = data.find(b"\r\n\r\n")  # the head ends in this chunk: count up to there
+            self._head_bytes += len(data) if end < 0 else end
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._in_head = False
+                log.warning("request head from %s over %d bytes: answered 431", self._client(),
+                            MAX_HEAD_BYTES)
+                self.transport.write(_431)
+                self.transport.close()
+                return
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._head_bytes = True, 0
 
     def send_400_response(self, msg: str) -> None:
-        client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown client"
-        log.warning("invalid HTTP request from %s (%s bytes of headers so far): answered 400",
-                    client, getattr(self, "_header_bytes", 0))
+        log.warning("invalid HTTP request from %s: answered 400", self._client())
         super().send_400_response(msg)
 
 
@@ -111,7 +133,8 @@ class LimitBody:
         client = scope.get("client") or ("unknown", 0)
         log.warning("request body from %s:%s over %d bytes: answered 413", client[0],
                     client[1], self.limit)
-        body = b'{"error": "request body too large"}'
+        body = json.dumps({"code": "payload_too_large",
+                           "message": "the request body is too large", "details": ""}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()),

@@ -5,14 +5,14 @@ from __future__ import annotations
 from app.runtime.http import HttpService
 from app.runtime.service import Phase
 from app.sim.app import create_app
-from app.sim.config import SimConfig
+from app.sim.config import sim_config
 from app.sim.server import uvicorn_options
 
 
 class ExchangeSimService(HttpService):
     async def start(self, phase: Phase) -> None:
         s = self.settings
-        config = SimConfig.from_settings(s)
+        config = sim_config(s)
         config.keys_dir.mkdir(parents=True, exist_ok=True)
         keys = len(list(config.keys_dir.glob("*.pem")))
         self.log.info("simulator: seed %d, speed %.1fx, %d registered key(s) in %s, "

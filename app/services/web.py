@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from app.db.pool import open_pool, ping
-from app.kalshi.urls import from_settings
+from app.exchange import endpoints
 from app.runtime.http import HttpService
 from app.runtime.service import Phase
 from app.services import expected_units
@@ -23,7 +23,7 @@ class WebService(HttpService):
         self.pool = await phase("connect to database", open_pool(s, "rec-web"))
         self.client = httpx.AsyncClient(timeout=3.0)
         checks = {"database": lambda: ping(self.pool),
-                  "exchange": exchange_check(from_settings(s).rest_base, self.client)}
+                  "exchange": exchange_check(endpoints(s).rest_base, self.client)}
         self.monitor = HealthMonitor(checks, expected_units(s.account_mode.value))
         await phase("first health check", self.monitor.start())
         app = create_app(self.monitor, ready=["database"])

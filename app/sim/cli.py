@@ -14,6 +14,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from app.config import EX_CONFIG
 from app.kalshi import signing
 from app.sim.auth import KEY_ID_RE
 
@@ -65,7 +66,7 @@ def register_public_key(keys_dir: Path, key_id: str, pem: bytes, replace: bool =
 def cmd_add_key(args: argparse.Namespace) -> int:
     keys_dir = Path(args.keys_dir) if args.keys_dir else _settings_path("sim_keys_dir")
     if keys_dir is None:
-        return 78
+        return EX_CONFIG
     try:
         pem = Path(args.public_key).read_bytes()
         if b"PRIVATE KEY" in pem:
@@ -85,7 +86,7 @@ def cmd_gen_key(args: argparse.Namespace) -> int:
         "credentials_path")
     keys_dir = Path(args.keys_dir) if args.keys_dir else _settings_path("sim_keys_dir")
     if creds is None or keys_dir is None:
-        return 78
+        return EX_CONFIG
     id_path, key_path = creds / "kalshi_key_id", creds / "kalshi_private_key"
     try:
         if id_path.exists() != key_path.exists():

@@ -37,11 +37,6 @@ class SimConfig:
         w.maintenance_start_min, w.maintenance_end_min = self.maintenance_minutes_et
         return w
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SimConfig:
-        """Deprecated: use sim_config(settings); kept until the service module calls it."""
-        return sim_config(settings)
-
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -20,7 +20,6 @@ from app.sim import orders, views
 from app.sim.auth import AuthError, authenticate, has_auth_headers
 from app.sim.context import (
     PREFIX,
-    BodyTooLarge,
     Ctx,
     Handler,
     RateLimited,
@@ -449,8 +448,6 @@ async def _serve(ctx: Ctx, handler: Handler, bucket: str, cost: int | None) -> R
         return error_response(exc.status, exc.code, exc.message, exc.details)
     except WireError as exc:
         return error_response(400, exc.code, exc.message)
-    except BodyTooLarge:
-        return error_response(413, "payload_too_large", "the request body is too large")
     lost = ctx.sim.faults.take_lost(ctx.request.url.path)
     if lost:
         return injected(lost)  # the work is done; only the answer is lost
