@@ -13,7 +13,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.sim.ratelimit import RateLimited
 from app.sim.wire import WireError
+
+__all__ = ["RateLimited"]
 
 if TYPE_CHECKING:
     from app.sim.accounts import Account
@@ -50,10 +53,6 @@ def injected(status: int) -> Response:
     return error_response(status, code, msg, "injected by the simulator's fault control")
 
 
-class RateLimited(Exception):
-    pass
-
-
 @dataclass
 class Ctx:
     sim: Sim
@@ -86,7 +85,8 @@ class Ctx:
 
     def charge(self, bucket: str, cost: int) -> None:
         """Take `cost` tokens from this caller's read or write bucket (429 when short)."""
-        self.sim.rate_check(self, bucket, cost)
+        client = self.request.client
+        self.sim.rate_check(self.key_id or (client.host if client else "?"), bucket, cost)
 
     async def body(self) -> dict:
         # the HTTP server caps bodies at 1 MiB (413) before they get here (app.runtime.http)
