@@ -38,7 +38,8 @@ ROLE_KEYS = {
 
 
 def os_vars(role: str) -> dict[str, dict]:
-    return {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROLES / role / "vars").glob("*-*.yml"))}
+    files = sorted((ROLES / role / "vars").glob("*-*.yml"))
+    return {p.stem: yaml.safe_load(p.read_text()) for p in files}
 
 
 @pytest.mark.parametrize("role", sorted(ROLE_KEYS))
@@ -125,7 +126,8 @@ def test_an_unsupported_target_is_refused_in_one_line(tmp_path, distribution, ve
     r = platform_check(tmp_path, distribution, version, arch, py)
     assert r.returncode != 0
     msgs = [json.loads(m) for m in re.findall(r'"msg": (".*?(?<!\\)")', r.stdout)]
-    line = f"unsupported target: {found}; rec supports Debian 12, Debian 13, Ubuntu 24.04 on x86_64 or aarch64"
+    line = (f"unsupported target: {found}; "
+            "rec supports Debian 12, Debian 13, Ubuntu 24.04 on x86_64 or aarch64")
     assert line in msgs or line in r.stdout, r.stdout[-2000:]
     assert "LOADED" not in r.stdout
 
