@@ -114,3 +114,50 @@ def test_two_inventories_in_folders_of_the_same_name_get_their_own_password(tmp_
     assert Path(a).name == "db_password"
     # stable: the same inventory always gets the same file
     assert password_file_for(tmp_path, tmp_path / "client-a" / "droplet") == a
+
+
+SERIES_PLAY = """
+- hosts: rec_app
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role: {name: rec_app, tasks_from: series}
+"""
+
+
+def series_check(tmp_path: Path, hosts: dict[str, list[str]], followed: list[str]):
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"rec_app": {
+        "hosts": {h: {"rec_app_market_series": s} for h, s in hosts.items()},
+        "vars": {"rec_app_market_series_followed": followed,
+                 "ansible_connection": "local"}}}}}))
+    play = tmp_path / "series.yml"
+    play.write_text(SERIES_PLAY)
+    return playbook("-i", str(inv), str(play))
+
+
+@pytest.mark.parametrize(("hosts", "followed", "problem"), [
+    ({"app1": ["KXBTCD"], "app2": ["KXETHD"]}, ["KXBTCD", "KXETHD"], None),
+    ({"app1": ["KXBTCD", "KXETHD"], "app2": []}, ["KXBTCD", "KXETHD"], None),
+    ({"app1": ["KXBTCD"], "app2": ["KXBTCD", "KXETHD"]}, ["KXBTCD", "KXETHD"],
+     "followed by more than one host: KXBTCD"),
+    ({"app1": ["KXBTCD"], "app2": []}, ["KXBTCD", "KXETHD"], "followed by no host: KXETHD"),
+    ({"app1": ["KXBTCD"], "app2": ["KXSOLD"]}, ["KXBTCD"],
+     "not in rec_app_market_series_followed: KXSOLD"),
+    ({"app1": ["KXBTCD"], "app2": ["KXBTCD"]}, [], "followed by more than one host: KXBTCD"),
+])
+def test_app_hosts_split_the_series_with_no_overlap_and_no_gap(tmp_path, hosts, followed,
+                                                               problem):
+    r = series_check(tmp_path, hosts, followed)
+    if problem is None:
+        assert r.returncode == 0, r.stdout[-3000:]
+    else:
+        assert r.returncode != 0
+        assert problem in r.stdout, r.stdout[-3000:]
+
+
+def test_the_series_reach_each_host_as_rec_market_series():
+    import jinja2
+    template = (REPO / "ansible/roles/rec_app/templates/rec.env.j2").read_text()
+    line = next(ln for ln in template.splitlines() if ln.startswith("REC_MARKET_SERIES="))
+    out = jinja2.Template(line).render(rec_app_market_series=["KXBTCD", "KXETHD"])
+    assert out == "REC_MARKET_SERIES=KXBTCD,KXETHD"
