@@ -143,3 +143,17 @@ def test_a_supported_target_loads_its_vars(tmp_path, distribution, version, py, 
         r = platform_check(tmp_path, distribution, version, arch, py)
         assert r.returncode == 0, r.stdout[-2000:]
         assert f"LOADED {service}" in r.stdout
+
+
+def test_site_refuses_unsupported_hosts_before_anything_changes():
+    """site.yml's first play checks every host's platform first, and stops all hosts if one
+    fails (any_errors_fatal), before the database password or any other task."""
+    plays = yaml.safe_load((REPO / "site.yml").read_text())
+    first = plays[0]
+    assert first["any_errors_fatal"] is True and first["gather_facts"] is True
+    checks = [t.get("ansible.builtin.include_role", {}) for t in first["tasks"][:2]]
+    assert [(c.get("name"), c.get("tasks_from")) for c in checks] == [
+        ("rec_postgres", "platform"), ("rec_app", "platform")]
+    for role in ("rec_app", "rec_postgres"):
+        main = yaml.safe_load((ROLES / role / "tasks/main.yml").read_text())
+        assert main[0]["ansible.builtin.include_tasks"] == "platform.yml"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import io
+import os
 import re
 import subprocess
 import sys
@@ -36,8 +37,12 @@ wh = load_wheelhouse()
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
+    """The script with no PATH at all: it may use nothing but Python and pip (as on a Mac,
+    where sha256sum and GNU tar are missing)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PATH", "REC_PYTHON")}
+    env.update(PATH="/nonexistent", REC_PYTHON=sys.executable)
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=600, cwd=REPO)
+                          timeout=600, cwd=REPO, env=env)
 
 
 def test_script_calls_no_platform_tool():
