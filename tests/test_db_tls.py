@@ -2,7 +2,7 @@
 
 A managed PostgreSQL is, to rec, a host name, a CA file and sslmode=verify-full: the inventory
 sets rec_app_db_host, rec_app_db_ca_cert_file and rec_app_db_sslmode, and the role writes
-REC_DB_HOST, REC_DB_SSLMODE and PGSSLROOTCERT into rec.env. This test gives a real PostgreSQL
+REC_DB_HOST, REC_DB_SSLMODE and REC_DB_SSLROOTCERT into rec.env. This test gives a real PostgreSQL
 on loopback a certificate from a CA of its own, admits the app role by hostssl only, and runs
 `rec db migrate` with exactly those settings: it connects; without TLS pg_hba refuses it; with
 a CA that did not sign the server's certificate, verification fails. (Molecule multihost
@@ -108,9 +108,7 @@ def managed_env(rec_home, tls_pg, sslmode: str, ca: Path | None) -> None:
     rec_home.env.update(REC_DB_HOST="localhost", REC_DB_PORT=str(tls_pg["server"].port),
                         REC_DB_NAME=tls_pg["db"], REC_DB_USER=tls_pg["user"],
                         REC_DB_SSLMODE=sslmode, REC_DB_CONNECT_TIMEOUT_SEC="5")
-    rec_home.env.pop("PGSSLROOTCERT", None)
-    if ca:
-        rec_home.env["PGSSLROOTCERT"] = str(ca)
+    rec_home.env["REC_DB_SSLROOTCERT"] = str(ca) if ca else ""
     rec_home.credential("db_password", tls_pg["password"])
 
 

@@ -75,8 +75,8 @@ def test_demo_credentials_from_the_vault_reach_the_credential_files(tmp_path):
     assert (creds / "kalshi_key_id").read_text() == KEY_ID + "\n"
     assert (creds / "kalshi_private_key").read_text().strip() == PEM
     for f in ("kalshi_key_id", "kalshi_private_key"):
-        # root's (0600), or root's and the services' group (0640): never anyone else's
-        assert stat.S_IMODE((creds / f).stat().st_mode) in (0o600, 0o640)
+        # root's alone: systemd hands each unit its own (LoadCredential=)
+        assert stat.S_IMODE((creds / f).stat().st_mode) == 0o600
     assert KEY_ID not in r.stdout and "not-a-real-key" not in r.stdout
 
 
