@@ -198,3 +198,21 @@ def test_a_closed_credentials_directory_does_not_stop_the_failure_count(rec_home
         r = rec_home.rec("unit-failed", "rec-migrate.service", env=env)
         assert f"{n} failed run(s) in a row" in r.stdout, r.stdout + r.stderr
     assert restarts.read(Path(rec_home.env["REC_STATE_DIR"]), "migrate").count == 2
+
+
+def test_a_watchdog_kill_leaves_the_blocked_stack_in_the_log(rec_home, start_service):
+    """systemd's watchdog kills with SIGABRT: the stack of the blocked code is logged first."""
+    import signal
+
+    svc = start_service(rec_home, "tests.fake_services:BlocksLoop",
+                        extra_env={"REC_TEST_BLOCK_AFTER": "0.2", "REC_TEST_BLOCK_SEC": "30"})
+    svc.notify.wait_for("READY", "1")
+    deadline = time.monotonic() + 10
+    while "blocking the event loop on purpose" not in svc.output:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    svc.proc.send_signal(signal.SIGABRT)  # what systemd sends on a watchdog timeout
+    assert svc.wait(timeout=10) == -signal.SIGABRT
+    out = svc.output
+    assert "Fatal Python error: Aborted" in out
+    assert 'fake_services.py", line' in out and "in run" in out  # where it was stuck
