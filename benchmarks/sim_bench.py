@@ -67,22 +67,24 @@ async def bench_rest(seconds: float, clients: int = 4) -> None:
             async def worker(i: int, s: Signer, end: float, batch: int = batch,
                              stats: dict = stats) -> None:
                 rng = random.Random(i)
-                path = "/trade-api/v2/portfolio/orders" + ("/batched" if batch > 1 else "")
+                path = "/trade-api/v2/portfolio/events/orders" + ("/batched" if batch > 1
+                                                                   else "")
                 async with httpx.AsyncClient(base_url=srv.base, timeout=10) as c:
                     while time.perf_counter() < end:
                         orders = [{"ticker": rng.choice(tickers),
-                                   "side": "yes" if (i + k) % 2 else "no", "action": "buy",
-                                   "count": rng.randint(1, 20),
-                                   "yes_price" if (i + k) % 2 else "no_price":
-                                       rng.randint(40, 60)} for k in range(batch)]
+                                   "side": "bid" if (i + k) % 2 else "ask",
+                                   "count": f"{rng.randint(1, 20)}.00",
+                                   "price": f"0.{rng.randint(40, 60):02d}",
+                                   "time_in_force": "good_till_canceled",
+                                   "self_trade_prevention_type": "taker_at_cross"}
+                                  for k in range(batch)]
                         body = {"orders": orders} if batch > 1 else orders[0]
                         resp = await c.post(path, json=body, headers=s.headers("POST", path))
                         assert resp.status_code == 201, resp.text
                         data = resp.json()
-                        items = [o["order"] for o in data["orders"]] if batch > 1 \
-                            else [data["order"]]
+                        items = data["orders"] if batch > 1 else [data]
                         stats["orders"] += len(items)
-                        stats["trades"] += sum(o["fill_count_fp"] != "0.00" for o in items)
+                        stats["trades"] += sum(o["fill_count"] != "0.00" for o in items)
 
             t0 = time.perf_counter()
             end = t0 + seconds

@@ -15,11 +15,12 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from app.kalshi import signing
 from app.kalshi.errors import KalshiAuthError, KalshiBadRequest, KalshiNotFound, KalshiTimeout
-from app.kalshi.rest import KalshiRest, RetryPolicy, order_body
+from app.kalshi.rest import KalshiRest, LegacyOrderWrite, RetryPolicy, order_body
 from app.kalshi.ws import KalshiWS, WsCommandError
 from app.sim.matching import NO, YES
 from tests import test_sim_fixtures as fx
@@ -162,37 +163,46 @@ async def test_order_lifecycle_rest_amend_decrease_partial_fill_fill_cancel(quie
     h = quiet_sim
     t = h.open_tickers()[0]
     async with rest(h) as a, rest(h, signer("other-key")) as b:
-        o = await a.create_order(t, "yes", "buy", 10, yes_price="0.40", client_order_id="lc-1")
-        assert (o.status, o.remaining_count_fp, o.yes_price_dollars) == (
-            "resting",
+        ack = await a.create_order(t, "yes", "buy", 10, "0.40", client_order_id="lc-1")
+        assert (ack.client_order_id, ack.fill_count, ack.remaining_count) == (
+            "lc-1",
+            Decimal(0),
             Decimal(10),
+        )
+        o = await a.get_order(ack.order_id)
+        assert (o.status, o.outcome_side, o.book_side, o.yes_price_dollars) == (
+            "resting",
+            "yes",
+            "bid",
             Decimal("0.40"),
         )
-        assert (await a.get_order(o.order_id)).client_order_id == "lc-1"
+        assert o.client_order_id == "lc-1" and o.exchange_index == 0
 
         am = await a.amend_order(
             o.order_id,
             ticker=t,
             side="yes",
             action="buy",
-            yes_price=Decimal("0.41"),
+            price=Decimal("0.41"),
             count=12,
+            client_order_id="lc-1",
             updated_client_order_id="lc-2",
         )
-        assert am.old_order.yes_price_dollars == Decimal("0.40")
-        assert (am.order.yes_price_dollars, am.order.remaining_count_fp) == (
+        oid = am.order_id
+        got = await a.get_order(oid)
+        assert (got.yes_price_dollars, got.remaining_count_fp, got.client_order_id) == (
             Decimal("0.41"),
             Decimal(12),
+            "lc-2",
         )
-        oid = am.order.order_id
-        dec = await a.decrease_order(oid, reduce_by=2)
-        assert dec.remaining_count_fp == 10
+        dec = await a.decrease_order(oid, reduce_by=2, ticker=t)
+        assert dec.remaining_count == 10
         assert (await a.get_orderbook(t)).yes == [(Decimal("0.41"), Decimal(10))]
         assert (await a.get_balance()).balance == START - 410  # collateral of the bid
 
         # B sells 4 YES into the bid: a partial fill at the maker's price
-        taker = await b.create_order(t, "yes", "sell", 4, yes_price="0.41")
-        assert (taker.status, taker.fill_count_fp) == ("executed", Decimal(4))
+        taker = await b.create_order(t, "yes", "sell", 4, "0.41")
+        assert (taker.fill_count, taker.remaining_count) == (Decimal(4), Decimal(0))
         got = await a.get_order(oid)
         assert (got.status, got.fill_count_fp, got.remaining_count_fp) == (
             "resting",
@@ -200,14 +210,16 @@ async def test_order_lifecycle_rest_amend_decrease_partial_fill_fill_cancel(quie
             Decimal(6),
         )
         fills = [f async for f in a.iter_fills(ticker=t)]
-        assert [(f.count_fp, f.yes_price_dollars, f.is_taker) for f in fills] == [
-            (Decimal(4), Decimal("0.41"), False)
+        assert [(f.count_fp, f.yes_price_dollars, f.is_taker, f.outcome_side) for f in fills] == [
+            (Decimal(4), Decimal("0.41"), False, "yes")
         ]
+        taker_fills = [f async for f in b.iter_fills(ticker=t)]
+        assert [(f.outcome_side, f.book_side) for f in taker_fills] == [("no", "ask")]
         pos = await a.get_positions(ticker=t)
         assert pos.market_positions[0].position_fp == 4
 
-        # the rest fills
-        await b.create_order(t, "no", "buy", 6, no_price="0.59")
+        # the rest fills: B buys NO at 0.59 = an ask for YES at 0.41
+        await b.create_order(t, "no", "buy", 6, "0.59")
         got = await a.get_order(oid)
         assert (got.status, got.remaining_count_fp) == ("executed", Decimal(0))
         positions = [p async for p in a.iter_market_positions(ticker=t)]
@@ -215,11 +227,11 @@ async def test_order_lifecycle_rest_amend_decrease_partial_fill_fill_cancel(quie
         assert positions[0].market_exposure_dollars == Decimal("4.10")
 
         # cancel
-        o2 = await a.create_order(t, "yes", "buy", 5, yes_price="0.30")
-        c = await a.cancel_order(o2.order_id)
-        assert (c.order.status, c.reduced_by_fp) == ("canceled", Decimal(5))
+        o2 = await a.create_order(t, "yes", "buy", 5, "0.30")
+        c = await a.cancel_order(o2.order_id, ticker=t)
+        assert (c.order_id, c.reduced_by) == (o2.order_id, Decimal(5))
         with pytest.raises(KalshiNotFound):
-            await a.cancel_order(o2.order_id)
+            await a.cancel_order(o2.order_id, ticker=t)
         canceled = [x.order_id async for x in a.iter_orders(status="canceled", limit=1)]
         assert o2.order_id in canceled
         assert [x async for x in a.iter_orders(ticker=t, status="resting")] == []
@@ -230,20 +242,39 @@ async def test_batched_create_and_cancel(quiet_sim):
     h = quiet_sim
     t = h.open_tickers()[0]
     async with rest(h) as a:
+        a.validate_prices = False  # the unknown market below must reach the exchange
         items = await a.batch_create_orders(
             [
-                order_body(t, "yes", "buy", 1, yes_price="0.10", client_order_id="b1"),
-                order_body(t, "yes", "buy", 2, yes_price="0.11", client_order_id="b2"),
-                order_body("NO-SUCH-MARKET", "yes", "buy", 1, yes_price="0.10"),
+                order_body(t, "yes", "buy", 1, "0.10", client_order_id="b1"),
+                order_body(t, "no", "sell", 2, "0.89", client_order_id="b2"),
+                order_body("NO-SUCH-MARKET", "yes", "buy", 1, "0.10"),
             ]
         )
-        assert [i.order is not None for i in items] == [True, True, False]
+        assert [i.order_id is not None for i in items] == [True, True, False]
+        assert [i.client_order_id for i in items[:2]] == ["b1", "b2"]
         assert items[2].error is not None and items[2].error.code == "not_found"
-        res = await a.batch_cancel_orders([items[0].order.order_id, items[1].order.order_id])
-        assert [(r.order.status, r.reduced_by_fp) for r in res] == [
-            ("canceled", Decimal(1)),
-            ("canceled", Decimal(2)),
+        b2 = await a.get_order(items[1].order_id)
+        assert (b2.book_side, b2.yes_price_dollars) == ("bid", Decimal("0.11"))
+        res = await a.batch_cancel_orders([items[0].order_id, (items[1].order_id, t)])
+        assert [(r.order_id, r.reduced_by) for r in res] == [
+            (items[0].order_id, Decimal(1)),
+            (items[1].order_id, Decimal(2)),
         ]
+        await a.create_order(t, "yes", "buy", 3, "0.12")
+        await a.cancel_all_orders()
+        assert [x async for x in a.iter_orders(ticker=t, status="resting")] == []
+
+
+async def test_a_legacy_order_endpoint_answers_410_and_the_client_never_calls_it(quiet_sim):
+    h = quiet_sim
+    async with rest(h) as a:
+        with pytest.raises(LegacyOrderWrite):
+            await a.request("POST", "/portfolio/orders", json={})
+    # what the exchange says to a client that still writes there
+    async with httpx.AsyncClient(base_url=h.base) as raw:
+        path = PREFIX + "/portfolio/orders"
+        r = await raw.post(path, json={}, headers=h.signer.headers("POST", path))
+    assert r.status_code == 410 and "deprecated_v1_order_endpoint" in r.text
 
 
 async def test_settlement_is_reported_with_exact_revenue(quiet_sim):
@@ -255,8 +286,8 @@ async def test_settlement_is_reported_with_exact_revenue(quiet_sim):
         if m.status == "active" and m.strike_type == "greater" and m.floor_strike < spot - 400
     )
     async with rest(h) as a, rest(h, signer("other-key")) as b:
-        await a.create_order(ticker, "yes", "buy", 10, yes_price="0.70")
-        await b.create_order(ticker, "no", "buy", 10, no_price="0.30")
+        await a.create_order(ticker, "yes", "buy", 10, "0.70")
+        await b.create_order(ticker, "no", "buy", 10, "0.30")
         await h.control("set_spot", spot=spot + 5000)
         await h.control("advance", seconds=3600 + 61)
         m = await a.get_market(ticker)
@@ -283,8 +314,10 @@ async def test_injected_429_and_5xx_are_retried_and_orders_stay_single(quiet_sim
     async with rest(h) as a:
         await h.control("http_error", status=429, count=2, path_prefix=PREFIX + "/portfolio")
         assert (await a.get_balance()).balance == START
-        await h.control("http_error", status=503, count=2, path_prefix=PREFIX + "/portfolio/orders")
-        o = await a.create_order(t, "yes", "buy", 1, yes_price="0.20", client_order_id="r-1")
+        await h.control(
+            "http_error", status=503, count=2, path_prefix=PREFIX + "/portfolio/events/orders"
+        )
+        o = await a.create_order(t, "yes", "buy", 1, "0.20", client_order_id="r-1")
         assert o.client_order_id == "r-1"
         orders = [x async for x in a.iter_orders(ticker=t)]
         assert [x.client_order_id for x in orders] == ["r-1"]
@@ -293,7 +326,9 @@ async def test_injected_429_and_5xx_are_retried_and_orders_stay_single(quiet_sim
         await h.control("http_error", status=500, count=1, path_prefix=PREFIX + "/portfolio")
         before = a.stats["requests"]
         with pytest.raises(Exception) as info:
-            await a.amend_order(o.order_id, ticker=t, side="yes", action="buy", yes_price="0.21")
+            await a.amend_order(
+                o.order_id, ticker=t, side="yes", action="buy", price="0.21", count=1
+            )
         assert getattr(info.value, "status", None) == 500
         assert a.stats["requests"] == before + 1
 
@@ -302,20 +337,46 @@ async def test_order_whose_answer_is_lost_is_placed_once(quiet_sim):
     h = quiet_sim
     t = h.open_tickers()[0]
     async with rest(h) as a:
+        # another order already rests on the same ticker: a lookup by ticker alone
+        # would return it; the 409 must be resolved by the client_order_id
+        other = await a.create_order(t, "yes", "buy", 1, "0.10", client_order_id="other-1")
         # the simulator places the order, then answers 502 as if the reply were lost
         await h.control("lose_response", status=502, count=1,
-                        path_prefix=PREFIX + "/portfolio/orders")
-        o = await a.create_order(t, "yes", "buy", 2, yes_price="0.20", client_order_id="lost-1")
-        assert o.client_order_id == "lost-1" and a.stats["retries"] >= 1
+                        path_prefix=PREFIX + "/portfolio/events/orders")
+        o = await a.create_order(t, "no", "buy", 2, "0.80", client_order_id="lost-1")
+        assert (o.client_order_id, o.recovered) == ("lost-1", True) and a.stats["retries"] >= 1
+        assert o.order_id != other.order_id and o.order is not None
+        assert (o.order.book_side, o.order.yes_price_dollars) == ("ask", Decimal("0.20"))
         orders = [x async for x in a.iter_orders(ticker=t)]
-        assert [x.client_order_id for x in orders] == ["lost-1"]
+        assert sorted(x.client_order_id for x in orders) == ["lost-1", "other-1"]
         assert h.sim.faults.lost_count == 0  # the fault really fired
         # a lost cancel answer: the retry finds it already cancelled, still one order
         await h.control("lose_response", status=504, count=1,
-                        path_prefix=PREFIX + "/portfolio/orders/")
-        cancelled = await a.cancel_order(o.order_id)
-        assert cancelled.order.status == "canceled"
-        assert [x.status async for x in a.iter_orders(ticker=t)] == ["canceled"]
+                        path_prefix=PREFIX + "/portfolio/events/orders/")
+        cancelled = await a.cancel_order(o.order_id, ticker=t)
+        assert (cancelled.order_id, cancelled.reduced_by) == (o.order_id, None)
+        statuses = {x.client_order_id: x.status async for x in a.iter_orders(ticker=t)}
+        assert statuses == {"lost-1": "canceled", "other-1": "resting"}
+
+
+async def test_requests_are_paced_by_the_simulators_limits_without_429(tmp_path):
+    handle, server = await fx.start_sim(tmp_path, rate_tier="basic")
+    try:
+        # basic: reads 200 tokens/s, writes 100 tokens/s (10 orders/s, 50 cancels/s)
+        once = RetryPolicy(max_attempts=1)
+        async with rest(handle, retry=once) as c:
+            budget = await c.start()
+            assert budget is not None and budget.usage_tier == "basic"
+            t = handle.open_tickers()[0]
+            reads = await asyncio.gather(*[c.get_exchange_status() for _ in range(30)])
+            acks = await asyncio.gather(
+                *[c.create_order(t, "yes", "buy", 1, "0.05") for _ in range(14)]
+            )
+            cancels = await asyncio.gather(*[c.cancel_order(x.order_id, ticker=t) for x in acks])
+        assert len(reads) == 30 and all(x.reduced_by == 1 for x in cancels)
+        assert c.stats["retries"] == 0 and c.stats["paced_s"] > 0  # no 429, some waiting
+    finally:
+        await fx.stop_sim(handle, server)
 
 
 async def test_rate_limited_burst_completes_through_429_retries(tmp_path):
@@ -351,8 +412,8 @@ async def test_every_channel_delivers_typed_messages(quiet_sim):
             await ws.subscribe("no_such_channel")
         assert info.value.ws_code == 8
 
-        await a.create_order(t, "yes", "buy", 3, yes_price="0.45", client_order_id="ws-1")
-        await b.create_order(t, "yes", "sell", 3, yes_price="0.45")
+        await a.create_order(t, "yes", "buy", 3, "0.45", client_order_id="ws-1")
+        await b.create_order(t, "yes", "sell", 3, "0.45")
         seen: dict[str, Any] = {}
         async with asyncio.timeout(5):
             while not {"fill", "user_order", "market_position", "trade", "ticker"} <= set(seen):
@@ -410,7 +471,7 @@ async def test_ws_drop_reconnects_and_no_fill_is_lost(quiet_sim):
     async with ws_client(h) as ws, rest(h) as a, rest(h, signer("other-key")) as b:
         await ws.subscribe("fill")
         await ws.wait_connected(within=5)
-        await a.create_order(t, "yes", "buy", 10, yes_price="0.50")
+        await a.create_order(t, "yes", "buy", 10, "0.50")
 
         async def consume() -> None:
             async for m in ws:
@@ -421,13 +482,13 @@ async def test_ws_drop_reconnects_and_no_fill_is_lost(quiet_sim):
                         fills.setdefault(f.trade_id, f.count_fp)
 
         consumer = asyncio.create_task(consume())
-        await b.create_order(t, "yes", "sell", 2, yes_price="0.50")
+        await b.create_order(t, "yes", "sell", 2, "0.50")
         await _until(lambda: len(fills) == 1)
 
         await h.control("drop_ws")
-        await b.create_order(t, "yes", "sell", 3, yes_price="0.50")  # while down
+        await b.create_order(t, "yes", "sell", 3, "0.50")  # while down
         await _until(lambda: ws.stats.reconnects == 1 and ws.connected.is_set())
-        await b.create_order(t, "yes", "sell", 1, yes_price="0.50")
+        await b.create_order(t, "yes", "sell", 1, "0.50")
         await _until(lambda: len(fills) == 3)
         consumer.cancel()
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from types import SimpleNamespace
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from app.kalshi.book import BookInconsistent, OrderBook
 from app.kalshi.models import (
     Fill,
     Market,
+    MarketPosition,
     MoneyFormatError,
     Order,
     Settlement,
+    Trade,
     cents_to_dollars,
     dollars_to_cents,
     fmt_count,
@@ -22,7 +25,7 @@ from app.kalshi.models import (
     parse_ws_msg,
     to_decimal,
 )
-from app.kalshi.urls import UrlConfigError, from_settings, resolve
+from app.kalshi.urls import UrlConfigError, resolve
 
 # ------------------------------------------------------------------ urls
 
@@ -40,13 +43,42 @@ def test_sim_mode_on_an_ipv6_loopback_brackets_the_host():
     )
 
 
-def test_demo_and_prod_use_kalshis_hosts():
+def test_demo_and_prod_use_kalshis_dedicated_trade_api_hosts():
     demo = resolve("demo")
-    assert demo.rest_base == "https://demo-api.kalshi.co/trade-api/v2"
-    assert demo.ws_url == "wss://demo-api.kalshi.co/trade-api/ws/v2"
+    assert demo.rest_base == "https://external-api.demo.kalshi.co/trade-api/v2"
+    assert demo.ws_url == "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2"
     prod = resolve("PROD")
-    assert prod.rest_base == "https://api.elections.kalshi.com/trade-api/v2"
-    assert prod.ws_url == "wss://api.elections.kalshi.com/trade-api/ws/v2"
+    assert prod.rest_base == "https://external-api.kalshi.com/trade-api/v2"
+    assert prod.ws_url == "wss://external-api-ws.kalshi.com/trade-api/ws/v2"
+
+
+def test_the_hosts_are_the_ones_the_specs_list():
+    import yaml
+
+    from app.kalshi import urls
+
+    root = Path(__file__).parent / "specs" / "kalshi"
+    doc = yaml.safe_load((root / "openapi.yaml").read_text())
+    if tuple(int(x) for x in doc["info"]["version"].split(".")) < (3, 31):
+        pytest.skip(f"tests/specs/kalshi is still v{doc['info']['version']} (sim-v2 brings 3.31)")
+    servers = [s["url"] for s in doc["servers"]]
+    for host in (urls.PROD_HOST, urls.DEMO_HOST, urls.LEGACY_PROD_HOST, urls.LEGACY_DEMO_HOST):
+        assert f"https://{host}/trade-api/v2" in servers
+    ws = yaml.safe_load((root / "asyncapi.yaml").read_text())["servers"]["production"]
+    assert ws["host"] == urls.PROD_WS_HOST and ws["pathname"] == urls.WS_PATH
+
+
+@pytest.mark.parametrize(
+    "host", ["api.elections.kalshi.com", "demo-api.kalshi.co"]
+)
+def test_the_older_shared_hosts_stay_accepted_as_overrides(host):
+    ep = resolve(
+        "prod",
+        base_url=f"https://{host}/trade-api/v2",
+        ws_url=f"wss://{host}/trade-api/ws/v2",
+    )
+    assert ep.rest_base == f"https://{host}/trade-api/v2"
+    assert ep.ws_url == f"wss://{host}/trade-api/ws/v2"
 
 
 def test_overrides_win_over_the_mode():
@@ -58,7 +90,7 @@ def test_overrides_win_over_the_mode():
     assert ep.rest_base == "http://127.0.0.1:9999/trade-api/v2"
     assert ep.ws_url == "ws://127.0.0.1:9999/trade-api/ws/v2"
     # an empty override means "not set"
-    assert resolve("demo", base_url="", ws_url="").rest_base.startswith("https://demo-api")
+    assert resolve("demo", base_url="", ws_url="").rest_base.startswith("https://external-api.demo")
 
 
 @pytest.mark.parametrize(
@@ -76,29 +108,64 @@ def test_bad_mode_or_override_names_the_setting(kw, needle):
         resolve(mode, **kw)
 
 
-def test_from_settings_reads_the_settings_fields():
-    settings = SimpleNamespace(
-        account_mode="sim",
-        kalshi_base_url="",
-        kalshi_ws_url="",
-        target_host="127.0.0.1",
-        exchange_sim_port=18090,
-    )
-    assert from_settings(settings).ws_url == "ws://127.0.0.1:18090/trade-api/ws/v2"
+# ------------------------------------------------------------------ app.exchange
 
 
-def test_from_settings_with_rec_settings(tmp_path):
-    config = pytest.importorskip("app.config")
+def _settings(tmp_path, creds: dict[str, str] | None = None, **env: str):
+    from app import config
+
+    cred_dir = tmp_path / "creds"
+    cred_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in (creds or {}).items():
+        (cred_dir / name).write_text(text)
     environ = {
         "REC_CONFIG_DIR": str(tmp_path),
-        "REC_CREDENTIALS_PATH": str(tmp_path / "creds"),
+        "REC_CREDENTIALS_PATH": str(cred_dir),
         "REC_ACCOUNT_MODE": "sim",
         "REC_EXCHANGE_SIM_PORT": "18091",
+        **env,
     }
-    settings = config.load(environ)
-    assert from_settings(settings).rest_base.endswith(":18091/trade-api/v2")
-    environ["REC_KALSHI_WS_URL"] = "ws://127.0.0.1:1/trade-api/ws/v2"
-    assert from_settings(config.load(environ)).ws_url == "ws://127.0.0.1:1/trade-api/ws/v2"
+    return config.load(environ)
+
+
+def test_exchange_endpoints_follow_the_settings(tmp_path):
+    from app import exchange
+
+    assert exchange.endpoints(_settings(tmp_path)).rest_base == "http://127.0.0.1:18091/trade-api/v2"
+    over = _settings(tmp_path, REC_KALSHI_WS_URL="ws://127.0.0.1:1/trade-api/ws/v2")
+    assert exchange.endpoints(over).ws_url == "ws://127.0.0.1:1/trade-api/ws/v2"
+
+
+def test_exchange_signer_from_the_credential_files(tmp_path):
+    from app import exchange
+    from app.kalshi import signing
+
+    key = signing.generate_private_key()
+    s = _settings(
+        tmp_path,
+        {"kalshi_key_id": "key-1\n", "kalshi_private_key": signing.private_pem(key).decode()},
+    )
+    sig = exchange.signer(s)
+    assert sig.key_id == "key-1"
+    h = sig.headers("GET", "/trade-api/v2/portfolio/balance", now_ms=1)
+    assert signing.verify(key.public_key(), h[signing.HEADER_SIGNATURE], 1, "GET",
+                          "/trade-api/v2/portfolio/balance")
+    rest = exchange.rest_client(s)
+    assert rest.signer is not None and rest.signer.key_id == "key-1"
+    assert rest.base_url.endswith(":18091/trade-api/v2")
+
+
+def test_exchange_signer_names_the_missing_credential(tmp_path):
+    from app import exchange
+
+    s = _settings(tmp_path)
+    with pytest.raises(exchange.CredentialsError, match="kalshi_key_id and kalshi_private_key"):
+        exchange.signer(s)
+    assert exchange.optional_signer(s) is None  # sim: public reads need no key
+    bad = _settings(tmp_path / "b", {"kalshi_key_id": "k", "kalshi_private_key": "not a pem"})
+    with pytest.raises(exchange.CredentialsError, match="kalshi_private_key") as info:
+        exchange.signer(bad)
+    assert "not a pem" not in str(info.value)
 
 
 # ------------------------------------------------------------------ money
@@ -144,8 +211,8 @@ def test_models_keep_spec_field_names_and_exact_values():
             "order_id": "o1",
             "client_order_id": "c1",
             "ticker": "T",
-            "side": "yes",
-            "action": "buy",
+            "outcome_side": "no",
+            "book_side": "ask",
             "status": "resting",
             "yes_price_dollars": "0.5600",
             "no_price_dollars": "0.4400",
@@ -153,29 +220,89 @@ def test_models_keep_spec_field_names_and_exact_values():
             "remaining_count_fp": "2.00",
             "initial_count_fp": "3.00",
             "taker_fees_dollars": "0.020000",
+            "exchange_index": 2,
             "some_future_field": 1,
         }
     )
+    assert (order.outcome_side, order.book_side, order.exchange_index) == ("no", "ask", 2)
     assert order.yes_price_dollars + order.no_price_dollars == Decimal(1)
     assert order.taker_fees_dollars == Decimal("0.02")
     assert order.model_extra == {"some_future_field": 1}
     fill = Fill.model_validate(
         {
-            "trade_id": "t",
+            "fill_id": "f",
+            "trade_id": "f",
             "order_id": "o",
-            "side": "no",
-            "action": "sell",
+            "ticker": "T",
+            "outcome_side": "yes",
+            "book_side": "bid",
             "count_fp": "2.50",
             "yes_price_dollars": "0.3300",
+            "exchange_index": 0,
         }
     )
     assert fill.count_fp * fill.yes_price_dollars == Decimal("0.825")
+    assert fill.exchange_index == 0
     s = Settlement.model_validate(
         {"ticker": "T", "market_result": "yes", "revenue": 300, "yes_count_fp": "3.00"}
     )
     assert s.revenue == 300 and s.yes_count_fp == 3
-    m = Market.model_validate({"ticker": "T", "yes_bid_dollars": "", "floor_strike": None})
+    m = Market.model_validate(
+        {
+            "ticker": "T",
+            "yes_bid_dollars": "",
+            "floor_strike": None,
+            "settlement_bounds_type": "floor",
+            "settlement_floor_dollars": "0.0500",
+            "exchange_index": 1,
+        }
+    )
     assert m.yes_bid_dollars is None and m.floor_strike is None
+    assert (m.settlement_bounds_type, m.settlement_floor_dollars, m.exchange_index) == (
+        "floor",
+        Decimal("0.05"),
+        1,
+    )
+    pos = MarketPosition.model_validate(
+        {"ticker": "T", "position_fp": "-3.00", "exchange_index": 0}
+    )
+    assert pos.position_fp == -3 and pos.exchange_index == 0
+
+
+def test_deprecated_direction_fields_are_not_part_of_the_models():
+    for model in (Order, Fill):
+        assert {"outcome_side", "book_side"} <= set(model.model_fields)
+        assert not {"side", "action", "is_yes"} & set(model.model_fields)
+    assert {"taker_outcome_side", "taker_book_side"} <= set(Trade.model_fields)
+    assert "taker_side" not in Trade.model_fields
+    assert not {"tick_size", "response_price_units"} & set(Market.model_fields)
+    assert Market.model_fields["settlement_bounds_type"].is_required()
+    for model in (Order, Fill, MarketPosition, Market):
+        assert "exchange_index" in model.model_fields
+    # a v3.31 order without the deprecated fields parses; one without outcome_side does not
+    with pytest.raises(ValidationError):
+        Order.model_validate(
+            {"order_id": "o", "ticker": "T", "status": "resting", "side": "yes", "action": "buy"}
+        )
+    with pytest.raises(ValidationError):
+        Market.model_validate({"ticker": "T"})
+
+
+def test_v3_31_trade_parses_with_book_and_outcome_sides():
+    t = Trade.model_validate(
+        {
+            "trade_id": "t1",
+            "ticker": "T",
+            "count_fp": "1.00",
+            "yes_price_dollars": "0.4000",
+            "no_price_dollars": "0.6000",
+            "taker_outcome_side": "no",
+            "taker_book_side": "ask",
+            "is_block_trade": False,
+            "created_time": "2026-11-26T08:00:00Z",
+        }
+    )
+    assert (t.taker_outcome_side, t.taker_book_side, t.is_block_trade) == ("no", "ask", False)
 
 
 def test_ws_bodies_parse_to_typed_models():

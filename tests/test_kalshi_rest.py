@@ -32,7 +32,14 @@ from app.kalshi.errors import (
     KalshiTimeout,
     KalshiTransportError,
 )
-from app.kalshi.rest import KalshiRest, RetryPolicy, order_body, parse_retry_after
+from app.kalshi.prices import InvalidPrice
+from app.kalshi.rest import (
+    KalshiRest,
+    LegacyOrderWrite,
+    RetryPolicy,
+    order_body,
+    parse_retry_after,
+)
 
 PREFIX = "/trade-api/v2"
 _KEY = signing.generate_private_key()
@@ -54,6 +61,32 @@ def _market(i: int) -> dict:
         "open_interest_fp": "77.50",
         "floor_strike": 97000.99,
         "close_time": "2025-11-25T22:00:00Z",
+        "settlement_bounds_type": "default",
+        "price_level_structure": "linear_cent",
+        "price_ranges": [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}],
+        "exchange_index": 0,
+    }
+
+
+def _order(oid: str, body: dict) -> dict:
+    price = Decimal(body["price"])
+    return {
+        "order_id": oid,
+        "client_order_id": body["client_order_id"],
+        "user_id": "u1",
+        "ticker": body["ticker"],
+        "outcome_side": "yes" if body["side"] == "bid" else "no",
+        "book_side": body["side"],
+        "side": "deprecated-do-not-read",
+        "action": "deprecated-do-not-read",
+        "type": "limit",
+        "status": "resting",
+        "yes_price_dollars": f"{price:.4f}",
+        "no_price_dollars": f"{1 - price:.4f}",
+        "fill_count_fp": "0.00",
+        "remaining_count_fp": body["count"],
+        "initial_count_fp": body["count"],
+        "exchange_index": 0,
     }
 
 
@@ -72,6 +105,11 @@ class FakeKalshi:
         self.markets = [_market(i) for i in range(25)]
         self.orders: dict[str, dict] = {}
         self.seen_queries: list[str] = []
+        self.structures: dict[str, tuple[str, list[dict]]] = {}
+        # server-side token buckets (kind -> [tokens, stamp]) when limits are set
+        self.limits: dict[str, tuple[int, int]] | None = None
+        self.buckets: dict[str, list[float]] = {}
+        self.refused = 0
         self.release = asyncio.Event()  # ends hanging requests at teardown
 
     def fault(self, method: str, path: str, *responses: tuple[int, dict]) -> None:
@@ -105,11 +143,26 @@ class FakeKalshi:
         if key in self.hang:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.release.wait(), self.hang[key])
+        if self.limits is not None and not self.take_tokens(request):
+            self.refused += 1
+            return _err(429, "too_many_requests", "token bucket empty")
         script = self.faults.get(key)
         if script:
             status, headers = script.pop(0)
             return _err(status, f"e{status}", "scripted fault", headers)
         return await self.route(request)
+
+    def take_tokens(self, request: Request) -> bool:
+        assert self.limits is not None
+        kind = "read" if request.method == "GET" else "write"
+        rate, capacity = self.limits[kind]
+        cost = 2 if request.method == "DELETE" else 10
+        now = time.monotonic()
+        tokens, stamp = self.buckets.setdefault(kind, [float(capacity), now])
+        tokens = min(capacity, tokens + (now - stamp) * rate)
+        ok = tokens >= cost
+        self.buckets[kind] = [tokens - cost if ok else tokens, now]
+        return ok
 
     async def route(self, request: Request) -> JSONResponse:
         path = request.url.path[len(PREFIX) :]
@@ -137,48 +190,60 @@ class FakeKalshi:
                     }
                 }
             )
+        if path == "/account/limits":
+            limits = self.limits or {"read": (0, 0), "write": (0, 0)}
+            body = {k: {"refill_rate": r, "bucket_capacity": c} for k, (r, c) in limits.items()}
+            return JSONResponse({"usage_tier": "basic", "grants": [], **body})
+        if path == "/account/endpoint_costs":
+            return JSONResponse({"default_cost": 10, "endpoint_costs": [
+                {"method": "DELETE", "path": "/trade-api/v2/portfolio/events/orders/{order_id}",
+                 "cost": 2}]})
         if path == "/portfolio/balance":
             return JSONResponse({"balance": 100000, "portfolio_value": 2500, "updated_ts": 1})
-        if path == "/portfolio/orders" and request.method == "POST":
+        if path.startswith("/markets/") and path.count("/") == 2:
+            ticker = path.rsplit("/", 1)[1]
+            structure, ranges = self.structures.get(
+                ticker, ("linear_cent", [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}])
+            )
+            market = {**_market(0), "ticker": ticker, "price_level_structure": structure,
+                      "price_ranges": ranges}
+            return JSONResponse({"market": market})
+        if path.startswith("/portfolio/orders") and request.method != "GET":
+            return _err(410, "deprecated_v1_order_endpoint", "use /portfolio/events/orders")
+        if path == "/portfolio/events/orders" and request.method == "POST":
             body = await request.json()
+            required = ("ticker", "side", "count", "price", "time_in_force",
+                        "self_trade_prevention_type")
+            if any(k not in body for k in required) or body["side"] not in ("bid", "ask"):
+                return _err(400, "invalid_parameters", f"bad V2 order body {body}")
             coid = body["client_order_id"]
             if coid in self.orders:
                 return _err(409, "order_already_exists", "duplicate client_order_id")
-            order = {
-                "order_id": f"o{len(self.orders) + 1}",
-                "client_order_id": coid,
-                "user_id": "u1",
-                "ticker": body["ticker"],
-                "side": body["side"],
-                "action": body["action"],
-                "type": "limit",
-                "status": "resting",
-                "yes_price_dollars": body.get("yes_price_dollars", "0.0000"),
-                "no_price_dollars": "0.4400",
-                "fill_count_fp": "0.00",
-                "remaining_count_fp": body["count_fp"],
-                "initial_count_fp": body["count_fp"],
-            }
-            self.orders[coid] = order
+            order = self.orders[coid] = _order(f"o{len(self.orders) + 1}", body)
             if coid in self.accept_then_fail:
                 self.accept_then_fail.discard(coid)
                 return _err(502, "bad_gateway", "accepted but the answer was lost")
-            return JSONResponse({"order": order}, status_code=201)
-        if path.startswith("/portfolio/orders/o") and "/" not in path[len("/portfolio/orders/") :]:
+            ack = {"order_id": order["order_id"], "client_order_id": coid,
+                   "fill_count": "0.00", "remaining_count": body["count"], "ts_ms": 1}
+            return JSONResponse(ack, status_code=201)
+        if path.startswith("/portfolio/orders/o") and request.method == "GET":
             oid = path.rsplit("/", 1)[1]
             order = next((o for o in self.orders.values() if o["order_id"] == oid), None)
             if order is None:
                 return _err(404, "not_found", "no such order")
-            if request.method == "GET":
-                return JSONResponse({"order": order})
-            if order["status"] == "canceled":
+            return JSONResponse({"order": order})
+        if path.startswith("/portfolio/events/orders/o") and request.method == "DELETE":
+            oid = path.rsplit("/", 1)[1]
+            order = next((o for o in self.orders.values() if o["order_id"] == oid), None)
+            if order is None or order["status"] == "canceled":
                 return _err(404, "not_found", "order is not resting")
             reduced = order["remaining_count_fp"]
             order.update(status="canceled", remaining_count_fp="0.00")
             if oid in self.cancel_then_fail:
                 self.cancel_then_fail.discard(oid)
                 return _err(504, "gateway_timeout", "cancelled but the answer was lost")
-            return JSONResponse({"order": order, "reduced_by_fp": reduced})
+            return JSONResponse({"order_id": oid, "client_order_id": order["client_order_id"],
+                                 "reduced_by": reduced, "ts_ms": 2})
         if path == "/portfolio/orders" and request.method == "GET":
             rows = [o for o in self.orders.values() if o["ticker"] == q.get("ticker", o["ticker"])]
             return JSONResponse({"orders": rows, "cursor": ""})
@@ -286,69 +351,156 @@ async def test_retry_after_beyond_the_cap_raises_rate_limited(client, fake):
     assert fake.count("GET", "/exchange/status") == 1
 
 
+V2 = "/portfolio/events/orders"
+
+
 async def test_order_creation_is_retried_with_the_same_client_order_id(client, fake):
-    fake.fault("POST", "/portfolio/orders", (500, {}), (429, {}))
-    order = await client.create_order(
-        "KXBTCD-T1", "yes", "buy", 3, yes_price=Decimal("0.56"), client_order_id="coid-1"
+    fake.fault("POST", V2, (500, {}), (429, {}))
+    ack = await client.create_order(
+        "KXBTCD-T1", "yes", "buy", 3, Decimal("0.56"), client_order_id="coid-1"
     )
-    assert order.client_order_id == "coid-1"
-    assert order.yes_price_dollars == Decimal("0.5600")
-    assert fake.count("POST", "/portfolio/orders") == 3
+    assert (ack.client_order_id, ack.remaining_count) == ("coid-1", Decimal(3))
+    assert fake.count("POST", V2) == 3
     assert list(fake.orders) == ["coid-1"]
+    assert fake.orders["coid-1"]["yes_price_dollars"] == "0.5600"
 
 
 async def test_order_accepted_but_answer_lost_is_not_placed_twice(client, fake):
     fake.accept_then_fail.add("coid-lost")
-    order = await client.create_order(
-        "KXBTCD-T1", "no", "buy", 2, no_price="0.44", client_order_id="coid-lost"
+    ack = await client.create_order(
+        "KXBTCD-T1", "no", "buy", 2, "0.44", client_order_id="coid-lost"
     )
     # first attempt stored the order and answered 502; the retry got 409 and the
-    # client looked the order up instead of placing another one
-    assert order.client_order_id == "coid-lost"
+    # client looked the order up by its client_order_id instead of placing another
+    assert (ack.client_order_id, ack.recovered) == ("coid-lost", True)
+    assert ack.order is not None and ack.order.book_side == "ask"
+    assert ack.order.yes_price_dollars == Decimal("0.56")  # buy NO at 0.44 = ask YES at 0.56
     assert len(fake.orders) == 1
-    assert fake.count("POST", "/portfolio/orders") == 2
+    assert fake.count("POST", V2) == 2
     assert fake.count("GET", "/portfolio/orders") == 1
 
 
+async def test_a_409_is_resolved_by_client_order_id_not_by_ticker(client, fake):
+    # another order rests on the same ticker first: a lookup by ticker would find it
+    await client.create_order("KXBTCD-T1", "yes", "buy", 1, "0.10", client_order_id="other")
+    fake.accept_then_fail.add("mine")
+    ack = await client.create_order("KXBTCD-T1", "yes", "buy", 5, "0.20", client_order_id="mine")
+    assert ack.recovered and ack.client_order_id == "mine"
+    assert ack.order_id == fake.orders["mine"]["order_id"] != fake.orders["other"]["order_id"]
+    assert ack.remaining_count == 5
+
+
 async def test_duplicate_client_order_id_on_a_first_attempt_is_a_conflict(client, fake):
-    await client.create_order("T", "yes", "buy", 1, yes_price="0.10", client_order_id="dup")
+    await client.create_order("T", "yes", "buy", 1, "0.10", client_order_id="dup")
     with pytest.raises(KalshiConflict):
-        await client.create_order("T", "yes", "buy", 1, yes_price="0.10", client_order_id="dup")
+        await client.create_order("T", "yes", "buy", 1, "0.10", client_order_id="dup")
 
 
 async def test_cancel_whose_answer_was_lost_resolves_to_the_canceled_order(client, fake):
-    order = await client.create_order("T", "yes", "buy", 4, yes_price="0.3", client_order_id="c")
-    fake.cancel_then_fail.add(order.order_id)
-    result = await client.cancel_order(order.order_id)
-    assert result.order.status == "canceled" and result.reduced_by_fp is None
-    assert fake.count("DELETE", f"/portfolio/orders/{order.order_id}") == 2
+    ack = await client.create_order("T", "yes", "buy", 4, "0.3", client_order_id="c")
+    fake.cancel_then_fail.add(ack.order_id)
+    result = await client.cancel_order(ack.order_id, ticker="T")
+    assert (result.order_id, result.client_order_id, result.reduced_by) == (ack.order_id, "c", None)
+    assert fake.count("DELETE", f"{V2}/{ack.order_id}") == 2
+    assert "market_ticker=T" in fake.seen_queries[-2]
     # a plain 404 (nothing was attempted before) stays an error
     with pytest.raises(KalshiNotFound):
-        await client.cancel_order(order.order_id)
+        await client.cancel_order(ack.order_id)
+
+
+async def test_cancel_reports_how_many_contracts_it_took_off(client, fake):
+    ack = await client.create_order("T", "no", "sell", "2.5", "0.7", client_order_id="c2")
+    result = await client.cancel_order(ack.order_id)
+    assert result.reduced_by == Decimal("2.5")
 
 
 async def test_other_posts_are_not_retried_on_5xx(client, fake):
-    fake.fault("POST", "/portfolio/orders/o1/amend", (500, {}), (500, {}))
+    fake.fault("POST", f"{V2}/o1/amend", (500, {}), (500, {}))
     with pytest.raises(KalshiServerError):
-        await client.amend_order("o1", ticker="T", side="yes", action="buy", yes_price="0.5")
-    assert fake.count("POST", "/portfolio/orders/o1/amend") == 1
+        await client.amend_order(
+            "o1", ticker="T", side="yes", action="buy", price="0.5", count=1
+        )
+    assert fake.count("POST", f"{V2}/o1/amend") == 1
 
-    fake.fault("POST", "/portfolio/orders/o1/decrease", (503, {}))
+    fake.fault("POST", f"{V2}/o1/decrease", (503, {}))
     with pytest.raises(KalshiServerError):
         await client.decrease_order("o1", reduce_by=1)
-    assert fake.count("POST", "/portfolio/orders/o1/decrease") == 1
+    assert fake.count("POST", f"{V2}/o1/decrease") == 1
 
-    fake.fault("POST", "/portfolio/orders/batched", (502, {}))
+    fake.fault("POST", f"{V2}/batched", (502, {}))
     with pytest.raises(KalshiServerError):
-        await client.batch_create_orders([order_body("T", "yes", "buy", 1, yes_price="0.1")])
-    assert fake.count("POST", "/portfolio/orders/batched") == 1
+        await client.batch_create_orders([order_body("T", "yes", "buy", 1, "0.1")])
+    assert fake.count("POST", f"{V2}/batched") == 1
 
 
 async def test_other_posts_are_retried_on_429(client, fake):
-    fake.fault("POST", "/portfolio/orders/o1/amend", (429, {}))
+    fake.fault("POST", f"{V2}/o1/amend", (429, {}))
     with pytest.raises(KalshiBadRequest):  # the fake answers 400 once past the 429
-        await client.amend_order("o1", ticker="T", side="yes", action="buy", yes_price="0.5")
-    assert fake.count("POST", "/portfolio/orders/o1/amend") == 2
+        await client.amend_order(
+            "o1", ticker="T", side="yes", action="buy", price="0.5", count=1
+        )
+    assert fake.count("POST", f"{V2}/o1/amend") == 2
+
+
+async def test_a_price_off_the_markets_tick_is_refused_before_sending(client, fake):
+    fake.structures["TAPER"] = (
+        "tapered_deci_cent",
+        [
+            {"start": "0.0000", "end": "0.1000", "step": "0.0010"},
+            {"start": "0.1000", "end": "0.9000", "step": "0.0100"},
+            {"start": "0.9000", "end": "1.0000", "step": "0.0010"},
+        ],
+    )
+    await client.create_order("TAPER", "yes", "buy", 1, "0.001", client_order_id="t1")
+    await client.create_order("TAPER", "no", "buy", 1, "0.001", client_order_id="t2")  # ask 0.999
+    with pytest.raises(InvalidPrice, match=r"tick is 0\.01 \(nearest valid: 0\.55 or 0\.56\)"):
+        await client.create_order("TAPER", "yes", "buy", 1, "0.555")
+    with pytest.raises(InvalidPrice, match=r"tick is 0\.01"):
+        await client.create_order("T", "yes", "sell", 1, "0.001")  # linear_cent
+    with pytest.raises(InvalidPrice):
+        await client.batch_create_orders([order_body("T", "yes", "buy", 1, "0.105")])
+    assert fake.count("POST", V2) == 2 and fake.count("POST", f"{V2}/batched") == 0
+    assert fake.count("GET", "/markets/TAPER") == 1  # the grid is read once, then kept
+
+
+async def test_a_legacy_write_is_refused_before_it_is_sent(client, fake):
+    for method in ("POST", "DELETE", "PUT"):
+        with pytest.raises(LegacyOrderWrite):
+            await client.request(method, "/portfolio/orders", json={})
+        with pytest.raises(LegacyOrderWrite):
+            await client.request(method, "/portfolio/orders/o1/amend", json={})
+    assert sum(n for (m, _), n in fake.hits.items() if m != "GET") == 0
+
+
+# ------------------------------------------------------------------ rate budget
+
+
+async def test_a_burst_over_the_budget_is_paced_without_429s(fake):
+    fake.limits = {"read": (400, 400), "write": (200, 200)}  # 40 reads/s, 20 orders/s
+    signer = signing.Signer(fake.key_id, fake.key)
+    once = RetryPolicy(max_attempts=1)
+    # control: the same burst unpaced is refused in part
+    async with KalshiRest(fake.base_url, signer, retry=once, timeout=5) as raw:
+        results = await asyncio.gather(
+            *[raw.get_exchange_status() for _ in range(60)], return_exceptions=True
+        )
+    assert any(isinstance(r, KalshiRateLimited) for r in results)
+    await asyncio.sleep(1.1)  # let the server's bucket fill again
+    fake.refused = 0
+    async with KalshiRest(fake.base_url, signer, retry=once, timeout=5) as c:
+        budget = await c.start()
+        assert budget is not None and c.limits is not None and c.limits.read.refill_rate == 400
+        t0 = time.monotonic()
+        reads = await asyncio.gather(*[c.get_exchange_status() for _ in range(60)])
+        acks = await asyncio.gather(
+            *[c.create_order("T", "yes", "buy", 1, "0.10") for _ in range(25)]
+        )
+        cancels = await asyncio.gather(*[c.cancel_order(a.order_id) for a in acks])
+        elapsed = time.monotonic() - t0
+    assert len(reads) == 60 and len(cancels) == 25 and all(x.reduced_by == 1 for x in cancels)
+    assert fake.refused == 0 and c.stats["retries"] == 0
+    assert c.stats["paced_s"] > 0  # the client waited instead of being refused
+    assert elapsed < 4
 
 
 # ------------------------------------------------------------------ timeouts & transport
@@ -369,14 +521,14 @@ async def test_a_hanging_call_times_out(fake):
 
 
 async def test_a_hanging_order_post_is_retried_with_the_same_id(fake):
-    fake.hang[("POST", PREFIX + "/portfolio/orders")] = 5
+    fake.hang[("POST", PREFIX + V2)] = 5
     signer = signing.Signer(fake.key_id, fake.key)
     async with KalshiRest(
         fake.base_url, signer, timeout=0.2, retry=RetryPolicy(max_attempts=2, base_delay=0.01)
     ) as c:
         with pytest.raises(KalshiTimeout):
-            await c.create_order("T", "yes", "buy", 1, yes_price="0.5", client_order_id="h1")
-    assert fake.count("POST", "/portfolio/orders") == 2
+            await c.create_order("T", "yes", "buy", 1, "0.5", client_order_id="h1")
+    assert fake.count("POST", V2) == 2
 
 
 async def test_connection_refused_is_a_transport_error():
@@ -416,18 +568,23 @@ async def test_prices_and_counts_parse_to_exact_decimals(client):
     assert book.no[0] == (Decimal("0.42"), Decimal("7"))
 
 
-def test_order_body_uses_fixed_point_strings():
-    body = order_body("T", "yes", "buy", 5, yes_price=Decimal("0.07"))
-    assert body["yes_price_dollars"] == "0.0700"
-    assert body["count_fp"] == "5.00" and body["count"] == 5
+def test_order_body_is_a_v2_body_with_fixed_point_strings():
+    body = order_body("T", "yes", "buy", 5, Decimal("0.07"))
+    assert {k: body[k] for k in ("side", "price", "count")} == {
+        "side": "bid", "price": "0.0700", "count": "5.00"
+    }
+    assert body["time_in_force"] == "good_till_canceled"
+    assert body["self_trade_prevention_type"] == "taker_at_cross"
     assert body["client_order_id"]  # generated, so the order can be retried
-    frac = order_body("T", "no", "sell", "2.5", no_price="0.123456")
-    assert frac["no_price_dollars"] == "0.123456"
-    assert frac["count_fp"] == "2.50" and "count" not in frac
+    assert not {"action", "yes_price_dollars", "no_price_dollars", "count_fp"} & set(body)
+    frac = order_body("T", "no", "sell", "2.5", "0.123456", time_in_force="immediate_or_cancel")
+    assert (frac["side"], frac["price"], frac["count"]) == ("bid", "0.876544", "2.50")
     with pytest.raises(ValueError):
-        order_body("T", "yes", "buy", 1, yes_price="0.5", no_price="0.5")
+        order_body("T", "maybe", "buy", 1, "0.5")
     with pytest.raises(ValueError):
-        order_body("T", "maybe", "buy", 1, yes_price="0.5")
+        order_body("T", "yes", "buy", 1, "1.00")
+    with pytest.raises(ValueError):
+        order_body("T", "yes", "buy", 1, "0.5", time_in_force="GTT")
 
 
 def test_retry_after_parses_seconds_and_http_dates():

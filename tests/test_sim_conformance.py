@@ -23,9 +23,10 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from app.sim import rest
 from app.sim.rest import PREFIX, ROUTES
 from tests import test_sim_fixtures as fx
-from tests.test_sim_fixtures import drain, order_body, signer
+from tests.test_sim_fixtures import ORDERS, drain, order_body, signer
 
 sim = fx.sim
 SPECS = Path(__file__).resolve().parent / "specs" / "kalshi"
@@ -122,42 +123,140 @@ def _strict(instance, schema: dict, where: str, base: str) -> None:
                     _strict(v, b["items"], f"{where}[{i}]", base)
 
 
-def test_every_served_route_is_in_the_spec(tmp_path):
+# Operations of openapi.yaml v3.31.0 the simulator deliberately does not serve (404).
+UNSERVED = {
+    "GetSeriesFeeChanges", "GetUserDataTimestamp", "GetMarketCandlesticks",
+    "GetMarketOrderbooks", "BatchGetMarketCandlesticks", "GetMarketCandlesticksByEvent",
+    "GetMultivariateEvents", "GetEventFeeChanges", "GetEventMetadata",
+    "GetEventForecastPercentilesHistory", "GetOrderGroups", "CreateOrderGroup",
+    "GetOrderGroup", "DeleteOrderGroup", "ResetOrderGroup", "TriggerOrderGroup",
+    "UpdateOrderGroupLimit", "IntraExchangeInstanceTransfer",
+    "GetIntraExchangeInstanceTransfers", "GetIntraExchangeInstanceTransfer",
+    "CreateSubaccount", "ApplySubaccountTransfer", "GetSubaccountBalances",
+    "GetSubaccountTransfers", "UpdateSubaccountNetting", "GetSubaccountNetting",
+    "GetDeposits", "GetWithdrawals", "GetPortfolioRestingOrderTotalValue",
+    "GetCommunicationsID", "GetBlockTradeProposals", "ProposeBlockTrade",
+    "AcceptBlockTradeProposal", "GetRFQs", "CreateRFQ", "GetRFQ", "DeleteRFQ", "GetRFQQuote",
+    "DeleteRFQQuote", "AcceptRFQQuote", "ConfirmRFQQuote", "GetQuotes", "CreateQuote",
+    "GetQuote", "DeleteQuote", "AcceptQuote", "ConfirmQuote", "GetApiKeys", "CreateApiKey",
+    "GenerateApiKey", "DeleteApiKey", "UpgradeAccountApiUsageLevel",
+    "GetAccountApiUsageLevelVolumeProgress", "GetTagsForSeriesCategories",
+    "GetFiltersForSports", "GetLiveDataByMilestone", "GetLiveData", "GetLiveDatas",
+    "GetGameStats", "GetEventLiveData", "GetWeatherIndex", "GetWeatherIndexCalibrations",
+    "GetStructuredTargets", "GetStructuredTarget", "GetMilestone", "GetMilestones",
+    "GetMultivariateEventCollection", "CreateMarketInMultivariateEventCollection",
+    "GetMultivariateEventCollections", "GetIncentivePrograms", "GetFCMFills", "GetFCMOrders",
+    "ListFCMSubtraders", "CreateFCMSubtrader", "GetFCMEventContractDailyCap",
+    "UpdateFCMEventContractDailyCap", "DeleteFCMEventContractDailyCap",
+    "GetFCMSubtraderBlockedCategories", "UpdateFCMSubtraderBlockedCategories",
+    "GetTargetBalanceAllocation", "SetTargetBalanceAllocation", "GetFCMPositions",
+    "GetHistoricalCutoff", "GetMarketCandlesticksHistorical", "GetFillsHistorical",
+    "GetHistoricalOrders", "GetHistoricalPositions", "GetTradesHistorical",
+    "GetHistoricalMarkets", "GetHistoricalMarket",
+}
+# Statuses the simulator answers that the spec does not list for the operation, each on
+# purpose. Any other undocumented status fails the conformance test.
+DOCUMENTED_EXTRA = {
+    # the per-key token bucket answers 429 on every operation, as production does
+    ("*", 429): "rate limit (GetAccountApiLimits: 'otherwise the request is rejected with 429')",
+    # query/body validation on operations whose spec lists no 400
+    ("GET /markets/{ticker}/orderbook", 400): "depth outside 0..100",
+    ("GET /portfolio/balance", 400): "subaccount other than 0",
+    ("DELETE /portfolio/events/orders/{order_id}", 400): "subaccount/exchange_index invalid",
+    ("DELETE /portfolio/events/orders", 400): "subaccount other than 0",
+    ("GET /portfolio/orders/{order_id}/queue_position", 400): "bad query",
+    # 413 for bodies above 1 MiB on every operation that takes a body
+    ("*", 413): "request body above 1 MiB",
+}
+# v1 order writes: removed from the spec in v3.31.0; production answers them 410
+GONE = {(m, p) for m, p in rest.GONE}
+
+
+def _filled(tmpl: str) -> str:
+    """A path template with a dummy id in each parameter."""
+    return re.sub(r"\{[^}]+\}", "some-id", tmpl)
+
+
+def served_operations() -> set[tuple[str, str]]:
+    return {(m, p) for m, p, *_ in ROUTES}
+
+
+def spec_operations() -> dict[tuple[str, str], str]:
+    out = {}
+    for path, ops in openapi()["paths"].items():
+        for method, op in ops.items():
+            if method in ("get", "post", "put", "delete", "patch"):
+                out[(method.upper(), path)] = op["operationId"]
+    return out
+
+
+def test_every_served_route_is_in_the_spec_and_the_rest_is_listed_unserved(tmp_path):
     from starlette.routing import Route
 
     from app.sim.app import create_app
 
     app = create_app(fx.make_config(tmp_path))
-    paths = openapi()["paths"]
+    spec = spec_operations()
     served = set()
     for r in app.routes:
         if isinstance(r, Route) and r.path.startswith(PREFIX) and "{rest:path}" not in r.path:
             for m in r.methods - {"HEAD"}:
                 served.add((m, r.path[len(PREFIX):]))
-    assert len(served) == len(ROUTES) == 22
-    for method, path in served:
-        assert path in paths, path
-        assert method.lower() in paths[path], f"{method} {path}"
+    assert served == served_operations() | GONE
+    for op in served_operations():
+        assert op in spec, f"served but not in the spec: {op}"
+        assert spec[op] not in UNSERVED, f"{spec[op]} is served but listed unserved"
+    for op in GONE:
+        assert op not in spec, f"{op} is in the spec again: serve it"
+    listed = set(UNSERVED)
+    missing = {spec[op] for op in spec if op not in served_operations()} - listed
+    assert not missing, f"neither served nor listed unserved: {sorted(missing)}"
+    stale = listed - set(spec.values())
+    assert not stale, f"listed unserved but not in the spec: {sorted(stale)}"
     other = [r.path for r in app.routes if not r.path.startswith(PREFIX)]
     assert set(other) == {"/healthz", "/trade-api/ws/v2", "/_sim/{action}"}
 
 
 def _template(method: str, path: str) -> str:
-    for m, tmpl, *_ in ROUTES:
+    gone = sorted(GONE, key=lambda op: "{" in op[1])  # literal paths first
+    for m, tmpl, *_ in [*ROUTES, *gone]:
         rx = "^" + re.sub(r"\{[^}]+\}", "[^/]+", tmpl) + "$"
         if m == method and re.match(rx, path):  # ROUTES lists literal paths first
             return tmpl
     raise AssertionError(f"no route for {method} {path}")
 
 
-def _response_schema(op: dict, status: int) -> dict | None:
+def _response_schema(op: dict, status: int) -> tuple[bool, dict | None]:
+    """(listed, schema) of one response of an operation."""
     resp = op["responses"].get(str(status))
     if resp is None:
-        return None
+        return False, None
     if "$ref" in resp:
         resp = _lookup("urn:openapi" + resp["$ref"])
     content = resp.get("content", {}).get("application/json")
-    return content["schema"] if content else None
+    return True, content["schema"] if content else None
+
+
+def check_response(method: str, path: str, status: int, body: object) -> None:
+    """One response against the spec: status listed (or documented), body valid."""
+    tmpl = _template(method, path)
+    if (method, tmpl) in GONE:
+        assert status == 410, f"{method} {tmpl}: {status}"
+        _validate(body, {"$ref": "#/components/schemas/ErrorResponse"}, "urn:openapi", tmpl)
+        return
+    op = openapi()["paths"][tmpl][method.lower()]
+    listed, schema = _response_schema(op, status)
+    if not listed:
+        key = f"{method} {tmpl}"
+        assert ("*", status) in DOCUMENTED_EXTRA or (key, status) in DOCUMENTED_EXTRA, \
+            f"{key}: {status} is neither in the spec nor documented"
+    if status == 204:
+        assert body is None, f"{method} {tmpl}: 204 with a body"
+        return
+    if schema is None:
+        assert status >= 400, f"{method} {tmpl}: {status} has no schema"
+        schema = {"$ref": "#/components/schemas/ErrorResponse"}
+    _validate(body, schema, "urn:openapi", f"{method} {tmpl} {status}")
 
 
 async def test_rest_responses_validate_against_openapi(sim):
@@ -167,7 +266,8 @@ async def test_rest_responses_validate_against_openapi(sim):
         await resp.aread()
         path = resp.request.url.path
         if path.startswith(PREFIX):
-            seen.append((resp.request.method, path[len(PREFIX):], resp.status_code, resp.json()))
+            body = resp.json() if resp.content else None
+            seen.append((resp.request.method, path[len(PREFIX):], resp.status_code, body))
 
     a, b = sim.client(), sim.client(signer("other-key"))
     anon = sim.client(auth=False)
@@ -175,31 +275,37 @@ async def test_rest_responses_validate_against_openapi(sim):
         c.event_hooks["response"].append(record)
     t = sim.open_tickers()[5]
     await sim.control("advance", seconds=120)
-    for path in ("/exchange/status", "/account/limits", "/series", "/series/KXBTCD",
+    for path in ("/exchange/status", "/exchange/schedule", "/account/limits",
+                 "/account/endpoint_costs", "/series", "/series/KXBTCD",
                  "/events?with_nested_markets=true&limit=2", "/markets?limit=3",
                  f"/markets/{t}", f"/markets/{t}/orderbook?depth=3", "/markets/trades?limit=5"):
         assert (await a.get(path)).status_code == 200, path
     ev = (await a.get("/events")).json()["events"][0]["event_ticker"]
     await a.get(f"/events/{ev}")
-    # trading: rest, fill, amend, decrease, cancel, batches
+    # trading: rest, fill, amend, decrease, cancel, batches, cancel-all
     book = (await a.get(f"/markets/{t}/orderbook")).json()["orderbook_fp"]
     best_no = int(Decimal(book["no_dollars"][-1][0]) * 100)
-    r = await a.post("/portfolio/orders", json=order_body(t, count=5, price=100 - best_no,
-                                                          client_order_id="conf-1"))
+    r = await a.post(ORDERS, json=order_body(t, count=5, price=100 - best_no,
+                                             client_order_id="conf-1"))
     assert r.status_code == 201
-    r = await a.post("/portfolio/orders", json=order_body(t, count=10, price=5,
-                                                          client_order_id="conf-2"))
-    oid = r.json()["order"]["order_id"]
+    r = await a.post(ORDERS, json=order_body(t, count=10, price=5, client_order_id="conf-2"))
+    oid = r.json()["order_id"]
     await a.get(f"/portfolio/orders/{oid}")
-    await a.post(f"/portfolio/orders/{oid}/amend", json={
-        "ticker": t, "side": "yes", "action": "buy", "yes_price": 6, "count": 12})
-    await a.post(f"/portfolio/orders/{oid}/decrease", json={"reduce_by": 2})
-    await a.delete(f"/portfolio/orders/{oid}")
-    r = await a.post("/portfolio/orders/batched", json={"orders": [
+    await a.get(f"/portfolio/orders/{oid}/queue_position")
+    await a.get("/portfolio/orders/queue_positions", params={"market_tickers": t})
+    await a.post(f"{ORDERS}/{oid}/amend", json={
+        "ticker": t, "side": "bid", "price": "0.06", "count": "12"})
+    await a.post(f"{ORDERS}/{oid}/amend", json={  # crosses: fills
+        "ticker": t, "side": "bid", "price": f"{(100 - best_no) / 100:.2f}", "count": "12"})
+    await a.post(f"{ORDERS}/{oid}/decrease", json={"reduce_by": "2"})
+    await a.delete(f"{ORDERS}/{oid}")
+    r = await a.post(f"{ORDERS}/batched", json={"orders": [
         order_body(t, count=1, price=3), order_body(t, count=1, price=150)]})
-    bid = r.json()["orders"][0]["order"]["order_id"]
-    await a.request("DELETE", "/portfolio/orders/batched",
+    bid = r.json()["orders"][0]["order_id"]
+    await a.request("DELETE", f"{ORDERS}/batched",
                     json={"orders": [{"order_id": bid}, {"order_id": "missing"}]})
+    await a.post(ORDERS, json=order_body(t, count=1, price=4))
+    await a.delete(ORDERS)
     for path in ("/portfolio/orders", "/portfolio/fills", "/portfolio/positions",
                  "/portfolio/balance", "/portfolio/settlements"):
         assert (await a.get(path)).status_code == 200
@@ -207,27 +313,25 @@ async def test_rest_responses_validate_against_openapi(sim):
     await a.get("/portfolio/settlements")
     await a.get("/portfolio/positions")
     # errors
-    await a.post("/portfolio/orders", json=order_body(t, count=1, price=5))  # market closed
-    await a.post("/portfolio/orders", json={"ticker": t})
+    await a.post(ORDERS, json=order_body(t, count=1, price=5))  # market closed
+    await a.post(ORDERS, json={"ticker": t})
     await a.get("/markets/NOPE")
     await a.get("/portfolio/orders/NOPE")
+    await a.delete(f"{ORDERS}/NOPE")
     await anon.get("/portfolio/balance")
-    await a.post("/portfolio/orders", json=order_body(sim.open_tickers()[0], count=1, price=5,
-                                                      client_order_id="conf-2"))
+    await a.post(ORDERS, json=order_body(sim.open_tickers()[0], count=1, price=5,
+                                         client_order_id="conf-2"))
+    for method, path in sorted(GONE):  # legacy writes: 410
+        await a.request(method, _filled(path), json={"ticker": t})
     await sim.control("http_error", status=429, count=1)
     await a.get("/portfolio/balance")
 
-    assert {(m, _template(m, p)) for m, p, *_ in seen} == {(m, p) for m, p, *_ in ROUTES}
+    covered = {(m, _template(m, p)) for m, p, *_ in seen}
+    assert covered == served_operations() | GONE, covered ^ (served_operations() | GONE)
     statuses = {s for *_, s, _ in seen}
-    assert {200, 201, 400, 401, 404, 409, 429} <= statuses
+    assert {200, 201, 204, 400, 401, 404, 409, 410, 429} <= statuses
     for method, path, status, body in seen:
-        tmpl = _template(method, path)
-        op = openapi()["paths"][tmpl][method.lower()]
-        schema = _response_schema(op, status)
-        if schema is None:
-            assert status >= 400, f"{method} {tmpl}: {status} is not a documented response"
-            schema = {"$ref": "#/components/schemas/ErrorResponse"}
-        _validate(body, schema, "urn:openapi", f"{method} {tmpl} {status}")
+        check_response(method, path, status, body)
 
 
 def _ws_schemas() -> dict[str, list[dict]]:
@@ -267,10 +371,10 @@ async def test_every_ws_message_validates_against_asyncapi(sim):
     msgs = await drain(ws)
     book = (await a.get(f"/markets/{t1}/orderbook")).json()["orderbook_fp"]
     best_no = int(Decimal(book["no_dollars"][-1][0]) * 100)
-    await a.post("/portfolio/orders", json=order_body(t1, count=3, price=100 - best_no,
-                                                      client_order_id="ws-c"))
-    await a.post("/portfolio/orders", json=order_body(t1, count=2, price=10))
-    await b.post("/portfolio/orders", json=order_body(t1, side="no", count=2, price=90))
+    await a.post(ORDERS, json=order_body(t1, count=3, price=100 - best_no,
+                                         client_order_id="ws-c"))
+    await a.post(ORDERS, json=order_body(t1, count=2, price=10))
+    await b.post(ORDERS, json=order_body(t1, side="no", count=2, price=90))
     await sim.control("advance", seconds=3700)
     msgs += await drain(ws)
     await ws.send(json.dumps({"id": 9, "cmd": "unsubscribe", "params": {"sids": [1]}}))

@@ -14,7 +14,7 @@ import websockets
 from app.sim.app import _loopback
 from app.sim.ratelimit import RateLimiter
 from tests import test_sim_fixtures as fx
-from tests.test_sim_fixtures import drain, order_body, recv_json
+from tests.test_sim_fixtures import ORDERS, drain, order_body, recv_json
 
 sim = fx.sim
 
@@ -57,12 +57,11 @@ async def test_halt_trading(sim):
     t = sim.open_tickers()[5]
     await sim.control("halt", on=True)
     assert (await c.get("/exchange/status")).json()["trading_active"] is False
-    r = await c.post("/portfolio/orders", json=order_body(t, count=1, price=10))
+    r = await c.post(ORDERS, json=order_body(t, count=1, price=10))
     assert r.status_code == 400 and r.json()["code"] == "trading_is_paused"
     await sim.control("halt", on=False)
     assert (await c.get("/exchange/status")).json()["trading_active"] is True
-    assert (await c.post("/portfolio/orders",
-                         json=order_body(t, count=1, price=10))).status_code == 201
+    assert (await c.post(ORDERS, json=order_body(t, count=1, price=10))).status_code == 201
 
 
 async def test_drop_ws_and_skip_seq(sim):
@@ -116,32 +115,85 @@ def test_control_api_only_answers_loopback_clients():
     assert not _loopback(Req("192.168.1.2"))  # portability: allow private-ip
 
 
+class FrozenClock:
+    """A monotonic clock the test moves: token refills without racing the wall clock."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
 async def test_rate_limit_answers_429_per_key_reads_and_writes_apart(tmp_path):
     handle, server = await fx.start_sim(tmp_path, rate_tier="basic")
+    clock = handle.sim.limiter.clock = FrozenClock()
     try:
         a, b = handle.client(), handle.client(fx.signer("other-key"))
-        codes = [(await a.get("/portfolio/balance")).status_code for _ in range(30)]
-        assert codes.count(200) >= 20 and 429 in codes
+        # basic: 200 read tokens, 10 per request -> exactly 20 reads, then 429
+        codes = [(await a.get("/portfolio/balance")).status_code for _ in range(21)]
+        assert codes == [200] * 20 + [429]
         r = await a.get("/portfolio/balance")
         assert r.status_code == 429 and r.json()["code"] == "too_many_requests"
         assert (await b.get("/portfolio/balance")).status_code == 200  # per key
         t = handle.open_tickers()[0]
-        # writes have their own bucket (10/s on basic)
-        r = await a.post("/portfolio/orders", json=order_body(t, count=1, price=5))
+        # writes have their own bucket (100 tokens on basic)
+        r = await a.post(ORDERS, json=order_body(t, count=1, price=5))
         assert r.status_code == 201
         limits = (await b.get("/account/limits")).json()
-        assert limits == {"usage_tier": "basic", "read_limit": 20, "write_limit": 10}
-        await asyncio.sleep(0.3)  # the bucket refills at the tier rate
+        assert limits == {"usage_tier": "basic",
+                          "read": {"refill_rate": 200, "bucket_capacity": 200},
+                          "write": {"refill_rate": 100, "bucket_capacity": 100},
+                          "grants": []}
+        clock.t += 0.05  # 10 read tokens refilled: one more read
         assert (await a.get("/portfolio/balance")).status_code == 200
+        assert (await a.get("/portfolio/balance")).status_code == 429
+    finally:
+        await fx.stop_sim(handle, server)
+
+
+async def test_token_costs_follow_endpoint_costs(tmp_path):
+    handle, server = await fx.start_sim(tmp_path, rate_tier="basic")
+    handle.sim.limiter.clock = FrozenClock()
+    try:
+        a = handle.client()
+        costs = (await a.get("/account/endpoint_costs")).json()
+        assert costs["default_cost"] == 10
+        table = {(c["method"], c["path"]): c["cost"] for c in costs["endpoint_costs"]}
+        assert table[("DELETE", "/trade-api/v2/portfolio/events/orders/{order_id}")] == 2
+        assert table[("DELETE", "/trade-api/v2/portfolio/events/orders/batched")] == 2
+        assert table[("GET", "/trade-api/v2/portfolio/orders/{order_id}")] == 2
+        t = handle.open_tickers()[0]
+        # a batch of 5 creates costs 50 of the 100 write tokens ...
+        r = await a.post(f"{ORDERS}/batched",
+                         json={"orders": [order_body(t, count=1, price=5)] * 5})
+        assert r.status_code == 201
+        ids = [o["order_id"] for o in r.json()["orders"]]
+        # ... 4 single creates take 40 more, leaving 10: 5 cancels at 2 tokens each fit
+        for _ in range(4):
+            assert (await a.post(ORDERS, json=order_body(t, count=1, price=5))).status_code \
+                == 201
+        for oid in ids:
+            assert (await a.delete(f"{ORDERS}/{oid}")).status_code == 200
+        r = await a.delete(f"{ORDERS}/{ids[0]}")
+        assert r.status_code == 429
+        # a batch above the tier's write budget is refused outright
+        r = await a.post(f"{ORDERS}/batched",
+                         json={"orders": [order_body(t, count=1, price=5)] * 11})
+        assert r.status_code == 400 and "at most 10" in r.json()["message"]
     finally:
         await fx.stop_sim(handle, server)
 
 
 def test_token_bucket_refills():
-    lim = RateLimiter("basic")
+    clock = FrozenClock()
+    lim = RateLimiter("basic", clock=clock)
     assert sum(lim.allow("k", "write") for _ in range(15)) == 10
     assert lim.allow("k", "read")
-    time.sleep(0.25)
+    clock.t += 0.1  # 10 write tokens
     assert lim.allow("k", "write")
+    assert not lim.allow("k", "write")
+    assert RateLimiter("advanced").limits()["write"] == {"refill_rate": 300,
+                                                         "bucket_capacity": 600}
     with pytest.raises(ValueError):
         RateLimiter("platinum")

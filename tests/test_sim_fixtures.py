@@ -142,11 +142,27 @@ async def drain(ws: ClientConnection, quiet: float = 0.2) -> list[dict]:
             return out
 
 
-def order_body(ticker: str, side: str = "yes", action: str = "buy", count: int = 1,
+ORDERS = "/portfolio/events/orders"  # the V2 order endpoints
+
+
+def order_body(ticker: str, side: str = "yes", action: str = "buy", count: int | str = 1,
                price: int = 50, **extra) -> dict:
-    body = {"ticker": ticker, "side": side, "action": action, "count": count,
-            f"{side}_price": price, "client_order_id": extra.pop("client_order_id", None)}
-    if body["client_order_id"] is None:
-        del body["client_order_id"]
+    """A CreateOrderV2Request from the legacy vocabulary: (side, action, price in `side`
+    cents) -> the YES book (bid/ask at a YES dollar price)."""
+    outcome = side if action == "buy" else ("no" if side == "yes" else "yes")
+    yes_price = price if side == "yes" else 100 - price
+    body = {"ticker": ticker, "side": "bid" if outcome == "yes" else "ask",
+            "count": f"{count}.00" if isinstance(count, int) else count,
+            "price": f"{yes_price / 100:.4f}", "time_in_force": "good_till_canceled",
+            "self_trade_prevention_type": "taker_at_cross"}
     body.update(extra)
     return body
+
+
+async def place(c: httpx.AsyncClient, ticker: str, **kw) -> dict:
+    """Create a V2 order (must succeed) and return the full Order from the legacy read."""
+    r = await c.post(ORDERS, json=order_body(ticker, **kw))
+    assert r.status_code == 201, r.text
+    got = await c.get(f"/portfolio/orders/{r.json()['order_id']}")
+    assert got.status_code == 200, got.text
+    return got.json()["order"]

@@ -9,7 +9,7 @@ import json
 import os
 
 from tests import test_sim_fixtures as fx
-from tests.test_sim_fixtures import drain, order_body, recv_json, recv_until, signer
+from tests.test_sim_fixtures import ORDERS, drain, order_body, recv_json, recv_until, signer
 
 sim = fx.sim
 quiet_sim = fx.quiet_sim
@@ -153,14 +153,13 @@ async def test_private_channels_follow_a_trade(quiet_sim):
     await _cmd(other_ws, 1, "subscribe", channels=["fill"])
     await drain(ws)
     await drain(other_ws)
-    r = await a.post("/portfolio/orders", json=order_body(t, count=3, price=45,
-                                                          client_order_id="ws-1"))
-    oid = r.json()["order"]["order_id"]
+    r = await a.post(ORDERS, json=order_body(t, count=3, price=45, client_order_id="ws-1"))
+    oid = r.json()["order_id"]
     created = await drain(ws)
     uo = [m for m in created if m["type"] == "user_order"]
     assert uo and uo[0]["msg"]["status"] == "resting" and uo[0]["msg"]["order_id"] == oid
     assert uo[0]["msg"]["client_order_id"] == "ws-1"
-    await b.post("/portfolio/orders", json=order_body(t, side="no", count=2, price=55))
+    await b.post(ORDERS, json=order_body(t, side="no", count=2, price=55))
     msgs = await drain(ws)
     kinds = [m["type"] for m in msgs]
     for kind in ("trade", "fill", "market_position", "user_order", "ticker"):

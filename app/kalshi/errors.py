@@ -82,6 +82,10 @@ class KalshiConflict(KalshiHTTPError):  # 409
     pass
 
 
+class KalshiGone(KalshiHTTPError):  # 410
+    """An endpoint Kalshi has retired (e.g. ``deprecated_v1_order_endpoint``)."""
+
+
 class KalshiRateLimited(KalshiHTTPError):  # 429
     def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,6 +107,8 @@ def error_class(status: int) -> type[KalshiHTTPError]:
         return KalshiNotFound
     if status == 409:
         return KalshiConflict
+    if status == 410:
+        return KalshiGone
     if status == 429:
         return KalshiRateLimited
     if status >= 500:

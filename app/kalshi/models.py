@@ -7,7 +7,9 @@ here; a float never appears. Balances and settlement revenue are integer cents
 on the wire and stay ``int``. Field names are the spec's, so a reader can go
 from a model to openapi.yaml / asyncapi.yaml without a translation table.
 Unknown fields are kept (``extra="allow"``) so newer exchange versions do not
-break parsing.
+break parsing. The models follow Trade API v3.31.0: order and fill direction is
+``outcome_side`` / ``book_side`` (the deprecated ``side`` / ``action`` /
+``taker_side`` are not declared, so nothing can come to depend on them).
 """
 
 from __future__ import annotations
@@ -137,7 +139,10 @@ class PriceRange(_Model):
 
 
 class Market(_Model):
+    """GET /markets: ``settlement_bounds_type`` is required since v3.31.0."""
+
     ticker: str
+    settlement_bounds_type: str
     event_ticker: str = ""
     market_type: str | None = None
     status: str = ""
@@ -174,6 +179,8 @@ class Market(_Model):
     fractional_trading_enabled: bool | None = None
     price_level_structure: str | None = None
     price_ranges: list[PriceRange] | None = None
+    settlement_floor_dollars: OptDollars = None
+    exchange_index: int | None = None
 
 
 class Event(_Model):
@@ -229,7 +236,9 @@ class Trade(_Model):
     count_fp: Count
     yes_price_dollars: Dollars
     no_price_dollars: Dollars
-    taker_side: str | None = None
+    taker_outcome_side: str  # yes | no: the taker's exposure
+    taker_book_side: str  # bid | ask: the same bit on the YES book
+    is_block_trade: bool | None = None
     created_time: datetime | None = None
 
 
@@ -244,7 +253,8 @@ class Balance(_Model):
 
 class MarketPosition(_Model):
     ticker: str
-    position_fp: Count
+    position_fp: Count  # > 0 YES contracts, < 0 NO contracts
+    exchange_index: int | None = None
     market_exposure_dollars: OptDollars = None
     realized_pnl_dollars: OptDollars = None
     fees_paid_dollars: OptDollars = None
@@ -267,8 +277,8 @@ class Order(_Model):
     client_order_id: str | None = None
     user_id: str | None = None
     ticker: str
-    side: str
-    action: str
+    outcome_side: str  # yes | no: the exposure the order builds
+    book_side: str  # bid | ask on the YES book
     type: str | None = None
     status: str
     yes_price_dollars: OptDollars = None
@@ -285,7 +295,9 @@ class Order(_Model):
     expiration_time: datetime | None = None
     self_trade_prevention_type: str | None = None
     order_group_id: str | None = None
+    cancel_order_on_pause: bool | None = None
     subaccount_number: int | None = None
+    exchange_index: int | None = None
 
 
 class Fill(_Model):
@@ -294,8 +306,8 @@ class Fill(_Model):
     order_id: str
     ticker: str | None = None
     market_ticker: str | None = None
-    side: str
-    action: str
+    outcome_side: str  # yes | no
+    book_side: str  # bid | ask
     count_fp: Count
     yes_price_dollars: Dollars
     no_price_dollars: OptDollars = None
@@ -304,6 +316,8 @@ class Fill(_Model):
     created_time: datetime | None = None
     ts: int | None = None
     client_order_id: str | None = None
+    subaccount_number: int | None = None
+    exchange_index: int | None = None
 
 
 class Settlement(_Model):
@@ -320,27 +334,107 @@ class Settlement(_Model):
     settled_time: datetime | None = None
 
 
-class CancelResult(_Model):
-    order: Order
-    reduced_by_fp: OptCount = None
+class OrderAck(_Model):
+    """V2 create (and each batch-create item): the exchange's answer, not a full Order.
+
+    ``recovered`` is set by the client when the answer was lost and the order was
+    found by its client_order_id instead (``order`` then holds what was found).
+    """
+
+    order_id: str
+    client_order_id: str | None = None
+    fill_count: Count = Decimal(0)
+    remaining_count: Count = Decimal(0)
+    average_fill_price: OptDollars = None
+    average_fee_paid: OptDollars = None
+    ts_ms: int | None = None
+    recovered: bool = False
+    order: Order | None = None
+
+    @classmethod
+    def from_order(cls, order: Order) -> OrderAck:
+        return cls(
+            order_id=order.order_id,
+            client_order_id=order.client_order_id,
+            fill_count=order.fill_count_fp,
+            remaining_count=order.remaining_count_fp,
+            recovered=True,
+            order=order,
+        )
 
 
-class AmendResult(_Model):
-    old_order: Order
-    order: Order
+class CancelAck(_Model):
+    """V2 cancel: ``reduced_by`` is None when a retry found the order already canceled."""
+
+    order_id: str
+    client_order_id: str | None = None
+    reduced_by: OptCount = None
+    ts_ms: int | None = None
+
+
+class AmendAck(_Model):
+    order_id: str
+    client_order_id: str | None = None
+    remaining_count: OptCount = None
+    fill_count: OptCount = None
+    average_fill_price: OptDollars = None
+    average_fee_paid: OptDollars = None
+    ts_ms: int | None = None
+
+
+class DecreaseAck(_Model):
+    order_id: str
+    client_order_id: str | None = None
+    remaining_count: Count
+    ts_ms: int | None = None
 
 
 class BatchCreateItem(_Model):
+    order_id: str | None = None
     client_order_id: str | None = None
-    order: Order | None = None
+    fill_count: OptCount = None
+    remaining_count: OptCount = None
+    average_fill_price: OptDollars = None
+    average_fee_paid: OptDollars = None
+    ts_ms: int | None = None
     error: ErrorBody | None = None
 
 
 class BatchCancelItem(_Model):
     order_id: str
-    order: Order | None = None
-    reduced_by_fp: OptCount = None
+    client_order_id: str | None = None
+    reduced_by: OptCount = None
+    ts_ms: int | None = None
     error: ErrorBody | None = None
+
+
+class BucketLimit(_Model):
+    """One token bucket: ``refill_rate`` tokens/s up to ``bucket_capacity``."""
+
+    refill_rate: int
+    bucket_capacity: int
+
+
+class AccountLimits(_Model):
+    """GET /account/limits."""
+
+    usage_tier: str
+    read: BucketLimit
+    write: BucketLimit
+    grants: list[dict[str, Any]] = []
+
+
+class EndpointCost(_Model):
+    method: str
+    path: str
+    cost: int
+
+
+class EndpointCosts(_Model):
+    """GET /account/endpoint_costs: only endpoints whose cost differs from the default."""
+
+    default_cost: int
+    endpoint_costs: list[EndpointCost] = []
 
 
 class Positions(_Model):
@@ -386,8 +480,9 @@ class TradeMsg(_Model):
     yes_price_dollars: Dollars
     no_price_dollars: OptDollars = None
     count_fp: Count
-    taker_side: str | None = None
     taker_outcome_side: str | None = None
+    taker_book_side: str | None = None
+    is_block_trade: bool | None = None
     ts_ms: int | None = None
 
 
@@ -395,10 +490,10 @@ class FillMsg(_Model):
     trade_id: str
     order_id: str
     market_ticker: str
+    exchange_index: int | None = None
     is_taker: bool | None = None
-    side: str | None = None
     outcome_side: str | None = None
-    action: str | None = None
+    book_side: str | None = None
     yes_price_dollars: Dollars
     count_fp: Count
     fee_cost: OptDollars = None
@@ -410,10 +505,11 @@ class FillMsg(_Model):
 class UserOrderMsg(_Model):
     order_id: str
     ticker: str
+    exchange_index: int | None = None
     status: str
     client_order_id: str | None = None
-    side: str | None = None
     outcome_side: str | None = None
+    book_side: str | None = None
     yes_price_dollars: OptDollars = None
     fill_count_fp: OptCount = None
     remaining_count_fp: OptCount = None
@@ -440,6 +536,9 @@ class MarketLifecycleMsg(_Model):
     result: str | None = None
     settlement_value: OptDollars = None
     is_deactivated: bool | None = None
+    exchange_index: int | None = None
+    price_level_structure: str | None = None
+    price_ranges: list[PriceRange] | None = None
 
 
 WS_MSG_MODELS: dict[str, type[_Model]] = {

@@ -11,10 +11,18 @@ Decimal numbers. Retries follow one rule, decided per call:
   whose repetition cannot do anything twice are retried - reads (GET), cancels
   (DELETE) and order creation, which always carries a client_order_id so a
   repeat is recognised by the exchange (a 409 on a repeat is resolved by
-  looking the order up). Amend, decrease and batch create are never repeated
-  after an unknown outcome.
+  looking the order up by that client_order_id). Amend, decrease and batch
+  create are never repeated after an unknown outcome.
 
 Delays are exponential with full jitter; a Retry-After header is honoured.
+
+Order writes go only to the V2 endpoints under ``/portfolio/events/orders``
+(Trade API v3.31.0); ``/portfolio/orders`` is read-only here and a write to it
+is refused before anything is sent. Callers speak outcome side + action
+(:mod:`app.kalshi.direction` translates to the YES book), every price is checked
+against the market's price grid (:mod:`app.kalshi.prices`) before it is sent, and
+after :meth:`KalshiRest.start` requests are paced by the account's token buckets
+(:mod:`app.kalshi.ratelimit`).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from app.kalshi import signing
+from app.kalshi.direction import to_book
 from app.kalshi.errors import (
     KalshiConflict,
     KalshiError,
@@ -48,11 +57,14 @@ from app.kalshi.errors import (
     parse_error_body,
 )
 from app.kalshi.models import (
-    AmendResult,
+    AccountLimits,
+    AmendAck,
     Balance,
     BatchCancelItem,
     BatchCreateItem,
-    CancelResult,
+    CancelAck,
+    DecreaseAck,
+    EndpointCosts,
     Event,
     EventWithMarkets,
     ExchangeStatus,
@@ -60,6 +72,7 @@ from app.kalshi.models import (
     Market,
     MarketPosition,
     Order,
+    OrderAck,
     Orderbook,
     Page,
     Positions,
@@ -71,6 +84,8 @@ from app.kalshi.models import (
     loads,
     to_decimal,
 )
+from app.kalshi.prices import PriceGrid
+from app.kalshi.ratelimit import RateBudget, items_in
 from app.kalshi.urls import Endpoints
 
 log = logging.getLogger(__name__)
@@ -136,76 +151,86 @@ def _clean(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+ORDERS_V2 = "/portfolio/events/orders"
+LEGACY_ORDERS = "/portfolio/orders"
+TIME_IN_FORCE = ("good_till_canceled", "immediate_or_cancel", "fill_or_kill")
+SELF_TRADE_PREVENTION = ("taker_at_cross", "maker")
+
+
+class LegacyOrderWrite(KalshiError):
+    """A write to the legacy ``/portfolio/orders`` endpoints (refused before sending)."""
+
+
+def is_legacy_order_write(method: str, path: str) -> bool:
+    """True for any non-GET under ``/portfolio/orders`` (Kalshi answers those with 410)."""
+    p = urlsplit(path).path.rstrip("/")
+    return method.upper() not in ("GET", "HEAD") and (
+        p == LEGACY_ORDERS or p.startswith(LEGACY_ORDERS + "/")
+    )
+
+
+def _count(value: int | Decimal | str, what: str = "count") -> str:
+    qty = to_decimal(value)
+    if qty <= 0:
+        raise ValueError(f"{what} must be positive, not {value!r}")
+    return fmt_count(qty)
+
+
 def order_body(
     ticker: str,
     side: str,
     action: str,
     count: int | Decimal | str,
+    price: Decimal | str,
     *,
-    yes_price: Decimal | str | None = None,
-    no_price: Decimal | str | None = None,
     client_order_id: str | None = None,
-    time_in_force: str | None = None,
+    time_in_force: str = "good_till_canceled",
+    self_trade_prevention_type: str = "taker_at_cross",
     post_only: bool | None = None,
     reduce_only: bool | None = None,
-    expiration_ts: int | None = None,
-    buy_max_cost: int | None = None,
-    self_trade_prevention_type: str | None = None,
+    expiration_time: int | None = None,
     order_group_id: str | None = None,
     cancel_order_on_pause: bool | None = None,
     subaccount: int | None = None,
+    exchange_index: int | None = None,
 ) -> dict[str, Any]:
-    """A CreateOrderRequest body. Prices are dollars (Decimal or fixed-point string).
+    """A CreateOrderV2Request body from rec's view of an order.
 
-    A client_order_id is generated when none is given, so every order can be
-    retried safely.
+    ``side`` (yes/no) and ``action`` (buy/sell) with ``price`` in that side's
+    dollars become the YES-book ``side`` (bid/ask) and YES ``price``
+    (:func:`app.kalshi.direction.to_book`). A client_order_id is generated when
+    none is given, so every order can be retried safely.
     """
-    if side not in ("yes", "no"):
-        raise ValueError(f"side must be 'yes' or 'no', not {side!r}")
-    if action not in ("buy", "sell"):
-        raise ValueError(f"action must be 'buy' or 'sell', not {action!r}")
-    if (yes_price is None) == (no_price is None) and buy_max_cost is None:
-        raise ValueError("give exactly one of yes_price or no_price")
-    qty = to_decimal(count)
-    if qty <= 0:
-        raise ValueError(f"count must be positive, not {count!r}")
+    quote_ = to_book(side, action, price)
+    if time_in_force not in TIME_IN_FORCE:
+        raise ValueError(f"time_in_force must be one of {', '.join(TIME_IN_FORCE)}")
+    if self_trade_prevention_type not in SELF_TRADE_PREVENTION:
+        raise ValueError(
+            f"self_trade_prevention_type must be one of {', '.join(SELF_TRADE_PREVENTION)}"
+        )
     body: dict[str, Any] = {
         "ticker": ticker,
-        "side": side,
-        "action": action,
         "client_order_id": client_order_id or str(uuid.uuid4()),
-        "count_fp": fmt_count(qty),
-    }
-    if qty == qty.to_integral_value():
-        body["count"] = int(qty)
-    if yes_price is not None:
-        body["yes_price_dollars"] = fmt_dollars(yes_price)
-    if no_price is not None:
-        body["no_price_dollars"] = fmt_dollars(no_price)
-    optional = {
+        "side": quote_.book_side,
+        "count": _count(count),
+        "price": fmt_dollars(quote_.price),
         "time_in_force": time_in_force,
+        "self_trade_prevention_type": self_trade_prevention_type,
+    }
+    optional = {
         "post_only": post_only,
         "reduce_only": reduce_only,
-        "expiration_ts": expiration_ts,
-        "buy_max_cost": buy_max_cost,
-        "self_trade_prevention_type": self_trade_prevention_type,
+        "expiration_time": expiration_time,
         "order_group_id": order_group_id,
         "cancel_order_on_pause": cancel_order_on_pause,
         "subaccount": subaccount,
+        "exchange_index": exchange_index,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
 
 
-def signer_from_settings(settings: Any) -> signing.Signer | None:
-    """A Signer from rec's Settings credentials, or None when none are configured."""
-    key_id = getattr(settings, "kalshi_key_id", None)
-    pem = getattr(settings, "kalshi_private_key", None)
-    if key_id is None or pem is None:
-        return None
-    key_id = key_id.get_secret_value() if hasattr(key_id, "get_secret_value") else str(key_id)
-    pem = pem.get_secret_value() if hasattr(pem, "get_secret_value") else pem
-    return signing.Signer(key_id.strip(), signing.load_private_key(pem))
+CancelRef = str | tuple[str, str]  # order_id, or (order_id, market_ticker) for auto-routing
 
 
 class KalshiRest:
@@ -221,6 +246,8 @@ class KalshiRest:
         rng: random.Random | None = None,
         max_connections: int = 16,
         transport: httpx.AsyncBaseTransport | None = None,
+        validate_prices: bool = True,
+        budget: RateBudget | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._prefix = urlsplit(self.base_url).path.rstrip("/")
@@ -237,17 +264,41 @@ class KalshiRest:
             transport=transport,
         )
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-        self.stats = {"requests": 0, "retries": 0}
+        self.stats: dict[str, float] = {"requests": 0, "retries": 0, "paced_s": 0.0}
+        self.validate_prices = validate_prices
+        self.budget = budget
+        self.limits: AccountLimits | None = None
+        self._grids: dict[str, PriceGrid] = {}
 
     @classmethod
     def from_endpoints(cls, endpoints: Endpoints, signer: signing.Signer | None, **kw: Any):
         return cls(endpoints.rest_base, signer, **kw)
 
-    @classmethod
-    def from_settings(cls, settings: Any, **kw: Any) -> KalshiRest:
-        from app.kalshi.urls import from_settings
+    async def start(self, *, pace: bool = True) -> RateBudget | None:
+        """Read the account's rate limits and endpoint costs; pace requests by them.
 
-        return cls(from_settings(settings).rest_base, signer_from_settings(settings), **kw)
+        Call once before trading. Returns the budget (None when ``pace`` is False).
+        """
+        self.limits = await self.get_account_limits()
+        if not pace:
+            return None
+        costs = await self.get_endpoint_costs()
+        budget = RateBudget.build(self.limits, costs)
+        # the two reads above were not paced: take their tokens now
+        for path in ("/account/limits", "/account/endpoint_costs"):
+            budget.read.tokens -= budget.cost("GET", path)
+        self.budget = budget
+        log.info(
+            "kalshi rate budget: tier %s, reads %d/s (burst %d), writes %d/s (burst %d), "
+            "default cost %d",
+            self.limits.usage_tier,
+            self.limits.read.refill_rate,
+            self.limits.read.bucket_capacity,
+            self.limits.write.refill_rate,
+            self.limits.write.bucket_capacity,
+            costs.default_cost,
+        )
+        return self.budget
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -321,6 +372,15 @@ class KalshiRest:
         body: Any,
         call_timeout: float | None,
     ) -> Any:
+        if is_legacy_order_write(method, path):
+            raise LegacyOrderWrite(
+                f"{method} {path}: order writes go to {ORDERS_V2} (V2); the legacy "
+                f"{LEGACY_ORDERS} endpoints are read-only",
+                method=method,
+                path=path,
+            )
+        if self.budget is not None:
+            self.stats["paced_s"] += await self.budget.spend(method, path, items_in(body))
         url = self.base_url + path
         headers = (
             self.signer.headers(method, self._prefix + path) if self.signer is not None else {}
@@ -457,7 +517,10 @@ class KalshiRest:
         data = await self._get(
             f"/events/{quote(event_ticker, safe='')}", with_nested_markets=with_nested_markets
         )
-        return EventWithMarkets.model_validate(data)
+        out = EventWithMarkets.model_validate(data)
+        for m in [*out.markets, *(out.event.markets or [])]:
+            self.remember_market(m)
+        return out
 
     # ------------------------------------------------------------------ markets
 
@@ -486,14 +549,19 @@ class KalshiRest:
             max_close_ts=max_close_ts,
             **extra,
         )
-        return self._page(data, "markets", Market)
+        page = self._page(data, "markets", Market)
+        for m in page.items:
+            self.remember_market(m)
+        return page
 
     def iter_markets(self, **filters: Any) -> AsyncIterator[Market]:
         return self.paginate(lambda c: self.get_markets(cursor=c, **filters))
 
     async def get_market(self, ticker: str) -> Market:
         data = await self._get(f"/markets/{quote(ticker, safe='')}")
-        return Market.model_validate(data["market"])
+        market = Market.model_validate(data["market"])
+        self.remember_market(market)
+        return market
 
     async def get_orderbook(self, ticker: str, *, depth: int | None = None) -> Orderbook:
         data = await self._get(f"/markets/{quote(ticker, safe='')}/orderbook", depth=depth)
@@ -603,40 +671,80 @@ class KalshiRest:
     def iter_settlements(self, **filters: Any) -> AsyncIterator[Settlement]:
         return self.paginate(lambda c: self.get_settlements(cursor=c, **filters))
 
-    # ------------------------------------------------------------------ orders
+    # ------------------------------------------------------------------ account
+
+    async def get_account_limits(self) -> AccountLimits:
+        return AccountLimits.model_validate(await self._get("/account/limits"))
+
+    async def get_endpoint_costs(self) -> EndpointCosts:
+        return EndpointCosts.model_validate(await self._get("/account/endpoint_costs"))
+
+    # ------------------------------------------------------------------ price grids
+
+    def remember_market(self, market: Market) -> None:
+        """Keep ``market``'s price grid (every market read through this client does this)."""
+        if market.price_ranges or market.price_level_structure:
+            self._grids[market.ticker] = PriceGrid.from_market(market)
+
+    def set_price_grid(self, ticker: str, grid: PriceGrid) -> None:
+        """E.g. from a WS ``price_level_structure_updated`` lifecycle message."""
+        self._grids[ticker] = grid
+
+    async def price_grid(self, ticker: str) -> PriceGrid:
+        """The market's valid prices (read once with GET /markets/{ticker}, then kept)."""
+        grid = self._grids.get(ticker)
+        if grid is None:
+            await self.get_market(ticker)
+            grid = self._grids.get(ticker) or PriceGrid.from_structure("", ticker)
+        return grid
+
+    async def check_price(self, ticker: str, yes_price: Decimal | str) -> None:
+        """Raise :class:`~app.kalshi.prices.InvalidPrice` unless the market takes the price."""
+        if self.validate_prices:
+            (await self.price_grid(ticker)).check(yes_price)
+
+    # ------------------------------------------------------------------ orders (V2 writes)
 
     async def create_order(
-        self, ticker: str, side: str, action: str, count: int | Decimal | str, **kw: Any
-    ) -> Order:
-        """Place an order (see :func:`order_body` for the keywords).
+        self,
+        ticker: str,
+        side: str,
+        action: str,
+        count: int | Decimal | str,
+        price: Decimal | str,
+        **kw: Any,
+    ) -> OrderAck:
+        """Place an order: buy/sell ``side`` (yes/no) at ``price`` in that side's dollars.
 
-        Retried after an unknown outcome with the same client_order_id; if the
-        exchange then answers 409 (it already has that id), the existing order
-        is looked up and returned, so one call never makes two orders.
+        Keywords as :func:`order_body`. Retried after an unknown outcome with the
+        same client_order_id; if the exchange then answers 409 (it already has
+        that id), the order is looked up by its client_order_id and returned
+        (``recovered=True``), so one call never makes two orders.
         """
-        body = order_body(ticker, side, action, count, **kw)
-        return await self.submit_order(body)
+        return await self.submit_order(order_body(ticker, side, action, count, price, **kw))
 
-    async def submit_order(self, body: dict[str, Any]) -> Order:
-        """POST a prepared CreateOrderRequest body (must carry client_order_id)."""
+    async def submit_order(self, body: dict[str, Any]) -> OrderAck:
+        """POST a prepared CreateOrderV2Request body (must carry client_order_id)."""
         coid = body.get("client_order_id")
         if not coid:
             raise ValueError("an order needs a client_order_id to be retried safely")
+        await self.check_price(body["ticker"], body["price"])
         attempt = 0
         ambiguous = False
         while True:
             attempt += 1
             try:
-                data = await self._once("POST", "/portfolio/orders", None, body, None)
-                return Order.model_validate(data["order"])
+                data = await self._once("POST", ORDERS_V2, None, body, None)
+                return OrderAck.model_validate(data)
             except KalshiConflict:
                 if ambiguous:
-                    found = await self.find_order_by_client_id(body["ticker"], coid)
+                    found = await self.find_order_by_client_id(coid, ticker=body["ticker"])
                     if found is not None:
                         log.info("order %s already accepted by an earlier attempt", coid)
-                        return found
+                        return OrderAck.from_order(found)
                 raise
             except KalshiError as exc:
+                exc.after_unknown_outcome = ambiguous
                 delay = self._retry_delay(exc, IDEMPOTENT, attempt)
                 if delay is None:
                     raise
@@ -650,14 +758,21 @@ class KalshiRest:
                 )
                 await self.sleep(delay)
 
-    async def find_order_by_client_id(self, ticker: str, client_order_id: str) -> Order | None:
+    async def find_order_by_client_id(
+        self, client_order_id: str, *, ticker: str | None = None
+    ) -> Order | None:
+        """The order whose client_order_id is ``client_order_id`` (None if there is none).
+
+        The list endpoint cannot filter by client_order_id; ``ticker`` narrows the
+        listing, the match is always on the client_order_id itself.
+        """
         async for order in self.iter_orders(ticker=ticker, limit=200):
             if order.client_order_id == client_order_id:
                 return order
         return None
 
     async def get_order(self, order_id: str) -> Order:
-        data = await self._get(f"/portfolio/orders/{quote(order_id, safe='')}")
+        data = await self._get(f"{LEGACY_ORDERS}/{quote(order_id, safe='')}")
         return Order.model_validate(data["order"])
 
     async def get_orders(
@@ -670,9 +785,10 @@ class KalshiRest:
         max_ts: int | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        subaccount: int | None = None,
     ) -> Page[Order]:
         data = await self._get(
-            "/portfolio/orders",
+            LEGACY_ORDERS,
             ticker=ticker,
             event_ticker=event_ticker,
             status=status,
@@ -680,30 +796,48 @@ class KalshiRest:
             max_ts=max_ts,
             limit=limit,
             cursor=cursor,
+            subaccount=subaccount,
         )
         return self._page(data, "orders", Order)
 
     def iter_orders(self, **filters: Any) -> AsyncIterator[Order]:
         return self.paginate(lambda c: self.get_orders(cursor=c, **filters))
 
-    async def cancel_order(self, order_id: str) -> CancelResult:
-        """Cancel a resting order; retried like a read, since cancelling twice is harmless.
+    async def cancel_order(
+        self,
+        order_id: str,
+        *,
+        ticker: str | None = None,
+        subaccount: int | None = None,
+        exchange_index: int | None = None,
+    ) -> CancelAck:
+        """Cancel a resting order (V2); retried like a read, since cancelling twice is harmless.
 
-        When an earlier attempt may have cancelled the order and the retry then
-        answers 404, the order is fetched and returned if it is canceled
-        (``reduced_by_fp`` is then unknown: None).
+        ``ticker`` lets the exchange route the cancel to the market's shard. When
+        an earlier attempt may have cancelled the order and the retry then
+        answers 404, the order is fetched and, if it is canceled, returned with
+        ``reduced_by`` None (unknown).
         """
-        path = f"/portfolio/orders/{quote(order_id, safe='')}"
+        path = f"{ORDERS_V2}/{quote(order_id, safe='')}"
+        params = {
+            "market_ticker": ticker,
+            "subaccount": subaccount,
+            "exchange_index": exchange_index,
+        }
         try:
-            data = await self.request("DELETE", path)
+            data = await self.request("DELETE", path, params=params)
         except KalshiNotFound as exc:
             if not exc.after_unknown_outcome:
                 raise
             order = await self.get_order(order_id)
             if order.status != "canceled":
                 raise
-            return CancelResult(order=order, reduced_by_fp=None)
-        return CancelResult.model_validate(data)
+            return CancelAck(order_id=order.order_id, client_order_id=order.client_order_id)
+        return CancelAck.model_validate(data)
+
+    async def cancel_all_orders(self, *, subaccount: int | None = None) -> None:
+        """Cancel every resting order (of ``subaccount`` when given) on every shard."""
+        await self.request("DELETE", ORDERS_V2, params={"subaccount": subaccount})
 
     async def amend_order(
         self,
@@ -712,36 +846,42 @@ class KalshiRest:
         ticker: str,
         side: str,
         action: str,
-        yes_price: Decimal | str | None = None,
-        no_price: Decimal | str | None = None,
-        count: int | Decimal | str | None = None,
+        price: Decimal | str,
+        count: int | Decimal | str,
         client_order_id: str | None = None,
         updated_client_order_id: str | None = None,
-    ) -> AmendResult:
-        """Change price and/or size of a resting order (never retried after an unknown outcome)."""
-        body: dict[str, Any] = {"ticker": ticker, "side": side, "action": action}
-        if yes_price is not None and no_price is not None:
-            raise ValueError("give at most one of yes_price or no_price")
-        if yes_price is not None:
-            body["yes_price_dollars"] = fmt_dollars(yes_price)
-        if no_price is not None:
-            body["no_price_dollars"] = fmt_dollars(no_price)
-        if count is not None:
-            qty = to_decimal(count)
-            body["count_fp"] = fmt_count(qty)
-            if qty == qty.to_integral_value():
-                body["count"] = int(qty)
-        if client_order_id:
-            body["client_order_id"] = client_order_id
-        if updated_client_order_id:
-            body["updated_client_order_id"] = updated_client_order_id
+        expiration_time: int | None = None,
+        subaccount: int | None = None,
+        exchange_index: int | None = None,
+    ) -> AmendAck:
+        """Change price and/or size (never retried after an unknown outcome).
+
+        ``side``/``action``/``price`` as for :meth:`create_order`; ``count`` is the
+        new total (already filled + desired resting), as Kalshi defines it.
+        """
+        quote_ = to_book(side, action, price)
+        await self.check_price(ticker, quote_.price)
+        body: dict[str, Any] = {
+            "ticker": ticker,
+            "side": quote_.book_side,
+            "price": fmt_dollars(quote_.price),
+            "count": _count(count),
+        }
+        optional = {
+            "client_order_id": client_order_id,
+            "updated_client_order_id": updated_client_order_id,
+            "expiration_time": expiration_time,
+            "exchange_index": exchange_index,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
         data = await self.request(
             "POST",
-            f"/portfolio/orders/{quote(order_id, safe='')}/amend",
+            f"{ORDERS_V2}/{quote(order_id, safe='')}/amend",
+            params={"subaccount": subaccount},
             json=body,
             safety=UNSAFE,
         )
-        return AmendResult.model_validate(data)
+        return AmendAck.model_validate(data)
 
     async def decrease_order(
         self,
@@ -749,44 +889,74 @@ class KalshiRest:
         *,
         reduce_by: int | Decimal | str | None = None,
         reduce_to: int | Decimal | str | None = None,
-    ) -> Order:
+        ticker: str | None = None,
+        subaccount: int | None = None,
+        exchange_index: int | None = None,
+    ) -> DecreaseAck:
         if (reduce_by is None) == (reduce_to is None):
             raise ValueError("give exactly one of reduce_by or reduce_to")
         body: dict[str, Any] = {}
-        for name, value in (("reduce_by", reduce_by), ("reduce_to", reduce_to)):
-            if value is not None:
-                qty = to_decimal(value)
-                body[f"{name}_fp"] = fmt_count(qty)
-                if qty == qty.to_integral_value():
-                    body[name] = int(qty)
+        if reduce_by is not None:
+            body["reduce_by"] = _count(reduce_by, "reduce_by")
+        if reduce_to is not None:
+            qty = to_decimal(reduce_to)
+            if qty < 0:
+                raise ValueError(f"reduce_to must not be negative, not {reduce_to!r}")
+            body["reduce_to"] = fmt_count(qty)
+        if ticker is not None:
+            body["market_ticker"] = ticker
+        if exchange_index is not None:
+            body["exchange_index"] = exchange_index
         data = await self.request(
             "POST",
-            f"/portfolio/orders/{quote(order_id, safe='')}/decrease",
+            f"{ORDERS_V2}/{quote(order_id, safe='')}/decrease",
+            params={"subaccount": subaccount},
             json=body,
             safety=UNSAFE,
         )
-        return Order.model_validate(data["order"])
+        return DecreaseAck.model_validate(data)
 
     async def batch_create_orders(self, orders: list[dict[str, Any]]) -> list[BatchCreateItem]:
-        """POST /portfolio/orders/batched with bodies from :func:`order_body`."""
+        """POST /portfolio/events/orders/batched with bodies from :func:`order_body`.
+
+        Every price is checked before anything is sent; the answer has one item
+        per order, in order, each with the order's ids or its error.
+        """
+        for body in orders:
+            if not body.get("client_order_id"):
+                raise ValueError("every order in a batch needs a client_order_id")
+            await self.check_price(body["ticker"], body["price"])
         data = await self.request(
-            "POST", "/portfolio/orders/batched", json={"orders": orders}, safety=UNSAFE
+            "POST", f"{ORDERS_V2}/batched", json={"orders": orders}, safety=UNSAFE
         )
         return [BatchCreateItem.model_validate(x) for x in data.get("orders") or []]
 
-    async def batch_cancel_orders(self, order_ids: Iterable[str]) -> list[BatchCancelItem]:
-        body = {"orders": [{"order_id": oid} for oid in order_ids]}
-        data = await self.request("DELETE", "/portfolio/orders/batched", json=body)
+    async def batch_cancel_orders(
+        self, orders: Iterable[CancelRef], *, subaccount: int | None = None
+    ) -> list[BatchCancelItem]:
+        """DELETE /portfolio/events/orders/batched: order ids or (order_id, ticker) pairs."""
+        items: list[dict[str, Any]] = []
+        for ref in orders:
+            oid, ticker = (ref, None) if isinstance(ref, str) else ref
+            item: dict[str, Any] = {"order_id": oid}
+            if ticker:
+                item["market_ticker"] = ticker
+            if subaccount is not None:
+                item["subaccount"] = subaccount
+            items.append(item)
+        data = await self.request("DELETE", f"{ORDERS_V2}/batched", json={"orders": items})
         return [BatchCancelItem.model_validate(x) for x in data.get("orders") or []]
 
 
 __all__ = [
     "IDEMPOTENT",
+    "ORDERS_V2",
     "UNSAFE",
     "KalshiHTTPError",
     "KalshiRest",
+    "LegacyOrderWrite",
     "RetryPolicy",
+    "is_legacy_order_write",
     "order_body",
     "parse_retry_after",
-    "signer_from_settings",
 ]

@@ -2,23 +2,27 @@
 
 ``REC_ACCOUNT_MODE`` picks the exchange (``sim`` | ``demo`` | ``prod``);
 ``REC_KALSHI_BASE_URL`` / ``REC_KALSHI_WS_URL`` override either URL. The
-functions here take plain arguments so they can be used (and tested) without a
-Settings object; :func:`from_settings` adapts rec's Settings.
+functions here take plain arguments; nothing in ``app.kalshi`` knows rec's
+Settings (:mod:`app.exchange` is the one adapter from Settings to the client).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 REST_PREFIX = "/trade-api/v2"
 WS_PATH = "/trade-api/ws/v2"
 
-# Kalshi's published hosts (openapi.yaml `servers` names the prod REST host; the
-# elections host also serves the WebSocket endpoint at /trade-api/ws/v2).
-PROD_HOST = "api.elections.kalshi.com"
-DEMO_HOST = "demo-api.kalshi.co"
+# Kalshi's dedicated Trade API hosts (openapi.yaml v3.31.0 `servers`, asyncapi.yaml
+# `servers.production`; docs.kalshi.com "API Environments" for the demo WS host).
+PROD_HOST = "external-api.kalshi.com"
+PROD_WS_HOST = "external-api-ws.kalshi.com"
+DEMO_HOST = "external-api.demo.kalshi.co"
+DEMO_WS_HOST = "external-api-ws.demo.kalshi.co"
+# The shared hosts Kalshi still supports (REST and WS on one host); accepted as overrides.
+LEGACY_PROD_HOST = "api.elections.kalshi.com"
+LEGACY_DEMO_HOST = "demo-api.kalshi.co"
 
 MODES = ("sim", "demo", "prod")
 
@@ -65,14 +69,14 @@ def resolve(
     sim_port: int = 8090,
 ) -> Endpoints:
     """Return the REST base and WS URL for ``mode``; non-empty overrides win."""
-    mode = str(getattr(mode, "value", mode)).strip().lower()
+    mode = str(mode).strip().lower()
     if mode == "sim":
         origin = f"{_host_for_url(sim_host)}:{int(sim_port)}"
         rest, ws = f"http://{origin}{REST_PREFIX}", f"ws://{origin}{WS_PATH}"
     elif mode == "demo":
-        rest, ws = f"https://{DEMO_HOST}{REST_PREFIX}", f"wss://{DEMO_HOST}{WS_PATH}"
+        rest, ws = f"https://{DEMO_HOST}{REST_PREFIX}", f"wss://{DEMO_WS_HOST}{WS_PATH}"
     elif mode == "prod":
-        rest, ws = f"https://{PROD_HOST}{REST_PREFIX}", f"wss://{PROD_HOST}{WS_PATH}"
+        rest, ws = f"https://{PROD_HOST}{REST_PREFIX}", f"wss://{PROD_WS_HOST}{WS_PATH}"
     else:
         raise UrlConfigError(f"account_mode: {mode!r} is not one of {', '.join(MODES)}")
     if base_url:
@@ -81,13 +85,3 @@ def resolve(
         ws = _check(ws_url.strip(), ("ws", "wss"), "kalshi_ws_url")
     return Endpoints(mode=mode, rest_base=rest, ws_url=ws)
 
-
-def from_settings(settings: Any) -> Endpoints:
-    """Endpoints from rec's Settings (app.config)."""
-    return resolve(
-        settings.account_mode,
-        base_url=getattr(settings, "kalshi_base_url", None) or None,
-        ws_url=getattr(settings, "kalshi_ws_url", None) or None,
-        sim_host=settings.target_host,
-        sim_port=settings.exchange_sim_port,
-    )

@@ -173,13 +173,6 @@ class KalshiWS:
     def from_endpoints(cls, endpoints: Endpoints, signer: signing.Signer | None, **kw: Any):
         return cls(endpoints.ws_url, signer, **kw)
 
-    @classmethod
-    def from_settings(cls, settings: Any, **kw: Any) -> KalshiWS:
-        from app.kalshi.rest import signer_from_settings
-        from app.kalshi.urls import from_settings
-
-        return cls(from_settings(settings).ws_url, signer_from_settings(settings), **kw)
-
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:

@@ -1,11 +1,15 @@
-"""Simulator settings, built from rec's Settings or given directly (tests)."""
+"""Simulator settings, built from rec's Settings (`sim_config`) or given directly (tests)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.sim.world import WorldParams
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 
 @dataclass
@@ -19,23 +23,56 @@ class SimConfig:
     start_balance_cents: int = 1_000_000
     max_clock_skew_ms: int = 30_000
     ws_ping_interval: float = 10.0
+    # the weekly trading pause (Kalshi: Thursdays 03:00-05:00 ET); weekday 0 = Monday,
+    # None = never paused
+    maintenance_weekday: int | None = 3
+    maintenance_minutes_et: tuple[int, int] = (180, 300)  # start, end after midnight ET
     world: WorldParams = field(default_factory=WorldParams)
 
     def world_params(self) -> WorldParams:
         w = self.world
         w.seed = self.seed
         w.start_ms = self.start_ms
+        w.maintenance_weekday = self.maintenance_weekday
+        w.maintenance_start_min, w.maintenance_end_min = self.maintenance_minutes_et
         return w
 
     @classmethod
-    def from_settings(cls, settings: object) -> SimConfig:
-        """From app.config.Settings (its sim_* fields)."""
-        s = settings
-        return cls(
-            keys_dir=Path(s.sim_keys_dir),  # type: ignore[attr-defined]
-            seed=s.sim_seed,  # type: ignore[attr-defined]
-            speed=s.sim_speed,  # type: ignore[attr-defined]
-            faults_enabled=s.sim_faults_enabled,  # type: ignore[attr-defined]
-            rate_tier=s.sim_rate_tier,  # type: ignore[attr-defined]
-            start_balance_cents=s.sim_start_balance_cents,  # type: ignore[attr-defined]
-        )
+    def from_settings(cls, settings: Settings) -> SimConfig:
+        """Deprecated: use sim_config(settings); kept until the service module calls it."""
+        return sim_config(settings)
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_window(text: str) -> tuple[int | None, tuple[int, int]]:
+    """"thu 03:00-05:00" -> (3, (180, 300)); "" -> no weekly pause."""
+    if not text.strip():
+        return None, (0, 0)
+    try:
+        day, span = text.split()
+        a, b = span.split("-")
+        start = int(a[:2]) * 60 + int(a[3:])
+        end = int(b[:2]) * 60 + int(b[3:])
+        weekday = DAYS.index(day)
+    except ValueError:
+        raise ValueError(f"maintenance window {text!r}: use e.g. 'thu 03:00-05:00'") from None
+    if not 0 <= start < end <= 1440:
+        raise ValueError(f"maintenance window {text!r}: the end must follow the start")
+    return weekday, (start, end)
+
+
+def sim_config(settings: Settings) -> SimConfig:
+    """The simulator's configuration from rec's Settings (its sim_* fields)."""
+    weekday, minutes = parse_window(settings.sim_maintenance_window)
+    return SimConfig(
+        keys_dir=Path(settings.sim_keys_dir),
+        seed=settings.sim_seed,
+        speed=settings.sim_speed,
+        faults_enabled=settings.sim_faults_enabled,
+        rate_tier=settings.sim_rate_tier,
+        start_balance_cents=settings.sim_start_balance_cents,
+        maintenance_weekday=weekday,
+        maintenance_minutes_et=minutes,
+    )

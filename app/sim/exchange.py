@@ -10,6 +10,7 @@ import copy
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from app.sim import fees
 from app.sim.accounts import Account, FillRecord, SettlementRecord, stable_uuid
@@ -17,6 +18,10 @@ from app.sim.market import ACTIVE, CLOSED, DETERMINED, FINALIZED, Event, Market,
 from app.sim.matching import NO, YES, Book, LevelChange, Order, other
 
 TIFS = ("fill_or_kill", "good_till_canceled", "immediate_or_cancel")
+KEEP: Any = object()  # amend: leave the expiry as it is
+# Error code for orders refused while trading is paused (halt or maintenance window).
+# The REST spec lists no error-code enum; this is the code the simulator has always sent.
+TRADING_PAUSED = "trading_is_paused"
 
 
 class ExchangeError(Exception):
@@ -134,7 +139,7 @@ class Exchange:
     def place(self, acct: Account, req: OrderRequest) -> Order:
         m = self.market(req.ticker)
         if not self.trading_active:
-            raise ExchangeError(400, "trading_is_paused", "trading is paused on the exchange")
+            raise ExchangeError(400, TRADING_PAUSED, "trading is paused on the exchange")
         if m.status != ACTIVE:
             raise ExchangeError(400, "market_closed", f"market {m.ticker} is not open")
         if req.client_order_id and req.client_order_id in acct.by_client_id:
@@ -372,23 +377,31 @@ class Exchange:
             self._publish(self.markets[order.ticker], [(acct, order)])
         return order
 
-    def amend(self, acct: Account, order_id: str, ticker: str, side: str, action: str,
-              price: int, count: int | None, new_client_id: str | None) -> tuple[Order, Order]:
-        """Change price and/or total count (filled + remaining) of a resting order."""
+    def amend(self, acct: Account, order_id: str, ticker: str, outcome: str, yes_price: int,
+              count: int | None, new_client_id: str | None,
+              expiration_ms: int | None = KEEP) -> tuple[Order, Order]:
+        """Change price, total count (filled + remaining) and/or expiry of a resting order.
+
+        expiration_ms: KEEP leaves it, None removes it, a time sets it."""
         order = self.owned(acct, order_id)
         if order.status != "resting":
             raise ExchangeError(404, "not_found", f"order {order_id} is not resting")
-        if (ticker, side, action) != (order.ticker, order.side, order.action):
+        if (ticker, outcome) != (order.ticker, order.outcome):
             raise ExchangeError(400, "invalid_parameters",
-                                "ticker, side and action must match the order")
+                                "ticker and side must match the order")
         if not self.trading_active:
-            raise ExchangeError(400, "trading_is_paused", "trading is paused on the exchange")
+            raise ExchangeError(400, TRADING_PAUSED, "trading is paused on the exchange")
+        if expiration_ms is not KEEP:
+            order.expiration_ms = expiration_ms
+            if expiration_ms is None:
+                self._expiring.discard(order)
+            else:
+                self._expiring.add(order)
         old = copy.copy(order)
         total = count if count is not None else order.filled + order.remaining
         if total <= order.filled:
             raise ExchangeError(400, "invalid_parameters",
                                 "count must exceed the filled count of the order")
-        yes_price = price if side == YES else 100 - price
         book_price = yes_price if order.outcome == YES else 100 - yes_price
         new_remaining = total - order.filled
         if new_client_id and new_client_id != order.client_order_id:

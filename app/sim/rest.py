@@ -9,101 +9,34 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.sim import views
+from app.sim import orders, views
 from app.sim.auth import AuthError, authenticate, has_auth_headers
-from app.sim.exchange import TIFS, ExchangeError, OrderRequest
+from app.sim.context import (
+    PREFIX,
+    BodyTooLarge,
+    Ctx,
+    Handler,
+    RateLimited,
+    error_response,
+    injected,
+    json_response,
+)
+from app.sim.exchange import ExchangeError
 from app.sim.market import STATUS_FILTER, Market
-from app.sim.matching import YES
-from app.sim.wire import WireError, parse_count, parse_price
+from app.sim.ratelimit import DEFAULT_COST
+from app.sim.wire import WireError, dollars, iso
+
+YEAR_MS = 365 * 86_400_000
 
 if TYPE_CHECKING:
-    from app.sim.accounts import Account
-    from app.sim.app import Sim
-
-PREFIX = "/trade-api/v2"
-SERVICE = "exchange-sim"
-MAX_BATCH = 20
-
-
-def error_body(code: str, message: str, details: str = "") -> dict:
-    """Kalshi's error body: the spec's ErrorResponse fields, also nested under "error"
-    the way the production API wraps them, so clients of either shape can read it."""
-    inner = {"code": code, "message": message, "details": details, "service": SERVICE}
-    return {**inner, "error": dict(inner)}
-
-
-def json_response(status: int, body: object) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def error_response(status: int, code: str, message: str, details: str = "") -> Response:
-    return json_response(status, error_body(code, message, details))
-
-
-STATUS_CODES = {429: ("too_many_requests", "too many requests"),
-                500: ("internal_server_error", "internal server error"),
-                502: ("bad_gateway", "bad gateway"),
-                503: ("service_unavailable", "service unavailable"),
-                504: ("gateway_timeout", "gateway timeout")}
-
-
-def injected(status: int) -> Response:
-    code, msg = STATUS_CODES.get(status, ("injected_fault", "injected fault"))
-    return error_response(status, code, msg, "injected by the simulator's fault control")
-
-
-@dataclass
-class Ctx:
-    sim: Sim
-    request: Request
-    key_id: str | None
-
-    @property
-    def account(self) -> Account:
-        assert self.key_id is not None
-        return self.sim.account(self.key_id)
-
-    def q(self, name: str) -> str | None:
-        v = self.request.query_params.get(name)
-        return v if v not in (None, "") else None
-
-    def q_int(self, name: str, default: int | None, lo: int | None = None,
-              hi: int | None = None) -> int | None:
-        v = self.q(name)
-        if v is None:
-            return default
-        try:
-            n = int(v)
-        except ValueError:
-            raise WireError("invalid_parameters", f"{name} must be an integer") from None
-        if (lo is not None and n < lo) or (hi is not None and n > hi):
-            raise WireError("invalid_parameters", f"{name} must be between {lo} and {hi}")
-        return n
-
-    def q_bool(self, name: str) -> bool:
-        return (self.q(name) or "").lower() in ("true", "1")
-
-    async def body(self) -> dict:
-        try:
-            data = orjson.loads(await self.request.body() or b"null")
-        except orjson.JSONDecodeError:
-            raise WireError("invalid_request_body", "the request body is not JSON") from None
-        if not isinstance(data, dict):
-            raise WireError("invalid_request_body", "the request body must be a JSON object")
-        return data
-
-
-Handler = Callable[[Ctx], Awaitable[tuple[int, object]]]
-
+    from app.sim.sim import Sim
 
 # --- pagination ------------------------------------------------------------------------
 
@@ -160,15 +93,58 @@ def _in_window(ts_ms: int, ctx: Ctx) -> bool:
 # --- market data --------------------------------------------------------------------------
 
 async def exchange_status(ctx: Ctx) -> tuple[int, object]:
+    w = ctx.sim.world
+    resume = None
+    if w.in_maintenance():
+        window = w.maintenance_window()
+        resume = iso(window[1]) if window else None
     return 200, {"exchange_active": True,
                  "trading_active": ctx.sim.exchange.trading_active,
-                 "exchange_estimated_resume_time": None}
+                 "exchange_estimated_resume_time": resume}
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+SCHEDULE_WEEKS = 4
+
+
+async def exchange_schedule(ctx: Ctx) -> tuple[int, object]:
+    """Open around the clock except the weekly maintenance pause (in ET, as Kalshi lists)."""
+    w = ctx.sim.world
+    p = w.p
+    hours: dict[str, list[dict]] = {}
+    for i, day in enumerate(DAYS):
+        sessions = [(0, 1440)]
+        if i == p.maintenance_weekday:
+            sessions = [(0, p.maintenance_start_min), (p.maintenance_end_min, 1440)]
+        hours[day] = [{"open_time": _hhmm(a), "close_time": _hhmm(b)} for a, b in sessions
+                      if b > a]
+    standard = {"start_time": iso(w.started_ms), "end_time": iso(w.started_ms + 10 * YEAR_MS),
+                **hours}
+    windows = []
+    at = w.now_ms
+    for _ in range(SCHEDULE_WEEKS):
+        window = w.maintenance_window(at)
+        if window is None:
+            break
+        windows.append({"start_datetime": iso(window[0]), "end_datetime": iso(window[1])})
+        at = window[1]
+    return 200, {"schedule": {"standard_hours": [standard], "maintenance_windows": windows}}
 
 
 async def account_limits(ctx: Ctx) -> tuple[int, object]:
-    lim = ctx.sim.limiter
-    return 200, {"usage_tier": lim.tier, "read_limit": lim.read_limit,
-                 "write_limit": lim.write_limit}
+    return 200, ctx.sim.limiter.limits()
+
+
+async def endpoint_costs(ctx: Ctx) -> tuple[int, object]:
+    costs = [{"method": m, "path": PREFIX + p, "cost": c} for m, p, _, _, _, c in ROUTES
+             if c is not None and c != DEFAULT_COST]
+    costs += [{"method": m, "path": PREFIX + p, "cost": c} for m, p, c in PER_ITEM_COSTS
+              if c != DEFAULT_COST]
+    return 200, {"default_cost": DEFAULT_COST, "endpoint_costs": costs}
 
 
 async def list_series(ctx: Ctx) -> tuple[int, object]:
@@ -286,17 +262,13 @@ async def balance(ctx: Ctx) -> tuple[int, object]:
         mark = (yb + ya) // 2 if yb else (m.last_price if m else 0)
         value += p.position * mark if p.position > 0 else -p.position * (100 - mark)
     updated = acct.updated_ms or ex.clock()
-    return 200, {"balance": acct.balance, "portfolio_value": value,
+    return 200, {"balance": acct.balance, "balance_dollars": dollars(acct.balance),
+                 "portfolio_value": value,
                  "updated_ts": updated // 1000}
 
 
-def _check_subaccount(ctx: Ctx, value: object) -> None:
-    if value not in (None, 0, "0"):
-        raise WireError("invalid_parameters", "the simulator has no subaccounts; use 0")
-
-
 async def positions(ctx: Ctx) -> tuple[int, object]:
-    _check_subaccount(ctx, ctx.q("subaccount"))
+    orders.check_subaccount(ctx.q("subaccount"))
     acct = ctx.account
     limit = ctx.q_int("limit", 100, 1, 1000)
     ticker, event = ctx.q("ticker"), ctx.q("event_ticker")
@@ -355,209 +327,11 @@ async def list_orders(ctx: Ctx) -> tuple[int, object]:
     return 200, {"orders": [views.order_dict(o, acct) for o in got], "cursor": cursor}
 
 
-def _bool(body: dict, name: str) -> bool:
-    v = body.get(name, False)
-    if v is None:
-        return False
-    if not isinstance(v, bool):
-        raise WireError("invalid_parameters", f"{name} must be a boolean")
-    return v
-
-
-def parse_order(body: dict, now_ms: int) -> OrderRequest:
-    missing = [k for k in ("ticker", "side", "action") if not body.get(k)]
-    if missing:
-        raise WireError("missing_parameters", f"missing required field(s): {', '.join(missing)}")
-    ticker, side, action = body["ticker"], body["side"], body["action"]
-    if not isinstance(ticker, str):
-        raise WireError("invalid_parameters", "ticker must be a string")
-    if side not in ("yes", "no"):
-        raise WireError("invalid_parameters", "side must be yes or no")
-    if action not in ("buy", "sell"):
-        raise WireError("invalid_parameters", "action must be buy or sell")
-    count = parse_count(body.get("count"), body.get("count_fp"), "count")
-    if count is None:
-        raise WireError("missing_parameters", "count or count_fp is required")
-    yes = parse_price(body.get("yes_price"), body.get("yes_price_dollars"), "yes_price")
-    no = parse_price(body.get("no_price"), body.get("no_price_dollars"), "no_price")
-    if yes is not None and no is not None:
-        raise WireError("invalid_parameters", "give either a yes price or a no price, not both")
-    buy_max_cost = body.get("buy_max_cost")
-    if buy_max_cost is not None and (isinstance(buy_max_cost, bool)
-                                     or not isinstance(buy_max_cost, int) or buy_max_cost < 1):
-        raise WireError("invalid_parameters", "buy_max_cost must be a positive integer (cents)")
-    if yes is None and no is None:
-        if buy_max_cost is None:
-            raise WireError("missing_parameters", "a price is required (yes_price or no_price)")
-        price = 99
-    elif side == YES:
-        price = yes if yes is not None else 100 - no  # type: ignore[operator]
-    else:
-        price = no if no is not None else 100 - yes  # type: ignore[operator]
-    tif = body.get("time_in_force") or "good_till_canceled"
-    if tif not in TIFS:
-        raise WireError("invalid_parameters", f"time_in_force must be one of {', '.join(TIFS)}")
-    if buy_max_cost is not None:
-        tif = "fill_or_kill"
-    stp = body.get("self_trade_prevention_type") or "taker_at_cross"
-    if stp not in ("taker_at_cross", "maker"):
-        raise WireError("invalid_parameters",
-                        "self_trade_prevention_type must be taker_at_cross or maker")
-    coid = body.get("client_order_id") or ""
-    if not isinstance(coid, str) or len(coid) > 256:
-        raise WireError("invalid_parameters", "client_order_id must be a string")
-    exp = body.get("expiration_ts")
-    expiration_ms = None
-    if exp is not None:
-        if isinstance(exp, bool) or not isinstance(exp, int):
-            raise WireError("invalid_parameters", "expiration_ts must be unix seconds")
-        expiration_ms = exp * 1000
-        if expiration_ms <= now_ms:
-            raise WireError("invalid_parameters", "expiration_ts is in the past")
-    if body.get("order_group_id"):
-        raise WireError("invalid_parameters", "order groups are not supported by the simulator")
-    _check_subaccount_body(body)
-    reduce_only = _bool(body, "reduce_only")
-    floor = body.get("sell_position_floor")
-    if floor is not None:
-        if floor != 0:
-            raise WireError("invalid_parameters", "sell_position_floor only accepts 0")
-        reduce_only = True
-    post_only = _bool(body, "post_only")
-    if post_only and tif != "good_till_canceled":
-        raise WireError("invalid_parameters", "post_only requires good_till_canceled")
-    return OrderRequest(ticker, side, action, count, price, coid, tif, post_only, reduce_only,
-                        stp, expiration_ms, buy_max_cost, _bool(body, "cancel_order_on_pause"))
-
-
-def _check_subaccount_body(body: dict) -> None:
-    if body.get("subaccount") not in (None, 0):
-        raise WireError("invalid_parameters", "the simulator has no subaccounts; use 0")
-
-
-async def create_order(ctx: Ctx) -> tuple[int, object]:
-    req = parse_order(await ctx.body(), ctx.sim.exchange.clock())
-    acct = ctx.account
-    order = ctx.sim.exchange.place(acct, req)
-    return 201, {"order": views.order_dict(order, acct)}
-
-
-async def get_order(ctx: Ctx) -> tuple[int, object]:
-    acct = ctx.account
-    order = ctx.sim.exchange.owned(acct, ctx.request.path_params["order_id"])
-    return 200, {"order": views.order_dict(order, acct)}
-
-
-async def cancel_order(ctx: Ctx) -> tuple[int, object]:
-    _check_subaccount(ctx, ctx.q("subaccount"))
-    acct = ctx.account
-    order, reduced = ctx.sim.exchange.cancel(acct, ctx.request.path_params["order_id"])
-    return 200, {"order": views.order_dict(order, acct), "reduced_by_fp": f"{reduced}.00"}
-
-
-async def amend_order(ctx: Ctx) -> tuple[int, object]:
-    body = await ctx.body()
-    acct = ctx.account
-    _check_subaccount_body(body)
-    missing = [k for k in ("ticker", "side", "action") if not body.get(k)]
-    if missing:
-        raise WireError("missing_parameters", f"missing required field(s): {', '.join(missing)}")
-    side = body["side"]
-    if side not in ("yes", "no"):
-        raise WireError("invalid_parameters", "side must be yes or no")
-    yes = parse_price(body.get("yes_price"), body.get("yes_price_dollars"), "yes_price")
-    no = parse_price(body.get("no_price"), body.get("no_price_dollars"), "no_price")
-    if (yes is None) == (no is None):
-        raise WireError("invalid_parameters", "exactly one of a yes or a no price is required")
-    if side == YES:
-        price = yes if yes is not None else 100 - no  # type: ignore[operator]
-    else:
-        price = no if no is not None else 100 - yes  # type: ignore[operator]
-    count = parse_count(body.get("count"), body.get("count_fp"), "count")
-    new_id = body.get("updated_client_order_id")
-    if new_id is not None and not isinstance(new_id, str):
-        raise WireError("invalid_parameters", "updated_client_order_id must be a string")
-    old, order = ctx.sim.exchange.amend(acct, ctx.request.path_params["order_id"],
-                                        body["ticker"], side, body["action"], price, count, new_id)
-    return 200, {"old_order": views.order_dict(old, acct), "order": views.order_dict(order, acct)}
-
-
-async def decrease_order(ctx: Ctx) -> tuple[int, object]:
-    body = await ctx.body()
-    _check_subaccount_body(body)
-    by = parse_count(body.get("reduce_by"), body.get("reduce_by_fp"), "reduce_by")
-    to = parse_count(body.get("reduce_to"), body.get("reduce_to_fp"), "reduce_to", minimum=0)
-    if (by is None) == (to is None):
-        raise WireError("invalid_parameters", "exactly one of reduce_by or reduce_to is required")
-    acct = ctx.account
-    order = ctx.sim.exchange.decrease(acct, ctx.request.path_params["order_id"], by, to)
-    return 200, {"order": views.order_dict(order, acct)}
-
-
-def _err(exc: ExchangeError | WireError) -> dict:
-    if isinstance(exc, ExchangeError):
-        return {"code": exc.code, "message": exc.message, "details": exc.details,
-                "service": SERVICE}
-    return {"code": exc.code, "message": exc.message, "details": "", "service": SERVICE}
-
-
-async def batch_create(ctx: Ctx) -> tuple[int, object]:
-    body = await ctx.body()
-    items = body.get("orders")
-    if not isinstance(items, list) or not items:
-        raise WireError("missing_parameters", "orders must be a non-empty list")
-    if len(items) > MAX_BATCH:
-        raise WireError("invalid_parameters", f"at most {MAX_BATCH} orders per batch")
-    ctx.sim.rate_check(ctx, "write", len(items))
-    acct = ctx.account
-    out = []
-    for item in items:
-        coid = item.get("client_order_id") if isinstance(item, dict) else None
-        try:
-            if not isinstance(item, dict):
-                raise WireError("invalid_parameters", "each order must be an object")
-            order = ctx.sim.exchange.place(acct, parse_order(item, ctx.sim.exchange.clock()))
-            out.append({"client_order_id": coid, "order": views.order_dict(order, acct),
-                        "error": None})
-        except (ExchangeError, WireError) as exc:
-            out.append({"client_order_id": coid, "order": None, "error": _err(exc)})
-    return 201, {"orders": out}
-
-
-async def batch_cancel(ctx: Ctx) -> tuple[int, object]:
-    body = await ctx.body()
-    ids: list = []
-    if isinstance(body.get("orders"), list):
-        for o in body["orders"]:
-            if not isinstance(o, dict) or not isinstance(o.get("order_id"), str):
-                raise WireError("invalid_parameters", "each order needs an order_id")
-            _check_subaccount_body(o)
-            ids.append(o["order_id"])
-    elif isinstance(body.get("ids"), list):
-        ids = body["ids"]
-    if not ids or not all(isinstance(i, str) for i in ids):
-        raise WireError("missing_parameters", "orders (or ids) must be a non-empty list")
-    if len(ids) > MAX_BATCH:
-        raise WireError("invalid_parameters", f"at most {MAX_BATCH} orders per batch")
-    ctx.sim.rate_check(ctx, "write", 0.2 * len(ids))
-    acct = ctx.account
-    out = []
-    for oid in ids:
-        try:
-            order, reduced = ctx.sim.exchange.cancel(acct, oid)
-            out.append({"order_id": oid, "order": views.order_dict(order, acct),
-                        "reduced_by_fp": f"{reduced}.00", "error": None})
-        except ExchangeError as exc:
-            out.append({"order_id": oid, "order": None, "reduced_by_fp": "0.00",
-                        "error": _err(exc)})
-    return 200, {"orders": out}
-
-
 def _account_history(ctx: Ctx, records_of: Callable[[Any], list], ts_of: Callable[[Any], int],
                      matches: Callable[[Any], bool], name: str,
                      view: Callable[[Any], dict]) -> tuple[int, object]:
     """Newest-first page of an account's records (fills, settlements), filtered."""
-    _check_subaccount(ctx, ctx.q("subaccount"))
+    orders.check_subaccount(ctx.q("subaccount"))
     limit = ctx.q_int("limit", 100, 1, 1000)
     rows = (r for r in reversed(records_of(ctx.account))
             if matches(r) and _in_window(ts_of(r), ctx))
@@ -585,38 +359,66 @@ async def list_settlements(ctx: Ctx) -> tuple[int, object]:
 
 # --- routing ---------------------------------------------------------------------------------
 
-# (method, path under PREFIX, handler, auth required, rate-limit kind)
-ROUTES: list[tuple[str, str, Handler, bool, str]] = [
-    ("GET", "/exchange/status", exchange_status, False, "read"),
-    ("GET", "/account/limits", account_limits, True, "read"),
-    ("GET", "/series", list_series, False, "read"),
-    ("GET", "/series/{series_ticker}", get_series, False, "read"),
-    ("GET", "/events", list_events, False, "read"),
-    ("GET", "/events/{event_ticker}", get_event, False, "read"),
-    ("GET", "/markets", list_markets, False, "read"),
-    ("GET", "/markets/trades", list_trades, False, "read"),
-    ("GET", "/markets/{ticker}", get_market, False, "read"),
-    ("GET", "/markets/{ticker}/orderbook", get_orderbook, True, "read"),
-    ("GET", "/portfolio/balance", balance, True, "read"),
-    ("GET", "/portfolio/positions", positions, True, "read"),
-    ("GET", "/portfolio/fills", list_fills, True, "read"),
-    ("GET", "/portfolio/settlements", list_settlements, True, "read"),
-    ("GET", "/portfolio/orders", list_orders, True, "read"),
-    ("POST", "/portfolio/orders", create_order, True, "write"),
-    ("POST", "/portfolio/orders/batched", batch_create, True, "batch"),
-    ("DELETE", "/portfolio/orders/batched", batch_cancel, True, "batch"),
-    ("GET", "/portfolio/orders/{order_id}", get_order, True, "read"),
-    ("DELETE", "/portfolio/orders/{order_id}", cancel_order, True, "write"),
-    ("POST", "/portfolio/orders/{order_id}/amend", amend_order, True, "write"),
-    ("POST", "/portfolio/orders/{order_id}/decrease", decrease_order, True, "write"),
+# (method, path under PREFIX, handler, auth required, bucket, token cost; None: the handler
+# charges per item)
+ROUTES: list[tuple[str, str, Handler, bool, str, int | None]] = [
+    ("GET", "/exchange/status", exchange_status, False, "read", DEFAULT_COST),
+    ("GET", "/exchange/schedule", exchange_schedule, False, "read", DEFAULT_COST),
+    ("GET", "/account/limits", account_limits, True, "read", DEFAULT_COST),
+    ("GET", "/account/endpoint_costs", endpoint_costs, False, "read", DEFAULT_COST),
+    ("GET", "/series", list_series, False, "read", DEFAULT_COST),
+    ("GET", "/series/{series_ticker}", get_series, False, "read", DEFAULT_COST),
+    ("GET", "/events", list_events, False, "read", DEFAULT_COST),
+    ("GET", "/events/{event_ticker}", get_event, False, "read", DEFAULT_COST),
+    ("GET", "/markets", list_markets, False, "read", DEFAULT_COST),
+    ("GET", "/markets/trades", list_trades, False, "read", DEFAULT_COST),
+    ("GET", "/markets/{ticker}", get_market, False, "read", DEFAULT_COST),
+    ("GET", "/markets/{ticker}/orderbook", get_orderbook, True, "read", DEFAULT_COST),
+    ("GET", "/portfolio/balance", balance, True, "read", DEFAULT_COST),
+    ("GET", "/portfolio/positions", positions, True, "read", DEFAULT_COST),
+    ("GET", "/portfolio/fills", list_fills, True, "read", DEFAULT_COST),
+    ("GET", "/portfolio/settlements", list_settlements, True, "read", DEFAULT_COST),
+    ("GET", "/portfolio/orders", list_orders, True, "read", DEFAULT_COST),
+    ("GET", "/portfolio/orders/queue_positions", orders.queue_positions, True, "read",
+     DEFAULT_COST),
+    ("GET", "/portfolio/orders/{order_id}", orders.get_order, True, "read", 2),
+    ("GET", "/portfolio/orders/{order_id}/queue_position", orders.queue_position, True,
+     "read", DEFAULT_COST),
+    ("POST", "/portfolio/events/orders", orders.create_order, True, "write",
+     orders.ORDER_COST),
+    ("DELETE", "/portfolio/events/orders", orders.cancel_all, True, "write",
+     orders.CANCEL_COST),
+    ("POST", "/portfolio/events/orders/batched", orders.batch_create, True, "write", None),
+    ("DELETE", "/portfolio/events/orders/batched", orders.batch_cancel, True, "write", None),
+    ("DELETE", "/portfolio/events/orders/{order_id}", orders.cancel_order, True, "write",
+     orders.CANCEL_COST),
+    ("POST", "/portfolio/events/orders/{order_id}/amend", orders.amend_order, True, "write",
+     DEFAULT_COST),
+    ("POST", "/portfolio/events/orders/{order_id}/decrease", orders.decrease_order, True,
+     "write", DEFAULT_COST),
+]
+# batched endpoints bill per item
+PER_ITEM_COSTS = [("POST", "/portfolio/events/orders/batched", orders.ORDER_COST),
+                  ("DELETE", "/portfolio/events/orders/batched", orders.CANCEL_COST)]
+# The v1 order writes, gone from the spec since v3.31.0: answered 410 as production does.
+GONE: list[tuple[str, str]] = [
+    ("POST", "/portfolio/orders"), ("POST", "/portfolio/orders/batched"),
+    ("DELETE", "/portfolio/orders/batched"), ("DELETE", "/portfolio/orders/{order_id}"),
+    ("POST", "/portfolio/orders/{order_id}/amend"),
+    ("POST", "/portfolio/orders/{order_id}/decrease"),
 ]
 
 
-class RateLimited(Exception):
-    pass
+def _authenticate(sim: Sim, request: Request) -> str:
+    # Kalshi signs the path as sent (percent-encoded as on the wire), query excluded
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1").split("?", 1)[0] if raw else request.url.path
+    return authenticate(request.headers, request.method, path, sim.keys,
+                        int(time.time() * 1000), sim.config.max_clock_skew_ms)
 
 
-def make_endpoint(sim: Sim, handler: Handler, auth_required: bool, kind: str):
+def make_endpoint(sim: Sim, handler: Handler, auth_required: bool, bucket: str,
+                  cost: int | None):
     async def endpoint(request: Request) -> Response:
         path = request.url.path
         status = await sim.faults.before_request(path)
@@ -625,15 +427,14 @@ def make_endpoint(sim: Sim, handler: Handler, auth_required: bool, kind: str):
         key_id = None
         if auth_required or has_auth_headers(request.headers):
             try:
-                key_id = authenticate(request.headers, request.method, path, sim.keys,
-                                      int(time.time() * 1000), sim.config.max_clock_skew_ms)
+                key_id = _authenticate(sim, request)
             except AuthError as exc:
                 return error_response(401, "authentication_error", "authentication failed",
                                       str(exc))
         ctx = Ctx(sim, request, key_id)
         try:
-            if kind != "batch":
-                sim.rate_check(ctx, kind, 1)
+            if cost is not None:
+                ctx.charge(bucket, cost)
             code, body = await handler(ctx)
         except RateLimited:
             return error_response(429, "too_many_requests", "too many requests",
@@ -642,17 +443,23 @@ def make_endpoint(sim: Sim, handler: Handler, auth_required: bool, kind: str):
             return error_response(exc.status, exc.code, exc.message, exc.details)
         except WireError as exc:
             return error_response(400, exc.code, exc.message)
+        except BodyTooLarge:
+            return error_response(413, "payload_too_large", "the request body is too large")
         lost = sim.faults.take_lost(path)
         if lost:
             return injected(lost)  # the work is done; only the answer is lost
+        if code == 204:
+            return Response(status_code=204)
         return json_response(code, body)
 
     return endpoint
 
 
 def routes(sim: Sim) -> list[Route]:
-    out = [Route(PREFIX + path, make_endpoint(sim, h, auth, kind), methods=[method])
-           for method, path, h, auth, kind in ROUTES]
+    out = [Route(PREFIX + path, make_endpoint(sim, h, auth, bucket, cost), methods=[method])
+           for method, path, h, auth, bucket, cost in ROUTES]
+    out += [Route(PREFIX + path, make_endpoint(sim, orders.legacy_write, False, "write", 0),
+                  methods=[method]) for method, path in GONE]
 
     async def not_found(request: Request) -> Response:
         return error_response(404, "not_found", "no such endpoint on the simulator",

@@ -25,6 +25,8 @@ def series_dict(s: Series) -> dict:
         "fee_type": s.fee_type,
         "fee_multiplier": s.fee_multiplier,
         "additional_prohibitions": [],
+        "categories": [s.category],
+        "exchange_index": 0,
         "last_updated_ts": iso(s.created_ms),
     }
 
@@ -37,8 +39,9 @@ def event_dict(e: Event, markets: list[dict] | None = None) -> dict:
         "title": e.title,
         "collateral_return_type": "",
         "mutually_exclusive": e.mutually_exclusive,
-        "available_on_brokers": False,
         "product_metadata": None,
+        "settlement_sources": SETTLEMENT_SOURCES,
+        "exchange_index": 0,
         "category": "Crypto",
         "strike_date": iso(e.strike_ms),
         "last_updated_ts": iso(e.created_ms),
@@ -46,6 +49,11 @@ def event_dict(e: Event, markets: list[dict] | None = None) -> dict:
     if markets is not None:
         d["markets"] = markets
     return d
+
+
+def _book_side(outcome: str) -> str:
+    """V2 book vocabulary: positioned for YES = bid, for NO = ask."""
+    return "bid" if outcome == YES else "ask"
 
 
 def top(book: Book | None) -> tuple[int, int, int, int]:
@@ -89,19 +97,17 @@ def market_dict(m: Market, book: Book | None) -> dict:
         "previous_price_dollars": "0.0000",
         "volume_fp": fp(m.volume),
         "volume_24h_fp": fp(m.volume),
-        "liquidity_dollars": "0.0000",
         "open_interest_fp": fp(m.open_interest),
         "result": m.result,
         "can_close_early": False,
-        "fractional_trading_enabled": False,
         "expiration_value": m.expiration_value,
         "rules_primary": _rules(m),
         "rules_secondary": "Simulated market: the simulated BTC index averaged over the "
                            "60 seconds before close.",
         "price_level_structure": "linear_cent",
         "price_ranges": PRICE_RANGES,
-        "response_price_units": "usd_cent",
-        "tick_size": 1,
+        "settlement_bounds_type": "default",
+        "exchange_index": 0,
         "strike_type": m.strike_type,
     }
     if m.floor_strike is not None:
@@ -142,6 +148,9 @@ def trade_dict(t: TradeRecord) -> dict:
         "yes_price_dollars": dollars(t.yes_price),
         "no_price_dollars": dollars(100 - t.yes_price),
         "taker_side": t.taker_outcome,
+        "taker_outcome_side": t.taker_outcome,
+        "taker_book_side": _book_side(t.taker_outcome),
+        "is_block_trade": False,
         "created_time": iso(t.ts_ms),
     }
 
@@ -154,6 +163,8 @@ def order_dict(o: Order, acct: Account) -> dict:
         "ticker": o.ticker,
         "side": o.side,
         "action": o.action,
+        "outcome_side": o.outcome,
+        "book_side": _book_side(o.outcome),
         "type": "limit",
         "status": o.status,
         "yes_price_dollars": dollars(o.yes_price),
@@ -172,6 +183,7 @@ def order_dict(o: Order, acct: Account) -> dict:
         "order_group_id": None,
         "cancel_order_on_pause": o.cancel_on_pause,
         "subaccount_number": 0,
+        "exchange_index": 0,
     }
 
 
@@ -184,6 +196,9 @@ def fill_dict(f: FillRecord) -> dict:
         "market_ticker": f.ticker,
         "side": f.side,
         "action": f.action,
+        "outcome_side": f.outcome,
+        "book_side": _book_side(f.outcome),
+        "exchange_index": 0,
         "count_fp": fp(f.count),
         "yes_price_dollars": dollars(f.yes_price),
         "no_price_dollars": dollars(100 - f.yes_price),
@@ -202,7 +217,7 @@ def position_dict(p: Position, resting: int) -> dict:
         "position_fp": f"{p.position}.00",
         "market_exposure_dollars": dollars(p.cost),
         "realized_pnl_dollars": dollars(p.realized_pnl),
-        "resting_orders_count": resting,
+        "exchange_index": 0,
         "fees_paid_dollars": dollars(p.fees_paid),
         "last_updated_ts": iso(p.last_updated_ms),
     }
@@ -232,6 +247,7 @@ def settlement_dict(s: SettlementRecord) -> dict:
         "value": s.value,
         "settled_time": iso(s.settled_ms),
         "fee_cost": dollars(s.fee_cost),
+        "exchange_index": 0,
     }
 
 

@@ -7,8 +7,9 @@ counts travel as fp strings with two decimals ("10.00").
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import orjson
 
@@ -50,62 +51,49 @@ def dumps(obj: object) -> bytes:
     return orjson.dumps(obj)
 
 
-def parse_price(cents_value: object, dollars_value: object, name: str) -> int | None:
-    """A price given as integer cents (1..99) or a dollar string; None when neither is set.
-
-    Both set must agree. Only whole-cent prices exist on the simulator's markets
-    (price_level_structure linear_cent).
-    """
-    from_cents = None
-    if cents_value is not None:
-        if isinstance(cents_value, bool) or not isinstance(cents_value, int):
-            raise WireError("invalid_parameters", f"{name} must be an integer number of cents")
-        from_cents = cents_value
-    from_dollars = None
-    if dollars_value is not None:
-        if not isinstance(dollars_value, str):
-            raise WireError("invalid_parameters", f"{name}_dollars must be a string")
-        try:
-            d = Decimal(dollars_value)
-        except InvalidOperation:
-            raise WireError("invalid_parameters", f"{name}_dollars is not a number") from None
-        if not d.is_finite() or d != d.quantize(_CENT):
-            raise WireError(
-                "invalid_parameters", f"{name}_dollars must be a multiple of the tick 0.01"
-            )
-        from_dollars = int(d * 100)
-    if from_cents is not None and from_dollars is not None and from_cents != from_dollars:
-        raise WireError("invalid_parameters", f"{name} and {name}_dollars do not match")
-    value = from_cents if from_cents is not None else from_dollars
-    if value is not None and not 1 <= value <= 99:
-        raise WireError("invalid_parameters", f"{name} must be between 0.01 and 0.99")
-    return value
+# Request fixed-point strings, parsed strictly: plain digits with an optional fraction, no
+# sign, exponent, whitespace or non-ASCII digits, and a bounded length (so a hostile value
+# never reaches Decimal arithmetic with a huge exponent).
+_COUNT_RE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")  # FixedPointCount: 0-2 decimals
+_DOLLARS_RE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")  # FixedPointDollars: up to 6
+MAX_FP_LEN = 24
 
 
-def parse_count(int_value: object, fp_value: object, name: str, minimum: int = 1) -> int | None:
-    """A contract count given as an integer or an fp string ("10", "10.00"); whole only."""
-    from_int = None
-    if int_value is not None:
-        if isinstance(int_value, bool) or not isinstance(int_value, int):
-            raise WireError("invalid_parameters", f"{name} must be an integer")
-        from_int = int_value
-    from_fp = None
-    if fp_value is not None:
-        if not isinstance(fp_value, str):
-            raise WireError("invalid_parameters", f"{name}_fp must be a string")
-        try:
-            d = Decimal(fp_value)
-        except InvalidOperation:
-            raise WireError("invalid_parameters", f"{name}_fp is not a number") from None
-        if not d.is_finite() or d != d.to_integral_value():
-            raise WireError(
-                "invalid_parameters",
-                f"{name}_fp: fractional contracts are not enabled on this market",
-            )
-        from_fp = int(d)
-    if from_int is not None and from_fp is not None and from_int != from_fp:
-        raise WireError("invalid_parameters", f"{name} and {name}_fp do not match")
-    value = from_int if from_int is not None else from_fp
-    if value is not None and value < minimum:
+def _fixed(value: object, name: str, rx: re.Pattern[str], what: str) -> Decimal:
+    if not isinstance(value, str):
+        raise WireError("invalid_parameters", f"{name} must be a string ({what})")
+    if len(value) > MAX_FP_LEN or not rx.fullmatch(value):
+        raise WireError("invalid_parameters", f"{name} must be a {what}, e.g. "
+                        + ('"10.00"' if rx is _COUNT_RE else '"0.5600"'))
+    return Decimal(value)
+
+
+def parse_fp_count(value: object, name: str, minimum: int = 1) -> int | None:
+    """A FixedPointCount request string ("10", "10.0", "10.00") as whole contracts."""
+    if value is None:
+        return None
+    d = _fixed(value, name, _COUNT_RE, "fixed-point count with 0-2 decimals")
+    if d != d.to_integral_value():
+        raise WireError("invalid_parameters",
+                        f"{name}: fractional contracts are not enabled on this market")
+    n = int(d)
+    if n < minimum:
         raise WireError("invalid_parameters", f"{name} must be at least {minimum}")
-    return value
+    return n
+
+
+def parse_dollars(value: object, name: str) -> Decimal | None:
+    """A FixedPointDollars request string ("0.56", "0.5600") as a Decimal."""
+    if value is None:
+        return None
+    return _fixed(value, name, _DOLLARS_RE, "fixed-point dollar string")
+
+
+def price_cents(d: Decimal, name: str) -> int:
+    """A dollar price on a linear_cent market (tick $0.01) in cents, 1..99."""
+    if not Decimal("0.01") <= d <= Decimal("0.99"):
+        raise WireError("invalid_parameters", f"{name} must be between 0.01 and 0.99")
+    if d != d.quantize(_CENT):
+        raise WireError("invalid_parameters",
+                        f"{name} {d} is not on the market's price tick 0.01")
+    return int(d * 100)

@@ -14,7 +14,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.sim.accounts import stable_uuid
@@ -45,6 +45,11 @@ class WorldParams:
     mm_half_spread: int = 2
     mm_size: int = 100
     flow_rate_per_s: float = 0.02
+    # weekly trading pause in ET (Kalshi: Thursdays 03:00-05:00); weekday 0 = Monday,
+    # None = no pause; start and end in minutes after midnight ET
+    maintenance_weekday: int | None = 3
+    maintenance_start_min: int = 180
+    maintenance_end_min: int = 300
 
 
 class World:
@@ -52,6 +57,7 @@ class World:
         self.p = p = params or WorldParams()
         start = p.start_ms if p.start_ms is not None else int(time.time() * 1000)
         self.now_ms = start - start % 1000
+        self.started_ms = self.now_ms
         self.ticks = 0
         self.exchange = Exchange(clock=lambda: self.now_ms, salt=p.seed)
         self.spot = p.spot
@@ -65,19 +71,52 @@ class World:
         self._live: list[Event] = []
         self._settled: deque[str] = deque()
         self._settle_values: dict[str, float] = {}
+        self.halted = False  # trading halted through the control API
+        self._window: tuple[int, int] | None = None
         for s in (Series("KXBTCD", "Bitcoin price above/below (hourly, simulated)",
                          created_ms=self.now_ms),
                   Series("KXBTC", "Bitcoin price range (hourly, simulated)",
                          created_ms=self.now_ms)):
             self.exchange.add_series(s)
+        self.sync_trading()
         self._schedule()
         self._liquidity()
+
+    # --- trading hours ------------------------------------------------------------
+    def maintenance_window(self, at_ms: int | None = None) -> tuple[int, int] | None:
+        """(start, end) ms of the weekly pause that contains or follows `at_ms`."""
+        p = self.p
+        if p.maintenance_weekday is None:
+            return None
+        at = at_ms if at_ms is not None else self.now_ms
+        et = datetime.fromtimestamp(at / 1000, tz=_ET)
+        day = et.replace(hour=0, minute=0, second=0, microsecond=0)
+        for k in range(-1, 8):
+            d = day + timedelta(days=k)
+            if d.weekday() != p.maintenance_weekday:
+                continue
+            s_ms = _et_ms(d, p.maintenance_start_min)
+            e_ms = _et_ms(d, p.maintenance_end_min)
+            if e_ms > at:
+                return s_ms, e_ms
+        return None
+
+    def in_maintenance(self) -> bool:
+        w = self._window
+        if w is None or self.now_ms >= w[1] or self.now_ms < w[0] - 8 * 86_400_000:
+            w = self._window = self.maintenance_window()
+        return w is not None and w[0] <= self.now_ms < w[1]
+
+    def sync_trading(self) -> None:
+        """Trading is active unless halted or inside the weekly maintenance window."""
+        self.exchange.set_trading(not self.halted and not self.in_maintenance())
 
     # --- time -----------------------------------------------------------------
     def step(self) -> None:
         self.now_ms += 1000
         self.ticks += 1
         self._move_price()
+        self.sync_trading()
         self._schedule()
         self.exchange.expire(self.now_ms)
         self._liquidity()
@@ -207,6 +246,14 @@ class World:
                     continue
                 self.mm.quote(m, fair_value(m, self.spot, self.now_ms, self.p.vol), self.ticks)
                 self.flow.step(m)
+
+
+def _et_ms(day: datetime, minutes: int) -> int:
+    """Unix ms of `minutes` after midnight ET on `day` (wall time, so DST is respected)."""
+    extra = timedelta(days=1) if minutes >= 1440 else timedelta(0)
+    minutes %= 1440
+    at = (day + extra).replace(hour=minutes // 60, minute=minutes % 60)
+    return int(at.timestamp() * 1000)
 
 
 def _created_msg(m: Market, ev: Event) -> dict:

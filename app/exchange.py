@@ -1,0 +1,104 @@
+"""The one adapter from rec's Settings to the Kalshi client.
+
+``app.kalshi`` takes plain, typed arguments (URLs, a :class:`~app.kalshi.signing.Signer`)
+and never sees a Settings object; services build their clients here:
+
+    settings = config.load()
+    async with exchange.rest_client(settings) as rest:
+        await rest.start()          # reads the account's rate limits
+        ...
+
+:func:`endpoints` and :func:`signer` are the two facts taken from Settings; the
+factories only combine them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config import AccountMode, Settings
+from app.kalshi import signing
+from app.kalshi.rest import KalshiRest
+from app.kalshi.urls import Endpoints, resolve
+from app.kalshi.ws import KalshiWS
+
+
+class CredentialsError(ValueError):
+    """Kalshi credentials that are missing or cannot be used."""
+
+
+def endpoints(settings: Settings) -> Endpoints:
+    """REST base and WS URL for ``settings.account_mode`` and the URL overrides."""
+    return resolve(
+        settings.account_mode,
+        base_url=settings.kalshi_base_url or None,
+        ws_url=settings.kalshi_ws_url or None,
+        sim_host=settings.target_host,
+        sim_port=settings.exchange_sim_port,
+    )
+
+
+def has_credentials(settings: Settings) -> bool:
+    return settings.kalshi_key_id is not None and settings.kalshi_private_key is not None
+
+
+def signer(settings: Settings) -> signing.Signer:
+    """The request signer from the ``kalshi_key_id`` / ``kalshi_private_key`` credentials.
+
+    Raises :class:`CredentialsError` naming the missing credential file, or the
+    reason the key cannot be read (never the key itself).
+    """
+    missing = [
+        name
+        for name, value in (
+            ("kalshi_key_id", settings.kalshi_key_id),
+            ("kalshi_private_key", settings.kalshi_private_key),
+        )
+        if value is None
+    ]
+    if missing:
+        raise CredentialsError(
+            f"credential {' and '.join(missing)}: missing; put a file named "
+            f"{missing[0]} in $CREDENTIALS_DIRECTORY or {settings.credentials_path}"
+        )
+    assert settings.kalshi_key_id is not None and settings.kalshi_private_key is not None
+    key_id = settings.kalshi_key_id.get_secret_value().strip()
+    if not key_id:
+        raise CredentialsError("credential kalshi_key_id: the file is empty")
+    try:
+        key = signing.load_private_key(settings.kalshi_private_key.get_secret_value())
+    except signing.KeyFormatError as exc:
+        raise CredentialsError(f"credential kalshi_private_key: {exc}") from None
+    return signing.Signer(key_id, key)
+
+
+def optional_signer(settings: Settings) -> signing.Signer | None:
+    """:func:`signer`, or None in sim mode when no credentials are configured.
+
+    The simulator accepts unsigned public reads; demo and prod always need a key
+    (Settings already refuses to load without one there).
+    """
+    if settings.account_mode is AccountMode.sim and not has_credentials(settings):
+        return None
+    return signer(settings)
+
+
+def rest_client(settings: Settings, **kw: Any) -> KalshiRest:
+    """A :class:`KalshiRest` for the configured exchange (keywords go to its constructor)."""
+    return KalshiRest(endpoints(settings).rest_base, optional_signer(settings), **kw)
+
+
+def ws_client(settings: Settings, **kw: Any) -> KalshiWS:
+    """A :class:`KalshiWS` for the configured exchange (keywords go to its constructor)."""
+    return KalshiWS(endpoints(settings).ws_url, optional_signer(settings), **kw)
+
+
+__all__ = [
+    "CredentialsError",
+    "endpoints",
+    "has_credentials",
+    "optional_signer",
+    "rest_client",
+    "signer",
+    "ws_client",
+]

@@ -1,0 +1,106 @@
+"""Known-answer test of Kalshi request signing, checked with ``cryptography`` directly.
+
+The key below is a throwaway 2048-bit RSA key made for this test only (it signs
+nothing anywhere else). RSA-PSS signatures carry a random salt, so the known
+answer is the signed message and a signature that verifies under exactly
+Kalshi's parameters - PSS, MGF1(SHA-256), SHA-256, salt length 32 bytes (the
+digest length) - using cryptography's own verifier, not rec's.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from app.kalshi import signing
+
+TEST_ONLY_PEM = b"""\
+-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDGaX0mAMbnw+Vv
+uTbauhRHlsl8mTvdnIMgvbxQ6CgzgL8eElDYHTyLxhUh2u0VpSL3sdY/rQMPDg87
+12ruNPXS+GtOvAvrAPVSLU6BSEoEwMbxH/7dCUPOjlpyxMMs5siGQ8RjvslTXuU9
+XEqC1dqtb5EatNST4zP6lBkWL9tFEBp8x3Go7QAXK/mP8I6GgrFZVXhWagXfKEP/
+m/iqs33JUBWEXTA1rfinwoEu8v3wvJvoGvVjsGBDhs5n6N1/8n4Q2OQBH/IJ04tC
+TvRVyLgdgjw1r3VD16TybIFbV2R/tmi+j/6XSa8sk9+75rX0beXQBCIjxiabo+cL
+NlBxxcxLAgMBAAECggEAD4kEI7nQP4z6GPfykJVQFmIUrDnY3+6fFPnMlehaxXWU
+muEqQITbHPXJT8yzEllkvIPJiu2cA+cnUDMuWMpl+QfUakzINIIigAJ/vbJ2tGde
+H4eDm03CmzJQNXsS7ezmautBcRUa8SxiXJ4uUCie2URkCY6t5yQIcA7kGMJuGiEX
+36W2+YYZUhO+pjpjuMW1qax79b4ASZMmdIDK1syu8fU7K9swihUr9eUMlJt5NyX/
+EgqzSUdYqtPpH7DxqnBXegue1d91Tn7IgEpFvCqHBDkgOBHiH7BulPZXNzXoaW3n
+Dtop1yrEYofJQbyfRZLiIWJLdutqg4RAM2bDvK6uAQKBgQDyGHzZ2rtdAekr5sax
+oFoTZFnptw98B/SdTBMoxMDZGEvsIO7yX2byq2niC1ZVUaQeNvN9WDIqXiLbNdrK
+Alg76/5+ZE3U+UKfUTMeZ4L7hUxeP2nrfsnaNyGNn1Eyg47wnGuiKaddCf9ANwVX
+baIIHjumI+bMkgVEZ3ur8V2vAQKBgQDRzrmYQKU3rGQkjwURPAQTnaZVzsKTR+OT
+9dq4/Vl/QLUfBvBDJD+OzsmBrAFsVaiZY3BM5FvHpx7ENcX4BcyH2XI3AG8swxgX
+Qv9q7VTVfdob9tNF3MDZhNuccPcT6kIgJDx+IG+BomrYxoKhN9/TizAUzvy+nfOA
+H7HdfgqHSwKBgAcVzGGb0yvvqGFOibYdGUXEBBWg8+UPXotT9KOWzoYL/fzVIekZ
+/atQdPLWnho1H3Z66Tlb4Wv4AVElDFgpJWfrijEswlJfUSHUgIh9QwoVZpzDglgQ
+B9xJDMRWS0wNKZvFGClQysMgTcYVViSu4rUWHWzJVDHcfCb6WFY55CIBAoGAYq6S
+GuulCjeabpuabY3F+Rf4iXmTiUSR5SEJPGNlefYMesh/r4TYJCpdGxG1JahwgZ0E
+0BXEmXaggPct40eO+QKstvQMVoh4x1Aq5Lc2ZKgqM2b33m9Dgcv8o2t6uzI+4fFJ
+RqWo7Ndg3A8amAu4yj44YkEtHdcbFdNSjHRhLVsCgYEApHt1oLA/uBDooVDE8p8F
+WHVycvBHAGy6Lq1aWo2JZQQLveAe1vi8YfQ3zFXR7JKpggqqiwiBvmTWzTPWBfY3
+u7AuJtCSgna2oWJg/wTi40ohUIVnJe/oBvXE7c0apIrtz68VgNXHonM9VXsCVgx3
+POWXma6mTJZI0OuZk/xp85A=
+-----END PRIVATE KEY-----
+
+"""
+
+TIMESTAMP_MS = 1764144000123  # 2025-11-26T08:00:00.123Z
+METHOD = "post"
+URL = "https://external-api.kalshi.com/trade-api/v2/portfolio/events/orders?subaccount=0&x=1"
+EXPECTED_MESSAGE = b"1764144000123POST/trade-api/v2/portfolio/events/orders"
+
+
+def _public_key():
+    key = serialization.load_pem_private_key(TEST_ONLY_PEM, password=None)
+    return key.public_key()
+
+
+def _verify(signature_b64: str, message: bytes, salt_length: int) -> None:
+    _public_key().verify(
+        base64.b64decode(signature_b64, validate=True),
+        message,
+        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=salt_length),
+        hashes.SHA256(),
+    )
+
+
+def test_the_signed_message_is_timestamp_method_path_without_query():
+    assert signing.message(TIMESTAMP_MS, METHOD, URL) == EXPECTED_MESSAGE
+    assert signing.message(str(TIMESTAMP_MS), "GET", "/trade-api/ws/v2") == (
+        b"1764144000123GET/trade-api/ws/v2"
+    )
+
+
+def test_signature_verifies_with_pss_mgf1_sha256_and_digest_length_salt():
+    signer = signing.Signer("kat-key", signing.load_private_key(TEST_ONLY_PEM))
+    headers = signer.headers(METHOD, URL, now_ms=TIMESTAMP_MS)
+    assert headers == {
+        "KALSHI-ACCESS-KEY": "kat-key",
+        "KALSHI-ACCESS-TIMESTAMP": "1764144000123",
+        "KALSHI-ACCESS-SIGNATURE": headers["KALSHI-ACCESS-SIGNATURE"],
+    }
+    sig = headers["KALSHI-ACCESS-SIGNATURE"]
+    assert len(base64.b64decode(sig)) == 256  # one 2048-bit RSA block
+    _verify(sig, EXPECTED_MESSAGE, salt_length=32)  # SHA-256 digest length
+    # the same signature is not valid under another salt length or another message
+    with pytest.raises(InvalidSignature):
+        _verify(sig, EXPECTED_MESSAGE, salt_length=20)
+    with pytest.raises(InvalidSignature):
+        _verify(sig, EXPECTED_MESSAGE + b"?subaccount=0", salt_length=32)
+    with pytest.raises(InvalidSignature):
+        _verify(sig, b"1764144000124POST/trade-api/v2/portfolio/events/orders", salt_length=32)
+
+
+def test_signatures_are_salted_yet_each_verifies():
+    key = signing.load_private_key(TEST_ONLY_PEM)
+    a = signing.sign(key, TIMESTAMP_MS, METHOD, URL)
+    b = signing.sign(key, TIMESTAMP_MS, METHOD, URL)
+    assert a != b  # PSS draws a fresh salt
+    for sig in (a, b):
+        _verify(sig, EXPECTED_MESSAGE, salt_length=32)
