@@ -258,6 +258,11 @@ class KalshiWS:
         except WsNotConnected:
             raise StopAsyncIteration from None
 
+    @property
+    def consecutive_failures(self) -> int:
+        """Connection attempts that failed since the last one that held."""
+        return self._failures
+
     def pending_messages(self) -> int:
         return self._queue.qsize()
 
