@@ -448,7 +448,6 @@ class MarketFeedService(Service):
         """feed_status row and STATUS= every few seconds; closes markets past close time."""
         last_status = ""
         while True:
-            await asyncio.sleep(2.0)
             for t, close in list(self.close_ms.items()):
                 if self.exchange_ms and self.exchange_ms >= close:
                     await self.drop_market(t, "closed")
@@ -463,6 +462,7 @@ class MarketFeedService(Service):
             if text != last_status:
                 self.notifier.status(text)
                 last_status = text
+            await asyncio.sleep(2.0)
 
     async def _write_status(self, mode: str) -> None:
         depth, age = self.ws.lag() if self.ws is not None else (0, 0.0)
