@@ -149,3 +149,37 @@ async def test_http_mode_polls_orderbooks_and_matches_the_simulator(
     assert src == [("http",)]
     await conn.close()
     assert svc.terminate() == 0
+
+
+async def test_ws_down_falls_back_to_http_and_returns_to_ws(rec_home_db, start_service, sim):
+    di.prepare(rec_home_db, sim, REC_MARKET_FEED_POLL_INTERVAL_SEC="0.2",
+               REC_MARKET_FEED_FALLBACK_AFTER_FAILURES="3")
+    svc = start_service(rec_home_db, di.FEED)
+    await di.wait_notify(svc, "READY", "1")
+    tickers = followed(sim)
+    conn = await di.connect(rec_home_db)
+
+    async def same() -> bool:
+        return await di.db_books(conn, tickers) == di.sim_books(sim, tickers)
+
+    # the WebSocket goes away and every new handshake is refused
+    sim.sim.faults.error_status, sim.sim.faults.error_count = 503, 10_000
+    sim.sim.faults.error_prefix = "/trade-api/ws"
+    await sim.sim.hub.drop_all()
+    await di.until(lambda: "feed switched ws -> http" in svc.output, 15, "switch to http", svc)
+    sim.sim.world.advance(30)  # changes while polling
+    await di.until(same, 15, "polled books equal to the simulator's", svc)
+    polled = await di.rows(conn, "SELECT count(*) FROM feed_book_changes WHERE source = 'http'")
+    assert polled[0][0] > 0
+    # the WebSocket comes back: the feed returns to it
+    sim.sim.faults.clear()
+    await di.until(lambda: "feed switched http -> ws" in svc.output, 15, "switch to ws", svc)
+    sim.sim.world.advance(30)
+    await di.until(same, 15, "books equal after returning to the WebSocket", svc)
+    statuses = svc.notify.statuses()
+    assert any("REST polling" in s for s in statuses), statuses
+    assert any(s.startswith("market data over WebSocket") for s in statuses), statuses
+    switches = [ln for ln in svc.output.splitlines() if "feed switched" in ln]
+    assert len(switches) == 2 and all(ln.startswith("<4>") for ln in switches), switches
+    await conn.close()
+    assert svc.terminate() == 0
