@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from app.services import REGISTRY
+from tests.conftest import start_exchange_sim
 from testkit import pg as pgserver
 from testkit.net import free_port
 
@@ -209,6 +210,8 @@ def test_unknown_rec_variable_is_warned_about_with_a_suggestion(rec_home, start_
 @pytest.mark.parametrize("spec", REGISTRY, ids=lambda s: s.name)
 def test_every_registered_service_is_ready_pings_and_stops(rec_home_db, start_service, spec):
     assert rec_home_db.rec("db", "migrate").returncode == 0
+    if spec.exchange and "kalshi_key_id" in spec.credentials:
+        start_exchange_sim(rec_home_db, start_service)  # a service that needs the exchange
     svc = start_service(rec_home_db, spec.name, watchdog_usec=400_000)
     ready = svc.notify.wait_for("READY", "1")
     if spec.port:
