@@ -8,7 +8,9 @@ the client runs here on the default asyncio loop, as services run it.
 1. RSA-PSS signatures/s (2048-bit key) - every request pays one;
 2. signed GET /exchange/status through KalshiRest: sequential (latency p50/p99)
    and with 8 requests in flight;
-3. orders through KalshiRest.create_order (resting, non-crossing) and cancel_order;
+3. orders through KalshiRest.create_order (V2 POST /portfolio/events/orders, resting,
+   non-crossing; round trip p50/p99) and cancel_order (V2 DELETE), prices checked
+   against each market's grid (read once with the market list);
 4. WebSocket: messages/s received by KalshiWS (JSON with Decimal, seq checks,
    local books kept) while the simulator's world runs flat out.
 """
@@ -63,6 +65,25 @@ async def bench_rest(seconds: float, signer: signing.Signer) -> None:
                 n += 1
             dt = time.perf_counter() - t0
             print(f"bare httpx signed GET, seq.:  {n / dt:>9,.0f} req/s (baseline)")
+            # the same for a V2 create + cancel, to separate the exchange's time from ours
+            r = await raw.get(PREFIX + "/markets", params={"status": "open", "limit": 1},
+                              headers=signer.headers("GET", PREFIX + "/markets"))
+            ticker = r.json()["markets"][0]["ticker"]
+            create = PREFIX + "/portfolio/events/orders"
+            lat = []
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                s = time.perf_counter()
+                r = await raw.post(create, headers=signer.headers("POST", create), json={
+                    "ticker": ticker, "side": "bid", "count": "1.00", "price": "0.0200",
+                    "client_order_id": f"bare-{len(lat)}", "time_in_force": "good_till_canceled",
+                    "self_trade_prevention_type": "taker_at_cross"})
+                lat.append(time.perf_counter() - s)
+                path = f"{create}/{r.json()['order_id']}"
+                await raw.delete(path, headers=signer.headers("DELETE", path))
+            q = statistics.quantiles(lat, n=100)
+            print(f"bare httpx V2 create:          p50 {1e3 * q[49]:.2f} ms, "
+                  f"p99 {1e3 * q[98]:.2f} ms round trip (baseline)")
         policy = RetryPolicy(max_attempts=1)
         async with KalshiRest(srv.base + PREFIX, signer, retry=policy, timeout=10) as c:
             for _ in range(200):  # warm-up
@@ -95,21 +116,27 @@ async def bench_rest(seconds: float, signer: signing.Signer) -> None:
             print(f"signed GET, 8 in flight:      {count / dt:>9,.0f} req/s")
 
             tickers = [m.ticker for m in (await c.get_markets(status="open", limit=1000)).items]
-            ids: list[str] = []
+            ids: list[tuple[str, str]] = []
+            lat = []
             end = time.perf_counter() + seconds
             t0 = time.perf_counter()
             i = 0
             while time.perf_counter() < end:
-                o = await c.create_order(
-                    tickers[i % len(tickers)], "yes", "buy", 1, yes_price="0.02"
-                )
-                ids.append(o.order_id)
+                ticker = tickers[i % len(tickers)]
+                s = time.perf_counter()
+                o = await c.create_order(ticker, "yes", "buy", 1, "0.02")
+                lat.append(time.perf_counter() - s)
+                ids.append((o.order_id, ticker))
                 i += 1
             dt = time.perf_counter() - t0
-            print(f"create_order (resting):       {len(ids) / dt:>9,.0f} orders/s")
+            q = statistics.quantiles(lat, n=100)
+            print(
+                f"create_order (resting):       {len(ids) / dt:>9,.0f} orders/s "
+                f"(round trip p50 {1e3 * q[49]:.2f} ms, p99 {1e3 * q[98]:.2f} ms)"
+            )
             t0 = time.perf_counter()
-            for oid in ids:
-                await c.cancel_order(oid)
+            for oid, ticker in ids:
+                await c.cancel_order(oid, ticker=ticker)
             dt = time.perf_counter() - t0
             print(f"cancel_order:                 {len(ids) / dt:>9,.0f} cancels/s")
     finally:

@@ -359,6 +359,29 @@ async def test_order_whose_answer_is_lost_is_placed_once(quiet_sim):
         assert statuses == {"lost-1": "canceled", "other-1": "resting"}
 
 
+async def test_batch_whose_answer_is_lost_is_placed_once(quiet_sim):
+    h = quiet_sim
+    t = h.open_tickers()[0]
+    async with rest(h) as a:
+        await a.create_order(t, "yes", "buy", 1, "0.10", client_order_id="solo")
+        await h.control("lose_response", status=502, count=1,
+                        path_prefix=PREFIX + "/portfolio/events/orders/batched")
+        items = await a.batch_create_orders(
+            [
+                order_body(t, "yes", "buy", 1, "0.11", client_order_id="bl-1"),
+                order_body(t, "no", "buy", 2, "0.80", client_order_id="bl-2"),
+            ]
+        )
+        assert h.sim.faults.lost_count == 0  # the fault really fired
+        assert [(i.client_order_id, i.recovered, i.error) for i in items] == [
+            ("bl-1", True, None),
+            ("bl-2", True, None),
+        ]
+        assert items[1].order is not None and items[1].order.book_side == "ask"
+        coids = sorted([x.client_order_id async for x in a.iter_orders(ticker=t)])
+        assert coids == ["bl-1", "bl-2", "solo"]
+
+
 async def test_requests_are_paced_by_the_simulators_limits_without_429(tmp_path):
     handle, server = await fx.start_sim(tmp_path, rate_tier="basic")
     try:

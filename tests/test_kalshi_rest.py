@@ -414,7 +414,7 @@ async def test_cancel_reports_how_many_contracts_it_took_off(client, fake):
     assert result.reduced_by == Decimal("2.5")
 
 
-async def test_other_posts_are_not_retried_on_5xx(client, fake):
+async def test_amend_and_decrease_are_not_retried_on_5xx(client, fake):
     fake.fault("POST", f"{V2}/o1/amend", (500, {}), (500, {}))
     with pytest.raises(KalshiServerError):
         await client.amend_order(
@@ -427,10 +427,13 @@ async def test_other_posts_are_not_retried_on_5xx(client, fake):
         await client.decrease_order("o1", reduce_by=1)
     assert fake.count("POST", f"{V2}/o1/decrease") == 1
 
+
+async def test_a_batch_create_is_repeated_with_the_same_client_order_ids(client, fake):
     fake.fault("POST", f"{V2}/batched", (502, {}))
-    with pytest.raises(KalshiServerError):
-        await client.batch_create_orders([order_body("T", "yes", "buy", 1, "0.1")])
-    assert fake.count("POST", f"{V2}/batched") == 1
+    body = order_body("T", "yes", "buy", 1, "0.1", client_order_id="bb-1")
+    with pytest.raises(KalshiBadRequest):  # past the 502, the fake does not script batches
+        await client.batch_create_orders([body])
+    assert fake.count("POST", f"{V2}/batched") == 2
 
 
 async def test_other_posts_are_retried_on_429(client, fake):

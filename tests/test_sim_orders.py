@@ -263,7 +263,9 @@ async def test_order_flags_and_rejections(quiet_sim):
     for bad in ({"ticker": t, "side": "bid", "count": "1"},
                 order_body(t, count=0, price=5),
                 {**base, "side": "yes"},
-                {**base, "price": "0.055"},
+                {**base, "price": "0.555"},  # between 0.10 and 0.90 the tick is a cent
+                {**base, "price": "0.0555"},  # finer than the deci-cent tail tick
+                {**base, "price": "1e-2"},
                 {**base, "price": 0.05},
                 {**base, "count": 1},
                 {**base, "time_in_force": "gtc"},
@@ -274,8 +276,9 @@ async def test_order_flags_and_rejections(quiet_sim):
         r = await a.post(ORDERS, json=bad)
         assert r.status_code == 400, bad
         assert set(r.json()) >= {"code", "message"}
-    r = await a.post(ORDERS, json={**base, "price": "0.055"})
-    assert "0.01" in r.json()["message"]  # names the tick
+    r = await a.post(ORDERS, json={**base, "price": "0.555"})
+    assert r.json()["code"] == "invalid_price"
+    assert "tick 0.0100" in r.json()["message"]  # names the tick
     assert (await a.post(ORDERS, json=order_body("NOPE", count=1))).status_code == 404
     # insufficient balance
     await h.control("set_balance", key_id="test-key", cents=100)

@@ -390,6 +390,8 @@ class DecreaseAck(_Model):
 
 
 class BatchCreateItem(_Model):
+    """One item of a V2 batch create: the order's ids, or its error."""
+
     order_id: str | None = None
     client_order_id: str | None = None
     fill_count: OptCount = None
@@ -398,6 +400,20 @@ class BatchCreateItem(_Model):
     average_fee_paid: OptDollars = None
     ts_ms: int | None = None
     error: ErrorBody | None = None
+    recovered: bool = False
+    order: Order | None = None
+
+    @classmethod
+    def from_order(cls, order: Order) -> BatchCreateItem:
+        """An item for an order an earlier, unanswered attempt of the batch placed."""
+        return cls(
+            order_id=order.order_id,
+            client_order_id=order.client_order_id,
+            fill_count=order.fill_count_fp,
+            remaining_count=order.remaining_count_fp,
+            recovered=True,
+            order=order,
+        )
 
 
 class BatchCancelItem(_Model):

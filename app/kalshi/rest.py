@@ -11,8 +11,8 @@ Decimal numbers. Retries follow one rule, decided per call:
   whose repetition cannot do anything twice are retried - reads (GET), cancels
   (DELETE) and order creation, which always carries a client_order_id so a
   repeat is recognised by the exchange (a 409 on a repeat is resolved by
-  looking the order up by that client_order_id). Amend, decrease and batch
-  create are never repeated after an unknown outcome.
+  looking the order up by that client_order_id); batch creates likewise, item
+  by item. Amend and decrease are never repeated after an unknown outcome.
 
 Delays are exponential with full jitter; a Retry-After header is honoured.
 
@@ -133,6 +133,10 @@ def _outcome_unknown(exc: KalshiError) -> bool:
     if isinstance(exc, KalshiTransportError):
         return not exc.never_sent
     return isinstance(exc, KalshiServerError)
+
+
+def _is_duplicate(item: BatchCreateItem) -> bool:
+    return item.error is not None and item.error.code == "order_already_exists"
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:
@@ -729,30 +733,43 @@ class KalshiRest:
         if not coid:
             raise ValueError("an order needs a client_order_id to be retried safely")
         await self.check_price(body["ticker"], body["price"])
+        try:
+            data, _ = await self._post_with_same_ids(ORDERS_V2, body, what=f"order {coid}")
+        except KalshiConflict as exc:
+            if exc.after_unknown_outcome:
+                found = await self.find_order_by_client_id(coid, ticker=body["ticker"])
+                if found is not None:
+                    log.info("order %s already accepted by an earlier attempt", coid)
+                    return OrderAck.from_order(found)
+            raise
+        return OrderAck.model_validate(data)
+
+    async def _post_with_same_ids(self, path: str, body: Any, *, what: str) -> tuple[Any, bool]:
+        """POST order creation(s), repeating the same body (same client_order_ids).
+
+        Retried like a read: every order in it carries a client_order_id, so the
+        exchange recognises a repeat. Returns the answer and whether an earlier
+        attempt ended with an unknown outcome; an error raised after such an
+        attempt has ``after_unknown_outcome`` set.
+        """
         attempt = 0
         ambiguous = False
         while True:
             attempt += 1
             try:
-                data = await self._once("POST", ORDERS_V2, None, body, None)
-                return OrderAck.model_validate(data)
-            except KalshiConflict:
-                if ambiguous:
-                    found = await self.find_order_by_client_id(coid, ticker=body["ticker"])
-                    if found is not None:
-                        log.info("order %s already accepted by an earlier attempt", coid)
-                        return OrderAck.from_order(found)
-                raise
+                return await self._once("POST", path, None, body, None), ambiguous
             except KalshiError as exc:
                 exc.after_unknown_outcome = ambiguous
-                delay = self._retry_delay(exc, IDEMPOTENT, attempt)
+                delay = None if isinstance(exc, KalshiConflict) else self._retry_delay(
+                    exc, IDEMPOTENT, attempt
+                )
                 if delay is None:
                     raise
                 ambiguous = ambiguous or _outcome_unknown(exc)
                 self.stats["retries"] += 1
                 log.warning(
-                    "kalshi create order %s: %s; retry %d with the same client_order_id",
-                    coid,
+                    "kalshi create %s: %s; retry %d with the same client_order_id",
+                    what,
                     exc,
                     attempt,
                 )
@@ -920,16 +937,28 @@ class KalshiRest:
         """POST /portfolio/events/orders/batched with bodies from :func:`order_body`.
 
         Every price is checked before anything is sent; the answer has one item
-        per order, in order, each with the order's ids or its error.
+        per order, in order, each with the order's ids or its error. Like
+        :meth:`create_order`, the batch is repeated with the same client_order_ids
+        after an unknown outcome, and items the exchange then refuses as duplicates
+        are looked up by client_order_id (``recovered=True``).
         """
         for body in orders:
             if not body.get("client_order_id"):
                 raise ValueError("every order in a batch needs a client_order_id")
             await self.check_price(body["ticker"], body["price"])
-        data = await self.request(
-            "POST", f"{ORDERS_V2}/batched", json={"orders": orders}, safety=UNSAFE
+        data, ambiguous = await self._post_with_same_ids(
+            f"{ORDERS_V2}/batched", {"orders": orders}, what=f"batch of {len(orders)}"
         )
-        return [BatchCreateItem.model_validate(x) for x in data.get("orders") or []]
+        items = [BatchCreateItem.model_validate(x) for x in data.get("orders") or []]
+        if ambiguous:
+            for n, (body, item) in enumerate(zip(orders, items, strict=False)):
+                if _is_duplicate(item):
+                    found = await self.find_order_by_client_id(
+                        body["client_order_id"], ticker=body["ticker"]
+                    )
+                    if found is not None:
+                        items[n] = BatchCreateItem.from_order(found)
+        return items
 
     async def batch_cancel_orders(
         self, orders: Iterable[CancelRef], *, subaccount: int | None = None

@@ -36,8 +36,9 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -530,55 +531,76 @@ class KalshiWS:
     # ------------------------------------------------------------------ message handling
 
     def _dispatch(self, data: dict[str, Any]) -> None:
+        """Route one frame: command replies, then sequence check, then the type's handler."""
         self.stats.messages += 1
         mtype = data.get("type", "")
-        cid = data.get("id")
         sid = data.get("sid")
-        seq = data.get("seq")
-
-        was_pending = cid is not None and cid in self._pending
-        if was_pending:
-            if mtype in CONTROL_TYPES:
-                self._resolve(cid, data)
-            elif mtype == "orderbook_snapshot":
-                fut, _ = self._pending.pop(cid)
-                if not fut.done():
-                    fut.set_result(data)
-
         sub = self._by_sid.get(sid) if sid is not None else None
+        was_pending = self._answer_command(mtype, data)
         if mtype in CONTROL_TYPES:
-            # ok / unsubscribed / error replies may consume a number of the
-            # subscription's sequence: count it so it is not taken for a gap
-            if seq is not None and sub is not None and mtype != "unsubscribed":
-                self._check_seq(sub, seq, mtype)
-            if mtype == "error" and (not was_pending or sid is not None):
-                log.warning("kalshi ws: error message: %s", data.get("msg"))
-                self._emit_raw(data)
+            self._on_control(mtype, data, sub, was_pending)
             return
+        seq = data.get("seq")
+        if seq is not None and sub is not None and not self._check_seq(sub, seq, mtype):
+            return
+        handler = self._DATA_HANDLERS.get(mtype)
+        if handler is None or handler(self, _body(data), sub):
+            self._emit_raw(data)
 
-        if seq is not None and sub is not None:
-            if not self._check_seq(sub, seq, mtype):
-                return
+    def _answer_command(self, mtype: str, data: dict[str, Any]) -> bool:
+        """Complete the command this frame answers, if any; True when it answered one."""
+        cid = data.get("id")
+        if cid is None or cid not in self._pending:
+            return False
+        if mtype in CONTROL_TYPES:
+            self._resolve(cid, data)
+        elif mtype == "orderbook_snapshot":  # the answer to get_snapshot
+            fut, _ = self._pending.pop(cid)
+            if not fut.done():
+                fut.set_result(data)
+        return True
 
-        body = data.get("msg") if isinstance(data.get("msg"), dict) else {}
-        if mtype == "orderbook_snapshot":
-            ticker = body.get("market_ticker")
-            if ticker:
-                self.books.setdefault(ticker, OrderBook(ticker)).apply_snapshot(body)
-        elif mtype == "orderbook_delta":
-            ticker = body.get("market_ticker")
-            book = self.books.get(ticker) if ticker else None
-            if book is None or not book.valid:
-                self.stats.dropped_deltas += 1
-                return
-            try:
-                book.apply_delta(body)
-            except BookInconsistent as exc:
-                log.warning("kalshi ws: %s; resyncing", exc)
-                if sub is not None:
-                    self._start_resync(sub, [ticker])
-                return
-        self._emit_raw(data)
+    def _on_control(
+        self, mtype: str, data: dict[str, Any], sub: Subscription | None, was_pending: bool
+    ) -> None:
+        # ok / subscribed / error replies may consume a number of the subscription's
+        # sequence: count it so it is not taken for a gap
+        seq = data.get("seq")
+        if seq is not None and sub is not None and mtype != "unsubscribed":
+            self._check_seq(sub, seq, mtype)
+        if mtype == "error" and (not was_pending or data.get("sid") is not None):
+            log.warning("kalshi ws: error message: %s", data.get("msg"))
+            self._emit_raw(data)
+
+    def _on_snapshot(self, body: dict[str, Any], sub: Subscription | None) -> bool:
+        ticker = body.get("market_ticker")
+        if ticker:
+            self.books.setdefault(ticker, OrderBook(ticker)).apply_snapshot(body)
+        return True
+
+    def _on_delta(self, body: dict[str, Any], sub: Subscription | None) -> bool:
+        """Apply a delta to its book; False (not passed on) when the book cannot take it."""
+        ticker = body.get("market_ticker")
+        book = self.books.get(ticker) if ticker else None
+        if book is None or not book.valid:
+            self.stats.dropped_deltas += 1
+            return False
+        try:
+            book.apply_delta(body)
+        except BookInconsistent as exc:
+            log.warning("kalshi ws: %s; resyncing", exc)
+            if sub is not None:
+                self._start_resync(sub, [ticker])
+            return False
+        return True
+
+    # data message type -> handler(body, subscription) -> pass the message on?
+    _DATA_HANDLERS: ClassVar[
+        dict[str, Callable[[KalshiWS, dict[str, Any], Subscription | None], bool]]
+    ] = {
+        "orderbook_snapshot": _on_snapshot,
+        "orderbook_delta": _on_delta,
+    }
 
     def _resolve(self, cid: int, data: dict[str, Any]) -> None:
         fut, sub = self._pending.pop(cid)
@@ -701,6 +723,11 @@ class KalshiWS:
                 raw=data,
             )
         )
+
+
+def _body(data: dict[str, Any]) -> dict[str, Any]:
+    msg = data.get("msg")
+    return msg if isinstance(msg, dict) else {}
 
 
 def _dumps(payload: dict[str, Any]) -> str:

@@ -10,9 +10,12 @@ injection and test helpers (faults.py; off unless REC_SIM_FAULTS_ENABLED).
 - exchange.py   order operations, settlement, observer callbacks
 - matching.py   yes/no bid books, price-time priority
 - accounts.py   cash, collateral, netted positions, fills, settlements (integer cents)
-- fees.py       Kalshi's quadratic fee, rounded up to the cent
-- views.py      wire objects; wire.py fixed-point formats and request parsing
+- fees.py       Kalshi's fee model and fee rounding (per-order accumulator, rebates)
+- views.py      wire objects; wire.py fixed-point formats and strict request parsing
+- rest.py       market data and portfolio reads, the route table; orders.py the V2 order
+                endpoints; context.py request context and error bodies; control.py /_sim
 - auth.py       RSA-PSS verification against <keys_dir>/<key_id>.pem
 - ratelimit.py  token buckets per key by Kalshi tier
+- sim.py        one simulator instance; config.py SimConfig and sim_config(settings)
 - service.py    `rec run exchange-sim`; cli.py `rec sim add-key|gen-key`
 """

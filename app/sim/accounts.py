@@ -1,7 +1,7 @@
-"""Accounts, positions, fills and settlements in integer cents.
+"""Accounts, positions, fills and settlements; money in $0.0001 (units.py).
 
 Kalshi nets YES and NO in one market: the position is signed (+YES / -NO). Buying the
-outcome opposite to a holding closes pairs, and each YES+NO pair pays out 100 cents at
+outcome opposite to a holding closes pairs, and each YES+NO pair pays out $1 at
 once. Cost basis and realised P&L follow from that rule; fees are kept apart.
 """
 
@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from app.sim.fees import FeeCharge
 from app.sim.matching import YES, Order
+from app.sim.units import ONE
 
 _NS = uuid.UUID("5b0c6f64-6a52-4c39-9d53-6e3f2b1f7a10")
 
@@ -24,10 +26,10 @@ class Position:
     ticker: str
     event_ticker: str
     position: int = 0  # +YES / -NO contracts
-    cost: int = 0  # cost basis of the current holding, cents
+    cost: int = 0  # cost basis of the current holding
     realized_pnl: int = 0
     fees_paid: int = 0
-    total_traded: int = 0  # cents spent or received on fills
+    total_traded: int = 0  # spent or received on fills
     volume: int = 0  # contracts traded
     last_updated_ms: int = 0
 
@@ -43,9 +45,9 @@ class Position:
             k = min(count, -held)
             removed = self.cost if k == -held else self.cost * k // (-held)
             self.cost -= removed
-            self.realized_pnl += k * (100 - price) - removed
+            self.realized_pnl += k * (ONE - price) - removed
             self.position += sign * k
-            cash += 100 * k
+            cash += ONE * k
             count -= k
         if count:
             self.position += sign * count
@@ -64,11 +66,16 @@ class FillRecord:
     count: int
     yes_price: int
     is_taker: bool
-    fee: int
+    charge: FeeCharge  # trade fee, rounding fee, rebate
     ts_ms: int
     client_order_id: str
     post_position: int
     seq: int
+
+    @property
+    def fee(self) -> int:
+        """The net fee charged (trade + rounding - rebate), $0.0001."""
+        return self.charge.net
 
 
 @dataclass

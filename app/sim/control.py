@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.websockets import WebSocket
 
 from app.sim.context import error_response, json_response
+from app.sim.units import CENT
 
 if TYPE_CHECKING:
     from app.sim.sim import Sim
@@ -94,7 +95,7 @@ def set_spot(sim: Sim, body: dict) -> dict:
 
 
 def set_balance(sim: Sim, body: dict) -> dict:
-    sim.account(str(body["key_id"])).cash = int(body["cents"])
+    sim.account(str(body["key_id"])).cash = int(body["cents"]) * CENT
     return {}
 
 

@@ -16,6 +16,8 @@ from app.sim import fees
 from app.sim.accounts import Account, FillRecord, SettlementRecord, stable_uuid
 from app.sim.market import ACTIVE, CLOSED, DETERMINED, FINALIZED, Event, Market, Series
 from app.sim.matching import NO, YES, Book, LevelChange, Order, other
+from app.sim.units import CENT, ONE
+from app.sim.wire import dollars
 
 TIFS = ("fill_or_kill", "good_till_canceled", "immediate_or_cancel")
 KEEP: Any = object()  # amend: leave the expiry as it is
@@ -62,14 +64,13 @@ class OrderRequest:
     side: str
     action: str
     count: int
-    price: int  # in `side` terms (yes price for side yes, no price for side no)
+    price: int  # $0.0001, in `side` terms (yes price for side yes, no price for side no)
     client_order_id: str = ""
     tif: str = "good_till_canceled"
     post_only: bool = False
     reduce_only: bool = False
     stp: str = "taker_at_cross"
     expiration_ms: int | None = None
-    buy_max_cost: int | None = None
     cancel_on_pause: bool = False
 
 
@@ -128,68 +129,98 @@ class Exchange:
             self.books.pop(t, None)
             self._last_ticker.pop(t, None)
 
-    def fee_for(self, market: Market, count: int, price: int, is_taker: bool) -> int:
+    def fee_rate(self, market: Market, is_taker: bool) -> int:
+        """The series' fee rate (ten-thousandths) for a taker or a maker."""
         s = self.series.get(market.series_ticker)
         fee_type = s.fee_type if s else "quadratic"
         mult = s.fee_multiplier if s else 1.0
-        return fees.trade_fee_cents(count, price, is_taker=is_taker, fee_type=fee_type,
-                                    multiplier=mult)
+        return fees.rate_bp(is_taker, fee_type, mult)
+
+    def fee_for(self, market: Market, count: int, price: int, is_taker: bool) -> int:
+        """At most what one fill of `count` at `price` costs in fees (collateral checks)."""
+        return fees.fee_estimate(count, price, self.fee_rate(market, is_taker))
 
     # --- orders ---------------------------------------------------------------
+    def check_price(self, m: Market, yes_price: int) -> None:
+        """Refuse a price off the market's price grid, naming the tick that applies."""
+        if not 0 < yes_price < ONE:
+            raise ExchangeError(400, "invalid_price", "price must be above 0 and below 1")
+        for start, end, step in m.price_ranges:
+            if start <= yes_price <= end and (yes_price - start) % step == 0:
+                return
+        step = next((st for lo, hi, st in m.price_ranges if lo <= yes_price <= hi), CENT)
+        raise ExchangeError(400, "invalid_price",
+                            f"price {dollars(yes_price)} is not on the market's price tick "
+                            f"{dollars(step)} ({m.price_level_structure})")
+
     def place(self, acct: Account, req: OrderRequest) -> Order:
         m = self.market(req.ticker)
+        self._check_open(m)
+        if req.client_order_id and req.client_order_id in acct.by_client_id:
+            raise ExchangeError(409, "order_already_exists",
+                                "an order with this client_order_id already exists")
+        yes_price = req.price if req.side == YES else ONE - req.price
+        self.check_price(m, yes_price)
+        order = self._new_order(acct, m, req, yes_price)
+        held_against = self._held_against(acct, m, order.outcome)
+        if req.reduce_only:
+            if held_against == 0:
+                return self._reject(acct, order, "ReduceOnlyCancel")
+            order.remaining = min(order.remaining, held_against)
+        self._check_collateral(acct, m, order, held_against)
+        self._register(acct, order)
+        return self._match_or_rest(acct, m, order)
+
+    def _check_open(self, m: Market) -> None:
         if not self.trading_active:
             raise ExchangeError(400, TRADING_PAUSED, "trading is paused on the exchange")
         if m.status != ACTIVE:
             raise ExchangeError(400, "market_closed", f"market {m.ticker} is not open")
-        if req.client_order_id and req.client_order_id in acct.by_client_id:
-            raise ExchangeError(409, "order_already_exists",
-                                "an order with this client_order_id already exists")
+
+    def _new_order(self, acct: Account, m: Market, req: OrderRequest, yes_price: int) -> Order:
         now = self.clock()
-        yes_price = req.price if req.side == YES else 100 - req.price
         outcome = req.side if req.action == "buy" else other(req.side)
-        book_price = yes_price if outcome == YES else 100 - yes_price
-        count = req.count
-        order = Order(
+        return Order(
             order_id=stable_uuid("order", self.salt, self.next_seq()), seq=self._seq,
             account_id=acct.account_id, ticker=m.ticker, side=req.side, action=req.action,
-            price=book_price, initial_count=count, client_order_id=req.client_order_id,
+            price=yes_price if outcome == YES else ONE - yes_price,
+            initial_count=req.count, client_order_id=req.client_order_id,
             tif=req.tif, post_only=req.post_only, reduce_only=req.reduce_only, stp=req.stp,
-            expiration_ms=req.expiration_ms, created_ms=now, updated_ms=now, remaining=count,
-            cancel_on_pause=req.cancel_on_pause,
+            expiration_ms=req.expiration_ms, created_ms=now, updated_ms=now,
+            remaining=req.count, cancel_on_pause=req.cancel_on_pause,
         )
+
+    @staticmethod
+    def _held_against(acct: Account, m: Market, outcome: str) -> int:
+        """Contracts of the other outcome an order for `outcome` would close."""
         pos = acct.positions.get(m.ticker)
-        held_against = 0  # contracts of the other outcome this order would close
-        if pos is not None:
-            held_against = max(0, -pos.position if outcome == YES else pos.position)
-        if req.reduce_only:
-            if held_against == 0:
-                return self._reject(acct, order, "ReduceOnlyCancel")
-            if count > held_against:
-                order.remaining = held_against
-        if not acct.unlimited:
-            opening = max(0, order.remaining - held_against)
-            need = opening * book_price + self.fee_for(m, opening, book_price, True)
-            if need > acct.balance:
-                raise ExchangeError(400, "insufficient_balance",
-                                    "insufficient balance for this order")
-        self._register(acct, order)
+        if pos is None:
+            return 0
+        return max(0, -pos.position if outcome == YES else pos.position)
+
+    def _check_collateral(self, acct: Account, m: Market, order: Order,
+                          held_against: int) -> None:
+        if acct.unlimited:
+            return
+        opening = max(0, order.remaining - held_against)
+        need = opening * order.price + self.fee_for(m, opening, order.price, True)
+        if need > acct.balance:
+            raise ExchangeError(400, "insufficient_balance",
+                                "insufficient balance for this order")
+
+    def _match_or_rest(self, acct: Account, m: Market, order: Order) -> Order:
         book = self.books[m.ticker]
-        if req.post_only and book.would_cross(outcome, book_price):
+        if order.post_only and book.would_cross(order.outcome, order.price):
             return self._finish(acct, order, m, "PostOnlyCrossCancel")
-        if req.buy_max_cost is not None or req.tif == "fill_or_kill":
-            reach = book.crossing_qty(outcome, book_price, exclude_account=acct.account_id)
+        if order.tif == "fill_or_kill":
+            reach = book.crossing_qty(order.outcome, order.price,
+                                      exclude_account=acct.account_id)
             if reach < order.remaining:
                 return self._finish(acct, order, m, None)
-        limit_cost = req.buy_max_cost
-        if limit_cost is not None:
-            probe = sum(p * q for p, q in _cheapest(book, outcome, book_price, order.remaining))
-            if probe > limit_cost:
-                return self._finish(acct, order, m, None)
-        self._execute(acct, order, m, book, limit_cost)
+        self._execute(acct, order, m, book)
         if order.status == "canceled":
             return self._finish(acct, order, m, order.last_update_reason)
-        if order.remaining and req.tif in ("immediate_or_cancel", "fill_or_kill"):
+        if order.remaining and order.tif in ("immediate_or_cancel", "fill_or_kill"):
             return self._finish(acct, order, m, None)
         if order.remaining:
             book.add(order)
@@ -227,15 +258,14 @@ class Exchange:
         self._publish(m, [(acct, order)])
         return order
 
-    def _execute(self, acct: Account, taker: Order, m: Market, book: Book,
-                 limit_cost: int | None) -> None:
-        matches, stopped = book.match(taker, limit_cost)
+    def _execute(self, acct: Account, taker: Order, m: Market, book: Book) -> None:
+        matches, stopped = book.match(taker)
         now = self.clock()
         touched: list[tuple[Account, Order]] = []
         for mt in matches:
             maker = mt.maker
             maker_acct = self.accounts[maker.account_id]
-            yes_price = mt.maker_price if maker.outcome == YES else 100 - mt.maker_price
+            yes_price = mt.maker_price if maker.outcome == YES else ONE - mt.maker_price
             trade = TradeRecord(stable_uuid("trade", self.salt, self.next_seq()), m.ticker,
                                 mt.count, yes_price, taker.outcome, now, self._seq)
             self._record_trade(m, trade)
@@ -274,8 +304,12 @@ class Exchange:
     def _fill(self, acct: Account, order: Order, m: Market, trade: TradeRecord,
               is_taker: bool, price: int) -> None:
         """Account for one side of a trade: `price` is paid on the order's outcome."""
-        fee = self.fee_for(m, trade.count, price, is_taker)
-        side_price = trade.yes_price if order.side == YES else 100 - trade.yes_price
+        pos = acct.position(m.ticker, m.event_ticker)
+        before = max(pos.position, 0)
+        delta = pos.apply_fill(order.outcome, trade.count, price, trade.ts_ms)
+        charge = order.fees.charge(trade.count, price, self.fee_rate(m, is_taker), delta)
+        fee = charge.net
+        side_price = trade.yes_price if order.side == YES else ONE - trade.yes_price
         if is_taker:
             order.taker_cost += trade.count * side_price
             order.taker_fees += fee
@@ -284,16 +318,14 @@ class Exchange:
             order.maker_fees += fee
         order.updated_ms = trade.ts_ms
         order.last_update_reason = "Trade"
-        pos = acct.position(m.ticker, m.event_ticker)
-        before = max(pos.position, 0)
-        acct.cash += pos.apply_fill(order.outcome, trade.count, price, trade.ts_ms) - fee
+        acct.cash += delta - fee
         pos.fees_paid += fee
         m.open_interest += max(pos.position, 0) - before
         acct.updated_ms = trade.ts_ms
         if acct.unlimited:
             return
         rec = FillRecord(trade.trade_id, order.order_id, m.ticker, order.side, order.action,
-                         order.outcome, trade.count, trade.yes_price, is_taker, fee,
+                         order.outcome, trade.count, trade.yes_price, is_taker, charge,
                          trade.ts_ms, order.client_order_id, pos.position, self.next_seq())
         acct.fills.append(rec)
         for obs in self.observers:
@@ -318,7 +350,7 @@ class Exchange:
 
     def _maybe_ticker(self, m: Market, book: Book) -> None:
         yb, nb = book.best(YES), book.best(NO)
-        key = (yb, nb, book.qty[YES][yb] if yb else 0, book.qty[NO][nb] if nb else 0,
+        key = (yb, nb, book.size(YES, yb), book.size(NO, nb),
                m.last_price, m.volume, m.open_interest)
         if self._last_ticker.get(m.ticker) != key:
             self._last_ticker[m.ticker] = key
@@ -402,7 +434,8 @@ class Exchange:
         if total <= order.filled:
             raise ExchangeError(400, "invalid_parameters",
                                 "count must exceed the filled count of the order")
-        book_price = yes_price if order.outcome == YES else 100 - yes_price
+        self.check_price(self.markets[order.ticker], yes_price)
+        book_price = yes_price if order.outcome == YES else ONE - yes_price
         new_remaining = total - order.filled
         if new_client_id and new_client_id != order.client_order_id:
             if new_client_id in acct.by_client_id:
@@ -433,7 +466,7 @@ class Exchange:
         order.price = book_price
         order.remaining = new_remaining
         order.initial_count = total
-        self._execute(acct, order, m, book, None)
+        self._execute(acct, order, m, book)
         if order.status == "canceled":
             order.remaining = 0
         elif order.remaining:
@@ -458,7 +491,7 @@ class Exchange:
             obs.lifecycle({"market_ticker": m.ticker, "event_type": "activated"})
 
     def close_market(self, m: Market) -> None:
-        for order in [o for lvl in self.books[m.ticker].levels.values() for q in lvl for o in q]:
+        for order in self.books[m.ticker].orders():
             self._cancel(self.accounts[order.account_id], order, "CloseCancel")
         m.status = CLOSED
         m.updated_ms = self.clock()
@@ -466,20 +499,20 @@ class Exchange:
     def settle_market(self, m: Market, result: str, expiration_value: str) -> None:
         now = self.clock()
         m.result = result
-        m.settlement_value = 100 if result == YES else 0
+        m.settlement_value = ONE if result == YES else 0
         m.expiration_value = expiration_value
         m.status = DETERMINED
         m.determined_ms = now
         for obs in self.observers:
             obs.lifecycle({"market_ticker": m.ticker, "event_type": "determined",
                            "determination_ts": now // 1000, "result": result,
-                           "settlement_value": f"{m.settlement_value / 100:.4f}"})
+                           "settlement_value": dollars(m.settlement_value)})
         for acct in self.accounts.values():
             pos = acct.positions.get(m.ticker)
             if pos is None:
                 continue
             yes_n, no_n = max(pos.position, 0), max(-pos.position, 0)
-            revenue = 100 * (yes_n if result == YES else no_n)
+            revenue = ONE * (yes_n if result == YES else no_n)
             cost = pos.cost
             pos.realized_pnl += revenue - cost
             pos.position = 0
@@ -510,24 +543,9 @@ class Exchange:
             if m.status != ACTIVE:
                 continue
             if not active:
-                for order in [o for lvl in self.books[m.ticker].levels.values()
-                              for q in lvl for o in q if o.cancel_on_pause]:
+                for order in [o for o in self.books[m.ticker].orders() if o.cancel_on_pause]:
                     self._cancel(self.accounts[order.account_id], order, "HaltCancel")
             for obs in self.observers:
                 obs.lifecycle({"market_ticker": m.ticker,
                                "event_type": "deactivated" if not active else "activated",
                                "is_deactivated": not active})
-
-
-def _cheapest(book: Book, outcome: str, price: int, count: int) -> list[tuple[int, int]]:
-    """(price paid, contracts) the order would take, cheapest first, up to `count`."""
-    out = []
-    opp = other(outcome)
-    for maker_price in range(99, 99 - price, -1):
-        if count <= 0:
-            break
-        q = min(book.qty[opp][maker_price], count)
-        if q:
-            out.append((100 - maker_price, q))
-            count -= q
-    return out

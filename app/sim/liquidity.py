@@ -12,6 +12,7 @@ import random
 from app.sim.exchange import Exchange, ExchangeError, OrderRequest
 from app.sim.market import ACTIVE, Market
 from app.sim.matching import NO, YES, Order
+from app.sim.units import CENT
 
 MM_ACCOUNT = "sim-market-maker"
 FLOW_ACCOUNT = "sim-flow"
@@ -80,7 +81,8 @@ class MarketMaker:
         for (outcome, price), size in want.items():
             if (outcome, price) in have:
                 continue
-            req = OrderRequest(m.ticker, side=outcome, action="buy", count=size, price=price)
+            req = OrderRequest(m.ticker, side=outcome, action="buy", count=size,
+                               price=price * CENT)
             try:
                 order = self.ex.place(self.acct, req)
             except ExchangeError:
@@ -109,7 +111,7 @@ class NoiseFlow:
             return
         side = YES if self.rng.random() < 0.5 else NO
         size = self.rng.randint(1, self.max_size)
-        req = OrderRequest(m.ticker, side=side, action="buy", count=size, price=99,
+        req = OrderRequest(m.ticker, side=side, action="buy", count=size, price=99 * CENT,
                            tif="immediate_or_cancel")
         try:
             self.ex.place(self.acct, req)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.sim.units import PRICE_STRUCTURES
+
 # Internal market states use the spec's Market.status values.
 INITIALIZED = "initialized"
 ACTIVE = "active"
@@ -30,6 +32,7 @@ class Series:
     tags: list[str] = field(default_factory=lambda: ["BTC"])
     fee_type: str = "quadratic"
     fee_multiplier: float = 1.0
+    price_level_structure: str = "linear_cent"
     created_ms: int = 0
 
 
@@ -64,16 +67,21 @@ class Market:
     seq: int
     status: str = INITIALIZED
     result: str = ""
-    settlement_value: int | None = None  # cents paid per YES contract
+    settlement_value: int | None = None  # $0.0001 paid per YES contract
     expiration_value: str = ""
     settled_ms: int | None = None
     determined_ms: int | None = None
     updated_ms: int = 0
-    last_price: int = 0
+    last_price: int = 0  # $0.0001
     volume: int = 0
     open_interest: int = 0
-    dollar_volume: int = 0  # cents of YES-price notional traded
+    dollar_volume: int = 0  # $0.0001 of YES-price notional traded
     last_trade_size: int = 0
+    price_level_structure: str = "linear_cent"
+
+    @property
+    def price_ranges(self) -> tuple[tuple[int, int, int], ...]:
+        return PRICE_STRUCTURES[self.price_level_structure]
 
     def wins(self, value: float) -> bool:
         """Whether an expiration value settles this market YES."""

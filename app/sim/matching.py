@@ -1,16 +1,21 @@
 """Order book and price-time-priority matching for one binary market.
 
-Kalshi books hold bids only: YES bids and NO bids. Every order is normalised to the
+Prices and money are integers in $0.0001 (ONE = $1), so sub-cent ticks need no special
+case. Kalshi books hold bids only: YES bids and NO bids. Every order is normalised to the
 outcome it positions its owner for and the price it bids on that outcome
-(buy yes @ p -> yes bid p; sell yes @ p -> no bid 100-p; buy no @ q -> no bid q;
-sell no @ q -> yes bid 100-q). A YES bid at y and a NO bid at n cross when y + n >= 100;
+(buy yes @ p -> yes bid p; sell yes @ p -> no bid ONE-p; buy no @ q -> no bid q;
+sell no @ q -> yes bid ONE-q). A YES bid at y and a NO bid at n cross when y + n >= ONE;
 the trade happens at the resting (maker) order's price.
 """
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import deque
 from dataclasses import dataclass, field
+
+from app.sim.fees import FeeAccumulator
+from app.sim.units import ONE
 
 YES = "yes"
 NO = "no"
@@ -28,7 +33,7 @@ class Order:
     ticker: str
     side: str  # as submitted: yes | no
     action: str  # buy | sell
-    price: int  # bid price on `outcome`, cents
+    price: int  # bid price on `outcome`, $0.0001
     initial_count: int
     client_order_id: str = ""
     tif: str = "good_till_canceled"
@@ -48,6 +53,7 @@ class Order:
     maker_fees: int = 0
     cancel_on_pause: bool = False
     in_book: bool = False
+    fees: FeeAccumulator = field(default_factory=FeeAccumulator)
 
     @property
     def outcome(self) -> str:
@@ -58,12 +64,12 @@ class Order:
 
     @property
     def yes_price(self) -> int:
-        return self.price if self.outcome == YES else 100 - self.price
+        return self.price if self.outcome == YES else ONE - self.price
 
     @property
     def side_price(self) -> int:
         """Price in the submitted side's terms (yes_price for side yes, no price for no)."""
-        return self.yes_price if self.side == YES else 100 - self.yes_price
+        return self.yes_price if self.side == YES else ONE - self.yes_price
 
 
 @dataclass
@@ -71,7 +77,7 @@ class Match:
     maker: Order
     count: int
     maker_price: int  # maker's bid price on its outcome
-    taker_price: int  # 100 - maker_price: what the taker pays on its outcome
+    taker_price: int  # ONE - maker_price: what the taker pays on its outcome
 
 
 @dataclass
@@ -85,35 +91,44 @@ class LevelChange:
 @dataclass
 class Book:
     ticker: str
-    levels: dict[str, list[deque[Order]]] = field(default_factory=dict)
-    qty: dict[str, list[int]] = field(default_factory=dict)
+    # per outcome: price -> orders in time priority; only non-empty levels are kept
+    levels: dict[str, dict[int, deque[Order]]] = field(default_factory=dict)
+    qty: dict[str, dict[int, int]] = field(default_factory=dict)
+    prices: dict[str, list[int]] = field(default_factory=dict)  # non-empty levels, ascending
     changes: list[LevelChange] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for outcome in (YES, NO):
-            self.levels[outcome] = [deque() for _ in range(100)]
-            self.qty[outcome] = [0] * 100
+            self.levels[outcome] = {}
+            self.qty[outcome] = {}
+            self.prices[outcome] = []
 
     # --- queries -------------------------------------------------------------
     def best(self, outcome: str) -> int:
         """Best (highest) bid price on an outcome, 0 when empty."""
-        q = self.qty[outcome]
-        for price in range(99, 0, -1):
-            if q[price]:
-                return price
-        return 0
+        ps = self.prices[outcome]
+        return ps[-1] if ps else 0
+
+    def size(self, outcome: str, price: int) -> int:
+        return self.qty[outcome].get(price, 0)
 
     def depth(self, outcome: str, levels: int = 0) -> list[tuple[int, int]]:
         """Aggregated (price, size) levels, best first; levels=0 means all."""
         q = self.qty[outcome]
-        out = [(p, q[p]) for p in range(99, 0, -1) if q[p]]
+        out = [(p, q[p]) for p in reversed(self.prices[outcome]) if q[p]]
         return out[:levels] if levels > 0 else out
+
+    def orders(self) -> list[Order]:
+        """Every resting order."""
+        return [o for side in self.levels.values() for lvl in side.values() for o in lvl]
 
     def crossing_qty(self, outcome: str, price: int, exclude_account: str | None = None) -> int:
         """Contracts resting on the other side that an order (outcome, price) would reach."""
         opp = other(outcome)
         total = 0
-        for p in range(99, 99 - price, -1):
+        for p in reversed(self.prices[opp]):
+            if p + price < ONE:
+                break
             if exclude_account is None:
                 total += self.qty[opp][p]
             else:
@@ -123,11 +138,25 @@ class Book:
 
     def would_cross(self, outcome: str, price: int) -> bool:
         best = self.best(other(outcome))
-        return best > 0 and best + price >= 100
+        return best > 0 and best + price >= ONE
 
     # --- mutations -----------------------------------------------------------
+    def _level(self, outcome: str, price: int) -> deque[Order]:
+        level = self.levels[outcome].get(price)
+        if level is None:
+            level = self.levels[outcome][price] = deque()
+            self.qty[outcome][price] = 0
+            insort(self.prices[outcome], price)
+        return level
+
+    def _drop_if_empty(self, outcome: str, price: int) -> None:
+        if not self.levels[outcome].get(price):
+            self.levels[outcome].pop(price, None)
+            self.qty[outcome].pop(price, None)
+            self.prices[outcome].remove(price)
+
     def add(self, order: Order) -> None:
-        self.levels[order.outcome][order.price].append(order)
+        self._level(order.outcome, order.price).append(order)
         self.qty[order.outcome][order.price] += order.remaining
         order.in_book = True
         self.changes.append(LevelChange(order.outcome, order.price, order.remaining, order))
@@ -136,9 +165,9 @@ class Book:
         """Take an order out of the book (cancel / fully reduced)."""
         if not order.in_book:
             return
-        level = self.levels[order.outcome][order.price]
-        level.remove(order)
+        self.levels[order.outcome][order.price].remove(order)
         self.qty[order.outcome][order.price] -= order.remaining
+        self._drop_if_empty(order.outcome, order.price)
         order.in_book = False
         if order.remaining:
             self.changes.append(
@@ -150,18 +179,17 @@ class Book:
         self.qty[order.outcome][order.price] -= by
         self.changes.append(LevelChange(order.outcome, order.price, -by, order))
 
-    def match(self, taker: Order, limit_cost: int | None = None) -> tuple[list[Match], bool]:
+    def match(self, taker: Order) -> tuple[list[Match], bool]:
         """Match `taker` against resting orders; mutates makers, not the taker's counts.
 
         Returns the matches and whether self-trade prevention stopped the taker
-        (taker_at_cross). With `limit_cost`, stops before the taker's cost would pass it.
+        (taker_at_cross).
         """
         opp = other(taker.outcome)
         matches: list[Match] = []
         want = taker.remaining
-        cost = 0
-        for maker_price in range(99, 0, -1):
-            if want == 0 or maker_price + taker.price < 100:
+        for maker_price in list(reversed(self.prices[opp])):
+            if want == 0 or maker_price + taker.price < ONE:
                 break
             level = self.levels[opp][maker_price]
             while want and level:
@@ -174,12 +202,6 @@ class Book:
                         continue
                     return matches, True
                 n = min(want, maker.remaining)
-                if limit_cost is not None:
-                    afford = (limit_cost - cost) // (100 - maker_price)
-                    n = min(n, afford)
-                    if n <= 0:
-                        return matches, False
-                cost += n * (100 - maker_price)
                 maker.remaining -= n
                 maker.filled += n
                 self.qty[opp][maker_price] -= n
@@ -189,5 +211,7 @@ class Book:
                     maker.in_book = False
                     maker.status = "executed"
                 want -= n
-                matches.append(Match(maker, n, maker_price, 100 - maker_price))
+                matches.append(Match(maker, n, maker_price, ONE - maker_price))
+            if maker_price in self.levels[opp]:
+                self._drop_if_empty(opp, maker_price)
         return matches, False

@@ -3,7 +3,7 @@
 
 The V2 book is single-sided and quoted from YES: `bid` at p buys YES at p, `ask` at p sells
 YES at p (equivalently buys NO at 1 - p). Inside the simulator a V2 order is side "yes" with
-action buy (bid) or sell (ask) at the YES price in cents.
+action buy (bid) or sell (ask) at the YES price in $0.0001.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from app.sim import views
 from app.sim.context import Ctx
 from app.sim.exchange import KEEP, TIFS, ExchangeError, OrderRequest
 from app.sim.matching import NO, YES, Order
-from app.sim.wire import WireError, fp, parse_dollars, parse_fp_count, price_cents
+from app.sim.units import ONE
+from app.sim.wire import WireError, fp, parse_dollars, parse_fp_count, price_units
 
 MAX_CLIENT_ORDER_ID = 256
 BOOK_SIDES = {"bid": YES, "ask": NO}  # book side -> the outcome it positions for
@@ -83,7 +84,7 @@ def _price(body: dict, name: str = "price") -> int:
     d = parse_dollars(body.get(name), name)
     if d is None:
         raise WireError("missing_parameters", f"missing required field: {name}")
-    return price_cents(d, name)
+    return price_units(d, name)
 
 
 def _count(body: dict, name: str = "count") -> int:
@@ -129,7 +130,7 @@ def parse_create(body: dict, now_ms: int) -> OrderRequest:
     check_exchange_index(_int(body, "exchange_index"))
     assert ticker is not None
     return OrderRequest(ticker, YES, "buy" if side == "bid" else "sell", count, price, coid,
-                        tif, post_only, reduce_only, stp, expiration_ms, None, on_pause)
+                        tif, post_only, reduce_only, stp, expiration_ms, on_pause)
 
 
 # --- response shapes ---------------------------------------------------------------------
@@ -147,8 +148,8 @@ class Snapshot:
         return cls(o.filled, o.taker_cost, o.taker_fees)
 
 
-def _avg(cents: int, n: int) -> str:
-    d = (Decimal(cents) / Decimal(100 * n)).quantize(Decimal("0.0001"), ROUND_HALF_EVEN)
+def _avg(units: int, n: int) -> str:
+    d = (Decimal(units) / Decimal(ONE * n)).quantize(Decimal("0.0001"), ROUND_HALF_EVEN)
     return f"{d:.4f}"
 
 
@@ -324,7 +325,7 @@ def _queue_position(ctx: Ctx, o: Order) -> int:
     if book is None or not o.in_book:
         return 0
     ahead = 0
-    for other in book.levels[o.outcome][o.price]:
+    for other in book.levels[o.outcome].get(o.price, ()):
         if other is o:
             break
         ahead += other.remaining

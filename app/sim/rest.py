@@ -31,6 +31,7 @@ from app.sim.context import (
 from app.sim.exchange import ExchangeError
 from app.sim.market import STATUS_FILTER, Market
 from app.sim.ratelimit import DEFAULT_COST
+from app.sim.units import CENT, ONE
 from app.sim.wire import WireError, dollars, iso
 
 YEAR_MS = 365 * 86_400_000
@@ -275,10 +276,11 @@ async def balance(ctx: Ctx) -> tuple[int, object]:
         m = ex.markets.get(p.ticker)
         yb, _, ya, _ = views.top(book)
         mark = (yb + ya) // 2 if yb else (m.last_price if m else 0)
-        value += p.position * mark if p.position > 0 else -p.position * (100 - mark)
+        value += p.position * mark if p.position > 0 else -p.position * (ONE - mark)
     updated = acct.updated_ms or ex.clock()
-    return 200, {"balance": acct.balance, "balance_dollars": dollars(acct.balance),
-                 "portfolio_value": value,
+    cents = acct.balance // CENT  # a resting sub-cent order may lock a fraction of a cent
+    return 200, {"balance": cents, "balance_dollars": dollars(cents * CENT),
+                 "portfolio_value": value // CENT,
                  "updated_ts": updated // 1000}
 
 

@@ -11,6 +11,7 @@ from app.sim.config import SimConfig
 from app.sim.context import RateLimited
 from app.sim.faults import Faults
 from app.sim.ratelimit import RateLimiter
+from app.sim.units import CENT
 from app.sim.world import World
 from app.sim.ws import Hub
 
@@ -31,7 +32,7 @@ class Sim:
         self.started = time.monotonic()
 
     def account(self, key_id: str) -> Account:
-        return self.exchange.account(key_id, cash=self.config.start_balance_cents)
+        return self.exchange.account(key_id, cash=self.config.start_balance_cents * CENT)
 
     def rate_check(self, ctx: Ctx, bucket: str, cost: int) -> None:
         who = ctx.key_id or (ctx.request.client.host if ctx.request.client else "?")

@@ -6,9 +6,9 @@ from app.sim.accounts import Account, FillRecord, Position, SettlementRecord
 from app.sim.exchange import TradeRecord
 from app.sim.market import Event, Market, Series
 from app.sim.matching import NO, YES, Book, LevelChange, Order
+from app.sim.units import CENT, ONE
 from app.sim.wire import dollars, fp, iso, iso_s
 
-PRICE_RANGES = [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}]
 SETTLEMENT_SOURCES = [{"name": "Simulated BTC index", "url": "http://127.0.0.1/"}]
 
 
@@ -57,12 +57,17 @@ def _book_side(outcome: str) -> str:
 
 
 def top(book: Book | None) -> tuple[int, int, int, int]:
-    """(yes_bid, yes_bid_size, yes_ask, yes_ask_size) in cents; no bid -> 0, no ask -> 100."""
+    """(yes_bid, yes_bid_size, yes_ask, yes_ask_size); no bid -> 0, no ask -> $1."""
     if book is None:
-        return 0, 0, 100, 0
+        return 0, 0, ONE, 0
     yb, nb = book.best(YES), book.best(NO)
-    return (yb, book.qty[YES][yb] if yb else 0, 100 - nb if nb else 100,
-            book.qty[NO][nb] if nb else 0)
+    return (yb, book.size(YES, yb) if yb else 0, ONE - nb if nb else ONE,
+            book.size(NO, nb) if nb else 0)
+
+
+def price_ranges(m: Market) -> list[dict]:
+    return [{"start": dollars(a), "end": dollars(b), "step": dollars(st)}
+            for a, b, st in m.price_ranges]
 
 
 def market_dict(m: Market, book: Book | None) -> dict:
@@ -87,8 +92,8 @@ def market_dict(m: Market, book: Book | None) -> dict:
         "notional_value_dollars": "1.0000",
         "yes_bid_dollars": dollars(yb),
         "yes_ask_dollars": dollars(ya),
-        "no_bid_dollars": dollars(100 - ya),
-        "no_ask_dollars": dollars(100 - yb),
+        "no_bid_dollars": dollars(ONE - ya),
+        "no_ask_dollars": dollars(ONE - yb),
         "yes_bid_size_fp": fp(ybs),
         "yes_ask_size_fp": fp(yas),
         "last_price_dollars": dollars(m.last_price),
@@ -104,8 +109,8 @@ def market_dict(m: Market, book: Book | None) -> dict:
         "rules_primary": _rules(m),
         "rules_secondary": "Simulated market: the simulated BTC index averaged over the "
                            "60 seconds before close.",
-        "price_level_structure": "linear_cent",
-        "price_ranges": PRICE_RANGES,
+        "price_level_structure": m.price_level_structure,
+        "price_ranges": price_ranges(m),
         "settlement_bounds_type": "default",
         "exchange_index": 0,
         "strike_type": m.strike_type,
@@ -146,7 +151,7 @@ def trade_dict(t: TradeRecord) -> dict:
         "ticker": t.ticker,
         "count_fp": fp(t.count),
         "yes_price_dollars": dollars(t.yes_price),
-        "no_price_dollars": dollars(100 - t.yes_price),
+        "no_price_dollars": dollars(ONE - t.yes_price),
         "taker_side": t.taker_outcome,
         "taker_outcome_side": t.taker_outcome,
         "taker_book_side": _book_side(t.taker_outcome),
@@ -168,7 +173,7 @@ def order_dict(o: Order, acct: Account) -> dict:
         "type": "limit",
         "status": o.status,
         "yes_price_dollars": dollars(o.yes_price),
-        "no_price_dollars": dollars(100 - o.yes_price),
+        "no_price_dollars": dollars(ONE - o.yes_price),
         "fill_count_fp": fp(o.filled),
         "remaining_count_fp": fp(o.remaining),
         "initial_count_fp": fp(o.initial_count),
@@ -201,7 +206,7 @@ def fill_dict(f: FillRecord) -> dict:
         "exchange_index": 0,
         "count_fp": fp(f.count),
         "yes_price_dollars": dollars(f.yes_price),
-        "no_price_dollars": dollars(100 - f.yes_price),
+        "no_price_dollars": dollars(ONE - f.yes_price),
         "is_taker": f.is_taker,
         "fee_cost": dollars(f.fee),
         "created_time": iso(f.ts_ms),
@@ -243,8 +248,8 @@ def settlement_dict(s: SettlementRecord) -> dict:
         "yes_total_cost_dollars": dollars(s.yes_cost),
         "no_count_fp": fp(s.no_count),
         "no_total_cost_dollars": dollars(s.no_cost),
-        "revenue": s.revenue,
-        "value": s.value,
+        "revenue": s.revenue // CENT,  # integer cents
+        "value": s.value // CENT,
         "settled_time": iso(s.settled_ms),
         "fee_cost": dollars(s.fee_cost),
         "exchange_index": 0,
@@ -266,8 +271,8 @@ def ws_ticker(m: Market, book: Book, now_ms: int) -> dict:
         "last_trade_size_fp": fp(m.last_trade_size),
         "volume_fp": fp(m.volume),
         "open_interest_fp": fp(m.open_interest),
-        "dollar_volume": m.dollar_volume // 100,
-        "dollar_open_interest": m.open_interest * m.last_price // 100,
+        "dollar_volume": m.dollar_volume // ONE,
+        "dollar_open_interest": m.open_interest * m.last_price // ONE,
         "ts": now_ms // 1000,
         "ts_ms": now_ms,
         "time": iso_s(now_ms // 1000),
@@ -279,7 +284,7 @@ def ws_trade(t: TradeRecord) -> dict:
         "trade_id": t.trade_id,
         "market_ticker": t.ticker,
         "yes_price_dollars": dollars(t.yes_price),
-        "no_price_dollars": dollars(100 - t.yes_price),
+        "no_price_dollars": dollars(ONE - t.yes_price),
         "count_fp": fp(t.count),
         "taker_side": t.taker_outcome,
         "taker_outcome_side": t.taker_outcome,

@@ -1,8 +1,8 @@
 """Wire formats of the Kalshi Trade API v2: fixed-point dollar strings, fp counts, times.
 
-Money is integer cents inside the simulator. Prices travel as dollar strings with four
-decimals ("0.5600"); fill costs and fees on the user_orders channel carry six. Contract
-counts travel as fp strings with two decimals ("10.00").
+Money and prices are integers in $0.0001 inside the simulator (units.py). Prices travel
+as dollar strings with four decimals ("0.5600"); fill costs and fees on the user_orders
+channel carry six. Contract counts travel as fp strings with two decimals ("10.00").
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import orjson
 
-_CENT = Decimal("0.01")
+_UNIT = Decimal("0.0001")
 
 
 class WireError(ValueError):
@@ -25,11 +25,11 @@ class WireError(ValueError):
         self.message = message
 
 
-def dollars(cents: int, places: int = 4) -> str:
-    """Integer cents as a fixed-point dollar string: 56 -> "0.5600"."""
-    sign = "-" if cents < 0 else ""
-    whole, frac = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{frac:02d}{'0' * (places - 2)}"
+def dollars(units: int, places: int = 4) -> str:
+    """$0.0001 units as a fixed-point dollar string: 5600 -> "0.5600" (places >= 4)."""
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), 10_000)
+    return f"{sign}{whole}.{frac:04d}{'0' * (places - 4)}"
 
 
 def fp(count: int) -> str:
@@ -89,11 +89,11 @@ def parse_dollars(value: object, name: str) -> Decimal | None:
     return _fixed(value, name, _DOLLARS_RE, "fixed-point dollar string")
 
 
-def price_cents(d: Decimal, name: str) -> int:
-    """A dollar price on a linear_cent market (tick $0.01) in cents, 1..99."""
-    if not Decimal("0.01") <= d <= Decimal("0.99"):
-        raise WireError("invalid_parameters", f"{name} must be between 0.01 and 0.99")
-    if d != d.quantize(_CENT):
+def price_units(d: Decimal, name: str) -> int:
+    """A dollar price strictly between 0 and 1 in $0.0001; the market checks its tick."""
+    if not Decimal(0) < d < Decimal(1):
+        raise WireError("invalid_parameters", f"{name} must be above 0 and below 1")
+    if d != d.quantize(_UNIT):
         raise WireError("invalid_parameters",
-                        f"{name} {d} is not on the market's price tick 0.01")
-    return int(d * 100)
+                        f"{name} {d} has more than 4 decimals (the finest tick is 0.001)")
+    return int(d * 10_000)

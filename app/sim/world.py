@@ -22,6 +22,7 @@ from app.sim.exchange import Exchange
 from app.sim.liquidity import MarketMaker, NoiseFlow, fair_value
 from app.sim.market import ACTIVE, CLOSED, FINALIZED, INITIALIZED, Event, Market, Series
 from app.sim.matching import YES
+from app.sim.views import price_ranges
 
 HOUR_MS = 3_600_000
 try:
@@ -73,10 +74,12 @@ class World:
         self._settle_values: dict[str, float] = {}
         self.halted = False  # trading halted through the control API
         self._window: tuple[int, int] | None = None
+        # the above/below series quotes sub-cent ticks in its tails
         for s in (Series("KXBTCD", "Bitcoin price above/below (hourly, simulated)",
-                         created_ms=self.now_ms),
+                         price_level_structure="tapered_deci_cent", created_ms=self.now_ms),
+                  # the range series charges makers too (Kalshi's maker-fee schedule)
                   Series("KXBTC", "Bitcoin price range (hourly, simulated)",
-                         created_ms=self.now_ms)):
+                         fee_type="quadratic_with_maker_fees", created_ms=self.now_ms)):
             self.exchange.add_series(s)
         self.sync_trading()
         self._schedule()
@@ -219,9 +222,11 @@ class World:
     def _market(self, ticker: str, ev: Event, strike_type: str, floor: float,
                 cap: float | None, yes_sub: str, no_sub: str, open_ms: int,
                 close_ms: int) -> Market:
+        series = self.exchange.series[ev.series_ticker]
         return Market(ticker, ev.event_ticker, ev.series_ticker, stable_uuid("market", ticker),
                       f"{ev.title} {yes_sub}", yes_sub, no_sub, strike_type, floor, cap,
-                      self.now_ms, open_ms, close_ms, 0, updated_ms=self.now_ms)
+                      self.now_ms, open_ms, close_ms, 0, updated_ms=self.now_ms,
+                      price_level_structure=series.price_level_structure)
 
     def _add(self, ev: Event, markets: list[Market]) -> None:
         self.exchange.add_event(ev, markets)
@@ -269,5 +274,5 @@ def _created_msg(m: Market, ev: Event) -> dict:
         meta["cap_strike"] = m.cap_strike
     return {"market_ticker": m.ticker, "event_type": "created", "exchange_index": 0,
             "open_ts": m.open_ms // 1000, "close_ts": m.close_ms // 1000,
-            "additional_metadata": meta, "price_level_structure": "linear_cent",
-            "price_ranges": [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}]}
+            "additional_metadata": meta, "price_level_structure": m.price_level_structure,
+            "price_ranges": price_ranges(m)}
