@@ -75,9 +75,9 @@ def sim_books(h: fx.SimHandle, tickers) -> dict[tuple[str, str, Decimal], Decima
     for t in tickers:
         book = h.sim.exchange.books[t]
         for outcome, side in ((YES, "yes"), (NO, "no")):
-            for p, q in enumerate(book.qty[outcome]):
+            for p, q in book.qty[outcome].items():  # price in $0.0001 units
                 if q:
-                    out[(t, side, Decimal(p) / 100)] = Decimal(q)
+                    out[(t, side, Decimal(p) / 10_000)] = Decimal(q)
     return out
 
 
