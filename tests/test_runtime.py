@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from app.services import REGISTRY
-from tests.conftest import start_exchange_sim
 from testkit import pg as pgserver
 from testkit.net import free_port
+from tests.conftest import start_exchange_sim
 
 
 def test_status_names_each_phase_then_ready(rec_home, start_service):

@@ -286,7 +286,7 @@ async def test_rest_responses_validate_against_openapi(sim):
     book = (await a.get(f"/markets/{t}/orderbook")).json()["orderbook_fp"]
     others = ",".join(sim.open_tickers()[:3])
     r = await a.get("/markets/orderbooks", params=[("tickers", t), ("tickers", others)])
-    assert [b["ticker"] for b in r.json()["orderbooks"]][0] == t
+    assert next(b["ticker"] for b in r.json()["orderbooks"]) == t
     await a.get("/markets/orderbooks")  # no tickers: 400
     best_no = int(Decimal(book["no_dollars"][-1][0]) * 100)
     r = await a.post(ORDERS, json=order_body(t, count=5, price=100 - best_no,

@@ -130,7 +130,7 @@ class Tracker:
         st.yes, st.no, st.has_book = dict(yes), dict(no), True
         mono = time.monotonic()
         due = mono - st.last_snapshot_mono >= self.store.snapshot_interval
-        if first or reason == "resync" and n or due:
+        if first or (reason == "resync" and n) or due:
             why = "initial" if first else (reason if reason == "resync" else "periodic")
             b.snapshots.append((ticker, now, source, why, levels_json(st.yes),
                                 levels_json(st.no)))
