@@ -144,3 +144,13 @@ async def test_5xx_and_429_bursts_are_retried_and_logged(rec_home_db, start_serv
 
 async def _exact(conn, h) -> bool:
     return await db_ledger(conn) == ledger(h)
+
+
+def test_missing_kalshi_key_is_one_line_and_exit_78(rec_home_db, start_service):
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    svc = start_service(rec_home_db, "account-sync")
+    assert svc.wait(timeout=15) == 78
+    lines = svc.output.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "config error: credential kalshi_key_id: missing" in lines[0]
+    assert not svc.notify.with_key("READY")

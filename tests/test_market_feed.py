@@ -183,3 +183,31 @@ async def test_ws_down_falls_back_to_http_and_returns_to_ws(rec_home_db, start_s
     assert len(switches) == 2 and all(ln.startswith("<4>") for ln in switches), switches
     await conn.close()
     assert svc.terminate() == 0
+
+
+async def test_retention_prunes_old_rows_in_small_batches(rec_home_db, start_service, sim):
+    di.prepare(rec_home_db, sim, REC_MARKET_FEED_RETENTION_DAYS="30",
+               REC_MARKET_FEED_PRUNE_BATCH_ROWS="100", REC_MARKET_FEED_PRUNE_INTERVAL_SEC="0.5")
+    conn = await di.connect(rec_home_db)
+    # 250 old book changes and ticks (40 days), and some from yesterday
+    await conn.execute(
+        "INSERT INTO feed_book_changes (ticker, received_at, source, side, price, quantity) "
+        "SELECT 'OLD', now() - interval '40 days', 'ws', 'yes', 0.5, g FROM "
+        "generate_series(1, 250) g")
+    await conn.execute(
+        "INSERT INTO feed_ticks (ticker, ts, received_at, source, yes_bid) SELECT 'OLD', "
+        "now() - make_interval(days => d), now() - make_interval(days => d), 'ws', 0.5 "
+        "FROM unnest(array[40, 31, 1]) d")
+    svc = start_service(rec_home_db, di.FEED)
+    await di.wait_notify(svc, "READY", "1")
+
+    async def pruned() -> bool:
+        n = await di.rows(conn, "SELECT count(*) FROM feed_book_changes WHERE ticker = 'OLD'")
+        return n[0][0] == 0
+
+    await di.until(pruned, 15, "old rows pruned", svc)
+    left = await di.rows(conn, "SELECT count(*) FROM feed_ticks WHERE ticker = 'OLD'")
+    assert left[0][0] == 1  # yesterday's stays
+    assert "retention: deleted 252 rows older than 30 days" in svc.output
+    await conn.close()
+    assert svc.terminate() == 0
