@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -51,6 +52,10 @@ from app.kalshi.urls import Endpoints
 
 log = logging.getLogger(__name__)
 
+ORJSON_SAFE = frozenset({
+    "orderbook_delta", "orderbook_snapshot", "ticker", "trade", "fill", "user_order",
+    "market_position", "subscribed", "unsubscribed", "ok", "error",
+})
 CONTROL_TYPES = frozenset({"subscribed", "unsubscribed", "ok", "error"})
 ORDERBOOK = "orderbook_delta"
 
@@ -77,7 +82,7 @@ class _TrackedConnection(ClientConnection):
         super().process_event(event)
 
 
-@dataclass
+@dataclass(slots=True)
 class WsMessage:
     type: str
     msg: Any
@@ -514,7 +519,12 @@ class KalshiWS:
     async def _reader(self, conn: _TrackedConnection) -> None:
         async for raw in conn:
             try:
-                data = loads(raw)
+                # orjson is three times faster; the types in ORJSON_SAFE carry no JSON number
+                # with a fraction (money and counts are fixed-point strings), the rest are
+                # parsed again with every fraction as Decimal
+                data = orjson.loads(raw)
+                if type(data) is dict and data.get("type") not in ORJSON_SAFE:
+                    data = loads(raw)
             except ValueError:
                 log.warning("kalshi ws: unparseable frame: %.200r", raw)
                 continue
