@@ -48,25 +48,19 @@ def signer(settings: Settings) -> signing.Signer:
     Raises :class:`CredentialsError` naming the missing credential file, or the
     reason the key cannot be read (never the key itself).
     """
-    missing = [
-        name
-        for name, value in (
-            ("kalshi_key_id", settings.kalshi_key_id),
-            ("kalshi_private_key", settings.kalshi_private_key),
-        )
-        if value is None
-    ]
-    if missing:
+    key_id_secret, pem_secret = settings.kalshi_key_id, settings.kalshi_private_key
+    if key_id_secret is None or pem_secret is None:
+        given = {"kalshi_key_id": key_id_secret, "kalshi_private_key": pem_secret}
+        missing = [name for name, value in given.items() if value is None]
         raise CredentialsError(
             f"credential {' and '.join(missing)}: missing; put a file named "
             f"{missing[0]} in $CREDENTIALS_DIRECTORY or {settings.credentials_path}"
         )
-    assert settings.kalshi_key_id is not None and settings.kalshi_private_key is not None
-    key_id = settings.kalshi_key_id.get_secret_value().strip()
+    key_id = key_id_secret.get_secret_value().strip()
     if not key_id:
         raise CredentialsError("credential kalshi_key_id: the file is empty")
     try:
-        key = signing.load_private_key(settings.kalshi_private_key.get_secret_value())
+        key = signing.load_private_key(pem_secret.get_secret_value())
     except signing.KeyFormatError as exc:
         raise CredentialsError(f"credential kalshi_private_key: {exc}") from None
     return signing.Signer(key_id, key)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.kalshi.signing import Signer, generate_private_key  # noqa: E402
 from app.sim.exchange import Exchange, OrderRequest  # noqa: E402
+from app.sim.units import CENT  # noqa: E402
 from app.sim.world import World, WorldParams  # noqa: E402
 from benchmarks.simproc import START_MS, SimProcess  # noqa: E402
 
@@ -41,7 +42,7 @@ def bench_engine(n: int = 200_000) -> None:
         side = "yes" if i % 2 else "no"
         reqs.append((a if i % 2 else b, OrderRequest(
             tickers[i % len(tickers)], side=side, action="buy", count=rng.randint(1, 20),
-            price=rng.randint(40, 60))))
+            price=rng.randint(40, 60) * CENT)))
     t0 = time.perf_counter()
     for acct, req in reqs:
         ex.place(acct, req)

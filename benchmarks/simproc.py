@@ -73,7 +73,7 @@ def serve(port: int, keys_dir: str, liquid: bool) -> None:
                     faults_enabled=True, rate_tier="unlimited", world=world,
                     start_balance_cents=10**12)
     uvicorn.run(create_app(cfg), host="127.0.0.1", port=port, log_level="warning",
-                loop="uvloop", http="httptools", **uvicorn_options(cfg))
+                loop="uvloop", **uvicorn_options(cfg))  # httptools, with the head cap
 
 
 if __name__ == "__main__":

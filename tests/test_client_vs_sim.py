@@ -20,6 +20,7 @@ import pytest
 
 from app.kalshi import signing
 from app.kalshi.errors import KalshiAuthError, KalshiBadRequest, KalshiNotFound, KalshiTimeout
+from app.kalshi.prices import InvalidPrice
 from app.kalshi.rest import KalshiRest, LegacyOrderWrite, RetryPolicy, order_body
 from app.kalshi.ws import KalshiWS, WsCommandError
 from app.sim.matching import NO, YES
@@ -67,11 +68,11 @@ async def _until(cond, within: float = 5.0) -> None:
 
 
 def sim_book(h: fx.SimHandle, ticker: str) -> tuple[dict, dict]:
-    """The simulator's own book, in the wire's dollars/contracts."""
+    """The simulator's own book, in the wire's dollars/contracts (it keeps $0.0001 units)."""
     book = h.sim.exchange.books[ticker]
     out = []
     for outcome in (YES, NO):
-        out.append({Decimal(p) / 100: Decimal(q) for p, q in enumerate(book.qty[outcome]) if q})
+        out.append({Decimal(p) / 10_000: Decimal(q) for p, q in book.depth(outcome)})
     return out[0], out[1]
 
 
@@ -265,6 +266,30 @@ async def test_batched_create_and_cancel(quiet_sim):
         assert [x async for x in a.iter_orders(ticker=t, status="resting")] == []
 
 
+async def test_subpenny_prices_on_a_tapered_market_and_off_tick_prices_stay_home(quiet_sim):
+    h = quiet_sim
+    async with rest(h) as a:
+        markets = [m async for m in a.iter_markets(status="open")]
+        tapered = next(m for m in markets if m.price_level_structure == "tapered_deci_cent")
+        t = tapered.ticker
+        low = await a.create_order(t, "yes", "buy", 1, "0.001", client_order_id="sp-1")
+        high = await a.create_order(t, "no", "buy", 1, "0.001", client_order_id="sp-2")
+        got = {o.client_order_id: o async for o in a.iter_orders(ticker=t)}
+        assert (got["sp-1"].book_side, got["sp-1"].yes_price_dollars) == ("bid", Decimal("0.001"))
+        assert (got["sp-2"].book_side, got["sp-2"].yes_price_dollars) == ("ask", Decimal("0.999"))
+        before = a.stats["requests"]
+        tick = r"the tick is 0\.01 \(nearest valid: 0\.55 or 0\.56\)"
+        with pytest.raises(InvalidPrice, match=tick):
+            await a.create_order(t, "yes", "buy", 1, "0.555")
+        assert a.stats["requests"] == before  # refused before anything was sent
+        # the exchange agrees: sent anyway, the simulator refuses the same price
+        a.validate_prices = False
+        with pytest.raises(KalshiBadRequest):
+            await a.create_order(t, "yes", "buy", 1, "0.555")
+        for o in (low, high):
+            await a.cancel_order(o.order_id, ticker=t)
+
+
 async def test_a_legacy_order_endpoint_answers_410_and_the_client_never_calls_it(quiet_sim):
     h = quiet_sim
     async with rest(h) as a:
@@ -380,6 +405,14 @@ async def test_batch_whose_answer_is_lost_is_placed_once(quiet_sim):
         assert items[1].order is not None and items[1].order.book_side == "ask"
         coids = sorted([x.client_order_id async for x in a.iter_orders(ticker=t)])
         assert coids == ["bl-1", "bl-2", "solo"]
+
+
+async def test_start_on_an_unlimited_simulator_paces_nothing(quiet_sim):
+    async with rest(quiet_sim) as c:
+        budget = await c.start()
+        assert budget is not None and budget.read is None and budget.write is None
+        await c.get_exchange_status()
+        assert c.stats["paced_s"] == 0
 
 
 async def test_requests_are_paced_by_the_simulators_limits_without_429(tmp_path):

@@ -152,6 +152,8 @@ def test_exchange_signer_from_the_credential_files(tmp_path):
                           "/trade-api/v2/portfolio/balance")
     rest = exchange.rest_client(s)
     assert rest.signer is not None and rest.signer.key_id == "key-1"
+    ws = exchange.ws_client(s, compression=None)
+    assert ws.url == "ws://127.0.0.1:18091/trade-api/ws/v2" and ws.signer is not None
     assert rest.base_url.endswith(":18091/trade-api/v2")
 
 

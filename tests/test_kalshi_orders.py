@@ -379,3 +379,38 @@ async def test_the_budget_runs_a_little_below_the_published_limits():
     for _ in range(18 + 19):  # 18 at once, then 19 more at 9.5/s
         await b.spend("POST", ORDERS_V2)
     assert clock.now == pytest.approx(2.0)
+
+
+async def test_a_bucket_the_exchange_reports_as_zero_is_not_paced():
+    b = RateBudget.build(_limits(read=(0, 0), write=(100, 100)))
+    assert b.read is None and b.write is not None
+    assert await b.spend("GET", "/markets") == 0.0
+
+
+def test_a_lifecycle_message_updates_the_grid():
+    from app.kalshi.models import parse_ws_msg
+
+    msg = parse_ws_msg(
+        "market_lifecycle_v2",
+        {"market_ticker": "M", "event_type": "price_level_structure_updated",
+         "price_level_structure": "tapered_deci_cent", "price_ranges": TAPERED},
+    )
+    grid = PriceGrid.from_lifecycle(msg)
+    assert grid is not None and grid.ticker == "M" and grid.is_valid("0.999")
+    plain = parse_ws_msg("market_lifecycle_v2", {"market_ticker": "M", "event_type": "settled"})
+    assert PriceGrid.from_lifecycle(plain) is None
+
+
+async def test_a_429_empties_the_local_bucket_so_the_next_request_waits():
+    clock = FakeClock()
+    budget = RateBudget.build(_limits(read=(100, 100)), clock=clock, sleep=clock.sleep)
+    answers = [httpx.Response(429, json={"code": "too_many_requests"}),
+               httpx.Response(200, json={"exchange_active": True, "trading_active": True})]
+    transport = httpx.MockTransport(lambda request: answers.pop(0))
+    fast = RetryPolicy(max_attempts=2, base_delay=0.0001, max_delay=0.0001)
+    async with KalshiRest("http://127.0.0.1:9/trade-api/v2", None, transport=transport,
+                          retry=fast, budget=budget) as c:
+        assert budget.read is not None and budget.read.tokens == 90
+        await c.get_exchange_status()
+    # the retry waited for 10 tokens at 95/s instead of going out at once
+    assert clock.sleeps and clock.sleeps[0] == pytest.approx(10 / 95)

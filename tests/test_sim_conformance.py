@@ -161,13 +161,20 @@ DOCUMENTED_EXTRA = {
     ("*", 429): "rate limit (GetAccountApiLimits: 'otherwise the request is rejected with 429')",
     # query/body validation on operations whose spec lists no 400
     ("GET /markets/{ticker}/orderbook", 400): "depth outside 0..100",
-    ("GET /portfolio/balance", 400): "subaccount other than 0",
     ("DELETE /portfolio/events/orders/{order_id}", 400): "subaccount/exchange_index invalid",
     ("DELETE /portfolio/events/orders", 400): "subaccount other than 0",
-    ("GET /portfolio/orders/{order_id}/queue_position", 400): "bad query",
+    # unknown resources: 404 as production answers, where the spec lists none
+    ("GET /series/{series_ticker}", 404): "unknown series",
+    ("POST /portfolio/events/orders", 404): "unknown market ticker",
     # 413 for bodies above 1 MiB on every operation that takes a body
     ("*", 413): "request body above 1 MiB",
 }
+# WebSocket channels: the simulator publishes on these ...
+WS_PUBLISHED = {"orderbook_delta", "ticker", "trade", "fill", "user_orders",
+                "market_positions", "market_lifecycle_v2"}
+# ... and accepts subscriptions to these, which stay silent (no such data in the sim)
+WS_SILENT = {"multivariate_market_lifecycle", "communications", "order_group_updates",
+             "cfbenchmarks_value", "cfbenchmarks_value_5hz", "pyth_value"}
 # v1 order writes: removed from the spec in v3.31.0; production answers them 410
 GONE = {(m, p) for m, p in rest.GONE}
 
@@ -336,6 +343,41 @@ async def test_rest_responses_validate_against_openapi(sim):
     assert {200, 201, 204, 400, 401, 404, 409, 410, 429} <= statuses
     for method, path, status, body in seen:
         check_response(method, path, status, body)
+
+
+def test_documented_extra_statuses_are_really_extra():
+    spec = spec_operations()
+    by_label = {f"{m} {p}": (m, p) for m, p in spec}
+    for (label, status), why in DOCUMENTED_EXTRA.items():
+        assert why
+        if label == "*":
+            continue
+        method, path = by_label[label]
+        assert (method, path) in served_operations(), label
+        listed = openapi()["paths"][path][method.lower()]["responses"]
+        assert str(status) not in listed, f"{label} {status} is in the spec: drop the entry"
+
+
+async def test_undocumented_in_spec_statuses_answer_as_documented(sim):
+    a = sim.client()
+    t = sim.open_tickers()[0]
+    r = await a.get(f"/markets/{t}/orderbook", params={"depth": 101})
+    check_response("GET", f"/markets/{t}/orderbook", r.status_code, r.json())
+    assert r.status_code == 400
+    r = await a.get("/portfolio/positions", params={"subaccount": "null"})
+    assert r.status_code == 400  # GetPositions lists 400
+    check_response("GET", "/portfolio/positions", r.status_code, r.json())
+    r = await a.delete(f"{ORDERS}/x", params={"subaccount": "null"})
+    check_response("DELETE", "/portfolio/events/orders/x", r.status_code, r.json())
+
+
+def test_every_ws_channel_is_published_or_listed_silent():
+    from app.sim.ws import CHANNELS
+
+    enum = set(asyncapi()["components"]["schemas"]["subscribeCommandPayload"]["properties"]
+               ["params"]["properties"]["channels"]["items"]["enum"])
+    assert set(CHANNELS) == enum == WS_PUBLISHED | WS_SILENT
+    assert not WS_PUBLISHED & WS_SILENT
 
 
 def _ws_schemas() -> dict[str, list[dict]]:

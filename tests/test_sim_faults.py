@@ -197,3 +197,17 @@ def test_token_bucket_refills():
                                                          "bucket_capacity": 600}
     with pytest.raises(ValueError):
         RateLimiter("platinum")
+
+
+async def test_lost_answer_on_v2_create_then_the_retry_is_a_duplicate(sim):
+    c = sim.client()
+    t = sim.open_tickers()[5]
+    await sim.control("lose_response", status=502, count=1,
+                      path_prefix="/trade-api/v2/portfolio/events/orders")
+    body = order_body(t, count=1, price=5, client_order_id="lost-1")
+    r = await c.post(ORDERS, json=body)
+    assert r.status_code == 502  # served, but the answer was lost
+    orders = (await c.get("/portfolio/orders", params={"ticker": t})).json()["orders"]
+    assert [o["client_order_id"] for o in orders] == ["lost-1"]
+    r = await c.post(ORDERS, json=body)  # the client's retry with the same id
+    assert r.status_code == 409 and r.json()["code"] == "order_already_exists"

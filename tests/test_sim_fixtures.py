@@ -36,7 +36,9 @@ class KalshiAuth(httpx.Auth):
         self.s = s
 
     def auth_flow(self, request: httpx.Request):
-        request.headers.update(self.s.headers(request.method, request.url.path))
+        # Kalshi signs the path as sent (percent-encoded), without the query
+        path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
+        request.headers.update(self.s.headers(request.method, path))
         yield request
 
 
@@ -133,13 +135,21 @@ async def recv_until(ws: ClientConnection, pred, timeout: float = 5.0) -> list[d
             return out
 
 
-async def drain(ws: ClientConnection, quiet: float = 0.2) -> list[dict]:
-    out = []
-    while True:
-        try:
-            out.append(json.loads(await asyncio.wait_for(ws.recv(), quiet)))
-        except TimeoutError:
-            return out
+_MARKS = iter(range(2_000_000_000, 2_100_000_000))
+
+
+async def drain(ws: ClientConnection, timeout: float = 10.0) -> list[dict]:
+    """Every message the simulator has queued for this connection so far.
+
+    No quiet period to guess: a list_subscriptions command goes out as a marker, and the
+    messages before its reply are returned. The simulator queues a connection's messages
+    in order, and everything a finished REST call or control action caused is queued
+    before that call returns, so nothing of it can arrive after the marker."""
+    mark = next(_MARKS)
+    await ws.send(json.dumps({"id": mark, "cmd": "list_subscriptions"}))
+    got = await recv_until(ws, lambda m: m.get("id") == mark and m.get("type") == "ok",
+                           timeout)
+    return got[:-1]
 
 
 ORDERS = "/portfolio/events/orders"  # the V2 order endpoints

@@ -15,11 +15,12 @@ names a known structure without ranges.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from app.kalshi.models import to_decimal
+from app.kalshi.models import Market, MarketLifecycleMsg, PriceRange, to_decimal
 
 ZERO, ONE = Decimal(0), Decimal(1)
 _C, _D = Decimal("0.01"), Decimal("0.001")
@@ -72,15 +73,18 @@ class PriceGrid:
 
     @classmethod
     def from_ranges(
-        cls, structure: str, ranges: Any, ticker: str = ""
+        cls,
+        structure: str,
+        ranges: Iterable[PriceRange | dict[str, Any]],
+        ticker: str = "",
     ) -> PriceGrid:
-        """From ``price_ranges`` (dicts or objects with start/end/step)."""
+        """From ``price_ranges`` (models or the wire's ``{start, end, step}`` dicts)."""
         bands = []
-        for r in ranges:
-            get = r.get if isinstance(r, dict) else (lambda k, r=r: getattr(r, k))
-            band = Band(to_decimal(get("start")), to_decimal(get("end")), to_decimal(get("step")))
+        for raw in ranges:
+            r = raw if isinstance(raw, PriceRange) else PriceRange.model_validate(raw)
+            band = Band(r.start, r.end, r.step)
             if band.step <= 0 or band.end < band.start:
-                raise ValueError(f"{ticker}: unusable price range {r!r}")
+                raise ValueError(f"{ticker}: unusable price range {raw!r}")
             bands.append(band)
         if not bands:
             return cls.from_structure(structure, ticker)
@@ -96,10 +100,18 @@ class PriceGrid:
         return cls(structure, tuple(Band(*b) for b in STRUCTURES[structure]), ticker)
 
     @classmethod
-    def from_market(cls, market: Any) -> PriceGrid:
-        """From a :class:`~app.kalshi.models.Market` (or anything with the same fields)."""
+    def from_market(cls, market: Market) -> PriceGrid:
         return cls.from_ranges(
             market.price_level_structure or "", market.price_ranges or [], market.ticker
+        )
+
+    @classmethod
+    def from_lifecycle(cls, msg: MarketLifecycleMsg) -> PriceGrid | None:
+        """From a ``market_lifecycle_v2`` message that carries the structure (else None)."""
+        if not (msg.price_level_structure or msg.price_ranges):
+            return None
+        return cls.from_ranges(
+            msg.price_level_structure or "", msg.price_ranges or [], msg.market_ticker
         )
 
     def is_valid(self, price: Decimal | str) -> bool:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from app.kalshi.models import AccountLimits, EndpointCost, EndpointCosts
+from app.kalshi.models import AccountLimits, BucketLimit, EndpointCost, EndpointCosts
 
 REST_PREFIX = "/trade-api/v2"
 DEFAULT_COST = 10
@@ -62,6 +62,10 @@ class TokenBucket:
         self.tokens = min(self.capacity, self.tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
+    def drain(self) -> None:
+        self._refill()
+        self.tokens = min(self.tokens, 0.0)
+
     async def acquire(self, cost: float) -> float:
         """Take ``cost`` tokens, waiting until they are there; returns the seconds waited.
 
@@ -94,8 +98,8 @@ def _template(path: str) -> re.Pattern[str]:
 class RateBudget:
     """Both buckets and the cost table; :meth:`spend` paces one request."""
 
-    read: TokenBucket
-    write: TokenBucket
+    read: TokenBucket | None  # None: the exchange reported no limit (refill_rate 0)
+    write: TokenBucket | None
     default_cost: int = DEFAULT_COST
     costs: list[tuple[str, re.Pattern[str], int]] = field(default_factory=list)
     usage_tier: str = ""
@@ -112,7 +116,9 @@ class RateBudget:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> RateBudget:
-        def bucket(b) -> TokenBucket:
+        def bucket(b: BucketLimit) -> TokenBucket | None:
+            if b.refill_rate <= 0 or b.bucket_capacity <= 0:
+                return None
             return TokenBucket(
                 b.refill_rate * rate_safety,
                 max(1.0, b.bucket_capacity * burst_safety),
@@ -152,12 +158,21 @@ class RateBudget:
         unit = self.unit_cost(method.upper(), path)
         return unit * max(1, items) if path.rstrip("/") in PER_ITEM_PATHS else unit
 
-    def bucket(self, method: str) -> TokenBucket:
+    def bucket(self, method: str) -> TokenBucket | None:
         return self.read if method.upper() in ("GET", "HEAD") else self.write
+
+    def refused(self, method: str) -> None:
+        """A 429 arrived: the exchange's bucket is empty, so empty ours to match."""
+        bucket = self.bucket(method)
+        if bucket is not None:
+            bucket.drain()
 
     async def spend(self, method: str, path: str, items: int = 1) -> float:
         """Wait until the request may go; returns the seconds waited."""
-        return await self.bucket(method).acquire(self.cost(method, path, items))
+        bucket = self.bucket(method)
+        if bucket is None:
+            return 0.0
+        return await bucket.acquire(self.cost(method, path, items))
 
 
 def items_in(body: object) -> int:

@@ -289,8 +289,9 @@ class KalshiRest:
         costs = await self.get_endpoint_costs()
         budget = RateBudget.build(self.limits, costs)
         # the two reads above were not paced: take their tokens now
-        for path in ("/account/limits", "/account/endpoint_costs"):
-            budget.read.tokens -= budget.cost("GET", path)
+        if budget.read is not None:
+            for path in ("/account/limits", "/account/endpoint_costs"):
+                budget.read.tokens -= budget.cost("GET", path)
         self.budget = budget
         log.info(
             "kalshi rate budget: tier %s, reads %d/s (burst %d), writes %d/s (burst %d), "
@@ -413,6 +414,8 @@ class KalshiRest:
             )
             err.never_sent = isinstance(exc, httpx.ConnectError)
             raise err from None
+        if resp.status_code == 429 and self.budget is not None:
+            self.budget.refused(method)  # the exchange's bucket is empty: ours is too
         return self._handle(method, path, resp)
 
     def _handle(self, method: str, path: str, resp: httpx.Response) -> Any:

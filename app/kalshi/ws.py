@@ -544,9 +544,9 @@ class KalshiWS:
         """Route one frame: command replies, then sequence check, then the type's handler."""
         self.stats.messages += 1
         mtype = data.get("type", "")
+        was_pending = self._answer_command(mtype, data)  # may register a new sid
         sid = data.get("sid")
         sub = self._by_sid.get(sid) if sid is not None else None
-        was_pending = self._answer_command(mtype, data)
         if mtype in CONTROL_TYPES:
             self._on_control(mtype, data, sub, was_pending)
             return

@@ -21,6 +21,7 @@ from app.kalshi.signing import (
 )
 
 KEY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_TIMESTAMP_DIGITS = 16
 
 
 class AuthError(Exception):
@@ -74,7 +75,9 @@ def authenticate(headers: object, method: str, path: str, store: KeyStore, now_m
     key = store.get(key_id)
     if key is None:
         raise AuthError("unknown API key")
-    if not ts.isdigit():
+    # ASCII digits only, and few enough that int() is cheap (str.isdigit() also accepts
+    # characters such as U+00B2 that int() refuses)
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= MAX_TIMESTAMP_DIGITS):
         raise AuthError("KALSHI-ACCESS-TIMESTAMP must be milliseconds since the epoch")
     if abs(now_ms - int(ts)) > max_skew_ms:
         raise AuthError("request timestamp is outside the allowed window")

@@ -13,7 +13,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.sim.ratelimit import RateLimited
 from app.sim.wire import WireError
+
+__all__ = ["RateLimited"]
 
 if TYPE_CHECKING:
     from app.sim.accounts import Account
@@ -49,10 +52,6 @@ STATUS_CODES = {429: ("too_many_requests", "too many requests"),
 def injected(status: int) -> Response:
     code, msg = STATUS_CODES.get(status, ("injected_fault", "injected fault"))
     return error_response(status, code, msg, "injected by the simulator's fault control")
-
-
-class RateLimited(Exception):
-    pass
 
 
 class BodyTooLarge(Exception):
@@ -91,7 +90,8 @@ class Ctx:
 
     def charge(self, bucket: str, cost: int) -> None:
         """Take `cost` tokens from this caller's read or write bucket (429 when short)."""
-        self.sim.rate_check(self, bucket, cost)
+        client = self.request.client
+        self.sim.rate_check(self.key_id or (client.host if client else "?"), bucket, cost)
 
     async def body(self) -> dict:
         length = self.request.headers.get("content-length")

@@ -414,7 +414,44 @@ class Exchange:
               expiration_ms: int | None = KEEP) -> tuple[Order, Order]:
         """Change price, total count (filled + remaining) and/or expiry of a resting order.
 
-        expiration_ms: KEEP leaves it, None removes it, a time sets it."""
+        expiration_ms: KEEP leaves it, None removes it, a time sets it. Everything is
+        checked before anything changes."""
+        order = self._amendable(acct, order_id, ticker, outcome)
+        total = count if count is not None else order.filled + order.remaining
+        if total <= order.filled:
+            raise ExchangeError(400, "invalid_parameters",
+                                "count must exceed the filled count of the order")
+        m = self.markets[order.ticker]
+        self.check_price(m, yes_price)
+        book_price = yes_price if order.outcome == YES else ONE - yes_price
+        new_remaining = total - order.filled
+        renamed = bool(new_client_id) and new_client_id != order.client_order_id
+        if renamed and new_client_id in acct.by_client_id:
+            raise ExchangeError(409, "order_already_exists",
+                                "updated_client_order_id is already in use")
+        extra = new_remaining * book_price - order.remaining * order.price
+        if not acct.unlimited and extra > 0 and extra > acct.balance:
+            raise ExchangeError(400, "insufficient_balance",
+                                "insufficient balance for this amendment")
+        old = copy.copy(order)
+        if renamed:
+            acct.by_client_id.pop(order.client_order_id, None)
+            order.client_order_id = new_client_id or ""
+            acct.by_client_id[order.client_order_id] = order
+        if expiration_ms is not KEEP:
+            order.expiration_ms = expiration_ms
+            (self._expiring.discard if expiration_ms is None else self._expiring.add)(order)
+        order.updated_ms = self.clock()
+        order.last_update_reason = "Amend"
+        order.initial_count = total
+        if book_price == order.price and new_remaining <= order.remaining:
+            self._shrink_in_place(acct, order, new_remaining)  # keeps queue priority
+        else:
+            self._requeue(acct, m, order, book_price, new_remaining)
+        self._publish(m, [(acct, order)])
+        return old, order
+
+    def _amendable(self, acct: Account, order_id: str, ticker: str, outcome: str) -> Order:
         order = self.owned(acct, order_id)
         if order.status != "resting":
             raise ExchangeError(404, "not_found", f"order {order_id} is not resting")
@@ -423,49 +460,22 @@ class Exchange:
                                 "ticker and side must match the order")
         if not self.trading_active:
             raise ExchangeError(400, TRADING_PAUSED, "trading is paused on the exchange")
-        if expiration_ms is not KEEP:
-            order.expiration_ms = expiration_ms
-            if expiration_ms is None:
-                self._expiring.discard(order)
-            else:
-                self._expiring.add(order)
-        old = copy.copy(order)
-        total = count if count is not None else order.filled + order.remaining
-        if total <= order.filled:
-            raise ExchangeError(400, "invalid_parameters",
-                                "count must exceed the filled count of the order")
-        self.check_price(self.markets[order.ticker], yes_price)
-        book_price = yes_price if order.outcome == YES else ONE - yes_price
-        new_remaining = total - order.filled
-        if new_client_id and new_client_id != order.client_order_id:
-            if new_client_id in acct.by_client_id:
-                raise ExchangeError(409, "order_already_exists",
-                                    "updated_client_order_id is already in use")
-            acct.by_client_id.pop(order.client_order_id, None)
-            order.client_order_id = new_client_id
-            acct.by_client_id[new_client_id] = order
-        if not acct.unlimited:
-            extra = new_remaining * book_price - order.remaining * order.price
-            if extra > 0 and extra > acct.balance:
-                raise ExchangeError(400, "insufficient_balance",
-                                    "insufficient balance for this amendment")
+        return order
+
+    def _shrink_in_place(self, acct: Account, order: Order, new_remaining: int) -> None:
+        if new_remaining < order.remaining:
+            acct.locked -= (order.remaining - new_remaining) * order.price
+            self.books[order.ticker].reduce(order, order.remaining - new_remaining)
+
+    def _requeue(self, acct: Account, m: Market, order: Order, book_price: int,
+                 new_remaining: int) -> None:
+        """A new price or a larger size: to the back of the queue, matching first."""
         book = self.books[order.ticker]
-        m = self.markets[order.ticker]
-        order.updated_ms = self.clock()
-        order.last_update_reason = "Amend"
-        if book_price == order.price and new_remaining <= order.remaining:
-            if new_remaining < order.remaining:
-                acct.locked -= (order.remaining - new_remaining) * order.price
-                book.reduce(order, order.remaining - new_remaining)
-            order.initial_count = total
-            self._publish(m, [(acct, order)])
-            return old, order
         acct.locked -= order.remaining * order.price
         book.remove(order)
         acct.resting.pop(order.order_id, None)
         order.price = book_price
         order.remaining = new_remaining
-        order.initial_count = total
         self._execute(acct, order, m, book)
         if order.status == "canceled":
             order.remaining = 0
@@ -476,8 +486,6 @@ class Exchange:
         else:
             order.status = "executed"
             self._expiring.discard(order)
-        self._publish(m, [(acct, order)])
-        return old, order
 
     def expire(self, now_ms: int) -> None:
         for order in [o for o in self._expiring if o.expiration_ms <= now_ms]:

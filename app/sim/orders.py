@@ -185,20 +185,20 @@ async def batch_create(ctx: Ctx) -> tuple[int, object]:
     items = body.get("orders")
     if not isinstance(items, list) or not items:
         raise WireError("missing_parameters", "orders must be a non-empty list")
+    for item in items:  # the request's shape is checked whole, as the spec types it
+        if not isinstance(item, dict):
+            raise WireError("invalid_parameters", "each order must be an object")
+        _str(item, "client_order_id", max_len=MAX_CLIENT_ORDER_ID)
     _batch_size(ctx, len(items), ORDER_COST)
     ctx.charge("write", ORDER_COST * len(items))
     ex, acct = ctx.sim.exchange, ctx.account
     out = []
     for item in items:
-        coid = item.get("client_order_id") if isinstance(item, dict) else None
         try:
-            if not isinstance(item, dict):
-                raise WireError("invalid_parameters", "each order must be an object")
             order = ex.place(acct, parse_create(item, ex.clock()))
             out.append({**_created(order, Snapshot(0, 0, 0), ex.clock()), "error": None})
         except (ExchangeError, WireError) as exc:
-            out.append({"client_order_id": coid if isinstance(coid, str) else None,
-                        "error": _err(exc)})
+            out.append({"client_order_id": item.get("client_order_id"), "error": _err(exc)})
     return 201, {"orders": out}
 
 

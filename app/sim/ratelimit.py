@@ -13,6 +13,10 @@ from collections.abc import Callable
 
 DEFAULT_COST = 10
 
+
+class RateLimited(Exception):
+    """A request's tokens are not in the bucket: answered 429."""
+
 # tier -> (read tokens per second, write tokens per second); 0 = unlimited
 TIERS: dict[str, tuple[int, int]] = {
     "basic": (200, 100),

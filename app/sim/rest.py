@@ -50,29 +50,35 @@ def _cursor_in(cursor: str | None) -> str | None:
         raise WireError("invalid_parameters", "invalid cursor") from None
 
 
+def _after(cursor: str | None) -> int | str | None:
+    """The last key a cursor names: an int, a "t:"-prefixed text key, or None."""
+    after = _cursor_in(cursor)
+    if after is None or after.startswith("t:"):
+        return after
+    if after.lstrip("-").isascii() and after.lstrip("-").isdigit() and len(after) < 20:
+        return int(after)
+    raise WireError("invalid_parameters", "invalid cursor")
+
+
+def _past(k: Any, after: int | str, descending: bool) -> bool:
+    """Whether key `k` comes after the cursor's key in the listing's order."""
+    if isinstance(k, int) != isinstance(after, int):
+        raise WireError("invalid_parameters", "invalid cursor")
+    if isinstance(after, int):
+        return k < after if descending else k > after
+    ks = "t:" + str(k)
+    return ks < after if descending else ks > after
+
+
 def page(items: Iterable[Any], key: Callable[[Any], Any], cursor: str | None, limit: int,
          descending: bool = False) -> tuple[list[Any], str]:
     """Keyset pagination over items sorted by `key`; the cursor is the last key sent."""
-    after = _cursor_in(cursor)
-    after_int = None
-    if after is not None and after.lstrip("-").isdigit():
-        after_int = int(after)
-    elif after is not None and not after.startswith("t:"):
-        raise WireError("invalid_parameters", "invalid cursor")
+    after = _after(cursor)
     out = []
     more = False
     for it in items:
-        k = key(it)
-        if after is not None:
-            if isinstance(k, int):
-                if after_int is None:
-                    raise WireError("invalid_parameters", "invalid cursor")
-                if (k >= after_int) if descending else (k <= after_int):
-                    continue
-            else:
-                ks = "t:" + str(k)
-                if (ks >= after) if descending else (ks <= after):
-                    continue
+        if after is not None and not _past(key(it), after, descending):
+            continue
         if len(out) == limit:
             more = True
             break
@@ -435,40 +441,54 @@ def _authenticate(sim: Sim, request: Request) -> str:
                         int(time.time() * 1000), sim.config.max_clock_skew_ms)
 
 
+async def _admit(sim: Sim, request: Request) -> Response | str | None:
+    """Faults, then the signature: an answer that ends the request, or the key id."""
+    status = await sim.faults.before_request(request.url.path)
+    if status:
+        return injected(status)
+    try:
+        return _authenticate(sim, request)
+    except AuthError as exc:
+        return error_response(401, "authentication_error", "authentication failed", str(exc))
+
+
+async def _serve(ctx: Ctx, handler: Handler, bucket: str, cost: int | None) -> Response:
+    """Charge the tokens, run the handler and map its errors to Kalshi's error body."""
+    try:
+        if cost is not None:
+            ctx.charge(bucket, cost)
+        code, body = await handler(ctx)
+    except RateLimited:
+        return error_response(429, "too_many_requests", "too many requests",
+                              f"rate limit tier {ctx.sim.limiter.tier}")
+    except ExchangeError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except WireError as exc:
+        return error_response(400, exc.code, exc.message)
+    except BodyTooLarge:
+        return error_response(413, "payload_too_large", "the request body is too large")
+    lost = ctx.sim.faults.take_lost(ctx.request.url.path)
+    if lost:
+        return injected(lost)  # the work is done; only the answer is lost
+    if code == 204:
+        return Response(status_code=204)
+    return json_response(code, body)
+
+
 def make_endpoint(sim: Sim, handler: Handler, auth_required: bool, bucket: str,
                   cost: int | None):
     async def endpoint(request: Request) -> Response:
-        path = request.url.path
-        status = await sim.faults.before_request(path)
-        if status:
-            return injected(status)
         key_id = None
         if auth_required or has_auth_headers(request.headers):
-            try:
-                key_id = _authenticate(sim, request)
-            except AuthError as exc:
-                return error_response(401, "authentication_error", "authentication failed",
-                                      str(exc))
-        ctx = Ctx(sim, request, key_id)
-        try:
-            if cost is not None:
-                ctx.charge(bucket, cost)
-            code, body = await handler(ctx)
-        except RateLimited:
-            return error_response(429, "too_many_requests", "too many requests",
-                                  f"rate limit tier {sim.limiter.tier}")
-        except ExchangeError as exc:
-            return error_response(exc.status, exc.code, exc.message, exc.details)
-        except WireError as exc:
-            return error_response(400, exc.code, exc.message)
-        except BodyTooLarge:
-            return error_response(413, "payload_too_large", "the request body is too large")
-        lost = sim.faults.take_lost(path)
-        if lost:
-            return injected(lost)  # the work is done; only the answer is lost
-        if code == 204:
-            return Response(status_code=204)
-        return json_response(code, body)
+            admitted = await _admit(sim, request)
+            if isinstance(admitted, Response):
+                return admitted
+            key_id = admitted
+        else:
+            status = await sim.faults.before_request(request.url.path)
+            if status:
+                return injected(status)
+        return await _serve(Ctx(sim, request, key_id), handler, bucket, cost)
 
     return endpoint
 

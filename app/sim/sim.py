@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from app.sim.accounts import Account
 from app.sim.auth import KeyStore
 from app.sim.config import SimConfig
-from app.sim.context import RateLimited
 from app.sim.faults import Faults
-from app.sim.ratelimit import RateLimiter
+from app.sim.ratelimit import RateLimited, RateLimiter
 from app.sim.units import CENT
 from app.sim.world import World
 from app.sim.ws import Hub
-
-if TYPE_CHECKING:
-    from app.sim.context import Ctx
 
 
 class Sim:
@@ -34,7 +29,7 @@ class Sim:
     def account(self, key_id: str) -> Account:
         return self.exchange.account(key_id, cash=self.config.start_balance_cents * CENT)
 
-    def rate_check(self, ctx: Ctx, bucket: str, cost: int) -> None:
-        who = ctx.key_id or (ctx.request.client.host if ctx.request.client else "?")
+    def rate_check(self, who: str, bucket: str, cost: int) -> None:
+        """Charge `cost` tokens to `who` (key id, or client address) or raise RateLimited."""
         if not self.limiter.allow(who, bucket, cost):
             raise RateLimited()

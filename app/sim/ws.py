@@ -32,6 +32,8 @@ PRIVATE = {"fill", "user_orders", "market_positions"}
 MARKET_FILTERED = {"orderbook_delta", "ticker", "trade", "fill", "user_orders",
                    "market_positions"}
 MAX_QUEUE = 200_000
+MAX_SUBS_PER_CONN = 128  # more subscriptions on one connection are refused (code 27)
+MAX_MARKETS_PER_SUB = 1_000  # code 26: subscription market limit exceeded
 
 
 @dataclass(eq=False)
@@ -86,6 +88,20 @@ def _frame(kind: str, sub: Sub, body: str, seq: bool) -> str:
 
 def _json(obj: object) -> str:
     return orjson.dumps(obj).decode()
+
+
+def _ticker_params(params: dict) -> list[str]:
+    tickers: list[str] = []
+    one, many = params.get("market_ticker"), params.get("market_tickers")
+    if one is not None:
+        if not isinstance(one, str) or not one:
+            raise CommandError(11, "Invalid parameter: market_ticker")
+        tickers.append(one)
+    if many is not None:
+        if not isinstance(many, list) or not all(isinstance(t, str) for t in many):
+            raise CommandError(11, "Invalid parameter: market_tickers")
+        tickers.extend(many)
+    return tickers
 
 
 class Hub(Observer):
@@ -200,7 +216,14 @@ class Hub(Observer):
         writer = asyncio.create_task(self._writer(conn))
         try:
             while not conn.closed:
-                text = await ws.receive_text()
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:  # a binary frame: Kalshi's commands are JSON text
+                    conn.put(_json({"id": 0, "type": "error", "msg": {
+                        "code": 1, "msg": "Unable to process message: send text frames"}}))
+                    continue
                 self.handle(conn, text)
         except (WebSocketDisconnect, RuntimeError):
             pass
@@ -259,36 +282,30 @@ class Hub(Observer):
             conn.put(_json({"id": cid, "type": "error", "msg": msg}))
 
     def _tickers(self, params: dict, required: bool) -> list[str] | None:
-        tickers: list[str] = []
-        one = params.get("market_ticker")
-        many = params.get("market_tickers")
-        if one is not None:
-            if not isinstance(one, str) or not one:
-                raise CommandError(11, "Invalid parameter: market_ticker")
-            tickers.append(one)
-        if many is not None:
-            if not isinstance(many, list) or not all(isinstance(t, str) for t in many):
-                raise CommandError(11, "Invalid parameter: market_tickers")
-            tickers.extend(many)
+        tickers = _ticker_params(params) + self._tickers_by_id(params)
+        if not tickers:
+            if required:
+                raise CommandError(14, "Market Ticker required")
+            return None
+        if len(tickers) > MAX_MARKETS_PER_SUB:
+            raise CommandError(26, "Subscription market limit exceeded")
+        unknown = [t for t in tickers if t not in self.ex.markets]
+        if unknown:
+            raise CommandError(11, "Unknown market ticker", market_tickers=unknown[:100])
+        return list(dict.fromkeys(tickers))
+
+    def _tickers_by_id(self, params: dict) -> list[str]:
         ids = []
         if params.get("market_id") is not None:
             ids.append(params["market_id"])
         if isinstance(params.get("market_ids"), list):
             ids.extend(params["market_ids"])
-        if ids:
-            by_id = {m.market_id: t for t, m in self.ex.markets.items()}
-            unknown_ids = [i for i in ids if i not in by_id]
-            if unknown_ids:
-                raise CommandError(11, "Unknown market id")
-            tickers.extend(by_id[i] for i in ids)
-        if not tickers:
-            if required:
-                raise CommandError(14, "Market Ticker required")
-            return None
-        unknown = [t for t in tickers if t not in self.ex.markets]
-        if unknown:
-            raise CommandError(11, "Unknown market ticker", market_tickers=unknown)
-        return list(dict.fromkeys(tickers))
+        if not ids:
+            return []
+        by_id = {m.market_id: t for t, m in self.ex.markets.items()}
+        if not all(isinstance(i, str) and i in by_id for i in ids):
+            raise CommandError(11, "Unknown market id")
+        return [by_id[i] for i in ids]
 
     def _cmd_subscribe(self, conn: Conn, cid: int, params: dict) -> None:
         channels = params.get("channels")
@@ -299,23 +316,35 @@ class Hub(Observer):
             raise CommandError(8, "Unknown channel name")
         parsed = {c: self._tickers(params, c == "orderbook_delta") for c in channels}
         for channel in channels:
-            self._sid += 1
             tickers = parsed[channel]
-            sub = Sub(self._sid, channel, conn,
-                      set(tickers) if tickers is not None and channel in MARKET_FILTERED
-                      else None)
+            wanted = set(tickers) if tickers is not None and channel in MARKET_FILTERED \
+                else None
+            same = next((x for x in conn.subs.values()
+                         if x.channel == channel and x.tickers == wanted), None)
+            if same is not None:  # an identical subscription: answer with it, add none
+                conn.put(_json({"id": cid, "type": "subscribed",
+                                "msg": {"channel": channel, "sid": same.sid}}))
+                self._initial(same, tickers or [], bool(params.get("send_initial_snapshot")))
+                continue
+            if len(conn.subs) >= MAX_SUBS_PER_CONN:
+                raise CommandError(27, "Too many requests: subscription limit per connection")
+            self._sid += 1
+            sub = Sub(self._sid, channel, conn, wanted)
             conn.subs[sub.sid] = sub
             self.by_channel[channel].add(sub)
             conn.put(_json({"id": cid, "type": "subscribed",
                             "msg": {"channel": channel, "sid": sub.sid}}))
-            if channel == "orderbook_delta":
-                for t in tickers or []:
-                    self._snapshot(sub, t, None)
-            elif channel == "ticker" and params.get("send_initial_snapshot") and tickers:
-                for t in tickers:
-                    body = _json(views.ws_ticker(self.ex.markets[t], self.ex.books[t],
-                                                 self.ex.clock()))
-                    conn.put(_frame("ticker", sub, body, False))
+            self._initial(sub, tickers or [], bool(params.get("send_initial_snapshot")))
+
+    def _initial(self, sub: Sub, tickers: list[str], ticker_snapshot: bool) -> None:
+        if sub.channel == "orderbook_delta":
+            for t in tickers:
+                self._snapshot(sub, t, None)
+        elif sub.channel == "ticker" and ticker_snapshot:
+            for t in tickers:
+                body = _json(views.ws_ticker(self.ex.markets[t], self.ex.books[t],
+                                             self.ex.clock()))
+                sub.conn.put(_frame("ticker", sub, body, False))
 
     def _snapshot(self, sub: Sub, ticker: str, cid: int | None) -> None:
         m = self.ex.markets[ticker]
@@ -340,25 +369,13 @@ class Hub(Observer):
                             "type": "unsubscribed"}))
 
     def _cmd_update_subscription(self, conn: Conn, cid: int, params: dict) -> None:
-        sid, sids = params.get("sid"), params.get("sids")
-        if sid is not None and sids is not None:
-            raise CommandError(12, "Exactly one subscription ID is required")
-        if sids is not None:
-            if not isinstance(sids, list) or len(sids) != 1:
-                raise CommandError(12, "Exactly one subscription ID is required")
-            sid = sids[0]
-        if sid is None:
-            raise CommandError(12, "Exactly one subscription ID is required")
-        sub = conn.subs.get(sid) if isinstance(sid, int) else None
-        if sub is None:
-            raise CommandError(7, "Unknown subscription ID")
+        sub = self._one_sub(conn, params)
         action = params.get("action")
         if action is None:
             raise CommandError(15, "Action required")
-        if action not in ("add_markets", "delete_markets", "get_snapshot"):
-            raise CommandError(13, "Unsupported action")
-        if sub.channel not in MARKET_FILTERED or (
-                action == "get_snapshot" and sub.channel != "orderbook_delta"):
+        if action not in ("add_markets", "delete_markets", "get_snapshot") \
+                or sub.channel not in MARKET_FILTERED \
+                or (action == "get_snapshot" and sub.channel != "orderbook_delta"):
             raise CommandError(13, "Unsupported action")
         tickers = self._tickers(params, True) or []
         if action == "get_snapshot":
@@ -366,17 +383,7 @@ class Hub(Observer):
                 self._snapshot(sub, t, cid)
             return
         if action == "add_markets":
-            new = [t for t in tickers if sub.tickers is None or t not in sub.tickers]
-            if sub.tickers is not None:
-                sub.tickers.update(new)
-            if sub.channel == "orderbook_delta":
-                for t in new:
-                    self._snapshot(sub, t, None)
-            elif sub.channel == "ticker" and params.get("send_initial_snapshot"):
-                for t in new:
-                    body = _json(views.ws_ticker(self.ex.markets[t], self.ex.books[t],
-                                                 self.ex.clock()))
-                    conn.put(_frame("ticker", sub, body, False))
+            self._add_markets(sub, tickers, bool(params.get("send_initial_snapshot")))
         elif sub.tickers is not None:
             sub.tickers.difference_update(tickers)
         reply: dict = {"id": cid, "sid": sub.sid, "type": "ok", "msg": {}}
@@ -385,3 +392,33 @@ class Hub(Observer):
         if sub.channel in SEQUENCED and sub.seq >= 1:
             reply["seq"] = sub.seq
         conn.put(_json(reply))
+
+    @staticmethod
+    def _one_sub(conn: Conn, params: dict) -> Sub:
+        """The one subscription an update_subscription names (sid, or sids of length 1)."""
+        sid, sids = params.get("sid"), params.get("sids")
+        if sids is not None:
+            if sid is not None or not isinstance(sids, list) or len(sids) != 1:
+                raise CommandError(12, "Exactly one subscription ID is required")
+            sid = sids[0]
+        if sid is None:
+            raise CommandError(12, "Exactly one subscription ID is required")
+        sub = conn.subs.get(sid) if isinstance(sid, int) and not isinstance(sid, bool) else None
+        if sub is None:
+            raise CommandError(7, "Unknown subscription ID")
+        return sub
+
+    def _add_markets(self, sub: Sub, tickers: list[str], ticker_snapshot: bool) -> None:
+        new = [t for t in tickers if sub.tickers is None or t not in sub.tickers]
+        if sub.tickers is not None:
+            if len(sub.tickers) + len(new) > MAX_MARKETS_PER_SUB:
+                raise CommandError(26, "Subscription market limit exceeded")
+            sub.tickers.update(new)
+        if sub.channel == "orderbook_delta":
+            for t in new:
+                self._snapshot(sub, t, None)
+        elif sub.channel == "ticker" and ticker_snapshot:
+            for t in new:
+                body = _json(views.ws_ticker(self.ex.markets[t], self.ex.books[t],
+                                             self.ex.clock()))
+                sub.conn.put(_frame("ticker", sub, body, False))
