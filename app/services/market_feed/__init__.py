@@ -165,8 +165,8 @@ class MarketFeedService(Service):
                 await conn.execute("UPDATE markets SET followed = false WHERE followed AND "
                                    "NOT ticker = ANY(%s)", (list(found),))
                 await conn.execute("UPDATE feed_freshness SET snapshot_at = NULL")
-                await conn.execute("UPDATE feed_freshness SET state = 'closed' WHERE "
-                                   "NOT ticker = ANY(%s)", (list(found),))
+                await conn.execute("UPDATE feed_freshness SET state = CASE WHEN ticker = "
+                                   "ANY(%s) THEN 'live' ELSE 'closed' END", (list(found),))
             self.log.info("following %d open markets (series %s, events %s, tickers %s)",
                           len(found), ",".join(self.series) or "-",
                           ",".join(self.events) or "-", ",".join(self.explicit) or "-")
@@ -213,6 +213,9 @@ class MarketFeedService(Service):
         if m.close_time:
             self.close_ms[ticker] = int(m.close_time.timestamp() * 1000)
         await self._save_markets([m])
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            await conn.execute("UPDATE feed_freshness SET state = 'live' WHERE ticker = %s",
+                               (ticker,))
         if self.ws is not None:
             for sub in self.subs.values():
                 with contextlib.suppress(KalshiError, TimeoutError):

@@ -394,7 +394,7 @@ class FeedStore:
             "last_message_at = GREATEST(f.last_message_at, EXCLUDED.last_message_at), "
             "last_change_at = COALESCE(EXCLUDED.last_change_at, f.last_change_at), "
             "snapshot_at = COALESCE(EXCLUDED.snapshot_at, f.snapshot_at), "
-            "source = EXCLUDED.source, state = 'live'",
+            "source = EXCLUDED.source",  # state: 'closed' is the feed's to set and clear
             (tickers, at, changed, snap, source))
 
 
