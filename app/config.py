@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     sim_faults_enabled: bool
     sim_rate_tier: Literal["basic", "advanced", "premier", "prime", "unlimited"]
     sim_start_balance_cents: int = Field(ge=0)
+    sim_activity: float = Field(ge=0, le=3600)
     sim_maintenance_window: str = Field(
         pattern=r"^((mon|tue|wed|thu|fri|sat|sun) ([01][0-9]|2[0-3]):[0-5][0-9]"
                 r"-([01][0-9]|2[0-4]):[0-5][0-9])?$")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from app.db.pool import open_pool, ping
-from app.kalshi.urls import from_settings
+from app.exchange import endpoints
 from app.runtime.http import HttpService
 from app.runtime.service import Phase
 from app.services import expected_units
@@ -22,7 +22,7 @@ class WebService(HttpService):
         self.pool = await phase("connect to database", open_pool(s, "rec-web"))
         self.client = httpx.AsyncClient(timeout=3.0)
         database = {"database": lambda: ping(self.pool)}
-        exchange = {"exchange": exchange_check(from_settings(s).rest_base, self.client)}
+        exchange = {"exchange": exchange_check(endpoints(s).rest_base, self.client)}
         app = create_app(ready_checks=database, bundle_checks={**database, **exchange},
                          expected_units=expected_units(s.account_mode.value))
         await self.serve_http(phase, app, s.web_port)
