@@ -211,3 +211,25 @@ async def test_retention_prunes_old_rows_in_small_batches(rec_home_db, start_ser
     assert "retention: deleted 252 rows older than 30 days" in svc.output
     await conn.close()
     assert svc.terminate() == 0
+
+
+async def test_error_25_for_a_lagging_feed_reconnects_and_books_are_exact_again(
+        rec_home_db, start_service, tmp_path):
+    handle, server = await fx.start_sim(tmp_path, ws_max_queue=300)
+    try:
+        di.prepare(rec_home_db, handle)
+        svc = start_service(rec_home_db, di.FEED)
+        await di.wait_notify(svc, "READY", "1")
+        handle.sim.world.advance(900)  # a burst far beyond what the exchange queues for us
+        await di.until(lambda: "(error 25)" in svc.output, 15, "error 25 logged", svc)
+        tickers = followed(handle)
+        conn = await di.connect(rec_home_db)
+
+        async def same() -> bool:
+            return await di.db_books(conn, tickers) == di.sim_books(handle, tickers)
+
+        await di.until(same, 20, "books exact after the resync", svc)
+        await conn.close()
+        assert svc.terminate() == 0
+    finally:
+        await fx.stop_sim(handle, server)

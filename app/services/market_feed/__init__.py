@@ -308,7 +308,11 @@ class MarketFeedService(Service):
                 self.log.info("resynced %s for %d market(s)", body.get("channel"),
                               len(body.get("tickers") or ()))
             elif mtype == "error":
-                self.log.warning("exchange error message: %s", m.msg)
+                if body.get("code") == 25:
+                    self.log.warning("the exchange dropped this connection: the feed did not "
+                                     "keep up (error 25); reconnecting, books resync")
+                else:
+                    self.log.warning("exchange error message: %s", m.msg)
             await store.room()
 
     def _seen_ms(self, ts_ms: Any) -> None:
