@@ -123,6 +123,19 @@ async def test_strike_tables_for_btc_and_eth_follow_the_simulator(late_sim, rec_
                     (r["probability"] - r["yes_ask"]) * 100, abs=Decimal("0.0001"))
         probs = [r["probability"] for r in rows]  # ordered by strike
         assert probs == sorted(probs, reverse=True) and probs[0] > probs[-1]
+        # the watchlist: every side that passes the default filters, and nothing else
+        want = set()
+        for r in rows:
+            for side, p, ask in (("yes", r["probability"], r["yes_ask"]),
+                                 ("no", 1 - r["probability"], r["no_ask"])):
+                if ask is not None and p >= Decimal("0.5") and ask <= Decimal("0.98") \
+                        and (p - ask) * 100 >= 2:
+                    want.add((r["market_ticker"], side))
+        got = await query(dsn, "SELECT market_ticker, side, probability, ask, diff_cents "
+                               "FROM watchlist WHERE series_ticker = %s", (series,))
+        assert {(t, side) for t, side, *_ in got} == want
+        for _, _, p, ask, diff in got:
+            assert diff == pytest.approx((p - ask) * 100, abs=Decimal("0.0001"))
 
     # one series' source stops: it is reported stale by name, the other keeps updating
     ticker.start()
