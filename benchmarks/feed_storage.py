@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg  # noqa: E402
+import psycopg
 
-from app import config  # noqa: E402
-from app.sim import views  # noqa: E402
-from benchmarks.datain import Bench  # noqa: E402
+from app import config
+from app.sim import views
+from benchmarks.datain import Bench
 
 FEED_TABLES = ("feed_ticks", "feed_book_changes", "feed_book_snapshots", "feed_trades",
                "feed_book_levels", "feed_freshness")
@@ -60,7 +60,7 @@ async def main() -> int:
             conn.execute("CREATE TABLE poll_answers (id BIGINT GENERATED ALWAYS AS IDENTITY "
                          "PRIMARY KEY, event_ticker TEXT NOT NULL, polled_at TIMESTAMPTZ NOT "
                          "NULL, answer JSONB NOT NULL)")
-        proc, notify, log = b.run("market-feed")
+        _, notify, log = b.run("market-feed")
         await b.ready(notify, log)
         await asyncio.sleep(1.0)
         sim = b.sim
