@@ -75,7 +75,7 @@ async def main() -> int:
                 sim.world.step()
                 now = datetime.now(UTC)
                 events: dict[str, list] = {}
-                for t, m in ex.markets.items():
+                for m in ex.markets.values():
                     if m.status == "active" and m.series_ticker in ("KXBTCD", "KXBTC"):
                         events.setdefault(m.event_ticker, []).append(m)
                 for ev, markets in events.items():
