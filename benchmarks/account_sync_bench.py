@@ -103,7 +103,7 @@ async def main() -> int:
         m = await wait_line(log, r"reconcile \(after reconnect\) done in ([0-9.]+)s: (.*)",
                             mark, 60)
         seen = time.monotonic() - back
-        while await db_fills(b.dsn) < total:
+        while await db_fills(b.dsn) < total:  # noqa: ASYNC110 - polling the database
             await asyncio.sleep(0.05)
         exact = time.monotonic() - back
         print(f"reconcile after a {args.outage:g}s outage: {float(m.group(1)):.2f}s "
