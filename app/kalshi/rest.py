@@ -273,6 +273,7 @@ class KalshiRest:
         self.budget = budget
         self.limits: AccountLimits | None = None
         self._grids: dict[str, PriceGrid] = {}
+        self._grid_reads: dict[str, asyncio.Future[Market]] = {}
 
     @classmethod
     def from_endpoints(cls, endpoints: Endpoints, signer: signing.Signer | None, **kw: Any):
@@ -698,10 +699,17 @@ class KalshiRest:
         self._grids[ticker] = grid
 
     async def price_grid(self, ticker: str) -> PriceGrid:
-        """The market's valid prices (read once with GET /markets/{ticker}, then kept)."""
+        """The market's valid prices (read once with GET /markets/{ticker}, then kept).
+
+        Concurrent first orders on one market share a single read.
+        """
         grid = self._grids.get(ticker)
         if grid is None:
-            await self.get_market(ticker)
+            read = self._grid_reads.get(ticker)
+            if read is None:
+                read = self._grid_reads[ticker] = asyncio.ensure_future(self.get_market(ticker))
+                read.add_done_callback(lambda f: self._grid_reads.pop(ticker, None))
+            await asyncio.shield(read)
             grid = self._grids.get(ticker) or PriceGrid.from_structure("", ticker)
         return grid
 

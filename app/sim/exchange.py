@@ -203,7 +203,8 @@ class Exchange:
         if acct.unlimited:
             return
         opening = max(0, order.remaining - held_against)
-        need = opening * order.price + self.fee_for(m, opening, order.price, True)
+        cost = opening * order.price + self.fee_for(m, opening, order.price, True)
+        need = -(-cost // CENT) * CENT  # sub-cent prices: the balance is kept to the cent
         if need > acct.balance:
             raise ExchangeError(400, "insufficient_balance",
                                 "insufficient balance for this order")
