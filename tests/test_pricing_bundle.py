@@ -20,8 +20,10 @@ def test_both_cfbenchmarks_message_shapes_parse():
 
 
 async def test_strike_tables_update_every_second_on_a_fresh_bring_up(rec_home_db, start_service):
+    # no weekly trading pause: it would empty the simulated books whenever this runs then
     rec_home_db.env.update(REC_COORDINATOR_MIN_VOL_SAMPLES="5", REC_PRICE_FEED_CHANNEL=
-                           "cfbenchmarks_value_5hz", REC_LOG_LEVEL="info")
+                           "cfbenchmarks_value_5hz", REC_LOG_LEVEL="info",
+                           REC_SIM_MAINTENANCE_WINDOW="")
     await migrate(rec_home_db)
     start_exchange_sim(rec_home_db, start_service)
     for name in ("market-feed", "price-feed", "coordinator"):
@@ -30,13 +32,18 @@ async def test_strike_tables_update_every_second_on_a_fresh_bring_up(rec_home_db
 
     async def priced():
         rows = await query(dsn, "SELECT series_ticker, count(*), max(computed_at), "
-                                "bool_and(yes_ask IS NOT NULL OR no_ask IS NOT NULL) "
+                                "count(*) FILTER (WHERE yes_ask IS NOT NULL OR no_ask IS NOT NULL) "
                                 "FROM strike_table GROUP BY 1")
         return len(rows) == 2 and {r[0]: r[1:] for r in rows}
 
-    first = await eventually(priced, timeout=40, what="strike tables for BTC and ETH")
+    async def priced_with_asks():
+        got = await priced()
+        return got and all(v[2] > 0 for v in got.values()) and got
+
+    first = await eventually(priced_with_asks, timeout=40, what="strike tables for BTC and ETH")
     assert set(first) == {"KXBTCD", "KXETHD"} and all(v[0] == 11 for v in first.values())
-    assert all(v[2] for v in first.values())  # asks from the market feed's books
+    # asks from the market feed's books (the simulated maker quotes the strikes near the money)
+    assert all(v[2] > 0 for v in first.values())
 
     async def moved():
         now = await priced()
