@@ -119,3 +119,5 @@ async def test_rows_match_the_published_index_and_a_drop_leaves_a_gap(sim, rec_h
     assert any("BRTI stale" in s for s in svc.notify.statuses())
     assert "BRTI is stale" in svc.output
     assert svc.terminate() == 0
+    stopped = await query(dsn, "SELECT DISTINCT detail FROM index_freshness")
+    assert stopped == [("rec-price-feed stopped",)]
