@@ -219,7 +219,7 @@ def run(dsn: str, rate: int, seconds: float, compression: bool, profile: bool) -
         proc.join(10)
 
 
-def wait_quiet(limit: float = 90.0) -> bool:
+def wait_quiet(limit: float = 20.0) -> bool:
     """Wait until the machine is idle (< 0.15 core busy over 0.7 s), as limits.md did."""
     def busy() -> tuple[int, int]:
         f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
@@ -256,7 +256,7 @@ def main() -> int:
                 continue
             name = "permessage-deflate " + ("on " if compression else "off")
             if not wait_quiet():
-                print("(the machine did not go idle within 90 s: figures include other load)")
+                print("(the machine did not go idle within 20 s: figures include other load)")
             full = run(dsn, 0, args.seconds, compression, args.profile)
             wait_quiet()
             paced = run(dsn, args.rate, args.seconds, compression, False)
