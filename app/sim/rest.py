@@ -464,6 +464,9 @@ async def _serve(ctx: Ctx, handler: Handler, bucket: str, cost: int | None) -> R
         return error_response(exc.status, exc.code, exc.message, exc.details)
     except WireError as exc:
         return error_response(400, exc.code, exc.message)
+    held = ctx.sim.faults.hold_for(ctx.request.url.path)
+    if held is not None:
+        await held.wait()  # the work is done; the answer waits for a release
     lost = ctx.sim.faults.take_lost(ctx.request.url.path)
     if lost:
         return injected(lost)  # the work is done; only the answer is lost
