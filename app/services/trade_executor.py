@@ -55,6 +55,7 @@ STATUS_EVERY_SEC = 5.0
 
 
 class TradeExecutorService(HttpService):
+    name = "trade-executor"
     pool = None
     rest = None
 

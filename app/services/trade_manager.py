@@ -159,6 +159,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 # --- the service --------------------------------------------------------------------------------
 
 class TradeManagerService(HttpService):
+    name = "trade-manager"
     pool = None
 
     def __init__(self, settings) -> None:

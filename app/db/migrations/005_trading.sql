@@ -105,6 +105,7 @@ INSERT INTO trading_settings (key, value, description) VALUES
   ('stop_loss_cents', '30', 'per contract'),
   ('take_profit_enabled', 'false', 'exit when the close price rises this far above the entry'),
   ('take_profit_cents', '20', 'per contract'),
+  ('exit_max_slippage_cents', '5', 'exit limit = close price minus this'),
   ('auto_entry_enabled', 'false', 'rec-auto-entry enters trades (off by default)'),
   ('auto_entry_dry_run', 'false', 'log what would be entered, enter nothing'),
   ('auto_entry_min_probability', '0.95', 'P(side) at least'),
