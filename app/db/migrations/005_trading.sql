@@ -115,7 +115,8 @@ INSERT INTO trading_settings (key, value, description) VALUES
   ('auto_entry_strike_cooldown_sec', '900', 'per strike and side after an entry'),
   ('auto_entry_spike_enabled', 'true', 'pause entries on a momentum spike'),
   ('auto_entry_spike_threshold', '36', '|momentum| at least this is a spike'),
-  ('auto_entry_spike_cooldown_sec', '900', 'entries stay paused this long after |momentum| falls back'),
+  ('auto_entry_spike_cooldown_sec', '900', 'entries stay paused this long after the spike'),
+  ('auto_entry_spike_cooldown_threshold', '30', 'the pause lasts while |momentum| is at least this'),
   ('auto_entry_position_size', '1', 'contracts per entry before the multiplier'),
   ('auto_entry_multiplier', '1', 'size = position size x multiplier'),
   ('auto_entry_max_slippage_cents', '0', 'limit = ask + this');
