@@ -64,6 +64,11 @@ async def test_open_and_close_book_fees_and_pnl_equal_to_the_exchange_ledger(
     orders = tf.sim_orders(sim)
     assert sorted(o.client_order_id for o in orders) == sorted(
         o["client_order_id"] for o in got["orders"])
+    conn = await di.connect(rec_home_db)
+    group = (await di.rows(conn, "SELECT order_group_id FROM order_groups "
+                                 "WHERE strategy = 'manual'"))[0][0]
+    await conn.close()
+    assert orders[0].order_group_id == group  # the exchange's own limit holds it too
 
 
 async def test_bad_input_and_limits_are_refused_before_the_exchange(
@@ -99,6 +104,10 @@ async def test_bad_input_and_limits_are_refused_before_the_exchange(
         assert r.status_code == 200, r.text
     r = await tf.post_trade(rec_home_db, open_body(ticker, "b11", count=1))
     assert r.status_code == 403 and r.json()["limit"] == "kill_switch", r.text
+    groups = sim.sim.exchange.order_groups.groups.values()  # one per strategy
+    assert len(groups) == 3
+    await di.until(lambda: all(g.triggered for g in groups), 10,
+                   "the kill switch triggering the order groups", procs["executor"])
     assert tf.sim_orders(sim) == []  # nothing reached the exchange
     out = procs["manager"].output
     assert "refused by risk limit kill_switch" in out

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.sim import order_groups as og
 from app.sim import orders, views
 from app.sim.auth import AuthError, authenticate, has_auth_headers
 from app.sim.context import (
@@ -419,6 +420,18 @@ ROUTES: list[tuple[str, str, Handler, bool, str, int | None]] = [
      DEFAULT_COST),
     ("POST", "/portfolio/events/orders/{order_id}/decrease", orders.decrease_order, True,
      "write", DEFAULT_COST),
+    ("GET", "/portfolio/order_groups", og.list_groups, True, "read", DEFAULT_COST),
+    ("POST", "/portfolio/order_groups/create", og.create_group, True, "write", DEFAULT_COST),
+    ("GET", "/portfolio/order_groups/{order_group_id}", og.get_group, True, "read",
+     DEFAULT_COST),
+    ("DELETE", "/portfolio/order_groups/{order_group_id}", og.delete_group, True, "write",
+     DEFAULT_COST),
+    ("PUT", "/portfolio/order_groups/{order_group_id}/reset", og.reset_group, True, "write",
+     DEFAULT_COST),
+    ("PUT", "/portfolio/order_groups/{order_group_id}/trigger", og.trigger_group, True,
+     "write", DEFAULT_COST),
+    ("PUT", "/portfolio/order_groups/{order_group_id}/limit", og.limit_group, True, "write",
+     DEFAULT_COST),
 ]
 # batched endpoints bill per item
 PER_ITEM_COSTS = [("POST", "/portfolio/events/orders/batched", orders.ORDER_COST),
