@@ -136,6 +136,26 @@ class Settings(BaseSettings):
     account_sync_page_limit: int = Field(ge=1, le=1000)
     account_sync_fill_overlap_sec: int = Field(ge=0, le=86_400)
     account_sync_reconcile_interval_sec: float = Field(gt=0, le=86_400)
+    # rec-price-feed (the settlement index) and rec-coordinator (strike table, watchlist)
+    price_feed_indices: str = Field(pattern=r"^[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*$")
+    price_feed_channel: Literal["cfbenchmarks_value", "cfbenchmarks_value_5hz"]
+    price_feed_stale_after_sec: float = Field(gt=0, le=3600)
+    price_feed_retention_days: int = Field(ge=1, le=3650)
+    price_feed_prune_batch_rows: int = Field(ge=1, le=1_000_000)
+    price_feed_prune_interval_sec: float = Field(gt=0, le=86_400)
+    coordinator_series: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_]+(,[A-Za-z0-9_.-]+:[A-Za-z0-9_]+)*$")
+    coordinator_interval_sec: float = Field(ge=0.05, le=60)
+    coordinator_strikes_each_side: int = Field(ge=1, le=100)
+    coordinator_max_index_age_sec: float = Field(gt=0, le=3600)
+    coordinator_vol_lookback_min: int = Field(ge=2, le=1440)
+    coordinator_min_vol_samples: int = Field(ge=2, le=100_000)
+    coordinator_min_fingerprint_samples: int = Field(ge=1, le=10_000_000)
+    coordinator_workers: int = Field(ge=1, le=32)
+    watchlist_min_volume: float = Field(ge=0)
+    watchlist_min_probability: float = Field(ge=0, le=1)
+    watchlist_max_ask: float = Field(gt=0, le=1)
+    watchlist_min_diff_cents: float = Field(ge=-100, le=100)
     # service runtime: phase deadlines and the stop timeout are the runner's; the unit's
     # WatchdogSec=, TimeoutStartSec= and TimeoutStopSec= are built from watchdog_sec,
     # start_timeout_sec and stop_timeout_sec (`rec services --json` hands them to the role)
