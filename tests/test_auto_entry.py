@@ -68,11 +68,8 @@ async def test_auto_entry_off_dry_run_and_on(rec_home_db, start_service, sim):
     ticker = sim.open_tickers("KXBTCD")[5]
     ask = tf.best_yes_ask(sim, ticker)
     conn = await di.connect(rec_home_db)
-    await conn.execute("INSERT INTO strike_table (market_ticker, probability, momentum, "
-                       "time_to_close_sec) VALUES (%s, 0.99, 0, 600)", (ticker,))
-    await conn.execute("INSERT INTO watchlist (market_ticker, side, probability, ask, "
-                       "diff_cents, volume) VALUES (%s, 'yes', 0.99, %s, %s, 100)",
-                       (ticker, ask, (D("0.99") - ask) * 100))
+    await tf.put_strike(conn, ticker, probability="0.99", time_to_close_sec=600)
+    await tf.put_watch(conn, ticker, "yes", "0.99", ask, (D("0.99") - ask) * 100)
     await tf.put(rec_home_db, "/settings", {"auto_entry_min_diff_cents": -100})
     ae = start_service(rec_home_db, tf.AUTO_ENTRY)
     await di.wait_notify(ae, "READY", "1")
@@ -103,7 +100,7 @@ async def test_auto_entry_off_dry_run_and_on(rec_home_db, start_service, sim):
     fields = (await di.rows(conn, "SELECT fields FROM auto_entry_decisions "
                                   "WHERE decision = 'enter'"))[0][0]
     assert fields["ticker"] == ticker
-    assert fields["probability"] == "0.99" and "time_to_close_sec" in fields
+    assert D(fields["probability"]) == D("0.99") and "time_to_close_sec" in fields
     await conn.close()
 
 

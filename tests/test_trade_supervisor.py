@@ -70,10 +70,8 @@ async def test_supervisor_watches_open_trades_and_closes_through_the_manager(
     await tf.until_status(rec_home_db, trade_id, "open", svc=procs["manager"])
     conn = await di.connect(rec_home_db)
     no_ask = 1 - tf.best_yes_bid(sim, ticker)  # what the coordinator would see in the book
-    await conn.execute("INSERT INTO strike_table (market_ticker, probability, momentum, "
-                       "index_price, buffer, time_to_close_sec, yes_ask, no_ask) "
-                       "VALUES (%s, 0.80, 0, 100000, 50, 900, %s, %s)",
-                       (ticker, tf.best_yes_ask(sim, ticker), no_ask))
+    await tf.put_strike(conn, ticker, probability="0.80", yes_ask=tf.best_yes_ask(sim, ticker),
+                        no_ask=no_ask)
     sup = start_service(rec_home_db, tf.SUPERVISOR)
     await di.wait_notify(sup, "READY", "1")
 
@@ -85,8 +83,8 @@ async def test_supervisor_watches_open_trades_and_closes_through_the_manager(
 
     await di.until(watched, 10, "the trade in trade_monitor", sup)
     assert await tf.trade_status(rec_home_db, trade_id) == "open"  # every rule holds
-    await conn.execute("UPDATE strike_table SET probability = 0.20 WHERE market_ticker = %s",
-                       (ticker,))
+    await tf.put_strike(conn, ticker, probability="0.20", yes_ask=tf.best_yes_ask(sim, ticker),
+                        no_ask=no_ask)
     got = await tf.until_status(rec_home_db, trade_id, "closed", within=15, svc=sup)
     t = got["trade"]
     assert t["close_method"] == "auto" and t["close_rule"] == "probability"

@@ -5,6 +5,7 @@ it and a real PostgreSQL. (No tests here.)"""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -20,26 +21,6 @@ EXECUTOR = "app.services.trade_executor:TradeExecutorService"
 SUPERVISOR = "app.services.trade_supervisor:TradeSupervisorService"
 AUTO_ENTRY = "app.services.auto_entry:AutoEntryService"
 UNIT = Decimal(10_000)
-
-# the pricing contract (migration 004 on the pricing branch); created here until it lands
-PRICING_TABLES = """
-CREATE TABLE IF NOT EXISTS index_prices (
-    index_name TEXT NOT NULL, ts TIMESTAMPTZ NOT NULL, price NUMERIC(20, 6) NOT NULL,
-    avg_1m NUMERIC(20, 6), d1m NUMERIC, d2m NUMERIC, d3m NUMERIC, d4m NUMERIC, d15m NUMERIC,
-    d30m NUMERIC, momentum NUMERIC, PRIMARY KEY (index_name, ts));
-CREATE TABLE IF NOT EXISTS strike_table (
-    series_ticker TEXT, event_ticker TEXT, market_ticker TEXT PRIMARY KEY,
-    computed_at TIMESTAMPTZ NOT NULL DEFAULT now(), close_time TIMESTAMPTZ,
-    strike NUMERIC(20, 6), index_price NUMERIC(20, 6), momentum NUMERIC, buffer NUMERIC,
-    buffer_pct NUMERIC, probability NUMERIC, prob_source TEXT, sample_size INTEGER,
-    yes_ask NUMERIC(10, 4), no_ask NUMERIC(10, 4), yes_diff_cents NUMERIC,
-    no_diff_cents NUMERIC, volume NUMERIC, active_side TEXT, time_to_close_sec INTEGER,
-    window_progress NUMERIC, window_avg NUMERIC);
-CREATE TABLE IF NOT EXISTS watchlist (
-    market_ticker TEXT NOT NULL, side TEXT NOT NULL, series_ticker TEXT,
-    probability NUMERIC, ask NUMERIC(10, 4), diff_cents NUMERIC, volume NUMERIC,
-    computed_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (market_ticker, side));
-"""
 
 
 def prepare(home, h: fx.SimHandle, **env: str) -> None:
@@ -74,7 +55,6 @@ async def start_trading(home, h: fx.SimHandle, start_service, *, sync: bool = Tr
     """account-sync (optional), executor, manager: each READY. Returns them."""
     prepare(home, h, **env)
     conn = await di.connect(home)
-    await conn.execute(PRICING_TABLES)
     await store_markets(conn, h)
     await conn.close()
     procs = {}
@@ -141,3 +121,31 @@ async def until_status(home, trade_id: int, want: str | tuple, within: float = 1
 
     await di.until(check, within, f"trade {trade_id} {want}", svc)
     return (await get(home, f"/trades/{trade_id}")).json()
+
+
+async def put_strike(conn, ticker: str, **over) -> None:
+    """A strike_table row as rec-coordinator writes it (the fields a test cares about in
+    ``over``)."""
+    row = {"market_ticker": ticker, "series_ticker": ticker.split("-")[0],
+           "event_ticker": "-".join(ticker.split("-")[:2]), "computed_at": "now()",
+           "close_time": "now()", "index_name": "BRTI", "index_ts": "now()",
+           "strike": 100000, "index_price": 100050, "momentum": 0, "buffer": 50,
+           "buffer_pct": "0.05", "probability": "0.5", "prob_source": "lognormal",
+           "sample_size": 0, "yes_ask": None, "no_ask": None, "active_side": "yes",
+           "time_to_close_sec": 900, "window_sec": 60, "window_progress": 0}
+    row.update(over)
+    cols = list(row)
+    await conn.execute(
+        f"INSERT INTO strike_table ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
+        f"ON CONFLICT (market_ticker) DO UPDATE SET "
+        + ", ".join(f"{c} = EXCLUDED.{c}" for c in cols[1:]),
+        [datetime.now(UTC) if v == "now()" else v for v in row.values()])
+
+
+async def put_watch(conn, ticker: str, side: str, probability, ask, diff_cents) -> None:
+    await conn.execute(
+        "INSERT INTO watchlist (market_ticker, side, series_ticker, probability, ask, "
+        "diff_cents, volume, computed_at) VALUES (%s,%s,%s,%s,%s,%s,100,now()) "
+        "ON CONFLICT (market_ticker, side) DO UPDATE SET probability = EXCLUDED.probability, "
+        "ask = EXCLUDED.ask, diff_cents = EXCLUDED.diff_cents, computed_at = now()",
+        (ticker, side, ticker.split("-")[0], probability, ask, diff_cents))

@@ -95,8 +95,8 @@ class Spike:
         m = abs(momentum)
         cooldown = float(s.get("auto_entry_spike_cooldown_sec", 900))
         hold = Decimal(str(s.get("auto_entry_spike_cooldown_threshold",
-                                 s.get("auto_entry_spike_threshold", 36))))
-        spike = Decimal(str(s.get("auto_entry_spike_threshold", 36)))
+                                 s.get("auto_entry_spike_threshold", "0.36"))))
+        spike = Decimal(str(s.get("auto_entry_spike_threshold", "0.36")))
         if m >= spike or (self.active and m >= hold):
             self.until = now + cooldown
         was, self.active = self.active, now < self.until
