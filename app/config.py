@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     trade_executor_port: int = Port
     trade_supervisor_port: int = Port
     auto_entry_port: int = Port
+    trade_supervisor_interval_sec: float = Field(ge=0.05, le=60)
+    auto_entry_interval_sec: float = Field(ge=0.05, le=60)
 
     # database
     db_host: str = Field(min_length=1)

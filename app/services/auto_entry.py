@@ -150,6 +150,7 @@ class AutoEntryService(HttpService):
 
     async def start(self, phase: Phase) -> None:
         s = self.settings
+        self.interval = s.auto_entry_interval_sec
         self.pool = await phase("connect to database", open_pool(s, "rec-auto-entry"))
         self.client = httpx.AsyncClient(
             base_url=f"http://{s.target_host}:{s.trade_manager_port}", timeout=10.0)

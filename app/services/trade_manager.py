@@ -376,7 +376,7 @@ class TradeManagerService(HttpService):
             await cur.execute(
                 "SELECT t.id, t.status, m.status FROM trades t JOIN markets m "
                 "ON m.ticker = t.ticker WHERE t.status IN ('pending', 'open', 'closing') "
-                "AND m.status NOT IN ('active', 'open', 'initialized', 'unopened')")
+                "AND m.status IN ('closed', 'determined', 'settled', 'finalized')")
             for trade_id, status, mstatus in await cur.fetchall():
                 await self.transition(cur, trade_id, status, EXPIRED, "market closed",
                                       {"market_status": mstatus},
@@ -723,7 +723,7 @@ class TradeManagerService(HttpService):
                 if key not in current or key == "install_id":
                     raise BadInput(key, "is not a trading setting")
                 old = current[key]
-                value = json.loads(json.dumps(value, default=str))
+                value = json.loads(json.dumps(value, default=float))  # Decimal: a number
                 if not _same_type(old, value):
                     raise BadInput(key, f"must be a {type(old).__name__} like {old!r}")
                 if value == old:

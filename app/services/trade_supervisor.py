@@ -140,6 +140,7 @@ class TradeSupervisorService(HttpService):
 
     async def start(self, phase: Phase) -> None:
         s = self.settings
+        self.interval = s.trade_supervisor_interval_sec
         self.pool = await phase("connect to database", open_pool(s, "rec-trade-supervisor"))
         await phase("check the tables", self._tables())
         self.client = httpx.AsyncClient(
