@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -167,6 +168,7 @@ class TradeManagerService(HttpService):
         self.tasks: list[asyncio.Task] = []
         self.wake = asyncio.Event()
         self.waiters: dict[int, list[asyncio.Future]] = {}
+        self.results: set[str] = set()
         self.stats = {"intents": 0, "refused": 0, "transitions": 0}
         self._open_lock = asyncio.Lock()
 
@@ -213,19 +215,28 @@ class TradeManagerService(HttpService):
                     conninfo(self.settings, "rec-trade-manager-listen"), autocommit=True)
                 async with conn:
                     await conn.execute(f"LISTEN {tc.CH_RESULTS}")
-                    async for _ in conn.notifies():
+                    async for n in conn.notifies():
+                        self.results.add(n.payload)
                         self.wake.set()
             except Exception as exc:
                 self.log.warning("LISTEN connection lost (%s); reconnecting", exc)
                 await asyncio.sleep(1)
 
     async def loop(self) -> None:
+        """A result the executor announced is applied at once (only that leg); everything
+        else (fills arriving, markets closing, settlements, the kill switch) every sweep."""
+        last = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), SWEEP_SEC)
             self.wake.clear()
             try:
-                await self.reconcile()
+                if self.results:
+                    coids, self.results = list(self.results), set()
+                    await self.reconcile(coids)
+                if time.monotonic() - last >= SWEEP_SEC:
+                    last = time.monotonic()
+                    await self.reconcile()
             except Exception:
                 self.log.exception("reconcile failed; retrying")
                 await asyncio.sleep(1)
@@ -259,8 +270,9 @@ class TradeManagerService(HttpService):
         await cur.execute("INSERT INTO trade_events (trade_id, kind, detail) VALUES (%s,%s,%s)",
                           (trade_id, kind, json.dumps(detail, default=str)))
 
-    async def reconcile(self) -> None:
-        """Apply what the executor, the account ledger and the markets say."""
+    async def reconcile(self, coids: list[str] | None = None) -> None:
+        """Apply what the executor, the account ledger and the markets say (``coids``: only
+        those legs' results)."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT t.id, t.status, t.side, t.quantity, t.ticker, o.client_order_id, o.leg, "
@@ -268,18 +280,30 @@ class TradeManagerService(HttpService):
                 "o.error_text FROM trades t JOIN trade_orders o ON o.trade_id = t.id "
                 "AND o.leg = CASE WHEN t.status IN ('pending', 'submitted') THEN 'open' "
                 "ELSE 'close' || t.close_attempts END "
-                "WHERE t.status IN ('pending', 'submitted', 'closing') AND o.state <> 'new'")
+                "WHERE t.status IN ('pending', 'submitted', 'closing') AND o.state <> 'new'"
+                + (" AND o.client_order_id = ANY(%s)" if coids is not None else ""),
+                (coids,) if coids is not None else None)
             rows = await cur.fetchall()
         for row in rows:
             try:
                 await self._apply(*row)
             except Exception:
                 self.log.exception("trade %s: applying its order result failed", row[0])
+        if coids is not None:
+            return
         await self._expire_and_settle()
         await self._kill_switch_closes()
 
     async def _apply(self, trade_id, status, side, quantity, ticker, coid, leg, state, oid,
                      fill_count, remaining, err_code, err_text) -> None:
+        try:
+            await self._apply_tx(trade_id, status, side, coid, state, oid, fill_count,
+                                 remaining, err_code, err_text)
+        finally:
+            self._notify_waiters(trade_id)  # after the commit: a waiter reads the new state
+
+    async def _apply_tx(self, trade_id, status, side, coid, state, oid, fill_count, remaining,
+                        err_code, err_text) -> None:
         async with self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
             if status == PENDING:
@@ -294,7 +318,6 @@ class TradeManagerService(HttpService):
                                           {"client_order_id": coid, "exchange_order_id": oid,
                                            "fill_count": fill_count,
                                            "remaining_count": remaining})
-                self._notify_waiters(trade_id)
                 return
             filled = await self._final_fill(cur, oid, fill_count, remaining)
             if filled is None:
@@ -659,7 +682,9 @@ class TradeManagerService(HttpService):
     async def _wait(self, trade_id: int, timeout: float) -> dict[str, Any]:
         fut = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(trade_id, []).append(fut)
-        self.wake.set()  # the result may already be there
+        # the result may have been applied before this waiter was registered: look again
+        self.results.add(tc.client_order_id(self.install_id, trade_id, "open"))
+        self.wake.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(fut, timeout)
         async with self.pool.connection() as conn:
