@@ -482,7 +482,11 @@ class TradeManagerService(HttpService):
                 "INSERT INTO trade_intents (idempotency_key, intent, trade_id, request) "
                 "VALUES (%s, 'open', %s, %s)",
                 (req["idempotency_key"], trade_id, json.dumps(_jsonable(req))))
-            await cur.execute("SELECT pg_notify(%s, %s)", (tc.CH_ORDERS, coid))
+            await cur.execute("SELECT pg_notify(%s, %s)", (tc.CH_ORDERS, json.dumps({
+                "coid": coid, "ticker": req["market"], "side": req["side"], "action": "buy",
+                "count": str(req["count"]), "price": str(req["limit_price"]),
+                "tif": tif, "strategy": req["strategy"],
+                "on_pause": conf["cancel_order_on_pause"]})))
             trade = await self._trade(cur, trade_id)
         self.log.info("trade %d: open %s %s x%s @ %s (%s, %s): pending, order %s", trade_id,
                       req["market"], req["side"], req["count"], req["limit_price"],
