@@ -62,6 +62,50 @@ OPEN_MARKET_STATES = ("active", "open")
 SWEEP_SEC = 0.5
 
 
+ACTIVE_SQL = "('pending', 'submitted', 'open', 'closing')"
+# the settings, the market and the risk figures of an open intent, in one round trip
+OPEN_CONTEXT = f"""
+SELECT (SELECT jsonb_object_agg(key, value) FROM trading_settings),
+       (SELECT to_jsonb(m) FROM markets m WHERE m.ticker = %s),
+       (SELECT coalesce(sum(quantity), 0) FROM trades WHERE ticker = %s
+        AND status IN {ACTIVE_SQL}),
+       (SELECT coalesce(sum(CASE WHEN entry_cost IS NOT NULL THEN entry_cost + fees
+                                 ELSE quantity * limit_price END), 0)
+        FROM trades WHERE status IN {ACTIVE_SQL}),
+       (SELECT coalesce(sum(pnl_cents), 0) FROM trades
+        WHERE closed_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+"""
+# the trade, its open leg (client_order_id = rec-<install>-<trade>-open), its first event,
+# the intent and the executor's NOTIFY, in one statement
+OPEN_WRITE = """
+WITH t AS (
+    INSERT INTO trades (ticker, side, status, quantity, requested_count, limit_price, strategy,
+                        entry_method, open_key, event_ticker)
+    VALUES (%(ticker)s, %(side)s, 'pending', %(count)s, %(count)s, %(price)s, %(strategy)s,
+            %(entry_method)s, %(key)s, %(event_ticker)s)
+    RETURNING *),
+o AS (
+    INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, count, price,
+                              time_in_force, strategy, cancel_on_pause)
+    SELECT %(prefix)s || t.id || '-open', t.id, 'open', t.ticker, t.side, 'buy', t.quantity,
+           t.limit_price, %(tif)s, t.strategy, %(on_pause)s FROM t
+    RETURNING client_order_id),
+e AS (
+    INSERT INTO trade_events (trade_id, kind, to_status, detail)
+    SELECT t.id, 'created', 'pending',
+           %(created)s::jsonb || jsonb_build_object('client_order_id', o.client_order_id)
+    FROM t, o),
+i AS (
+    INSERT INTO trade_intents (idempotency_key, intent, trade_id, request)
+    SELECT %(key)s, 'open', t.id, %(request)s::jsonb FROM t)
+SELECT t.*, pg_notify(%(channel)s, json_build_object(
+    'coid', o.client_order_id, 'ticker', t.ticker, 'side', t.side, 'action', 'buy',
+    'count', t.quantity::text, 'price', t.limit_price::text, 'tif', %(tif)s,
+    'strategy', t.strategy, 'on_pause', %(on_pause)s)::text)
+FROM t, o
+"""
+
+
 class RiskRefused(Exception):
     def __init__(self, limit: str, message: str, **detail: Any) -> None:
         super().__init__(message)
@@ -446,49 +490,45 @@ class TradeManagerService(HttpService):
     # ------------------------------------------------------------------ intents
 
     async def open_trade(self, req: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Check and record an open intent. Returns (trade, created)."""
+        """Check and record an open intent. Returns (trade, created).
+
+        Three statements in one transaction: the lock and the idempotency key; the settings,
+        the market and the risk figures; the trade, its order leg, its event, the intent and
+        the NOTIFY to the executor."""
         async with self._open_lock, self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
-            await cur.execute("SELECT pg_advisory_xact_lock(13013)")  # one open at a time
-            known = await self._known_intent(cur, req["idempotency_key"], "open")
-            if known is not None:
-                return known, False
-            s = await tc.load_settings(conn)
-            market = await self._market(cur, req["market"])
+            await cur.execute("SELECT pg_advisory_xact_lock(13013), (SELECT intent FROM "
+                              "trade_intents WHERE idempotency_key = %s)",  # one open at a time
+                              (req["idempotency_key"],))
+            if (await cur.fetchone())[1] is not None:
+                return await self._known_intent(cur, req["idempotency_key"], "open"), False
+            await cur.execute(OPEN_CONTEXT, (req["market"], req["market"]))
+            s, market, held, exposure, pnl = await cur.fetchone()
+            if market is None:
+                raise BadInput("market", f"unknown market {req['market']}")
+            if market["status"] not in OPEN_MARKET_STATES:
+                raise BadInput("market", f"market {req['market']} is {market['status']}, "
+                                         "not open for trading")
             self._check_price(market, req["limit_price"])
-            await self._check_risk(cur, s, req)
+            self._check_risk(s, req, held, exposure, pnl)
             conf = tc.strategy_conf(s, req["strategy"])
-            await cur.execute(
-                "INSERT INTO trades (ticker, side, status, quantity, requested_count, "
-                "limit_price, strategy, entry_method, open_key, event_ticker) "
-                "VALUES (%s,%s,'pending',%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-                (req["market"], req["side"], req["count"], req["count"], req["limit_price"],
-                 req["strategy"], req["entry_method"], req["idempotency_key"],
-                 market["event_ticker"]))
-            trade_id = (await cur.fetchone())[0]
-            coid = tc.client_order_id(self.install_id, trade_id, "open")
             tif = s.get("open_time_in_force", "fill_or_kill")
-            await cur.execute(
-                "INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, "
-                "count, price, time_in_force, strategy, cancel_on_pause) "
-                "VALUES (%s,%s,'open',%s,%s,'buy',%s,%s,%s,%s,%s)",
-                (coid, trade_id, req["market"], req["side"], req["count"], req["limit_price"],
-                 tif, req["strategy"], conf["cancel_order_on_pause"]))
-            await self.event(cur, trade_id, "created", {
-                **_jsonable(req), "to_status": PENDING, "client_order_id": coid,
-                "time_in_force": tif, "cancel_order_on_pause": conf["cancel_order_on_pause"],
+            request = json.dumps(_jsonable(req))
+            created = json.dumps({
+                **_jsonable(req), "to_status": PENDING, "time_in_force": tif,
+                "cancel_order_on_pause": conf["cancel_order_on_pause"],
                 "order_group_contracts_limit": conf["contracts_limit"]})
-            await cur.execute(
-                "INSERT INTO trade_intents (idempotency_key, intent, trade_id, request) "
-                "VALUES (%s, 'open', %s, %s)",
-                (req["idempotency_key"], trade_id, json.dumps(_jsonable(req))))
-            await cur.execute("SELECT pg_notify(%s, %s)", (tc.CH_ORDERS, json.dumps({
-                "coid": coid, "ticker": req["market"], "side": req["side"], "action": "buy",
-                "count": str(req["count"]), "price": str(req["limit_price"]),
-                "tif": tif, "strategy": req["strategy"],
-                "on_pause": conf["cancel_order_on_pause"]})))
-            trade = await self._trade(cur, trade_id)
-        self.log.info("trade %d: open %s %s x%s @ %s (%s, %s): pending, order %s", trade_id,
+            await cur.execute(OPEN_WRITE, {
+                "ticker": req["market"], "side": req["side"], "count": req["count"],
+                "price": req["limit_price"], "strategy": req["strategy"],
+                "entry_method": req["entry_method"], "key": req["idempotency_key"],
+                "event_ticker": market["event_ticker"], "prefix": f"rec-{self.install_id}-",
+                "tif": tif, "on_pause": conf["cancel_order_on_pause"], "created": created,
+                "request": request, "channel": tc.CH_ORDERS})
+            trade = tc.row_dict(cur, await cur.fetchone())
+            trade.pop("pg_notify", None)
+            coid = tc.client_order_id(self.install_id, trade["id"], "open")
+        self.log.info("trade %d: open %s %s x%s @ %s (%s, %s): pending, order %s", trade["id"],
                       req["market"], req["side"], req["count"], req["limit_price"],
                       req["strategy"], req["entry_method"], coid)
         return trade, True
@@ -555,16 +595,6 @@ class TradeManagerService(HttpService):
                            field="idempotency_key")
         return await self._trade(cur, row[1])
 
-    async def _market(self, cur, ticker: str) -> dict[str, Any]:
-        await cur.execute("SELECT * FROM markets WHERE ticker = %s", (ticker,))
-        row = await cur.fetchone()
-        if row is None:
-            raise BadInput("market", f"unknown market {ticker}")
-        m = tc.row_dict(cur, row)
-        if m["status"] not in OPEN_MARKET_STATES:
-            raise BadInput("market", f"market {ticker} is {m['status']}, not open for trading")
-        return m
-
     @staticmethod
     def _check_price(market: dict[str, Any], price: Decimal) -> None:
         raw = market.get("raw") or {}
@@ -576,7 +606,9 @@ class TradeManagerService(HttpService):
         except InvalidPrice as exc:
             raise BadInput("limit_price", str(exc)) from None
 
-    async def _check_risk(self, cur, s: dict[str, Any], req: dict[str, Any]) -> None:
+    @staticmethod
+    def _check_risk(s: dict[str, Any], req: dict[str, Any], held: Decimal, exposure: Decimal,
+                    pnl: int) -> None:
         count, price = req["count"], req["limit_price"]
         if s.get("kill_switch"):
             raise RiskRefused("kill_switch", "the kill switch is on: no new entries")
@@ -585,30 +617,17 @@ class TradeManagerService(HttpService):
             raise RiskRefused("max_contracts_per_trade",
                               f"{count} contracts is over max_contracts_per_trade {max_trade}",
                               field="count")
-        await cur.execute("SELECT coalesce(sum(quantity), 0) FROM trades WHERE ticker = %s "
-                          "AND status IN ('pending', 'submitted', 'open', 'closing')",
-                          (req["market"],))
-        held = (await cur.fetchone())[0]
         max_market = Decimal(str(s.get("max_contracts_per_market", 0)))
         if held + count > max_market:
             raise RiskRefused("max_contracts_per_market",
                               f"{held} held/pending + {count} is over max_contracts_per_market "
                               f"{max_market} in {req['market']}", held=held)
-        await cur.execute(
-            "SELECT coalesce(sum(CASE WHEN entry_cost IS NOT NULL THEN entry_cost + fees "
-            "ELSE quantity * limit_price END), 0) FROM trades "
-            "WHERE status IN ('pending', 'submitted', 'open', 'closing')")
-        exposure = (await cur.fetchone())[0]
         new = count * price + tc.fee_dollars(count, price)
         max_exp = Decimal(str(s.get("max_open_exposure_dollars", 0)))
         if exposure + new > max_exp:
             raise RiskRefused("max_open_exposure_dollars",
                               f"open exposure ${exposure:.2f} + ${new:.2f} is over "
                               f"max_open_exposure_dollars ${max_exp}", exposure=exposure)
-        await cur.execute("SELECT coalesce(sum(pnl_cents), 0) FROM trades "
-                          "WHERE closed_at >= date_trunc('day', now() AT TIME ZONE 'UTC') "
-                          "AT TIME ZONE 'UTC'")
-        pnl = (await cur.fetchone())[0]
         max_loss = Decimal(str(s.get("max_daily_loss_dollars", 0)))
         if -pnl >= max_loss * 100:
             raise RiskRefused("max_daily_loss_dollars",
