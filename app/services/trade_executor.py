@@ -14,7 +14,8 @@ The exchange's schedule: during a trading pause no order is sent; legs wait (``p
 expired) are written to the leg's row and the manager is woken by NOTIFY.
 
 Safety nets at the exchange: one order group per strategy with a contract limit over Kalshi's
-rolling 15 s window (orders carry its id), triggered by the kill switch, reset when it is off.
+rolling 15 s window (orders carry its id), triggered by the kill switch, reset when it is off;
+the exits' group ("supervisor", every close) is left alone so open trades can still be closed.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import Json, error
 
+EXIT_GROUP = "supervisor"  # the order group of every close (never triggered by the kill switch)
 PAUSED_CODES = ("trading_is_paused", "exchange_paused", "trading_paused")
 SWEEP_SEC = 1.0
 STATUS_EVERY_SEC = 5.0
@@ -194,6 +196,8 @@ class TradeExecutorService(HttpService):
         """The kill switch at the exchange: trigger every group (its orders are canceled and
         no new order is taken until reset); off: reset them."""
         for strategy, group in self.groups.items():
+            if strategy == EXIT_GROUP:
+                continue  # closes must go through while entries are stopped
             try:
                 if on:
                     await self.rest.trigger_order_group(group)

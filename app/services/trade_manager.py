@@ -59,6 +59,7 @@ from app.services.trade_common import (
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 TICKER_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 OPEN_MARKET_STATES = ("active", "open")
+EXIT_GROUP = "supervisor"  # the order group of every close
 SWEEP_SEC = 0.5
 
 
@@ -545,7 +546,7 @@ class TradeManagerService(HttpService):
             if row is None:
                 raise Conflict("unknown_trade", f"trade {req['trade_id']} does not exist",
                                field="trade_id")
-            status, ticker, side, qty, attempts, strategy = row
+            status, ticker, side, qty, attempts, _strategy = row
             if status != OPEN:
                 raise Conflict("not_open", f"trade {req['trade_id']} is {status}, not open",
                                status=status)
@@ -559,14 +560,14 @@ class TradeManagerService(HttpService):
             leg = f"close{attempts + 1}"
             coid = tc.client_order_id(self.install_id, req["trade_id"], leg)
             tif = s.get("close_time_in_force", "fill_or_kill")
-            conf = tc.strategy_conf(s, "supervisor" if req["close_method"] != "manual"
-                                    else strategy or "manual")
+            # every exit goes in the exits' order group ("supervisor"), which the kill switch
+            # never triggers: closing must stay possible when entries are stopped
+            conf = tc.strategy_conf(s, EXIT_GROUP)
             await cur.execute(
                 "INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, "
                 "count, price, time_in_force, strategy, cancel_on_pause) "
                 "VALUES (%s,%s,%s,%s,%s,'sell',%s,%s,%s,%s,%s)",
-                (coid, req["trade_id"], leg, ticker, side, qty, price, tif,
-                 "supervisor" if req["close_method"] != "manual" else strategy or "manual",
+                (coid, req["trade_id"], leg, ticker, side, qty, price, tif, EXIT_GROUP,
                  conf["cancel_order_on_pause"]))
             await self.transition(cur, req["trade_id"], OPEN, CLOSING, "close requested",
                                   {**_jsonable(req), "client_order_id": coid, "limit": price,
