@@ -64,8 +64,9 @@ async def status(dsn: str) -> dict[str, tuple]:
 async def test_strike_tables_for_btc_and_eth_follow_the_simulator(late_sim, rec_home_db,
                                                                   start_service):
     sim = late_sim
-    point_at_sim(rec_home_db, sim, REC_PRICE_FEED_STALE_AFTER_SEC="2",
-                 REC_COORDINATOR_MAX_INDEX_AGE_SEC="3", REC_COORDINATOR_MIN_VOL_SAMPLES="30")
+    point_at_sim(rec_home_db, sim, REC_PRICE_FEED_STALE_AFTER_SEC="4",
+                 REC_COORDINATOR_MAX_INDEX_AGE_SEC="5", REC_COORDINATOR_MIN_VOL_SAMPLES="30",
+                 REC_COORDINATOR_MAX_MARKET_AGE_SEC="5")
     await migrate(rec_home_db)
     dsn = rec_home_db.db.dsn
     feeds = [start_service(rec_home_db, name) for name in ("market-feed", "price-feed")]
@@ -123,6 +124,19 @@ async def test_strike_tables_for_btc_and_eth_follow_the_simulator(late_sim, rec_
                     (r["probability"] - r["yes_ask"]) * 100, abs=Decimal("0.0001"))
         probs = [r["probability"] for r in rows]  # ordered by strike
         assert probs == sorted(probs, reverse=True) and probs[0] > probs[-1]
+        # the watchlist: every side that passes the default filters, and nothing else
+        want = set()
+        for r in rows:
+            for side, p, ask in (("yes", r["probability"], r["yes_ask"]),
+                                 ("no", 1 - r["probability"], r["no_ask"])):
+                if ask is not None and p >= Decimal("0.5") and ask <= Decimal("0.98") \
+                        and (p - ask) * 100 >= 2:
+                    want.add((r["market_ticker"], side))
+        got = await query(dsn, "SELECT market_ticker, side, probability, ask, diff_cents "
+                               "FROM watchlist WHERE series_ticker = %s", (series,))
+        assert {(t, side) for t, side, *_ in got} == want
+        for _, _, p, ask, diff in got:
+            assert diff == pytest.approx((p - ask) * 100, abs=Decimal("0.0001"))
 
     # one series' source stops: it is reported stale by name, the other keeps updating
     ticker.start()
@@ -164,6 +178,18 @@ async def test_strike_tables_for_btc_and_eth_follow_the_simulator(late_sim, rec_
     assert float(r["window_avg"]) == pytest.approx(obs[0][0], rel=1e-9)
     assert float(r["window_progress"]) == pytest.approx(
         (60 - r["time_to_close_sec"]) / 60, abs=1e-4)
+    # the market feed stops: its books are no longer current, so no ask is shown as one
+    assert feeds[0].terminate() == 0
+
+    async def withheld():
+        st = await status(dsn)
+        rows = await strike_rows(dsn, "KXBTCD")
+        return (st["KXBTCD"][0] and "asks withheld" in (st["KXBTCD"][1] or "") and rows
+                and all(r["yes_ask"] is None and r["no_ask"] is None and r["volume"] is None
+                        for r in rows) and rows)
+
+    await eventually(withheld, what="asks withheld without the market feed")
+    assert await query(dsn, "SELECT * FROM watchlist") == []
     await ticker.stop()
     assert coord.terminate() == 0
     assert "cycle" in coord.output

@@ -66,7 +66,7 @@ async def test_rows_match_the_published_index_and_a_drop_leaves_a_gap(sim, rec_h
                                 "FROM index_prices GROUP BY 1")
         return {r[0]: r[1] for r in rows if int(r[2]) == last} if len(rows) == 2 else None
 
-    counts = await eventually(caught_up, what="1900 rows per index")
+    counts = await eventually(caught_up, timeout=60, what="1900 rows per index")
     assert counts == {"BRTI": 1900, "ETHUSD_RTI": 1900}
     for index in ("BRTI", "ETHUSD_RTI"):
         path = {ts // 1000: v for ts, v in w.indices[index].history}
