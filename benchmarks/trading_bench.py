@@ -160,7 +160,7 @@ async def intents(h: Harness, tickers: list[str], n: int) -> tuple[list[float], 
     async with await psycopg.AsyncConnection.connect(h.dsn) as conn:
         cur = await conn.execute("SELECT ack_ms FROM trade_orders WHERE ack_ms IS NOT NULL "
                                  "ORDER BY created_at OFFSET 20")
-        exec_ms = [r[0] for r in await cur.fetchall()]
+        exec_ms = [float(r[0]) for r in await cur.fetchall()]
         cur = await conn.execute(
             "SELECT extract(epoch FROM o.acked_at - o.created_at) * 1000, "
             "extract(epoch FROM e.ts - o.acked_at) * 1000 FROM trade_orders o "

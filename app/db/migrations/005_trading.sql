@@ -59,7 +59,7 @@ CREATE TABLE trade_orders (
     created_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
     sent_at             TIMESTAMPTZ,
     acked_at            TIMESTAMPTZ,
-    ack_ms              DOUBLE PRECISION,              -- send -> acknowledgement
+    ack_ms              NUMERIC(12, 3),                -- send -> acknowledgement, ms
     UNIQUE (trade_id, leg)
 );
 CREATE INDEX trade_orders_state_idx ON trade_orders (state) WHERE state = 'new';
