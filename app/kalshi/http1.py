@@ -51,6 +51,10 @@ class _Parsed:
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
+    def on_headers_complete(self) -> None:
+        # asked here: after the message is complete httptools always answers False
+        self.keep_alive = self.parser.should_keep_alive()
+
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
 
@@ -120,7 +124,7 @@ class Http1Pool:
                             f"{got} bytes of the answer")
                     got += len(chunk)
                     parsed.parser.feed_data(chunk)
-                ok = parsed.parser.should_keep_alive()
+                ok = parsed.keep_alive
             except httptools.HttpParserError as exc:
                 raise httpx.RemoteProtocolError(f"{method} {target}: bad answer: {exc}") \
                     from None
