@@ -161,6 +161,12 @@ DOCUMENTED_EXTRA = {
     ("GET /markets/{ticker}/orderbook", 400): "depth outside 0..100",
     ("DELETE /portfolio/events/orders/{order_id}", 400): "subaccount/exchange_index invalid",
     ("DELETE /portfolio/events/orders", 400): "subaccount other than 0",
+    ("GET /portfolio/order_groups/{order_group_id}", 400): "subaccount/exchange_index invalid",
+    ("DELETE /portfolio/order_groups/{order_group_id}", 400): "subaccount/exchange_index invalid",
+    ("PUT /portfolio/order_groups/{order_group_id}/reset", 400):
+        "subaccount/exchange_index invalid",
+    ("PUT /portfolio/order_groups/{order_group_id}/trigger", 400):
+        "subaccount/exchange_index invalid",
     # unknown resources: 404 as production answers, where the spec lists none
     ("GET /series/{series_ticker}", 404): "unknown series",
     ("POST /portfolio/events/orders", 404): "unknown market ticker",

@@ -14,6 +14,7 @@ from typing import Any
 
 from app.sim import fees
 from app.sim.accounts import Account, FillRecord, SettlementRecord, stable_uuid
+from app.sim.errors import ExchangeError
 from app.sim.market import ACTIVE, CLOSED, DETERMINED, FINALIZED, Event, Market, Series
 from app.sim.matching import NO, YES, Book, LevelChange, Order, other
 from app.sim.units import CENT, ONE
@@ -24,15 +25,6 @@ KEEP: Any = object()  # amend: leave the expiry as it is
 # Error code for orders refused while trading is paused (halt or maintenance window).
 # The REST spec lists no error-code enum; this is the code the simulator has always sent.
 TRADING_PAUSED = "trading_is_paused"
-
-
-class ExchangeError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
 
 
 @dataclass

@@ -11,19 +11,29 @@ orders and removes it. Each change is published on the ``order_group_updates`` c
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.sim.accounts import stable_uuid
-from app.sim.context import Ctx
-from app.sim.exchange import ExchangeError
-from app.sim.orders import check_exchange_index, check_subaccount
-from app.sim.wire import WireError, fp, parse_fp_count
+from app.sim.errors import ExchangeError
+from app.sim.wire import fp
 
 if TYPE_CHECKING:
     from app.sim.accounts import Account
-    from app.sim.exchange import Exchange
     from app.sim.matching import Order
+
+
+class Venue(Protocol):
+    """What order groups need of the exchange (app.sim.exchange.Exchange), named here so
+    this module does not import the exchange that imports it."""
+
+    salt: int
+    clock: Callable[[], int]
+    accounts: dict[str, Account]
+    observers: list[Any]
+
+    def cancel_order(self, acct: Account, order: Order, reason: str) -> Any: ...
 
 WINDOW_MS = 15_000
 TRIGGERED = "order_group_triggered"
@@ -51,7 +61,7 @@ class OrderGroup:
 class OrderGroups:
     """The exchange's order groups; the exchange calls :meth:`matched` on every fill."""
 
-    def __init__(self, ex: Exchange) -> None:
+    def __init__(self, ex: Venue) -> None:
         self.ex = ex
         self.groups: dict[str, OrderGroup] = {}
         self._due: list[OrderGroup] = []
@@ -134,66 +144,3 @@ class OrderGroups:
         acct = self.ex.accounts.get(g.account_id)
         for obs in self.ex.observers:
             obs.order_group(acct, msg)
-
-
-# --- REST -----------------------------------------------------------------------------------
-
-def _limit(body: dict) -> int:
-    n = body.get("contracts_limit")
-    f = parse_fp_count(body.get("contracts_limit_fp"), "contracts_limit_fp")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise WireError("invalid_parameters", "contracts_limit must be an integer >= 1")
-    if n is None and f is None:
-        raise WireError("missing_parameters", "contracts_limit or contracts_limit_fp is required")
-    if n is not None and f is not None and n != f:
-        raise WireError("invalid_parameters", "contracts_limit and contracts_limit_fp differ")
-    return n if n is not None else f  # type: ignore[return-value]
-
-
-def _group(ctx: Ctx) -> OrderGroup:
-    check_subaccount(ctx.q("subaccount"))
-    check_exchange_index(ctx.q("exchange_index"))
-    return ctx.sim.exchange.order_groups.owned(ctx.account,
-                                               ctx.request.path_params["order_group_id"])
-
-
-async def create_group(ctx: Ctx) -> tuple[int, object]:
-    body = await ctx.body()
-    check_subaccount(body.get("subaccount"))
-    check_exchange_index(body.get("exchange_index"))
-    g = ctx.sim.exchange.order_groups.create(ctx.account, _limit(body))
-    return 201, {"order_group_id": g.group_id, "subaccount": 0, "exchange_index": 0}
-
-
-async def list_groups(ctx: Ctx) -> tuple[int, object]:
-    check_subaccount(ctx.q("subaccount"))
-    groups = ctx.sim.exchange.order_groups.groups.values()
-    return 200, {"order_groups": [g.view() for g in groups
-                                  if g.account_id == ctx.account.account_id]}
-
-
-async def get_group(ctx: Ctx) -> tuple[int, object]:
-    g = _group(ctx)
-    return 200, {"is_auto_cancel_enabled": True, "contracts_limit_fp": fp(g.limit),
-                 "orders": list(g.orders), "exchange_index": 0}
-
-
-async def delete_group(ctx: Ctx) -> tuple[int, object]:
-    ctx.sim.exchange.order_groups.delete(_group(ctx))
-    return 200, {}
-
-
-async def reset_group(ctx: Ctx) -> tuple[int, object]:
-    ctx.sim.exchange.order_groups.reset(_group(ctx))
-    return 200, {}
-
-
-async def trigger_group(ctx: Ctx) -> tuple[int, object]:
-    ctx.sim.exchange.order_groups.trigger(_group(ctx))
-    return 200, {}
-
-
-async def limit_group(ctx: Ctx) -> tuple[int, object]:
-    g = _group(ctx)
-    ctx.sim.exchange.order_groups.set_limit(g, _limit(await ctx.body()))
-    return 200, {}

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.sim import order_groups as og
+from app.sim import order_group_rest as og
 from app.sim import orders, views
 from app.sim.auth import AuthError, authenticate, has_auth_headers
 from app.sim.context import (
