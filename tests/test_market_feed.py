@@ -208,7 +208,9 @@ async def test_retention_prunes_old_rows_in_small_batches(rec_home_db, start_ser
     await di.until(pruned, 15, "old rows pruned", svc)
     left = await di.rows(conn, "SELECT count(*) FROM feed_ticks WHERE ticker = 'OLD'")
     assert left[0][0] == 1  # yesterday's stays
-    assert "retention: deleted 252 rows older than 30 days" in svc.output
+    # the line follows the commit: wait for it rather than race it
+    await di.until(lambda: "retention: deleted 252 rows older than 30 days" in svc.output, 10,
+                   "retention logged", svc)
     await conn.close()
     assert svc.terminate() == 0
 
