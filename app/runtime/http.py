@@ -209,10 +209,11 @@ class HttpService(Service):
         self.http = HttpServer(app, host, port, **options)
         await phase(f"bind {what} {host}:{port}", self.http.start())
 
-    async def run(self) -> None:
+    def watched(self) -> list[asyncio.Future]:
         assert self.http is not None, "serve_http() was not called in start()"
-        await self.http.wait()
+        return [asyncio.create_task(self.http.wait(), name="the HTTP server")]
 
     async def stop(self) -> None:
         if self.http is not None:
             await self.http.stop()
+        await super().stop()

@@ -7,13 +7,18 @@ A service says what it does in three places and the runner does the rest:
 - ``run()``: its work after READY, until the runner cancels it on SIGTERM; returning or
   raising on its own is a failure (exit 1), which systemd answers with a restart.
 - ``stop()``: release what ``start`` acquired; bounded by the stop timeout.
+
+Background loops (a WS consumer, a retention pruner, a LISTEN loop) are started with
+``self.spawn(coroutine, name)``: the default ``run()`` watches them all, and the first one to
+end or fail ends the service (a loop that stops is a failure systemd must see); ``stop()``
+cancels them. A subclass that overrides ``stop()`` calls ``super().stop()`` first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any, ClassVar, Protocol
 
 from app.config import Settings
@@ -32,14 +37,37 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.log = logging.getLogger(f"rec-{self.name}")
+        self.tasks: list[asyncio.Task[Any]] = []
 
     async def start(self, phase: Phase) -> None:
         """Startup steps; override. Each step: ``await phase("what", coroutine)``."""
 
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run ``work`` in the background for the life of the service (see the module doc)."""
+        task = asyncio.create_task(work, name=name)
+        self.tasks.append(task)
+        return task
+
     async def run(self) -> None:
-        """The service's work after READY; by default wait until told to stop."""
-        await asyncio.Event().wait()
+        """The service's work after READY: its background tasks (plus whatever ``watched()``
+        adds); with none, wait until told to stop."""
+        watched = [*self.watched(), *self.tasks]
+        if not watched:
+            await asyncio.Event().wait()
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                raise exc
+        ended = ", ".join(t.get_name() for t in done)
+        raise RuntimeError(f"{ended} ended by itself")
+
+    def watched(self) -> list[asyncio.Future[Any]]:
+        """More awaitables whose end ends the service (an HTTP server's, say)."""
+        return []
 
     async def stop(self) -> None:
-        """Release resources; override."""
+        """Cancel the background tasks; a subclass releases its own resources after this."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 

@@ -155,7 +155,6 @@ class AccountSyncService(Service):
         super().__init__(settings)
         self.notifier = Notifier()
         self.step = "not started"
-        self.tasks: list[asyncio.Task[Any]] = []
         self.reconcile_wanted = asyncio.Event()
         self.reconcile_why = "periodic"
         self.balance_wanted = asyncio.Event()
@@ -184,21 +183,12 @@ class AccountSyncService(Service):
         # anything that happened between the REST sync and the subscriptions
         await phase("reconcile after subscribing", self.reconcile("after subscribing"),
                     timeout=deadline + 5)
-        self.tasks = [asyncio.create_task(self.consume(), name="account-ws"),
-                      asyncio.create_task(self.reconcile_loop(), name="account-reconcile"),
-                      asyncio.create_task(self.balance_loop(), name="account-balance")]
-
-    async def run(self) -> None:
-        done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        raise RuntimeError("an account sync task ended")
+        self.spawn(self.consume(), "account-ws")
+        self.spawn(self.reconcile_loop(), "account-reconcile")
+        self.spawn(self.balance_loop(), "account-balance")
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await super().stop()
         if self.ws is not None:
             await self.ws.close()
         if self.rest is not None:

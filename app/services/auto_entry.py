@@ -140,7 +140,6 @@ class AutoEntryService(HttpService):
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
-        self.tasks: list[asyncio.Task] = []
         self.wake = asyncio.Event()
         self.spike = Spike()
         self.last: dict[tuple[str, str], tuple[str, str]] = {}
@@ -155,24 +154,12 @@ class AutoEntryService(HttpService):
         self.client = httpx.AsyncClient(
             base_url=f"http://{s.target_host}:{s.trade_manager_port}", timeout=10.0)
         await phase("first cycle", self.cycle())
-        self.tasks = [asyncio.create_task(self.loop(), name="auto-entry"),
-                      asyncio.create_task(self.listen(), name="auto-entry-listen")]
+        self.spawn(self.loop(), "auto-entry")
+        self.spawn(self.listen(), "auto-entry-listen")
         await self.serve_http(phase, self.app(), s.auto_entry_port)
-
-    async def run(self) -> None:
-        assert self.http is not None
-        done, _ = await asyncio.wait([asyncio.ensure_future(self.http.wait()), *self.tasks],
-                                     return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
-        raise RuntimeError("an auto-entry task ended")
 
     async def stop(self) -> None:
         await super().stop()
-        for t in self.tasks:
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.client is not None:
             await self.client.aclose()
         if self.pool is not None:

@@ -84,7 +84,6 @@ class PriceFeedService(Service):
         self.last_seen: dict[str, float] = {}  # monotonic receipt time per index
         self.state: dict[str, str] = dict.fromkeys(self.indices, "waiting")
         self.notifier = Notifier()
-        self.tasks: list[asyncio.Task[Any]] = []
         self.rows_written = 0
         self.pruned = 0
         self.started = time.monotonic()
@@ -102,21 +101,12 @@ class PriceFeedService(Service):
             compression="deflate" if s.kalshi_ws_compression else None)
         await phase(f"subscribe {s.price_feed_channel} {','.join(self.indices)}",
                     self.subscribe())
-        self._spawn(self.consume(), "price-consumer")
-        self._spawn(self.watch_staleness(), "price-staleness")
-        self._spawn(self.prune_loop(), "price-retention")
-
-    async def run(self) -> None:
-        done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        raise RuntimeError("a price-feed task ended")
+        self.spawn(self.consume(), "price-consumer")
+        self.spawn(self.watch_staleness(), "price-staleness")
+        self.spawn(self.prune_loop(), "price-retention")
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await super().stop()
         if self.ws is not None:
             await self.ws.close()
         if self.pool is not None:
@@ -125,8 +115,6 @@ class PriceFeedService(Service):
                     await self._mark(ix, "stale", "rec-price-feed stopped")
             await self.pool.close()
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        self.tasks.append(asyncio.create_task(coro, name=name))
 
     # ------------------------------------------------------------------ startup
 

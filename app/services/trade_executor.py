@@ -65,7 +65,6 @@ class TradeExecutorService(HttpService):
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
-        self.tasks: list[asyncio.Task] = []
         self.inflight: set[str] = set()
         self.background: set[asyncio.Task] = set()
         self.retry_at: dict[str, float] = {}
@@ -91,25 +90,13 @@ class TradeExecutorService(HttpService):
         await phase("resolve in-doubt orders at the exchange", self.resolve_in_doubt())
         await phase("read the exchange schedule", self.refresh_status())
         await phase("order groups", self.ensure_groups())
-        self.tasks = [asyncio.create_task(self.listen(), name="executor-listen"),
-                      asyncio.create_task(self.sweep_loop(), name="executor-sweep"),
-                      asyncio.create_task(self.status_loop(), name="executor-status")]
+        self.spawn(self.listen(), "executor-listen")
+        self.spawn(self.sweep_loop(), "executor-sweep")
+        self.spawn(self.status_loop(), "executor-status")
         await self.serve_http(phase, self.app(), s.trade_executor_port)
-
-    async def run(self) -> None:
-        assert self.http is not None
-        waits = [asyncio.ensure_future(self.http.wait()), *self.tasks]
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
-        raise RuntimeError("a trade executor task ended")
 
     async def stop(self) -> None:
         await super().stop()
-        for t in self.tasks:
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.rest is not None:
             await self.rest.aclose()
         if self.pool is not None:

@@ -210,7 +210,6 @@ class TradeManagerService(HttpService):
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
-        self.tasks: list[asyncio.Task] = []
         self.wake = asyncio.Event()
         self.waiters: dict[int, list[asyncio.Future]] = {}
         self.results: set[str] = set()
@@ -222,26 +221,14 @@ class TradeManagerService(HttpService):
         self.pool = await phase("connect to database", open_pool(s, "rec-trade-manager"))
         await phase("check the trading schema", self._check_schema())
         await phase("first reconcile", self.reconcile())
-        self.tasks = [asyncio.create_task(self.listen(), name="manager-listen"),
-                      asyncio.create_task(self.loop(), name="manager-loop")]
+        self.spawn(self.listen(), "manager-listen")
+        self.spawn(self.loop(), "manager-loop")
         await self.serve_http(phase, self.app(), s.trade_manager_port)
 
     async def stop(self) -> None:
         await super().stop()
-        for t in self.tasks:
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.pool is not None:
             await self.pool.close()
-
-    async def run(self) -> None:
-        assert self.http is not None
-        waits = [asyncio.ensure_future(self.http.wait()), *self.tasks]
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
-        raise RuntimeError("a trade manager task ended")
 
     async def _check_schema(self) -> None:
         async with self.pool.connection() as conn:

@@ -132,7 +132,6 @@ class TradeSupervisorService(HttpService):
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
-        self.task: asyncio.Task | None = None
         self.views: dict[int, View] = {}
         self.with_strikes = False
         self.stats: dict[str, Any] = {"cycles": 0, "last_cycle_ms": None, "max_cycle_ms": 0.0,
@@ -146,23 +145,11 @@ class TradeSupervisorService(HttpService):
         self.client = httpx.AsyncClient(
             base_url=f"http://{s.target_host}:{s.trade_manager_port}", timeout=10.0)
         await phase("first cycle", self.cycle())
-        self.task = asyncio.create_task(self.loop(), name="supervisor")
+        self.spawn(self.loop(), "supervisor")
         await self.serve_http(phase, self.app(), s.trade_supervisor_port)
-
-    async def run(self) -> None:
-        assert self.http is not None and self.task is not None
-        done, _ = await asyncio.wait([asyncio.ensure_future(self.http.wait()), self.task],
-                                     return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
-        raise RuntimeError("the supervisor loop ended")
 
     async def stop(self) -> None:
         await super().stop()
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
         if self.client is not None:
             await self.client.aclose()
         if self.pool is not None:

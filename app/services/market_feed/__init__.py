@@ -70,7 +70,6 @@ class MarketFeedService(Service):
         self.notifier = Notifier()
         self.mode = "starting"  # ws | http | starting
         self.subs: dict[str, Subscription] = {}
-        self.tasks: list[asyncio.Task[Any]] = []
         self.exchange_ms = 0  # latest exchange time seen in a message
         self.ws_down_since: float | None = None
         self.polling = False
@@ -89,7 +88,7 @@ class MarketFeedService(Service):
         self.tracker = Tracker(self.store)
         self.rest = exchange.rest_client(s, timeout=10)
         await phase("discover markets", self.discover(initial=True))
-        self._spawn(self.store.run(), "feed-writer")
+        self.spawn(self.store.run(), "feed-writer")
         if s.market_feed_mode == "ws":
             self.ws = exchange.ws_client(
                 s, heartbeat_timeout=s.market_feed_heartbeat_timeout_sec,
@@ -99,27 +98,18 @@ class MarketFeedService(Service):
                 compression="deflate" if s.kalshi_ws_compression else None,
                 queue_max=s.kalshi_ws_queue_max)
             await phase("connect websocket", self.open_ws())
-            self._spawn(self.consume(), "feed-consumer")
-            self._spawn(self.fallback_supervisor(), "feed-fallback")
+            self.spawn(self.consume(), "feed-consumer")
+            self.spawn(self.fallback_supervisor(), "feed-fallback")
         else:
             self._switch("http", "market_feed_mode=http")
-            self._spawn(self.poll_loop(), "feed-poller")
-        self._spawn(self.report_loop(), "feed-status")
-        self._spawn(self.prune_loop(), "feed-retention")
+            self.spawn(self.poll_loop(), "feed-poller")
+        self.spawn(self.report_loop(), "feed-status")
+        self.spawn(self.prune_loop(), "feed-retention")
         await phase(f"first snapshots of {len(self.followed)} markets",
                     self.wait_snapshots(), timeout=s.market_feed_ready_timeout_sec)
 
-    async def run(self) -> None:
-        done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        raise RuntimeError("a feed task ended")
-
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await super().stop()
         if self.ws is not None:
             await self.ws.close()
         if self.store is not None and self.pool is not None:
@@ -132,8 +122,6 @@ class MarketFeedService(Service):
         if self.pool is not None:
             await self.pool.close()
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        self.tasks.append(asyncio.create_task(coro, name=name))
 
     # ------------------------------------------------------------------ markets
 
