@@ -42,10 +42,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.db.pool import conninfo, open_pool
-from app.runtime.http import HttpService
 from app.runtime.service import Phase
 from app.services import trade_common as tc
-from app.services.trade_common import Json, error
+from app.services.trade_common import Json
 
 CANDIDATES = """
 SELECT w.market_ticker, w.side, w.probability, w.ask, w.diff_cents, w.volume,
@@ -132,7 +131,7 @@ def entry_size(s: dict[str, Any]) -> Decimal:
             * Decimal(str(s.get("auto_entry_multiplier", 1)))).to_integral_value()
 
 
-class AutoEntryService(HttpService):
+class AutoEntryService(tc.TradingService):
     name = "auto-entry"
     pool = None
     client: httpx.AsyncClient | None = None
@@ -162,8 +161,6 @@ class AutoEntryService(HttpService):
         await super().stop()
         if self.client is not None:
             await self.client.aclose()
-        if self.pool is not None:
-            await self.pool.close()
 
     async def listen(self) -> None:
         while True:
@@ -293,19 +290,8 @@ class AutoEntryService(HttpService):
                 (c.ticker, c.side, decision, reason, json.dumps(fields, default=str), trade_id))
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/healthz", self.h_health), Route("/readyz", self.h_ready),
+        return Starlette(routes=[*self.health_routes(),
                                  Route("/status", self.h_status)])
-
-    async def h_health(self, request: Request) -> Response:
-        return Json({"status": "ok"})
-
-    async def h_ready(self, request: Request) -> Response:
-        try:
-            async with self.pool.connection(timeout=2) as conn:
-                await conn.execute("SELECT 1")
-        except Exception as exc:
-            return error(503, "database", f"database: {exc}")
-        return Json({"status": "ready"})
 
     async def h_status(self, request: Request) -> Response:
         return Json({**self.stats, "mode": self.mode, "spike_pause": self.spike.active,

@@ -15,6 +15,9 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.runtime.http import HttpService
 
 # --- states -----------------------------------------------------------------------------------
 PENDING, SUBMITTED, OPEN, CLOSING, CLOSED = "pending", "submitted", "open", "closing", "closed"
@@ -141,3 +144,29 @@ def row_dict(cur, row) -> dict[str, Any]:
 
 def seconds_between(a: datetime, b: datetime) -> int:
     return math.floor((b - a).total_seconds())
+
+
+class TradingService(HttpService):
+    """The trading services' common shape: a database pool, an HTTP API with /healthz and
+    /readyz (the database answers within 2 s), and the pool closed on stop."""
+
+    pool: Any = None
+
+    def health_routes(self) -> list[Route]:
+        return [Route("/healthz", self.h_health), Route("/readyz", self.h_ready)]
+
+    async def h_health(self, request: Request) -> Response:
+        return Json({"status": "ok"})
+
+    async def h_ready(self, request: Request) -> Response:
+        try:
+            async with self.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            return error(503, "database", f"database: {exc}")
+        return Json({"status": "ready"})
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.pool is not None:
+            await self.pool.close()

@@ -47,10 +47,9 @@ from app.kalshi.errors import (
 from app.kalshi.models import OrderAck
 from app.kalshi.prices import InvalidPrice
 from app.kalshi.rest import RetryPolicy
-from app.runtime.http import HttpService
 from app.runtime.service import Phase
 from app.services import trade_common as tc
-from app.services.trade_common import Json, error
+from app.services.trade_common import Json
 
 EXIT_GROUP = "supervisor"  # the order group of every close (never triggered by the kill switch)
 PAUSED_CODES = ("trading_is_paused", "exchange_paused", "trading_paused")
@@ -58,7 +57,7 @@ SWEEP_SEC = 1.0
 STATUS_EVERY_SEC = 5.0
 
 
-class TradeExecutorService(HttpService):
+class TradeExecutorService(tc.TradingService):
     name = "trade-executor"
     pool = None
     rest = None
@@ -99,8 +98,6 @@ class TradeExecutorService(HttpService):
         await super().stop()
         if self.rest is not None:
             await self.rest.aclose()
-        if self.pool is not None:
-            await self.pool.close()
 
     # ------------------------------------------------------------------ in doubt
 
@@ -373,19 +370,8 @@ class TradeExecutorService(HttpService):
     # ------------------------------------------------------------------ HTTP
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/healthz", self.h_health), Route("/readyz", self.h_ready),
+        return Starlette(routes=[*self.health_routes(),
                                  Route("/status", self.h_status)])
-
-    async def h_health(self, request: Request) -> Response:
-        return Json({"status": "ok"})
-
-    async def h_ready(self, request: Request) -> Response:
-        try:
-            async with self.pool.connection(timeout=2) as conn:
-                await conn.execute("SELECT 1")
-        except Exception as exc:
-            return error(503, "database", f"database: {exc}")
-        return Json({"status": "ready"})
 
     async def h_status(self, request: Request) -> Response:
         return Json({**self.stats, "trading_active": self.trading_active,

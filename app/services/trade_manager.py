@@ -39,7 +39,6 @@ from starlette.routing import Route
 
 from app.db.pool import conninfo, open_pool
 from app.kalshi.prices import InvalidPrice, PriceGrid
-from app.runtime.http import HttpService
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import (
@@ -204,7 +203,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 # --- the service --------------------------------------------------------------------------------
 
-class TradeManagerService(HttpService):
+class TradeManagerService(tc.TradingService):
     name = "trade-manager"
     pool = None
 
@@ -224,11 +223,6 @@ class TradeManagerService(HttpService):
         self.spawn(self.listen(), "manager-listen")
         self.spawn(self.loop(), "manager-loop")
         await self.serve_http(phase, self.app(), s.trade_manager_port)
-
-    async def stop(self) -> None:
-        await super().stop()
-        if self.pool is not None:
-            await self.pool.close()
 
     async def _check_schema(self) -> None:
         async with self.pool.connection() as conn:
@@ -630,8 +624,7 @@ class TradeManagerService(HttpService):
 
     def app(self) -> Starlette:
         return Starlette(routes=[
-            Route("/healthz", self.h_health),
-            Route("/readyz", self.h_ready),
+            *self.health_routes(),
             Route("/trades", self.h_post_trade, methods=["POST"]),
             Route("/trades", self.h_list),
             Route("/trades/{trade_id:int}", self.h_get),
@@ -640,17 +633,6 @@ class TradeManagerService(HttpService):
             Route("/kill-switch", self.h_kill, methods=["POST"]),
             Route("/status", self.h_status),
         ])
-
-    async def h_health(self, request: Request) -> Response:
-        return Json({"status": "ok"})
-
-    async def h_ready(self, request: Request) -> Response:
-        try:
-            async with self.pool.connection(timeout=2) as conn:
-                await conn.execute("SELECT 1")
-        except Exception as exc:
-            return error(503, "database", f"database: {exc}")
-        return Json({"status": "ready"})
 
     async def h_status(self, request: Request) -> Response:
         async with self.pool.connection() as conn:

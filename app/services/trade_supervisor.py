@@ -37,10 +37,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.db.pool import open_pool
-from app.runtime.http import HttpService
 from app.runtime.service import Phase
 from app.services import trade_common as tc
-from app.services.trade_common import Json, error
+from app.services.trade_common import Json
 
 ONE = Decimal(1)
 
@@ -124,7 +123,7 @@ def exit_rule(v: View, s: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-class TradeSupervisorService(HttpService):
+class TradeSupervisorService(tc.TradingService):
     name = "trade-supervisor"
     pool = None
     client: httpx.AsyncClient | None = None
@@ -152,8 +151,6 @@ class TradeSupervisorService(HttpService):
         await super().stop()
         if self.client is not None:
             await self.client.aclose()
-        if self.pool is not None:
-            await self.pool.close()
 
     async def _tables(self) -> None:
         async with self.pool.connection() as conn:
@@ -241,19 +238,8 @@ class TradeSupervisorService(HttpService):
         self.stats["closes_requested"] += 1
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/healthz", self.h_health), Route("/readyz", self.h_ready),
+        return Starlette(routes=[*self.health_routes(),
                                  Route("/status", self.h_status), Route("/trades", self.h_trades)])
-
-    async def h_health(self, request: Request) -> Response:
-        return Json({"status": "ok"})
-
-    async def h_ready(self, request: Request) -> Response:
-        try:
-            async with self.pool.connection(timeout=2) as conn:
-                await conn.execute("SELECT 1")
-        except Exception as exc:
-            return error(503, "database", f"database: {exc}")
-        return Json({"status": "ready"})
 
     async def h_status(self, request: Request) -> Response:
         return Json({**self.stats, "with_strike_table": self.with_strikes})
