@@ -97,10 +97,41 @@ class Settings(BaseSettings):
     sim_faults_enabled: bool
     sim_rate_tier: Literal["basic", "advanced", "premier", "prime", "unlimited"]
     sim_start_balance_cents: int = Field(ge=0)
+    sim_activity: float = Field(ge=0, le=3600)
     sim_maintenance_window: str = Field(
         pattern=r"^((mon|tue|wed|thu|fri|sat|sun) ([01][0-9]|2[0-3]):[0-5][0-9]"
                 r"-([01][0-9]|2[0-4]):[0-5][0-9])?$")
 
+    # rec-market-feed: what to follow (comma-separated lists), how, and what to keep
+    market_feed_mode: Literal["ws", "http"]
+    market_feed_series: str = Field(pattern=r"^[A-Za-z0-9_.-]*(,[A-Za-z0-9_.-]+)*$")
+    market_feed_events: str = Field(pattern=r"^[A-Za-z0-9_.-]*(,[A-Za-z0-9_.-]+)*$")
+    market_feed_tickers: str = Field(pattern=r"^[A-Za-z0-9_.-]*(,[A-Za-z0-9_.-]+)*$")
+    market_feed_fallback: bool
+    market_feed_fallback_after_failures: int = Field(ge=1, le=1000)
+    market_feed_fallback_after_sec: float = Field(gt=0, le=3600)
+    market_feed_poll_interval_sec: float = Field(ge=0.1, le=3600)
+    market_feed_heartbeat_timeout_sec: float = Field(gt=0, le=600)
+    market_feed_ready_timeout_sec: float = Field(gt=0, le=3600)
+    market_feed_batch_rows: int = Field(ge=1, le=100_000)
+    market_feed_flush_interval_ms: int = Field(ge=1, le=60_000)
+    market_feed_snapshot_interval_sec: float = Field(gt=0, le=86_400)
+    market_feed_stale_after_sec: float = Field(gt=0, le=86_400)
+    market_feed_retention_days: int = Field(ge=1, le=3650)
+    market_feed_prune_batch_rows: int = Field(ge=1, le=1_000_000)
+    market_feed_prune_interval_sec: float = Field(gt=0, le=86_400)
+    # Kalshi WebSocket client (both data services)
+    kalshi_ws_compression: bool
+    kalshi_ws_queue_max: int = Field(ge=10, le=10_000_000)
+    kalshi_ws_backoff_base_sec: float = Field(gt=0, le=600)
+    kalshi_ws_backoff_max_sec: float = Field(gt=0, le=3600)
+    kalshi_ws_ping_interval_sec: float = Field(ge=0, le=600)
+    # rec-account-sync
+    account_sync_initial_deadline_sec: float = Field(gt=0, le=3600)
+    account_sync_call_timeout_sec: float = Field(gt=0, le=600)
+    account_sync_page_limit: int = Field(ge=1, le=1000)
+    account_sync_fill_overlap_sec: int = Field(ge=0, le=86_400)
+    account_sync_reconcile_interval_sec: float = Field(gt=0, le=86_400)
     # service runtime: phase deadlines and the stop timeout are the runner's; the unit's
     # WatchdogSec=, TimeoutStartSec= and TimeoutStopSec= are built from watchdog_sec,
     # start_timeout_sec and stop_timeout_sec (`rec services --json` hands them to the role)
@@ -125,6 +156,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"phase_timeout_sec: {self.phase_timeout_sec:g} must be below start_timeout_sec "
                 f"{self.start_timeout_sec} (systemd's TimeoutStartSec= of every unit)"
+            )
+        for key in ("market_feed_ready_timeout_sec", "account_sync_initial_deadline_sec"):
+            if getattr(self, key) >= self.start_timeout_sec:
+                raise ValueError(
+                    f"{key}: {getattr(self, key):g} must be below start_timeout_sec "
+                    f"{self.start_timeout_sec} (systemd's TimeoutStartSec= of every unit)"
+                )
+        if self.kalshi_ws_backoff_base_sec > self.kalshi_ws_backoff_max_sec:
+            raise ValueError(
+                f"kalshi_ws_backoff_base_sec: {self.kalshi_ws_backoff_base_sec:g} is larger "
+                f"than kalshi_ws_backoff_max_sec {self.kalshi_ws_backoff_max_sec:g}"
             )
         if self.db_pool_min > self.db_pool_max:
             raise ValueError(
@@ -367,3 +409,8 @@ def init_local(config_dir: Path) -> tuple[Path, bool]:
         json.dump(body, fh, indent=2)
         fh.write("\n")
     return path, True
+
+
+def csv_list(text: str) -> list[str]:
+    """A comma-separated setting as a list, without empty items."""
+    return [x.strip() for x in text.split(",") if x.strip()]

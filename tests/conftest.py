@@ -173,3 +173,19 @@ def start_service():
     yield start
     for sp in started:
         sp.close()
+
+
+def start_exchange_sim(home: RecHome, start_service) -> ServiceProcess:
+    """Run `rec run exchange-sim` for ``home`` with a Kalshi key of its own registered (as
+    the role does in sim mode); returns the simulator once READY."""
+    from app.kalshi.signing import generate_private_key, private_pem, public_pem
+    from app.sim.cli import register_public_key
+
+    key = generate_private_key()
+    key_id = "test-" + uuid.uuid4().hex[:8]
+    register_public_key(Path(home.env["REC_STATE_DIR"]) / "sim-keys", key_id, public_pem(key))
+    home.credential("kalshi_key_id", key_id)
+    home.credential("kalshi_private_key", private_pem(key).decode())
+    sim = start_service(home, "exchange-sim")
+    sim.notify.wait_for("READY", "1", timeout=30)
+    return sim

@@ -14,6 +14,7 @@ import pytest
 from app.services import REGISTRY
 from testkit import pg as pgserver
 from testkit.net import free_port
+from tests.conftest import start_exchange_sim
 
 
 def test_status_names_each_phase_then_ready(rec_home, start_service):
@@ -216,7 +217,10 @@ def test_unknown_rec_variable_is_warned_about_with_a_suggestion(rec_home, start_
 @pytest.mark.parametrize("spec", REGISTRY, ids=lambda s: s.name)
 def test_every_registered_service_is_ready_pings_and_stops(rec_home_db, start_service, spec):
     assert rec_home_db.rec("db", "migrate").returncode == 0
-    svc = start_service(rec_home_db, spec.name, watchdog_usec=400_000, freeze_on_ready=True)
+    if spec.exchange and "kalshi_key_id" in spec.credentials:
+        start_exchange_sim(rec_home_db, start_service)  # a service that needs the exchange
+    svc = start_service(rec_home_db, spec.name, watchdog_usec=400_000,
+                        freeze_on_ready=True)
     ready = svc.notify.wait_for("READY", "1")
     if spec.port:
         # READY means the socket is bound: with the service frozen the instant READY arrived,

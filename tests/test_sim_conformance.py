@@ -126,7 +126,7 @@ def _strict(instance, schema: dict, where: str, base: str) -> None:
 # Operations of openapi.yaml v3.31.0 the simulator deliberately does not serve (404).
 UNSERVED = {
     "GetSeriesFeeChanges", "GetUserDataTimestamp", "GetMarketCandlesticks",
-    "GetMarketOrderbooks", "BatchGetMarketCandlesticks", "GetMarketCandlesticksByEvent",
+    "BatchGetMarketCandlesticks", "GetMarketCandlesticksByEvent",
     "GetMultivariateEvents", "GetEventFeeChanges", "GetEventMetadata",
     "GetEventForecastPercentilesHistory", "GetOrderGroups", "CreateOrderGroup",
     "GetOrderGroup", "DeleteOrderGroup", "ResetOrderGroup", "TriggerOrderGroup",
@@ -291,6 +291,10 @@ async def test_rest_responses_validate_against_openapi(sim):
     await a.get(f"/events/{ev}")
     # trading: rest, fill, amend, decrease, cancel, batches, cancel-all
     book = (await a.get(f"/markets/{t}/orderbook")).json()["orderbook_fp"]
+    others = ",".join(sim.open_tickers()[:3])
+    r = await a.get("/markets/orderbooks", params=[("tickers", t), ("tickers", others)])
+    assert next(b["ticker"] for b in r.json()["orderbooks"]) == t
+    await a.get("/markets/orderbooks")  # no tickers: 400
     best_no = int(Decimal(book["no_dollars"][-1][0]) * 100)
     r = await a.post(ORDERS, json=order_body(t, count=5, price=100 - best_no,
                                              client_order_id="conf-1"))

@@ -23,6 +23,10 @@ class SimConfig:
     start_balance_cents: int = 1_000_000
     max_clock_skew_ms: int = 30_000
     ws_ping_interval: float = 10.0
+    ws_max_queue: int = 200_000  # messages queued for a slow WS client before error 25
+    # noise taker trades per market per minute (None: WorldParams' own rate); the setting
+    # sim_activity defaults to a busy real BTC hour
+    activity_per_min: float | None = None
     # the weekly trading pause (Kalshi: Thursdays 03:00-05:00 ET); weekday 0 = Monday,
     # None = never paused
     maintenance_weekday: int | None = 3
@@ -35,6 +39,8 @@ class SimConfig:
         w.start_ms = self.start_ms
         w.maintenance_weekday = self.maintenance_weekday
         w.maintenance_start_min, w.maintenance_end_min = self.maintenance_minutes_et
+        if self.activity_per_min is not None:
+            w.flow_rate_per_s = self.activity_per_min / 60
         return w
 
 
@@ -70,4 +76,5 @@ def sim_config(settings: Settings) -> SimConfig:
         start_balance_cents=settings.sim_start_balance_cents,
         maintenance_weekday=weekday,
         maintenance_minutes_et=minutes,
+        activity_per_min=settings.sim_activity,
     )

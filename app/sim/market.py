@@ -78,6 +78,9 @@ class Market:
     dollar_volume: int = 0  # $0.0001 of YES-price notional traded
     last_trade_size: int = 0
     price_level_structure: str = "linear_cent"
+    # (yes_bid, yes_ask, last_price) an hour ago, or at the first mark after the open for
+    # a younger market; None before that ($0.0001)
+    previous: tuple[int, int, int] | None = None
 
     @property
     def price_ranges(self) -> tuple[tuple[int, int, int], ...]:

@@ -244,6 +244,21 @@ async def get_orderbook(ctx: Ctx) -> tuple[int, object]:
     return 200, views.orderbook_dict(ctx.sim.exchange.books[m.ticker], depth)
 
 
+async def get_orderbooks(ctx: Ctx) -> tuple[int, object]:
+    """GET /markets/orderbooks: up to 100 books in one call (tickers repeated or comma-joined)."""
+    tickers: list[str] = []
+    for value in ctx.request.query_params.getlist("tickers"):
+        tickers.extend(t for t in value.split(",") if t)
+    if not 1 <= len(tickers) <= 100:
+        raise WireError("invalid_parameters", "tickers: between 1 and 100 market tickers")
+    ex = ctx.sim.exchange
+    out = []
+    for t in dict.fromkeys(tickers):
+        m = ex.market(t)
+        out.append({"ticker": m.ticker, **views.orderbook_dict(ex.books[m.ticker], 0)})
+    return 200, {"orderbooks": out}
+
+
 async def list_trades(ctx: Ctx) -> tuple[int, object]:
     limit = ctx.q_int("limit", 100, 0, 1000) or 100
     ticker = ctx.q("ticker")
@@ -379,6 +394,7 @@ ROUTES: list[tuple[str, str, Handler, bool, str, int | None]] = [
     ("GET", "/events/{event_ticker}", get_event, False, "read", DEFAULT_COST),
     ("GET", "/markets", list_markets, False, "read", DEFAULT_COST),
     ("GET", "/markets/trades", list_trades, False, "read", DEFAULT_COST),
+    ("GET", "/markets/orderbooks", get_orderbooks, True, "read", DEFAULT_COST),
     ("GET", "/markets/{ticker}", get_market, False, "read", DEFAULT_COST),
     ("GET", "/markets/{ticker}/orderbook", get_orderbook, True, "read", DEFAULT_COST),
     ("GET", "/portfolio/balance", balance, True, "read", DEFAULT_COST),

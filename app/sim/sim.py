@@ -19,7 +19,7 @@ class Sim:
         self.config = config
         self.world = World(config.world_params())
         self.exchange = self.world.exchange
-        self.hub = Hub(self.exchange)
+        self.hub = Hub(self.exchange, config.ws_max_queue)
         self.exchange.observers.append(self.hub)
         self.keys = KeyStore(config.keys_dir)
         self.limiter = RateLimiter(config.rate_tier)

@@ -22,7 +22,7 @@ from app.sim.exchange import Exchange
 from app.sim.liquidity import MarketMaker, NoiseFlow, fair_value
 from app.sim.market import ACTIVE, CLOSED, FINALIZED, INITIALIZED, Event, Market, Series
 from app.sim.matching import YES
-from app.sim.views import price_ranges
+from app.sim.views import price_ranges, top
 
 HOUR_MS = 3_600_000
 try:
@@ -73,6 +73,7 @@ class World:
         self._settled: deque[str] = deque()
         self._settle_values: dict[str, float] = {}
         self.halted = False  # trading halted through the control API
+        self._marks: dict[str, deque[tuple[int, int, int]]] = {}  # minute price marks
         self._window: tuple[int, int] | None = None
         # the above/below series quotes sub-cent ticks in its tails
         for s in (Series("KXBTCD", "Bitcoin price above/below (hourly, simulated)",
@@ -123,6 +124,7 @@ class World:
         self._schedule()
         self.exchange.expire(self.now_ms)
         self._liquidity()
+        self._mark_prices()
 
     def advance(self, seconds: int) -> None:
         for _ in range(seconds):
@@ -241,6 +243,26 @@ class World:
         if self.now_ms >= markets[0].open_ms:
             for m in markets:
                 self.exchange.open_market(m)
+
+    # --- previous prices ------------------------------------------------------------
+    def _mark_prices(self) -> None:
+        """Each minute, note every open market's (yes bid, yes ask, last price); a market's
+        previous_* prices are the mark an hour ago (the first mark while it is younger)."""
+        minute = self.now_ms % 60_000 == 0
+        for event in self._live:
+            for t in event.markets:
+                if not minute and t in self._marks:
+                    continue
+                m = self.exchange.markets[t]
+                if m.status != ACTIVE:
+                    continue
+                yb, _, ya, _ = top(self.exchange.books.get(t))
+                marks = self._marks.setdefault(t, deque(maxlen=61))
+                marks.append((yb, ya, m.last_price))
+                m.previous = marks[0]
+        if minute:
+            for t in [t for t in self._marks if t not in self.exchange.markets]:
+                del self._marks[t]
 
     # --- liquidity ----------------------------------------------------------------
     def _liquidity(self) -> None:

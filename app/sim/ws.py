@@ -54,6 +54,10 @@ class Sub:
         return self.tickers is None or ticker in self.tickers
 
 
+# Kalshi's answer to a client that does not keep up (asyncapi: error code 25)
+OVERFLOW = '{"id":0,"type":"error","msg":{"code":25,"msg":"Subscription buffer overflow"}}'
+
+
 @dataclass(eq=False)
 class Conn:
     ws: WebSocket
@@ -61,12 +65,18 @@ class Conn:
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     subs: dict[int, Sub] = field(default_factory=dict)
     closed: bool = False
+    limit: int = MAX_QUEUE  # messages waiting for a slow client before it is dropped
+    overflowed: bool = False
 
     def put(self, text: str) -> None:
         if self.closed:
             return
-        if self.queue.qsize() > MAX_QUEUE:
-            self.closed = True
+        if self.queue.qsize() >= self.limit:
+            # the backlog is dropped: error 25 goes out next, then the connection closes
+            self.closed = self.overflowed = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(OVERFLOW)
             self.queue.put_nowait(None)
             return
         self.queue.put_nowait(text)
@@ -105,7 +115,8 @@ def _ticker_params(params: dict) -> list[str]:
 
 
 class Hub(Observer):
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, max_queue: int = MAX_QUEUE) -> None:
+        self.max_queue = max_queue
         self.ex = exchange
         self.conns: set[Conn] = set()
         self.by_channel: dict[str, set[Sub]] = {c: set() for c in CHANNELS}
@@ -211,7 +222,7 @@ class Hub(Observer):
             conn.queue.put_nowait(None)
 
     async def serve(self, ws: WebSocket, account_id: str) -> None:
-        conn = Conn(ws, account_id)
+        conn = Conn(ws, account_id, limit=self.max_queue)
         self.conns.add(conn)
         writer = asyncio.create_task(self._writer(conn))
         try:
@@ -245,8 +256,8 @@ class Hub(Observer):
                 self.sent += 1
         except Exception:  # the peer went away
             conn.closed = True
-        if conn.queue.qsize() > MAX_QUEUE:
-            log.warning("closing a WebSocket client that does not keep up")
+        if conn.overflowed:
+            log.warning("closing a WebSocket client that does not keep up (error 25)")
         with contextlib.suppress(Exception):
             await conn.ws.close()
 

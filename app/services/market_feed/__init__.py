@@ -1,0 +1,526 @@
+"""rec-market-feed: Kalshi market data in, changes only, into PostgreSQL.
+
+Startup (each a phase with a deadline and a STATUS= line): database, discover the followed
+open markets over REST, connect the WebSocket (ws mode), then wait until the first snapshot
+of every followed market is committed (``market_feed_ready_timeout_sec``). READY after that.
+
+Then:
+
+* **WebSocket first**: ``orderbook_delta``, ``ticker`` and ``trade`` for the followed markets
+  plus ``market_lifecycle_v2`` on one connection (:class:`~app.kalshi.ws.KalshiWS` keeps books
+  in seq order, resyncs on a gap and reconnects with backoff and jitter); lifecycle messages
+  add newly opened markets of the followed series/events and drop closed ones.
+* **HTTP fallback** (``market_feed_fallback``): after ``market_feed_fallback_after_failures``
+  failed connects in a row or ``market_feed_fallback_after_sec`` down, poll
+  ``GET /markets/orderbooks`` (100 tickers a call) and ``GET /markets`` every
+  ``market_feed_poll_interval_sec`` while the client keeps trying the WebSocket; back to it
+  once it is connected and every book is resynced. Each switch: one log line and STATUS=.
+  ``market_feed_mode=http`` polls only.
+* **Change-only storage** (:mod:`.store`): a ticker row only when a value changed, book level
+  rows per change plus compact snapshots, COPY batches, one NOTIFY per batch, freshness.
+* **Retention**: rows older than ``market_feed_retention_days`` are deleted in small batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from app import exchange
+from app.config import csv_list
+from app.db.pool import open_pool
+from app.kalshi.errors import KalshiError
+from app.kalshi.models import Market
+from app.kalshi.ws import KalshiWS, Subscription, WsMessage
+from app.runtime.notify import Notifier
+from app.runtime.service import Phase, Service
+from app.services.market_feed.store import FeedStore, Tracker, dec, utc_ms
+
+OPEN_STATUSES = frozenset({"active", "open"})
+DONE_EVENTS = frozenset({"deactivated", "determined", "settled", "closed"})
+RETAINED = ("feed_ticks", "feed_book_changes", "feed_trades", "feed_book_snapshots")
+ORDERBOOKS_PER_CALL = 100
+
+
+def series_of(ticker: str) -> str:
+    return ticker.split("-", 1)[0]
+
+
+def event_of(ticker: str) -> str:
+    return ticker.rsplit("-", 1)[0]
+
+
+class MarketFeedService(Service):
+    pool = None
+    rest = None
+    ws: KalshiWS | None = None
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        s = settings
+        self.series = csv_list(s.market_feed_series)
+        self.events = csv_list(s.market_feed_events)
+        self.explicit = csv_list(s.market_feed_tickers)
+        self.followed: dict[str, Market | None] = {}  # ticker -> REST model (None: from WS)
+        self.close_ms: dict[str, int] = {}
+        self.notifier = Notifier()
+        self.mode = "starting"  # ws | http | starting
+        self.subs: dict[str, Subscription] = {}
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.exchange_ms = 0  # latest exchange time seen in a message
+        self.ws_down_since: float | None = None
+        self.polling = False
+        self.store: FeedStore | None = None
+        self.tracker: Tracker | None = None
+        self.pruned = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, phase: Phase) -> None:
+        s = self.settings
+        self.pool = await phase("connect to database", open_pool(s, "rec-market-feed"))
+        self.store = FeedStore(self.pool, name="market-feed", batch_rows=s.market_feed_batch_rows,
+                               flush_interval=s.market_feed_flush_interval_ms / 1000,
+                               snapshot_interval=s.market_feed_snapshot_interval_sec)
+        self.tracker = Tracker(self.store)
+        self.rest = exchange.rest_client(s, timeout=10)
+        await phase("discover markets", self.discover(initial=True))
+        self._spawn(self.store.run(), "feed-writer")
+        if s.market_feed_mode == "ws":
+            self.ws = exchange.ws_client(
+                s, heartbeat_timeout=s.market_feed_heartbeat_timeout_sec,
+                ping_interval=s.kalshi_ws_ping_interval_sec or None,
+                backoff_base=s.kalshi_ws_backoff_base_sec,
+                backoff_max=s.kalshi_ws_backoff_max_sec,
+                compression="deflate" if s.kalshi_ws_compression else None,
+                queue_max=s.kalshi_ws_queue_max)
+            await phase("connect websocket", self.open_ws())
+            self._spawn(self.consume(), "feed-consumer")
+            self._spawn(self.fallback_supervisor(), "feed-fallback")
+        else:
+            self._switch("http", "market_feed_mode=http")
+            self._spawn(self.poll_loop(), "feed-poller")
+        self._spawn(self.report_loop(), "feed-status")
+        self._spawn(self.prune_loop(), "feed-retention")
+        await phase(f"first snapshots of {len(self.followed)} markets",
+                    self.wait_snapshots(), timeout=s.market_feed_ready_timeout_sec)
+
+    async def run(self) -> None:
+        done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        raise RuntimeError("a feed task ended")
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.ws is not None:
+            await self.ws.close()
+        if self.store is not None and self.pool is not None:
+            with contextlib.suppress(Exception):
+                await self.store.flush_now()
+            with contextlib.suppress(Exception):
+                await self._write_status("stopped")
+        if self.rest is not None:
+            await self.rest.aclose()
+        if self.pool is not None:
+            await self.pool.close()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self.tasks.append(asyncio.create_task(coro, name=name))
+
+    # ------------------------------------------------------------------ markets
+
+    async def discover(self, initial: bool = False) -> list[str]:
+        """The open markets of the followed series/events/tickers, over REST; returns the
+        tickers that were not followed before."""
+        assert self.rest is not None
+        found: dict[str, Market] = {}
+        for series in self.series:
+            async for m in self.rest.iter_markets(series_ticker=series, status="open",
+                                                  limit=1000):
+                found[m.ticker] = m
+        for event in self.events:
+            async for m in self.rest.iter_markets(event_ticker=event, status="open", limit=1000):
+                found[m.ticker] = m
+        for i in range(0, len(self.explicit), 100):
+            page = await self.rest.get_markets(tickers=self.explicit[i:i + 100], limit=1000)
+            for m in page.items:
+                if m.status in OPEN_STATUSES:
+                    found[m.ticker] = m
+        new = [t for t in found if t not in self.followed]
+        for t, m in found.items():
+            self.followed[t] = m
+            if m.close_time:
+                self.close_ms[t] = int(m.close_time.timestamp() * 1000)
+        await self._save_markets(list(found.values()))
+        if initial:
+            async with self.pool.connection() as conn:  # type: ignore[union-attr]
+                await conn.execute("UPDATE markets SET followed = false WHERE followed AND "
+                                   "NOT ticker = ANY(%s)", (list(found),))
+                await conn.execute("UPDATE feed_freshness SET snapshot_at = NULL")
+                await conn.execute("UPDATE feed_freshness SET state = CASE WHEN ticker = "
+                                   "ANY(%s) THEN 'live' ELSE 'closed' END", (list(found),))
+            self.log.info("following %d open markets (series %s, events %s, tickers %s)",
+                          len(found), ",".join(self.series) or "-",
+                          ",".join(self.events) or "-", ",".join(self.explicit) or "-")
+        return new
+
+    def wanted(self, ticker: str) -> bool:
+        return (series_of(ticker) in self.series or event_of(ticker) in self.events
+                or ticker in self.explicit)
+
+    async def _save_markets(self, markets: list[Market]) -> None:
+        if not markets:
+            return
+        rows = [(m.ticker, m.event_ticker, series_of(m.ticker), m.title or "", m.status,
+                 m.strike_type, m.floor_strike, m.cap_strike, m.open_time, m.close_time,
+                 m.expected_expiration_time, m.result, m.price_level_structure,
+                 json.dumps(m.model_dump(mode="json", exclude_none=True)))
+                for m in markets]
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO markets (ticker, event_ticker, series_ticker, title, status, "
+                    "strike_type, floor_strike, cap_strike, open_time, close_time, "
+                    "expiration_time, result, price_level_structure, raw, followed, updated_at) "
+                    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,true,now()) "
+                    "ON CONFLICT (ticker) DO UPDATE SET status = EXCLUDED.status, "
+                    "title = EXCLUDED.title, close_time = EXCLUDED.close_time, "
+                    "result = EXCLUDED.result, raw = EXCLUDED.raw, followed = true, "
+                    "price_level_structure = EXCLUDED.price_level_structure, updated_at = now()",
+                    rows)
+
+    async def add_market(self, ticker: str) -> None:
+        """A lifecycle message opened a market we follow: store it and subscribe."""
+        if ticker in self.followed or not self.wanted(ticker):
+            return
+        assert self.rest is not None
+        try:
+            m = await self.rest.get_market(ticker)
+        except KalshiError as exc:
+            self.log.warning("new market %s: cannot read it over REST: %s", ticker, exc)
+            return
+        if m.status not in OPEN_STATUSES or ticker in self.followed:
+            return
+        self.followed[ticker] = m
+        if m.close_time:
+            self.close_ms[ticker] = int(m.close_time.timestamp() * 1000)
+        await self._save_markets([m])
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            await conn.execute("UPDATE feed_freshness SET state = 'live' WHERE ticker = %s",
+                               (ticker,))
+        if self.ws is not None:
+            for sub in self.subs.values():
+                with contextlib.suppress(KalshiError, TimeoutError):
+                    await self.ws.add_markets(sub, [ticker])
+        self.log.info("now following %s (opened; %d markets)", ticker, len(self.followed))
+
+    async def drop_market(self, ticker: str, why: str) -> None:
+        if ticker not in self.followed:
+            return
+        del self.followed[ticker]
+        self.close_ms.pop(ticker, None)
+        assert self.tracker is not None
+        self.tracker.forget(ticker)
+        if self.ws is not None:
+            for sub in self.subs.values():
+                with contextlib.suppress(KalshiError, TimeoutError):
+                    await self.ws.delete_markets(sub, [ticker])
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            await conn.execute("UPDATE markets SET followed = false, status = %s, "
+                               "updated_at = now() WHERE ticker = %s", (why, ticker))
+            await conn.execute("UPDATE feed_freshness SET state = 'closed' WHERE ticker = %s",
+                               (ticker,))
+        self.log.info("no longer following %s (%s; %d markets)", ticker, why,
+                      len(self.followed))
+
+    # ------------------------------------------------------------------ WebSocket
+
+    async def open_ws(self) -> None:
+        assert self.ws is not None
+        tickers = list(self.followed)
+        for channel in ("orderbook_delta", "ticker", "trade"):
+            self.subs[channel] = await self.ws.subscribe(channel, market_tickers=tickers)
+        await self.ws.subscribe("market_lifecycle_v2")
+        await self.ws.start()
+        await self.ws.wait_connected()
+        self._switch("ws", "websocket connected")
+
+    async def consume(self) -> None:
+        assert self.ws is not None and self.store is not None and self.tracker is not None
+        ws, store, tracker = self.ws, self.store, self.tracker
+        while True:
+            m: WsMessage = await ws.recv()
+            mtype = m.type
+            body = m.msg if isinstance(m.msg, dict) else {}
+            ticker = body.get("market_ticker")
+            if mtype == "orderbook_delta":
+                if ticker in self.followed:
+                    tracker.delta(ticker, body.get("side"), dec(body["price_dollars"]),
+                                  dec(body["delta_fp"]), m.seq, m.received_at)
+                    self._seen_ms(body.get("ts_ms"))
+            elif mtype == "ticker":
+                if ticker in self.followed:
+                    tracker.tick(ticker, (
+                        dec(body.get("yes_bid_dollars")), dec(body.get("yes_ask_dollars")),
+                        dec(body.get("yes_bid_size_fp")), dec(body.get("yes_ask_size_fp")),
+                        dec(body.get("price_dollars")), dec(body.get("volume_fp")),
+                        dec(body.get("open_interest_fp"))), utc_ms(body.get("ts_ms")), "ws",
+                        m.received_at)
+                    self._seen_ms(body.get("ts_ms"))
+            elif mtype == "orderbook_snapshot":
+                if ticker in self.followed:
+                    book = ws.books.get(ticker)
+                    yes = {dec(p): dec(q) for p, q in body.get("yes_dollars_fp") or ()}
+                    no = {dec(p): dec(q) for p, q in body.get("no_dollars_fp") or ()}
+                    st = tracker.markets.get(ticker)
+                    reason = "resync" if st is not None and st.has_book else "initial"
+                    tracker.book(ticker, yes, no, "ws", reason, m.received_at)
+                    del book
+            elif mtype == "trade":
+                if ticker in self.followed:
+                    tracker.trade((body.get("trade_id"), ticker, utc_ms(body.get("ts_ms")),
+                                   datetime.now(UTC), dec(body.get("yes_price_dollars")),
+                                   dec(body.get("count_fp")), body.get("taker_outcome_side")),
+                                  ticker, m.received_at)
+                    self._seen_ms(body.get("ts_ms"))
+            elif mtype == "market_lifecycle_v2":
+                await self.lifecycle(body)
+            elif mtype == "client.connected":
+                self.ws_down_since = None
+                if m.msg.get("reconnect"):
+                    self.log.info("websocket reconnected; books resync from fresh snapshots")
+            elif mtype == "client.disconnected":
+                self.ws_down_since = time.monotonic()
+                self.log.warning("websocket disconnected; reconnecting with backoff")
+            elif mtype == "client.seq_gap":
+                self.log.warning("seq gap on %s (expected %s, got %s): asking for a fresh "
+                                 "snapshot", body.get("channel"), body.get("expected"),
+                                 body.get("got"))
+            elif mtype == "client.resynced":
+                self.log.info("resynced %s for %d market(s)", body.get("channel"),
+                              len(body.get("tickers") or ()))
+            elif mtype == "error":
+                if body.get("code") == 25:
+                    self.log.warning("the exchange dropped this connection: the feed did not "
+                                     "keep up (error 25); reconnecting, books resync")
+                else:
+                    self.log.warning("exchange error message: %s", m.msg)
+            await store.room()
+
+    def _seen_ms(self, ts_ms: Any) -> None:
+        if isinstance(ts_ms, int) and ts_ms > self.exchange_ms:
+            self.exchange_ms = ts_ms
+
+    async def lifecycle(self, body: dict[str, Any]) -> None:
+        ticker = body.get("market_ticker")
+        event = body.get("event_type")
+        if not ticker or not event:
+            return
+        if event in ("created", "activated") and self.wanted(ticker):
+            if event == "created" and body.get("open_ts") and self.exchange_ms and \
+                    body["open_ts"] * 1000 > self.exchange_ms:
+                return  # not open yet: "activated" follows
+            await self.add_market(ticker)
+        elif event in DONE_EVENTS:
+            await self.drop_market(ticker, event)
+
+    # ------------------------------------------------------------------ fallback
+
+    def _switch(self, mode: str, why: str) -> None:
+        if mode == self.mode:
+            return
+        old, self.mode = self.mode, mode
+        text = {"ws": "market data over WebSocket",
+                "http": f"market data over REST polling every "
+                        f"{self.settings.market_feed_poll_interval_sec:g}s"}[mode]
+        if old == "starting":
+            self.log.info("feed mode %s: %s", mode, why)
+        else:
+            self.log.warning("feed switched %s -> %s: %s", old, mode, why)
+        self.notifier.status(f"{text} ({len(self.followed)} markets)")
+
+    async def fallback_supervisor(self) -> None:
+        """In ws mode: poll REST while the WebSocket is down past the limits; back to the
+        WebSocket as soon as it is connected and every book is resynced."""
+        assert self.ws is not None
+        s = self.settings
+        ws = self.ws
+        poller: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(0.1)
+                connected = ws.connected.is_set()
+                if not connected and self.ws_down_since is None:
+                    self.ws_down_since = time.monotonic()
+                if self.mode == "ws" and not connected and s.market_feed_fallback:
+                    down = time.monotonic() - (self.ws_down_since or time.monotonic())
+                    fails = ws.consecutive_failures
+                    if fails >= s.market_feed_fallback_after_failures or \
+                            down >= s.market_feed_fallback_after_sec:
+                        self._switch("http", f"websocket down for {down:.1f}s after {fails} "
+                                     "failed attempt(s); polling REST until it holds")
+                        poller = asyncio.create_task(self.poll_loop(), name="feed-poller")
+                elif self.mode == "http" and connected:
+                    books = [ws.books.get(t) for t in self.followed]
+                    if all(b is not None and b.valid for b in books):
+                        if poller is not None:
+                            poller.cancel()
+                            await asyncio.gather(poller, return_exceptions=True)
+                            poller = None
+                        self._switch("ws", "websocket connected and every book resynced")
+                if poller is not None and poller.done() and poller.exception() is not None:
+                    raise poller.exception()  # type: ignore[misc]
+        finally:
+            if poller is not None:
+                poller.cancel()
+
+    async def poll_loop(self) -> None:
+        """Poll books and ticker values over REST (http mode or fallback)."""
+        s = self.settings
+        last_discover = time.monotonic()
+        while True:
+            t0 = time.monotonic()
+            try:
+                await self.poll_once()
+                if self.ws is None and t0 - last_discover >= 60:
+                    last_discover = t0
+                    await self._rediscover()
+            except KalshiError as exc:
+                self.log.warning("REST poll failed: %s", exc)
+            await asyncio.sleep(max(0.0, s.market_feed_poll_interval_sec
+                                    - (time.monotonic() - t0)))
+
+    async def _rediscover(self) -> None:
+        before = set(self.followed)
+        await self.discover()
+        for t in before - set(self.followed):
+            await self.drop_market(t, "closed")
+
+    async def poll_once(self) -> None:
+        assert self.rest is not None and self.tracker is not None and self.store is not None
+        tickers = list(self.followed)
+        for i in range(0, len(tickers), ORDERBOOKS_PER_CALL):
+            chunk = tickers[i:i + ORDERBOOKS_PER_CALL]
+            data = await self.rest.request("GET", "/markets/orderbooks",
+                                           params={"tickers": chunk})
+            received = time.monotonic()
+            for item in data.get("orderbooks") or []:
+                t = item.get("ticker")
+                if t not in self.followed:
+                    continue
+                book = item.get("orderbook_fp") or {}
+                yes = {dec(p): dec(q) for p, q in book.get("yes_dollars") or ()}
+                no = {dec(p): dec(q) for p, q in book.get("no_dollars") or ()}
+                self.tracker.book(t, yes, no, "http", "poll", received)
+            page = await self.rest.get_markets(tickers=chunk, limit=len(chunk))
+            for m in page.items:
+                if m.ticker not in self.followed:
+                    continue
+                if m.status not in OPEN_STATUSES:
+                    await self.drop_market(m.ticker, m.status or "closed")
+                    continue
+                ts = m.updated_time or datetime.now(UTC)
+                self.tracker.tick(m.ticker, (
+                    m.yes_bid_dollars, m.yes_ask_dollars, m.yes_bid_size_fp, m.yes_ask_size_fp,
+                    m.last_price_dollars, m.volume_fp, m.open_interest_fp), ts, "http", received)
+            await self.store.room()
+
+    # ------------------------------------------------------------------ READY, status
+
+    async def wait_snapshots(self) -> None:
+        assert self.store is not None
+        store = self.store
+        while True:
+            missing = [t for t in self.followed if t not in store.snapshotted]
+            if not missing:
+                self.log.info("first snapshot of every followed market stored (%d markets)",
+                              len(self.followed))
+                return
+            self.notifier.status(f"starting: first snapshots: {len(missing)} of "
+                                 f"{len(self.followed)} markets to go")
+            store.snapshot_event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(store.snapshot_event.wait(), 1.0)
+
+    async def report_loop(self) -> None:
+        """feed_status row and STATUS= every few seconds; closes markets past close time."""
+        last_status = ""
+        while True:
+            for t, close in list(self.close_ms.items()):
+                if self.exchange_ms and self.exchange_ms >= close:
+                    await self.drop_market(t, "closed")
+            with contextlib.suppress(Exception):
+                await self._write_status(self.mode)
+            depth, age = self.ws.lag() if self.ws is not None else (0, 0.0)
+            text = (f"{'WebSocket' if self.mode == 'ws' else 'REST polling'}: "
+                    f"{len(self.followed)} markets, {self.store.batches if self.store else 0} "
+                    f"batches, queue {depth} (oldest {age * 1000:.0f} ms)")
+            if age > 5:
+                self.log.warning("consumer lag: %d messages queued, oldest %.1fs", depth, age)
+            if text != last_status:
+                self.notifier.status(text)
+                last_status = text
+            await asyncio.sleep(2.0)
+
+    async def _write_status(self, mode: str) -> None:
+        depth, age = self.ws.lag() if self.ws is not None else (0, 0.0)
+        detail: dict[str, Any] = {"batches": self.store.batches if self.store else 0,
+                                  "rows": self.store.rows_written if self.store else 0,
+                                  "pruned": self.pruned}
+        if self.ws is not None:
+            st = self.ws.stats
+            detail.update(connects=st.connects, reconnects=st.reconnects,
+                          messages=st.messages, seq_gaps=st.seq_gaps, resyncs=st.resyncs,
+                          heartbeat_timeouts=st.heartbeat_timeouts,
+                          queue_full_waits=st.queue_full_waits)
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            await conn.execute(
+                "INSERT INTO feed_status (name, mode, since, queue_depth, queue_oldest_age_ms, "
+                "followed, detail, updated_at) VALUES ('market-feed', %s, now(), %s, %s, %s, "
+                "%s, now()) ON CONFLICT (name) DO UPDATE SET since = CASE WHEN "
+                "feed_status.mode = EXCLUDED.mode THEN feed_status.since ELSE now() END, "
+                "mode = EXCLUDED.mode, queue_depth = EXCLUDED.queue_depth, "
+                "queue_oldest_age_ms = EXCLUDED.queue_oldest_age_ms, "
+                "followed = EXCLUDED.followed, detail = EXCLUDED.detail, updated_at = now()",
+                (mode, depth, int(age * 1000), len(self.followed), json.dumps(detail)))
+
+    # ------------------------------------------------------------------ retention
+
+    async def prune_loop(self) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.market_feed_prune_interval_sec)
+            try:
+                await self.prune_once()
+            except Exception as exc:  # a failed round is retried next interval
+                self.log.warning("retention pruning failed: %s: %s", type(exc).__name__, exc)
+
+    async def prune_once(self) -> int:
+        """Delete rows past retention, ``market_feed_prune_batch_rows`` per transaction."""
+        s = self.settings
+        total = 0
+        for table in RETAINED:
+            while True:
+                async with self.pool.connection() as conn:  # type: ignore[union-attr]
+                    cur = await conn.execute(
+                        f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE "
+                        "received_at < now() - make_interval(days => %s) ORDER BY received_at "
+                        "LIMIT %s)", (s.market_feed_retention_days, s.market_feed_prune_batch_rows))
+                    n = cur.rowcount
+                total += n
+                if n < s.market_feed_prune_batch_rows:
+                    break
+                await asyncio.sleep(0.05)  # let ingest have the database between batches
+        if total:
+            self.pruned += total
+            self.log.info("retention: deleted %d rows older than %d days", total,
+                          s.market_feed_retention_days)
+        return total

@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""rec-market-feed ingest: WebSocket -> parse (KalshiWS) -> books -> change rows -> COPY commit.
+
+A producer process speaks Kalshi's WS protocol (subscribe answers, orderbook_snapshot, then
+orderbook_delta with per-subscription seq, each stamped with the wall-clock ms at send) as
+fast as it can or paced at a rate. This process runs the feed's own pipeline - KalshiWS,
+the feed's Tracker and FeedStore against a real PostgreSQL (testkit's) - and prints:
+
+* the sustained persisted rate (msgs/s) unthrottled,
+* tick -> commit latency p50/p99 paced at --rate (default 35,000 msgs/s),
+
+each with permessage-deflate off and on. ``--profile`` prints where the consumer's time goes.
+
+    .venv/bin/python benchmarks/feed_ingest.py [--seconds 6] [--rate 35000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import json
+import multiprocessing as mp
+import pstats
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from psycopg_pool import AsyncConnectionPool  # noqa: E402
+
+from app.db.migrate import migrate  # noqa: E402
+from app.kalshi.ws import KalshiWS  # noqa: E402
+from app.services.market_feed.store import FeedStore, Tracker, dec  # noqa: E402
+from testkit import pg as pgserver  # noqa: E402
+from testkit.net import free_port  # noqa: E402
+
+TICKERS = [f"KXBTCD-25NOV2517-T{100_000 + 250 * i - 0.01:.2f}" for i in range(20)]
+
+
+# ---------------------------------------------------------------- producer (own process)
+
+def _frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented server text frame."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+
+
+def producer(port: int, rate: int, seconds: float, compression: bool, ready) -> None:
+    import websockets
+    from websockets.asyncio.server import serve
+
+    books = {t: {"yes": {p: 100 for p in range(30, 50)}, "no": {p: 100 for p in range(30, 50)}}
+             for t in TICKERS}
+    rng = random.Random(1)
+
+    async def handler(ws) -> None:
+        sid = 0
+        seqs: dict[int, int] = {}
+        delta_sid = None
+        async for raw in ws:
+            cmd = json.loads(raw)
+            if cmd.get("cmd") != "subscribe":
+                await ws.send(json.dumps({"id": cmd.get("id"), "type": "ok", "msg": {}}))
+                continue
+            sid += 1
+            ch = cmd["params"]["channels"][0]
+            await ws.send(json.dumps({"id": cmd["id"], "type": "subscribed",
+                                      "msg": {"channel": ch, "sid": sid}}))
+            if ch == "orderbook_delta":
+                delta_sid = sid
+                seqs[sid] = 0
+                for t in TICKERS:
+                    seqs[sid] += 1
+                    b = books[t]
+                    await ws.send(json.dumps({
+                        "type": "orderbook_snapshot", "sid": sid, "seq": seqs[sid],
+                        "msg": {"market_ticker": t,
+                                "yes_dollars_fp": [[f"0.{p:02d}00", f"{q}.00"]
+                                                   for p, q in sorted(b["yes"].items())],
+                                "no_dollars_fp": [[f"0.{p:02d}00", f"{q}.00"]
+                                                  for p, q in sorted(b["no"].items())]}}))
+            if sid == 4:  # every subscription answered: stream
+                break
+        assert delta_sid is not None
+        end = time.monotonic() + seconds
+        t0 = time.monotonic()
+        sent = 0
+        seq = seqs[delta_sid]
+        raw = not compression  # pre-framed writes: the producer costs little (limits.md)
+        while time.monotonic() < end:
+            burst = 200
+            ts = int(time.time() * 1000)
+            msgs = []
+            for _ in range(burst):
+                t = TICKERS[rng.randrange(len(TICKERS))]
+                side = "yes" if rng.random() < 0.5 else "no"
+                p = rng.randrange(30, 50)
+                q = books[t][side][p]
+                d = 1 if q < 50 or rng.random() < 0.5 else -1
+                books[t][side][p] = q + d
+                seq += 1
+                msgs.append(
+                    f'{{"type":"orderbook_delta","sid":{delta_sid},"seq":{seq},"msg":'
+                    f'{{"market_ticker":"{t}","price_dollars":"0.{p:02d}00",'
+                    f'"delta_fp":"{d}.00","side":"{side}","ts_ms":{ts}}}}}')
+            if raw:
+                ws.transport.write(b"".join(_frame(m.encode()) for m in msgs))
+                if ws.transport.get_write_buffer_size() > 2**22:
+                    await asyncio.sleep(0.001)
+            else:
+                for m in msgs:
+                    await ws.send(m)
+            sent += burst
+            if rate:
+                ahead = sent / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            else:
+                await asyncio.sleep(0)
+        await ws.send(json.dumps({"type": "bench_done", "msg": {"sent": sent}}))
+        with contextlib.suppress(Exception):
+            await ws.wait_closed()
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", port,
+                         compression="deflate" if compression else None,
+                         max_queue=None, write_limit=2**22):
+            ready.set()
+            await asyncio.Future()
+
+    del websockets
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------- consumer (this process)
+
+async def consume(port: int, dsn: str, compression: bool, profile: bool) -> dict:
+    pool = AsyncConnectionPool(dsn, min_size=2, max_size=4, open=False)
+    await pool.open(wait=True)
+    store = FeedStore(pool, name="bench", batch_rows=1000, flush_interval=0.05,
+                      snapshot_interval=3600)
+    store.keep_latencies = True
+    tracker = Tracker(store)
+    ws = KalshiWS(f"ws://127.0.0.1:{port}/trade-api/ws/v2", None,
+                  compression="deflate" if compression else None, ping_interval=None,
+                  queue_max=100_000)
+    for ch in ("orderbook_delta", "ticker", "trade"):
+        await ws.subscribe(ch, market_tickers=TICKERS)
+    await ws.subscribe("market_lifecycle_v2")
+    writer = asyncio.create_task(store.run())
+    offset = time.monotonic() - time.time()  # wall -> monotonic
+    prof = cProfile.Profile() if profile else None
+    n = 0
+    first = None
+    sent = 0
+    async with ws:
+        if prof:
+            prof.enable()
+        while True:
+            m = await ws.recv()
+            if m.type == "orderbook_delta":
+                body = m.msg
+                if first is None:
+                    first = time.monotonic()
+                tracker.delta(body["market_ticker"], body["side"], dec(body["price_dollars"]),
+                              dec(body["delta_fp"]), m.seq, body["ts_ms"] / 1000 + offset)
+                n += 1
+                await store.room()
+            elif m.type == "orderbook_snapshot":
+                body = m.msg
+                tracker.book(body["market_ticker"],
+                             {dec(p): dec(q) for p, q in body["yes_dollars_fp"]},
+                             {dec(p): dec(q) for p, q in body["no_dollars_fp"]}, "ws",
+                             "initial")
+            elif m.type == "bench_done":
+                sent = m.msg["sent"]
+                break
+        # wait until everything received is committed
+        while store.batch.rows or store.rows_written < n:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        last = store.last_commit_mono
+        if prof:
+            prof.disable()
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+    await pool.close()
+    lat = sorted(store.latencies)
+    out = {"sent": sent, "received": n, "rate": n / (last - first) if first else 0,
+           "p50_ms": lat[len(lat) // 2] * 1000 if lat else 0,
+           "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0,
+           "seq_gaps": ws.stats.seq_gaps, "queue_full_waits": ws.stats.queue_full_waits}
+    if prof:
+        st = pstats.Stats(prof)
+        st.sort_stats("tottime").print_stats(22)
+    return out
+
+
+def run(dsn: str, rate: int, seconds: float, compression: bool, profile: bool) -> dict:
+    port = free_port()
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    proc = ctx.Process(target=producer, args=(port, rate, seconds, compression, ready))
+    proc.start()
+    try:
+        ready.wait(20)
+        return asyncio.run(consume(port, dsn, compression, profile))
+    finally:
+        proc.terminate()
+        proc.join(10)
+
+
+def wait_quiet(limit: float = 90.0) -> bool:
+    """Wait until the machine is idle (< 0.15 core busy over 0.7 s), as limits.md did."""
+    def busy() -> tuple[int, int]:
+        f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return sum(f) - f[3] - f[4], sum(f)
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        b0, t0 = busy()
+        time.sleep(0.7)
+        b1, t1 = busy()
+        ncpu = len([ln for ln in open("/proc/stat") if ln.startswith("cpu") and ln[3] != " "])
+        if (b1 - b0) / max(1, t1 - t0) * ncpu < 0.15:
+            return True
+    return False
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--rate", type=int, default=35_000)
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--only", choices=["off", "on"], default=None,
+                    help="only compression off or on")
+    args = ap.parse_args()
+    server = pgserver.start()
+    try:
+        server.create_app_db("rec", "rec", "bench-pw")
+        dsn = server.dsn("rec", "bench-pw", "rec")
+        migrate(dsn, progress=lambda _: None)
+        print("rec-market-feed ingest: producer process -> KalshiWS -> Tracker -> COPY commit "
+              f"({len(TICKERS)} markets, batches of 1000 rows or 50 ms)")
+        for compression in (False, True):
+            if args.only and (args.only == "on") != compression:
+                continue
+            name = "permessage-deflate " + ("on " if compression else "off")
+            if not wait_quiet():
+                print("(the machine did not go idle within 90 s: figures include other load)")
+            full = run(dsn, 0, args.seconds, compression, args.profile)
+            wait_quiet()
+            paced = run(dsn, args.rate, args.seconds, compression, False)
+            print(f"{name}: unthrottled {full['rate']:9,.0f} msgs/s persisted "
+                  f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog)")
+            print(f"{name}: paced {args.rate:,}/s -> {paced['rate']:9,.0f} msgs/s, "
+                  f"tick->commit p50 {paced['p50_ms']:.1f} ms, p99 {paced['p99_ms']:.1f} ms "
+                  f"(seq gaps {paced['seq_gaps']})", flush=True)
+    finally:
+        pgserver.remove(server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Helpers for the data-in service tests: the simulator runs in the test's event loop (its
+clock moved by the test), the service runs as a real `rec run` process against it and a
+real PostgreSQL. (No tests here.)"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+import psycopg
+
+from app.kalshi.signing import private_pem
+from app.sim.matching import NO, YES
+from tests import test_sim_fixtures as fx
+
+FEED = "app.services.market_feed:MarketFeedService"
+ACCOUNT = "app.services.account_sync:AccountSyncService"
+
+
+def prepare(home, h: fx.SimHandle, **env: str) -> None:
+    """Point a migrated rec home at the simulator ``h`` with the test key as credentials."""
+    assert home.rec("db", "migrate").returncode == 0
+    home.env["REC_EXCHANGE_SIM_PORT"] = str(urlsplit(h.base).port)
+    home.credential("kalshi_key_id", h.signer.key_id)
+    home.credential("kalshi_private_key", private_pem(h.signer.private_key).decode())
+    home.env.update({
+        "REC_LOG_LEVEL": "info",
+        "REC_KALSHI_WS_BACKOFF_BASE_SEC": "0.05",
+        "REC_KALSHI_WS_BACKOFF_MAX_SEC": "0.3",
+        "REC_MARKET_FEED_READY_TIMEOUT_SEC": "20",
+        **env,
+    })
+
+
+async def wait_notify(svc, key: str, value: str | None = None, timeout: float = 30.0):
+    try:
+        return await asyncio.to_thread(svc.notify.wait_for, key, value, timeout)
+    except TimeoutError:
+        raise AssertionError(f"no {key}={value} within {timeout}s; output:\n"
+                             f"{svc.output[-4000:]}") from None
+
+
+async def until(cond, within: float = 15.0, what: str = "condition", svc=None):
+    """Poll an async or plain condition until truthy; fail with ``what`` after ``within``."""
+    deadline = time.monotonic() + within
+    while True:
+        got = cond()
+        if asyncio.iscoroutine(got):
+            got = await got
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            tail = f"\noutput:\n{svc.output[-4000:]}" if svc is not None else ""
+            raise AssertionError(f"{what} not reached within {within}s{tail}")
+        await asyncio.sleep(0.05)
+
+
+async def connect(home) -> psycopg.AsyncConnection:
+    return await psycopg.AsyncConnection.connect(home.db.dsn, autocommit=True)
+
+
+async def rows(conn: psycopg.AsyncConnection, sql: str, *args) -> list[tuple]:
+    cur = await conn.execute(sql, args or None)
+    return await cur.fetchall()
+
+
+async def count(conn: psycopg.AsyncConnection, table: str) -> int:
+    return (await rows(conn, f"SELECT count(*) FROM {table}"))[0][0]
+
+
+def sim_books(h: fx.SimHandle, tickers) -> dict[tuple[str, str, Decimal], Decimal]:
+    out = {}
+    for t in tickers:
+        book = h.sim.exchange.books[t]
+        for outcome, side in ((YES, "yes"), (NO, "no")):
+            for p, q in book.qty[outcome].items():  # price in $0.0001 units
+                if q:
+                    out[(t, side, Decimal(p) / 10_000)] = Decimal(q)
+    return out
+
+
+async def db_books(conn, tickers) -> dict[tuple[str, str, Decimal], Decimal]:
+    got = await rows(conn, "SELECT ticker, side, price, quantity FROM feed_book_levels "
+                           "WHERE ticker = ANY(%s)", list(tickers))
+    return {(t, s, Decimal(p)): Decimal(q) for t, s, p, q in got}

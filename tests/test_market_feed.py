@@ -1,0 +1,235 @@
+"""rec-market-feed as a real process against the simulator and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests import data_in_fixtures as di
+from tests import test_sim_fixtures as fx
+
+sim = fx.sim
+
+
+def followed(h: fx.SimHandle) -> list[str]:
+    return h.open_tickers("KXBTCD") + h.open_tickers("KXBTC")
+
+
+async def test_books_in_db_equal_the_simulator_after_seq_gaps(rec_home_db, start_service, sim):
+    di.prepare(rec_home_db, sim)
+    svc = start_service(rec_home_db, di.FEED, watchdog_usec=2_000_000)
+    await di.wait_notify(svc, "READY", "1")
+    statuses = svc.notify.statuses()
+    assert any(s.startswith("starting: first snapshots") for s in statuses), statuses
+    tickers = followed(sim)
+    assert len(tickers) >= 10
+    conn = await di.connect(rec_home_db)
+    # READY came only after every followed market had its first snapshot stored
+    snap = await di.rows(conn, "SELECT DISTINCT ticker FROM feed_book_snapshots")
+    assert {t for (t,) in snap} >= set(tickers)
+    assert await di.db_books(conn, tickers) == di.sim_books(sim, tickers)
+
+    listen = await psycopg.AsyncConnection.connect(rec_home_db.db.dsn, autocommit=True)
+    await listen.execute("LISTEN rec_market_feed")
+    for round_ in range(6):
+        sim.sim.world.advance(20)
+        if round_ in (1, 3):
+            assert sim.sim.hub.skip_seq(None, 3) > 0  # the next delta skips 3 seqs
+    sim.sim.world.advance(20)
+
+    async def same() -> bool:
+        return await di.db_books(conn, tickers) == di.sim_books(sim, tickers)
+
+    await di.until(same, 20, "DB books equal to the simulator's", svc)
+    assert "seq gap" in svc.output and "<4>" in svc.output
+    gen = listen.notifies(timeout=5)
+    note = await anext(gen)
+    assert note.channel == "rec_market_feed" and '"batch"' in note.payload
+    await listen.close()
+    # freshness: every followed market has a recent message
+    fresh = await di.rows(conn, "SELECT ticker, age_sec FROM feed_freshness_ages "
+                                "WHERE state = 'live'")
+    assert {t for t, _ in fresh} >= set(tickers)
+    assert await di.count(conn, "feed_ticks") > 0
+    assert await di.count(conn, "feed_trades") >= 0
+    status = await di.rows(conn, "SELECT mode, followed FROM feed_status")
+    assert status and status[0][0] == "ws"
+    await conn.close()
+    # watchdog pings keep coming after READY
+    ready = svc.notify.with_key("READY")[0]
+    await __import__("asyncio").to_thread(svc.notify.wait_until, lambda ms: len(
+        [m for m in ms if "WATCHDOG" in m.fields and m.at > ready.at]) >= 2, 10)
+    assert svc.terminate() == 0
+
+
+async def test_nothing_changed_writes_no_row(rec_home_db, start_service, sim):
+    di.prepare(rec_home_db, sim)
+    svc = start_service(rec_home_db, di.FEED)
+    await di.wait_notify(svc, "READY", "1")
+    conn = await di.connect(rec_home_db)
+    tables = ("feed_ticks", "feed_book_changes", "feed_book_snapshots", "feed_trades")
+
+    async def counts() -> dict[str, int]:
+        return {t: await di.count(conn, t) for t in tables}
+
+    # let the first batches settle, then reconnect: fresh snapshots and ticker messages
+    # that repeat what is stored must write nothing
+    before = await counts()
+    await di.until(lambda: svc.output.count("batches") >= 0, 1)
+    await sim.sim.hub.drop_all()
+    await di.until(lambda: "websocket reconnected" in svc.output, 15, "reconnect", svc)
+    t0 = await di.count(conn, "feed_freshness")
+    assert t0 > 0
+    after = await counts()
+    assert after == before, (before, after)
+    await conn.close()
+    assert svc.terminate() == 0
+
+
+async def test_lifecycle_opened_market_is_followed_and_closed_one_dropped(
+        rec_home_db, start_service, sim):
+    di.prepare(rec_home_db, sim)
+    svc = start_service(rec_home_db, di.FEED)
+    await di.wait_notify(svc, "READY", "1")
+    first = set(followed(sim))
+    # one simulated hour: the current event closes, the next one opens
+    sim.sim.world.advance(3600 + 90)
+    now_open = set(followed(sim))
+    new = now_open - first
+    assert new
+    conn = await di.connect(rec_home_db)
+
+    async def picked_up() -> bool:
+        got = await di.rows(conn, "SELECT ticker FROM markets WHERE followed")
+        return {t for (t,) in got} == now_open
+
+    await di.until(picked_up, 20, "followed set == the simulator's open markets", svc)
+    await di.until(lambda: di.db_books(conn, now_open), 5)
+    assert await di.db_books(conn, now_open) == di.sim_books(sim, now_open)
+    closed = await di.rows(conn, "SELECT count(*) FROM feed_freshness WHERE state = 'closed' "
+                                 "AND ticker = ANY(%s)", list(first - now_open))
+    assert closed[0][0] == len(first - now_open)
+    assert "now following" in svc.output and "no longer following" in svc.output
+    await conn.close()
+    assert svc.terminate() == 0
+
+
+async def test_quiet_connection_is_caught_by_the_heartbeat_timeout(
+        rec_home_db, start_service, tmp_path):
+    # a simulator that does not ping (Kalshi pings every 10 s) and a clock that stands still
+    handle, server = await fx.start_sim(tmp_path, ws_ping_interval=3600.0)
+    try:
+        di.prepare(rec_home_db, handle, REC_MARKET_FEED_HEARTBEAT_TIMEOUT_SEC="1",
+                   REC_KALSHI_WS_PING_INTERVAL_SEC="0")
+        svc = start_service(rec_home_db, di.FEED)
+        await di.wait_notify(svc, "READY", "1")
+        await di.until(lambda: "no frame for" in svc.output, 10, "heartbeat timeout", svc)
+        await di.until(lambda: "websocket reconnected" in svc.output, 10, "reconnect", svc)
+        assert svc.terminate() == 0
+    finally:
+        await fx.stop_sim(handle, server)
+
+
+@pytest.mark.parametrize("mode", ["http"])
+async def test_http_mode_polls_orderbooks_and_matches_the_simulator(
+        rec_home_db, start_service, sim, mode):
+    di.prepare(rec_home_db, sim, REC_MARKET_FEED_MODE=mode,
+               REC_MARKET_FEED_POLL_INTERVAL_SEC="0.2")
+    svc = start_service(rec_home_db, di.FEED)
+    await di.wait_notify(svc, "READY", "1")
+    tickers = followed(sim)
+    conn = await di.connect(rec_home_db)
+    sim.sim.world.advance(30)
+
+    async def same() -> bool:
+        return await di.db_books(conn, tickers) == di.sim_books(sim, tickers)
+
+    await di.until(same, 15, "polled books equal to the simulator's", svc)
+    src = await di.rows(conn, "SELECT DISTINCT source FROM feed_book_changes")
+    assert src == [("http",)]
+    await conn.close()
+    assert svc.terminate() == 0
+
+
+async def test_ws_down_falls_back_to_http_and_returns_to_ws(rec_home_db, start_service, sim):
+    di.prepare(rec_home_db, sim, REC_MARKET_FEED_POLL_INTERVAL_SEC="0.2",
+               REC_MARKET_FEED_FALLBACK_AFTER_FAILURES="3")
+    svc = start_service(rec_home_db, di.FEED)
+    await di.wait_notify(svc, "READY", "1")
+    tickers = followed(sim)
+    conn = await di.connect(rec_home_db)
+
+    async def same() -> bool:
+        return await di.db_books(conn, tickers) == di.sim_books(sim, tickers)
+
+    # the WebSocket goes away and every new handshake is refused
+    sim.sim.faults.error_status, sim.sim.faults.error_count = 503, 10_000
+    sim.sim.faults.error_prefix = "/trade-api/ws"
+    await sim.sim.hub.drop_all()
+    await di.until(lambda: "feed switched ws -> http" in svc.output, 15, "switch to http", svc)
+    sim.sim.world.advance(30)  # changes while polling
+    await di.until(same, 15, "polled books equal to the simulator's", svc)
+    polled = await di.rows(conn, "SELECT count(*) FROM feed_book_changes WHERE source = 'http'")
+    assert polled[0][0] > 0
+    # the WebSocket comes back: the feed returns to it
+    sim.sim.faults.clear()
+    await di.until(lambda: "feed switched http -> ws" in svc.output, 15, "switch to ws", svc)
+    sim.sim.world.advance(30)
+    await di.until(same, 15, "books equal after returning to the WebSocket", svc)
+    statuses = svc.notify.statuses()
+    assert any("REST polling" in s for s in statuses), statuses
+    assert any(s.startswith("market data over WebSocket") for s in statuses), statuses
+    switches = [ln for ln in svc.output.splitlines() if "feed switched" in ln]
+    assert len(switches) == 2 and all(ln.startswith("<4>") for ln in switches), switches
+    await conn.close()
+    assert svc.terminate() == 0
+
+
+async def test_retention_prunes_old_rows_in_small_batches(rec_home_db, start_service, sim):
+    di.prepare(rec_home_db, sim, REC_MARKET_FEED_RETENTION_DAYS="30",
+               REC_MARKET_FEED_PRUNE_BATCH_ROWS="100", REC_MARKET_FEED_PRUNE_INTERVAL_SEC="0.5")
+    conn = await di.connect(rec_home_db)
+    # 250 old book changes and ticks (40 days), and some from yesterday
+    await conn.execute(
+        "INSERT INTO feed_book_changes (ticker, received_at, source, side, price, quantity) "
+        "SELECT 'OLD', now() - interval '40 days', 'ws', 'yes', 0.5, g FROM "
+        "generate_series(1, 250) g")
+    await conn.execute(
+        "INSERT INTO feed_ticks (ticker, ts, received_at, source, yes_bid) SELECT 'OLD', "
+        "now() - make_interval(days => d), now() - make_interval(days => d), 'ws', 0.5 "
+        "FROM unnest(array[40, 31, 1]) d")
+    svc = start_service(rec_home_db, di.FEED)
+    await di.wait_notify(svc, "READY", "1")
+
+    async def pruned() -> bool:
+        n = await di.rows(conn, "SELECT count(*) FROM feed_book_changes WHERE ticker = 'OLD'")
+        return n[0][0] == 0
+
+    await di.until(pruned, 15, "old rows pruned", svc)
+    left = await di.rows(conn, "SELECT count(*) FROM feed_ticks WHERE ticker = 'OLD'")
+    assert left[0][0] == 1  # yesterday's stays
+    assert "retention: deleted 252 rows older than 30 days" in svc.output
+    await conn.close()
+    assert svc.terminate() == 0
+
+
+async def test_error_25_for_a_lagging_feed_reconnects_and_books_are_exact_again(
+        rec_home_db, start_service, tmp_path):
+    handle, server = await fx.start_sim(tmp_path, ws_max_queue=300)
+    try:
+        di.prepare(rec_home_db, handle)
+        svc = start_service(rec_home_db, di.FEED)
+        await di.wait_notify(svc, "READY", "1")
+        handle.sim.world.advance(900)  # a burst far beyond what the exchange queues for us
+        await di.until(lambda: "(error 25)" in svc.output, 15, "error 25 logged", svc)
+        tickers = followed(handle)
+        conn = await di.connect(rec_home_db)
+
+        async def same() -> bool:
+            return await di.db_books(conn, tickers) == di.sim_books(handle, tickers)
+
+        await di.until(same, 20, "books exact after the resync", svc)
+        await conn.close()
+        assert svc.terminate() == 0
+    finally:
+        await fx.stop_sim(handle, server)
