@@ -9,6 +9,9 @@
 ALTER TABLE markets ADD COLUMN followed BOOLEAN NOT NULL DEFAULT false;
 ALTER TABLE markets ADD COLUMN price_level_structure TEXT;
 
+-- History tables: ids grow with received_at, so retention deletes the lowest ids (no index
+-- on received_at: it would cost more than a quarter of the change-only storage).
+
 -- a row only when price, a bid/ask or its size, volume or open interest changed
 CREATE TABLE feed_ticks (
     id                  BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -25,7 +28,6 @@ CREATE TABLE feed_ticks (
     open_interest       NUMERIC(18, 2)
 );
 CREATE INDEX feed_ticks_ticker_ts_idx ON feed_ticks (ticker, ts DESC);
-CREATE INDEX feed_ticks_received_idx ON feed_ticks (received_at);
 
 -- every change of one book level: the level's new size (0: the level is gone)
 CREATE TABLE feed_book_changes (
@@ -39,7 +41,6 @@ CREATE TABLE feed_book_changes (
     seq                 BIGINT
 );
 CREATE INDEX feed_book_changes_ticker_idx ON feed_book_changes (ticker, id);
-CREATE INDEX feed_book_changes_received_idx ON feed_book_changes (received_at);
 
 -- compact full books: at every (re)sync and every market_feed_snapshot_interval_sec
 CREATE TABLE feed_book_snapshots (
@@ -52,7 +53,6 @@ CREATE TABLE feed_book_snapshots (
     no_levels           JSONB NOT NULL
 );
 CREATE INDEX feed_book_snapshots_ticker_idx ON feed_book_snapshots (ticker, id DESC);
-CREATE INDEX feed_book_snapshots_received_idx ON feed_book_snapshots (received_at);
 
 -- the current book of every followed market, one row per level (what strategies read)
 CREATE TABLE feed_book_levels (
@@ -76,8 +76,6 @@ CREATE TABLE feed_trades (
     taker_outcome_side  TEXT
 );
 CREATE INDEX feed_trades_ticker_ts_idx ON feed_trades (ticker, ts DESC);
-CREATE INDEX feed_trades_trade_id_idx ON feed_trades (trade_id);
-CREATE INDEX feed_trades_received_idx ON feed_trades (received_at);
 
 -- freshness: each followed market's last message (the dashboard and /readyz read it)
 CREATE TABLE feed_freshness (

@@ -510,9 +510,10 @@ class MarketFeedService(Service):
         for table in RETAINED:
             while True:
                 async with self.pool.connection() as conn:  # type: ignore[union-attr]
+                    # ids grow with received_at: the oldest rows are the lowest ids
                     cur = await conn.execute(
                         f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE "
-                        "received_at < now() - make_interval(days => %s) ORDER BY received_at "
+                        "received_at < now() - make_interval(days => %s) ORDER BY id "
                         "LIMIT %s)", (s.market_feed_retention_days, s.market_feed_prune_batch_rows))
                     n = cur.rowcount
                 total += n

@@ -106,6 +106,9 @@ class MarketState:
 class Batch:
     ticks: list[tuple] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)  # COPY text lines (change_line)
+    # WS deltas netted per level: key -> [size before the batch, size now, seq, time, ticker
+    # as COPY text]; written as change lines when the size differs at the end of the batch
+    net: dict[tuple[str, str, Decimal], list] = field(default_factory=dict)
     trades: list[tuple] = field(default_factory=list)
     snapshots: list[tuple] = field(default_factory=list)
     # current book: final size per level in this batch; replaced: tickers whose stored
@@ -119,7 +122,16 @@ class Batch:
 
     @property
     def rows(self) -> int:
-        return len(self.ticks) + len(self.changes) + len(self.trades) + len(self.snapshots)
+        return (len(self.ticks) + len(self.changes) + len(self.net) + len(self.trades)
+                + len(self.snapshots))
+
+    def net_lines(self) -> None:
+        """Move the netted deltas into ``changes`` (in the order they were first seen)."""
+        for (_, side, price), (before, after, seq, ts, key) in self.net.items():
+            if after != before:
+                tail = NULL if seq is None else seq
+                self.changes.append(f"{key}\t{ts}\tws\t{side}\t{price}\t{after}\t{tail}\n")
+        self.net.clear()
 
     def empty(self) -> bool:
         return not (self.rows or self.levels or self.replaced or self.touched)
@@ -149,6 +161,8 @@ class Tracker:
         st = self.state(ticker)
         b = self.store.batch
         now = now_utc()
+        if b.net:
+            b.net_lines()  # keep the order: deltas before this book
         n = 0
         for side, new in (("yes", yes), ("no", no)):
             old = st.side(side)
@@ -181,7 +195,8 @@ class Tracker:
         if st is None or not st.has_book or side not in ("yes", "no"):
             return False
         levels = st.side(side)
-        qty = levels.get(price, ZERO) + delta
+        old = levels.get(price, ZERO)
+        qty = old + delta
         if qty <= 0:
             levels.pop(price, None)
             qty = ZERO
@@ -189,7 +204,14 @@ class Tracker:
             levels[price] = qty
         b = self.store.batch
         now = now_utc()
-        b.changes.append(change_line(st.key, "ws", side, price, qty, seq))
+        # net change per level per batch: a cancel and replace that restores a level within
+        # one batch (50 ms) writes nothing; the last size and seq of a level are kept
+        key = (ticker, side, price)
+        net = b.net.get(key)
+        if net is None:
+            b.net[key] = [old, qty, seq, now_text(), st.key]
+        else:
+            net[1], net[2], net[3] = qty, seq, now_text()
         if ticker in b.replaced:
             rep = b.replaced[ticker][0 if side == "yes" else 1]
             if qty:
@@ -197,7 +219,7 @@ class Tracker:
             else:
                 rep.pop(price, None)
         else:
-            b.levels[(ticker, side, price)] = qty
+            b.levels[key] = qty
         self._touch(ticker, now, True, "ws", received)
         return True
 
@@ -330,6 +352,7 @@ class FeedStore:
             async with conn.transaction():
                 cur = conn.cursor()
                 await _copy(cur, "feed_ticks", TICK_COLS, b.ticks)
+                b.net_lines()
                 await _copy_lines(cur, "feed_book_changes", CHANGE_COLS, b.changes)
                 await _copy(cur, "feed_trades", TRADE_COLS, b.trades)
                 await _copy(cur, "feed_book_snapshots", SNAPSHOT_COLS, b.snapshots)

@@ -1,0 +1,97 @@
+"""What the data-in benchmarks share: a PostgreSQL of their own, the simulator in this
+process (its clock moved by the benchmark), and `rec run <service>` as a real process
+against both, with a NOTIFY socket. (Not a benchmark itself.)"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.db.migrate import migrate  # noqa: E402
+from app.kalshi.signing import Signer, generate_private_key, private_pem, public_pem  # noqa: E402
+from app.runtime.http import HttpServer  # noqa: E402
+from app.sim.app import create_app  # noqa: E402
+from app.sim.cli import register_public_key  # noqa: E402
+from app.sim.config import SimConfig  # noqa: E402
+from app.sim.server import uvicorn_options  # noqa: E402
+from testkit import pg as pgserver  # noqa: E402
+from testkit.notify import NotifySocket  # noqa: E402
+
+START_MS = 1_764_086_400_000  # 2025-11-25T16:00:00Z: an hourly event just opened
+
+
+class Bench:
+    def __init__(self, **sim_over) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="rec-bench-"))
+        self.pg = pgserver.start()
+        self.pg.create_app_db("rec", "rec", "bench-pw")
+        self.dsn = self.pg.dsn("rec", "bench-pw", "rec")
+        migrate(self.dsn, progress=lambda _: None)
+        self.signer = Signer("bench-key", generate_private_key())
+        keys = self.home / "keys"
+        register_public_key(keys, self.signer.key_id, public_pem(self.signer.private_key))
+        self.sim_config = SimConfig(keys_dir=keys, seed=1, speed=0.0, start_ms=START_MS,
+                                    faults_enabled=True, rate_tier="unlimited", **sim_over)
+        self.procs: list[subprocess.Popen] = []
+        self.notifies: list[NotifySocket] = []
+
+    async def start_sim(self) -> None:
+        app = create_app(self.sim_config)
+        self.server = HttpServer(app, "127.0.0.1", 0, **uvicorn_options(self.sim_config))
+        await self.server.start()
+        self.sim = app.state.sim
+
+    def env(self, **extra: str) -> dict[str, str]:
+        creds = self.home / "creds"
+        creds.mkdir(exist_ok=True)
+        (creds / "db_password").write_text("bench-pw")
+        (creds / "kalshi_key_id").write_text(self.signer.key_id)
+        (creds / "kalshi_private_key").write_bytes(private_pem(self.signer.private_key))
+        (self.home / "etc").mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REC_")}
+        env.update(PYTHONPATH=str(ROOT), REC_CONFIG_DIR=str(self.home / "etc"),
+                   REC_CREDENTIALS_PATH=str(creds), REC_STATE_DIR=str(self.home),
+                   REC_DB_PORT=str(self.pg.port), REC_DB_SSLMODE="disable",
+                   REC_EXCHANGE_SIM_PORT=str(self.server.port), REC_LOG_LEVEL="info", **extra)
+        return env
+
+    def run(self, service: str, **extra: str) -> tuple[subprocess.Popen, NotifySocket, Path]:
+        notify = NotifySocket.open()
+        env = self.env(**extra)
+        env["NOTIFY_SOCKET"] = str(notify.path)
+        log = self.home / f"{service}-{len(self.procs)}.log"
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run", service], env=env,
+                                cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        self.notifies.append(notify)
+        return proc, notify, log
+
+    async def ready(self, notify: NotifySocket, log: Path, timeout: float = 120) -> float:
+        t0 = time.monotonic()
+        try:
+            await asyncio.to_thread(notify.wait_for, "READY", "1", timeout)
+        except TimeoutError:
+            raise SystemExit(f"service not READY:\n{log.read_text()[-3000:]}") from None
+        return time.monotonic() - t0
+
+    async def close(self) -> None:
+        for p in self.procs:  # only our own children, by handle
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        for n in self.notifies:
+            n.close()
+        await self.server.stop()
+        pgserver.remove(self.pg)
