@@ -79,7 +79,8 @@ class Bench:
         try:
             await asyncio.to_thread(notify.wait_for, "READY", "1", timeout)
         except TimeoutError:
-            raise SystemExit(f"service not READY:\n{log.read_text()[-3000:]}") from None
+            tail = await asyncio.to_thread(log.read_text)
+            raise SystemExit(f"service not READY:\n{tail[-3000:]}") from None
         return time.monotonic() - t0
 
     async def close(self) -> None:
