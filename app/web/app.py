@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 import psycopg
@@ -308,7 +308,7 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
             token = request.headers.get("x-csrf-token")
             if token is None and request.headers.get("content-type", "").startswith(
                     "application/x-www-form-urlencoded"):
-                token = (await request.form()).get("csrf")
+                token = (await form_of(request)).get("csrf")
             if not auth.csrf_ok(s, token if isinstance(token, str) else None):
                 log.warning("CSRF token refused: %s %s from %s", request.method,
                             request.url.path, client_address(request))
@@ -384,7 +384,7 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
         address = client_address(request)
-        form = await request.form()
+        form = await form_of(request)
         user, password = form.get("user"), form.get("password")
         target = safe_next(str(form.get("next") or "/"))
         wants_json = "application/json" in request.headers.get("accept", "")
@@ -646,7 +646,7 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
 
     @pages.post("/manual/open", response_class=HTMLResponse)
     async def manual_open(request: Request) -> HTMLResponse:
-        form = dict(await request.form())
+        form = dict(await form_of(request))
         values, errs = validate_open(form)
         ctx = await panels_ctx(request, ["open_trades"])
         if errs:
@@ -675,7 +675,7 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
 
     @pages.post("/manual/close", response_class=HTMLResponse)
     async def manual_close(request: Request) -> HTMLResponse:
-        form = dict(await request.form())
+        form = dict(await form_of(request))
         ctx = await panels_ctx(request, ["open_trades"])
         errs = {}
         try:
@@ -711,7 +711,7 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
 
     @pages.post("/monitor/auto", response_class=HTMLResponse)
     async def monitor_auto(request: Request) -> Response:
-        form = await request.form()
+        form = await form_of(request)
         body: dict[str, Any] = {"auto_entry_enabled": form.get("auto_entry_enabled") == "on",
                                 "auto_stop": form.get("auto_stop") == "on"}
         for key in ("auto_entry_position_size", "auto_entry_multiplier"):
@@ -859,6 +859,21 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
     return app
 
 
+async def form_of(request: Request) -> dict[str, str]:
+    """An urlencoded form body (the only kind rec-web's pages send; no multipart parser is
+    needed), read once per request. Repeated fields keep the first value."""
+    cached = getattr(request.state, "form", None)
+    if cached is None:
+        ctype = request.headers.get("content-type", "")
+        cached = {}
+        if ctype.startswith("application/x-www-form-urlencoded"):
+            body = (await request.body()).decode("utf-8", errors="replace")
+            for k, v in parse_qsl(body, keep_blank_values=True, max_num_fields=100):
+                cached.setdefault(k, v)
+        request.state.form = cached
+    return cached
+
+
 def parse_price(v: Any, name: str, required: bool = True) -> tuple[Any, str | None]:
     """A limit price in dollars ("0.55") or cents ("55c", "55¢")."""
     text = str(v or "").strip().lower().rstrip("¢c").strip()
@@ -869,10 +884,10 @@ def parse_price(v: Any, name: str, required: bool = True) -> tuple[Any, str | No
         value = float(text)
     except ValueError:
         return v, f"{name}: not a price; give dollars (0.55) or cents (55c)"
-    if str(v).strip().lower().endswith(("c", "¢")) or value >= 1:
+    if str(v).strip().lower().endswith(("c", "¢")):
         value = value / 100
     if not 0 < value < 1:
-        return v, f"{name}: a price is above $0 and below $1"
+        return v, f"{name}: a price is above $0 and below $1 (dollars 0.55, or cents 55c)"
     return round(value, 4), None
 
 
