@@ -183,7 +183,7 @@ def test_account_api_matches_the_database(stack):
     assert pos[T_HIGH]["side"] == "no" and pos[T_HIGH]["count"] == 5
     assert body["realised_pnl"] == 1.25
     # YES valued at the bid, NO at 1 - yes ask (the latest ticks)
-    (bid, ask), = sql(stack["dsn"], "SELECT yes_bid, yes_ask FROM feed_ticks WHERE ticker = %s "
+    (bid, _ask), = sql(stack["dsn"], "SELECT yes_bid, yes_ask FROM feed_ticks WHERE ticker = %s "
                                     "ORDER BY ts DESC LIMIT 1", (T_MID,))
     assert pos[T_MID]["value"] == pytest.approx(10 * float(bid))
 
@@ -463,7 +463,7 @@ def test_browser_every_page_renders_on_a_phone_and_a_desktop(stack, browser):
                                        "has_touch": True})):
         ctx, page = open_session(browser, stack["url"], **ctx_args)
         errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
         try:
             for path in pages:
                 r = page.goto(stack["url"] + path)

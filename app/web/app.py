@@ -45,6 +45,7 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.web import auth, data
 from app.web.health import HealthMonitor
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 TICKER_RE = r"^[A-Za-z0-9_.\-]{1,128}$"
+STATUS_RE = r"^[a-z_]{1,32}$"
+FILTER_RE = r"^[A-Za-z0-9_.:\-]{0,128}$"  # part of a ticker or a strategy name
 SAFE = ("GET", "HEAD", "OPTIONS")
 
 NAV = [("/", "Overview"), ("/monitor", "Trade monitor"), ("/markets", "Markets"),
@@ -206,9 +209,11 @@ class ManagerOut(BaseModel):
 
 UNHEALTHY = {503: {"description": "a check failed: `failed` names it"}}
 AUTH = {401: {"model": ErrorOut, "description": "no session: log in at /login"}}
-WRITE = {**AUTH, 403: {"model": ErrorOut, "description": "CSRF token or Origin refused"},
+WRITE = {**AUTH, 400: {"model": ErrorOut, "description": "the body is not JSON"},
+         403: {"model": ErrorOut, "description": "CSRF token or Origin refused"},
          422: {"model": ErrorOut, "description": "invalid input: `field` names it"},
-         502: {"model": ErrorOut, "description": "rec-trade-manager did not answer"}}
+         502: {"model": ErrorOut, "description": "rec-trade-manager did not answer"},
+         503: {"model": ErrorOut, "description": "no rec-trade-manager in this build"}}
 
 
 # ---- the app's state -------------------------------------------------------------------------
@@ -329,6 +334,15 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
             return error(401, "login_required", "log in first: POST /login")
         target = path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        r = error(exc.status_code, codes.get(exc.status_code, f"http_{exc.status_code}"),
+                  str(exc.detail))
+        for k, v in (exc.headers or {}).items():
+            r.headers[k] = v
+        return r
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> Response:
@@ -463,13 +477,16 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
     # ---- panels: one reader each, as JSON and as an HTML fragment -----------------------------
     async def read(fn, *args, **kw) -> dict:
         if web.pool is None:
-            return {"error": "no database connection"}
+            return {"data": None, "error": "no database connection"}
         try:
             return {"data": await fn(*args, **kw)}
         except data.Missing as exc:
-            return {"missing": str(exc)}
+            return {"data": None, "missing": str(exc)}
+        except psycopg.DataError as exc:
+            return {"data": None, "error": f"not a valid query: {str(exc).splitlines()[0]}"}
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            return {"error": f"database: {str(exc).strip().splitlines()[0] if str(exc) else exc}"}
+            why = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+            return {"data": None, "error": f"database: {why}"}
 
     async def p_account(request: Request) -> dict:
         return await read(data.account, web.pool)
@@ -509,11 +526,16 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
 
     async def p_trades(request: Request) -> dict:
         q = request.query_params
+        for key, pattern in (("status", STATUS_RE), ("market", FILTER_RE),
+                             ("strategy", FILTER_RE)):
+            if q.get(key) and not re.match(pattern, q[key]):
+                return {"data": None, "filters": {},
+                        "invalid": f"{key}: letters, digits and . _ : - only"}
         try:
             since = dt.date.fromisoformat(q["since"]) if q.get("since") else None
             until = dt.date.fromisoformat(q["until"]) if q.get("until") else None
         except ValueError:
-            return {"invalid": "since/until: dates as YYYY-MM-DD"}
+            return {"data": None, "filters": {}, "invalid": "since/until: dates as YYYY-MM-DD"}
         out = await read(data.trades, web.pool, status=q.get("status") or None,
                          ticker=q.get("market") or None, strategy=q.get("strategy") or None,
                          since=since, until=until)
@@ -746,9 +768,9 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
         return await read(data.fills, web.pool, limit)
 
     @api.get("/api/trades", response_model=Panel, tags=["trades"])
-    async def api_trades(status: str | None = Query(None, max_length=32),
-                         market: str | None = Query(None, max_length=128),
-                         strategy: str | None = Query(None, max_length=64),
+    async def api_trades(status: str | None = Query(None, pattern=STATUS_RE),
+                         market: str | None = Query(None, pattern=FILTER_RE, max_length=128),
+                         strategy: str | None = Query(None, pattern=FILTER_RE, max_length=64),
                          since: dt.date | None = None, until: dt.date | None = None,
                          limit: int = Query(200, ge=1, le=1000)) -> dict:
         return await read(data.trades, web.pool, status=status, ticker=market,
@@ -765,8 +787,7 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
             "market": body.market, "side": body.side, "count": body.count,
             "limit_price": str(body.limit_price), "strategy": "manual",
             "entry_method": "manual"}, request, {"wait": "10"})
-        return JSONResponse({"status": status, "body": answer},
-                            status_code=status if status >= 400 else 200)
+        return passed_on(status, answer)
 
     @api.post("/api/trades/close", response_model=ManagerOut, tags=["trades"], responses=WRITE)
     async def api_close(request: Request, body: CloseTradeIn) -> JSONResponse:
@@ -775,8 +796,7 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
         if body.limit_price is not None:
             payload["limit_price"] = str(body.limit_price)
         status, answer = await manager("POST", "/trades", payload, request, {"wait": "10"})
-        return JSONResponse({"status": status, "body": answer},
-                            status_code=status if status >= 400 else 200)
+        return passed_on(status, answer)
 
     @api.get("/api/trading-settings", response_model=Panel, tags=["trades"])
     async def api_trading_settings() -> dict:
@@ -786,8 +806,7 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
              responses=WRITE)
     async def api_put_trading_settings(request: Request, body: dict[str, Any]) -> JSONResponse:
         status, answer = await manager("PUT", "/settings", body, request)
-        return JSONResponse({"status": status, "body": answer},
-                            status_code=status if status >= 400 else 200)
+        return passed_on(status, answer)
 
     @api.get("/api/markets", response_model=Panel, tags=["markets"])
     async def api_markets(request: Request) -> dict:
@@ -896,6 +915,17 @@ def safe_next(target: str) -> str:
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
+
+
+def passed_on(status: int, answer: Any) -> JSONResponse:
+    """rec-trade-manager's answer: on success ``{"status", "body"}``; on an error its own
+    ``code`` and ``message`` as they came (the exchange's words included), with its status."""
+    if status < 400:
+        return JSONResponse({"status": status, "body": answer})
+    a = answer if isinstance(answer, dict) else {}
+    return JSONResponse({"code": str(a.get("code") or "manager_error"),
+                         "message": str(a.get("message") or answer), "manager": answer},
+                        status_code=status)
 
 
 def http_status(body: dict) -> int:
