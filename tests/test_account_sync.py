@@ -22,6 +22,8 @@ def ledger(h: fx.SimHandle) -> dict:
                    for o in acct.orders.values()},
         "positions": {t: Decimal(p.position) for t, p in acct.positions.items() if p.position},
         "balance": acct.balance // 100,
+        "settlements": {x.ticker: (x.result, Decimal(x.yes_count), Decimal(x.no_count))
+                        for x in acct.settlements},
     }
 
 
@@ -33,11 +35,14 @@ async def db_ledger(conn) -> dict:
     positions = await di.rows(conn, "SELECT ticker, position FROM account_positions "
                                     "WHERE position <> 0")
     balance = await di.rows(conn, "SELECT balance_cents FROM account_balance")
+    settled = await di.rows(conn, "SELECT ticker, market_result, yes_count, no_count "
+                                  "FROM account_settlements")
     return {
         "fills": {(t, o): (c, p, f) for t, o, c, p, f in fills},
         "orders": {o: (s, f, r) for o, s, f, r in orders},
         "positions": dict(positions),
         "balance": balance[0][0] if balance else None,
+        "settlements": {t: (r, y, n) for t, r, y, n in settled},
     }
 
 
@@ -101,6 +106,11 @@ async def test_ledger_in_db_equals_the_exchange_after_ws_drops_and_kill_9(
     dupes = await di.rows(conn, "SELECT count(*) - count(DISTINCT (trade_id, order_id)) "
                                 "FROM account_fills")
     assert dupes[0][0] == 0
+    # the hour ends: the markets close and settle; settlements arrive over REST
+    sim.sim.world.advance(3700)
+    await di.until(lambda: "reconcile (settlement) done" in again.output, 15, "settlement", again)
+    await di.until(exact, 10, "ledger after settlement", again)
+    assert (await db_ledger(conn))["settlements"]
     await conn.close()
     assert again.terminate() == 0
 

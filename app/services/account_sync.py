@@ -157,6 +157,7 @@ class AccountSyncService(Service):
         self.step = "not started"
         self.tasks: list[asyncio.Task[Any]] = []
         self.reconcile_wanted = asyncio.Event()
+        self.reconcile_why = "periodic"
         self.balance_wanted = asyncio.Event()
         self.stats = {"fills_new": 0, "reconciles": 0}
         self._lock = asyncio.Lock()  # one reconcile at a time
@@ -372,7 +373,7 @@ class AccountSyncService(Service):
 
     async def open_ws(self) -> None:
         assert self.ws is not None
-        for channel in ("fill", "user_orders", "market_positions"):
+        for channel in ("fill", "user_orders", "market_positions", "market_lifecycle_v2"):
             await self.ws.subscribe(channel)
         await self.ws.start()
         await self.ws.wait_connected()
@@ -391,16 +392,36 @@ class AccountSyncService(Service):
             elif m.type == "market_position":
                 await self._many(POSITION_SQL, [ws_position_row(body)])
                 self.balance_wanted.set()
+            elif m.type == "market_lifecycle_v2":
+                # settlements have no WS channel: a settled market we hold is read over REST
+                if body.get("event_type") == "settled" and await self._holds(
+                        body.get("market_ticker")):
+                    self._want_reconcile("settlement")
             elif m.type == "client.connected" and body.get("reconnect"):
                 self.log.info("websocket reconnected: reconciling over REST")
-                self.reconcile_wanted.set()
+                self._want_reconcile("after reconnect")
             elif m.type == "client.disconnected":
                 self.log.warning("websocket disconnected; reconnecting with backoff")
             elif m.type == "client.seq_gap":
                 self.log.warning("seq gap on %s: reconciling over REST", body.get("channel"))
-                self.reconcile_wanted.set()
+                self._want_reconcile("seq gap")
             elif m.type == "error":
                 self.log.warning("exchange error message: %s", m.msg)
+
+    def _want_reconcile(self, why: str) -> None:
+        if not self.reconcile_wanted.is_set():
+            self.reconcile_why = why
+        self.reconcile_wanted.set()
+
+    async def _holds(self, ticker: str | None) -> bool:
+        if not ticker:
+            return False
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            cur = await conn.execute("SELECT 1 FROM account_positions WHERE ticker = %s AND "
+                                     "(position <> 0 OR total_traded <> 0 OR realized_pnl <> 0)"
+                                     " UNION ALL SELECT 1 FROM account_fills WHERE ticker = %s "
+                                     "LIMIT 1", (ticker, ticker))
+            return await cur.fetchone() is not None
 
     async def reconcile(self, why: str) -> dict[str, int]:
         async with self._lock:
@@ -419,7 +440,7 @@ class AccountSyncService(Service):
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.reconcile_wanted.wait(), interval)
-            why = "after reconnect" if self.reconcile_wanted.is_set() else "periodic"
+            why = self.reconcile_why if self.reconcile_wanted.is_set() else "periodic"
             self.reconcile_wanted.clear()
             try:
                 await asyncio.wait_for(self.reconcile(why),
@@ -428,7 +449,7 @@ class AccountSyncService(Service):
                 self.log.warning("reconcile (%s) failed at step %r: %s; retrying", why,
                                  self.step, exc or type(exc).__name__)
                 await asyncio.sleep(1.0)
-                self.reconcile_wanted.set()
+                self._want_reconcile(why)
 
     async def balance_loop(self) -> None:
         """The WS carries no balance: read it over REST shortly after fills/positions."""
@@ -442,4 +463,4 @@ class AccountSyncService(Service):
                 await self._write_balance(bal.balance, bal.portfolio_value)
             except KalshiError as exc:
                 self.log.warning("balance refresh failed: %s", exc)
-                self.reconcile_wanted.set()
+                self._want_reconcile("balance refresh failed")
