@@ -125,7 +125,7 @@ def _strict(instance, schema: dict, where: str, base: str) -> None:
 
 # Operations of openapi.yaml v3.31.0 the simulator deliberately does not serve (404).
 UNSERVED = {
-    "GetSeriesFeeChanges", "GetUserDataTimestamp", "GetMarketCandlesticks",
+    "GetSeriesFeeChanges", "GetUserDataTimestamp",
     "BatchGetMarketCandlesticks", "GetMarketCandlesticksByEvent",
     "GetMultivariateEvents", "GetEventFeeChanges", "GetEventMetadata",
     "GetEventForecastPercentilesHistory", "GetOrderGroups", "CreateOrderGroup",
@@ -171,10 +171,11 @@ DOCUMENTED_EXTRA = {
 }
 # WebSocket channels: the simulator publishes on these ...
 WS_PUBLISHED = {"orderbook_delta", "ticker", "trade", "fill", "user_orders",
-                "market_positions", "market_lifecycle_v2"}
+                "market_positions", "market_lifecycle_v2", "cfbenchmarks_value",
+                "cfbenchmarks_value_5hz"}
 # ... and accepts subscriptions to these, which stay silent (no such data in the sim)
 WS_SILENT = {"multivariate_market_lifecycle", "communications", "order_group_updates",
-             "cfbenchmarks_value", "cfbenchmarks_value_5hz", "pyth_value"}
+             "pyth_value"}
 # v1 order writes: removed from the spec in v3.31.0; production answers them 410
 GONE = {(m, p) for m, p in rest.GONE}
 
@@ -288,6 +289,12 @@ async def test_rest_responses_validate_against_openapi(sim):
                  f"/markets/{t}", f"/markets/{t}/orderbook?depth=3", "/markets/trades?limit=5"):
         assert (await a.get(path)).status_code == 200, path
     ev = (await a.get("/events")).json()["events"][0]["event_ticker"]
+    now_s = sim.sim.world.now_ms // 1000
+    for q in (f"start_ts={now_s - 3600}&end_ts={now_s}&period_interval=1",
+              f"start_ts={now_s - 3600}&end_ts={now_s + 3600}&period_interval=60",
+              "start_ts=1&end_ts=2&period_interval=5"):
+        await a.get(f"/series/KXBTCD/markets/{t}/candlesticks?{q}")
+    await a.get(f"/series/KXETHD/markets/{t}/candlesticks?start_ts=1&end_ts=2&period_interval=1")
     await a.get(f"/events/{ev}")
     # trading: rest, fill, amend, decrease, cancel, batches, cancel-all
     book = (await a.get(f"/markets/{t}/orderbook")).json()["orderbook_fp"]
@@ -411,10 +418,24 @@ async def test_every_ws_message_validates_against_asyncapi(sim):
         {"id": 7, "cmd": "subscribe", "params": {"channels": ["ticker"],
                                                  "market_tickers": [t1],
                                                  "send_initial_snapshot": True}},
+        {"id": 10, "cmd": "subscribe", "params": {"channels": ["cfbenchmarks_value"],
+                                                  "index_ids": ["BRTI"]}},
+        {"id": 11, "cmd": "subscribe", "params": {"channels": ["cfbenchmarks_value_5hz"]}},
     ]
     for c in cmds:
         await ws.send(json.dumps(c))
     msgs = await drain(ws)
+    cf = {m["msg"]["channel"]: m["msg"]["sid"] for m in msgs if m["type"] == "subscribed"
+          and m["msg"]["channel"].startswith("cfbenchmarks")}
+    for i, params in enumerate(({"action": "indexlist"},
+                                {"action": "subscribe_indices", "index_ids": ["ETHUSD_RTI"]},
+                                {"action": "subscribe_indices"})):
+        for sid in cf.values():
+            await ws.send(json.dumps({"id": 20 + 2 * i + (sid == cf["cfbenchmarks_value"]),
+                                      "cmd": "update_subscription",
+                                      "params": {"sid": sid, **params}}))
+    await sim.control("advance", seconds=2)
+    msgs += await drain(ws)
     book = (await a.get(f"/markets/{t1}/orderbook")).json()["orderbook_fp"]
     best_no = int(Decimal(book["no_dollars"][-1][0]) * 100)
     await a.post(ORDERS, json=order_body(t1, count=3, price=100 - best_no,
@@ -431,7 +452,12 @@ async def test_every_ws_message_validates_against_asyncapi(sim):
     kinds = {m["type"] for m in msgs}
     assert kinds >= {"subscribed", "ok", "error", "unsubscribed", "orderbook_snapshot",
                      "orderbook_delta", "ticker", "trade", "fill", "user_order",
-                     "market_position", "market_lifecycle_v2", "event_lifecycle"}, kinds
+                     "market_position", "market_lifecycle_v2", "event_lifecycle",
+                     "cfbenchmarks_value", "cfbenchmarks_value_5hz",
+                     "cfbenchmarks_value_indexlist", "cfbenchmarks_value_5hz_indexlist"}, kinds
+    assert any("last_60s_windowed_average_15min" in m["msg"] for m in msgs
+               if m["type"] == "cfbenchmarks_value")  # the final minute before :00
+    assert any(m["type"] == "error" and m["msg"]["code"] == 24 for m in msgs)
     for m in msgs:
         options = schemas[m["type"]]
         if m["type"] == "ok":

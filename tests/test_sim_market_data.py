@@ -29,14 +29,14 @@ async def test_markets_paginate_with_cursor_and_filter(sim):
     everything = (await c.get("/markets", params={"limit": 1000})).json()
     assert everything["cursor"] == ""
     total = len(everything["markets"])
-    assert total == 42  # two hourly events x (11 strikes + 10 ranges)
+    assert total == 64  # two hours x (11 BTC strikes + 10 ranges + 11 ETH strikes)
     paged, pages = await _all_pages(c, "/markets", "markets", limit=5)
-    assert pages == 9
+    assert pages == 13
     assert [m["ticker"] for m in paged] == [m["ticker"] for m in everything["markets"]]
     open_, _ = await _all_pages(c, "/markets", "markets", status="open", limit=7)
-    assert len(open_) == 21 and {m["status"] for m in open_} == {"active"}
+    assert len(open_) == 32 and {m["status"] for m in open_} == {"active"}
     unopened = (await c.get("/markets", params={"status": "unopened"})).json()["markets"]
-    assert len(unopened) == 21 and {m["status"] for m in unopened} == {"initialized"}
+    assert len(unopened) == 32 and {m["status"] for m in unopened} == {"initialized"}
     ranges = (await c.get("/markets", params={"series_ticker": "KXBTC"})).json()["markets"]
     assert len(ranges) == 20 and all(m["strike_type"] == "between" for m in ranges)
     ev = open_[0]["event_ticker"]
@@ -84,12 +84,12 @@ async def test_orderbook_depth(sim):
 async def test_series_events_and_nested_markets(sim):
     c = sim.client(auth=False)
     series = (await c.get("/series")).json()["series"]
-    assert {s["ticker"] for s in series} == {"KXBTCD", "KXBTC"}
+    assert {s["ticker"] for s in series} == {"KXBTCD", "KXBTC", "KXETHD"}
     s = (await c.get("/series/KXBTCD")).json()["series"]
     assert s["fee_type"] == "quadratic" and s["fee_multiplier"] == 1.0
     assert (await c.get("/series/NOPE")).status_code == 404
     evs, pages = await _all_pages(c, "/events", "events", limit=1)
-    assert len(evs) == 4 and pages == 4
+    assert len(evs) == 6 and pages == 6
     open_ev = (await c.get("/events", params={"status": "open", "series_ticker": "KXBTC",
                                                "with_nested_markets": "true"})).json()["events"]
     assert len(open_ev) == 1 and len(open_ev[0]["markets"]) == 10

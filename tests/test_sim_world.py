@@ -31,7 +31,7 @@ def test_same_seed_same_world_different_seed_different_world():
     assert list(a.price_history)[:600] != list(c.price_history)
     assert len(a.exchange.trades) > 100
     settled = [m for m in a.exchange.markets.values() if m.status == "finalized"]
-    assert len(settled) == 21  # the first hourly event of each series settled
+    assert len(settled) == 32  # the first hourly event of each series settled
     # exactly one range bucket of an event settles YES when the value is inside the grid
     for ev in a.exchange.events.values():
         ms = [a.exchange.markets[t] for t in ev.markets]

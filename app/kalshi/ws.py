@@ -564,7 +564,8 @@ class KalshiWS:
             return False
         if mtype in CONTROL_TYPES:
             self._resolve(cid, data)
-        elif mtype == "orderbook_snapshot":  # the answer to get_snapshot
+        elif mtype == "orderbook_snapshot" or mtype.endswith("_indexlist"):
+            # the answer to get_snapshot, or to a cfbenchmarks indexlist action
             fut, _ = self._pending.pop(cid)
             if not fut.done():
                 fut.set_result(data)

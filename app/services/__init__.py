@@ -57,6 +57,8 @@ REGISTRY: tuple[ServiceDef, ...] = (
     ServiceDef("exchange-sim", "app.services.exchange_sim:ExchangeSimService", "exchange simulator (Kalshi-compatible REST + WS)", port="exchange_sim_port", health=("/healthz",), modes=("sim",)),  # noqa: E501
     ServiceDef("market-feed", "app.services.market_feed:MarketFeedService", "market data in: WebSocket (REST fallback), change-only storage", database=True, exchange=True, credentials=("db_password", "kalshi_key_id", "kalshi_private_key")),  # noqa: E501
     ServiceDef("account-sync", "app.services.account_sync:AccountSyncService", "account ledger in: bounded initial REST sync, live WebSocket, reconcile", database=True, exchange=True, credentials=("db_password", "kalshi_key_id", "kalshi_private_key")),  # noqa: E501
+    ServiceDef("price-feed", "app.services.price_feed:PriceFeedService", "settlement index in: cfbenchmarks_value, one row a second with deltas and momentum", database=True, exchange=True, credentials=("db_password", "kalshi_key_id", "kalshi_private_key")),  # noqa: E501
+    ServiceDef("coordinator", "app.services.coordinator:CoordinatorService", "every second per series: probability per strike, strike table, watchlist", database=True, credentials=("db_password",)),  # noqa: E501
     ServiceDef("web", "app.services.web:WebService", "dashboard, JSON API and health aggregate", port="web_port", public=True, health=("/healthz", "/readyz", "/api/health"), database=True, exchange=True, credentials=("db_password", "web_password_hash")),  # noqa: E501
 )
 # -----------------------------------------------------------------------------------------------

@@ -94,6 +94,16 @@ def set_spot(sim: Sim, body: dict) -> dict:
     return {}
 
 
+def pause_index(sim: Sim, body: dict) -> dict:
+    """Stop (paused true) or resume publishing one index on the cfbenchmarks channels; the
+    index keeps moving and markets still settle on it (a feed outage, not a market halt)."""
+    ix = sim.world.indices.get(str(body["index_id"]))
+    if ix is None:
+        raise KeyError(f"unknown index {body['index_id']!r}")
+    ix.paused = bool(body.get("paused", True))
+    return {}
+
+
 def set_balance(sim: Sim, body: dict) -> dict:
     sim.account(str(body["key_id"])).cash = int(body["cents"]) * CENT
     return {}
@@ -103,6 +113,7 @@ ACTIONS: dict[str, Action] = {
     "drop_ws": drop_ws, "skip_seq": skip_seq, "http_error": http_error,
     "lose_response": lose_response, "latency": latency, "hang": hang, "release": release,
     "halt": halt, "clear": clear, "advance": advance, "set_spot": set_spot,
+    "pause_index": pause_index,
     "set_balance": set_balance,
 }
 
@@ -119,7 +130,9 @@ def state(sim: Sim) -> dict:
     w = sim.world
     return {"faults": sim.faults.state(), "trading_active": sim.exchange.trading_active,
             "halted": w.halted, "in_maintenance": w.in_maintenance(),
-            "sim_time_ms": w.now_ms, "spot": w.spot, "speed": sim.config.speed,
+            "sim_time_ms": w.now_ms, "spot": w.spot,
+            "indices": {k: {"value": ix.value, "paused": ix.paused}
+                        for k, ix in w.indices.items()}, "speed": sim.config.speed,
             "seed": sim.config.seed, "ws_connections": len(sim.hub.conns),
             "ws_messages_sent": sim.hub.sent}
 

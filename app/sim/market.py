@@ -34,6 +34,7 @@ class Series:
     fee_multiplier: float = 1.0
     price_level_structure: str = "linear_cent"
     created_ms: int = 0
+    index_id: str = "BRTI"  # the CF Benchmarks index its markets settle on
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Market:
     dollar_volume: int = 0  # $0.0001 of YES-price notional traded
     last_trade_size: int = 0
     price_level_structure: str = "linear_cent"
+    index_id: str = "BRTI"
     # (yes_bid, yes_ask, last_price) an hour ago, or at the first mark after the open for
     # a younger market; None before that ($0.0001)
     previous: tuple[int, int, int] | None = None

@@ -238,6 +238,22 @@ async def get_market(ctx: Ctx) -> tuple[int, object]:
     return 200, {"market": views.market_dict(m, ctx.sim.exchange.books.get(m.ticker))}
 
 
+async def market_candlesticks(ctx: Ctx) -> tuple[int, object]:
+    """Per-minute candles the world recorded (1, 60 or 1440 minutes per candle).
+    include_latest_before_start is accepted and not applied."""
+    m = ctx.sim.exchange.market(ctx.request.path_params["ticker"])
+    if m.series_ticker != ctx.request.path_params["series_ticker"]:
+        raise ExchangeError(404, "not_found", f"market {m.ticker} is not in that series")
+    start, end = ctx.q_int("start_ts", None, 0), ctx.q_int("end_ts", None, 0)
+    period = ctx.q_int("period_interval", None)
+    if start is None or end is None or period is None:
+        raise WireError("invalid_parameters", "start_ts, end_ts and period_interval are required")
+    if period not in (1, 60, 1440):
+        raise WireError("invalid_parameters", "period_interval must be 1, 60 or 1440")
+    return 200, {"ticker": m.ticker,
+                 "candlesticks": ctx.sim.world.candles.query(m.ticker, start, end, period)}
+
+
 async def get_orderbook(ctx: Ctx) -> tuple[int, object]:
     m = ctx.sim.exchange.market(ctx.request.path_params["ticker"])
     depth = ctx.q_int("depth", 0, 0, 100) or 0
@@ -397,6 +413,8 @@ ROUTES: list[tuple[str, str, Handler, bool, str, int | None]] = [
     ("GET", "/markets/orderbooks", get_orderbooks, True, "read", DEFAULT_COST),
     ("GET", "/markets/{ticker}", get_market, False, "read", DEFAULT_COST),
     ("GET", "/markets/{ticker}/orderbook", get_orderbook, True, "read", DEFAULT_COST),
+    ("GET", "/series/{series_ticker}/markets/{ticker}/candlesticks", market_candlesticks,
+     False, "read", DEFAULT_COST),
     ("GET", "/portfolio/balance", balance, True, "read", DEFAULT_COST),
     ("GET", "/portfolio/positions", positions, True, "read", DEFAULT_COST),
     ("GET", "/portfolio/fills", list_fills, True, "read", DEFAULT_COST),

@@ -106,9 +106,9 @@ def market_dict(m: Market, book: Book | None) -> dict:
         "result": m.result,
         "can_close_early": False,
         "expiration_value": m.expiration_value,
-        "rules_primary": _rules(m),
-        "rules_secondary": "Simulated market: the simulated BTC index averaged over the "
-                           "60 seconds before close.",
+        "rules_primary": rules_primary(m),
+        "rules_secondary": "Simulated market: the simulator's own index path, published on "
+                           "cfbenchmarks_value, averaged over the 60 seconds before close.",
         "price_level_structure": m.price_level_structure,
         "price_ranges": price_ranges(m),
         "settlement_bounds_type": "default",
@@ -126,12 +126,20 @@ def market_dict(m: Market, book: Book | None) -> dict:
     return d
 
 
-def _rules(m: Market) -> str:
+INDEX_NAMES = {"BRTI": "CF Benchmarks' Bitcoin Real-Time Index (BRTI)",
+               "ETHUSD_RTI": "CF Benchmarks' Ether-Dollar Real-Time Index (ETHUSD_RTI)"}
+
+
+def rules_primary(m: Market) -> str:
+    """Kalshi's wording for the crypto hourlies: the settlement value is the simple average
+    of the index's sixty seconds before close (the simulator publishes the same index)."""
     if m.strike_type == "greater":
-        cond = f"above {m.floor_strike:,.2f}"
+        cond = f"above ${m.floor_strike:,.2f}"
     else:
-        cond = f"between {m.floor_strike:,.2f} and {m.cap_strike:,.2f}"
-    return f"If the simulated BTC index is {cond} at {iso(m.close_ms)}, the market resolves Yes."
+        cond = f"between ${m.floor_strike:,.2f} and ${m.cap_strike:,.2f}"
+    index = INDEX_NAMES.get(m.index_id, m.index_id)
+    return (f"If the simple average of the sixty seconds of {index} before "
+            f"{iso(m.close_ms)} is {cond}, then the market resolves to Yes.")
 
 
 def levels(book: Book, outcome: str, depth: int = 0) -> list[list[str]]:

@@ -1,5 +1,10 @@
-"""The simulated world: a seeded BTC price process, hourly series of markets on it, their
-schedule (open, close, settle) and the liquidity that trades them.
+"""The simulated world: seeded index price processes (BTC's BRTI, ETH's ETHUSD_RTI), hourly
+series of markets on them, their schedule (open, close, settle) and the liquidity that trades
+them.
+
+Each index publishes one value per simulated second (the `cfbenchmarks_value` channels carry
+it); a market settles on the simple average of its index's published values over the 60
+seconds before close, (close - 60 s, close], as its rules text says.
 
 Time is simulated: `step()` advances one simulated second. Everything in a step depends
 only on the seed and the state, so two worlds with one seed walk the same path.
@@ -13,22 +18,51 @@ import math
 import random
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.sim.accounts import stable_uuid
+from app.sim.candles import Candles
 from app.sim.exchange import Exchange
 from app.sim.liquidity import MarketMaker, NoiseFlow, fair_value
 from app.sim.market import ACTIVE, CLOSED, FINALIZED, INITIALIZED, Event, Market, Series
 from app.sim.matching import YES
-from app.sim.views import price_ranges, top
+from app.sim.views import price_ranges, rules_primary, top
 
 HOUR_MS = 3_600_000
 try:
     _ET = ZoneInfo("America/New_York")
 except Exception:  # pragma: no cover - tzdata missing
     _ET = UTC
+
+
+@dataclass
+class Index:
+    """One settlement index: its value, the last 60 published values, a history."""
+
+    index_id: str
+    value: float
+    vol: float  # annualised
+    rng: random.Random
+    samples: deque[float] = field(default_factory=lambda: deque(maxlen=60))
+    history: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=7200))
+    paused: bool = False  # publishing stopped through the control API (the world moves on)
+
+    def move(self, now_ms: int) -> None:
+        dt = 1.0 / (365 * 86_400)
+        z = self.rng.gauss(0.0, 1.0)
+        v = self.vol
+        self.value = round(self.value * math.exp(-0.5 * v * v * dt + v * math.sqrt(dt) * z), 2)
+        self.samples.append(self.value)
+        self.history.append((now_ms, self.value))
+
+    def window_average(self) -> float:
+        return sum(self.samples) / len(self.samples)
+
+
+BTC_INDEX = "BRTI"
+ETH_INDEX = "ETHUSD_RTI"
 
 
 @dataclass
@@ -46,6 +80,11 @@ class WorldParams:
     mm_half_spread: int = 2
     mm_size: int = 100
     flow_rate_per_s: float = 0.02
+    # the second index and its hourly above/below series (KXETHD)
+    eth_series: bool = True
+    eth_spot: float = 3_500.0
+    eth_vol: float = 0.65
+    eth_strike_step: int = 20
     # weekly trading pause in ET (Kalshi: Thursdays 03:00-05:00); weekday 0 = Monday,
     # None = no pause; start and end in minutes after midnight ET
     maintenance_weekday: int | None = 3
@@ -61,14 +100,19 @@ class World:
         self.started_ms = self.now_ms
         self.ticks = 0
         self.exchange = Exchange(clock=lambda: self.now_ms, salt=p.seed)
-        self.spot = p.spot
-        self._rng_price = random.Random(p.seed * 7919 + 1)
+        self.candles = Candles(self.exchange.books)
+        self.exchange.observers.append(self.candles)
+        self.indices: dict[str, Index] = {
+            BTC_INDEX: Index(BTC_INDEX, p.spot, p.vol, random.Random(p.seed * 7919 + 1))}
+        if p.eth_series:
+            self.indices[ETH_INDEX] = Index(ETH_INDEX, p.eth_spot, p.eth_vol,
+                                            random.Random(p.seed * 7919 + 5))
+        for ix in self.indices.values():
+            ix.samples.append(ix.value)
         self.mm = MarketMaker(self.exchange, random.Random(p.seed * 7919 + 2), p.mm_levels,
                               p.mm_half_spread, p.mm_size)
         self.flow = NoiseFlow(self.exchange, random.Random(p.seed * 7919 + 3),
                               p.flow_rate_per_s)
-        self.samples: deque[float] = deque([self.spot], maxlen=60)
-        self.price_history: deque[tuple[int, float]] = deque(maxlen=7200)
         self._live: list[Event] = []
         self._settled: deque[str] = deque()
         self._settle_values: dict[str, float] = {}
@@ -82,9 +126,34 @@ class World:
                   Series("KXBTC", "Bitcoin price range (hourly, simulated)",
                          fee_type="quadratic_with_maker_fees", created_ms=self.now_ms)):
             self.exchange.add_series(s)
+        if p.eth_series:
+            self.exchange.add_series(Series("KXETHD", "Ethereum price above/below (hourly, "
+                                            "simulated)", tags=["ETH"], index_id=ETH_INDEX,
+                                            created_ms=self.now_ms))
         self.sync_trading()
         self._schedule()
         self._liquidity()
+
+    # --- the BTC index under its old names (control API, tests) ---------------------
+    @property
+    def spot(self) -> float:
+        return self.indices[BTC_INDEX].value
+
+    @spot.setter
+    def spot(self, value: float) -> None:
+        self.indices[BTC_INDEX].value = value
+
+    @property
+    def samples(self) -> deque[float]:
+        return self.indices[BTC_INDEX].samples
+
+    @property
+    def price_history(self) -> deque[tuple[int, float]]:
+        return self.indices[BTC_INDEX].history
+
+    def index_of(self, m: Market) -> Index:
+        s = self.exchange.series.get(m.series_ticker)
+        return self.indices[s.index_id if s else BTC_INDEX]
 
     # --- trading hours ------------------------------------------------------------
     def maintenance_window(self, at_ms: int | None = None) -> tuple[int, int] | None:
@@ -125,6 +194,7 @@ class World:
         self.exchange.expire(self.now_ms)
         self._liquidity()
         self._mark_prices()
+        self._sample_candles()
 
     def advance(self, seconds: int) -> None:
         for _ in range(seconds):
@@ -149,13 +219,12 @@ class World:
 
     # --- price ----------------------------------------------------------------
     def _move_price(self) -> None:
-        dt = 1.0 / (365 * 86_400)
-        z = self._rng_price.gauss(0.0, 1.0)
-        v = self.p.vol
-        self.spot *= math.exp(-0.5 * v * v * dt + v * math.sqrt(dt) * z)
-        self.spot = round(self.spot, 2)
-        self.samples.append(self.spot)
-        self.price_history.append((self.now_ms, self.spot))
+        for ix in self.indices.values():
+            ix.move(self.now_ms)
+            if ix.paused:
+                continue
+            for obs in self.exchange.observers:
+                obs.index_value(ix.index_id, self.now_ms, ix.value, ix.history)
 
     # --- schedule ---------------------------------------------------------------
     def _schedule(self) -> None:
@@ -171,11 +240,12 @@ class World:
                 if m.status == INITIALIZED and now >= m.open_ms:
                     self.exchange.open_market(m)
                 if m.status == ACTIVE and now >= m.close_ms:
-                    self._settle_values[m.ticker] = sum(self.samples) / len(self.samples)
+                    # the 60 published values of (close - 60 s, close]
+                    self._settle_values[m.ticker] = self.index_of(m).window_average()
                     self.exchange.close_market(m)
                     self.mm.forget(m.ticker)
                 if m.status == CLOSED and now >= m.close_ms + self.p.settle_delay_s * 1000:
-                    value = round(self._settle_values.pop(m.ticker, self.spot), 2)
+                    value = round(self._settle_values.pop(m.ticker, self.index_of(m).value), 2)
                     result = YES if m.wins(value) else "no"
                     self.exchange.settle_market(m, result, f"{value:.2f}")
                 done = done and m.status == FINALIZED
@@ -220,6 +290,23 @@ class World:
                                         f"${lo:,} to ${cap:,.2f}",
                                         f"Not ${lo:,} to ${cap:,.2f}", open_ms, close_ms))
         self._add(ev, markets)
+        if p.eth_series:
+            self._create_eth_event(close_ms, code, label, day)
+
+    def _create_eth_event(self, close_ms: int, code: str, label: str, day: str) -> None:
+        p = self.p
+        step = p.eth_strike_step
+        center = round(self.indices[ETH_INDEX].value / step) * step
+        ev = Event(f"KXETHD-{code}", "KXETHD", f"Ethereum price today at {label}?",
+                   f"{day} at {label}", close_ms, False, self.now_ms)
+        markets = []
+        for k in range(p.above_strikes):
+            strike = center + step * (k - p.above_strikes // 2)
+            floor = strike - 0.01
+            markets.append(self._market(f"{ev.event_ticker}-T{floor:.2f}", ev, "greater", floor,
+                                        None, f"${strike:,} or above", f"Below ${strike:,}",
+                                        close_ms - HOUR_MS, close_ms))
+        self._add(ev, markets)
 
     def _market(self, ticker: str, ev: Event, strike_type: str, floor: float,
                 cap: float | None, yes_sub: str, no_sub: str, open_ms: int,
@@ -228,7 +315,8 @@ class World:
         return Market(ticker, ev.event_ticker, ev.series_ticker, stable_uuid("market", ticker),
                       f"{ev.title} {yes_sub}", yes_sub, no_sub, strike_type, floor, cap,
                       self.now_ms, open_ms, close_ms, 0, updated_ms=self.now_ms,
-                      price_level_structure=series.price_level_structure)
+                      price_level_structure=series.price_level_structure,
+                      index_id=series.index_id)
 
     def _add(self, ev: Event, markets: list[Market]) -> None:
         self.exchange.add_event(ev, markets)
@@ -264,6 +352,15 @@ class World:
             for t in [t for t in self._marks if t not in self.exchange.markets]:
                 del self._marks[t]
 
+    def _sample_candles(self) -> None:
+        for event in self._live:
+            for t in event.markets:
+                m = self.exchange.markets[t]
+                if m.status == ACTIVE:
+                    self.candles.sample(m, self.exchange.books.get(t), self.now_ms)
+        if self.now_ms % 3_600_000 == 0:
+            self.candles.forget(set(self.exchange.markets))
+
     # --- liquidity ----------------------------------------------------------------
     def _liquidity(self) -> None:
         for event in self._live:
@@ -271,7 +368,8 @@ class World:
                 m = self.exchange.markets[t]
                 if m.status != ACTIVE or not self.exchange.trading_active:
                     continue
-                self.mm.quote(m, fair_value(m, self.spot, self.now_ms, self.p.vol), self.ticks)
+                ix = self.index_of(m)
+                self.mm.quote(m, fair_value(m, ix.value, self.now_ms, ix.vol), self.ticks)
                 self.flow.step(m)
 
 
@@ -286,7 +384,7 @@ def _et_ms(day: datetime, minutes: int) -> int:
 def _created_msg(m: Market, ev: Event) -> dict:
     meta = {
         "name": m.title, "title": m.title, "yes_sub_title": m.yes_sub_title,
-        "no_sub_title": m.no_sub_title, "rules_primary": m.title, "rules_secondary": "",
+        "no_sub_title": m.no_sub_title, "rules_primary": rules_primary(m), "rules_secondary": "",
         "can_close_early": False, "event_ticker": ev.event_ticker,
         "expected_expiration_ts": m.close_ms // 1000, "strike_type": m.strike_type,
     }

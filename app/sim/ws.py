@@ -28,6 +28,10 @@ CHANNELS = (
     "cfbenchmarks_value", "cfbenchmarks_value_5hz", "pyth_value",
 )
 SEQUENCED = {"orderbook_delta", "trade", "market_lifecycle_v2"}
+# CF Benchmarks index channels: filtered by index id, not by market
+INDEX_CHANNELS = {"cfbenchmarks_value": "cfbenchmarks_value_indexlist",
+                  "cfbenchmarks_value_5hz": "cfbenchmarks_value_5hz_indexlist"}
+QUARTER_MS = 900_000
 PRIVATE = {"fill", "user_orders", "market_positions"}
 MARKET_FILTERED = {"orderbook_delta", "ticker", "trade", "fill", "user_orders",
                    "market_positions"}
@@ -43,6 +47,7 @@ class Sub:
     conn: Conn
     tickers: set[str] | None  # None: every market
     seq: int = 0
+    indices: set[str] = field(default_factory=set)  # index channels: ids, or {"all"}
     skip: int = 0
 
     def next_seq(self) -> int:
@@ -52,6 +57,9 @@ class Sub:
 
     def wants(self, ticker: str) -> bool:
         return self.tickers is None or ticker in self.tickers
+
+    def wants_index(self, index_id: str) -> bool:
+        return "all" in self.indices or index_id in self.indices
 
 
 # Kalshi's answer to a client that does not keep up (asyncapi: error code 25)
@@ -122,6 +130,7 @@ class Hub(Observer):
         self.by_channel: dict[str, set[Sub]] = {c: set() for c in CHANNELS}
         self._sid = 0
         self.sent = 0
+        self.index_ids: set[str] = set()  # every index published so far (indexlist)
 
     # --- exchange callbacks --------------------------------------------------------
     def _subs(self, channel: str, ticker: str) -> list[Sub]:
@@ -190,6 +199,26 @@ class Hub(Observer):
             body = _json(msg)
             for sub in list(subs):
                 sub.conn.put(_frame(kind, sub, body, True))
+
+    def index_value(self, index_id: str, ts_ms: int, value: float, history) -> None:
+        """One published tick of a CF Benchmarks index (one per simulated second)."""
+        self.index_ids.add(index_id)
+        per_s = [s for s in self.by_channel["cfbenchmarks_value"] if s.wants_index(index_id)]
+        fast = [s for s in self.by_channel["cfbenchmarks_value_5hz"] if s.wants_index(index_id)]
+        if not per_s and not fast:
+            return
+        data = _json({"type": "value", "id": index_id, "time": ts_ms, "value": f"{value:.2f}"})
+        received = ts_ms + 7  # Kalshi's receipt of the upstream frame
+        if per_s:
+            body = _json({"index_id": index_id, "received_at": received, "data": data,
+                          **index_averages(ts_ms, value, history)})
+            for sub in per_s:
+                sub.conn.put(_frame("cfbenchmarks_value", sub, body, True))
+        if fast:
+            body = _json({"index_id": index_id, "value_usd": f"{value:.8f}",
+                          "source_ts_ms": ts_ms, "received_at": received, "data": data})
+            for sub in fast:
+                sub.conn.put(_frame("cfbenchmarks_value_5hz", sub, body, True))
 
     # --- faults -------------------------------------------------------------------
     def skip_seq(self, sid: int | None = None, n: int = 1) -> int:
@@ -332,6 +361,8 @@ class Hub(Observer):
                 else None
             same = next((x for x in conn.subs.values()
                          if x.channel == channel and x.tickers == wanted), None)
+            if same is not None and channel in INDEX_CHANNELS:
+                same.indices.update(_index_ids(params, required=False))
             if same is not None:  # an identical subscription: answer with it, add none
                 conn.put(_json({"id": cid, "type": "subscribed",
                                 "msg": {"channel": channel, "sid": same.sid}}))
@@ -341,6 +372,8 @@ class Hub(Observer):
                 raise CommandError(27, "Too many requests: subscription limit per connection")
             self._sid += 1
             sub = Sub(self._sid, channel, conn, wanted)
+            if channel in INDEX_CHANNELS:
+                sub.indices = set(_index_ids(params, required=False))
             conn.subs[sub.sid] = sub
             self.by_channel[channel].add(sub)
             conn.put(_json({"id": cid, "type": "subscribed",
@@ -384,6 +417,9 @@ class Hub(Observer):
         action = params.get("action")
         if action is None:
             raise CommandError(15, "Action required")
+        if sub.channel in INDEX_CHANNELS:
+            self._update_indices(conn, cid, sub, action, params)
+            return
         if action not in ("add_markets", "delete_markets", "get_snapshot") \
                 or sub.channel not in MARKET_FILTERED \
                 or (action == "get_snapshot" and sub.channel != "orderbook_delta"):
@@ -403,6 +439,22 @@ class Hub(Observer):
         if sub.channel in SEQUENCED and sub.seq >= 1:
             reply["seq"] = sub.seq
         conn.put(_json(reply))
+
+    def _update_indices(self, conn: Conn, cid: int, sub: Sub, action: str,
+                        params: dict) -> None:
+        if action == "indexlist":
+            body = _json({"index_ids": sorted(self.index_ids)})
+            conn.put(f'{{"type":"{INDEX_CHANNELS[sub.channel]}","id":{cid},"sid":{sub.sid},'
+                     f'"seq":{sub.next_seq()},"msg":{body}}}')
+            return
+        if action not in ("subscribe_indices", "unsubscribe_indices"):
+            raise CommandError(13, "Unsupported action")
+        ids = _index_ids(params, required=True)
+        if action == "subscribe_indices":
+            sub.indices.update(ids)
+        else:
+            sub.indices.difference_update(ids)
+        conn.put(_json({"id": cid, "sid": sub.sid, "type": "ok", "msg": {}}))
 
     @staticmethod
     def _one_sub(conn: Conn, params: dict) -> Sub:
@@ -433,3 +485,41 @@ class Hub(Observer):
                 body = _json(views.ws_ticker(self.ex.markets[t], self.ex.books[t],
                                              self.ex.clock()))
                 sub.conn.put(_frame("ticker", sub, body, False))
+
+
+def _index_ids(params: dict, required: bool) -> list[str]:
+    ids = params.get("index_ids")
+    if ids is None or ids == []:
+        if required:
+            raise CommandError(24, "Index IDs required")
+        return []
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise CommandError(11, "Invalid parameter: index_ids")
+    return ids
+
+
+def _avg(ticks: list[tuple[int, float]], start: int, end: int) -> dict:
+    return {"value": f"{sum(v for _, v in ticks) / len(ticks):.8f}", "window_size": len(ticks),
+            "window_start_ts_ms": start, "window_end_ts_exclusive": end}
+
+
+def index_averages(ts_ms: int, value: float, history) -> dict:
+    """asyncapi's averaging semantics: avg_60s_data over the prior ticks of
+    [ts - 60 s, ts) (the current value when there are none); in the final minute before a
+    quarter-hour close, last_60s_windowed_average_15min over (close - 60 s, ts]."""
+    recent: list[tuple[int, float]] = []
+    for t, v in reversed(history):
+        if t < ts_ms - 60_000:
+            break
+        recent.append((t, v))
+    prior = [(t, v) for t, v in recent if t < ts_ms]
+    out = {"avg_60s_data": _avg(prior, ts_ms - 60_000, ts_ms) if prior else {
+        "value": f"{value:.8f}", "window_size": 0, "window_start_ts_ms": ts_ms - 60_000,
+        "window_end_ts_exclusive": ts_ms}}
+    close = -(-ts_ms // QUARTER_MS) * QUARTER_MS
+    if close - 60_000 < ts_ms <= close:
+        window = [(t, v) for t, v in recent if close - 60_000 < t <= ts_ms]
+        if not any(t == ts_ms for t, _ in window):
+            window.append((ts_ms, value))
+        out["last_60s_windowed_average_15min"] = _avg(window, close - 60_000 + 1, ts_ms + 1)
+    return out

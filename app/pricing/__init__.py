@@ -1,0 +1,1 @@
+"""Pricing: the settlement index, probability models, calibration."""

@@ -1,0 +1,279 @@
+"""rec-price-feed: the settlement index, one row per second, with deltas and momentum.
+
+Source: Kalshi's authenticated WebSocket channel ``cfbenchmarks_value`` (or
+``cfbenchmarks_value_5hz``, ``price_feed_channel``) for the indices in ``price_feed_indices``
+(``BRTI`` for BTC, ``ETHUSD_RTI`` for ETH): the very values the hourly markets settle on.
+
+Startup phases: database; the last 32 minutes of each index from ``index_prices`` (so a
+restart keeps its deltas); the WebSocket subscription, with ``indexlist`` checked (an index
+the exchange does not list is a warning, not a guess). READY after that.
+
+Then, for each tick: the row of its second (price, 1-minute average, deltas over 1, 2, 3, 4,
+15 and 30 minutes in percent, momentum; :mod:`app.pricing.index`) is written with its
+``index_freshness`` row and ``NOTIFY index_price, '<index>'`` in one transaction. Seconds
+with no value get no row: a gap stays visible.
+
+Staleness: an index with no tick for ``price_feed_stale_after_sec`` is marked ``stale`` in
+``index_freshness`` (one warning line, and STATUS= names it) until ticks come back; the
+client reconnects with backoff and jitter. Retention: rows older than
+``price_feed_retention_days`` are deleted in batches of ``price_feed_prune_batch_rows`` by
+a task of their own, so pruning never holds up the writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from app import exchange
+from app.config import csv_list
+from app.db.pool import open_pool
+from app.kalshi.ws import KalshiWS, WsCommandError
+from app.pricing.index import DELTA_MINUTES, KEEP_SEC, IndexWindow, Row
+from app.runtime.notify import Notifier
+from app.runtime.service import Phase, Service
+
+INSERT_ROW = (
+    "INSERT INTO index_prices (index_name, ts, price, avg_1m, d1m, d2m, d3m, d4m, d15m, d30m, "
+    "momentum, received_at) VALUES (%s, to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+    "now()) ON CONFLICT (index_name, ts) DO UPDATE SET price = EXCLUDED.price, "
+    "avg_1m = EXCLUDED.avg_1m, d1m = EXCLUDED.d1m, d2m = EXCLUDED.d2m, d3m = EXCLUDED.d3m, "
+    "d4m = EXCLUDED.d4m, d15m = EXCLUDED.d15m, d30m = EXCLUDED.d30m, "
+    "momentum = EXCLUDED.momentum, received_at = now()")
+UPSERT_FRESHNESS = (
+    "INSERT INTO index_freshness (index_name, state, last_ts, last_received_at, detail, "
+    "updated_at) VALUES (%s, %s, to_timestamp(%s), now(), %s, now()) "
+    "ON CONFLICT (index_name) DO UPDATE SET state = EXCLUDED.state, last_ts = EXCLUDED.last_ts, "
+    "last_received_at = EXCLUDED.last_received_at, detail = EXCLUDED.detail, updated_at = now()")
+
+
+def dec(x: float | None, places: int = 8) -> Decimal | None:
+    return None if x is None else Decimal(f"{x:.{places}f}")
+
+
+def row_params(index: str, row: Row) -> tuple:
+    return (index, row.ts, dec(row.price), dec(row.avg_1m),
+            *(dec(row.deltas[m]) for m in DELTA_MINUTES), dec(row.momentum))
+
+
+def parse_tick(mtype: str, msg: dict[str, Any]) -> tuple[str, int, float] | None:
+    """(index id, source time ms, value) of a cfbenchmarks message, or None."""
+    try:
+        if mtype == "cfbenchmarks_value_5hz":
+            return msg["index_id"], int(msg["source_ts_ms"]), float(msg["value_usd"])
+        data = json.loads(msg["data"])
+        return msg["index_id"], int(data["time"]), float(data["value"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class PriceFeedService(Service):
+    pool = None
+    ws: KalshiWS | None = None
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.indices = csv_list(settings.price_feed_indices)
+        self.windows = {ix: IndexWindow() for ix in self.indices}
+        self.last_tick_ms: dict[str, int] = {}  # newest source time seen per index
+        self.last_seen: dict[str, float] = {}  # monotonic receipt time per index
+        self.state: dict[str, str] = dict.fromkeys(self.indices, "waiting")
+        self.notifier = Notifier()
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.rows_written = 0
+        self.pruned = 0
+        self.started = time.monotonic()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, phase: Phase) -> None:
+        s = self.settings
+        self.pool = await phase("connect to database", open_pool(s, "rec-price-feed"))
+        await phase("load recent index rows", self.load_recent())
+        self.ws = exchange.ws_client(
+            s, ping_interval=s.kalshi_ws_ping_interval_sec or None,
+            heartbeat_timeout=max(10.0, s.price_feed_stale_after_sec * 3),
+            backoff_base=s.kalshi_ws_backoff_base_sec, backoff_max=s.kalshi_ws_backoff_max_sec,
+            compression="deflate" if s.kalshi_ws_compression else None)
+        await phase(f"subscribe {s.price_feed_channel} {','.join(self.indices)}",
+                    self.subscribe())
+        self._spawn(self.consume(), "price-consumer")
+        self._spawn(self.watch_staleness(), "price-staleness")
+        self._spawn(self.prune_loop(), "price-retention")
+
+    async def run(self) -> None:
+        done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        raise RuntimeError("a price-feed task ended")
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.ws is not None:
+            await self.ws.close()
+        if self.pool is not None:
+            await self.pool.close()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self.tasks.append(asyncio.create_task(coro, name=name))
+
+    # ------------------------------------------------------------------ startup
+
+    async def load_recent(self) -> None:
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            for ix in self.indices:
+                cur = await conn.execute(
+                    "SELECT extract(epoch FROM ts)::bigint, price::float8 FROM index_prices "
+                    "WHERE index_name = %s AND ts > now() - make_interval(secs => %s) "
+                    "ORDER BY ts", (ix, KEEP_SEC))
+                rows = await cur.fetchall()
+                self.windows[ix].load([(int(t), float(p)) for t, p in rows])
+                if rows:
+                    self.last_tick_ms[ix] = int(rows[-1][0]) * 1000
+        self.log.info("loaded recent rows: %s", ", ".join(
+            f"{ix} {len(w.prices)}" for ix, w in self.windows.items()))
+
+    async def subscribe(self) -> None:
+        assert self.ws is not None
+        channel = self.settings.price_feed_channel
+        await self.ws.start()
+        await self.ws.wait_connected()
+        sub = await self.ws.subscribe(channel, index_ids=list(self.indices))
+        await self.ws.wait_connected()
+        if sub.sid is None:
+            raise RuntimeError(f"no subscription id for {channel}")
+        try:
+            reply = await self.ws.command("update_subscription",
+                                          {"sid": sub.sid, "action": "indexlist"})
+            listed = set((reply.get("msg") or {}).get("index_ids") or [])
+        except (WsCommandError, TimeoutError) as exc:
+            self.log.warning("indexlist on %s: no answer (%s); going on with %s", channel,
+                             exc, ",".join(self.indices))
+            return
+        missing = [ix for ix in self.indices if ix not in listed]
+        if missing:
+            self.log.warning("%s does not list %s (listed: %s): those indices stay stale "
+                             "until it does", channel, ",".join(missing),
+                             ",".join(sorted(listed)) or "none")
+        else:
+            self.log.info("%s lists %s", channel, ",".join(sorted(listed)))
+
+    # ------------------------------------------------------------------ ticks
+
+    async def consume(self) -> None:
+        assert self.ws is not None
+        async for m in self.ws:
+            if m.type == "client.disconnected":
+                self.log.warning("index source disconnected; reconnecting with backoff")
+                continue
+            if m.type == "client.connected" and (m.msg or {}).get("reconnect"):
+                self.log.info("index source reconnected")
+                continue
+            if m.type not in ("cfbenchmarks_value", "cfbenchmarks_value_5hz"):
+                continue
+            tick = parse_tick(m.type, m.msg) if isinstance(m.msg, dict) else None
+            if tick is None:
+                self.log.warning("unreadable %s message: %.200r", m.type, m.msg)
+                continue
+            await self.on_tick(*tick)
+
+    async def on_tick(self, index: str, ts_ms: int, value: float) -> None:
+        if index not in self.windows or value <= 0:
+            return
+        if ts_ms <= self.last_tick_ms.get(index, -1):
+            return  # duplicate or out of order: ignored, as Kalshi does
+        self.last_tick_ms[index] = ts_ms
+        self.last_seen[index] = time.monotonic()
+        row = self.windows[index].add(ts_ms // 1000, value)
+        await self.write(index, row)
+        if self.state[index] != "live":
+            if self.state[index] == "stale":
+                self.log.warning("%s is live again", index)
+            self.state[index] = "live"
+            self._status()
+
+    async def write(self, index: str, row: Row) -> None:
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            async with conn.transaction():
+                await conn.execute(INSERT_ROW, row_params(index, row))
+                await conn.execute(UPSERT_FRESHNESS, (index, "live", row.ts, ""))
+                await conn.execute("SELECT pg_notify('index_price', %s)", (index,))
+        self.rows_written += 1
+
+    # ------------------------------------------------------------------ staleness
+
+    def _status(self) -> None:
+        now = time.monotonic()
+        parts = []
+        for ix in self.indices:
+            seen = self.last_seen.get(ix)
+            age = f"{now - seen:.0f}s" if seen is not None else "never"
+            parts.append(f"{ix} {self.state[ix]} ({age})")
+        self.notifier.status("; ".join(parts))
+
+    async def watch_staleness(self) -> None:
+        limit = self.settings.price_feed_stale_after_sec
+        while True:
+            await asyncio.sleep(min(1.0, limit / 2))
+            now = time.monotonic()
+            for ix in self.indices:
+                seen = self.last_seen.get(ix, self.started)
+                if now - seen <= limit or self.state[ix] == "stale":
+                    continue
+                self.state[ix] = "stale"
+                detail = f"no value for {now - seen:.0f}s"
+                self.log.warning("%s is stale: %s (source %s)", ix, detail,
+                                 "connected" if self.ws and self.ws.connected.is_set()
+                                 else "disconnected")
+                with contextlib.suppress(Exception):
+                    await self._mark(ix, "stale", detail)
+            self._status()
+
+    async def _mark(self, index: str, state: str, detail: str) -> None:
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            await conn.execute(
+                "INSERT INTO index_freshness (index_name, state, detail, updated_at) "
+                "VALUES (%s, %s, %s, now()) ON CONFLICT (index_name) DO UPDATE SET "
+                "state = EXCLUDED.state, detail = EXCLUDED.detail, updated_at = now()",
+                (index, state, detail))
+            await conn.execute("SELECT pg_notify('index_price', %s)", (index,))
+
+    # ------------------------------------------------------------------ retention
+
+    async def prune_loop(self) -> None:
+        s = self.settings
+        while True:
+            try:
+                await self.prune_once()
+            except Exception as exc:  # a failed prune is retried next round, never fatal
+                self.log.warning("retention: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(s.price_feed_prune_interval_sec)
+
+    async def prune_once(self) -> int:
+        s = self.settings
+        cutoff = datetime.now(UTC).timestamp() - s.price_feed_retention_days * 86_400
+        total = 0
+        while True:
+            async with self.pool.connection() as conn:  # type: ignore[union-attr]
+                cur = await conn.execute(
+                    "DELETE FROM index_prices WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
+                    "index_prices WHERE ts < to_timestamp(%s) LIMIT %s))",
+                    (cutoff, s.price_feed_prune_batch_rows))
+                n = cur.rowcount
+            total += n
+            if n < s.price_feed_prune_batch_rows:
+                break
+            await asyncio.sleep(0)  # other writers first
+        if total:
+            self.pruned += total
+            self.log.info("retention: deleted %d index rows older than %d days", total,
+                          s.price_feed_retention_days)
+        return total
