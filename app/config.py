@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     target_host: str = Field(min_length=1)
     web_port: int = Port
     exchange_sim_port: int = Port
+    trade_manager_port: int = Port
+    trade_executor_port: int = Port
+    trade_supervisor_port: int = Port
+    auto_entry_port: int = Port
+    trade_supervisor_interval_sec: float = Field(ge=0.05, le=60)
+    auto_entry_interval_sec: float = Field(ge=0.05, le=60)
 
     # database
     db_host: str = Field(min_length=1)

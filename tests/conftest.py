@@ -105,6 +105,10 @@ def base_env(root: Path) -> dict[str, str]:
         REC_EXCHANGE_SIM_PORT=str(free_port()),
         REC_LOG_LEVEL="debug",
     )
+    from app.config import Settings  # every service port setting: a free port of its own
+    for key in Settings.model_fields:
+        if key.endswith("_port") and key != "db_port" and f"REC_{key.upper()}" not in env:
+            env[f"REC_{key.upper()}"] = str(free_port())
     return env
 
 

@@ -228,7 +228,10 @@ WRITE_METHODS = {
     "batch_cancel_orders",
 }
 NOT_WRITES = {"start", "aclose", "request", "paginate", "remember_market", "set_price_grid",
-              "price_grid", "check_price"}
+              "price_grid", "check_price",
+              # order groups: /portfolio/order_groups (tests/test_sim_order_groups.py)
+              "create_order_group", "trigger_order_group", "reset_order_group",
+              "set_order_group_limit", "delete_order_group"}
 
 
 def _public_coroutines() -> set[str]:

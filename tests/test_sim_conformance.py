@@ -128,9 +128,7 @@ UNSERVED = {
     "GetSeriesFeeChanges", "GetUserDataTimestamp",
     "BatchGetMarketCandlesticks", "GetMarketCandlesticksByEvent",
     "GetMultivariateEvents", "GetEventFeeChanges", "GetEventMetadata",
-    "GetEventForecastPercentilesHistory", "GetOrderGroups", "CreateOrderGroup",
-    "GetOrderGroup", "DeleteOrderGroup", "ResetOrderGroup", "TriggerOrderGroup",
-    "UpdateOrderGroupLimit", "IntraExchangeInstanceTransfer",
+    "GetEventForecastPercentilesHistory", "IntraExchangeInstanceTransfer",
     "GetIntraExchangeInstanceTransfers", "GetIntraExchangeInstanceTransfer",
     "CreateSubaccount", "ApplySubaccountTransfer", "GetSubaccountBalances",
     "GetSubaccountTransfers", "UpdateSubaccountNetting", "GetSubaccountNetting",
@@ -172,10 +170,9 @@ DOCUMENTED_EXTRA = {
 # WebSocket channels: the simulator publishes on these ...
 WS_PUBLISHED = {"orderbook_delta", "ticker", "trade", "fill", "user_orders",
                 "market_positions", "market_lifecycle_v2", "cfbenchmarks_value",
-                "cfbenchmarks_value_5hz"}
+                "cfbenchmarks_value_5hz", "order_group_updates"}
 # ... and accepts subscriptions to these, which stay silent (no such data in the sim)
-WS_SILENT = {"multivariate_market_lifecycle", "communications", "order_group_updates",
-             "pyth_value"}
+WS_SILENT = {"multivariate_market_lifecycle", "communications", "pyth_value"}
 # v1 order writes: removed from the spec in v3.31.0; production answers them 410
 GONE = {(m, p) for m, p in rest.GONE}
 
@@ -324,6 +321,17 @@ async def test_rest_responses_validate_against_openapi(sim):
                     json={"orders": [{"order_id": bid}, {"order_id": "missing"}]})
     await a.post(ORDERS, json=order_body(t, count=1, price=4))
     await a.delete(ORDERS)
+    # order groups
+    r = await a.post("/portfolio/order_groups/create", json={"contracts_limit": 5})
+    gid = r.json()["order_group_id"]
+    await a.post(ORDERS, json=order_body(t, count=1, price=4, order_group_id=gid))
+    await a.get("/portfolio/order_groups")
+    await a.get(f"/portfolio/order_groups/{gid}")
+    await a.put(f"/portfolio/order_groups/{gid}/limit", json={"contracts_limit_fp": "7.00"})
+    await a.put(f"/portfolio/order_groups/{gid}/trigger", json={})
+    await a.put(f"/portfolio/order_groups/{gid}/reset", json={})
+    await a.delete(f"/portfolio/order_groups/{gid}")
+    await a.get(f"/portfolio/order_groups/{gid}")  # 404
     for path in ("/portfolio/orders", "/portfolio/fills", "/portfolio/positions",
                  "/portfolio/balance", "/portfolio/settlements"):
         assert (await a.get(path)).status_code == 200
@@ -408,7 +416,8 @@ async def test_every_ws_message_validates_against_asyncapi(sim):
         {"id": 1, "cmd": "subscribe", "params": {
             "channels": ["orderbook_delta", "ticker", "trade"], "market_tickers": [t1]}},
         {"id": 2, "cmd": "subscribe", "params": {
-            "channels": ["fill", "user_orders", "market_positions", "market_lifecycle_v2"]}},
+            "channels": ["fill", "user_orders", "market_positions", "market_lifecycle_v2",
+                         "order_group_updates"]}},
         {"id": 3, "cmd": "update_subscription", "params": {
             "sids": [1], "market_tickers": [t2], "action": "add_markets"}},
         {"id": 4, "cmd": "update_subscription", "params": {
@@ -442,6 +451,12 @@ async def test_every_ws_message_validates_against_asyncapi(sim):
                                          client_order_id="ws-c"))
     await a.post(ORDERS, json=order_body(t1, count=2, price=10))
     await b.post(ORDERS, json=order_body(t1, side="no", count=2, price=90))
+    r = await a.post("/portfolio/order_groups/create", json={"contracts_limit": 3})
+    gid = r.json()["order_group_id"]
+    await a.put(f"/portfolio/order_groups/{gid}/limit", json={"contracts_limit": 4})
+    await a.put(f"/portfolio/order_groups/{gid}/trigger", json={})
+    await a.put(f"/portfolio/order_groups/{gid}/reset", json={})
+    await a.delete(f"/portfolio/order_groups/{gid}")
     await sim.control("advance", seconds=3700)
     msgs += await drain(ws)
     await ws.send(json.dumps({"id": 9, "cmd": "unsubscribe", "params": {"sids": [1]}}))
@@ -454,7 +469,8 @@ async def test_every_ws_message_validates_against_asyncapi(sim):
                      "orderbook_delta", "ticker", "trade", "fill", "user_order",
                      "market_position", "market_lifecycle_v2", "event_lifecycle",
                      "cfbenchmarks_value", "cfbenchmarks_value_5hz",
-                     "cfbenchmarks_value_indexlist", "cfbenchmarks_value_5hz_indexlist"}, kinds
+                     "cfbenchmarks_value_indexlist", "cfbenchmarks_value_5hz_indexlist",
+                     "order_group_updates"}, kinds
     assert any("last_60s_windowed_average_15min" in m["msg"] for m in msgs
                if m["type"] == "cfbenchmarks_value")  # the final minute before :00
     assert any(m["type"] == "error" and m["msg"]["code"] == 24 for m in msgs)

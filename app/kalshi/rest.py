@@ -971,6 +971,42 @@ class KalshiRest:
                         items[n] = BatchCreateItem.from_order(found)
         return items
 
+    # ------------------------------------------------------------------ order groups
+
+    async def create_order_group(self, contracts_limit: int | Decimal | str) -> str:
+        """POST /portfolio/order_groups/create: a group that cancels its orders once fills
+        pass ``contracts_limit`` in a rolling 15-second window. Returns its id."""
+        data = await self.request("POST", "/portfolio/order_groups/create",
+                                  json={"contracts_limit_fp": _count(contracts_limit,
+                                                                     "contracts_limit")})
+        return str(data["order_group_id"])
+
+    async def get_order_groups(self) -> list[dict[str, Any]]:
+        data = await self._get("/portfolio/order_groups")
+        return list(data.get("order_groups") or [])
+
+    async def get_order_group(self, order_group_id: str) -> dict[str, Any]:
+        return await self._get(f"/portfolio/order_groups/{quote(order_group_id, safe='')}")
+
+    async def trigger_order_group(self, order_group_id: str) -> None:
+        """Cancel every order of the group and refuse new ones until it is reset."""
+        await self.request("PUT", f"/portfolio/order_groups/{quote(order_group_id, safe='')}"
+                           "/trigger", json={}, safety=IDEMPOTENT)
+
+    async def reset_order_group(self, order_group_id: str) -> None:
+        await self.request("PUT", f"/portfolio/order_groups/{quote(order_group_id, safe='')}"
+                           "/reset", json={}, safety=IDEMPOTENT)
+
+    async def set_order_group_limit(self, order_group_id: str,
+                                    contracts_limit: int | Decimal | str) -> None:
+        await self.request("PUT", f"/portfolio/order_groups/{quote(order_group_id, safe='')}"
+                           "/limit", json={"contracts_limit_fp": _count(contracts_limit,
+                                                                        "contracts_limit")},
+                           safety=IDEMPOTENT)
+
+    async def delete_order_group(self, order_group_id: str) -> None:
+        await self.request("DELETE", f"/portfolio/order_groups/{quote(order_group_id, safe='')}")
+
     async def batch_cancel_orders(
         self, orders: Iterable[CancelRef], *, subaccount: int | None = None
     ) -> list[BatchCancelItem]:

@@ -63,6 +63,11 @@ def hang(sim: Sim, body: dict) -> dict:
     return {}
 
 
+def hold(sim: Sim, body: dict) -> dict:
+    sim.faults.hold(str(body["path"]))
+    return {}
+
+
 def release(sim: Sim, body: dict) -> dict:
     sim.faults.release(body.get("path"))
     return {}
@@ -111,7 +116,8 @@ def set_balance(sim: Sim, body: dict) -> dict:
 
 ACTIONS: dict[str, Action] = {
     "drop_ws": drop_ws, "skip_seq": skip_seq, "http_error": http_error,
-    "lose_response": lose_response, "latency": latency, "hang": hang, "release": release,
+    "lose_response": lose_response, "latency": latency, "hang": hang, "hold": hold,
+    "release": release,
     "halt": halt, "clear": clear, "advance": advance, "set_spot": set_spot,
     "pause_index": pause_index,
     "set_balance": set_balance,

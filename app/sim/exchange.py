@@ -56,6 +56,7 @@ class Observer:
     def order(self, account: Account, order: Order) -> None: ...
     def position(self, account: Account, ticker: str) -> None: ...
     def lifecycle(self, msg: dict, kind: str = "market_lifecycle_v2") -> None: ...
+    def order_group(self, account: Account | None, msg: dict) -> None: ...
     def index_value(self, index_id: str, ts_ms: int, value: float,
                     history: Any) -> None: ...  # history: deque of (ts_ms, value)
 
@@ -74,6 +75,7 @@ class OrderRequest:
     stp: str = "taker_at_cross"
     expiration_ms: int | None = None
     cancel_on_pause: bool = False
+    order_group_id: str | None = None
 
 
 class Exchange:
@@ -92,6 +94,9 @@ class Exchange:
         self._seq = 0
         self._last_ticker: dict[str, tuple] = {}
         self._expiring: set[Order] = set()
+        from app.sim.order_groups import OrderGroups  # it uses this module's errors
+
+        self.order_groups = OrderGroups(self)
 
     # --- helpers ------------------------------------------------------------
     def next_seq(self) -> int:
@@ -156,6 +161,11 @@ class Exchange:
                             f"{dollars(step)} ({m.price_level_structure})")
 
     def place(self, acct: Account, req: OrderRequest) -> Order:
+        order = self._place(acct, req)
+        self.order_groups.run_due()  # a group whose limit this matching reached triggers
+        return order
+
+    def _place(self, acct: Account, req: OrderRequest) -> Order:
         m = self.market(req.ticker)
         self._check_open(m)
         if req.client_order_id and req.client_order_id in acct.by_client_id:
@@ -163,7 +173,10 @@ class Exchange:
                                 "an order with this client_order_id already exists")
         yes_price = req.price if req.side == YES else ONE - req.price
         self.check_price(m, yes_price)
+        if req.order_group_id:
+            self.order_groups.admit(acct, req.order_group_id)
         order = self._new_order(acct, m, req, yes_price)
+        order.order_group_id = req.order_group_id
         held_against = self._held_against(acct, m, order.outcome)
         if req.reduce_only:
             if held_against == 0:
@@ -171,6 +184,8 @@ class Exchange:
             order.remaining = min(order.remaining, held_against)
         self._check_collateral(acct, m, order, held_against)
         self._register(acct, order)
+        if order.order_group_id:
+            self.order_groups.joined(order.order_group_id, order)
         return self._match_or_rest(acct, m, order)
 
     def _check_open(self, m: Market) -> None:
@@ -321,6 +336,8 @@ class Exchange:
             order.maker_fees += fee
         order.updated_ms = trade.ts_ms
         order.last_update_reason = "Trade"
+        if order.order_group_id:
+            self.order_groups.matched(order, trade.count, trade.ts_ms)
         acct.cash += delta - fee
         pos.fees_paid += fee
         m.open_interest += max(pos.position, 0) - before
@@ -452,6 +469,7 @@ class Exchange:
         else:
             self._requeue(acct, m, order, book_price, new_remaining)
         self._publish(m, [(acct, order)])
+        self.order_groups.run_due()
         return old, order
 
     def _amendable(self, acct: Account, order_id: str, ticker: str, outcome: str) -> Order:

@@ -3,7 +3,7 @@
 Faults: drop every WebSocket connection, skip a `seq` number, answer an HTTP status
 (5xx or 429) to the next N requests, lose the answer to the next N requests (served, then
 answered with a 5xx as a proxy would after a dropped upstream), add latency, hang a path,
-halt trading.
+hold the answers of a path (served, answered only on release), halt trading.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class Faults:
     lost_count: int = 0
     lost_prefix: str = ""
     hangs: dict[str, asyncio.Event] = field(default_factory=dict)
+    holds: dict[str, asyncio.Event] = field(default_factory=dict)  # served, answer held
 
     def state(self) -> dict:
         return {
@@ -35,6 +36,7 @@ class Faults:
             "lost_count": self.lost_count,
             "lost_prefix": self.lost_prefix,
             "hangs": sorted(self.hangs),
+            "holds": sorted(self.holds),
         }
 
     def take_error(self, path: str) -> int:
@@ -74,12 +76,27 @@ class Faults:
             await ev.wait()
         return self.take_error(path)
 
+    def hold_for(self, path: str) -> asyncio.Event | None:
+        """After serving `path`: an event to wait for before answering (the work is done, the
+        answer is held: a client killed meanwhile never learns the outcome)."""
+        if not self.enabled:
+            return None
+        for prefix, ev in self.holds.items():
+            if path.startswith(prefix):
+                return ev
+        return None
+
+    def hold(self, prefix: str) -> None:
+        self.holds.setdefault(prefix, asyncio.Event())
+
     def hang(self, prefix: str) -> None:
         self.hangs.setdefault(prefix, asyncio.Event())
 
     def release(self, prefix: str | None = None) -> None:
         for p in [p for p in self.hangs if prefix is None or p == prefix]:
             self.hangs.pop(p).set()
+        for p in [p for p in self.holds if prefix is None or p == prefix]:
+            self.holds.pop(p).set()
 
     def clear(self) -> None:
         self.latency_ms = 0

@@ -53,6 +53,7 @@ class Order:
     maker_fees: int = 0
     cancel_on_pause: bool = False
     in_book: bool = False
+    order_group_id: str | None = None
     fees: FeeAccumulator = field(default_factory=FeeAccumulator)
 
     @property

@@ -124,13 +124,12 @@ def parse_create(body: dict, now_ms: int) -> OrderRequest:
     if expiration_ms is not None and tif != "good_till_canceled":
         raise WireError("invalid_parameters", "expiration_time requires good_till_canceled")
     post_only, reduce_only, on_pause = _flags(body, tif)
-    if _str(body, "order_group_id"):
-        raise WireError("invalid_parameters", "order groups are not supported by the simulator")
+    group = _str(body, "order_group_id")
     check_subaccount(_int(body, "subaccount"))
     check_exchange_index(_int(body, "exchange_index"))
     assert ticker is not None
     return OrderRequest(ticker, YES, "buy" if side == "bid" else "sell", count, price, coid,
-                        tif, post_only, reduce_only, stp, expiration_ms, on_pause)
+                        tif, post_only, reduce_only, stp, expiration_ms, on_pause, group)
 
 
 # --- response shapes ---------------------------------------------------------------------

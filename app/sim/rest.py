@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.sim import order_groups as og
 from app.sim import orders, views
 from app.sim.auth import AuthError, authenticate, has_auth_headers
 from app.sim.context import (
@@ -437,6 +438,18 @@ ROUTES: list[tuple[str, str, Handler, bool, str, int | None]] = [
      DEFAULT_COST),
     ("POST", "/portfolio/events/orders/{order_id}/decrease", orders.decrease_order, True,
      "write", DEFAULT_COST),
+    ("GET", "/portfolio/order_groups", og.list_groups, True, "read", DEFAULT_COST),
+    ("POST", "/portfolio/order_groups/create", og.create_group, True, "write", DEFAULT_COST),
+    ("GET", "/portfolio/order_groups/{order_group_id}", og.get_group, True, "read",
+     DEFAULT_COST),
+    ("DELETE", "/portfolio/order_groups/{order_group_id}", og.delete_group, True, "write",
+     DEFAULT_COST),
+    ("PUT", "/portfolio/order_groups/{order_group_id}/reset", og.reset_group, True, "write",
+     DEFAULT_COST),
+    ("PUT", "/portfolio/order_groups/{order_group_id}/trigger", og.trigger_group, True,
+     "write", DEFAULT_COST),
+    ("PUT", "/portfolio/order_groups/{order_group_id}/limit", og.limit_group, True, "write",
+     DEFAULT_COST),
 ]
 # batched endpoints bill per item
 PER_ITEM_COSTS = [("POST", "/portfolio/events/orders/batched", orders.ORDER_COST),
@@ -482,6 +495,9 @@ async def _serve(ctx: Ctx, handler: Handler, bucket: str, cost: int | None) -> R
         return error_response(exc.status, exc.code, exc.message, exc.details)
     except WireError as exc:
         return error_response(400, exc.code, exc.message)
+    held = ctx.sim.faults.hold_for(ctx.request.url.path)
+    if held is not None:
+        await held.wait()  # the work is done; the answer waits for a release
     lost = ctx.sim.faults.take_lost(ctx.request.url.path)
     if lost:
         return injected(lost)  # the work is done; only the answer is lost

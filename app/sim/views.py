@@ -193,7 +193,7 @@ def order_dict(o: Order, acct: Account) -> dict:
         "created_time": iso(o.created_ms),
         "last_update_time": iso(o.updated_ms),
         "self_trade_prevention_type": o.stp,
-        "order_group_id": None,
+        "order_group_id": o.order_group_id,
         "cancel_order_on_pause": o.cancel_on_pause,
         "subaccount_number": 0,
         "exchange_index": 0,

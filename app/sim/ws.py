@@ -32,7 +32,7 @@ SEQUENCED = {"orderbook_delta", "trade", "market_lifecycle_v2"}
 INDEX_CHANNELS = {"cfbenchmarks_value": "cfbenchmarks_value_indexlist",
                   "cfbenchmarks_value_5hz": "cfbenchmarks_value_5hz_indexlist"}
 QUARTER_MS = 900_000
-PRIVATE = {"fill", "user_orders", "market_positions"}
+PRIVATE = {"fill", "user_orders", "market_positions", "order_group_updates"}
 MARKET_FILTERED = {"orderbook_delta", "ticker", "trade", "fill", "user_orders",
                    "market_positions"}
 MAX_QUEUE = 200_000
@@ -192,6 +192,16 @@ class Hub(Observer):
             body = _json(views.ws_position(account, pos))
             for sub in subs:
                 sub.conn.put(_frame("market_position", sub, body, False))
+
+    def order_group(self, account: Account | None, msg: dict) -> None:
+        if account is None:
+            return
+        subs = [s for s in self.by_channel["order_group_updates"]
+                if s.conn.account_id == account.account_id]
+        if subs:
+            body = _json(msg)
+            for sub in subs:
+                sub.conn.put(_frame("order_group_updates", sub, body, True))
 
     def lifecycle(self, msg: dict, kind: str = "market_lifecycle_v2") -> None:
         subs = self.by_channel["market_lifecycle_v2"]

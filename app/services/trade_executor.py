@@ -1,0 +1,384 @@
+"""rec-trade-executor (port 8001): sends the manager's order legs to the exchange, exactly once.
+
+The manager writes each leg to ``trade_orders`` with a client_order_id derived from the trade
+and the leg (``rec-<install>-<trade>-<leg>``) and wakes this service by NOTIFY. A leg is sent
+as a V2 limit order with the configured time in force; the client repeats the same body after
+an unknown outcome (5xx, timeout, lost answer), and a 409 for that client_order_id is resolved
+by looking the order up, so one leg can never be two orders, whatever fails and however often
+this process dies. On start, before anything else, every leg not yet resolved is looked up at
+the exchange ("in doubt": it may have been sent by a process killed before the answer came).
+
+The exchange's schedule: during a trading pause no order is sent; legs wait (``pause_policy``
+``wait``, up to ``intent_max_wait_sec``) or expire. The account's rate limits pace every call
+(``KalshiRest.start``). Results (accepted with fills, rejected with the exchange's error text,
+expired) are written to the leg's row and the manager is woken by NOTIFY.
+
+Safety nets at the exchange: one order group per strategy with a contract limit over Kalshi's
+rolling 15 s window (orders carry its id), triggered by the kill switch, reset when it is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app import exchange
+from app.db.pool import conninfo, open_pool
+from app.kalshi.errors import (
+    KalshiConflict,
+    KalshiError,
+    KalshiHTTPError,
+    KalshiNotFound,
+    KalshiRateLimited,
+    KalshiServerError,
+)
+from app.kalshi.models import OrderAck
+from app.kalshi.prices import InvalidPrice
+from app.kalshi.rest import RetryPolicy
+from app.runtime.http import HttpService
+from app.runtime.service import Phase
+from app.services import trade_common as tc
+from app.services.trade_common import Json, error
+
+PAUSED_CODES = ("trading_is_paused", "exchange_paused", "trading_paused")
+SWEEP_SEC = 1.0
+STATUS_EVERY_SEC = 5.0
+
+
+class TradeExecutorService(HttpService):
+    name = "trade-executor"
+    pool = None
+    rest = None
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.tasks: list[asyncio.Task] = []
+        self.inflight: set[str] = set()
+        self.background: set[asyncio.Task] = set()
+        self.retry_at: dict[str, float] = {}
+        self.failures: dict[str, int] = {}
+        self.trading_active = True
+        self.groups: dict[str, str] = {}
+        self.groups_supported = True
+        self.kick = asyncio.Event()
+        self.stats: dict[str, Any] = {"sent": 0, "accepted": 0, "rejected": 0, "expired": 0,
+                                      "recovered": 0, "retries_later": 0, "in_doubt_resolved": 0,
+                                      "paused_waits": 0, "last_error": None}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, phase: Phase) -> None:
+        s = self.settings
+        self.pool = await phase("connect to database", open_pool(s, "rec-trade-executor"))
+        async with self.pool.connection() as conn:
+            await conn.execute("SELECT 1 FROM trade_orders LIMIT 0")
+        self.rest = exchange.rest_client(
+            s, timeout=5.0, retry=RetryPolicy(max_attempts=6, base_delay=0.1, max_delay=2.0))
+        await phase("read the account's rate limits", self.rest.start())
+        await phase("resolve in-doubt orders at the exchange", self.resolve_in_doubt())
+        await phase("read the exchange schedule", self.refresh_status())
+        await phase("order groups", self.ensure_groups())
+        self.tasks = [asyncio.create_task(self.listen(), name="executor-listen"),
+                      asyncio.create_task(self.sweep_loop(), name="executor-sweep"),
+                      asyncio.create_task(self.status_loop(), name="executor-status")]
+        await self.serve_http(phase, self.app(), s.trade_executor_port)
+
+    async def run(self) -> None:
+        assert self.http is not None
+        waits = [asyncio.ensure_future(self.http.wait()), *self.tasks]
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+        raise RuntimeError("a trade executor task ended")
+
+    async def stop(self) -> None:
+        await super().stop()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.rest is not None:
+            await self.rest.aclose()
+        if self.pool is not None:
+            await self.pool.close()
+
+    # ------------------------------------------------------------------ in doubt
+
+    async def resolve_in_doubt(self) -> None:
+        """Every unresolved leg may have reached the exchange before a crash: ask first."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT client_order_id, ticker FROM trade_orders "
+                                     "WHERE state = 'new' ORDER BY created_at")
+            rows = await cur.fetchall()
+        for coid, ticker in rows:
+            found = await self.rest.find_order_by_client_id(coid, ticker=ticker)
+            if found is None:
+                self.log.info("in-doubt order %s: not at the exchange; it will be sent", coid)
+                continue
+            self.stats["in_doubt_resolved"] += 1
+            self.log.warning("in-doubt order %s: found at the exchange as %s (%s): recorded, "
+                             "not sent again", coid, found.order_id, found.status)
+            await self.accepted(coid, OrderAck.from_order(found), None)
+        if rows:
+            self.log.info("resolved %d in-doubt order(s)", len(rows))
+
+    # ------------------------------------------------------------------ schedule
+
+    async def refresh_status(self) -> None:
+        st = await self.rest.get_exchange_status()
+        active = bool(st.trading_active and st.exchange_active)
+        if active != self.trading_active:
+            self.log.warning("exchange trading %s", "active again" if active else "PAUSED")
+            if active:
+                self.kick.set()
+        self.trading_active = active
+
+    async def status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0 if not self.trading_active else STATUS_EVERY_SEC)
+            try:
+                await self.refresh_status()
+            except KalshiError as exc:
+                self.log.warning("exchange status: %s", exc)
+
+    # ------------------------------------------------------------------ order groups
+
+    async def ensure_groups(self) -> None:
+        async with self.pool.connection() as conn:
+            s = await tc.load_settings(conn)
+            cur = await conn.execute("SELECT strategy, order_group_id, contracts_limit "
+                                     "FROM order_groups")
+            known = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+        for strategy in sorted(s.get("strategies") or {}):
+            limit = int(tc.strategy_conf(s, strategy)["contracts_limit"])
+            try:
+                group = known.get(strategy, (None, None))[0]
+                if group is not None:
+                    try:
+                        await self.rest.get_order_group(group)
+                    except KalshiNotFound:
+                        group = None
+                if group is None:
+                    group = await self.rest.create_order_group(limit)
+                    self.log.info("order group for strategy %s: %s, %d contracts per 15 s",
+                                  strategy, group, limit)
+                elif known[strategy][1] != limit:
+                    await self.rest.set_order_group_limit(group, limit)
+            except KalshiNotFound as exc:
+                self.groups_supported = False
+                self.log.warning("the exchange serves no order groups (%s): orders go without "
+                                 "one", exc)
+                return
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO order_groups (strategy, order_group_id, contracts_limit) "
+                    "VALUES (%s,%s,%s) ON CONFLICT (strategy) DO UPDATE SET "
+                    "order_group_id = EXCLUDED.order_group_id, "
+                    "contracts_limit = EXCLUDED.contracts_limit", (strategy, group, limit))
+            self.groups[strategy] = group
+        if s.get("kill_switch"):
+            await self.kill(True)
+
+    async def kill(self, on: bool) -> None:
+        """The kill switch at the exchange: trigger every group (its orders are canceled and
+        no new order is taken until reset); off: reset them."""
+        for strategy, group in self.groups.items():
+            try:
+                if on:
+                    await self.rest.trigger_order_group(group)
+                else:
+                    await self.rest.reset_order_group(group)
+                self.log.warning("order group %s (%s) %s", group, strategy,
+                                 "TRIGGERED by the kill switch" if on else "reset")
+            except KalshiError as exc:
+                self.log.error("order group %s (%s): %s failed: %s", group, strategy,
+                               "trigger" if on else "reset", exc)
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE order_groups SET triggered_at = %s",
+                               (datetime.now(UTC) if on else None,))
+
+    # ------------------------------------------------------------------ sending
+
+    async def listen(self) -> None:
+        while True:
+            try:
+                conn = await AsyncConnection.connect(
+                    conninfo(self.settings, "rec-trade-executor-listen"), autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {tc.CH_ORDERS}")
+                    await conn.execute("LISTEN trade_kill")
+                    self.kick.set()  # anything written while not listening
+                    async for n in conn.notifies():
+                        if n.channel == "trade_kill":
+                            task = asyncio.create_task(self.kill(n.payload == "on"))
+                            self.background.add(task)
+                            task.add_done_callback(self.background.discard)
+                        else:
+                            self._spawn(n.payload)
+            except Exception as exc:
+                self.log.warning("LISTEN connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(1)
+
+    def _spawn(self, coid: str) -> None:
+        if coid in self.inflight:
+            return
+        if self.retry_at.get(coid, 0) > time.monotonic():
+            return
+        self.inflight.add(coid)
+        task = asyncio.create_task(self.send(coid), name=f"send {coid}")
+        task.add_done_callback(lambda t, c=coid: self.inflight.discard(c))
+
+    async def sweep_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.kick.wait(), SWEEP_SEC)
+            self.kick.clear()
+            try:
+                async with self.pool.connection() as conn:
+                    cur = await conn.execute("SELECT client_order_id FROM trade_orders "
+                                             "WHERE state = 'new' ORDER BY created_at")
+                    for (coid,) in await cur.fetchall():
+                        self._spawn(coid)
+            except Exception:
+                self.log.exception("sweep failed")
+
+    async def send(self, coid: str) -> None:
+        try:
+            await self._send(coid)
+        except Exception as exc:
+            self._later(coid, f"{type(exc).__name__}: {exc}")
+            self.log.exception("order %s: send failed; it will be tried again", coid)
+
+    async def _send(self, coid: str) -> None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT ticker, side, action, count, price, time_in_force, strategy, "
+                "cancel_on_pause, created_at FROM trade_orders "
+                "WHERE client_order_id = %s AND state = 'new'", (coid,))
+            row = await cur.fetchone()
+            if row is None:
+                return
+            ticker, side, action, count, price, tif, strategy, on_pause, created = row
+            if not self.trading_active:
+                policy = await tc.setting(conn, "pause_policy", "wait")
+                max_wait = float(await tc.setting(conn, "intent_max_wait_sec", 120))
+        if not self.trading_active:
+            age = (datetime.now(UTC) - created).total_seconds()
+            if policy == "expire" or age > max_wait:
+                await self.finish(coid, "expired", error_code="trading_is_paused",
+                                  error_text=f"the exchange paused trading; pause_policy "
+                                             f"{policy}, waited {age:.0f}s")
+            else:
+                self.stats["paused_waits"] += 1
+                self._later(coid, "trading is paused", delay=1.0)
+            return
+        kw: dict[str, Any] = {"client_order_id": coid, "time_in_force": tif,
+                              "cancel_order_on_pause": bool(on_pause)}
+        group = self.groups.get(strategy)
+        if group:
+            kw["order_group_id"] = group
+        t0 = time.perf_counter()
+        self.stats["sent"] += 1
+        try:
+            ack = await self.rest.create_order(ticker, side, action, count, price, **kw)
+        except InvalidPrice as exc:
+            await self.finish(coid, "rejected", error_code="invalid_price", error_text=str(exc))
+            return
+        except KalshiConflict as exc:
+            # an earlier process sent it and died before the answer: it is ours already
+            found = await self.rest.find_order_by_client_id(coid, ticker=ticker)
+            if found is None:
+                await self.finish(coid, "rejected", error_code=exc.code,
+                                  error_text=exc.error_message or str(exc))
+                return
+            ack = OrderAck.from_order(found)
+        except (KalshiRateLimited, KalshiServerError) as exc:
+            self._later(coid, str(exc))
+            return
+        except KalshiHTTPError as exc:
+            if exc.code in PAUSED_CODES:
+                self.trading_active = False
+                self.log.warning("order %s: the exchange paused trading; the order waits", coid)
+                self._later(coid, str(exc), delay=1.0)
+                return
+            await self.finish(coid, "rejected", error_code=exc.code,
+                              error_text=exc.error_message or str(exc))
+            return
+        except KalshiError as exc:  # transport: outcome unknown after the client's retries
+            self._later(coid, str(exc))
+            return
+        await self.accepted(coid, ack, (time.perf_counter() - t0) * 1000)
+
+    def _later(self, coid: str, why: str, delay: float | None = None) -> None:
+        n = self.failures[coid] = self.failures.get(coid, 0) + 1
+        wait = delay if delay is not None else min(10.0, 0.2 * 2 ** min(n, 6))
+        self.retry_at[coid] = time.monotonic() + wait
+        self.stats["retries_later"] += 1
+        self.stats["last_error"] = why
+        self.log.warning("order %s: %s; again in %.1fs (same client_order_id)", coid, why, wait)
+
+    async def accepted(self, coid: str, ack: OrderAck, ms: float | None) -> None:
+        if ack.recovered:
+            self.stats["recovered"] += 1
+        self.stats["accepted"] += 1
+        self.retry_at.pop(coid, None)
+        self.failures.pop(coid, None)
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE trade_orders SET state = 'accepted', exchange_order_id = %s, "
+                "fill_count = %s, remaining_count = %s, acked_at = now(), ack_ms = %s, "
+                "attempts = attempts + 1 WHERE client_order_id = %s AND state = 'new'",
+                (ack.order_id, ack.fill_count, ack.remaining_count, ms, coid))
+            await conn.execute("SELECT pg_notify(%s, %s)", (tc.CH_RESULTS, coid))
+        self.log.info("order %s accepted as %s: filled %s, remaining %s%s%s", coid,
+                      ack.order_id, ack.fill_count, ack.remaining_count,
+                      f" in {ms:.1f} ms" if ms is not None else "",
+                      " (found by client_order_id after a lost answer)" if ack.recovered else "")
+
+    async def finish(self, coid: str, state: str, *, error_code: str | None,
+                     error_text: str) -> None:
+        self.stats[state] += 1
+        self.retry_at.pop(coid, None)
+        self.failures.pop(coid, None)
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE trade_orders SET state = %s, error_code = %s, error_text = %s, "
+                "acked_at = now(), attempts = attempts + 1 "
+                "WHERE client_order_id = %s AND state = 'new'",
+                (state, error_code, error_text, coid))
+            await conn.execute("SELECT pg_notify(%s, %s)", (tc.CH_RESULTS, coid))
+        self.log.warning("order %s %s by the exchange: %s: %s", coid, state, error_code,
+                         error_text)
+
+    # ------------------------------------------------------------------ HTTP
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/healthz", self.h_health), Route("/readyz", self.h_ready),
+                                 Route("/status", self.h_status)])
+
+    async def h_health(self, request: Request) -> Response:
+        return Json({"status": "ok"})
+
+    async def h_ready(self, request: Request) -> Response:
+        try:
+            async with self.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            return error(503, "database", f"database: {exc}")
+        return Json({"status": "ready"})
+
+    async def h_status(self, request: Request) -> Response:
+        return Json({**self.stats, "trading_active": self.trading_active,
+                     "inflight": sorted(self.inflight), "order_groups": self.groups,
+                     "order_groups_supported": self.groups_supported,
+                     "waiting": sorted(c for c, t in self.retry_at.items()
+                                       if t > time.monotonic())})

@@ -1,0 +1,771 @@
+"""rec-trade-manager (port 4000): the one writer of trades.
+
+``POST /trades`` takes an intent (open or close) with an idempotency key. An open is checked
+(the market, its price grid, the risk limits, the kill switch) before anything can reach the
+exchange; then, in one transaction, the trade (``pending``), its ``trade_events`` row and the
+order leg for rec-trade-executor (``trade_orders``, with the client_order_id derived from the
+trade and the leg) are written and the executor is woken by NOTIFY.
+
+The state machine (every transition a ``trade_events`` row in the transaction that makes it):
+
+    pending -> submitted -> open -> closing -> closed
+    pending -> rejected | canceled | expired;  submitted -> canceled (nothing filled)
+    open/closing -> expired (the market closed; the settlement is booked when it is known)
+
+Opens and closes are confirmed from the fills rec-account-sync stores (``account_fills``):
+a leg the exchange acknowledged becomes a position only when its fills are in the ledger.
+Fees are the fills' own fees; P&L is cash in minus cash out, in cents.
+
+Other endpoints: ``GET /trades``, ``GET /trades/{id}`` (with its events), ``GET/PUT
+/settings`` (the trading settings table, an audit row per change), ``POST /kill-switch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from psycopg import AsyncConnection
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.db.pool import conninfo, open_pool
+from app.kalshi.prices import InvalidPrice, PriceGrid
+from app.runtime.http import HttpService
+from app.runtime.service import Phase
+from app.services import trade_common as tc
+from app.services.trade_common import (
+    CANCELED,
+    CLOSED,
+    CLOSING,
+    EXPIRED,
+    OPEN,
+    PENDING,
+    REJECTED,
+    SUBMITTED,
+    BadInput,
+    Json,
+    error,
+)
+
+KEY_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+TICKER_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+OPEN_MARKET_STATES = ("active", "open")
+SWEEP_SEC = 0.5
+
+
+class RiskRefused(Exception):
+    def __init__(self, limit: str, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.limit, self.message, self.detail = limit, message, detail
+
+
+class Conflict(Exception):
+    def __init__(self, code: str, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.code, self.message, self.detail = code, message, detail
+
+
+# --- input ------------------------------------------------------------------------------------
+
+def _str(body: dict, name: str, pattern: re.Pattern | None = None, required: bool = True,
+         choices: tuple[str, ...] | None = None, default: str | None = None) -> str | None:
+    v = body.get(name)
+    if v is None:
+        if required:
+            raise BadInput(name, "is required")
+        return default
+    if not isinstance(v, str) or not v:
+        raise BadInput(name, "must be a non-empty string")
+    if choices is not None and v not in choices:
+        raise BadInput(name, f"must be one of {', '.join(choices)}")
+    if pattern is not None and not pattern.match(v):
+        raise BadInput(name, f"has an invalid format ({pattern.pattern})")
+    return v
+
+
+def _count(body: dict, name: str = "count") -> Decimal:
+    v = body.get(name)
+    if v is None:
+        raise BadInput(name, "is required")
+    if isinstance(v, bool) or not isinstance(v, int | str | Decimal):
+        raise BadInput(name, "must be a positive whole number of contracts")
+    try:
+        d = Decimal(str(v))
+    except InvalidOperation:
+        raise BadInput(name, "must be a number") from None
+    if not d.is_finite() or d <= 0 or d != d.to_integral_value() or d > 1_000_000:
+        raise BadInput(name, "must be a positive whole number of contracts")
+    return d
+
+
+def _price(body: dict, name: str, required: bool = True) -> Decimal | None:
+    v = body.get(name)
+    if v is None:
+        if required:
+            raise BadInput(name, "is required")
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | str | Decimal | float):
+        raise BadInput(name, "must be a price in dollars, e.g. \"0.55\"")
+    try:
+        d = Decimal(str(v))
+    except InvalidOperation:
+        raise BadInput(name, "must be a price in dollars, e.g. \"0.55\"") from None
+    if not d.is_finite() or not (0 < d < 1):
+        raise BadInput(name, f"{v} is out of range: a price is above $0 and below $1")
+    return d
+
+
+def parse_open(body: dict) -> dict[str, Any]:
+    return {
+        "idempotency_key": _str(body, "idempotency_key", KEY_RE),
+        "market": _str(body, "market", TICKER_RE),
+        "side": _str(body, "side", choices=("yes", "no")),
+        "count": _count(body),
+        "limit_price": _price(body, "limit_price"),
+        "strategy": _str(body, "strategy", KEY_RE, required=False, default="manual"),
+        "entry_method": _str(body, "entry_method", choices=tc.ENTRY_METHODS, required=False,
+                             default="manual"),
+    }
+
+
+def parse_close(body: dict) -> dict[str, Any]:
+    trade_id = body.get("trade_id")
+    if trade_id is None:
+        raise BadInput("trade_id", "is required")
+    if isinstance(trade_id, bool) or not isinstance(trade_id, int) or trade_id <= 0:
+        raise BadInput("trade_id", "must be a positive integer")
+    return {
+        "idempotency_key": _str(body, "idempotency_key", KEY_RE),
+        "trade_id": trade_id,
+        "limit_price": _price(body, "limit_price", required=False),
+        "close_method": _str(body, "close_method", choices=tc.CLOSE_METHODS, required=False,
+                             default="manual"),
+        "close_rule": _str(body, "close_rule", required=False),
+    }
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in d.items()}
+
+
+# --- the service --------------------------------------------------------------------------------
+
+class TradeManagerService(HttpService):
+    name = "trade-manager"
+    pool = None
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.tasks: list[asyncio.Task] = []
+        self.wake = asyncio.Event()
+        self.waiters: dict[int, list[asyncio.Future]] = {}
+        self.stats = {"intents": 0, "refused": 0, "transitions": 0}
+        self._open_lock = asyncio.Lock()
+
+    async def start(self, phase: Phase) -> None:
+        s = self.settings
+        self.pool = await phase("connect to database", open_pool(s, "rec-trade-manager"))
+        await phase("check the trading schema", self._check_schema())
+        await phase("first reconcile", self.reconcile())
+        self.tasks = [asyncio.create_task(self.listen(), name="manager-listen"),
+                      asyncio.create_task(self.loop(), name="manager-loop")]
+        await self.serve_http(phase, self.app(), s.trade_manager_port)
+
+    async def stop(self) -> None:
+        await super().stop()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def run(self) -> None:
+        assert self.http is not None
+        waits = [asyncio.ensure_future(self.http.wait()), *self.tasks]
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+        raise RuntimeError("a trade manager task ended")
+
+    async def _check_schema(self) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("SELECT 1 FROM trade_orders LIMIT 0")
+            self.install_id = await tc.setting(conn, "install_id")
+        if not self.install_id:
+            raise RuntimeError("trading_settings has no install_id: run `rec db migrate`")
+
+    # ------------------------------------------------------------------ background
+
+    async def listen(self) -> None:
+        """Results from the executor and fills from account-sync wake the reconcile."""
+        while True:
+            try:
+                conn = await AsyncConnection.connect(
+                    conninfo(self.settings, "rec-trade-manager-listen"), autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {tc.CH_RESULTS}")
+                    async for _ in conn.notifies():
+                        self.wake.set()
+            except Exception as exc:
+                self.log.warning("LISTEN connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(1)
+
+    async def loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), SWEEP_SEC)
+            self.wake.clear()
+            try:
+                await self.reconcile()
+            except Exception:
+                self.log.exception("reconcile failed; retrying")
+                await asyncio.sleep(1)
+
+    def _notify_waiters(self, trade_id: int) -> None:
+        for fut in self.waiters.pop(trade_id, []):
+            if not fut.done():
+                fut.set_result(None)
+
+    async def transition(self, cur, trade_id: int, old: str, new: str, kind: str,
+                         detail: dict[str, Any], **columns: Any) -> bool:
+        """Move a trade from ``old`` to ``new`` (nothing if it is no longer ``old``) and write
+        its event, in the caller's transaction."""
+        assert new in tc.TRANSITIONS[old], (old, new)
+        sets = ", ".join(f"{k} = %s" for k in columns)
+        sql = (f"UPDATE trades SET status = %s, updated_at = now()"
+               f"{', ' + sets if sets else ''} WHERE id = %s AND status = %s")
+        await cur.execute(sql, (new, *columns.values(), trade_id, old))
+        if cur.rowcount != 1:
+            return False
+        await cur.execute(
+            "INSERT INTO trade_events (trade_id, kind, from_status, to_status, detail) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (trade_id, kind, old, new, json.dumps(detail, default=str)))
+        self.stats["transitions"] += 1
+        self.log.info("trade %d: %s -> %s (%s) %s", trade_id, old, new, kind,
+                      json.dumps(detail, default=str))
+        return True
+
+    async def event(self, cur, trade_id: int, kind: str, detail: dict[str, Any]) -> None:
+        await cur.execute("INSERT INTO trade_events (trade_id, kind, detail) VALUES (%s,%s,%s)",
+                          (trade_id, kind, json.dumps(detail, default=str)))
+
+    async def reconcile(self) -> None:
+        """Apply what the executor, the account ledger and the markets say."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT t.id, t.status, t.side, t.quantity, t.ticker, o.client_order_id, o.leg, "
+                "o.state, o.exchange_order_id, o.fill_count, o.remaining_count, o.error_code, "
+                "o.error_text FROM trades t JOIN trade_orders o ON o.trade_id = t.id "
+                "AND o.leg = CASE WHEN t.status IN ('pending', 'submitted') THEN 'open' "
+                "ELSE 'close' || t.close_attempts END "
+                "WHERE t.status IN ('pending', 'submitted', 'closing') AND o.state <> 'new'")
+            rows = await cur.fetchall()
+        for row in rows:
+            try:
+                await self._apply(*row)
+            except Exception:
+                self.log.exception("trade %s: applying its order result failed", row[0])
+        await self._expire_and_settle()
+        await self._kill_switch_closes()
+
+    async def _apply(self, trade_id, status, side, quantity, ticker, coid, leg, state, oid,
+                     fill_count, remaining, err_code, err_text) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            if status == PENDING:
+                if state in ("rejected", "expired"):
+                    new = REJECTED if state == "rejected" else EXPIRED
+                    reason = (f"{err_code}: {err_text}" if err_code else err_text) or state
+                    await self.transition(cur, trade_id, PENDING, new, f"order {state}",
+                                          {"client_order_id": coid, "error_code": err_code,
+                                           "error": err_text}, reason=reason)
+                else:
+                    await self.transition(cur, trade_id, PENDING, SUBMITTED, "order accepted",
+                                          {"client_order_id": coid, "exchange_order_id": oid,
+                                           "fill_count": fill_count,
+                                           "remaining_count": remaining})
+                self._notify_waiters(trade_id)
+                return
+            filled = await self._final_fill(cur, oid, fill_count, remaining)
+            if filled is None:
+                return  # still resting
+            if status == SUBMITTED:
+                if filled == 0:
+                    await self.transition(cur, trade_id, SUBMITTED, CANCELED, "not filled",
+                                          {"exchange_order_id": oid},
+                                          reason="the order ended without a fill")
+                    return
+                got = await self._fills(cur, oid, side)
+                if got is None or got[0] < filled:
+                    return  # wait for account-sync to store the fills
+                n, value, fees = got
+                await self.transition(
+                    cur, trade_id, SUBMITTED, OPEN, "open confirmed by fills",
+                    {"exchange_order_id": oid, "filled": n, "cost": value, "fees": fees},
+                    quantity=n, entry_price=(value / n).quantize(Decimal("0.0001")),
+                    entry_cost=value, fees=fees, fees_cents=tc.cents(fees),
+                    opened_at=_now_sql())
+                return
+            # closing
+            if state in ("rejected", "expired") or filled == 0:
+                await self.transition(cur, trade_id, CLOSING, OPEN, "close failed",
+                                      {"client_order_id": coid, "state": state,
+                                       "error_code": err_code, "error": err_text,
+                                       "filled": filled})
+                return
+            got = await self._fills(cur, oid, side)
+            if got is None or got[0] < filled:
+                return
+            n, value, fees = got
+            await cur.execute("SELECT quantity, entry_cost, fees, coalesce(exit_proceeds, 0) "
+                              "FROM trades WHERE id = %s", (trade_id,))
+            qty, cost, fees_before, proceeds = await cur.fetchone()
+            proceeds, total_fees = proceeds + value, fees_before + fees
+            if n < qty:  # a partial close: the rest stays open
+                await self.transition(cur, trade_id, CLOSING, OPEN, "partial close",
+                                      {"closed": n, "proceeds": value, "fees": fees},
+                                      quantity=qty - n, exit_proceeds=proceeds,
+                                      fees=total_fees, fees_cents=tc.cents(total_fees))
+                return
+            pnl = proceeds - cost - total_fees
+            await self.transition(
+                cur, trade_id, CLOSING, CLOSED, "close confirmed by fills",
+                {"exchange_order_id": oid, "closed": n, "proceeds": value, "fees": fees,
+                 "pnl_cents": tc.cents(pnl)},
+                exit_price=(value / n).quantize(Decimal("0.0001")), exit_proceeds=proceeds,
+                fees=total_fees, fees_cents=tc.cents(total_fees), pnl_cents=tc.cents(pnl),
+                win=pnl > 0, closed_at=_now_sql())
+
+    async def _final_fill(self, cur, oid, fill_count, remaining) -> Decimal | None:
+        """How many contracts the leg filled in the end, or None while it still rests."""
+        if remaining is not None and remaining == 0:
+            return fill_count or Decimal(0)
+        await cur.execute("SELECT status, fill_count FROM account_orders WHERE order_id = %s",
+                          (oid,))
+        row = await cur.fetchone()
+        if row is None or row[0] not in ("executed", "canceled"):
+            return None
+        return row[1]
+
+    @staticmethod
+    async def _fills(cur, oid, side) -> tuple[Decimal, Decimal, Decimal] | None:
+        """(contracts, dollars at the trade side's price, fees) of an order from the ledger."""
+        await cur.execute(
+            "SELECT sum(count), sum(count * CASE WHEN %s = 'yes' THEN yes_price "
+            "ELSE coalesce(no_price, 1 - yes_price) END), coalesce(sum(fee), 0) "
+            "FROM account_fills WHERE order_id = %s", (side, oid))
+        row = await cur.fetchone()
+        if row is None or row[0] is None:
+            return None
+        return row[0], row[1], row[2]
+
+    async def _expire_and_settle(self) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            # a market that is no longer open: its trades expire (orders are canceled there)
+            await cur.execute(
+                "SELECT t.id, t.status, m.status FROM trades t JOIN markets m "
+                "ON m.ticker = t.ticker WHERE t.status IN ('pending', 'open', 'closing') "
+                "AND m.status IN ('closed', 'determined', 'settled', 'finalized')")
+            for trade_id, status, mstatus in await cur.fetchall():
+                await self.transition(cur, trade_id, status, EXPIRED, "market closed",
+                                      {"market_status": mstatus},
+                                      reason=f"the market closed ({mstatus})")
+            # the settlement of expired trades that held contracts
+            await cur.execute(
+                "SELECT t.id, t.side, t.quantity, t.entry_cost, t.fees, "
+                "coalesce(t.exit_proceeds, 0), s.market_result FROM trades t "
+                "JOIN account_settlements s ON s.ticker = t.ticker "
+                "WHERE t.status = 'expired' AND t.market_result IS NULL "
+                "AND t.entry_cost IS NOT NULL")
+            for trade_id, side, qty, cost, fees, proceeds, result in await cur.fetchall():
+                revenue = qty if result == side else Decimal(0)
+                total = proceeds + revenue
+                pnl = total - cost - fees
+                await cur.execute(
+                    "UPDATE trades SET market_result = %s, exit_proceeds = %s, pnl_cents = %s, "
+                    "win = %s, close_method = coalesce(close_method, 'settlement'), "
+                    "exit_price = coalesce(exit_price, %s), closed_at = now(), "
+                    "updated_at = now() WHERE id = %s",
+                    (result, total, tc.cents(pnl), pnl > 0,
+                     Decimal(1) if result == side else Decimal(0), trade_id))
+                await self.event(cur, trade_id, "settled",
+                                 {"result": result, "revenue": revenue,
+                                  "pnl_cents": tc.cents(pnl)})
+                self.log.info("trade %d settled: %s, P&L %d cents", trade_id, result,
+                              tc.cents(pnl))
+
+    async def _kill_switch_closes(self) -> None:
+        async with self.pool.connection() as conn:
+            s = await tc.load_settings(conn)
+            if not (s.get("kill_switch") and s.get("kill_switch_close_open")):
+                return
+            cur = await conn.execute("SELECT id, close_attempts FROM trades WHERE status = 'open'")
+            rows = await cur.fetchall()
+        for trade_id, attempts in rows:
+            try:
+                await self.close_trade({"trade_id": trade_id, "limit_price": None,
+                                        "close_method": "kill_switch", "close_rule": None,
+                                        "idempotency_key": f"kill-{trade_id}-{attempts + 1}"})
+            except (Conflict, RiskRefused) as exc:
+                self.log.warning("kill switch: trade %d not closed: %s", trade_id, exc)
+
+    # ------------------------------------------------------------------ intents
+
+    async def open_trade(self, req: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Check and record an open intent. Returns (trade, created)."""
+        async with self._open_lock, self.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            await cur.execute("SELECT pg_advisory_xact_lock(13013)")  # one open at a time
+            known = await self._known_intent(cur, req["idempotency_key"], "open")
+            if known is not None:
+                return known, False
+            s = await tc.load_settings(conn)
+            market = await self._market(cur, req["market"])
+            self._check_price(market, req["limit_price"])
+            await self._check_risk(cur, s, req)
+            conf = tc.strategy_conf(s, req["strategy"])
+            await cur.execute(
+                "INSERT INTO trades (ticker, side, status, quantity, requested_count, "
+                "limit_price, strategy, entry_method, open_key, event_ticker) "
+                "VALUES (%s,%s,'pending',%s,%s,%s,%s,%s,%s,%s) RETURNING id",
+                (req["market"], req["side"], req["count"], req["count"], req["limit_price"],
+                 req["strategy"], req["entry_method"], req["idempotency_key"],
+                 market["event_ticker"]))
+            trade_id = (await cur.fetchone())[0]
+            coid = tc.client_order_id(self.install_id, trade_id, "open")
+            tif = s.get("open_time_in_force", "fill_or_kill")
+            await cur.execute(
+                "INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, "
+                "count, price, time_in_force, strategy, cancel_on_pause) "
+                "VALUES (%s,%s,'open',%s,%s,'buy',%s,%s,%s,%s,%s)",
+                (coid, trade_id, req["market"], req["side"], req["count"], req["limit_price"],
+                 tif, req["strategy"], conf["cancel_order_on_pause"]))
+            await self.event(cur, trade_id, "created", {
+                **_jsonable(req), "to_status": PENDING, "client_order_id": coid,
+                "time_in_force": tif, "cancel_order_on_pause": conf["cancel_order_on_pause"],
+                "order_group_contracts_limit": conf["contracts_limit"]})
+            await cur.execute(
+                "INSERT INTO trade_intents (idempotency_key, intent, trade_id, request) "
+                "VALUES (%s, 'open', %s, %s)",
+                (req["idempotency_key"], trade_id, json.dumps(_jsonable(req))))
+            await cur.execute("SELECT pg_notify(%s, %s)", (tc.CH_ORDERS, coid))
+            trade = await self._trade(cur, trade_id)
+        self.log.info("trade %d: open %s %s x%s @ %s (%s, %s): pending, order %s", trade_id,
+                      req["market"], req["side"], req["count"], req["limit_price"],
+                      req["strategy"], req["entry_method"], coid)
+        return trade, True
+
+    async def close_trade(self, req: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            known = await self._known_intent(cur, req["idempotency_key"], "close")
+            if known is not None:
+                return known, False
+            await cur.execute("SELECT status, ticker, side, quantity, close_attempts, strategy "
+                              "FROM trades WHERE id = %s FOR UPDATE", (req["trade_id"],))
+            row = await cur.fetchone()
+            if row is None:
+                raise Conflict("unknown_trade", f"trade {req['trade_id']} does not exist",
+                               field="trade_id")
+            status, ticker, side, qty, attempts, strategy = row
+            if status != OPEN:
+                raise Conflict("not_open", f"trade {req['trade_id']} is {status}, not open",
+                               status=status)
+            s = await tc.load_settings(conn)
+            price = req["limit_price"] or Decimal("0.01")  # no limit given: sell at any price
+            if req["limit_price"] is not None:
+                await cur.execute("SELECT * FROM markets WHERE ticker = %s", (ticker,))
+                mrow = await cur.fetchone()
+                if mrow is not None:
+                    self._check_price(tc.row_dict(cur, mrow), price)
+            leg = f"close{attempts + 1}"
+            coid = tc.client_order_id(self.install_id, req["trade_id"], leg)
+            tif = s.get("close_time_in_force", "fill_or_kill")
+            conf = tc.strategy_conf(s, "supervisor" if req["close_method"] != "manual"
+                                    else strategy or "manual")
+            await cur.execute(
+                "INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, "
+                "count, price, time_in_force, strategy, cancel_on_pause) "
+                "VALUES (%s,%s,%s,%s,%s,'sell',%s,%s,%s,%s,%s)",
+                (coid, req["trade_id"], leg, ticker, side, qty, price, tif,
+                 "supervisor" if req["close_method"] != "manual" else strategy or "manual",
+                 conf["cancel_order_on_pause"]))
+            await self.transition(cur, req["trade_id"], OPEN, CLOSING, "close requested",
+                                  {**_jsonable(req), "client_order_id": coid, "limit": price,
+                                   "time_in_force": tif,
+                                   "cancel_order_on_pause": conf["cancel_order_on_pause"]},
+                                  close_attempts=attempts + 1,
+                                  close_method=req["close_method"],
+                                  close_rule=req["close_rule"], close_limit_price=price)
+            await cur.execute(
+                "INSERT INTO trade_intents (idempotency_key, intent, trade_id, request) "
+                "VALUES (%s, 'close', %s, %s)",
+                (req["idempotency_key"], req["trade_id"], json.dumps(_jsonable(req))))
+            await cur.execute("SELECT pg_notify(%s, %s)", (tc.CH_ORDERS, coid))
+            trade = await self._trade(cur, req["trade_id"])
+        return trade, True
+
+    async def _known_intent(self, cur, key: str, intent: str) -> dict[str, Any] | None:
+        await cur.execute("SELECT intent, trade_id FROM trade_intents WHERE idempotency_key = %s",
+                          (key,))
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        if row[0] != intent:
+            raise Conflict("idempotency_key_reused",
+                           f"idempotency_key {key!r} was used for a {row[0]} intent",
+                           field="idempotency_key")
+        return await self._trade(cur, row[1])
+
+    async def _market(self, cur, ticker: str) -> dict[str, Any]:
+        await cur.execute("SELECT * FROM markets WHERE ticker = %s", (ticker,))
+        row = await cur.fetchone()
+        if row is None:
+            raise BadInput("market", f"unknown market {ticker}")
+        m = tc.row_dict(cur, row)
+        if m["status"] not in OPEN_MARKET_STATES:
+            raise BadInput("market", f"market {ticker} is {m['status']}, not open for trading")
+        return m
+
+    @staticmethod
+    def _check_price(market: dict[str, Any], price: Decimal) -> None:
+        raw = market.get("raw") or {}
+        try:
+            grid = PriceGrid.from_ranges(market.get("price_level_structure")
+                                         or raw.get("price_level_structure") or "linear_cent",
+                                         raw.get("price_ranges") or [], market["ticker"])
+            grid.check(price)
+        except InvalidPrice as exc:
+            raise BadInput("limit_price", str(exc)) from None
+
+    async def _check_risk(self, cur, s: dict[str, Any], req: dict[str, Any]) -> None:
+        count, price = req["count"], req["limit_price"]
+        if s.get("kill_switch"):
+            raise RiskRefused("kill_switch", "the kill switch is on: no new entries")
+        max_trade = Decimal(str(s.get("max_contracts_per_trade", 0)))
+        if count > max_trade:
+            raise RiskRefused("max_contracts_per_trade",
+                              f"{count} contracts is over max_contracts_per_trade {max_trade}",
+                              field="count")
+        await cur.execute("SELECT coalesce(sum(quantity), 0) FROM trades WHERE ticker = %s "
+                          "AND status IN ('pending', 'submitted', 'open', 'closing')",
+                          (req["market"],))
+        held = (await cur.fetchone())[0]
+        max_market = Decimal(str(s.get("max_contracts_per_market", 0)))
+        if held + count > max_market:
+            raise RiskRefused("max_contracts_per_market",
+                              f"{held} held/pending + {count} is over max_contracts_per_market "
+                              f"{max_market} in {req['market']}", held=held)
+        await cur.execute(
+            "SELECT coalesce(sum(CASE WHEN entry_cost IS NOT NULL THEN entry_cost + fees "
+            "ELSE quantity * limit_price END), 0) FROM trades "
+            "WHERE status IN ('pending', 'submitted', 'open', 'closing')")
+        exposure = (await cur.fetchone())[0]
+        new = count * price + tc.fee_dollars(count, price)
+        max_exp = Decimal(str(s.get("max_open_exposure_dollars", 0)))
+        if exposure + new > max_exp:
+            raise RiskRefused("max_open_exposure_dollars",
+                              f"open exposure ${exposure:.2f} + ${new:.2f} is over "
+                              f"max_open_exposure_dollars ${max_exp}", exposure=exposure)
+        await cur.execute("SELECT coalesce(sum(pnl_cents), 0) FROM trades "
+                          "WHERE closed_at >= date_trunc('day', now() AT TIME ZONE 'UTC') "
+                          "AT TIME ZONE 'UTC'")
+        pnl = (await cur.fetchone())[0]
+        max_loss = Decimal(str(s.get("max_daily_loss_dollars", 0)))
+        if -pnl >= max_loss * 100:
+            raise RiskRefused("max_daily_loss_dollars",
+                              f"today's realised P&L {pnl} cents reached max_daily_loss_dollars "
+                              f"${max_loss}", pnl_cents=pnl)
+
+    async def _trade(self, cur, trade_id: int) -> dict[str, Any]:
+        await cur.execute("SELECT * FROM trades WHERE id = %s", (trade_id,))
+        return tc.row_dict(cur, await cur.fetchone())
+
+    # ------------------------------------------------------------------ HTTP
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/healthz", self.h_health),
+            Route("/readyz", self.h_ready),
+            Route("/trades", self.h_post_trade, methods=["POST"]),
+            Route("/trades", self.h_list),
+            Route("/trades/{trade_id:int}", self.h_get),
+            Route("/settings", self.h_settings),
+            Route("/settings", self.h_put_settings, methods=["PUT"]),
+            Route("/kill-switch", self.h_kill, methods=["POST"]),
+            Route("/status", self.h_status),
+        ])
+
+    async def h_health(self, request: Request) -> Response:
+        return Json({"status": "ok"})
+
+    async def h_ready(self, request: Request) -> Response:
+        try:
+            async with self.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            return error(503, "database", f"database: {exc}")
+        return Json({"status": "ready"})
+
+    async def h_status(self, request: Request) -> Response:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT status, count(*) FROM trades GROUP BY status")
+            counts = dict(await cur.fetchall())
+        return Json({"trades": counts, **self.stats})
+
+    async def h_post_trade(self, request: Request) -> Response:
+        self.stats["intents"] += 1
+        try:
+            body = await tc.json_body(request)
+            intent = _str(body, "intent", choices=("open", "close"))
+            unknown = set(body) - {"intent", "idempotency_key", "market", "side", "count",
+                                   "limit_price", "strategy", "entry_method", "trade_id",
+                                   "close_method", "close_rule"}
+            if unknown:
+                raise BadInput(sorted(unknown)[0], "is not a field of a trade intent")
+            if intent == "open":
+                trade, created = await self.open_trade(parse_open(body))
+            else:
+                trade, created = await self.close_trade(parse_close(body))
+        except BadInput as exc:
+            self.stats["refused"] += 1
+            self.log.warning("trade intent refused: %s: %s", exc.field, exc.message)
+            return error(422, "invalid_field", f"{exc.field}: {exc.message}", field=exc.field)
+        except RiskRefused as exc:
+            self.stats["refused"] += 1
+            self.log.warning("trade intent refused by risk limit %s: %s", exc.limit, exc.message)
+            return error(403, "risk_limit", exc.message, limit=exc.limit,
+                         **{k: str(v) for k, v in exc.detail.items()})
+        except Conflict as exc:
+            self.stats["refused"] += 1
+            self.log.warning("trade intent refused: %s", exc.message)
+            return error(409, exc.code, exc.message, **exc.detail)
+        wait = request.query_params.get("wait")
+        if wait and trade["status"] == PENDING:
+            trade = await self._wait(trade["id"], min(float(wait), 30.0))
+        return Json({"trade": trade, "created": created}, status_code=201 if created else 200)
+
+    async def _wait(self, trade_id: int, timeout: float) -> dict[str, Any]:
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(trade_id, []).append(fut)
+        self.wake.set()  # the result may already be there
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fut, timeout)
+        async with self.pool.connection() as conn:
+            return await self._trade(conn.cursor(), trade_id)
+
+    async def h_list(self, request: Request) -> Response:
+        status = request.query_params.get("status")
+        ticker = request.query_params.get("market")
+        limit = min(int(request.query_params.get("limit", "200")), 1000)
+        where, args = [], []
+        if status:
+            where.append("status = ANY(%s)")
+            args.append(status.split(","))
+        if ticker:
+            where.append("ticker = %s")
+            args.append(ticker)
+        sql = ("SELECT * FROM trades" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY id DESC LIMIT %s")
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, (*args, limit))
+            rows = [tc.row_dict(cur, r) for r in await cur.fetchall()]
+        return Json({"trades": rows})
+
+    async def h_get(self, request: Request) -> Response:
+        trade_id = request.path_params["trade_id"]
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT * FROM trades WHERE id = %s", (trade_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return error(404, "not_found", f"trade {trade_id} does not exist")
+            trade = tc.row_dict(cur, row)
+            cur = await conn.execute("SELECT * FROM trade_events WHERE trade_id = %s "
+                                     "ORDER BY id", (trade_id,))
+            events = [tc.row_dict(cur, r) for r in await cur.fetchall()]
+            cur = await conn.execute("SELECT * FROM trade_orders WHERE trade_id = %s "
+                                     "ORDER BY created_at", (trade_id,))
+            orders = [tc.row_dict(cur, r) for r in await cur.fetchall()]
+        return Json({"trade": trade, "events": events, "orders": orders})
+
+    async def h_settings(self, request: Request) -> Response:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT key, value, description, updated_at "
+                                     "FROM trading_settings ORDER BY key")
+            rows = await cur.fetchall()
+        return Json({"settings": {k: {"value": v, "description": d, "updated_at": u}
+                                  for k, v, d, u in rows}})
+
+    async def h_put_settings(self, request: Request) -> Response:
+        try:
+            body = await tc.json_body(request)
+            changed = await self.put_settings(body, request.query_params.get("by", "api"))
+        except BadInput as exc:
+            return error(422, "invalid_field", f"{exc.field}: {exc.message}", field=exc.field)
+        return Json({"changed": changed})
+
+    async def put_settings(self, body: dict[str, Any], by: str) -> list[str]:
+        changed = []
+        async with self.pool.connection() as conn, conn.transaction():
+            current = await tc.load_settings(conn)
+            for key, value in body.items():
+                if key not in current or key == "install_id":
+                    raise BadInput(key, "is not a trading setting")
+                old = current[key]
+                value = json.loads(json.dumps(value, default=float))  # Decimal: a number
+                if not _same_type(old, value):
+                    raise BadInput(key, f"must be a {type(old).__name__} like {old!r}")
+                if value == old:
+                    continue
+                await conn.execute("UPDATE trading_settings SET value = %s, updated_at = now() "
+                                   "WHERE key = %s", (json.dumps(value), key))
+                await conn.execute("INSERT INTO trading_settings_audit (key, old_value, "
+                                   "new_value, changed_by) VALUES (%s, %s, %s, %s)",
+                                   (key, json.dumps(old), json.dumps(value), by))
+                self.log.warning("trading setting %s: %s -> %s (by %s)", key,
+                                 json.dumps(old), json.dumps(value), by)
+                changed.append(key)
+            if "kill_switch" in changed:
+                await conn.execute("SELECT pg_notify('trade_kill', %s)",
+                                   ("on" if body["kill_switch"] else "off",))
+        if changed:
+            self.wake.set()
+        return changed
+
+    async def h_kill(self, request: Request) -> Response:
+        try:
+            body = await tc.json_body(request)
+            on = body.get("on", True)
+            close_open = body.get("close_open", False)
+            if not isinstance(on, bool):
+                raise BadInput("on", "must be true or false")
+            if not isinstance(close_open, bool):
+                raise BadInput("close_open", "must be true or false")
+        except BadInput as exc:
+            return error(422, "invalid_field", f"{exc.field}: {exc.message}", field=exc.field)
+        changed = await self.put_settings({"kill_switch": on, "kill_switch_close_open": close_open},
+                                          request.query_params.get("by", "kill-switch"))
+        return Json({"kill_switch": on, "close_open": close_open, "changed": changed})
+
+
+def _same_type(old: Any, new: Any) -> bool:
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool)
+    if isinstance(old, int | float):
+        return isinstance(new, int | float)
+    return type(old) is type(new)
+
+
+def _now_sql() -> datetime:
+    return datetime.now(UTC)

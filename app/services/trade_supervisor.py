@@ -1,0 +1,275 @@
+"""rec-trade-supervisor (port 8007): every second, a view of each open trade and the exit rules.
+
+Per open trade: the index price, the probability of the trade's side, the buffer (index minus
+strike), the momentum, the time in the trade and to the close (the coordinator's
+``strike_table``), the close price (the best bid of the trade's side in the book rec-market-feed
+keeps, i.e. what selling the contracts gets; without a book, 1 - the other side's ask) and the
+unrealised P&L in cents (close value - cost - fees so far - the exit fee). The view is written
+to ``trade_monitor`` (one row per trade) and served at ``GET /trades``.
+
+Exit rules (trading settings, each on/off; ``auto_stop`` switches them all):
+
+- ``probability``: P(side) < ``exit_probability_threshold`` while time to close >=
+  ``exit_probability_min_ttc_sec``;
+- ``momentum_spike``: momentum >= +``exit_momentum_threshold`` closes NO trades, <= -threshold
+  closes YES trades;
+- ``stop_loss`` / ``take_profit``: the close price is ``stop_loss_cents`` below /
+  ``take_profit_cents`` above the entry price.
+
+A rule that fires sends a close intent to rec-trade-manager (close_method ``auto``, the rule,
+an idempotency key per trade and close attempt, a limit ``exit_max_slippage_cents`` under the
+close price); the manager does the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.db.pool import open_pool
+from app.runtime.http import HttpService
+from app.runtime.service import Phase
+from app.services import trade_common as tc
+from app.services.trade_common import Json, error
+
+ONE = Decimal(1)
+
+OPEN_TRADES = """
+SELECT t.id, t.ticker, t.side, t.quantity, t.entry_price, t.entry_cost, t.fees,
+       t.close_attempts, extract(epoch FROM now() - t.opened_at)::int,
+       (SELECT max(b.price) FROM feed_book_levels b WHERE b.ticker = t.ticker
+        AND b.side = t.side) {strike_cols}
+FROM trades t {strike_join}
+WHERE t.status = 'open' ORDER BY t.id
+"""
+STRIKE_COLS = (", s.index_price, s.probability, s.buffer, s.momentum, s.time_to_close_sec, "
+               "s.yes_ask, s.no_ask")
+STRIKE_JOIN = "LEFT JOIN strike_table s ON s.market_ticker = t.ticker"
+
+
+@dataclass
+class View:
+    trade_id: int
+    ticker: str
+    side: str
+    quantity: Decimal
+    entry_price: Decimal | None
+    time_in_trade_sec: int
+    index_price: Decimal | None = None
+    probability: Decimal | None = None  # of the trade's side
+    buffer: Decimal | None = None
+    momentum: Decimal | None = None
+    time_to_close_sec: int | None = None
+    close_price: Decimal | None = None
+    unrealised_pnl_cents: int | None = None
+    close_attempts: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def build_view(row: tuple, with_strikes: bool) -> View:
+    (tid, ticker, side, qty, entry_price, cost, fees, attempts, in_trade, bid, *rest) = row
+    v = View(tid, ticker, side, qty, entry_price, in_trade or 0, close_attempts=attempts)
+    if with_strikes:
+        index, p_yes, buffer, momentum, ttc, yes_ask, no_ask = rest
+        v.index_price, v.buffer, v.time_to_close_sec = index, buffer, ttc
+        v.momentum = momentum
+        if p_yes is not None:
+            v.probability = p_yes if side == "yes" else ONE - p_yes
+        if bid is None:
+            other_ask = no_ask if side == "yes" else yes_ask
+            if other_ask is not None and 0 < other_ask < 1:
+                bid = ONE - other_ask
+    v.close_price = bid
+    if bid is not None and cost is not None:
+        value = qty * bid - tc.fee_dollars(qty, bid)
+        v.unrealised_pnl_cents = tc.cents(value - cost - (fees or 0))
+    return v
+
+
+def exit_rule(v: View, s: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The first exit rule that fires for ``v`` under the settings ``s`` (None: hold)."""
+    if not s.get("auto_stop", True):
+        return None
+    if (s.get("exit_probability_enabled") and v.probability is not None
+            and v.time_to_close_sec is not None
+            and v.probability < Decimal(str(s["exit_probability_threshold"]))
+            and v.time_to_close_sec >= int(s["exit_probability_min_ttc_sec"])):
+        return "probability", {"probability": v.probability,
+                               "threshold": s["exit_probability_threshold"],
+                               "time_to_close_sec": v.time_to_close_sec}
+    if s.get("exit_momentum_enabled") and v.momentum is not None:
+        t = Decimal(str(s["exit_momentum_threshold"]))
+        if (v.side == "no" and v.momentum >= t) or (v.side == "yes" and v.momentum <= -t):
+            return "momentum_spike", {"momentum": v.momentum, "threshold": t}
+    if v.close_price is not None and v.entry_price is not None:
+        move = (v.close_price - v.entry_price) * 100
+        if s.get("stop_loss_enabled") and move <= -Decimal(str(s["stop_loss_cents"])):
+            return "stop_loss", {"close_price": v.close_price, "entry_price": v.entry_price,
+                                 "stop_loss_cents": s["stop_loss_cents"]}
+        if s.get("take_profit_enabled") and move >= Decimal(str(s["take_profit_cents"])):
+            return "take_profit", {"close_price": v.close_price, "entry_price": v.entry_price,
+                                   "take_profit_cents": s["take_profit_cents"]}
+    return None
+
+
+class TradeSupervisorService(HttpService):
+    name = "trade-supervisor"
+    pool = None
+    client: httpx.AsyncClient | None = None
+    interval = 1.0
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.task: asyncio.Task | None = None
+        self.views: dict[int, View] = {}
+        self.with_strikes = False
+        self.stats: dict[str, Any] = {"cycles": 0, "last_cycle_ms": None, "max_cycle_ms": 0.0,
+                                      "closes_requested": 0, "close_errors": 0}
+
+    async def start(self, phase: Phase) -> None:
+        s = self.settings
+        self.interval = s.trade_supervisor_interval_sec
+        self.pool = await phase("connect to database", open_pool(s, "rec-trade-supervisor"))
+        await phase("check the tables", self._tables())
+        self.client = httpx.AsyncClient(
+            base_url=f"http://{s.target_host}:{s.trade_manager_port}", timeout=10.0)
+        await phase("first cycle", self.cycle())
+        self.task = asyncio.create_task(self.loop(), name="supervisor")
+        await self.serve_http(phase, self.app(), s.trade_supervisor_port)
+
+    async def run(self) -> None:
+        assert self.http is not None and self.task is not None
+        done, _ = await asyncio.wait([asyncio.ensure_future(self.http.wait()), self.task],
+                                     return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+        raise RuntimeError("the supervisor loop ended")
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        if self.client is not None:
+            await self.client.aclose()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def _tables(self) -> None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT to_regclass('strike_table') IS NOT NULL")
+            with_strikes = (await cur.fetchone())[0]
+        if with_strikes != self.with_strikes or self.stats["cycles"] == 0:
+            if not with_strikes:
+                self.log.warning("no strike_table yet (rec-coordinator): only the price rules "
+                                 "(stop-loss, take-profit) can fire")
+        self.with_strikes = with_strikes
+
+    async def loop(self) -> None:
+        next_at = time.monotonic()
+        while True:
+            next_at += self.interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            try:
+                if self.stats["cycles"] % 30 == 0:
+                    await self._tables()
+                await self.cycle()
+            except Exception:
+                self.log.exception("supervisor cycle failed")
+            if time.monotonic() - next_at > self.interval:
+                next_at = time.monotonic()  # fell behind: do not try to catch up
+
+    async def cycle(self) -> list[View]:
+        t0 = time.perf_counter()
+        sql = OPEN_TRADES.format(strike_cols=STRIKE_COLS if self.with_strikes else "",
+                                 strike_join=STRIKE_JOIN if self.with_strikes else "")
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql)
+            rows = await cur.fetchall()
+            settings = await tc.load_settings(conn)
+            views = [build_view(r, self.with_strikes) for r in rows]
+            now = datetime.now(UTC)
+            if views:
+                async with conn.cursor() as c:
+                    await c.executemany(
+                        "INSERT INTO trade_monitor (trade_id, ts, index_price, probability, "
+                        "buffer, momentum, time_in_trade_sec, time_to_close_sec, close_price, "
+                        "unrealised_pnl_cents) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                        "ON CONFLICT (trade_id) DO UPDATE SET ts = EXCLUDED.ts, "
+                        "index_price = EXCLUDED.index_price, probability = EXCLUDED.probability, "
+                        "buffer = EXCLUDED.buffer, momentum = EXCLUDED.momentum, "
+                        "time_in_trade_sec = EXCLUDED.time_in_trade_sec, "
+                        "time_to_close_sec = EXCLUDED.time_to_close_sec, "
+                        "close_price = EXCLUDED.close_price, "
+                        "unrealised_pnl_cents = EXCLUDED.unrealised_pnl_cents",
+                        [(v.trade_id, now, v.index_price, v.probability, v.buffer, v.momentum,
+                          v.time_in_trade_sec, v.time_to_close_sec, v.close_price,
+                          v.unrealised_pnl_cents) for v in views])
+        self.views = {v.trade_id: v for v in views}
+        fired = [(v, r) for v in views if (r := exit_rule(v, settings)) is not None]
+        if fired:
+            slip = Decimal(str(settings.get("exit_max_slippage_cents", 5))) / 100
+            await asyncio.gather(*(self.close(v, rule, why, slip) for v, (rule, why) in fired))
+        ms = (time.perf_counter() - t0) * 1000
+        self.stats["cycles"] += 1
+        self.stats["last_cycle_ms"] = round(ms, 3)
+        self.stats["max_cycle_ms"] = max(self.stats["max_cycle_ms"], round(ms, 3))
+        self.stats["open_trades"] = len(views)
+        return views
+
+    async def close(self, v: View, rule: str, why: dict[str, Any], slip: Decimal) -> None:
+        limit = None
+        if v.close_price is not None:
+            limit = max(Decimal("0.01"), v.close_price - slip)
+        body = {"intent": "close", "idempotency_key": f"sup-{v.trade_id}-{v.close_attempts + 1}",
+                "trade_id": v.trade_id, "close_method": "auto", "close_rule": rule,
+                "limit_price": str(limit) if limit is not None else None}
+        self.log.warning("trade %d (%s %s): exit rule %s fired %s; closing at %s", v.trade_id,
+                         v.ticker, v.side, rule, {k: str(x) for k, x in why.items()},
+                         limit or "any price")
+        try:
+            r = await self.client.post("/trades", json=body)
+        except httpx.HTTPError as exc:
+            self.stats["close_errors"] += 1
+            self.log.error("trade %d: close intent not delivered: %s", v.trade_id, exc)
+            return
+        if r.status_code >= 300:
+            self.stats["close_errors"] += 1
+            self.log.error("trade %d: close intent refused: %s %s", v.trade_id, r.status_code,
+                           r.text[:300])
+            return
+        self.stats["closes_requested"] += 1
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/healthz", self.h_health), Route("/readyz", self.h_ready),
+                                 Route("/status", self.h_status), Route("/trades", self.h_trades)])
+
+    async def h_health(self, request: Request) -> Response:
+        return Json({"status": "ok"})
+
+    async def h_ready(self, request: Request) -> Response:
+        try:
+            async with self.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            return error(503, "database", f"database: {exc}")
+        return Json({"status": "ready"})
+
+    async def h_status(self, request: Request) -> Response:
+        return Json({**self.stats, "with_strike_table": self.with_strikes})
+
+    async def h_trades(self, request: Request) -> Response:
+        return Json({"trades": [v.as_dict() for v in self.views.values()]})

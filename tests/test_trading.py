@@ -1,0 +1,193 @@
+"""rec-trade-manager + rec-trade-executor (+ rec-account-sync) as real processes against the
+simulator and a real PostgreSQL: the state machine, fills, fees and P&L equal to the
+exchange's ledger, refusals before the exchange, risk limits, the kill switch, exactly once
+under kill -9 and fault storms."""
+
+from __future__ import annotations
+
+import signal
+from decimal import Decimal
+
+import httpx
+
+from tests import data_in_fixtures as di
+from tests import test_sim_fixtures as fx
+from tests import trading_fixtures as tf
+
+sim = fx.sim
+
+
+def open_body(ticker: str, key: str, side: str = "yes", count: int = 2,
+              price: str = "0.99", **extra) -> dict:
+    return {"intent": "open", "idempotency_key": key, "market": ticker, "side": side,
+            "count": count, "limit_price": price, "strategy": "manual", **extra}
+
+
+async def events(home, trade_id: int) -> list[dict]:
+    return (await tf.get(home, f"/trades/{trade_id}")).json()["events"]
+
+
+async def test_open_and_close_book_fees_and_pnl_equal_to_the_exchange_ledger(
+        rec_home_db, start_service, sim):
+    procs = await tf.start_trading(rec_home_db, sim, start_service)
+    ticker = sim.open_tickers("KXBTCD")[5]
+    balance0 = tf.sim_balance_cents(sim)
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "k-open-1"), wait=10)
+    assert r.status_code == 201, r.text
+    trade = r.json()["trade"]
+    assert trade["status"] in ("submitted", "open"), trade
+    # the same intent again: the same trade, no second order
+    again = await tf.post_trade(rec_home_db, open_body(ticker, "k-open-1"))
+    assert again.status_code == 200 and again.json()["trade"]["id"] == trade["id"]
+    got = await tf.until_status(rec_home_db, trade["id"], "open", svc=procs["manager"])
+    t = got["trade"]
+    assert Decimal(t["quantity"]) == 2 and Decimal(t["entry_price"]) <= Decimal("0.99")
+    kinds = [(e["kind"], e["from_status"], e["to_status"]) for e in got["events"]]
+    assert kinds[0][0] == "created"
+    assert ("order accepted", "pending", "submitted") in kinds
+    assert ("open confirmed by fills", "submitted", "open") in kinds
+    created = got["events"][0]["detail"]
+    assert created["cancel_order_on_pause"] is True and created["time_in_force"] == "fill_or_kill"
+    coid = got["orders"][0]["client_order_id"]
+    assert coid.endswith(f"-{trade['id']}-open")
+
+    close = {"intent": "close", "idempotency_key": "k-close-1", "trade_id": trade["id"],
+             "close_method": "manual"}
+    r = await tf.post_trade(rec_home_db, close)
+    assert r.status_code == 201, r.text
+    got = await tf.until_status(rec_home_db, trade["id"], "closed", svc=procs["manager"])
+    t = got["trade"]
+    ledger_pnl = tf.sim_balance_cents(sim) - balance0
+    assert t["pnl_cents"] == ledger_pnl, (t, ledger_pnl)
+    assert Decimal(t["fees"]) == tf.sim_fees(sim)
+    assert t["win"] == (ledger_pnl > 0)
+    orders = tf.sim_orders(sim)
+    assert sorted(o.client_order_id for o in orders) == sorted(
+        o["client_order_id"] for o in got["orders"])
+    conn = await di.connect(rec_home_db)
+    group = (await di.rows(conn, "SELECT order_group_id FROM order_groups "
+                                 "WHERE strategy = 'manual'"))[0][0]
+    await conn.close()
+    assert orders[0].order_group_id == group  # the exchange's own limit holds it too
+
+
+async def test_bad_input_and_limits_are_refused_before_the_exchange(
+        rec_home_db, start_service, sim):
+    procs = await tf.start_trading(rec_home_db, sim, start_service, sync=False)
+    ticker = sim.open_tickers("KXBTCD")[5]
+    cases = [
+        ({"intent": "open"}, "idempotency_key"),
+        (open_body(ticker, "b1", side="maybe"), "side"),
+        (open_body(ticker, "b2", count=0), "count"),
+        (open_body(ticker, "b3", count="1.5"), "count"),
+        (open_body(ticker, "b4", price="1.20"), "limit_price"),
+        (open_body(ticker, "b5", price="0.555"), "limit_price"),  # off the cent grid there
+        (open_body("KXNOPE-1", "b6"), "market"),
+        (open_body(ticker, "b7", colour="red"), "colour"),
+        ({**open_body(ticker, "b8"), "intent": "hold"}, "intent"),
+    ]
+    for body, field in cases:
+        r = await tf.post_trade(rec_home_db, body)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["field"] == field, (body, r.json())
+        assert field in r.json()["message"]
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "b9", count=26))
+    assert r.status_code == 403 and r.json()["limit"] == "max_contracts_per_trade", r.text
+    assert (await tf.put(rec_home_db, "/settings", {"max_open_exposure_dollars": 1})
+            ).status_code == 200
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "b10", count=2))
+    assert r.status_code == 403 and r.json()["limit"] == "max_open_exposure_dollars", r.text
+    r = await tf.put(rec_home_db, "/settings", {"max_open_exposure_dollars": "lots"})
+    assert r.status_code == 422 and r.json()["field"] == "max_open_exposure_dollars"
+    async with httpx.AsyncClient(base_url=tf.manager_url(rec_home_db)) as c:
+        r = await c.post("/kill-switch", json={"on": True})
+        assert r.status_code == 200, r.text
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "b11", count=1))
+    assert r.status_code == 403 and r.json()["limit"] == "kill_switch", r.text
+    groups = sim.sim.exchange.order_groups.groups.values()  # one per strategy
+    assert len(groups) == 3
+    await di.until(lambda: all(g.triggered for g in groups), 10,
+                   "the kill switch triggering the order groups", procs["executor"])
+    assert tf.sim_orders(sim) == []  # nothing reached the exchange
+    out = procs["manager"].output
+    assert "refused by risk limit kill_switch" in out
+    assert "refused by risk limit max_contracts_per_trade" in out
+    conn = await di.connect(rec_home_db)
+    audit = await di.rows(conn, "SELECT key, old_value, new_value FROM trading_settings_audit "
+                                "ORDER BY id")
+    await conn.close()
+    assert ("max_open_exposure_dollars", 250, 1) in audit
+    assert ("kill_switch", False, True) in audit
+    # per market and daily loss limits
+    await tf.put(rec_home_db, "/settings", {"kill_switch": False,
+                                            "max_open_exposure_dollars": 1000,
+                                            "max_contracts_per_market": 3})
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "b12", count=2, price="0.01"))
+    assert r.status_code == 201, r.text
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "b13", count=2, price="0.01"))
+    assert r.status_code == 403 and r.json()["limit"] == "max_contracts_per_market", r.text
+    conn = await di.connect(rec_home_db)
+    await conn.execute("INSERT INTO trades (ticker, side, status, quantity, pnl_cents, "
+                       "closed_at) VALUES ('X', 'yes', 'closed', 1, -10000, now())")
+    await conn.close()
+    r = await tf.post_trade(rec_home_db, open_body(sim.open_tickers("KXBTCD")[4], "b14",
+                                                   count=1))
+    assert r.status_code == 403 and r.json()["limit"] == "max_daily_loss_dollars", r.text
+
+
+async def test_exactly_one_order_per_intent_through_kill_9_lost_answers_429_and_5xx(
+        rec_home_db, start_service, sim):
+    procs = await tf.start_trading(rec_home_db, sim, start_service)
+    tickers = sim.open_tickers("KXBTCD")
+    orders_path = "/trade-api/v2/portfolio/events/orders"
+    # 1. kill -9 between send and acknowledgement: the exchange has the order, rec never
+    #    heard the answer
+    await sim.control("hold", path=orders_path)
+    r = await tf.post_trade(rec_home_db, open_body(tickers[5], "x-kill"))
+    trade_id = r.json()["trade"]["id"]
+    acct = sim.sim.account(sim.signer.key_id)
+    await di.until(lambda: len(acct.orders) == 1, 10, "the order at the exchange")
+    procs["executor"].proc.send_signal(signal.SIGKILL)
+    procs["executor"].proc.wait(10)
+    await sim.control("release", path=orders_path)
+    assert await tf.trade_status(rec_home_db, trade_id) == "pending"
+    again = start_service(rec_home_db, tf.EXECUTOR)
+    await di.wait_notify(again, "READY", "1")
+    assert "in-doubt order" in again.output and "found at the exchange" in again.output
+    await tf.until_status(rec_home_db, trade_id, "open", svc=again)
+    assert len(acct.orders) == 1
+
+    # 2. storms: lost answers, 429s and 5xx on the order endpoint
+    ids = []
+    for n, (action, status) in enumerate([("lose_response", 502), ("http_error", 429),
+                                          ("http_error", 503), ("lose_response", 504)]):
+        await sim.control(action, status=status, count=2, path_prefix=orders_path)
+        r = await tf.post_trade(rec_home_db, open_body(tickers[4 + n % 3], f"x-storm-{n}",
+                                                       count=1))
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["trade"]["id"])
+    for trade_id in ids:
+        await tf.until_status(rec_home_db, trade_id, "open", within=20, svc=again)
+    coids = [o.client_order_id for o in acct.orders.values()]
+    assert len(coids) == len(set(coids)) == 5
+    assert "found by client_order_id after a lost answer" in again.output
+
+
+async def test_trading_pause_holds_orders_until_it_ends(rec_home_db, start_service, sim):
+    await tf.start_trading(rec_home_db, sim, start_service)
+    ticker = sim.open_tickers("KXBTCD")[5]
+    await sim.control("halt", on=True)
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "p1", count=1))
+    trade_id = r.json()["trade"]["id"]
+    executor = f"http://127.0.0.1:{rec_home_db.env['REC_TRADE_EXECUTOR_PORT']}/status"
+
+    async def holding() -> bool:  # the executor learned of the pause and holds the order
+        async with httpx.AsyncClient() as c:
+            st = (await c.get(executor)).json()
+        return st["trading_active"] is False and st["paused_waits"] >= 1
+
+    await di.until(holding, 10, "the executor holding the order")
+    assert await tf.trade_status(rec_home_db, trade_id) == "pending"
+    assert tf.sim_orders(sim) == []
+    await sim.control("halt", on=False)
+    await tf.until_status(rec_home_db, trade_id, "open", within=20)
