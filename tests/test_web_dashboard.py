@@ -182,10 +182,10 @@ def test_account_api_matches_the_database(stack):
     assert pos[T_MID]["side"] == "yes" and pos[T_MID]["count"] == 10
     assert pos[T_HIGH]["side"] == "no" and pos[T_HIGH]["count"] == 5
     assert body["realised_pnl"] == 1.25
-    # YES valued at the bid, NO at 1 - yes ask (the latest ticks)
-    (bid, _ask), = sql(stack["dsn"], "SELECT yes_bid, yes_ask FROM feed_ticks WHERE ticker = %s "
-                                    "ORDER BY ts DESC LIMIT 1", (T_MID,))
-    assert pos[T_MID]["value"] == pytest.approx(10 * float(bid))
+    # YES valued at the best yes bid, NO at 1 - the yes ask; the book (newer than the
+    # latest tick here) has yes 0.50 on top and no 0.48, so the yes ask is 0.52
+    assert pos[T_MID]["yes_bid"] == 0.5 and pos[T_MID]["value"] == pytest.approx(5.0)
+    assert pos[T_MID]["unrealised"] == pytest.approx(5.0 - 4.80)
 
 
 def test_csrf_is_required_for_state_changing_requests(stack):
@@ -494,5 +494,82 @@ def test_browser_manual_trade_confirmation_and_the_managers_answer(stack, browse
         text = page.text_content("#result")
         assert "rec-trade-manager" in text
         shot(page, "manual-result")
+    finally:
+        ctx.close()
+
+
+def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
+        rec_home_db, start_service, browser):
+    """The whole path: the simulator, rec-market-feed (markets and quotes), rec-account-sync,
+    rec-trade-manager and rec-trade-executor as real processes; the trader opens a trade
+    from the Markets page through the confirmation step and closes it from the open-trades
+    panel. The positions panel follows both without a reload."""
+    from testkit.net import free_port
+    from tests.conftest import start_exchange_sim
+
+    home = rec_home_db
+    for key in ("TRADE_MANAGER", "TRADE_EXECUTOR", "TRADE_SUPERVISOR", "AUTO_ENTRY"):
+        home.env[f"REC_{key}_PORT"] = str(free_port())
+    home.env.update(REC_MARKET_FEED_SERIES="KXBTCD", REC_MARKET_FEED_READY_TIMEOUT_SEC="30",
+                    REC_LOG_LEVEL="info", REC_SIM_MAINTENANCE_WINDOW="")  # always trading
+    assert home.rec("db", "migrate").returncode == 0
+    start_exchange_sim(home, start_service)
+    names = ("market-feed", "account-sync", "trade-executor", "trade-manager", "web")
+    procs = {n: start_service(home, n) for n in names}
+    for n, p in procs.items():
+        try:
+            p.notify.wait_for("READY", "1", timeout=40)
+        except TimeoutError:
+            raise AssertionError(f"{n} not READY:\n{p.output[-3000:]}") from None
+    url = f"http://127.0.0.1:{home.env['REC_WEB_PORT']}"
+    c, _ = login(url)
+    markets = until(lambda: [
+        m for m in c.get("/api/markets").json()["data"]
+        if m["yes_ask"] and 0.15 <= m["yes_ask"] <= 0.85 and not m["stale"]
+        and m["status"] in ("active", "open")], timeout=20,
+        what="a market quoted between 15 and 85 cents")
+    ticker, ask = markets[0]["ticker"], markets[0]["yes_ask"]
+
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/markets")
+        page.click(f'#markets tr[data-ticker="{ticker}"] a')
+        page.wait_for_selector("#market-chart canvas")
+        page.goto(url + f"/manual?market={ticker}&side=yes&limit_price={ask}")
+        page.fill("input[name=count]", "2")
+        page.click("#review-open")
+        assert f"Buy 2 YES of {ticker}" in page.text_content("#confirm-text")
+        page.click("#confirm-open")
+        status = page.text_content("#result-status")
+        assert status in ("submitted", "open"), page.text_content("#result")
+        trade_id = int(page.text_content("#result").split("trade #")[1].split(":")[0])
+        # the open-trades panel follows the trade (NOTIFY trades) until it is open
+        live(page)
+        page.wait_for_selector(f'#open-trades tr[data-trade="{trade_id}"] button.close-trade',
+                               timeout=15_000)
+        shot(page, "manual-opened")
+        # the positions on the Overview follow the fill without a reload
+        page.goto(url + "/")
+        live(page)
+        page.wait_for_selector(f'#positions tr[data-ticker="{ticker}"]', timeout=15_000)
+        assert page.text_content(f'#positions tr[data-ticker="{ticker}"] .count') == "2"
+        # close it from the open-trades panel, through the confirmation step
+        page.click(f'#open-trades tr[data-trade="{trade_id}"] button.close-trade')
+        assert f"Close trade #{trade_id}" in page.text_content("#confirm-text")
+        page.click("#confirm-close")
+        page.wait_for_selector("#result")
+        text = page.text_content("#result")
+        assert "answered 200" in text or "answered 201" in text, text
+        shot(page, "manual-closed")
+        trade = c.get("/api/trades", params={"market": ticker}).json()["data"][0]
+        assert trade["id"] == trade_id
+        until(lambda: c.get("/api/trades", params={"market": ticker}).json()["data"][0]
+              ["status"] == "closed", timeout=15, what="the trade to close")
+        kinds = [e["kind"] for e in c.get("/api/trades", params={"market": ticker})
+                 .json()["data"][0]["events"]]
+        assert kinds, "no trade events"
+        page.goto(url + f"/trades?market={ticker}")
+        assert page.locator(f'#trades tr[data-trade="{trade_id}"] .status-closed').count() == 1
+        shot(page, "trades")
     finally:
         ctx.close()

@@ -63,6 +63,20 @@ async def table_exists(pool, name: str) -> bool:
     return bool(r and r["ok"])
 
 
+# the best yes bid and ask: from the live book (feed_book_levels), unless the latest ticker
+# message is newer (a yes ask is 1 - the best no bid)
+QUOTE = """LEFT JOIN LATERAL (
+            SELECT max(price) FILTER (WHERE side = 'yes') AS bid,
+                   1 - max(price) FILTER (WHERE side = 'no') AS ask, max(updated_at) AS at
+            FROM feed_book_levels b WHERE b.ticker = m.ticker) bk ON true
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN bk.at IS NULL OR t.ts >= bk.at THEN t.yes_bid ELSE bk.bid END
+                       AS yes_bid,
+                   CASE WHEN bk.at IS NULL OR t.ts >= bk.at THEN t.yes_ask ELSE bk.ask END
+                       AS yes_ask,
+                   GREATEST(t.ts, bk.at) AS quote_ts) q"""
+
+
 # ---- account ---------------------------------------------------------------------------------
 
 async def account(pool) -> dict:
@@ -72,11 +86,12 @@ async def account(pool) -> dict:
     positions = await rows(pool, """
         SELECT p.ticker, p.position, p.market_exposure, p.realized_pnl, p.fees_paid,
                p.resting_orders_count, p.updated_at, m.title, m.close_time,
-               t.yes_bid, t.yes_ask, t.last_price, t.ts AS quote_ts
+               q.yes_bid, q.yes_ask, t.last_price, q.quote_ts
         FROM account_positions p
         LEFT JOIN markets m ON m.ticker = p.ticker
         LEFT JOIN LATERAL (SELECT yes_bid, yes_ask, last_price, ts FROM feed_ticks f
                            WHERE f.ticker = p.ticker ORDER BY ts DESC LIMIT 1) t ON true
+        """ + QUOTE.replace("m.ticker", "p.ticker") + """
         WHERE p.position <> 0 ORDER BY p.ticker""")
     realised = await one(pool, "SELECT COALESCE(sum(realized_pnl), 0) AS r "
                                "FROM account_positions")
@@ -171,12 +186,13 @@ async def markets(pool) -> list[dict]:
     """Followed markets with their latest quote and the age of their data."""
     return await rows(pool, """
         SELECT m.ticker, m.title, m.series_ticker, m.status, m.close_time, m.floor_strike,
-               t.yes_bid, t.yes_ask, t.last_price, t.volume, t.ts AS quote_ts,
+               q.yes_bid, q.yes_ask, t.last_price, t.volume, q.quote_ts,
                f.last_message_at, f.state AS feed_state, f.source,
                extract(epoch FROM now() - f.last_message_at) AS age_sec
         FROM markets m
         LEFT JOIN LATERAL (SELECT yes_bid, yes_ask, last_price, volume, ts FROM feed_ticks x
                            WHERE x.ticker = m.ticker ORDER BY ts DESC LIMIT 1) t ON true
+        """ + QUOTE + """
         LEFT JOIN feed_freshness f ON f.ticker = m.ticker
         WHERE m.followed ORDER BY m.close_time NULLS LAST, m.floor_strike NULLS LAST, m.ticker""")
 

@@ -28,7 +28,8 @@ CHANNELS = {
     "rec_account": "account tables changed (triggers of migration 006)",
     "index_price": "rec-price-feed: a new index second",
     "strike_table": "rec-coordinator: a new strike table / watchlist",
-    "trades": "rec-trade-manager: a trade changed (payload: trade id)",
+    "trades": "a trade changed (payload: trade id; triggers of migration 006)",
+    "trading_settings": "a trading setting changed (payload: key; migration 006)",
 }
 QUEUE_MAX = 256  # events held for one slow browser; past that it is told to resync
 

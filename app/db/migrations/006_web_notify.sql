@@ -18,3 +18,22 @@ CREATE TRIGGER account_orders_notify AFTER INSERT OR UPDATE OR DELETE ON account
     FOR EACH STATEMENT EXECUTE FUNCTION rec_account_notify();
 CREATE TRIGGER account_settlements_notify AFTER INSERT OR UPDATE OR DELETE ON account_settlements
     FOR EACH STATEMENT EXECUTE FUNCTION rec_account_notify();
+
+-- trades (rec-trade-manager writes them): channel trades, payload the trade's id (the
+-- channel trade_common.CH_TRADES names; identical notifications in one transaction are
+-- delivered once). Trading settings: channel trading_settings, payload the key.
+CREATE FUNCTION rec_trade_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('trades', NEW.id::text);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER trades_notify AFTER INSERT OR UPDATE ON trades
+    FOR EACH ROW EXECUTE FUNCTION rec_trade_notify();
+
+CREATE FUNCTION rec_trading_settings_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('trading_settings', NEW.key);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER trading_settings_notify AFTER INSERT OR UPDATE ON trading_settings
+    FOR EACH ROW EXECUTE FUNCTION rec_trading_settings_notify();
