@@ -154,11 +154,21 @@ def csrf_ok(session: Session, token: str | None) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    if argv[1:] != ["hash"]:
-        print("usage: python -m app.web.auth hash   (reads the password on stdin)",
+    """``hash``: read a password on stdin, print its hash. ``verify FILE``: exit 0 when the
+    password on stdin matches the hash in FILE, 1 when not (the role keeps a credential that
+    already matches the password it was asked to set)."""
+    args = argv[1:]
+    if args not in (["hash"],) and not (len(args) == 2 and args[0] == "verify"):
+        print("usage: python -m app.web.auth hash | verify HASH_FILE  (password on stdin)",
               file=sys.stderr)
         return 2
     password = sys.stdin.readline().rstrip("\n")
+    if args[0] == "verify":
+        try:
+            return 0 if verify_password(password, open(args[1]).read()) else 1
+        except (OSError, BadHash) as exc:
+            print(f"{args[1]}: {exc}", file=sys.stderr)
+            return 1
     if len(password) < 8:
         print("the password must have at least 8 characters", file=sys.stderr)
         return 1
