@@ -118,6 +118,7 @@ def stack(tmp_path_factory, pg):
     with psycopg.connect(dsn, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
         conn.execute(SEED, {"low": T_LOW, "mid": T_MID, "high": T_HIGH, "event": EVENT,
                             "series": SERIES})
+    seed_model(dsn)
     procs = [ServiceProcess(home, "exchange-sim"), ServiceProcess(home, "web")]
     try:
         for p in procs:
@@ -129,6 +130,27 @@ def stack(tmp_path_factory, pg):
             p.terminate()
             p.close()
         pg.drop_db(name)
+
+
+CALIBRATION = {
+    "points": 4000, "predictions": 80000, "fingerprint_share": 0.83, "brier": 0.081,
+    "brier_lognormal": 0.093, "brier_baseline_0_5": 0.25,
+    "reliability": [{"bin": f"{j / 10:.1f}-{(j + 1) / 10:.1f}", "n": 8000,
+                     "mean_p": j / 10 + 0.05, "observed": j / 10 + 0.04} for j in range(10)],
+    "reliability_lognormal": [{"bin": f"{j / 10:.1f}-{(j + 1) / 10:.1f}", "n": 8000,
+                               "mean_p": j / 10 + 0.05, "observed": j / 10 + 0.07}
+                              for j in range(10)],
+}
+
+
+def seed_model(dsn: str) -> None:
+    """A model as `rec model build` stores it, with its reliability plot."""
+    from app.pricing.png import reliability_png
+
+    png = reliability_png([CALIBRATION["reliability"], CALIBRATION["reliability_lognormal"]])
+    sql(dsn, "INSERT INTO prob_models (index_name, train_samples, params, tables, calibration, "
+             "reliability_png) VALUES ('BRTI', 1200000, '{}', '{}', %s, %s)",
+        (json.dumps(CALIBRATION), png))
 
 
 def login(url: str) -> tuple[httpx.Client, str]:
@@ -437,6 +459,19 @@ def test_browser_flags_a_stale_feed(stack, browser):
     finally:
         sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s",
             (T_HIGH,))
+        ctx.close()
+
+
+def test_browser_model_page_shows_the_calibration_and_the_reliability_plot(stack, browser):
+    ctx, page = open_session(browser, stack["url"])
+    try:
+        page.goto(stack["url"] + "/model")
+        assert page.text_content("#model-version") == "1"
+        assert page.locator("#reliability-table tbody tr").count() == 10
+        page.wait_for_function("document.querySelector('#reliability').complete && "
+                               "document.querySelector('#reliability').naturalWidth > 0")
+        shot(page, "model")
+    finally:
         ctx.close()
 
 
