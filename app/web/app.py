@@ -813,7 +813,8 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
         out = await p_markets(request)
         if out.get("data"):
             for m in out["data"]:
-                m["stale"] = m["age_sec"] is None or m["age_sec"] > web.stale_after
+                m["stale"] = m["feed_state"] != "closed" and (
+                    m["age_sec"] is None or m["age_sec"] > web.stale_after)
         return out
 
     @api.get("/api/markets/{ticker}/history", response_model=Panel, tags=["markets"])

@@ -194,7 +194,9 @@ async def markets(pool) -> list[dict]:
                            WHERE x.ticker = m.ticker ORDER BY ts DESC LIMIT 1) t ON true
         """ + QUOTE + """
         LEFT JOIN feed_freshness f ON f.ticker = m.ticker
-        WHERE m.followed ORDER BY m.close_time NULLS LAST, m.floor_strike NULLS LAST, m.ticker""")
+        WHERE m.followed
+        ORDER BY f.state = 'closed', m.close_time NULLS LAST, m.floor_strike NULLS LAST,
+                 m.ticker""")
 
 
 async def market_history(pool, ticker: str, minutes: int = 120) -> list[dict]:

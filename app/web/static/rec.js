@@ -42,7 +42,7 @@
       const row = a.closest('tr[data-ticker]');
       if (row && row.querySelector('.badge')) {
         row.classList.toggle('stale', stale);
-        row.classList.toggle('live', !stale);
+        row.classList.toggle('fresh', !stale);
         row.querySelector('.badge').textContent = stale ? 'STALE' : 'live';
       }
     });
