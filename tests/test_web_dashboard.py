@@ -18,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 
+from testkit.net import free_port
 from tests.conftest import (
     APP_PASSWORD,
     APP_USER,
@@ -110,7 +111,8 @@ def stack(tmp_path_factory, pg):
     pg.create_db(name, APP_USER)
     home.env.update(REC_DB_HOST=pg.host, REC_DB_PORT=str(pg.port), REC_DB_NAME=name,
                     REC_DB_USER=APP_USER, REC_DB_SSLMODE="disable",
-                    REC_MARKET_FEED_STALE_AFTER_SEC="30")
+                    REC_MARKET_FEED_STALE_AFTER_SEC="30",
+                    REC_TRADE_MANAGER_PORT=str(free_port()))  # none there: the page says so
     home.credential("db_password", APP_PASSWORD)
     r = home.rec("db", "migrate")
     assert r.returncode == 0, r.stderr
@@ -539,7 +541,6 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
     rec-trade-manager and rec-trade-executor as real processes; the trader opens a trade
     from the Markets page through the confirmation step and closes it from the open-trades
     panel. The positions panel follows both without a reload."""
-    from testkit.net import free_port
     from tests.conftest import start_exchange_sim
 
     home = rec_home_db
@@ -563,7 +564,8 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         if m["yes_ask"] and 0.15 <= m["yes_ask"] <= 0.85 and not m["stale"]
         and m["status"] in ("active", "open")], timeout=20,
         what="a market quoted between 15 and 85 cents")
-    ticker, ask = markets[0]["ticker"], markets[0]["yes_ask"]
+    ticker = markets[0]["ticker"]
+    ask = round(min(0.95, markets[0]["yes_ask"] + 0.05), 2)  # room for the quote to move
 
     ctx, page = open_session(browser, url)
     try:
@@ -576,12 +578,12 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         assert f"Buy 2 YES of {ticker}" in page.text_content("#confirm-text")
         page.click("#confirm-open")
         status = page.text_content("#result-status")
-        assert status in ("submitted", "open"), page.text_content("#result")
+        assert status in ("pending", "submitted", "open"), page.text_content("#result")
         trade_id = int(page.text_content("#result").split("trade #")[1].split(":")[0])
         # the open-trades panel follows the trade (NOTIFY trades) until it is open
         live(page)
         page.wait_for_selector(f'#open-trades tr[data-trade="{trade_id}"] button.close-trade',
-                               timeout=15_000)
+                               timeout=30_000)
         shot(page, "manual-opened")
         # the positions on the Overview follow the fill without a reload
         page.goto(url + "/")
@@ -606,5 +608,19 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         page.goto(url + f"/trades?market={ticker}")
         assert page.locator(f'#trades tr[data-trade="{trade_id}"] .status-closed').count() == 1
         shot(page, "trades")
+
+        # auto-entry / auto-stop and the size go through the manager, which audits them
+        page.goto(url + "/monitor")
+        page.uncheck("#auto-form input[name=auto_stop]")
+        page.fill("#auto-form input[name=auto_entry_position_size]", "3")
+        page.click("#auto-form button")
+        page.wait_for_url(url + "/monitor")
+        assert not page.is_checked("#auto-form input[name=auto_stop]")
+        assert page.input_value("#auto-form input[name=auto_entry_position_size]") == "3"
+        audit = sql(home.db.dsn, "SELECT key, new_value::text, changed_by FROM "
+                                 "trading_settings_audit ORDER BY id")
+        assert ("auto_stop", "false", "web:admin") in audit
+        assert ("auto_entry_position_size", "3", "web:admin") in audit
+        shot(page, "monitor-settings")
     finally:
         ctx.close()
