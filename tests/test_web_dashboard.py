@@ -254,6 +254,23 @@ def test_bad_form_input_names_the_field_on_the_page(stack):
     assert r.status_code == 422 and r.json()["field"] == "since"
 
 
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil"])
+def test_login_never_redirects_off_site(stack, target):
+    r = httpx.post(stack["url"] + "/login", data={"user": WEB_USER, "password": WEB_PASSWORD,
+                                                  "next": target})
+    assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_logout_ends_the_session(stack):
+    c, csrf = login(stack["url"])
+    assert c.get("/api/session").status_code == 200
+    token = c.cookies["rec_session"]
+    r = c.post("/logout", headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 303
+    r = httpx.get(stack["url"] + "/api/session", cookies={"rec_session": token})
+    assert r.status_code == 401  # the old token is gone on the server, not just the cookie
+
+
 def test_session_expires(stack):
     from app.web import auth
 
