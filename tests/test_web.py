@@ -15,6 +15,7 @@ from app.runtime.units import parse
 
 @pytest.fixture
 def web(rec_home_db, start_service):
+    rec_home_db.env["REC_SIM_MAINTENANCE_WINDOW"] = ""  # a simulator started here trades
     assert rec_home_db.rec("db", "migrate").returncode == 0
     svc = start_service(rec_home_db, "web")
     svc.notify.wait_for("READY", "1")

@@ -112,7 +112,8 @@ def stack(tmp_path_factory, pg):
     home.env.update(REC_DB_HOST=pg.host, REC_DB_PORT=str(pg.port), REC_DB_NAME=name,
                     REC_DB_USER=APP_USER, REC_DB_SSLMODE="disable",
                     REC_MARKET_FEED_STALE_AFTER_SEC="30",
-                    REC_TRADE_MANAGER_PORT=str(free_port()))  # none there: the page says so
+                    REC_TRADE_MANAGER_PORT=str(free_port()),  # none there: the page says so
+                    REC_SIM_MAINTENANCE_WINDOW="")  # the simulator always trades
     home.credential("db_password", APP_PASSWORD)
     r = home.rec("db", "migrate")
     assert r.returncode == 0, r.stderr
@@ -322,6 +323,34 @@ def test_readyz_fails_naming_the_feed_when_a_market_is_stale(stack):
     finally:
         sql(dsn, "UPDATE feed_freshness SET state = 'closed' WHERE ticker = %s", (T_STALE,))
     until(lambda: httpx.get(url + "/readyz").status_code == 200, what="readyz 200 again")
+
+
+def test_readyz_passes_with_a_note_while_the_exchange_pauses_trading(rec_home_db,
+                                                                      start_service):
+    """Kalshi's weekly maintenance: no market data is expected, so old data is no failure."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from tests.conftest import start_exchange_sim
+
+    now = dt.datetime.now(ZoneInfo("America/New_York"))
+    minute = now.hour * 60 + now.minute
+    start, end = max(0, minute - 60), min(24 * 60, minute + 60)
+    day = now.strftime("%a").lower()
+    rec_home_db.env["REC_SIM_MAINTENANCE_WINDOW"] = (
+        f"{day} {start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}")
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    start_exchange_sim(rec_home_db, start_service)
+    sql(rec_home_db.db.dsn, "INSERT INTO feed_freshness (ticker, last_message_at, source, state) "
+                            "VALUES ('KXBTCD-X', now() - interval '1 hour', 'ws', 'live')")
+    svc = start_service(rec_home_db, "web")
+    svc.notify.wait_for("READY", "1")
+    url = f"http://127.0.0.1:{rec_home_db.env['REC_WEB_PORT']}"
+    r = until(lambda: (x := httpx.get(url + "/readyz")).json()["checks"]["feed"].get("note")
+              and x, what="the feed check's note")
+    assert r.status_code == 200
+    assert "1 of 1 followed markets without data: exchange paused trading until" in \
+        r.json()["checks"]["feed"]["note"]
 
 
 def test_openapi_and_docs_list_the_api(stack):

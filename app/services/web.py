@@ -13,7 +13,7 @@ from app.runtime.service import Phase
 from app.services import REGISTRY, enabled, expected_units
 from app.web import auth, data
 from app.web.app import Web, create_app
-from app.web.health import HealthMonitor, exchange_check
+from app.web.health import ExchangeState, HealthMonitor, exchange_check
 from app.web.live import Hub, Listener
 
 READY_CHECKS = ["database", "feed", "account"]
@@ -40,10 +40,11 @@ class WebService(HttpService):
         await phase("listen for live updates", self.listener.start(s.db_connect_timeout_sec))
         stale_after = float(getattr(s, "market_feed_stale_after_sec", 120))
         account_after = 2 * float(getattr(s, "account_sync_reconcile_interval_sec", 600))
+        exchange = ExchangeState()
         checks = {"database": lambda: ping(self.pool),
-                  "feed": feed_check(self.pool, stale_after),
+                  "feed": feed_check(self.pool, stale_after, exchange),
                   "account": account_check(self.pool, account_after),
-                  "exchange": exchange_check(endpoints(s).rest_base, self.client)}
+                  "exchange": exchange_check(endpoints(s).rest_base, self.client, exchange)}
         units = expected_units(s.account_mode.value)
         self.monitor = HealthMonitor(checks, units,
                                      depends={"feed": "database", "account": "database"})
@@ -72,19 +73,23 @@ class WebService(HttpService):
             await self.pool.close()
 
 
-def feed_check(pool, stale_after: float):
+def feed_check(pool, stale_after: float, exchange: ExchangeState | None = None):
     """Fails when a followed live market's last message is older than ``stale_after``
-    (no followed market, or no feed in this build: nothing to be stale)."""
-    async def check() -> None:
+    (no followed market, or no feed in this build: nothing to be stale). While the exchange
+    pauses trading (Kalshi's weekly maintenance) no data is expected: passes with a note."""
+    async def check() -> str | None:
         try:
             live, stale = await data.stale_markets(pool, stale_after)
         except data.Missing:
-            return
+            return None
+        if stale and exchange is not None and (why := exchange.paused()):
+            return f"{len(stale)} of {live} followed markets without data: {why}"
         if stale:
             more = f" and {len(stale) - 3} more" if len(stale) > 3 else ""
             raise RuntimeError(f"{len(stale)} of {live} followed markets stale "
                                f"(no message for over {stale_after:g}s): "
                                f"{', '.join(stale[:3])}{more}")
+        return None
 
     return check
 
@@ -100,5 +105,6 @@ def account_check(pool, stale_after: float):
         if age is not None and age > stale_after:
             raise RuntimeError(f"account sync last completed {age:.0f}s ago "
                                f"(more than {stale_after:g}s)")
+        return
 
     return check

@@ -23,7 +23,7 @@ import httpx
 
 from app.runtime import units
 
-Check = Callable[[], Awaitable[None]]
+Check = Callable[[], Awaitable[str | None]]  # raises when failing; may return a note
 log = logging.getLogger(__name__)
 
 
@@ -56,14 +56,40 @@ async def run_check(check: Check, timeout: float = 5.0) -> CheckResult:
         return CheckResult(False, f"no answer within {timeout:g}s")
     if exc := task.exception():
         return CheckResult(False, f"{type(exc).__name__}: {exc}".strip().rstrip(":"))
-    return CheckResult(True)
+    note = task.result()
+    return CheckResult(True, note=note if isinstance(note, str) else None)
 
 
-def exchange_check(rest_base: str, client: httpx.AsyncClient) -> Check:
-    async def check() -> None:
+class ExchangeState:
+    """What the last ``GET /exchange/status`` said (the exchange check keeps it)."""
+
+    trading_active: bool | None = None
+    resume: str | None = None
+
+    def paused(self) -> str | None:
+        """Why no market data is expected now, or None."""
+        if self.trading_active is False:
+            return "exchange paused trading" + (f" until {self.resume}" if self.resume else "")
+        return None
+
+
+def exchange_check(rest_base: str, client: httpx.AsyncClient,
+                   state: ExchangeState | None = None) -> Check:
+    async def check() -> str | None:
         r = await client.get(f"{rest_base}/exchange/status")
         if r.status_code != 200:
             raise RuntimeError(f"GET /exchange/status answered {r.status_code}")
+        if state is not None:
+            try:
+                body = r.json()
+            except ValueError:
+                body = {}
+            active = body.get("trading_active") if isinstance(body, dict) else None
+            state.trading_active = active if isinstance(active, bool) else None
+            state.resume = body.get("exchange_estimated_resume_time") if isinstance(
+                body, dict) else None
+            return state.paused()
+        return None
 
     return check
 
