@@ -670,3 +670,18 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         shot(page, "monitor-settings")
     finally:
         ctx.close()
+
+
+def test_every_template_and_static_file_is_package_data():
+    """The targets install the package (wheel): a template or a vendored file left out of
+    package-data would be a 500 there and nowhere in these tests."""
+    import glob
+    import tomllib
+
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["app"]
+    packaged = {p for pat in patterns
+                for p in glob.glob(pat, root_dir=REPO / "app", recursive=True)}
+    files = {str(p.relative_to(REPO / "app")) for d in ("web/templates", "web/static")
+             for p in (REPO / "app" / d).rglob("*") if p.is_file()}
+    assert files - packaged == set()
