@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from psycopg_pool import AsyncConnectionPool  # noqa: E402
 
+from app import config  # noqa: E402
 from app.db.migrate import migrate  # noqa: E402
 from app.kalshi.ws import KalshiWS  # noqa: E402
 from app.services.market_feed.store import FeedStore, Tracker, dec  # noqa: E402
@@ -144,7 +145,9 @@ def producer(port: int, rate: int, seconds: float, compression: bool, ready) -> 
 async def consume(port: int, dsn: str, compression: bool, profile: bool) -> dict:
     pool = AsyncConnectionPool(dsn, min_size=2, max_size=4, open=False)
     await pool.open(wait=True)
-    store = FeedStore(pool, name="bench", batch_rows=1000, flush_interval=0.05,
+    defaults = json.loads(config.DEFAULT_FILE.read_text())
+    store = FeedStore(pool, name="bench", batch_rows=defaults["market_feed_batch_rows"],
+                      flush_interval=defaults["market_feed_flush_interval_ms"] / 1000,
                       snapshot_interval=3600)
     store.keep_latencies = True
     tracker = Tracker(store)
@@ -183,7 +186,7 @@ async def consume(port: int, dsn: str, compression: bool, profile: bool) -> dict
                 sent = m.msg["sent"]
                 break
         # wait until everything received is committed
-        while store.batch.rows or store.rows_written < n:  # noqa: ASYNC110
+        while not store.batch.empty() or store.writing:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         last = store.last_commit_mono
         if prof:
@@ -216,7 +219,7 @@ def run(dsn: str, rate: int, seconds: float, compression: bool, profile: bool) -
         proc.join(10)
 
 
-def wait_quiet(limit: float = 90.0) -> bool:
+def wait_quiet(limit: float = 20.0) -> bool:
     """Wait until the machine is idle (< 0.15 core busy over 0.7 s), as limits.md did."""
     def busy() -> tuple[int, int]:
         f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
@@ -246,13 +249,14 @@ def main() -> int:
         dsn = server.dsn("rec", "bench-pw", "rec")
         migrate(dsn, progress=lambda _: None)
         print("rec-market-feed ingest: producer process -> KalshiWS -> Tracker -> COPY commit "
-              f"({len(TICKERS)} markets, batches of 1000 rows or 50 ms)")
+              f"({len(TICKERS)} markets, batches per the market_feed_batch_rows / "
+              "market_feed_flush_interval_ms defaults)")
         for compression in (False, True):
             if args.only and (args.only == "on") != compression:
                 continue
             name = "permessage-deflate " + ("on " if compression else "off")
             if not wait_quiet():
-                print("(the machine did not go idle within 90 s: figures include other load)")
+                print("(the machine did not go idle within 20 s: figures include other load)")
             full = run(dsn, 0, args.seconds, compression, args.profile)
             wait_quiet()
             paced = run(dsn, args.rate, args.seconds, compression, False)

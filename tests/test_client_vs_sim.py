@@ -1,11 +1,13 @@
 """rec's Kalshi client (app.kalshi) against the real simulator (app.sim) over loopback.
 
 Every REST endpoint and WS channel the client uses, auth failures, pagination, the
-order lifecycle (rest, amend, decrease, partial fill, fill, cancel, batches),
-settlement, 429/5xx handling, seq gap -> resync (rebuilt book == simulator book)
-and WS drop -> reconnect without losing a fill. The simulator is started with the
-sim's own test fixtures (tests/test_sim_fixtures.py); its clock only moves when a
-test advances it.
+order lifecycle on the V2 endpoints (rest, amend, decrease, partial fill, fill, cancel,
+batches, cancel-all; legacy writes answered 410 and never sent), sub-cent prices on a
+tapered_deci_cent market, settlement, 429/5xx handling, exactly-once creates and
+batches under the simulator's lose_response fault, pacing by the account's token
+buckets, seq gap -> resync (rebuilt book == simulator book) and WS drop -> reconnect
+without losing a fill. The simulator is started with the sim's own test fixtures
+(tests/test_sim_fixtures.py); its clock only moves when a test advances it.
 """
 
 from __future__ import annotations

@@ -417,3 +417,12 @@ async def test_a_429_empties_the_local_bucket_so_the_next_request_waits():
         await c.get_exchange_status()
     # the retry waited for 10 tokens at 95/s instead of going out at once
     assert clock.sleeps and clock.sleeps[0] == pytest.approx(10 / 95)
+
+
+def test_http_statuses_map_to_error_classes():
+    from app.kalshi import errors
+
+    assert errors.error_class(410) is errors.KalshiGone
+    assert errors.error_class(403) is errors.KalshiAuthError
+    assert errors.error_class(503) is errors.KalshiServerError
+    assert errors.error_class(418) is errors.KalshiHTTPError

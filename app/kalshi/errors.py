@@ -100,22 +100,21 @@ class KalshiProtocolError(KalshiError):
     """A response that does not match the API contract (unparseable body, cursor loop)."""
 
 
+_BY_STATUS: dict[int, type[KalshiHTTPError]] = {
+    400: KalshiBadRequest,
+    401: KalshiAuthError,
+    403: KalshiAuthError,
+    404: KalshiNotFound,
+    409: KalshiConflict,
+    410: KalshiGone,
+    429: KalshiRateLimited,
+}
+
+
 def error_class(status: int) -> type[KalshiHTTPError]:
-    if status in (401, 403):
-        return KalshiAuthError
-    if status == 404:
-        return KalshiNotFound
-    if status == 409:
-        return KalshiConflict
-    if status == 410:
-        return KalshiGone
-    if status == 429:
-        return KalshiRateLimited
     if status >= 500:
         return KalshiServerError
-    if status == 400:
-        return KalshiBadRequest
-    return KalshiHTTPError
+    return _BY_STATUS.get(status, KalshiHTTPError)
 
 
 def parse_error_body(data: Any) -> ErrorBody:

@@ -109,6 +109,7 @@ class Batch:
     # WS deltas netted per level: key -> [size before the batch, size now, seq, time, ticker
     # as COPY text]; written as change lines when the size differs at the end of the batch
     net: dict[tuple[str, str, Decimal], list] = field(default_factory=dict)
+    deltas: int = 0  # deltas netted into ``net``
     trades: list[tuple] = field(default_factory=list)
     snapshots: list[tuple] = field(default_factory=list)
     # current book: final size per level in this batch; replaced: tickers whose stored
@@ -122,7 +123,9 @@ class Batch:
 
     @property
     def rows(self) -> int:
-        return (len(self.ticks) + len(self.changes) + len(self.net) + len(self.trades)
+        """Rows and netted deltas waiting: what fills a batch (every delta counts, so a
+        busy book that nets to few rows still flushes as often as a batch fills)."""
+        return (len(self.ticks) + len(self.changes) + self.deltas + len(self.trades)
                 + len(self.snapshots))
 
     def net_lines(self) -> None:
@@ -132,6 +135,7 @@ class Batch:
                 tail = NULL if seq is None else seq
                 self.changes.append(f"{key}\t{ts}\tws\t{side}\t{price}\t{after}\t{tail}\n")
         self.net.clear()
+        self.deltas = 0
 
     def empty(self) -> bool:
         return not (self.rows or self.levels or self.replaced or self.touched)
@@ -207,6 +211,7 @@ class Tracker:
         # net change per level per batch: a cancel and replace that restores a level within
         # one batch (50 ms) writes nothing; the last size and seq of a level are kept
         key = (ticker, side, price)
+        b.deltas += 1
         net = b.net.get(key)
         if net is None:
             b.net[key] = [old, qty, seq, now_text(), st.key]
@@ -281,6 +286,7 @@ class FeedStore:
         self.latencies: list[float] = []  # receive -> commit, seconds (benchmarks read it)
         self.keep_latencies = False
         self.failures = 0
+        self.writing = False  # a batch is being committed
 
     # -- producer side -------------------------------------------------------------------
     def poke(self) -> None:
@@ -315,7 +321,11 @@ class FeedStore:
             self._first_at = None
             self._wake.clear()
             self._full.clear()
-            await self._write_until_done(batch)
+            self.writing = True
+            try:
+                await self._write_until_done(batch)
+            finally:
+                self.writing = False
             if self.batch.rows < self.max_pending_rows:
                 self._room.set()
 
