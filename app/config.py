@@ -150,6 +150,7 @@ class Settings(BaseSettings):
     coordinator_interval_sec: float = Field(ge=0.05, le=60)
     coordinator_strikes_each_side: int = Field(ge=1, le=100)
     coordinator_max_index_age_sec: float = Field(gt=0, le=3600)
+    coordinator_max_market_age_sec: float = Field(gt=0, le=3600)
     coordinator_vol_lookback_min: int = Field(ge=2, le=1440)
     coordinator_min_vol_samples: int = Field(ge=2, le=100_000)
     coordinator_min_fingerprint_samples: int = Field(ge=1, le=10_000_000)

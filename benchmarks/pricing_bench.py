@@ -61,7 +61,8 @@ def environment(server: pgserver.PgServer, root: Path) -> dict[str, str]:
     env.update(REC_CONFIG_DIR=str(root), REC_CREDENTIALS_PATH=str(root / "creds"),
                REC_STATE_DIR=str(root), REC_DB_HOST=server.host, REC_DB_PORT=str(server.port),
                REC_DB_NAME="rec", REC_DB_USER="rec", REC_DB_SSLMODE="disable",
-               REC_COORDINATOR_MAX_INDEX_AGE_SEC="3600", REC_LOG_LEVEL="warning",
+               REC_COORDINATOR_MAX_INDEX_AGE_SEC="3600",
+               REC_COORDINATOR_MAX_MARKET_AGE_SEC="3600", REC_LOG_LEVEL="warning",
                PYTHONPATH=str(ROOT))
     return env
 
@@ -90,6 +91,8 @@ def seed_market_data(dsn: str) -> None:
     now = int(time.time())
     close = (now // 3600 + 1) * 3600
     with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO feed_status (name, mode, since) VALUES ('market-feed', 'ws', "
+                     "now()) ON CONFLICT (name) DO UPDATE SET updated_at = now()")
         for series, index, spot, step in SERIES:
             ix = Index(index, spot, 0.5, random.Random(2))
             with conn.cursor().copy("COPY index_prices (index_name, ts, price) FROM STDIN") as cp:
@@ -140,6 +143,7 @@ async def bench_cycles(settings: config.Settings, cycles: int) -> tuple[list[flo
     try:
         await svc.load_models()
         await svc.cycle()  # warm: caches filled
+        assert not svc.failing and not any(svc.warned.values()), (svc.failing, svc.warned)
         svc.durations.clear()
         for _ in range(cycles):
             await svc.cycle()

@@ -64,8 +64,9 @@ async def status(dsn: str) -> dict[str, tuple]:
 async def test_strike_tables_for_btc_and_eth_follow_the_simulator(late_sim, rec_home_db,
                                                                   start_service):
     sim = late_sim
-    point_at_sim(rec_home_db, sim, REC_PRICE_FEED_STALE_AFTER_SEC="2",
-                 REC_COORDINATOR_MAX_INDEX_AGE_SEC="3", REC_COORDINATOR_MIN_VOL_SAMPLES="30")
+    point_at_sim(rec_home_db, sim, REC_PRICE_FEED_STALE_AFTER_SEC="4",
+                 REC_COORDINATOR_MAX_INDEX_AGE_SEC="5", REC_COORDINATOR_MIN_VOL_SAMPLES="30",
+                 REC_COORDINATOR_MAX_MARKET_AGE_SEC="5")
     await migrate(rec_home_db)
     dsn = rec_home_db.db.dsn
     feeds = [start_service(rec_home_db, name) for name in ("market-feed", "price-feed")]
@@ -177,6 +178,18 @@ async def test_strike_tables_for_btc_and_eth_follow_the_simulator(late_sim, rec_
     assert float(r["window_avg"]) == pytest.approx(obs[0][0], rel=1e-9)
     assert float(r["window_progress"]) == pytest.approx(
         (60 - r["time_to_close_sec"]) / 60, abs=1e-4)
+    # the market feed stops: its books are no longer current, so no ask is shown as one
+    assert feeds[0].terminate() == 0
+
+    async def withheld():
+        st = await status(dsn)
+        rows = await strike_rows(dsn, "KXBTCD")
+        return (st["KXBTCD"][0] and "asks withheld" in (st["KXBTCD"][1] or "") and rows
+                and all(r["yes_ask"] is None and r["no_ask"] is None and r["volume"] is None
+                        for r in rows) and rows)
+
+    await eventually(withheld, what="asks withheld without the market feed")
+    assert await query(dsn, "SELECT * FROM watchlist") == []
     await ticker.stop()
     assert coord.terminate() == 0
     assert "cycle" in coord.output

@@ -12,7 +12,7 @@ sim = fx.sim
 
 
 def followed(h: fx.SimHandle) -> list[str]:
-    return h.open_tickers("KXBTCD") + h.open_tickers("KXBTC")
+    return h.open_tickers("KXBTCD") + h.open_tickers("KXBTC") + h.open_tickers("KXETHD")
 
 
 async def test_books_in_db_equal_the_simulator_after_seq_gaps(rec_home_db, start_service, sim):

@@ -119,3 +119,34 @@ async def test_rows_match_the_published_index_and_a_drop_leaves_a_gap(sim, rec_h
     assert any("BRTI stale" in s for s in svc.notify.statuses())
     assert "BRTI is stale" in svc.output
     assert svc.terminate() == 0
+    stopped = await query(dsn, "SELECT DISTINCT detail FROM index_freshness")
+    assert stopped == [("rec-price-feed stopped",)]
+
+
+async def test_health_checks_name_a_stale_index_and_a_failing_series(rec_home_db):
+    from app import config
+    from app.db.pool import open_pool
+    from app.pricing.health import PricingUnhealthy, index_check, strike_table_check
+
+    await migrate(rec_home_db)
+    settings = config.load(rec_home_db.env)
+    pool = await open_pool(settings, "test")
+    series = "KXBTCD:BRTI,KXETHD:ETHUSD_RTI"
+    try:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO index_freshness (index_name, state, last_received_at, detail) "
+                "VALUES ('BRTI', 'live', now(), ''), ('ETHUSD_RTI', 'stale', now() - "
+                "interval '30 s', 'no value for 30s')")
+            await conn.execute(
+                "INSERT INTO series_status (series_ticker, ok, error) VALUES ('KXBTCD', true, "
+                "NULL), ('KXETHD', false, 'ETHUSD_RTI is stale: newest row 30s old')")
+        with pytest.raises(PricingUnhealthy, match=r"^ETHUSD_RTI: stale \(no value for 30s\), "
+                                                   r"last value 30s ago$"):
+            await index_check(pool, series, 5)()
+        with pytest.raises(PricingUnhealthy, match=r"^KXETHD: ETHUSD_RTI is stale"):
+            await strike_table_check(pool, series)()
+        await index_check(pool, "KXBTCD:BRTI", 5)()  # BTC alone is healthy
+        await strike_table_check(pool, "KXBTCD:BRTI")()
+    finally:
+        await pool.close()

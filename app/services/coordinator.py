@@ -8,7 +8,9 @@ For each series of ``coordinator_series`` (``SERIES:INDEX``), concurrently, ever
 2. the open hourly event (the earliest close still ahead) from ``markets`` (rec-market-feed)
    and each market's ``rules_primary``: the settlement window and index it names;
 3. the ``coordinator_strikes_each_side`` strikes below and above the price, with asks from
-   ``feed_book_levels`` and volume from ``feed_ticks``;
+   ``feed_book_levels`` and volume from ``feed_ticks``; when rec-market-feed's
+   ``feed_status`` is older than ``coordinator_max_market_age_sec`` (or not ws/http), the
+   asks and volume are withheld (NULL, no watchlist) and ``series_status.error`` says why;
 4. per strike (off the event loop, on ``coordinator_workers`` threads): buffer, P(YES) of
    the settlement average (:mod:`app.pricing.model`: the newest fingerprint model of the
    index when its cell has ``coordinator_min_fingerprint_samples``, else the lognormal on
@@ -127,6 +129,7 @@ class CoordinatorService(Service):
                                            thread_name_prefix="coordinator")
         self.cycles = 0
         self.failing: dict[str, str] = {}
+        self.warned: dict[str, str | None] = {}
         self.durations: deque[float] = deque(maxlen=1000)
 
     # ------------------------------------------------------------------ lifecycle
@@ -211,13 +214,13 @@ class CoordinatorService(Service):
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.coordinator_interval_sec * 3):
-                rows, event = await self.compute(series, index)
+                rows, event, warning = await self.compute(series, index)
         except SeriesFailed as exc:
             await self.fail(series, index, str(exc), t0)
         except Exception as exc:
             await self.fail(series, index, f"{type(exc).__name__}: {exc}", t0)
         else:
-            await self.publish(series, index, event, rows, t0)
+            await self.publish(series, index, event, rows, t0, warning)
 
     async def compute(self, series: str, index: str) -> tuple[list[dict], str]:
         s = self.settings
@@ -239,7 +242,7 @@ class CoordinatorService(Service):
                 "WHERE index_name = %s AND ts > to_timestamp(%s) AND ts <= to_timestamp(%s) "
                 "ORDER BY ts", (index, since, ts))).fetchall()
             cache.extend([(int(a), float(b)) for a, b in new])
-            markets = await self.open_event(conn, series, ts)
+            markets, warning = await self.open_event(conn, series, ts)
         sigma, sigma_n = cache.sigma()
         if sigma_n < s.coordinator_min_vol_samples:
             sigma = None
@@ -252,9 +255,22 @@ class CoordinatorService(Service):
         rows = await loop.run_in_executor(
             self.executor, price_rows, chosen, index, ts, price, mom, sigma, sigma_n, model,
             s.coordinator_min_fingerprint_samples, cache)
-        return rows, chosen[0].event_ticker if chosen else markets[0].event_ticker
+        return rows, chosen[0].event_ticker if chosen else markets[0].event_ticker, warning
 
-    async def open_event(self, conn: Any, series: str, ts: int) -> list[MarketRow]:
+    async def market_data_problem(self, conn: Any) -> str | None:
+        """Why the stored books cannot be taken as current, or None."""
+        row = await (await conn.execute(
+            "SELECT mode, extract(epoch FROM now() - updated_at)::float8 FROM feed_status "
+            "WHERE name = 'market-feed'")).fetchone()
+        if row is None:
+            return "asks withheld: rec-market-feed has not reported (feed_status)"
+        mode, age = row
+        if mode not in ("ws", "http") or age > self.settings.coordinator_max_market_age_sec:
+            return f"asks withheld: rec-market-feed is {mode}, last reported {age:.0f}s ago"
+        return None
+
+    async def open_event(self, conn: Any, series: str,
+                         ts: int) -> tuple[list[MarketRow], str | None]:
         rows = await (await conn.execute(
             "SELECT ticker, event_ticker, close_time, floor_strike::float8, "
             "coalesce(raw->>'rules_primary', '') FROM markets WHERE series_ticker = %s "
@@ -265,6 +281,9 @@ class CoordinatorService(Service):
             raise SeriesFailed(f"no open {series} event in markets")
         first_close = rows[0][2]
         markets = [MarketRow(t, e, c, k, r) for t, e, c, k, r in rows if c == first_close]
+        problem = await self.market_data_problem(conn)
+        if problem is not None:
+            return markets, problem
         tickers = [m.ticker for m in markets]
         books = await (await conn.execute(
             "SELECT ticker, side, max(price)::float8 FROM feed_book_levels "
@@ -280,12 +299,12 @@ class CoordinatorService(Service):
             m.yes_ask = round(1 - no_bid, 4) if no_bid is not None else None
             m.no_ask = round(1 - yes_bid, 4) if yes_bid is not None else None
             m.volume = volume.get(m.ticker)
-        return markets
+        return markets, None
 
     # ------------------------------------------------------------------ output
 
     async def publish(self, series: str, index: str, event: str, rows: list[dict],
-                      t0: float) -> None:
+                      t0: float, warning: str | None = None) -> None:
         s = self.settings
         watch = [w for r in rows for w in watch_rows(r, s)]
         async with self.pool.connection() as conn:  # type: ignore[union-attr]
@@ -306,11 +325,17 @@ class CoordinatorService(Service):
                             "INSERT INTO watchlist (market_ticker, side, series_ticker, "
                             "probability, ask, diff_cents, volume, computed_at) VALUES "
                             "(%s, %s, %s, %s, %s, %s, %s, now())", watch)
-                await self._status(conn, series, True, None, index, event, len(rows), t0)
+                await self._status(conn, series, True, warning, index, event, len(rows), t0)
                 await conn.execute("SELECT pg_notify('strike_table', %s)", (series,))
         if series in self.failing:
             self.log.warning("%s: priced again (%d strikes)", series, len(rows))
             del self.failing[series]
+        if warning != self.warned.get(series):
+            if warning:
+                self.log.warning("%s: %s", series, warning)
+            elif series in self.warned:
+                self.log.info("%s: market data current again", series)
+            self.warned[series] = warning
 
     async def fail(self, series: str, index: str, error: str, t0: float) -> None:
         if self.failing.get(series) != error:

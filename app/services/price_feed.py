@@ -120,6 +120,9 @@ class PriceFeedService(Service):
         if self.ws is not None:
             await self.ws.close()
         if self.pool is not None:
+            for ix in self.indices:  # nobody keeps these current any more: say so
+                with contextlib.suppress(Exception):
+                    await self._mark(ix, "stale", "rec-price-feed stopped")
             await self.pool.close()
 
     def _spawn(self, coro: Any, name: str) -> None:

@@ -113,6 +113,12 @@ class World:
                               p.mm_half_spread, p.mm_size)
         self.flow = NoiseFlow(self.exchange, random.Random(p.seed * 7919 + 3),
                               p.flow_rate_per_s)
+        # the ETH markets trade with liquidity of their own (own random streams), so adding
+        # them leaves every BTC market exactly as it was for a given seed
+        self.mm_eth = MarketMaker(self.exchange, random.Random(p.seed * 7919 + 6), p.mm_levels,
+                                  p.mm_half_spread, p.mm_size)
+        self.flow_eth = NoiseFlow(self.exchange, random.Random(p.seed * 7919 + 7),
+                                  p.flow_rate_per_s)
         self._live: list[Event] = []
         self._settled: deque[str] = deque()
         self._settle_values: dict[str, float] = {}
@@ -243,7 +249,7 @@ class World:
                     # the 60 published values of (close - 60 s, close]
                     self._settle_values[m.ticker] = self.index_of(m).window_average()
                     self.exchange.close_market(m)
-                    self.mm.forget(m.ticker)
+                    self._liquidity_for(m)[0].forget(m.ticker)
                 if m.status == CLOSED and now >= m.close_ms + self.p.settle_delay_s * 1000:
                     value = round(self._settle_values.pop(m.ticker, self.index_of(m).value), 2)
                     result = YES if m.wins(value) else "no"
@@ -369,8 +375,14 @@ class World:
                 if m.status != ACTIVE or not self.exchange.trading_active:
                     continue
                 ix = self.index_of(m)
-                self.mm.quote(m, fair_value(m, ix.value, self.now_ms, ix.vol), self.ticks)
-                self.flow.step(m)
+                mm, flow = self._liquidity_for(m)
+                mm.quote(m, fair_value(m, ix.value, self.now_ms, ix.vol), self.ticks)
+                flow.step(m)
+
+    def _liquidity_for(self, m: Market) -> tuple[MarketMaker, NoiseFlow]:
+        if m.index_id == ETH_INDEX:
+            return self.mm_eth, self.flow_eth
+        return self.mm, self.flow
 
 
 def _et_ms(day: datetime, minutes: int) -> int:
