@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import random
 import time
@@ -37,7 +38,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
@@ -56,6 +57,7 @@ from app.kalshi.errors import (
     error_class,
     parse_error_body,
 )
+from app.kalshi.http1 import Http1Pool, RawResponse
 from app.kalshi.models import (
     AccountLimits,
     AmendAck,
@@ -133,6 +135,10 @@ def _outcome_unknown(exc: KalshiError) -> bool:
     if isinstance(exc, KalshiTransportError):
         return not exc.never_sent
     return isinstance(exc, KalshiServerError)
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), default=str).encode()
 
 
 def _is_duplicate(item: BatchCreateItem) -> bool:
@@ -267,6 +273,10 @@ class KalshiRest:
             headers={"Accept": "application/json"},
             transport=transport,
         )
+        # the hot path: a lean HTTP/1.1 keep-alive pool (app.kalshi.http1); httpx stays for a
+        # caller-supplied transport (tests' MockTransport)
+        self._fast = (Http1Pool(self.base_url, max_connections, {"Accept": "application/json"})
+                      if transport is None else None)
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.stats: dict[str, float] = {"requests": 0, "retries": 0, "paced_s": 0.0}
         self.validate_prices = validate_prices
@@ -307,6 +317,8 @@ class KalshiRest:
         return self.budget
 
     async def aclose(self) -> None:
+        if self._fast is not None:
+            await self._fast.aclose()
         await self._http.aclose()
 
     async def __aenter__(self) -> KalshiRest:
@@ -395,14 +407,23 @@ class KalshiRest:
         self.stats["requests"] += 1
         try:
             async with asyncio.timeout(limit):
-                resp = await self._http.request(
-                    method,
-                    url,
-                    params=_clean(params or {}),
-                    json=body,
-                    headers=headers,
-                    timeout=httpx.Timeout(limit),
-                )
+                if self._fast is not None:
+                    query = _clean(params) if params else None
+                    resp = await self._fast.request(
+                        method,
+                        self._prefix + path + ("?" + urlencode(query) if query else ""),
+                        headers,
+                        None if body is None else _dumps(body),
+                    )
+                else:
+                    resp = await self._http.request(
+                        method,
+                        url,
+                        params=_clean(params or {}),
+                        json=body,
+                        headers=headers,
+                        timeout=httpx.Timeout(limit),
+                    )
         except (TimeoutError, httpx.TimeoutException) as exc:
             err = KalshiTimeout(
                 f"{method} {path}: no answer within {limit:g}s", method=method, path=path
@@ -419,7 +440,7 @@ class KalshiRest:
             self.budget.refused(method)  # the exchange's bucket is empty: ours is too
         return self._handle(method, path, resp)
 
-    def _handle(self, method: str, path: str, resp: httpx.Response) -> Any:
+    def _handle(self, method: str, path: str, resp: httpx.Response | RawResponse) -> Any:
         data: Any
         try:
             data = loads(resp.content) if resp.content else {}
@@ -445,7 +466,7 @@ class KalshiRest:
         )
         if cls is KalshiRateLimited:
             raise KalshiRateLimited(
-                text, retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kwargs
+                text, retry_after=parse_retry_after(resp.headers.get("retry-after")), **kwargs
             )
         raise cls(text, **kwargs)
 

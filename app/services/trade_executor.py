@@ -14,15 +14,18 @@ The exchange's schedule: during a trading pause no order is sent; legs wait (``p
 expired) are written to the leg's row and the manager is woken by NOTIFY.
 
 Safety nets at the exchange: one order group per strategy with a contract limit over Kalshi's
-rolling 15 s window (orders carry its id), triggered by the kill switch, reset when it is off.
+rolling 15 s window (orders carry its id), triggered by the kill switch, reset when it is off;
+the exits' group ("supervisor", every close) is left alone so open trades can still be closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -49,6 +52,7 @@ from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import Json, error
 
+EXIT_GROUP = "supervisor"  # the order group of every close (never triggered by the kill switch)
 PAUSED_CODES = ("trading_is_paused", "exchange_paused", "trading_paused")
 SWEEP_SEC = 1.0
 STATUS_EVERY_SEC = 5.0
@@ -192,6 +196,8 @@ class TradeExecutorService(HttpService):
         """The kill switch at the exchange: trigger every group (its orders are canceled and
         no new order is taken until reset); off: reset them."""
         for strategy, group in self.groups.items():
+            if strategy == EXIT_GROUP:
+                continue  # closes must go through while entries are stopped
             try:
                 if on:
                     await self.rest.trigger_order_group(group)
@@ -223,18 +229,27 @@ class TradeExecutorService(HttpService):
                             self.background.add(task)
                             task.add_done_callback(self.background.discard)
                         else:
-                            self._spawn(n.payload)
+                            self._announced(n.payload)
             except Exception as exc:
                 self.log.warning("LISTEN connection lost (%s); reconnecting", exc)
                 await asyncio.sleep(1)
 
-    def _spawn(self, coid: str) -> None:
+    def _announced(self, payload: str) -> None:
+        """A leg announced by the manager: its client_order_id, or the leg itself as JSON
+        (sent without reading it back; the row decides on every later attempt)."""
+        if payload.startswith("{"):
+            leg = json.loads(payload)
+            self._spawn(leg["coid"], leg)
+        else:
+            self._spawn(payload)
+
+    def _spawn(self, coid: str, leg: dict[str, Any] | None = None) -> None:
         if coid in self.inflight:
             return
         if self.retry_at.get(coid, 0) > time.monotonic():
             return
         self.inflight.add(coid)
-        task = asyncio.create_task(self.send(coid), name=f"send {coid}")
+        task = asyncio.create_task(self.send(coid, leg), name=f"send {coid}")
         task.add_done_callback(lambda t, c=coid: self.inflight.discard(c))
 
     async def sweep_loop(self) -> None:
@@ -251,9 +266,14 @@ class TradeExecutorService(HttpService):
             except Exception:
                 self.log.exception("sweep failed")
 
-    async def send(self, coid: str) -> None:
+    async def send(self, coid: str, leg: dict[str, Any] | None = None) -> None:
         try:
-            await self._send(coid)
+            if leg is not None and self.trading_active and coid not in self.failures:
+                await self._submit(coid, leg["ticker"], leg["side"], leg["action"],
+                                   Decimal(leg["count"]), Decimal(leg["price"]), leg["tif"],
+                                   leg["strategy"], leg["on_pause"])
+            else:
+                await self._send(coid)
         except Exception as exc:
             self._later(coid, f"{type(exc).__name__}: {exc}")
             self.log.exception("order %s: send failed; it will be tried again", coid)
@@ -281,6 +301,10 @@ class TradeExecutorService(HttpService):
                 self.stats["paused_waits"] += 1
                 self._later(coid, "trading is paused", delay=1.0)
             return
+        await self._submit(coid, ticker, side, action, count, price, tif, strategy, on_pause)
+
+    async def _submit(self, coid: str, ticker: str, side: str, action: str, count: Decimal,
+                      price: Decimal, tif: str, strategy: str, on_pause: bool) -> None:
         kw: dict[str, Any] = {"client_order_id": coid, "time_in_force": tif,
                               "cancel_order_on_pause": bool(on_pause)}
         group = self.groups.get(strategy)
@@ -332,13 +356,13 @@ class TradeExecutorService(HttpService):
         self.stats["accepted"] += 1
         self.retry_at.pop(coid, None)
         self.failures.pop(coid, None)
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn:  # one statement: the result and the news
             await conn.execute(
-                "UPDATE trade_orders SET state = 'accepted', exchange_order_id = %s, "
+                "WITH u AS (UPDATE trade_orders SET state = 'accepted', exchange_order_id = %s, "
                 "fill_count = %s, remaining_count = %s, acked_at = now(), ack_ms = %s, "
-                "attempts = attempts + 1 WHERE client_order_id = %s AND state = 'new'",
-                (ack.order_id, ack.fill_count, ack.remaining_count, ms, coid))
-            await conn.execute("SELECT pg_notify(%s, %s)", (tc.CH_RESULTS, coid))
+                "attempts = attempts + 1 WHERE client_order_id = %s AND state = 'new' "
+                "RETURNING client_order_id) SELECT pg_notify(%s, client_order_id) FROM u",
+                (ack.order_id, ack.fill_count, ack.remaining_count, ms, coid, tc.CH_RESULTS))
         self.log.info("order %s accepted as %s: filled %s, remaining %s%s%s", coid,
                       ack.order_id, ack.fill_count, ack.remaining_count,
                       f" in {ms:.1f} ms" if ms is not None else "",

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -58,7 +59,52 @@ from app.services.trade_common import (
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 TICKER_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 OPEN_MARKET_STATES = ("active", "open")
+EXIT_GROUP = "supervisor"  # the order group of every close
 SWEEP_SEC = 0.5
+
+
+ACTIVE_SQL = "('pending', 'submitted', 'open', 'closing')"
+# the settings, the market and the risk figures of an open intent, in one round trip
+OPEN_CONTEXT = f"""
+SELECT (SELECT jsonb_object_agg(key, value) FROM trading_settings),
+       (SELECT to_jsonb(m) FROM markets m WHERE m.ticker = %s),
+       (SELECT coalesce(sum(quantity), 0) FROM trades WHERE ticker = %s
+        AND status IN {ACTIVE_SQL}),
+       (SELECT coalesce(sum(CASE WHEN entry_cost IS NOT NULL THEN entry_cost + fees
+                                 ELSE quantity * limit_price END), 0)
+        FROM trades WHERE status IN {ACTIVE_SQL}),
+       (SELECT coalesce(sum(pnl_cents), 0) FROM trades
+        WHERE closed_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+"""
+# the trade, its open leg (client_order_id = rec-<install>-<trade>-open), its first event,
+# the intent and the executor's NOTIFY, in one statement
+OPEN_WRITE = """
+WITH t AS (
+    INSERT INTO trades (ticker, side, status, quantity, requested_count, limit_price, strategy,
+                        entry_method, open_key, event_ticker)
+    VALUES (%(ticker)s, %(side)s, 'pending', %(count)s, %(count)s, %(price)s, %(strategy)s,
+            %(entry_method)s, %(key)s, %(event_ticker)s)
+    RETURNING *),
+o AS (
+    INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, count, price,
+                              time_in_force, strategy, cancel_on_pause)
+    SELECT %(prefix)s || t.id || '-open', t.id, 'open', t.ticker, t.side, 'buy', t.quantity,
+           t.limit_price, %(tif)s, t.strategy, %(on_pause)s FROM t
+    RETURNING client_order_id),
+e AS (
+    INSERT INTO trade_events (trade_id, kind, to_status, detail)
+    SELECT t.id, 'created', 'pending',
+           %(created)s::jsonb || jsonb_build_object('client_order_id', o.client_order_id)
+    FROM t, o),
+i AS (
+    INSERT INTO trade_intents (idempotency_key, intent, trade_id, request)
+    SELECT %(key)s, 'open', t.id, %(request)s::jsonb FROM t)
+SELECT t.*, pg_notify(%(channel)s, json_build_object(
+    'coid', o.client_order_id, 'ticker', t.ticker, 'side', t.side, 'action', 'buy',
+    'count', t.quantity::text, 'price', t.limit_price::text, 'tif', %(tif)s,
+    'strategy', t.strategy, 'on_pause', %(on_pause)s)::text)
+FROM t, o
+"""
 
 
 class RiskRefused(Exception):
@@ -167,6 +213,7 @@ class TradeManagerService(HttpService):
         self.tasks: list[asyncio.Task] = []
         self.wake = asyncio.Event()
         self.waiters: dict[int, list[asyncio.Future]] = {}
+        self.results: set[str] = set()
         self.stats = {"intents": 0, "refused": 0, "transitions": 0}
         self._open_lock = asyncio.Lock()
 
@@ -213,19 +260,28 @@ class TradeManagerService(HttpService):
                     conninfo(self.settings, "rec-trade-manager-listen"), autocommit=True)
                 async with conn:
                     await conn.execute(f"LISTEN {tc.CH_RESULTS}")
-                    async for _ in conn.notifies():
+                    async for n in conn.notifies():
+                        self.results.add(n.payload)
                         self.wake.set()
             except Exception as exc:
                 self.log.warning("LISTEN connection lost (%s); reconnecting", exc)
                 await asyncio.sleep(1)
 
     async def loop(self) -> None:
+        """A result the executor announced is applied at once (only that leg); everything
+        else (fills arriving, markets closing, settlements, the kill switch) every sweep."""
+        last = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), SWEEP_SEC)
             self.wake.clear()
             try:
-                await self.reconcile()
+                if self.results:
+                    coids, self.results = list(self.results), set()
+                    await self.reconcile(coids)
+                if time.monotonic() - last >= SWEEP_SEC:
+                    last = time.monotonic()
+                    await self.reconcile()
             except Exception:
                 self.log.exception("reconcile failed; retrying")
                 await asyncio.sleep(1)
@@ -259,8 +315,9 @@ class TradeManagerService(HttpService):
         await cur.execute("INSERT INTO trade_events (trade_id, kind, detail) VALUES (%s,%s,%s)",
                           (trade_id, kind, json.dumps(detail, default=str)))
 
-    async def reconcile(self) -> None:
-        """Apply what the executor, the account ledger and the markets say."""
+    async def reconcile(self, coids: list[str] | None = None) -> None:
+        """Apply what the executor, the account ledger and the markets say (``coids``: only
+        those legs' results)."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT t.id, t.status, t.side, t.quantity, t.ticker, o.client_order_id, o.leg, "
@@ -268,18 +325,30 @@ class TradeManagerService(HttpService):
                 "o.error_text FROM trades t JOIN trade_orders o ON o.trade_id = t.id "
                 "AND o.leg = CASE WHEN t.status IN ('pending', 'submitted') THEN 'open' "
                 "ELSE 'close' || t.close_attempts END "
-                "WHERE t.status IN ('pending', 'submitted', 'closing') AND o.state <> 'new'")
+                "WHERE t.status IN ('pending', 'submitted', 'closing') AND o.state <> 'new'"
+                + (" AND o.client_order_id = ANY(%s)" if coids is not None else ""),
+                (coids,) if coids is not None else None)
             rows = await cur.fetchall()
         for row in rows:
             try:
                 await self._apply(*row)
             except Exception:
                 self.log.exception("trade %s: applying its order result failed", row[0])
+        if coids is not None:
+            return
         await self._expire_and_settle()
         await self._kill_switch_closes()
 
     async def _apply(self, trade_id, status, side, quantity, ticker, coid, leg, state, oid,
                      fill_count, remaining, err_code, err_text) -> None:
+        try:
+            await self._apply_tx(trade_id, status, side, coid, state, oid, fill_count,
+                                 remaining, err_code, err_text)
+        finally:
+            self._notify_waiters(trade_id)  # after the commit: a waiter reads the new state
+
+    async def _apply_tx(self, trade_id, status, side, coid, state, oid, fill_count, remaining,
+                        err_code, err_text) -> None:
         async with self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
             if status == PENDING:
@@ -294,7 +363,6 @@ class TradeManagerService(HttpService):
                                           {"client_order_id": coid, "exchange_order_id": oid,
                                            "fill_count": fill_count,
                                            "remaining_count": remaining})
-                self._notify_waiters(trade_id)
                 return
             filled = await self._final_fill(cur, oid, fill_count, remaining)
             if filled is None:
@@ -423,45 +491,45 @@ class TradeManagerService(HttpService):
     # ------------------------------------------------------------------ intents
 
     async def open_trade(self, req: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Check and record an open intent. Returns (trade, created)."""
+        """Check and record an open intent. Returns (trade, created).
+
+        Three statements in one transaction: the lock and the idempotency key; the settings,
+        the market and the risk figures; the trade, its order leg, its event, the intent and
+        the NOTIFY to the executor."""
         async with self._open_lock, self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
-            await cur.execute("SELECT pg_advisory_xact_lock(13013)")  # one open at a time
-            known = await self._known_intent(cur, req["idempotency_key"], "open")
-            if known is not None:
-                return known, False
-            s = await tc.load_settings(conn)
-            market = await self._market(cur, req["market"])
+            await cur.execute("SELECT pg_advisory_xact_lock(13013), (SELECT intent FROM "
+                              "trade_intents WHERE idempotency_key = %s)",  # one open at a time
+                              (req["idempotency_key"],))
+            if (await cur.fetchone())[1] is not None:
+                return await self._known_intent(cur, req["idempotency_key"], "open"), False
+            await cur.execute(OPEN_CONTEXT, (req["market"], req["market"]))
+            s, market, held, exposure, pnl = await cur.fetchone()
+            if market is None:
+                raise BadInput("market", f"unknown market {req['market']}")
+            if market["status"] not in OPEN_MARKET_STATES:
+                raise BadInput("market", f"market {req['market']} is {market['status']}, "
+                                         "not open for trading")
             self._check_price(market, req["limit_price"])
-            await self._check_risk(cur, s, req)
+            self._check_risk(s, req, held, exposure, pnl)
             conf = tc.strategy_conf(s, req["strategy"])
-            await cur.execute(
-                "INSERT INTO trades (ticker, side, status, quantity, requested_count, "
-                "limit_price, strategy, entry_method, open_key, event_ticker) "
-                "VALUES (%s,%s,'pending',%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-                (req["market"], req["side"], req["count"], req["count"], req["limit_price"],
-                 req["strategy"], req["entry_method"], req["idempotency_key"],
-                 market["event_ticker"]))
-            trade_id = (await cur.fetchone())[0]
-            coid = tc.client_order_id(self.install_id, trade_id, "open")
             tif = s.get("open_time_in_force", "fill_or_kill")
-            await cur.execute(
-                "INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, "
-                "count, price, time_in_force, strategy, cancel_on_pause) "
-                "VALUES (%s,%s,'open',%s,%s,'buy',%s,%s,%s,%s,%s)",
-                (coid, trade_id, req["market"], req["side"], req["count"], req["limit_price"],
-                 tif, req["strategy"], conf["cancel_order_on_pause"]))
-            await self.event(cur, trade_id, "created", {
-                **_jsonable(req), "to_status": PENDING, "client_order_id": coid,
-                "time_in_force": tif, "cancel_order_on_pause": conf["cancel_order_on_pause"],
+            request = json.dumps(_jsonable(req))
+            created = json.dumps({
+                **_jsonable(req), "to_status": PENDING, "time_in_force": tif,
+                "cancel_order_on_pause": conf["cancel_order_on_pause"],
                 "order_group_contracts_limit": conf["contracts_limit"]})
-            await cur.execute(
-                "INSERT INTO trade_intents (idempotency_key, intent, trade_id, request) "
-                "VALUES (%s, 'open', %s, %s)",
-                (req["idempotency_key"], trade_id, json.dumps(_jsonable(req))))
-            await cur.execute("SELECT pg_notify(%s, %s)", (tc.CH_ORDERS, coid))
-            trade = await self._trade(cur, trade_id)
-        self.log.info("trade %d: open %s %s x%s @ %s (%s, %s): pending, order %s", trade_id,
+            await cur.execute(OPEN_WRITE, {
+                "ticker": req["market"], "side": req["side"], "count": req["count"],
+                "price": req["limit_price"], "strategy": req["strategy"],
+                "entry_method": req["entry_method"], "key": req["idempotency_key"],
+                "event_ticker": market["event_ticker"], "prefix": f"rec-{self.install_id}-",
+                "tif": tif, "on_pause": conf["cancel_order_on_pause"], "created": created,
+                "request": request, "channel": tc.CH_ORDERS})
+            trade = tc.row_dict(cur, await cur.fetchone())
+            trade.pop("pg_notify", None)
+            coid = tc.client_order_id(self.install_id, trade["id"], "open")
+        self.log.info("trade %d: open %s %s x%s @ %s (%s, %s): pending, order %s", trade["id"],
                       req["market"], req["side"], req["count"], req["limit_price"],
                       req["strategy"], req["entry_method"], coid)
         return trade, True
@@ -478,7 +546,7 @@ class TradeManagerService(HttpService):
             if row is None:
                 raise Conflict("unknown_trade", f"trade {req['trade_id']} does not exist",
                                field="trade_id")
-            status, ticker, side, qty, attempts, strategy = row
+            status, ticker, side, qty, attempts, _strategy = row
             if status != OPEN:
                 raise Conflict("not_open", f"trade {req['trade_id']} is {status}, not open",
                                status=status)
@@ -492,14 +560,14 @@ class TradeManagerService(HttpService):
             leg = f"close{attempts + 1}"
             coid = tc.client_order_id(self.install_id, req["trade_id"], leg)
             tif = s.get("close_time_in_force", "fill_or_kill")
-            conf = tc.strategy_conf(s, "supervisor" if req["close_method"] != "manual"
-                                    else strategy or "manual")
+            # every exit goes in the exits' order group ("supervisor"), which the kill switch
+            # never triggers: closing must stay possible when entries are stopped
+            conf = tc.strategy_conf(s, EXIT_GROUP)
             await cur.execute(
                 "INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, "
                 "count, price, time_in_force, strategy, cancel_on_pause) "
                 "VALUES (%s,%s,%s,%s,%s,'sell',%s,%s,%s,%s,%s)",
-                (coid, req["trade_id"], leg, ticker, side, qty, price, tif,
-                 "supervisor" if req["close_method"] != "manual" else strategy or "manual",
+                (coid, req["trade_id"], leg, ticker, side, qty, price, tif, EXIT_GROUP,
                  conf["cancel_order_on_pause"]))
             await self.transition(cur, req["trade_id"], OPEN, CLOSING, "close requested",
                                   {**_jsonable(req), "client_order_id": coid, "limit": price,
@@ -528,16 +596,6 @@ class TradeManagerService(HttpService):
                            field="idempotency_key")
         return await self._trade(cur, row[1])
 
-    async def _market(self, cur, ticker: str) -> dict[str, Any]:
-        await cur.execute("SELECT * FROM markets WHERE ticker = %s", (ticker,))
-        row = await cur.fetchone()
-        if row is None:
-            raise BadInput("market", f"unknown market {ticker}")
-        m = tc.row_dict(cur, row)
-        if m["status"] not in OPEN_MARKET_STATES:
-            raise BadInput("market", f"market {ticker} is {m['status']}, not open for trading")
-        return m
-
     @staticmethod
     def _check_price(market: dict[str, Any], price: Decimal) -> None:
         raw = market.get("raw") or {}
@@ -549,7 +607,9 @@ class TradeManagerService(HttpService):
         except InvalidPrice as exc:
             raise BadInput("limit_price", str(exc)) from None
 
-    async def _check_risk(self, cur, s: dict[str, Any], req: dict[str, Any]) -> None:
+    @staticmethod
+    def _check_risk(s: dict[str, Any], req: dict[str, Any], held: Decimal, exposure: Decimal,
+                    pnl: int) -> None:
         count, price = req["count"], req["limit_price"]
         if s.get("kill_switch"):
             raise RiskRefused("kill_switch", "the kill switch is on: no new entries")
@@ -558,30 +618,17 @@ class TradeManagerService(HttpService):
             raise RiskRefused("max_contracts_per_trade",
                               f"{count} contracts is over max_contracts_per_trade {max_trade}",
                               field="count")
-        await cur.execute("SELECT coalesce(sum(quantity), 0) FROM trades WHERE ticker = %s "
-                          "AND status IN ('pending', 'submitted', 'open', 'closing')",
-                          (req["market"],))
-        held = (await cur.fetchone())[0]
         max_market = Decimal(str(s.get("max_contracts_per_market", 0)))
         if held + count > max_market:
             raise RiskRefused("max_contracts_per_market",
                               f"{held} held/pending + {count} is over max_contracts_per_market "
                               f"{max_market} in {req['market']}", held=held)
-        await cur.execute(
-            "SELECT coalesce(sum(CASE WHEN entry_cost IS NOT NULL THEN entry_cost + fees "
-            "ELSE quantity * limit_price END), 0) FROM trades "
-            "WHERE status IN ('pending', 'submitted', 'open', 'closing')")
-        exposure = (await cur.fetchone())[0]
         new = count * price + tc.fee_dollars(count, price)
         max_exp = Decimal(str(s.get("max_open_exposure_dollars", 0)))
         if exposure + new > max_exp:
             raise RiskRefused("max_open_exposure_dollars",
                               f"open exposure ${exposure:.2f} + ${new:.2f} is over "
                               f"max_open_exposure_dollars ${max_exp}", exposure=exposure)
-        await cur.execute("SELECT coalesce(sum(pnl_cents), 0) FROM trades "
-                          "WHERE closed_at >= date_trunc('day', now() AT TIME ZONE 'UTC') "
-                          "AT TIME ZONE 'UTC'")
-        pnl = (await cur.fetchone())[0]
         max_loss = Decimal(str(s.get("max_daily_loss_dollars", 0)))
         if -pnl >= max_loss * 100:
             raise RiskRefused("max_daily_loss_dollars",
@@ -659,7 +706,9 @@ class TradeManagerService(HttpService):
     async def _wait(self, trade_id: int, timeout: float) -> dict[str, Any]:
         fut = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(trade_id, []).append(fut)
-        self.wake.set()  # the result may already be there
+        # the result may have been applied before this waiter was registered: look again
+        self.results.add(tc.client_order_id(self.install_id, trade_id, "open"))
+        self.wake.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(fut, timeout)
         async with self.pool.connection() as conn:

@@ -59,7 +59,7 @@ CREATE TABLE trade_orders (
     created_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
     sent_at             TIMESTAMPTZ,
     acked_at            TIMESTAMPTZ,
-    ack_ms              DOUBLE PRECISION,              -- send -> acknowledgement
+    ack_ms              NUMERIC(12, 3),                -- send -> acknowledgement, ms
     UNIQUE (trade_id, leg)
 );
 CREATE INDEX trade_orders_state_idx ON trade_orders (state) WHERE state = 'new';
@@ -94,7 +94,7 @@ INSERT INTO trading_settings (key, value, description) VALUES
   ('pause_policy', '"wait"', 'during an exchange pause: wait (send after it) or expire'),
   ('intent_max_wait_sec', '120', 'an intent not sendable for this long expires'),
   ('strategies', '{"manual": {"contracts_limit": 100, "cancel_order_on_pause": true}, "auto_entry": {"contracts_limit": 100, "cancel_order_on_pause": true}, "supervisor": {"contracts_limit": 200, "cancel_order_on_pause": false}}',
-   'per strategy: the exchange order group''s contract limit (rolling 15 s) and cancel_order_on_pause'),
+   'per strategy: the exchange order group''s contract limit (rolling 15 s) and cancel_order_on_pause; every close goes in the supervisor group, which the kill switch leaves open'),
   ('auto_stop', 'true', 'supervisor: exit rules may close trades'),
   ('exit_probability_enabled', 'true', 'exit when P(side) < threshold while time to close >= min'),
   ('exit_probability_threshold', '0.40', 'probability of the trade''s side'),
