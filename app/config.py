@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     db_name: str = Field(min_length=1)
     db_user: str = Field(min_length=1)
     db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+    db_sslrootcert: str  # CA file that signs the server's certificate ("": libpq's default)
     db_pool_min: int = Field(ge=0, le=100)
     db_pool_max: int = Field(ge=1, le=100)
     db_connect_timeout_sec: float = Field(gt=0, le=300)

@@ -159,3 +159,31 @@ def test_a_systemd_unit_gets_only_its_load_credentials(tmp_path):
     (given / "db_password").write_text("from-systemd\n")
     loaded = config.load({**env, "INVOCATION_ID": "abc", "CREDENTIALS_DIRECTORY": str(given)})
     assert loaded.db_password.get_secret_value() == "from-systemd"
+
+
+@pytest.mark.parametrize("denied", ["read_text", "exists"])
+@pytest.mark.parametrize("args", [["config", "show"], ["status"], ["services"]])
+def test_an_operator_without_sudo_is_told_to_use_it(tmp_path, monkeypatch, capsys, denied,
+                                                    args):
+    """rec status / rec config show as a non-root user on a host (issue 15): one clear line
+    and exit 77, never a PermissionError traceback. (Tests run as root, so the denial is
+    simulated at the file calls a non-root user's run fails on.)"""
+    from app import cli
+
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "config.local.json").write_text("{}\n")
+    real = getattr(Path, denied)
+
+    def deny(self, *a, **kw):
+        if str(self).startswith(str(etc)):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Path, denied, deny)
+    monkeypatch.setenv("REC_CONFIG_DIR", str(etc))
+    with pytest.raises(SystemExit) as exit_:
+        raise SystemExit(cli.main(args))
+    assert exit_.value.code == 77
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run it with sudo" in err[0] and "Permission denied" in err[0]

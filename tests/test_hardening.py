@@ -185,3 +185,34 @@ def test_migration_lock_wait_is_inside_rec_migrate_start_timeout():
 def test_rec_services_json_reports_timings_for_the_units(rec_home):
     out = json.loads(rec_home.rec("services", "--json").stdout)
     assert out["watchdog_sec"] == 10 and out["start_timeout_sec"] == 90
+
+
+def test_a_closed_credentials_directory_does_not_stop_the_failure_count(rec_home, tmp_path):
+    """In ExecStopPost= systemd may already have closed the unit's credentials directory."""
+    closed = tmp_path / "closed-creds"
+    closed.mkdir()
+    (closed / "db_password").mkdir()  # unreadable as a file, even for root (tests run as root)
+    env = {**rec_home.env, "SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited",
+           "EXIT_STATUS": "1", "INVOCATION_ID": "t", "CREDENTIALS_DIRECTORY": str(closed)}
+    for n in (1, 2):
+        r = rec_home.rec("unit-failed", "rec-migrate.service", env=env)
+        assert f"{n} failed run(s) in a row" in r.stdout, r.stdout + r.stderr
+    assert restarts.read(Path(rec_home.env["REC_STATE_DIR"]), "migrate").count == 2
+
+
+def test_a_watchdog_kill_leaves_the_blocked_stack_in_the_log(rec_home, start_service):
+    """systemd's watchdog kills with SIGABRT: the stack of the blocked code is logged first."""
+    import signal
+
+    svc = start_service(rec_home, "tests.fake_services:BlocksLoop",
+                        extra_env={"REC_TEST_BLOCK_AFTER": "0.2", "REC_TEST_BLOCK_SEC": "30"})
+    svc.notify.wait_for("READY", "1")
+    deadline = time.monotonic() + 10
+    while "blocking the event loop on purpose" not in svc.output:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    svc.proc.send_signal(signal.SIGABRT)  # what systemd sends on a watchdog timeout
+    assert svc.wait(timeout=10) == -signal.SIGABRT
+    out = svc.output
+    assert "Fatal Python error: Aborted" in out
+    assert 'fake_services.py", line' in out and "in run" in out  # where it was stuck

@@ -46,7 +46,7 @@ def drift(config: dict, defaults: dict[str, dict], env_template: str,
     """Every place a role's default disagrees with config.default.json or its argument spec."""
     problems = []
     app_defaults = defaults["rec_app"]
-    for key, var in re.findall(r"^REC_([A-Z0-9_]+)=\{\{ *(rec_app_\w+) *\}\}", env_template,
+    for key, var in re.findall(r"^REC_([A-Z0-9_]+)=\{\{ *(rec_app_\w+) *\}\}$", env_template,
                                re.M):
         setting = key.lower()
         if setting not in config:

@@ -28,6 +28,8 @@ def conninfo(settings: Settings, application_name: str = "rec") -> str:
     }
     if password:
         params["password"] = password
+    if settings.db_sslrootcert:
+        params["sslrootcert"] = settings.db_sslrootcert
     return make_conninfo("", **params)
 
 

@@ -72,14 +72,25 @@ def record_row(settings: config.Settings, o: Outcome, in_a_row: int) -> None:
             (o.unit, o.result, o.code, o.status, in_a_row, o.gave_up))
 
 
+def _settings(environ) -> config.Settings | None:
+    """The unit's settings. In ExecStopPost= the credentials directory may already be gone
+    or closed: then without credentials (the row needs the database password; the count and
+    the journal line do not)."""
+    try:
+        return config.load(environ)
+    except config.ConfigError:
+        pass
+    try:
+        return config.load({k: v for k, v in environ.items() if k != "CREDENTIALS_DIRECTORY"})
+    except config.ConfigError:
+        return None
+
+
 def main(unit: str, environ) -> int:
     outcome = from_environment(unit, environ)
     if not outcome.failed:
         return 0
-    try:
-        settings = config.load(environ)
-    except config.ConfigError:
-        settings = None
+    settings = _settings(environ)
     name = unit.removesuffix(".service").removeprefix("rec-")
     in_a_row = 1
     if settings is not None and not outcome.gave_up and outcome.status != "78":

@@ -1,8 +1,9 @@
 """``rec run <service>``: the systemd protocol, done once for every service.
 
 Order of events, each visible in the journal and in STATUS=:
-config -> logging -> watchdog task -> startup phases (each with a deadline) -> READY=1 ->
-run -> SIGTERM -> STOPPING=1 -> stop() within the stop timeout -> exit 0.
+config (+ the credentials the service declares) -> logging -> watchdog task -> a backoff wait
+after failed runs in a row (app.runtime.restarts) -> startup phases (each with a deadline) ->
+READY=1 -> run -> SIGTERM -> STOPPING=1 -> stop() within the stop timeout -> exit 0.
 
 Exit codes: 0 clean stop, 1 failure (phase overrun, crash), 78 configuration error.
 """

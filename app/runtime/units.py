@@ -83,23 +83,31 @@ def under_systemd() -> bool:
     return Path("/run/systemd/system").is_dir()
 
 
-async def query(names: list[str], timeout: float = 5.0) -> UnitReport:
-    """The state of each named unit (``systemctl show``), or why it cannot be known."""
-    systemctl = shutil.which("systemctl")
-    if not systemctl or not under_systemd():
-        return UnitReport(False, reason="not running under systemd")
+async def _run(argv: list[str], timeout: float) -> tuple[int, str, str] | None:
+    """Run a command; (exit code, stdout, stderr), or None if it did not finish in time."""
     proc = await asyncio.create_subprocess_exec(
-        systemctl, "show", "-p", ",".join(PROPERTIES), *names,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()
+        return None
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def query(names: list[str], timeout: float = 5.0) -> UnitReport:
+    """The state of each named unit (``systemctl show``), or why it cannot be known."""
+    systemctl = shutil.which("systemctl")
+    if not systemctl or not under_systemd():
+        return UnitReport(False, reason="not running under systemd")
+    done = await _run([systemctl, "show", "-p", ",".join(PROPERTIES), *names], timeout)
+    if done is None:
         return UnitReport(False, reason=f"systemctl show did not answer within {timeout:.0f}s")
-    if proc.returncode != 0:
-        return UnitReport(False, reason=err.decode().strip() or f"exit {proc.returncode}")
-    return UnitReport(True, parse(out.decode()))
+    code, out, err = done
+    if code != 0:
+        return UnitReport(False, reason=err.strip() or f"exit {code}")
+    return UnitReport(True, parse(out))
 
 
 async def last_line(name: str, timeout: float = 5.0) -> str:
@@ -107,13 +115,5 @@ async def last_line(name: str, timeout: float = 5.0) -> str:
     journalctl = shutil.which("journalctl")
     if not journalctl:
         return ""
-    proc = await asyncio.create_subprocess_exec(
-        journalctl, "--no-pager", "-o", "cat", "-n", "1", "-u", name,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return ""
-    return out.decode(errors="replace").strip()
+    done = await _run([journalctl, "--no-pager", "-o", "cat", "-n", "1", "-u", name], timeout)
+    return done[1].strip() if done else ""

@@ -269,10 +269,10 @@ async def get_orderbooks(ctx: Ctx) -> tuple[int, object]:
     if not 1 <= len(tickers) <= 100:
         raise WireError("invalid_parameters", "tickers: between 1 and 100 market tickers")
     ex = ctx.sim.exchange
-    out = []
-    for t in dict.fromkeys(tickers):
-        m = ex.market(t)
-        out.append({"ticker": m.ticker, **views.orderbook_dict(ex.books[m.ticker], 0)})
+    unknown = [t for t in dict.fromkeys(tickers) if t not in ex.markets]
+    if unknown:  # the spec lists 400 (not 404) for this operation
+        raise WireError("invalid_parameters", f"tickers: unknown market {unknown[0]}")
+    out = [{"ticker": t, **views.orderbook_dict(ex.books[t], 0)} for t in dict.fromkeys(tickers)]
     return 200, {"orderbooks": out}
 
 
