@@ -160,6 +160,12 @@ class Settings(BaseSettings):
     watchlist_min_probability: float = Field(ge=0, le=1)
     watchlist_max_ask: float = Field(gt=0, le=1)
     watchlist_min_diff_cents: float = Field(ge=-100, le=100)
+    # rec-web: the dashboard's login (the password's hash is the credential web_password_hash)
+    web_user: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    web_session_ttl_sec: int = Field(ge=60, le=30 * 86_400)
+    web_login_max_failures: int = Field(ge=1, le=1000)
+    web_login_window_sec: int = Field(ge=1, le=86_400)
+
     # service runtime: phase deadlines and the stop timeout are the runner's; the unit's
     # WatchdogSec=, TimeoutStartSec= and TimeoutStopSec= are built from watchdog_sec,
     # start_timeout_sec and stop_timeout_sec (`rec services --json` hands them to the role)
@@ -173,6 +179,7 @@ class Settings(BaseSettings):
     db_password: SecretStr | None = None
     kalshi_key_id: SecretStr | None = None
     kalshi_private_key: SecretStr | None = None
+    web_password_hash: SecretStr | None = None  # scrypt hash of rec-web's login password
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

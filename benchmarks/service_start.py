@@ -38,6 +38,8 @@ def main() -> int:
         (home / "etc").mkdir()
         (home / "creds").mkdir()
         (home / "creds/db_password").write_text("bench-pw")
+        from app.web.auth import hash_password  # rec-web's login credential
+        (home / "creds/web_password_hash").write_text(hash_password("bench-login-pw"))
         env = dict(os.environ, PYTHONPATH=str(ROOT), REC_CONFIG_DIR=str(home / "etc"),
                    REC_CREDENTIALS_PATH=str(home / "creds"), REC_STATE_DIR=str(home),
                    REC_DB_PORT=str(server.port), REC_DB_SSLMODE="disable",

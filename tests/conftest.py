@@ -20,6 +20,18 @@ REPO = Path(__file__).resolve().parent.parent
 REC = [sys.executable, "-m", "app.cli"]
 APP_USER = "rec_test"
 APP_PASSWORD = "rec-test-" + uuid.uuid4().hex[:8]
+WEB_USER = "admin"  # rec-web's login in tests (REC_WEB_USER's default)
+WEB_PASSWORD = "web-test-" + uuid.uuid4().hex[:8]
+_web_hash: list[str] = []
+
+
+def web_login_credential(home: RecHome) -> None:
+    """The credential the role provisions for rec-web's login (hashed once per run)."""
+    if not _web_hash:
+        from app.web.auth import hash_password
+
+        _web_hash.append(hash_password(WEB_PASSWORD))
+    home.credential("web_password_hash", _web_hash[0])
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +116,9 @@ def base_env(root: Path) -> dict[str, str]:
 def rec_home(tmp_path) -> RecHome:
     (tmp_path / "etc").mkdir()
     (tmp_path / "state").mkdir()
-    return RecHome(tmp_path, base_env(tmp_path))
+    home = RecHome(tmp_path, base_env(tmp_path))
+    web_login_credential(home)
+    return home
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def test_credentials_directory_wins_and_secrets_are_redacted(tmp_path):
 
 # named one by one (not read from SECRET_KEYS): a check that covered only some secrets, or
 # a secret that silently stopped being one, fails here
-SECRETS = ["db_password", "kalshi_key_id", "kalshi_private_key"]
+SECRETS = ["db_password", "kalshi_key_id", "kalshi_private_key", "web_password_hash"]
 
 
 def test_the_secrets_are_exactly_the_credential_files():

@@ -147,7 +147,7 @@ def test_rec_services_json_is_the_registry_with_effective_settings(rec_home):
     web = next(s for s in out["services"] if s["name"] == "web")
     assert web["port"] == 3999 and out["watchdog_sec"] == 7
     assert web["after"] == ["rec-migrate.service", "rec-exchange-sim.service"]
-    assert web["credentials"] == ["db_password"]
+    assert web["credentials"] == ["db_password", "web_password_hash"]
 
 
 def test_rec_services_in_demo_mode_leaves_out_the_simulator(rec_home):

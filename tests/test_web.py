@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import shutil
 import socket
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +15,7 @@ from app.runtime.units import parse
 
 @pytest.fixture
 def web(rec_home_db, start_service):
+    rec_home_db.env["REC_SIM_MAINTENANCE_WINDOW"] = ""  # a simulator started here trades
     assert rec_home_db.rec("db", "migrate").returncode == 0
     svc = start_service(rec_home_db, "web")
     svc.notify.wait_for("READY", "1")
@@ -39,12 +38,10 @@ def test_aggregate_health_is_green_with_database_and_simulator(rec_home_db, star
     r = health_when(f"{web}/api/health", lambda r: r.status_code == 200)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["checks"] == {"database": {"ok": True}, "exchange": {"ok": True}}
+    assert body["checks"] == {"database": {"ok": True}, "exchange": {"ok": True},
+                              "feed": {"ok": True}, "account": {"ok": True}}
     assert 0 <= body["age_sec"] < 10
     assert body["units"] is None and body["units_note"] == "not running under systemd"
-    page = httpx.get(f"{web}/", timeout=10)
-    assert page.status_code == 200
-    assert 'id="overall">all healthy<' in page.text
 
 
 def test_aggregate_health_names_the_missing_exchange(web):
@@ -55,8 +52,6 @@ def test_aggregate_health_names_the_missing_exchange(web):
     assert "ConnectError" in body["checks"]["exchange"]["error"]
     # rec-web itself is still ready: the exchange is not its own dependency
     assert httpx.get(f"{web}/readyz").status_code == 200
-    page = httpx.get(f"{web}/", timeout=10)
-    assert page.status_code == 503 and "unhealthy: exchange" in page.text
 
 
 def test_parse_units_from_systemctl_show():
@@ -104,31 +99,6 @@ def test_status_details_of_a_failed_unit():
     assert unit.since_sec(65.0) == 60.0
 
 
-def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("chromium")
-    assert exe, "Debian's chromium is missing: scripts/dev_prereqs installs it"
-    return subprocess.run(
-        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
-        capture_output=True, text=True, timeout=60)
-
-
-def test_status_page_works_in_a_real_browser(rec_home_db, start_service, web, tmp_path):
-    sim = start_service(rec_home_db, "exchange-sim")
-    sim.notify.wait_for("READY", "1")
-    health_when(f"{web}/api/health", lambda r: r.status_code == 200)
-    r = chromium(tmp_path, "--dump-dom", f"{web}/")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert '<p class="status" id="overall">all healthy</p>' in r.stdout
-    assert "<td>database</td><td>ok</td>" in r.stdout
-    assert "<td>exchange</td><td>ok</td>" in r.stdout
-    shot = tmp_path / "status.png"  # kept in the test dir to look at
-    r = chromium(tmp_path, "--window-size=900,600", f"--screenshot={shot}", f"{web}/")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
-
-
 def test_thirty_concurrent_health_requests_all_answer_from_the_last_check(rec_home_db,
                                                                            start_service, web):
     sim = start_service(rec_home_db, "exchange-sim")
@@ -166,6 +136,9 @@ def test_health_answers_fast_while_the_database_hangs_and_logs_recovery(
         try:
             r = health_when(f"{url}/readyz", lambda r: r.status_code == 503, timeout=20)
             assert r.status_code == 503 and r.json()["failed"] == ["database"]
+            # the feed and account checks read the same database: not run meanwhile
+            assert r.json()["checks"]["feed"] == {"ok": True,
+                                                  "note": "not checked: database failing"}
             assert "no answer within" in r.json()["checks"]["database"]["error"]
             with httpx.Client(timeout=5) as client:
                 times = []

@@ -63,7 +63,7 @@ REGISTRY: tuple[ServiceDef, ...] = (
     ServiceDef("trade-executor", "app.services.trade_executor:TradeExecutorService", "sends the manager's orders exactly once (derived client_order_id), order groups", port="trade_executor_port", health=("/healthz", "/readyz"), database=True, exchange=True, credentials=("db_password", "kalshi_key_id", "kalshi_private_key")),  # noqa: E501
     ServiceDef("trade-supervisor", "app.services.trade_supervisor:TradeSupervisorService", "every second: open trades against the market, exit rules, closes through the manager", port="trade_supervisor_port", health=("/healthz", "/readyz"), database=True, credentials=("db_password",)),  # noqa: E501
     ServiceDef("auto-entry", "app.services.auto_entry:AutoEntryService", "entry rules on the watchlist (off unless the auto_entry_enabled trading setting is on; dry run)", port="auto_entry_port", health=("/healthz", "/readyz"), database=True, credentials=("db_password",)),  # noqa: E501
-    ServiceDef("web", "app.services.web:WebService", "dashboard, JSON API and health aggregate", port="web_port", public=True, health=("/healthz", "/readyz", "/api/health"), database=True, exchange=True, credentials=("db_password",)),  # noqa: E501
+    ServiceDef("web", "app.services.web:WebService", "dashboard, JSON API and health aggregate", port="web_port", public=True, health=("/healthz", "/readyz", "/api/health"), database=True, exchange=True, credentials=("db_password", "web_password_hash")),  # noqa: E501
 )
 # -----------------------------------------------------------------------------------------------
 

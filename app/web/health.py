@@ -23,7 +23,7 @@ import httpx
 
 from app.runtime import units
 
-Check = Callable[[], Awaitable[None]]
+Check = Callable[[], Awaitable[str | None]]  # raises when failing; may return a note
 log = logging.getLogger(__name__)
 
 
@@ -31,9 +31,12 @@ log = logging.getLogger(__name__)
 class CheckResult:
     ok: bool
     error: str | None = None
+    note: str | None = None  # a check not run because the one it depends on failed
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok} if self.ok else {"ok": False, "error": self.error}
+        if not self.ok:
+            return {"ok": False, "error": self.error}
+        return {"ok": True, "note": self.note} if self.note else {"ok": True}
 
 
 def _forget(task: asyncio.Task) -> None:
@@ -53,14 +56,40 @@ async def run_check(check: Check, timeout: float = 5.0) -> CheckResult:
         return CheckResult(False, f"no answer within {timeout:g}s")
     if exc := task.exception():
         return CheckResult(False, f"{type(exc).__name__}: {exc}".strip().rstrip(":"))
-    return CheckResult(True)
+    note = task.result()
+    return CheckResult(True, note=note if isinstance(note, str) else None)
 
 
-def exchange_check(rest_base: str, client: httpx.AsyncClient) -> Check:
-    async def check() -> None:
+class ExchangeState:
+    """What the last ``GET /exchange/status`` said (the exchange check keeps it)."""
+
+    trading_active: bool | None = None
+    resume: str | None = None
+
+    def paused(self) -> str | None:
+        """Why no market data is expected now, or None."""
+        if self.trading_active is False:
+            return "exchange paused trading" + (f" until {self.resume}" if self.resume else "")
+        return None
+
+
+def exchange_check(rest_base: str, client: httpx.AsyncClient,
+                   state: ExchangeState | None = None) -> Check:
+    async def check() -> str | None:
         r = await client.get(f"{rest_base}/exchange/status")
         if r.status_code != 200:
             raise RuntimeError(f"GET /exchange/status answered {r.status_code}")
+        if state is not None:
+            try:
+                body = r.json()
+            except ValueError:
+                body = {}
+            active = body.get("trading_active") if isinstance(body, dict) else None
+            state.trading_active = active if isinstance(active, bool) else None
+            state.resume = body.get("exchange_estimated_resume_time") if isinstance(
+                body, dict) else None
+            return state.paused()
+        return None
 
     return check
 
@@ -70,8 +99,10 @@ class HealthMonitor:
 
     def __init__(self, checks: dict[str, Check], expected_units: list[str],
                  period: float = 2.0, timeout: float = 2.0, stale_after: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 depends: dict[str, str] | None = None) -> None:
         self.checks = checks
+        self.depends = depends or {}  # check -> the check it needs (run after it, if ok)
         self.expected_units = expected_units
         self.period, self.timeout = period, timeout
         self.stale_after = stale_after if stale_after is not None else 3 * (period + timeout)
@@ -81,17 +112,40 @@ class HealthMonitor:
         self.checked_at: float | None = None
         self._bad_since: dict[str, float] = {}
         self._task: asyncio.Task | None = None
+        self.on_change: Callable[[], None] | None = None  # the results or units changed
+        self._signature: object = None
+
+    async def _round(self) -> dict[str, CheckResult]:
+        """Independent checks at once, then those that depend on one, if it passed (else
+        they are not run: the failing check is the one to name)."""
+        first = [n for n in self.checks if n not in self.depends]
+        done = dict(zip(first, await asyncio.gather(
+            *(run_check(self.checks[n], self.timeout) for n in first)), strict=True))
+        later = [n for n in self.checks if n in self.depends]
+        runnable = [n for n in later if done.get(self.depends[n], CheckResult(False)).ok]
+        done.update(zip(runnable, await asyncio.gather(
+            *(run_check(self.checks[n], self.timeout) for n in runnable)), strict=True))
+        for n in later:
+            if n not in done:
+                done[n] = CheckResult(True, note=f"not checked: {self.depends[n]} failing")
+        return {n: done[n] for n in self.checks}
 
     async def refresh(self) -> None:
-        names = list(self.checks)
-        results, report = await asyncio.gather(
-            asyncio.gather(*(run_check(self.checks[n], self.timeout) for n in names)),
-            units.query(self.expected_units, self.timeout))
+        done, report = await asyncio.gather(
+            self._round(), units.query(self.expected_units, self.timeout))
         self.report = report
         self.checked_at = self.clock()
-        for name, result in zip(names, results, strict=True):
+        for name, result in done.items():
             self._log_change(name, result)
             self.results[name] = result
+        signature = (tuple((n, r.ok, r.error, r.note) for n, r in sorted(self.results.items())),
+                     report.available, report.reason,
+                     tuple((u.name, u.active, u.sub, u.restarts, u.status, u.changed_usec)
+                           for u in report.units))
+        if signature != self._signature:
+            self._signature = signature
+            if self.on_change is not None:
+                self.on_change()
 
     def _log_change(self, name: str, result: CheckResult) -> None:
         now = self.clock()

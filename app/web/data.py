@@ -1,0 +1,282 @@
+"""What the dashboard shows, read from PostgreSQL. Each reader returns plain dicts (the JSON
+API serves them as they are, the pages render them).
+
+A table another service owns may not exist yet (its migration not applied, its service not
+built): the reader raises :class:`Missing` naming it, and the page says so instead of
+showing anything made up. An empty table is an empty list: the page says what is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+TRADE_ACTIVE = ("pending", "submitted", "open", "closing")
+EXIT_RULE_KEYS = ("auto_stop", "exit_probability_enabled", "exit_probability_threshold",
+                  "exit_probability_min_ttc_sec", "exit_momentum_enabled",
+                  "exit_momentum_threshold", "stop_loss_enabled", "stop_loss_cents",
+                  "take_profit_enabled", "take_profit_cents")
+AUTO_KEYS = ("auto_entry_enabled", "auto_entry_dry_run", "auto_entry_position_size",
+             "auto_entry_multiplier", "auto_entry_min_probability", "auto_entry_min_diff_cents",
+             "auto_entry_min_ttc_sec", "auto_entry_max_ttc_sec", "auto_stop", "kill_switch")
+
+
+class Missing(Exception):
+    """A table (or column) the page needs does not exist in this database yet."""
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, dt.datetime):
+        return v.isoformat()
+    if isinstance(v, memoryview | bytes):
+        return None
+    return v
+
+
+def clean(row: dict) -> dict:
+    return {k: _jsonable(v) for k, v in row.items()}
+
+
+async def rows(pool, sql: str, params: tuple | dict = ()) -> list[dict]:
+    try:
+        async with pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(sql, params)
+            return [clean(r) for r in await cur.fetchall()]
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        raise Missing(str(exc).splitlines()[0]) from None
+
+
+async def one(pool, sql: str, params: tuple | dict = ()) -> dict | None:
+    found = await rows(pool, sql, params)
+    return found[0] if found else None
+
+
+async def table_exists(pool, name: str) -> bool:
+    r = await one(pool, "SELECT to_regclass(%s) IS NOT NULL AS ok", (name,))
+    return bool(r and r["ok"])
+
+
+# the best yes bid and ask: from the live book (feed_book_levels), unless the latest ticker
+# message is newer (a yes ask is 1 - the best no bid)
+QUOTE = """LEFT JOIN LATERAL (
+            SELECT max(price) FILTER (WHERE side = 'yes') AS bid,
+                   1 - max(price) FILTER (WHERE side = 'no') AS ask, max(updated_at) AS at
+            FROM feed_book_levels b WHERE b.ticker = m.ticker) bk ON true
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN bk.at IS NULL OR t.ts >= bk.at THEN t.yes_bid ELSE bk.bid END
+                       AS yes_bid,
+                   CASE WHEN bk.at IS NULL OR t.ts >= bk.at THEN t.yes_ask ELSE bk.ask END
+                       AS yes_ask,
+                   GREATEST(t.ts, bk.at) AS quote_ts) q"""
+
+
+# ---- account ---------------------------------------------------------------------------------
+
+async def account(pool) -> dict:
+    """Balance, portfolio value, P&L and positions valued at the latest quotes."""
+    bal = await one(pool, "SELECT balance_cents, portfolio_value_cents, updated_at "
+                          "FROM account_balance")
+    positions = await rows(pool, """
+        SELECT p.ticker, p.position, p.market_exposure, p.realized_pnl, p.fees_paid,
+               p.resting_orders_count, p.updated_at, m.title, m.close_time,
+               q.yes_bid, q.yes_ask, t.last_price, q.quote_ts
+        FROM account_positions p
+        LEFT JOIN markets m ON m.ticker = p.ticker
+        LEFT JOIN LATERAL (SELECT yes_bid, yes_ask, last_price, ts FROM feed_ticks f
+                           WHERE f.ticker = p.ticker ORDER BY ts DESC LIMIT 1) t ON true
+        """ + QUOTE.replace("m.ticker", "p.ticker") + """
+        WHERE p.position <> 0 ORDER BY p.ticker""")
+    realised = await one(pool, "SELECT COALESCE(sum(realized_pnl), 0) AS r "
+                               "FROM account_positions")
+    unrealised = 0.0
+    unknown = []
+    for p in positions:
+        count = abs(p["position"])
+        # what the position would fetch now: YES sells at the yes bid, NO at 1 - yes ask
+        price = p["yes_bid"] if p["position"] > 0 else (
+            None if p["yes_ask"] is None else 1 - p["yes_ask"])
+        p["side"] = "yes" if p["position"] > 0 else "no"
+        p["count"] = count
+        if price is None or p["market_exposure"] is None:
+            p["value"] = p["unrealised"] = None
+            unknown.append(p["ticker"])
+        else:
+            p["value"] = round(count * price, 4)
+            p["unrealised"] = round(p["value"] - p["market_exposure"], 4)
+            unrealised += p["unrealised"]
+    return {
+        "balance_cents": bal["balance_cents"] if bal else None,
+        "portfolio_value_cents": bal["portfolio_value_cents"] if bal else None,
+        "synced_at": bal["updated_at"] if bal else None,
+        "realised_pnl": realised["r"] if realised else 0,
+        "unrealised_pnl": round(unrealised, 4),
+        "unrealised_unknown": unknown,
+        "positions": positions,
+    }
+
+
+async def fills(pool, limit: int = 20) -> list[dict]:
+    return await rows(pool, """
+        SELECT trade_id, order_id, ticker, outcome_side, book_side, count, yes_price,
+               no_price, fee, is_taker, created_time
+        FROM account_fills ORDER BY created_time DESC LIMIT %s""", (limit,))
+
+
+# ---- trades ----------------------------------------------------------------------------------
+
+async def trading_settings(pool, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    found = await rows(pool, "SELECT key, value, description FROM trading_settings ORDER BY key")
+    return {r["key"]: {"value": r["value"], "description": r["description"]}
+            for r in found if keys is None or r["key"] in keys}
+
+
+async def open_trades(pool) -> list[dict]:
+    return await rows(pool, """
+        SELECT * FROM trades WHERE status = ANY(%s) ORDER BY opened_at DESC""",
+                      (list(TRADE_ACTIVE),))
+
+
+async def trades(pool, status: str | None = None, ticker: str | None = None,
+                 strategy: str | None = None, since: dt.date | None = None,
+                 until: dt.date | None = None, limit: int = 200) -> list[dict]:
+    where, params = [], []
+    if status:
+        where.append("status = %s")
+        params.append(status)
+    if ticker:
+        where.append("ticker ILIKE %s")
+        params.append(f"%{ticker}%")
+    if strategy:
+        where.append("strategy = %s")
+        params.append(strategy)
+    if since:
+        where.append("opened_at >= %s")
+        params.append(dt.datetime.combine(since, dt.time(), dt.UTC))
+    if until:
+        where.append("opened_at < %s")
+        params.append(dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC))
+    sql = "SELECT * FROM trades"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY opened_at DESC, id DESC LIMIT %s"
+    params.append(limit)
+    found = await rows(pool, sql, tuple(params))
+    if found:
+        events = await rows(pool, """
+            SELECT trade_id, ts, kind, from_status, to_status, detail FROM trade_events
+            WHERE trade_id = ANY(%s) ORDER BY ts, id""", ([t["id"] for t in found],))
+        by: dict[int, list] = {}
+        for e in events:
+            by.setdefault(e["trade_id"], []).append(e)
+        for t in found:
+            t["events"] = by.get(t["id"], [])
+    return found
+
+
+# ---- markets ---------------------------------------------------------------------------------
+
+async def markets(pool) -> list[dict]:
+    """Followed markets with their latest quote and the age of their data."""
+    return await rows(pool, """
+        SELECT m.ticker, m.title, m.series_ticker, m.status, m.close_time, m.floor_strike,
+               q.yes_bid, q.yes_ask, t.last_price, t.volume, q.quote_ts,
+               f.last_message_at, f.state AS feed_state, f.source,
+               extract(epoch FROM now() - f.last_message_at) AS age_sec
+        FROM markets m
+        LEFT JOIN LATERAL (SELECT yes_bid, yes_ask, last_price, volume, ts FROM feed_ticks x
+                           WHERE x.ticker = m.ticker ORDER BY ts DESC LIMIT 1) t ON true
+        """ + QUOTE + """
+        LEFT JOIN feed_freshness f ON f.ticker = m.ticker
+        WHERE m.followed
+        ORDER BY f.state = 'closed', m.close_time NULLS LAST, m.floor_strike NULLS LAST,
+                 m.ticker""")
+
+
+async def market_history(pool, ticker: str, minutes: int = 120) -> list[dict]:
+    return await rows(pool, """
+        SELECT extract(epoch FROM ts) AS t, yes_bid, yes_ask, last_price, volume
+        FROM feed_ticks WHERE ticker = %s AND ts > now() - make_interval(mins => %s)
+        ORDER BY ts LIMIT 20000""", (ticker, minutes))
+
+
+async def book(pool, ticker: str) -> dict:
+    levels = await rows(pool, """
+        SELECT side, price, quantity, updated_at FROM feed_book_levels WHERE ticker = %s
+        ORDER BY side, price DESC""", (ticker,))
+    return {"yes": [lv for lv in levels if lv["side"] == "yes"],
+            "no": [lv for lv in levels if lv["side"] == "no"]}
+
+
+async def feed_status(pool) -> list[dict]:
+    return await rows(pool, "SELECT name, mode, since, followed, queue_depth, updated_at, "
+                            "extract(epoch FROM now() - updated_at) AS age_sec FROM feed_status")
+
+
+# ---- pricing ---------------------------------------------------------------------------------
+
+async def strike_tables(pool) -> dict[str, list[dict]]:
+    found = await rows(pool, """
+        SELECT market_ticker, series_ticker, event_ticker, computed_at, close_time, strike,
+               index_price, momentum, buffer, buffer_pct, probability, prob_source,
+               yes_ask, no_ask, yes_diff_cents, no_diff_cents, volume, active_side,
+               time_to_close_sec, extract(epoch FROM now() - computed_at) AS age_sec
+        FROM strike_table ORDER BY series_ticker, strike""")
+    out: dict[str, list[dict]] = {}
+    for r in found:
+        out.setdefault(r["series_ticker"], []).append(r)
+    return out
+
+
+async def watchlist(pool) -> list[dict]:
+    return await rows(pool, "SELECT * FROM watchlist ORDER BY diff_cents DESC, market_ticker")
+
+
+async def series_status(pool) -> list[dict]:
+    return await rows(pool, "SELECT * FROM series_status ORDER BY series_ticker")
+
+
+async def index_history(pool, minutes: int = 60) -> list[dict]:
+    return await rows(pool, """
+        SELECT index_name, extract(epoch FROM ts) AS t, price, momentum FROM index_prices
+        WHERE ts > now() - make_interval(mins => %s) ORDER BY index_name, ts""", (minutes,))
+
+
+async def model(pool) -> dict | None:
+    return await one(pool, """
+        SELECT version, index_name, kind, created_at, history_from, history_to, train_samples,
+               calibration, reliability_png IS NOT NULL AS has_plot, active
+        FROM prob_models WHERE active ORDER BY version DESC LIMIT 1""")
+
+
+async def reliability_png(pool, version: int) -> bytes | None:
+    try:
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT reliability_png FROM prob_models WHERE version = %s", (version,))
+            row = await cur.fetchone()
+    except psycopg.errors.UndefinedTable as exc:
+        raise Missing(str(exc).splitlines()[0]) from None
+    return bytes(row[0]) if row and row[0] is not None else None
+
+
+# ---- readiness -------------------------------------------------------------------------------
+
+async def stale_markets(pool, stale_after: float) -> tuple[int, list[str]]:
+    """(followed live markets, those whose last message is older than ``stale_after``)."""
+    found = await rows(pool, """
+        SELECT ticker, extract(epoch FROM now() - last_message_at) AS age_sec
+        FROM feed_freshness WHERE state = 'live'""")
+    return len(found), sorted(r["ticker"] for r in found if r["age_sec"] > stale_after)
+
+
+async def account_age(pool) -> float | None:
+    r = await one(pool, "SELECT extract(epoch FROM now() - updated_at) AS age FROM "
+                        "account_balance")
+    return None if r is None else r["age"]

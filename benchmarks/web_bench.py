@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""rec-web in real headless Chromium (Playwright): time to first render of the trade monitor,
+and NOTIFY -> browser update latency.
+
+- first render: a logged-in navigation to /monitor until the strike table is in the DOM
+  (server-rendered: DOMContentLoaded) and until the index chart is drawn (its data fetched
+  and the uPlot canvas made), over --loads navigations;
+- update latency: the strike table's row changes in PostgreSQL and ``pg_notify('strike_table')``
+  is sent; the time from just before the NOTIFY until the new value is in the page (the
+  browser's clock, the same machine), over --updates changes, one at a time.
+
+Real PostgreSQL (testkit), real `rec run web`, Debian's /usr/bin/chromium. Usage:
+    .venv/bin/python benchmarks/web_bench.py [--loads 20] [--updates 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from testkit import pg as pgserver  # noqa: E402
+from testkit.net import free_port  # noqa: E402
+from testkit.notify import NotifySocket  # noqa: E402
+
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic"]
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
+
+
+def line(name: str, ms: list[float]) -> str:
+    return (f"{name:<44} n={len(ms):<4} p50 {pct(ms, 50):7.1f} ms  p90 {pct(ms, 90):7.1f} ms  "
+            f"p99 {pct(ms, 99):7.1f} ms  max {max(ms):7.1f} ms")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--loads", type=int, default=20)
+    ap.add_argument("--updates", type=int, default=200)
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    from app.web.auth import hash_password
+    from tests.test_web_dashboard import EVENT, SEED, SERIES, T_HIGH, T_LOW, T_MID
+
+    server = pgserver.start()
+    home = Path(tempfile.mkdtemp(prefix="rec-webbench-"))
+    proc = None
+    try:
+        server.create_app_db("rec", "rec", "bench-pw")
+        (home / "etc").mkdir()
+        (home / "creds").mkdir()
+        (home / "creds/db_password").write_text("bench-pw")
+        (home / "creds/web_password_hash").write_text(hash_password("bench-login-pw"))
+        port = free_port()
+        env = dict(os.environ, PYTHONPATH=str(ROOT), REC_CONFIG_DIR=str(home / "etc"),
+                   REC_CREDENTIALS_PATH=str(home / "creds"), REC_STATE_DIR=str(home),
+                   REC_DB_PORT=str(server.port), REC_DB_SSLMODE="disable",
+                   REC_LOG_LEVEL="warning", REC_WEB_PORT=str(port),
+                   REC_EXCHANGE_SIM_PORT=str(free_port()))
+        subprocess.run([sys.executable, "-m", "app.cli", "db", "migrate"], env=env, check=True,
+                       capture_output=True)
+        dsn = server.dsn("rec", "bench-pw", "rec")
+        with psycopg.connect(dsn, autocommit=True, cursor_factory=psycopg.ClientCursor) as c:
+            c.execute(SEED, {"low": T_LOW, "mid": T_MID, "high": T_HIGH, "event": EVENT,
+                             "series": SERIES})
+        notify = NotifySocket.open()
+        env["NOTIFY_SOCKET"] = str(notify.path)
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run", "web"], env=env,
+                                stdout=subprocess.DEVNULL)
+        notify.wait_for("READY", "1", timeout=60)
+        url = f"http://127.0.0.1:{port}"
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=shutil.which("chromium")
+                                         or "/usr/bin/chromium", args=ARGS)
+            page = browser.new_page()
+            page.goto(url + "/login")
+            page.fill("input[name=user]", "admin")
+            page.fill("input[name=password]", "bench-login-pw")
+            page.click("button[type=submit]")
+            page.wait_for_url(url + "/")
+            dom, chart = [], []
+            for _ in range(args.loads):
+                t0 = time.perf_counter()
+                page.goto(url + "/monitor", wait_until="domcontentloaded")
+                page.wait_for_selector("table.strikes")
+                dom.append((time.perf_counter() - t0) * 1000)
+                page.wait_for_selector("#index-chart canvas")
+                chart.append((time.perf_counter() - t0) * 1000)
+            page.wait_for_function("window.__rec && window.__rec.online === true")
+            latency = []
+            row = f'table.strikes tr[data-ticker="{T_MID}"] .yes-ask'
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                for i in range(args.updates):
+                    cents = 10 + i % 80
+                    conn.execute("UPDATE strike_table SET yes_ask = %s WHERE market_ticker = %s",
+                                 (cents / 100, T_MID))
+                    page.evaluate(
+                        "([sel, want]) => { window.__seen = null; const el = () => "
+                        "document.querySelector(sel); const obs = new MutationObserver(() => {"
+                        " if (el() && el().textContent === want && !window.__seen) {"
+                        " window.__seen = Date.now(); obs.disconnect(); } });"
+                        " obs.observe(document.body, {subtree: true, childList: true,"
+                        " characterData: true}); }", [row, f"{cents}¢"])
+                    t0 = time.time() * 1000
+                    conn.execute("SELECT pg_notify('strike_table', %s)", (SERIES,))
+                    page.wait_for_function("window.__seen !== null", timeout=10_000)
+                    latency.append(page.evaluate("window.__seen") - t0)
+            browser.close()
+        print(f"rec-web in Chromium ({os.cpu_count()} CPUs), {args.loads} loads, "
+              f"{args.updates} updates")
+        print(line("trade monitor: navigation -> strike table", dom))
+        print(line("trade monitor: navigation -> index chart drawn", chart))
+        print(line("NOTIFY strike_table -> new value in the page", latency))
+        return 0
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        pgserver.remove(server)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

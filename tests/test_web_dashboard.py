@@ -1,0 +1,687 @@
+"""rec-web's dashboard over real processes: the login, the JSON API and every page in real
+headless Chromium (Debian's /usr/bin/chromium driven by Playwright), with the data written
+into a real PostgreSQL the way the data services write it, NOTIFY included.
+
+Screenshots of every page (desktop and phone width) are kept in
+``.local/test-artifacts/web/`` (REC_TEST_ARTIFACTS overrides)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from testkit.net import free_port
+from tests.conftest import (
+    APP_PASSWORD,
+    APP_USER,
+    REPO,
+    WEB_PASSWORD,
+    WEB_USER,
+    RecHome,
+    ServiceProcess,
+    base_env,
+    web_login_credential,
+)
+
+ARTIFACTS = Path(os.environ.get("REC_TEST_ARTIFACTS", REPO / ".local/test-artifacts/web"))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic"]
+SERIES = "KXBTCD"
+EVENT = "KXBTCD-26NOV2614"
+T_LOW, T_MID, T_HIGH = f"{EVENT}-T90999.99", f"{EVENT}-T91249.99", f"{EVENT}-T91499.99"
+T_STALE = "KXBTC-26NOV2614-B91000"
+
+
+def until(fn, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+SEED = """
+INSERT INTO markets (ticker, event_ticker, series_ticker, title, status, floor_strike,
+                     close_time, followed)
+VALUES (%(low)s, %(event)s, %(series)s, 'BTC above 91,000', 'active', 90999.99,
+        now() + interval '40 minutes', true),
+       (%(mid)s, %(event)s, %(series)s, 'BTC above 91,250', 'active', 91249.99,
+        now() + interval '40 minutes', true),
+       (%(high)s, %(event)s, %(series)s, 'BTC above 91,500', 'active', 91499.99,
+        now() + interval '40 minutes', true);
+INSERT INTO feed_ticks (ticker, ts, received_at, source, yes_bid, yes_ask, last_price, volume)
+SELECT t, now() - (g || ' seconds')::interval, now(), 'ws', b - g * 0.0005, b + 0.02 - g * 0.0005,
+       b + 0.01, 1000 + g
+FROM (VALUES (%(low)s, 0.80), (%(mid)s, 0.50), (%(high)s, 0.20)) AS m(t, b),
+     generate_series(1, 60) AS g;
+INSERT INTO feed_freshness (ticker, last_message_at, source, state)
+VALUES (%(low)s, now(), 'ws', 'live'), (%(mid)s, now(), 'ws', 'live'),
+       (%(high)s, now(), 'ws', 'live');
+INSERT INTO feed_book_levels (ticker, side, price, quantity, updated_at)
+VALUES (%(mid)s, 'yes', 0.50, 120, now()), (%(mid)s, 'yes', 0.49, 300, now()),
+       (%(mid)s, 'no', 0.48, 200, now()), (%(mid)s, 'no', 0.47, 50, now());
+INSERT INTO account_balance (balance_cents, portfolio_value_cents) VALUES (1234567, 4500);
+INSERT INTO account_positions (ticker, position, market_exposure, realized_pnl, fees_paid)
+VALUES (%(mid)s, 10, 4.80, 1.25, 0.07), (%(high)s, -5, 3.90, 0, 0.05);
+INSERT INTO account_fills (trade_id, order_id, ticker, outcome_side, book_side, count,
+                           yes_price, no_price, fee, is_taker, created_time, source)
+VALUES ('f1', 'o1', %(mid)s, 'yes', 'bid', 10, 0.48, 0.52, 0.07, true,
+        now() - interval '5 minutes', 'ws');
+INSERT INTO index_prices (index_name, ts, price, momentum)
+SELECT 'BRTI', date_trunc('second', now()) - (g || ' seconds')::interval,
+       91200 + 40 * sin(g / 60.0), 5 * cos(g / 90.0)
+FROM generate_series(1, 600, 5) AS g;
+INSERT INTO strike_table (market_ticker, series_ticker, event_ticker, computed_at, close_time,
+    index_name, index_ts, strike, index_price, momentum, buffer, buffer_pct, probability,
+    prob_source, sample_size, yes_ask, no_ask, yes_diff_cents, no_diff_cents, volume,
+    active_side, time_to_close_sec, window_sec, window_progress)
+SELECT t, %(series)s, %(event)s, now(), now() + interval '40 minutes', 'BRTI',
+       date_trunc('second', now()), s, 91200, 3.5, 91200 - s, (91200 - s) / 912.0, p,
+       'fingerprint', 5000, ya, 1 - ya + 0.02, 100 * p - 100 * ya,
+       100 * (1 - p) - 100 * (1 - ya + 0.02), 1500, CASE WHEN p >= 0.5 THEN 'yes' ELSE 'no' END,
+       2400, 60, 0
+FROM (VALUES (%(low)s, 90999.99, 0.83, 0.81), (%(mid)s, 91249.99, 0.46, 0.51),
+             (%(high)s, 91499.99, 0.12, 0.21)) AS x(t, s, p, ya);
+INSERT INTO watchlist (market_ticker, side, series_ticker, probability, ask, diff_cents, volume,
+                       computed_at)
+VALUES (%(low)s, 'yes', %(series)s, 0.83, 0.81, 2, 1500, now());
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, pg):
+    """A migrated database with data, the simulator and rec-web, as real processes."""
+    root = tmp_path_factory.mktemp("dash")
+    (root / "etc").mkdir()
+    (root / "state").mkdir()
+    home = RecHome(root, base_env(root))
+    web_login_credential(home)
+    name = "rec_" + uuid.uuid4().hex[:10]
+    pg.create_db(name, APP_USER)
+    home.env.update(REC_DB_HOST=pg.host, REC_DB_PORT=str(pg.port), REC_DB_NAME=name,
+                    REC_DB_USER=APP_USER, REC_DB_SSLMODE="disable",
+                    REC_MARKET_FEED_STALE_AFTER_SEC="30",
+                    REC_TRADE_MANAGER_PORT=str(free_port()),  # none there: the page says so
+                    REC_SIM_MAINTENANCE_WINDOW="")  # the simulator always trades
+    home.credential("db_password", APP_PASSWORD)
+    r = home.rec("db", "migrate")
+    assert r.returncode == 0, r.stderr
+    dsn = pg.dsn(APP_USER, APP_PASSWORD, name)
+    with psycopg.connect(dsn, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
+        conn.execute(SEED, {"low": T_LOW, "mid": T_MID, "high": T_HIGH, "event": EVENT,
+                            "series": SERIES})
+    seed_model(dsn)
+    procs = [ServiceProcess(home, "exchange-sim"), ServiceProcess(home, "web")]
+    try:
+        for p in procs:
+            p.notify.wait_for("READY", "1")
+        yield {"url": f"http://127.0.0.1:{home.env['REC_WEB_PORT']}", "dsn": dsn,
+               "home": home, "web": procs[1]}
+    finally:
+        for p in procs:
+            p.terminate()
+            p.close()
+        pg.drop_db(name)
+
+
+CALIBRATION = {
+    "points": 4000, "predictions": 80000, "fingerprint_share": 0.83, "brier": 0.081,
+    "brier_lognormal": 0.093, "brier_baseline_0_5": 0.25,
+    "reliability": [{"bin": f"{j / 10:.1f}-{(j + 1) / 10:.1f}", "n": 8000,
+                     "mean_p": j / 10 + 0.05, "observed": j / 10 + 0.04} for j in range(10)],
+    "reliability_lognormal": [{"bin": f"{j / 10:.1f}-{(j + 1) / 10:.1f}", "n": 8000,
+                               "mean_p": j / 10 + 0.05, "observed": j / 10 + 0.07}
+                              for j in range(10)],
+}
+
+
+def seed_model(dsn: str) -> None:
+    """A model as `rec model build` stores it, with its reliability plot."""
+    from app.pricing.png import reliability_png
+
+    png = reliability_png([CALIBRATION["reliability"], CALIBRATION["reliability_lognormal"]])
+    sql(dsn, "INSERT INTO prob_models (index_name, train_samples, params, tables, calibration, "
+             "reliability_png) VALUES ('BRTI', 1200000, '{}', '{}', %s, %s)",
+        (json.dumps(CALIBRATION), png))
+
+
+def login(url: str) -> tuple[httpx.Client, str]:
+    c = httpx.Client(base_url=url, timeout=10)
+    r = c.post("/login", data={"user": WEB_USER, "password": WEB_PASSWORD},
+               headers={"Accept": "application/json"})
+    assert r.status_code == 200, r.text
+    return c, r.json()["csrf"]
+
+
+def sql(dsn: str, statement: str, params=()) -> list:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(statement, params)
+        return cur.fetchall() if cur.description else []
+
+
+# ---- API -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/api/account", "/api/markets", "/api/events",
+                                  "/api/services", "/api/settings", "/fragments/account",
+                                  "/openapi.json", "/api/model/1/reliability.png"])
+def test_api_without_a_session_is_401(stack, path):
+    r = httpx.get(stack["url"] + path, timeout=10)
+    assert r.status_code == 401 and r.json()["code"] == "login_required"
+
+
+@pytest.mark.parametrize("path", ["/", "/monitor", "/markets", "/trades", "/manual", "/model",
+                                  "/services", "/settings", "/docs"])
+def test_pages_without_a_session_redirect_to_the_login(stack, path):
+    r = httpx.get(stack["url"] + path + "?a=1", timeout=10)
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/login?next={path}%3Fa%3D1"
+
+
+def test_health_endpoints_without_a_session(stack):
+    assert httpx.get(stack["url"] + "/healthz").status_code == 200
+    assert httpx.get(stack["url"] + "/readyz").status_code in (200, 503)
+    # the aggregate: the host itself may read it (rec status, the play's health proof);
+    # through a proxy (which sets X-Forwarded-For) it needs a login
+    assert httpx.get(stack["url"] + "/api/health").status_code in (200, 503)
+    r = httpx.get(stack["url"] + "/api/health", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert r.status_code == 401
+
+
+def test_account_api_matches_the_database(stack):
+    c, _ = login(stack["url"])
+    body = c.get("/api/account").json()["data"]
+    assert body["balance_cents"] == 1234567 and body["portfolio_value_cents"] == 4500
+    pos = {p["ticker"]: p for p in body["positions"]}
+    assert set(pos) == {T_MID, T_HIGH}
+    assert pos[T_MID]["side"] == "yes" and pos[T_MID]["count"] == 10
+    assert pos[T_HIGH]["side"] == "no" and pos[T_HIGH]["count"] == 5
+    assert body["realised_pnl"] == 1.25
+    # YES valued at the best yes bid, NO at 1 - the yes ask; the book (newer than the
+    # latest tick here) has yes 0.50 on top and no 0.48, so the yes ask is 0.52
+    assert pos[T_MID]["yes_bid"] == 0.5 and pos[T_MID]["value"] == pytest.approx(5.0)
+    assert pos[T_MID]["unrealised"] == pytest.approx(5.0 - 4.80)
+
+
+def test_csrf_is_required_for_state_changing_requests(stack):
+    c, csrf = login(stack["url"])
+    body = {"market": T_MID, "side": "yes", "count": 1, "limit_price": 0.5}
+    r = c.post("/api/trades/open", json=body)
+    assert r.status_code == 403 and r.json()["code"] == "csrf"
+    r = c.post("/api/trades/open", json=body, headers={"X-CSRF-Token": "wrong"})
+    assert r.status_code == 403 and r.json()["code"] == "csrf"
+    r = c.post("/manual/open", data={**body, "csrf": "nope"})
+    assert r.status_code == 403
+    r = c.post("/api/trades/open", json=body, headers={"X-CSRF-Token": csrf,
+                                                       "Origin": "http://evil.example"})
+    assert r.status_code == 403 and r.json()["code"] == "origin"
+    r = c.post("/logout")  # logging out is state-changing too
+    assert r.status_code == 403
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"market": "KX", "side": "maybe", "count": 1, "limit_price": 0.5}, "side"),
+    ({"market": "KX", "side": "yes", "count": 0, "limit_price": 0.5}, "count"),
+    ({"market": "KX", "side": "yes", "count": 1, "limit_price": 1.5}, "limit_price"),
+    ({"market": "bad ticker!", "side": "yes", "count": 1, "limit_price": 0.5}, "market"),
+    ({"side": "yes", "count": 1, "limit_price": 0.5}, "market"),
+])
+def test_bad_input_is_a_422_naming_the_field(stack, body, field):
+    c, csrf = login(stack["url"])
+    r = c.post("/api/trades/open", json=body, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 422
+    assert r.json()["field"] == field and r.json()["message"].startswith(f"{field}: ")
+
+
+def test_bad_form_input_names_the_field_on_the_page(stack):
+    c, csrf = login(stack["url"])
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "yes",
+                                     "count": "-3", "limit_price": "1.7"})
+    assert r.status_code == 422
+    assert 'data-field="count"' in r.text and 'data-field="limit_price"' in r.text
+    r = c.get("/trades?since=yesterday")
+    assert r.status_code == 422 and "since/until" in r.text
+    r = c.get("/api/trades", params={"since": "yesterday"})
+    assert r.status_code == 422 and r.json()["field"] == "since"
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil"])
+def test_login_never_redirects_off_site(stack, target):
+    r = httpx.post(stack["url"] + "/login", data={"user": WEB_USER, "password": WEB_PASSWORD,
+                                                  "next": target})
+    assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_logout_ends_the_session(stack):
+    c, csrf = login(stack["url"])
+    assert c.get("/api/session").status_code == 200
+    token = c.cookies["rec_session"]
+    r = c.post("/logout", headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 303
+    r = httpx.get(stack["url"] + "/api/session", cookies={"rec_session": token})
+    assert r.status_code == 401  # the old token is gone on the server, not just the cookie
+
+
+def test_session_expires(stack):
+    from app.web import auth
+
+    sessions = auth.Sessions(ttl=60, clock=lambda: now[0])
+    now = [1000.0]
+    s = sessions.create("admin")
+    assert sessions.get(s.token) is s
+    now[0] += 61
+    assert sessions.get(s.token) is None
+
+
+def test_login_failures_are_rate_limited_and_logged(rec_home_db, start_service):
+    rec_home_db.env.update(REC_WEB_LOGIN_MAX_FAILURES="3", REC_WEB_LOGIN_WINDOW_SEC="3")
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    svc = start_service(rec_home_db, "web")
+    svc.notify.wait_for("READY", "1")
+    url = f"http://127.0.0.1:{rec_home_db.env['REC_WEB_PORT']}"
+    bad = {"user": WEB_USER, "password": "wrong password"}
+    codes = [httpx.post(f"{url}/login", data=bad).status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    r = httpx.post(f"{url}/login", data={"user": WEB_USER, "password": WEB_PASSWORD})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1  # right one: still no
+    assert "failed login for user 'admin' from 127.0.0.1 (3 in the last 3s)" in svc.output
+    assert "too many failed logins" in svc.output
+    assert "wrong password" not in svc.output and WEB_PASSWORD not in svc.output
+    r = until(lambda: (x := httpx.post(f"{url}/login", data={
+        "user": WEB_USER, "password": WEB_PASSWORD})).status_code == 303 and x, timeout=6,
+        what="the window to pass")
+    assert r.headers["location"] == "/" and "rec_session" in r.cookies
+
+
+def test_readyz_fails_naming_the_feed_when_a_market_is_stale(stack):
+    url, dsn = stack["url"], stack["dsn"]
+    until(lambda: httpx.get(url + "/readyz").status_code == 200, what="readyz 200")
+    sql(dsn, "INSERT INTO markets (ticker, event_ticker, series_ticker, status, followed) "
+             "VALUES (%s, 'KXBTC-26NOV2614', 'KXBTC', 'active', true) ON CONFLICT DO NOTHING",
+        (T_STALE,))
+    sql(dsn, "INSERT INTO feed_freshness (ticker, last_message_at, source, state) "
+             "VALUES (%s, now() - interval '10 minutes', 'ws', 'live') ON CONFLICT (ticker) "
+             "DO UPDATE SET last_message_at = EXCLUDED.last_message_at", (T_STALE,))
+    try:
+        r = until(lambda: (x := httpx.get(url + "/readyz")).status_code == 503 and x,
+                  what="readyz 503")
+        assert r.json()["failed"] == ["feed"]
+        assert T_STALE in r.json()["checks"]["feed"]["error"]
+        c, _ = login(url)
+        m = {x["ticker"]: x for x in c.get("/api/markets").json()["data"]}
+        assert m[T_STALE]["stale"] is True and m[T_MID]["stale"] is False
+    finally:
+        sql(dsn, "UPDATE feed_freshness SET state = 'closed' WHERE ticker = %s", (T_STALE,))
+    until(lambda: httpx.get(url + "/readyz").status_code == 200, what="readyz 200 again")
+
+
+def test_readyz_passes_with_a_note_while_the_exchange_pauses_trading(rec_home_db,
+                                                                      start_service):
+    """Kalshi's weekly maintenance: no market data is expected, so old data is no failure."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from tests.conftest import start_exchange_sim
+
+    now = dt.datetime.now(ZoneInfo("America/New_York"))
+    minute = now.hour * 60 + now.minute
+    start, end = max(0, minute - 60), min(24 * 60, minute + 60)
+    day = now.strftime("%a").lower()
+    rec_home_db.env["REC_SIM_MAINTENANCE_WINDOW"] = (
+        f"{day} {start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}")
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    start_exchange_sim(rec_home_db, start_service)
+    sql(rec_home_db.db.dsn, "INSERT INTO feed_freshness (ticker, last_message_at, source, state) "
+                            "VALUES ('KXBTCD-X', now() - interval '1 hour', 'ws', 'live')")
+    svc = start_service(rec_home_db, "web")
+    svc.notify.wait_for("READY", "1")
+    url = f"http://127.0.0.1:{rec_home_db.env['REC_WEB_PORT']}"
+    r = until(lambda: (x := httpx.get(url + "/readyz")).json()["checks"]["feed"].get("note")
+              and x, what="the feed check's note")
+    assert r.status_code == 200
+    assert "1 of 1 followed markets without data: exchange paused trading until" in \
+        r.json()["checks"]["feed"]["note"]
+
+
+def test_openapi_and_docs_list_the_api(stack):
+    c, _ = login(stack["url"])
+    paths = set(c.get("/openapi.json").json()["paths"])
+    assert {"/api/account", "/api/markets", "/api/strike-table", "/api/trades",
+            "/api/trades/open", "/api/services", "/api/settings", "/api/events"} <= paths
+    r = c.get("/docs")
+    assert r.status_code == 200 and "POST /api/trades/open" in r.text
+    assert "cdn" not in r.text.lower()
+
+
+def test_settings_are_shown_with_sources_and_secrets_redacted(stack):
+    c, _ = login(stack["url"])
+    values = {v["key"]: v for v in c.get("/api/settings").json()["settings"]}
+    assert values["market_feed_stale_after_sec"]["source"] == "environment"
+    assert values["db_password"]["value"] == "<redacted>"
+    assert values["web_password_hash"]["value"] == "<redacted>"
+    page = c.get("/settings").text
+    assert APP_PASSWORD not in page and "scrypt$" not in page
+
+
+def test_services_without_systemd_say_unknown_and_why(stack):
+    c, _ = login(stack["url"])
+    body = c.get("/api/services").json()
+    assert body["available"] is False and body["reason"] == "not running under systemd"
+    assert {u["unit"] for u in body["units"]} >= {"rec-web.service", "rec-migrate.service"}
+    assert all(u["active"] == "unknown" for u in body["units"])
+
+
+def test_events_stream_carries_a_notify(stack):
+    c, _ = login(stack["url"])
+    with c.stream("GET", "/api/events", timeout=10) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        until(lambda: next(lines).startswith("event: hello"), what="hello")
+        sql(stack["dsn"], "SELECT pg_notify('strike_table', 'KXBTCD')")
+        got = until(lambda: (ln := next(lines)).startswith("data:") and "strike_table" in ln
+                    and ln, what="the notification")
+        assert json.loads(got[5:])["payload"] == "KXBTCD"
+
+
+# ---- the browser -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    pw = sync_api.sync_playwright().start()
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield b
+    b.close()
+    pw.stop()
+
+
+def open_session(browser, url: str, **context):
+    ctx = browser.new_context(**context)
+    page = ctx.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(url + "/")
+    assert "/login" in page.url
+    page.fill("input[name=user]", WEB_USER)
+    page.fill("input[name=password]", WEB_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(url + "/")
+    return ctx, page
+
+
+def shot(page, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def live(page) -> None:
+    page.wait_for_function("window.__rec && window.__rec.online === true")
+
+
+def test_browser_login_shows_balance_and_positions_from_the_database(stack, browser):
+    ctx, page = open_session(browser, stack["url"])
+    try:
+        assert page.text_content("#balance") == "$12,345.67"
+        assert page.text_content("#portfolio") == "$45.00"
+        rows = page.locator("#positions tbody tr")
+        assert rows.count() == 2
+        assert page.text_content(f'#positions tr[data-ticker="{T_MID}"] .count') == "10"
+        assert page.text_content(f'#positions tr[data-ticker="{T_HIGH}"] .count') == "5"
+        live(page)
+        # the account changes: the page follows without a reload
+        marker = page.evaluate("window.__marker = 1")
+        sql(stack["dsn"], "UPDATE account_balance SET balance_cents = 1200000")
+        page.wait_for_function("document.querySelector('#balance').textContent === "
+                               "'$12,000.00'")
+        assert page.evaluate("window.__marker") == 1 if marker is None else True
+        shot(page, "overview")
+    finally:
+        sql(stack["dsn"], "UPDATE account_balance SET balance_cents = 1234567")
+        ctx.close()
+
+
+def test_browser_ticker_and_strike_table_updates_arrive_without_a_reload(stack, browser):
+    url, dsn = stack["url"], stack["dsn"]
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + f"/markets?ticker={T_MID}")
+        live(page)
+        page.evaluate("window.__noReload = true")
+        bid = page.locator(f'#markets tr[data-ticker="{T_MID}"] .bid')
+        before = bid.text_content()
+        sql(dsn, "INSERT INTO feed_ticks (ticker, ts, received_at, source, yes_bid, yes_ask, "
+                 "last_price, volume) VALUES (%s, now(), now(), 'ws', 0.37, 0.39, 0.38, 5000)",
+            (T_MID,))
+        sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s", (T_MID,))
+        sql(dsn, "SELECT pg_notify('rec_market_feed', %s)", (json.dumps({"tickers": [T_MID]}),))
+        page.wait_for_function(
+            f"document.querySelector('#markets tr[data-ticker=\"{T_MID}\"] .bid')"
+            ".textContent === '37¢'")
+        assert before != "37¢" and page.evaluate("window.__noReload") is True
+        page.wait_for_selector("#market-chart canvas")
+        shot(page, "markets")
+
+        page.goto(url + "/monitor")
+        live(page)
+        page.evaluate("window.__noReload = true")
+        row = f'table.strikes tr[data-ticker="{T_MID}"]'
+        assert page.text_content(f"{row} .yes-ask") == "51¢"
+        sql(dsn, "UPDATE strike_table SET yes_ask = 0.44, probability = 0.52, "
+                 "computed_at = now() WHERE market_ticker = %s", (T_MID,))
+        t0 = time.time()
+        sql(dsn, "SELECT pg_notify('strike_table', %s)", (SERIES,))
+        page.wait_for_function(f"document.querySelector('{row} .yes-ask').textContent "
+                               "=== '44¢'")
+        assert time.time() - t0 < 5 and page.evaluate("window.__noReload") is True
+        assert page.text_content(f"{row} .prob") == "52.0%"
+        page.wait_for_selector("#index-chart canvas")
+        shot(page, "monitor")
+    finally:
+        ctx.close()
+
+
+def test_browser_flags_a_stale_feed(stack, browser):
+    url, dsn = stack["url"], stack["dsn"]
+    sql(dsn, "UPDATE feed_freshness SET last_message_at = now() - interval '5 minutes' "
+             "WHERE ticker = %s", (T_HIGH,))
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/markets")
+        row = page.locator(f'#markets tr[data-ticker="{T_HIGH}"]')
+        assert "stale" in row.get_attribute("class")
+        assert row.locator(".badge").text_content() == "STALE"
+        fresh = page.locator(f'#markets tr[data-ticker="{T_MID}"]')
+        assert "stale" not in fresh.get_attribute("class")
+        shot(page, "markets-stale")
+    finally:
+        sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s",
+            (T_HIGH,))
+        ctx.close()
+
+
+def test_browser_model_page_shows_the_calibration_and_the_reliability_plot(stack, browser):
+    ctx, page = open_session(browser, stack["url"])
+    try:
+        page.goto(stack["url"] + "/model")
+        assert page.text_content("#model-version") == "1"
+        assert page.locator("#reliability-table tbody tr").count() == 10
+        page.wait_for_function("document.querySelector('#reliability').complete && "
+                               "document.querySelector('#reliability').naturalWidth > 0")
+        shot(page, "model")
+    finally:
+        ctx.close()
+
+
+def test_browser_services_page_shows_each_unit_state(stack, browser):
+    ctx, page = open_session(browser, stack["url"])
+    try:
+        page.goto(stack["url"] + "/services")
+        assert "not running under systemd" in page.text_content("#units-unknown")
+        state = page.text_content('#units tr[data-unit="rec-web.service"] .state')
+        assert state.strip() == "unknown"
+        assert page.locator('#checks li[data-check="database"]').get_attribute("class") == "ok"
+        shot(page, "services")
+    finally:
+        ctx.close()
+
+
+def test_browser_every_page_renders_on_a_phone_and_a_desktop(stack, browser):
+    pages = ["/", "/monitor", f"/markets?ticker={T_MID}", "/trades", "/manual",
+             f"/manual?market={T_LOW}&side=yes&limit_price=0.81", "/model", "/services",
+             "/settings", "/docs"]
+    for label, ctx_args in (("desktop", {"viewport": {"width": 1280, "height": 900}}),
+                            ("phone", {"viewport": {"width": 390, "height": 844},
+                                       "device_scale_factor": 2, "is_mobile": True,
+                                       "has_touch": True})):
+        ctx, page = open_session(browser, stack["url"], **ctx_args)
+        errors: list[str] = []
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        try:
+            for path in pages:
+                r = page.goto(stack["url"] + path)
+                assert r.status == 200, path
+                if label == "phone":  # nothing wider than the screen but scrollable tables
+                    wide = page.evaluate("document.documentElement.scrollWidth")
+                    assert wide <= 390 + 1, (path, wide)
+                name = path.strip("/").split("?")[0].replace("/", "-") or "overview"
+                if "?" in path and path.startswith("/manual"):
+                    name += "-prefilled"
+                shot(page, f"{label}-{name}")
+            assert errors == []
+        finally:
+            ctx.close()
+
+
+def test_browser_manual_trade_confirmation_and_the_managers_answer(stack, browser):
+    """Open a trade through the form: a confirmation step, then rec-trade-manager's answer
+    shown as it is (here: the manager is not running, and the page says so)."""
+    ctx, page = open_session(browser, stack["url"])
+    try:
+        page.goto(stack["url"] + f"/manual?market={T_LOW}&side=yes&limit_price=0.81")
+        page.fill("input[name=count]", "2")
+        page.click("#review-open")
+        assert "Buy 2 YES of " + T_LOW in page.text_content("#confirm-text")
+        shot(page, "manual-confirm")
+        page.click("#confirm-open")
+        text = page.text_content("#result")
+        assert "rec-trade-manager" in text
+        shot(page, "manual-result")
+    finally:
+        ctx.close()
+
+
+def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
+        rec_home_db, start_service, browser):
+    """The whole path: the simulator, rec-market-feed (markets and quotes), rec-account-sync,
+    rec-trade-manager and rec-trade-executor as real processes; the trader opens a trade
+    from the Markets page through the confirmation step and closes it from the open-trades
+    panel. The positions panel follows both without a reload."""
+    from tests.conftest import start_exchange_sim
+
+    home = rec_home_db
+    for key in ("TRADE_MANAGER", "TRADE_EXECUTOR", "TRADE_SUPERVISOR", "AUTO_ENTRY"):
+        home.env[f"REC_{key}_PORT"] = str(free_port())
+    home.env.update(REC_MARKET_FEED_SERIES="KXBTCD", REC_MARKET_FEED_READY_TIMEOUT_SEC="30",
+                    REC_LOG_LEVEL="info", REC_SIM_MAINTENANCE_WINDOW="")  # always trading
+    assert home.rec("db", "migrate").returncode == 0
+    start_exchange_sim(home, start_service)
+    names = ("market-feed", "account-sync", "trade-executor", "trade-manager", "web")
+    procs = {n: start_service(home, n) for n in names}
+    for n, p in procs.items():
+        try:
+            p.notify.wait_for("READY", "1", timeout=40)
+        except TimeoutError:
+            raise AssertionError(f"{n} not READY:\n{p.output[-3000:]}") from None
+    url = f"http://127.0.0.1:{home.env['REC_WEB_PORT']}"
+    c, _ = login(url)
+    markets = until(lambda: [
+        m for m in c.get("/api/markets").json()["data"]
+        if m["yes_ask"] and 0.15 <= m["yes_ask"] <= 0.85 and not m["stale"]
+        and m["status"] in ("active", "open")], timeout=20,
+        what="a market quoted between 15 and 85 cents")
+    ticker = markets[0]["ticker"]
+    ask = round(min(0.95, markets[0]["yes_ask"] + 0.05), 2)  # room for the quote to move
+
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/markets")
+        page.click(f'#markets tr[data-ticker="{ticker}"] a')
+        page.wait_for_selector("#market-chart canvas")
+        page.goto(url + f"/manual?market={ticker}&side=yes&limit_price={ask}")
+        page.fill("input[name=count]", "2")
+        page.click("#review-open")
+        assert f"Buy 2 YES of {ticker}" in page.text_content("#confirm-text")
+        page.click("#confirm-open")
+        status = page.text_content("#result-status")
+        assert status in ("pending", "submitted", "open"), page.text_content("#result")
+        trade_id = int(page.text_content("#result").split("trade #")[1].split(":")[0])
+        # the open-trades panel follows the trade (NOTIFY trades) until it is open
+        live(page)
+        page.wait_for_selector(f'#open-trades tr[data-trade="{trade_id}"] button.close-trade',
+                               timeout=30_000)
+        shot(page, "manual-opened")
+        # the positions on the Overview follow the fill without a reload
+        page.goto(url + "/")
+        live(page)
+        page.wait_for_selector(f'#positions tr[data-ticker="{ticker}"]', timeout=15_000)
+        assert page.text_content(f'#positions tr[data-ticker="{ticker}"] .count') == "2"
+        # close it from the open-trades panel, through the confirmation step
+        page.click(f'#open-trades tr[data-trade="{trade_id}"] button.close-trade')
+        assert f"Close trade #{trade_id}" in page.text_content("#confirm-text")
+        page.click("#confirm-close")
+        page.wait_for_selector("#result")
+        text = page.text_content("#result")
+        assert "answered 200" in text or "answered 201" in text, text
+        shot(page, "manual-closed")
+        trade = c.get("/api/trades", params={"market": ticker}).json()["data"][0]
+        assert trade["id"] == trade_id
+        until(lambda: c.get("/api/trades", params={"market": ticker}).json()["data"][0]
+              ["status"] == "closed", timeout=15, what="the trade to close")
+        kinds = [e["kind"] for e in c.get("/api/trades", params={"market": ticker})
+                 .json()["data"][0]["events"]]
+        assert kinds, "no trade events"
+        page.goto(url + f"/trades?market={ticker}")
+        assert page.locator(f'#trades tr[data-trade="{trade_id}"] .status-closed').count() == 1
+        shot(page, "trades")
+
+        # auto-entry / auto-stop and the size go through the manager, which audits them
+        page.goto(url + "/monitor")
+        page.uncheck("#auto-form input[name=auto_stop]")
+        page.fill("#auto-form input[name=auto_entry_position_size]", "3")
+        page.click("#auto-form button")
+        page.wait_for_url(url + "/monitor")
+        assert not page.is_checked("#auto-form input[name=auto_stop]")
+        assert page.input_value("#auto-form input[name=auto_entry_position_size]") == "3"
+        audit = sql(home.db.dsn, "SELECT key, new_value::text, changed_by FROM "
+                                 "trading_settings_audit ORDER BY id")
+        assert ("auto_stop", "false", "web:admin") in audit
+        assert ("auto_entry_position_size", "3", "web:admin") in audit
+        shot(page, "monitor-settings")
+    finally:
+        ctx.close()
+
+
+def test_every_template_and_static_file_is_package_data():
+    """The targets install the package (wheel): a template or a vendored file left out of
+    package-data would be a 500 there and nowhere in these tests."""
+    import glob
+    import tomllib
+
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["app"]
+    packaged = {p for pat in patterns
+                for p in glob.glob(pat, root_dir=REPO / "app", recursive=True)}
+    files = {str(p.relative_to(REPO / "app")) for d in ("web/templates", "web/static")
+             for p in (REPO / "app" / d).rglob("*") if p.is_file()}
+    assert files - packaged == set()
