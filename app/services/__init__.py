@@ -52,7 +52,7 @@ class ServiceDef:
         return load_entry(self.entry)
 
 
-# ---- the registry: one line per service ------------------------------------------------------
+# ---- the registry: one line per service, inside the parentheses --------------------------------
 REGISTRY: tuple[ServiceDef, ...] = (
     ServiceDef("exchange-sim", "app.services.exchange_sim:ExchangeSimService", "exchange simulator (Kalshi-compatible REST + WS)", port="exchange_sim_port", health=("/healthz",), modes=("sim",)),  # noqa: E501
     ServiceDef("market-feed", "app.services.market_feed:MarketFeedService", "market data in: WebSocket (REST fallback), change-only storage", database=True, exchange=True, credentials=("db_password", "kalshi_key_id", "kalshi_private_key")),  # noqa: E501
@@ -65,7 +65,6 @@ REGISTRY: tuple[ServiceDef, ...] = (
     ServiceDef("auto-entry", "app.services.auto_entry:AutoEntryService", "entry rules on the watchlist (off unless the auto_entry_enabled trading setting is on; dry run)", port="auto_entry_port", health=("/healthz", "/readyz"), database=True, credentials=("db_password",)),  # noqa: E501
     ServiceDef("web", "app.services.web:WebService", "dashboard, JSON API and health aggregate", port="web_port", public=True, health=("/healthz", "/readyz", "/api/health"), database=True, exchange=True, credentials=("db_password", "web_password_hash")),  # noqa: E501
 )
-# -----------------------------------------------------------------------------------------------
 
 LOCAL_EXCHANGE = "exchange-sim"  # the service that is the exchange in account mode sim
 
