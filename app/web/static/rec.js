@@ -140,7 +140,11 @@
     if (channel === 'hello') {
       setLive(d.payload === 'online', d.payload === 'online' ? '' : 'database');
       rec.hellos += 1;
-      if (rec.hellos > 1) targets.forEach(t => refresh(t, { channel: 'resync' }));
+      // the stream is subscribed from here on: fetch every live panel once, so a change made
+      // between the page's render and this subscription (its NOTIFY came before we listened)
+      // is not missed; on a reconnect, the same catches up with what the gap lost
+      targets.filter(t => !t.dataset.chart || rec.hellos > 1)
+        .forEach(t => refresh(t, { channel: 'resync' }));
       return;
     }
     if (channel === 'resync') setLive(true);
