@@ -685,3 +685,16 @@ def test_every_template_and_static_file_is_package_data():
     files = {str(p.relative_to(REPO / "app")) for d in ("web/templates", "web/static")
              for p in (REPO / "app" / d).rglob("*") if p.is_file()}
     assert files - packaged == set()
+
+
+def test_services_page_lists_recorded_unit_failures(stack):
+    """What `rec unit-failed` records (ExecStopPost=, OnFailure=) is on the Services page."""
+    c, _ = login(stack["url"])
+    page = c.get("/services").text
+    assert 'id="failures-none"' in page or 'id="failures"' in page
+    sql(stack["dsn"], "INSERT INTO unit_failures (unit, result, exit_code, exit_status, "
+        "failures_in_a_row, gave_up) VALUES ('rec-web.service', 'exit-code', 'exited', '78', "
+        "1, true)")
+    page = c.get("/services").text
+    assert 'id="failures"' in page and "rec-web.service" in page
+    assert "no: systemd gave up" in page and "exited 78" in page

@@ -546,7 +546,8 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
         from app.web.systemd import services
 
         return {"data": await services(web.expected_units, web.descriptions),
-                "health": monitor.snapshot(with_units=True)}
+                "health": monitor.snapshot(with_units=True),
+                "failures": await read(data.unit_failures, web.pool)}
 
     async def p_model(request: Request) -> dict:
         return await read(data.model, web.pool)

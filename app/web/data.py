@@ -268,6 +268,13 @@ async def reliability_png(pool, version: int) -> bytes | None:
 
 # ---- readiness -------------------------------------------------------------------------------
 
+async def unit_failures(pool, hours: int = 24, limit: int = 20) -> list[dict]:
+    """Failed runs of rec units (recorded by `rec unit-failed`: ExecStopPost= and OnFailure=)."""
+    return await rows(pool, "SELECT ts, unit, result, exit_code, exit_status, failures_in_a_row, "
+                            "gave_up FROM unit_failures WHERE ts > now() - make_interval("
+                            "hours => %s) ORDER BY ts DESC LIMIT %s", (hours, limit))
+
+
 async def stale_markets(pool, stale_after: float) -> tuple[int, list[str]]:
     """(followed live markets, those whose last message is older than ``stale_after``)."""
     found = await rows(pool, """
