@@ -38,8 +38,8 @@ class WebService(HttpService):
         self.hub = Hub()
         self.listener = Listener(conninfo(s, "rec-web-listen"), self.hub)
         await phase("listen for live updates", self.listener.start(s.db_connect_timeout_sec))
-        stale_after = float(getattr(s, "market_feed_stale_after_sec", 120))
-        account_after = 2 * float(getattr(s, "account_sync_reconcile_interval_sec", 600))
+        stale_after = float(s.market_feed_stale_after_sec)
+        account_after = 2 * float(s.account_sync_reconcile_interval_sec)
         exchange = ExchangeState()
         checks = {"database": lambda: ping(self.pool),
                   "feed": feed_check(self.pool, stale_after, exchange),

@@ -234,13 +234,12 @@ class Web:
     started: float = field(default_factory=time.time)
 
     @property
-    def manager_url(self) -> str | None:
-        port = getattr(self.settings, "trade_manager_port", None)
-        return None if port is None else f"http://{self.settings.target_host}:{port}"
+    def manager_url(self) -> str:
+        return f"http://{self.settings.target_host}:{self.settings.trade_manager_port}"
 
     @property
     def stale_after(self) -> float:
-        return float(getattr(self.settings, "market_feed_stale_after_sec", 120))
+        return float(self.settings.market_feed_stale_after_sec)
 
 
 class NotLoggedIn(Exception):
@@ -642,7 +641,7 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
 
     async def manager(method: str, path: str, body: dict | None, request: Request,
                       params: dict | None = None) -> tuple[int, Any]:
-        if web.manager_url is None or web.client is None:
+        if web.client is None:
             return 503, {"code": "no_manager",
                          "message": "rec-trade-manager is not part of this build"}
         by = f"web:{request.state.session.user}"
