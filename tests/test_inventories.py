@@ -156,9 +156,19 @@ def test_app_hosts_split_the_series_with_no_overlap_and_no_gap(tmp_path, hosts, 
         assert problem in r.stdout, r.stdout[-3000:]
 
 
-def test_the_series_reach_each_host_as_rec_market_series():
+def test_the_series_reach_each_host_as_rec_market_feed_series():
     import jinja2
     template = (REPO / "ansible/roles/rec_app/templates/rec.env.j2").read_text()
-    line = next(ln for ln in template.splitlines() if ln.startswith("REC_MARKET_SERIES="))
+    line = next(ln for ln in template.splitlines() if ln.startswith("REC_MARKET_FEED_SERIES="))
     out = jinja2.Template(line).render(rec_app_market_series=["KXBTCD", "KXETHD"])
-    assert out == "REC_MARKET_SERIES=KXBTCD,KXETHD"
+    assert out == "REC_MARKET_FEED_SERIES=KXBTCD,KXETHD"
+
+
+def test_the_series_setting_the_role_writes_is_a_rec_setting():
+    """The per-host split lands in a setting the market feed really reads."""
+    from app.config import Settings
+
+    text = (Path(__file__).resolve().parent.parent
+            / "ansible/roles/rec_app/templates/rec.env.j2").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("REC_MARKET_FEED_SERIES="))
+    assert line.split("=", 1)[0].removeprefix("REC_").lower() in Settings.model_fields
