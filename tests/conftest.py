@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -207,3 +208,39 @@ def start_exchange_sim(home: RecHome, start_service) -> ServiceProcess:
     sim = start_service(home, "exchange-sim")
     sim.notify.wait_for("READY", "1", timeout=30)
     return sim
+
+
+@contextlib.contextmanager
+def module_home(tmp_path_factory, pg, prefix: str, **env: str):
+    """A RecHome (web login included) on a fresh, migrated database of its own, for a
+    module-scoped stack; yields (home, dsn) and drops the database afterwards."""
+    root = tmp_path_factory.mktemp(prefix)
+    (root / "etc").mkdir()
+    (root / "state").mkdir()
+    home = RecHome(root, base_env(root))
+    web_login_credential(home)
+    name = "rec_" + uuid.uuid4().hex[:10]
+    pg.create_db(name, APP_USER)
+    home.env.update(REC_DB_HOST=pg.host, REC_DB_PORT=str(pg.port), REC_DB_NAME=name,
+                    REC_DB_USER=APP_USER, REC_DB_SSLMODE="disable", **env)
+    home.credential("db_password", APP_PASSWORD)
+    try:
+        r = home.rec("db", "migrate")
+        assert r.returncode == 0, r.stderr
+        yield home, pg.dsn(APP_USER, APP_PASSWORD, name)
+    finally:
+        pg.drop_db(name)
+
+
+@contextlib.contextmanager
+def running(home: RecHome, *services: str):
+    """`rec run` each service, wait for every READY, stop them all afterwards."""
+    procs = [ServiceProcess(home, s) for s in services]
+    try:
+        for p in procs:
+            p.notify.wait_for("READY", "1")
+        yield procs
+    finally:
+        for p in procs:
+            p.terminate()
+            p.close()

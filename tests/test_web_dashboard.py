@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -21,14 +20,11 @@ import pytest
 from testkit.net import free_port
 from tests.conftest import (
     APP_PASSWORD,
-    APP_USER,
     REPO,
     WEB_PASSWORD,
     WEB_USER,
-    RecHome,
-    ServiceProcess,
-    base_env,
-    web_login_credential,
+    module_home,
+    running,
 )
 
 ARTIFACTS = Path(os.environ.get("REC_TEST_ARTIFACTS", REPO / ".local/test-artifacts/web"))
@@ -102,37 +98,17 @@ VALUES (%(low)s, 'yes', %(series)s, 0.83, 0.81, 2, 1500, now());
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, pg):
     """A migrated database with data, the simulator and rec-web, as real processes."""
-    root = tmp_path_factory.mktemp("dash")
-    (root / "etc").mkdir()
-    (root / "state").mkdir()
-    home = RecHome(root, base_env(root))
-    web_login_credential(home)
-    name = "rec_" + uuid.uuid4().hex[:10]
-    pg.create_db(name, APP_USER)
-    home.env.update(REC_DB_HOST=pg.host, REC_DB_PORT=str(pg.port), REC_DB_NAME=name,
-                    REC_DB_USER=APP_USER, REC_DB_SSLMODE="disable",
-                    REC_MARKET_FEED_STALE_AFTER_SEC="30",
-                    REC_TRADE_MANAGER_PORT=str(free_port()),  # none there: the page says so
-                    REC_SIM_MAINTENANCE_WINDOW="")  # the simulator always trades
-    home.credential("db_password", APP_PASSWORD)
-    r = home.rec("db", "migrate")
-    assert r.returncode == 0, r.stderr
-    dsn = pg.dsn(APP_USER, APP_PASSWORD, name)
-    with psycopg.connect(dsn, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
-        conn.execute(SEED, {"low": T_LOW, "mid": T_MID, "high": T_HIGH, "event": EVENT,
-                            "series": SERIES})
-    seed_model(dsn)
-    procs = [ServiceProcess(home, "exchange-sim"), ServiceProcess(home, "web")]
-    try:
-        for p in procs:
-            p.notify.wait_for("READY", "1")
-        yield {"url": f"http://127.0.0.1:{home.env['REC_WEB_PORT']}", "dsn": dsn,
-               "home": home, "web": procs[1]}
-    finally:
-        for p in procs:
-            p.terminate()
-            p.close()
-        pg.drop_db(name)
+    with module_home(tmp_path_factory, pg, "dash", REC_MARKET_FEED_STALE_AFTER_SEC="30",
+                     REC_TRADE_MANAGER_PORT=str(free_port()),  # none there: the page says so
+                     REC_SIM_MAINTENANCE_WINDOW="") as (home, dsn):  # the sim always trades
+        with psycopg.connect(dsn, autocommit=True,
+                             cursor_factory=psycopg.ClientCursor) as conn:
+            conn.execute(SEED, {"low": T_LOW, "mid": T_MID, "high": T_HIGH, "event": EVENT,
+                                "series": SERIES})
+        seed_model(dsn)
+        with running(home, "exchange-sim", "web") as procs:
+            yield {"url": f"http://127.0.0.1:{home.env['REC_WEB_PORT']}", "dsn": dsn,
+                   "home": home, "web": procs[1]}
 
 
 CALIBRATION = {

@@ -27,33 +27,11 @@ MAX_SECONDS = 1.0
 @pytest.fixture(scope="module")
 def web(tmp_path_factory, pg):
     """rec-web and the simulator as real processes (module scope: one start for the run)."""
-    import uuid
+    from tests.conftest import module_home, running
 
-    from tests.conftest import APP_USER, RecHome, ServiceProcess, base_env, web_login_credential
-
-    root = tmp_path_factory.mktemp("webfuzz")
-    (root / "etc").mkdir()
-    (root / "state").mkdir()
-    home = RecHome(root, base_env(root))
-    web_login_credential(home)
-    name = "rec_" + uuid.uuid4().hex[:10]
-    pg.create_db(name, APP_USER)
-    from tests.conftest import APP_PASSWORD
-
-    home.env.update(REC_DB_HOST=pg.host, REC_DB_PORT=str(pg.port), REC_DB_NAME=name,
-                    REC_DB_USER=APP_USER, REC_DB_SSLMODE="disable")
-    home.credential("db_password", APP_PASSWORD)
-    assert home.rec("db", "migrate").returncode == 0
-    procs = [ServiceProcess(home, "exchange-sim"), ServiceProcess(home, "web")]
-    try:
-        for p in procs:
-            p.notify.wait_for("READY", "1")
+    with module_home(tmp_path_factory, pg, "webfuzz") as (home, _), \
+            running(home, "exchange-sim", "web"):
         yield f"http://127.0.0.1:{home.env['REC_WEB_PORT']}"
-    finally:
-        for p in procs:
-            p.terminate()
-            p.close()
-        pg.drop_db(name)
 
 
 @pytest.fixture(scope="module")
