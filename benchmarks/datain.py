@@ -5,7 +5,6 @@ against both, with a NOTIFY socket. (Not a benchmark itself.)"""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -16,12 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.db.migrate import migrate  # noqa: E402
-from app.kalshi.signing import Signer, generate_private_key, private_pem, public_pem  # noqa: E402
+from app.kalshi.signing import Signer, generate_private_key, public_pem  # noqa: E402
 from app.runtime.http import HttpServer  # noqa: E402
 from app.sim.app import create_app  # noqa: E402
 from app.sim.cli import register_public_key  # noqa: E402
 from app.sim.config import SimConfig  # noqa: E402
 from app.sim.server import uvicorn_options  # noqa: E402
+from benchmarks.simproc import service_env  # noqa: E402
 from testkit import pg as pgserver  # noqa: E402
 from testkit.notify import NotifySocket  # noqa: E402
 
@@ -50,18 +50,8 @@ class Bench:
         self.sim = app.state.sim
 
     def env(self, **extra: str) -> dict[str, str]:
-        creds = self.home / "creds"
-        creds.mkdir(exist_ok=True)
-        (creds / "db_password").write_text("bench-pw")
-        (creds / "kalshi_key_id").write_text(self.signer.key_id)
-        (creds / "kalshi_private_key").write_bytes(private_pem(self.signer.private_key))
-        (self.home / "etc").mkdir(exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REC_")}
-        env.update(PYTHONPATH=str(ROOT), REC_CONFIG_DIR=str(self.home / "etc"),
-                   REC_CREDENTIALS_PATH=str(creds), REC_STATE_DIR=str(self.home),
-                   REC_DB_PORT=str(self.pg.port), REC_DB_SSLMODE="disable",
-                   REC_EXCHANGE_SIM_PORT=str(self.server.port), REC_LOG_LEVEL="info", **extra)
-        return env
+        return service_env(self.home, self.pg.port, self.signer, self.server.port,
+                           **{"REC_LOG_LEVEL": "info", **extra})
 
     def run(self, service: str, **extra: str) -> tuple[subprocess.Popen, NotifySocket, Path]:
         notify = NotifySocket.open()

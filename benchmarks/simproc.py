@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from app.kalshi.signing import Signer, public_pem  # noqa: E402
+from app.kalshi.signing import Signer, private_pem, public_pem  # noqa: E402
 from app.sim.cli import register_public_key  # noqa: E402
 
 START_MS = 1_764_086_400_000
@@ -83,3 +83,24 @@ if __name__ == "__main__":
     ap.add_argument("--liquid", action="store_true")
     a = ap.parse_args()
     serve(a.port, a.keys_dir, a.liquid)
+
+
+def service_env(home: Path, pg_port: int, signer: Signer, sim_port: int,
+                **extra: str) -> dict[str, str]:
+    """The environment of a `rec run` service in a benchmark: credential files (database
+    password "bench-pw", the signer's key), config dirs under ``home``, the test PostgreSQL
+    and the simulator's port; ``extra`` REC_* settings on top."""
+    import os
+
+    creds = home / "creds"
+    creds.mkdir(exist_ok=True)
+    (creds / "db_password").write_text("bench-pw")
+    (creds / "kalshi_key_id").write_text(signer.key_id)
+    (creds / "kalshi_private_key").write_bytes(private_pem(signer.private_key))
+    (home / "etc").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REC_")}
+    env.update(PYTHONPATH=str(ROOT), REC_CONFIG_DIR=str(home / "etc"),
+               REC_CREDENTIALS_PATH=str(creds), REC_STATE_DIR=str(home),
+               REC_DB_PORT=str(pg_port), REC_DB_SSLMODE="disable",
+               REC_EXCHANGE_SIM_PORT=str(sim_port), **extra)
+    return env

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -35,8 +34,8 @@ import psycopg  # noqa: E402
 
 from app.db.migrate import migrate  # noqa: E402
 from app.kalshi.rest import KalshiRest  # noqa: E402
-from app.kalshi.signing import Signer, generate_private_key, private_pem  # noqa: E402
-from benchmarks.simproc import SimProcess  # noqa: E402
+from app.kalshi.signing import Signer, generate_private_key  # noqa: E402
+from benchmarks.simproc import SimProcess, service_env  # noqa: E402
 from testkit import pg as pgserver  # noqa: E402
 from testkit.net import free_port  # noqa: E402
 from testkit.notify import NotifySocket  # noqa: E402
@@ -67,21 +66,11 @@ class Harness:
         self.ports = {k: free_port() for k in ("manager", "executor", "supervisor")}
 
     def env(self) -> dict[str, str]:
-        creds = self.home / "creds"
-        creds.mkdir(exist_ok=True)
-        (creds / "db_password").write_text("bench-pw")
-        (creds / "kalshi_key_id").write_text(self.signer.key_id)
-        (creds / "kalshi_private_key").write_bytes(private_pem(self.signer.private_key))
-        (self.home / "etc").mkdir(exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REC_")}
-        env.update(PYTHONPATH=str(ROOT), REC_CONFIG_DIR=str(self.home / "etc"),
-                   REC_CREDENTIALS_PATH=str(creds), REC_STATE_DIR=str(self.home),
-                   REC_DB_PORT=str(self.pg.port), REC_DB_SSLMODE="disable",
-                   REC_EXCHANGE_SIM_PORT=str(self.sim.port), REC_LOG_LEVEL="warning",
-                   REC_TRADE_MANAGER_PORT=str(self.ports["manager"]),
-                   REC_TRADE_EXECUTOR_PORT=str(self.ports["executor"]),
-                   REC_TRADE_SUPERVISOR_PORT=str(self.ports["supervisor"]))
-        return env
+        return service_env(self.home, self.pg.port, self.signer, self.sim.port,
+                           REC_LOG_LEVEL="warning",
+                           REC_TRADE_MANAGER_PORT=str(self.ports["manager"]),
+                           REC_TRADE_EXECUTOR_PORT=str(self.ports["executor"]),
+                           REC_TRADE_SUPERVISOR_PORT=str(self.ports["supervisor"]))
 
     async def run(self, service: str) -> None:
         notify = NotifySocket.open()
