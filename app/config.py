@@ -165,6 +165,8 @@ class Settings(BaseSettings):
     web_session_ttl_sec: int = Field(ge=60, le=30 * 86_400)
     web_login_max_failures: int = Field(ge=1, le=1000)
     web_login_window_sec: int = Field(ge=1, le=86_400)
+    # how long after rec-web starts a pricing table with no row yet is "waiting", not failing
+    web_first_value_grace_sec: float = Field(ge=0, le=3600)
 
     # service runtime: phase deadlines and the stop timeout are the runner's; the unit's
     # WatchdogSec=, TimeoutStartSec= and TimeoutStopSec= are built from watchdog_sec,

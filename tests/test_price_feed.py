@@ -146,7 +146,20 @@ async def test_health_checks_name_a_stale_index_and_a_failing_series(rec_home_db
             await index_check(pool, series, 5)()
         with pytest.raises(PricingUnhealthy, match=r"^KXETHD: ETHUSD_RTI is stale"):
             await strike_table_check(pool, series)()
-        await index_check(pool, "KXBTCD:BRTI", 5)()  # BTC alone is healthy
-        await strike_table_check(pool, "KXBTCD:BRTI")()
+        assert await index_check(pool, "KXBTCD:BRTI", 5)() is None  # BTC alone is healthy
+        assert await strike_table_check(pool, "KXBTCD:BRTI")() is None
+        # an index or series with no row yet: a note while waiting, then a failure
+        solana = "KXSOLD:SOL_RTI"
+        assert await index_check(pool, solana, 5, waiting=lambda: True)() == (
+            "waiting for the first index values: SOL_RTI: no value stored yet")
+        assert await strike_table_check(pool, solana, waiting=lambda: True)() == (
+            "waiting for the first strike tables: KXSOLD: not priced yet")
+        with pytest.raises(PricingUnhealthy, match=r"^SOL_RTI: no value stored yet$"):
+            await index_check(pool, solana, 5, waiting=lambda: False)()
+        with pytest.raises(PricingUnhealthy, match=r"^KXSOLD: not priced yet$"):
+            await strike_table_check(pool, solana, waiting=lambda: False)()
+        # what is already stale fails even while waiting for the rest
+        with pytest.raises(PricingUnhealthy, match=r"^ETHUSD_RTI: stale"):
+            await index_check(pool, series + "," + solana, 5, waiting=lambda: True)()
     finally:
         await pool.close()

@@ -100,7 +100,9 @@ def stack(tmp_path_factory, pg):
     """A migrated database with data, the simulator and rec-web, as real processes."""
     with module_home(tmp_path_factory, pg, "dash", REC_MARKET_FEED_STALE_AFTER_SEC="30",
                      REC_TRADE_MANAGER_PORT=str(free_port()),  # none there: the page says so
-                     REC_SIM_MAINTENANCE_WINDOW="") as (home, dsn):  # the sim always trades
+                     REC_SIM_MAINTENANCE_WINDOW="",  # the sim always trades
+                     # no rec-price-feed/rec-coordinator here: their health waits all along
+                     REC_WEB_FIRST_VALUE_GRACE_SEC="3600") as (home, dsn):
         with psycopg.connect(dsn, autocommit=True,
                              cursor_factory=psycopg.ClientCursor) as conn:
             conn.execute(SEED, {"low": T_LOW, "mid": T_MID, "high": T_HIGH, "event": EVENT,

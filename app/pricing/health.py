@@ -1,9 +1,12 @@
 """Health checks over the pricing tables, in rec-web's Check shape (an awaitable that raises
-with the reason): for ``/api/health`` and ``/readyz`` to report a stale index or a failing
-series by name rather than paper over it. Wire them as, e.g.:
+with the reason, or returns a note): ``/readyz`` and ``/api/health`` report a stale index or
+a failing series by name rather than paper over it (rec-web wires them when this host runs
+rec-price-feed / rec-coordinator).
 
-    checks["index"] = index_check(pool, s.coordinator_series, s.price_feed_stale_after_sec)
-    checks["strike_table"] = strike_table_check(pool, s.coordinator_series)
+An index or series with no row at all is "waiting" (a note, not a failure) while ``waiting``
+says so: the first ``web_first_value_grace_sec`` after rec-web starts, so a fresh bring-up is
+not reported broken in the second before the first values arrive. A row that exists but is
+stale, or a series that failed, fails at once.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-Check = Callable[[], Awaitable[None]]
+from psycopg import errors
+
+Check = Callable[[], Awaitable[str | None]]
 
 
 def _series(text: str) -> list[tuple[str, str]]:
@@ -24,52 +29,75 @@ class PricingUnhealthy(Exception):
     pass
 
 
-def index_check(pool: Any, coordinator_series: str, max_age_sec: float) -> Check:
+def _verdict(bad: list[str], missing: list[str], waiting: Callable[[], bool] | None,
+             what: str) -> str | None:
+    """Raise for what is bad (and for what is missing, once no longer waiting); else a note
+    naming what is still awaited."""
+    if missing and (waiting is None or not waiting()):
+        bad = bad + missing
+        missing = []
+    if bad:
+        raise PricingUnhealthy("; ".join(bad))
+    return f"waiting for the first {what}: {', '.join(missing)}" if missing else None
+
+
+async def _rows(pool: Any, sql: str, names: list[str]) -> dict[str, tuple] | None:
+    """``{name: rest of row}``, or None when the table is not there (not migrated yet)."""
+    try:
+        async with pool.connection() as conn:
+            cur = await conn.execute(sql, (names,))
+            return {r[0]: r[1:] for r in await cur.fetchall()}
+    except errors.UndefinedTable:
+        return None
+
+
+def index_check(pool: Any, coordinator_series: str, max_age_sec: float,
+                waiting: Callable[[], bool] | None = None) -> Check:
     """Every index the coordinator needs is live and its newest row younger than max_age."""
     indices = list(dict.fromkeys(ix for _, ix in _series(coordinator_series)))
 
-    async def check() -> None:
-        async with pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT index_name, state, detail, extract(epoch FROM now() - "
-                "last_received_at)::float8 FROM index_freshness WHERE index_name = ANY(%s)",
-                (indices,))
-            got = {r[0]: r[1:] for r in await cur.fetchall()}
-        bad = []
+    async def check() -> str | None:
+        got = await _rows(pool, "SELECT index_name, state, detail, extract(epoch FROM now() - "
+                                "last_received_at)::float8 FROM index_freshness "
+                                "WHERE index_name = ANY(%s)", indices)
+        if got is None:
+            return _verdict([], ["no index_freshness table (database not migrated)"],
+                            waiting, "index values")
+        bad, missing = [], []
         for ix in indices:
             if ix not in got:
-                bad.append(f"{ix}: no value stored yet")
+                missing.append(f"{ix}: no value stored yet")
                 continue
             state, detail, age = got[ix]
             if state != "live" or age is None or age > max_age_sec:
                 age_text = "never" if age is None else f"{age:.0f}s ago"
                 bad.append(f"{ix}: {state}{' (' + detail + ')' if detail else ''}, "
                            f"last value {age_text}")
-        if bad:
-            raise PricingUnhealthy("; ".join(bad))
+        return _verdict(bad, missing, waiting, "index values")
 
     return check
 
 
-def strike_table_check(pool: Any, coordinator_series: str, max_age_sec: float = 10.0) -> Check:
+def strike_table_check(pool: Any, coordinator_series: str, max_age_sec: float = 10.0,
+                       waiting: Callable[[], bool] | None = None) -> Check:
     """Every followed series was priced in a recent cycle; else the failing ones and why."""
     series = [s for s, _ in _series(coordinator_series)]
 
-    async def check() -> None:
-        async with pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT series_ticker, ok, error, extract(epoch FROM now() - updated_at)::float8 "
-                "FROM series_status WHERE series_ticker = ANY(%s)", (series,))
-            got = {r[0]: r[1:] for r in await cur.fetchall()}
-        bad = []
+    async def check() -> str | None:
+        got = await _rows(pool, "SELECT series_ticker, ok, error, extract(epoch FROM now() - "
+                                "updated_at)::float8 FROM series_status "
+                                "WHERE series_ticker = ANY(%s)", series)
+        if got is None:
+            return _verdict([], ["no series_status table (database not migrated)"],
+                            waiting, "strike tables")
+        bad, missing = [], []
         for s in series:
             if s not in got:
-                bad.append(f"{s}: not priced yet")
+                missing.append(f"{s}: not priced yet")
             elif not got[s][0]:
                 bad.append(f"{s}: {got[s][1]}")
             elif got[s][2] > max_age_sec:
                 bad.append(f"{s}: last cycle {got[s][2]:.0f}s ago")
-        if bad:
-            raise PricingUnhealthy("; ".join(bad))
+        return _verdict(bad, missing, waiting, "strike tables")
 
     return check

@@ -3,11 +3,14 @@ bound, then READY."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from app.config import ConfigError
 from app.db.pool import conninfo, open_pool, ping
 from app.exchange import endpoints
+from app.pricing.health import index_check, strike_table_check
 from app.runtime.http import HttpService
 from app.runtime.service import Phase
 from app.services import REGISTRY, enabled, expected_units
@@ -15,8 +18,6 @@ from app.web import auth, data
 from app.web.app import Web, create_app
 from app.web.health import ExchangeState, HealthMonitor, exchange_check
 from app.web.live import Hub, Listener
-
-READY_CHECKS = ["database", "feed", "account"]
 
 
 class WebService(HttpService):
@@ -45,9 +46,11 @@ class WebService(HttpService):
                   "feed": feed_check(self.pool, stale_after, exchange),
                   "account": account_check(self.pool, account_after),
                   "exchange": exchange_check(endpoints(s).rest_base, self.client, exchange)}
+        checks |= pricing_checks(self.pool, s, enabled_names(s))
         units = expected_units(s.account_mode.value)
         self.monitor = HealthMonitor(checks, units,
-                                     depends={"feed": "database", "account": "database"})
+                                     depends={n: "database" for n in checks
+                                              if n not in ("database", "exchange")})
         self.monitor.on_change = lambda: self.hub.publish("units", "")
         await phase("first health check", self.monitor.start())
         web = Web(self.monitor, settings=s, pool=self.pool, hub=self.hub,
@@ -56,7 +59,7 @@ class WebService(HttpService):
                   client=self.client, expected_units=units,
                   descriptions={"rec-migrate.service": "database migrations (oneshot)"}
                   | {d.unit: d.description for d in enabled(s.account_mode.value, REGISTRY)})
-        app = create_app(web, ready=READY_CHECKS)
+        app = create_app(web, ready=[n for n in checks if n != "exchange"])
         await self.serve_http(phase, app, s.web_port)
 
     async def stop(self) -> None:
@@ -71,6 +74,31 @@ class WebService(HttpService):
             await self.client.aclose()
         if self.pool is not None:
             await self.pool.close()
+
+
+def enabled_names(s) -> set[str]:
+    return {d.name for d in enabled(s.account_mode.value, REGISTRY)}
+
+
+def pricing_checks(pool, s, services: set[str]) -> dict:
+    """The settlement index (when this host runs rec-price-feed) and the strike tables (when
+    it runs rec-coordinator), for /readyz and /api/health. A table with no row yet is only
+    "waiting" for ``web_first_value_grace_sec`` after rec-web starts."""
+    started = time.monotonic()
+
+    def waiting() -> bool:
+        return time.monotonic() - started < s.web_first_value_grace_sec
+
+    checks = {}
+    if "price-feed" in services:
+        # the price feed marks an index stale after price_feed_stale_after_sec; the slack
+        # covers the health monitor's own period
+        checks["index"] = index_check(pool, s.coordinator_series,
+                                      s.price_feed_stale_after_sec + 5, waiting)
+    if "coordinator" in services:
+        checks["strikes"] = strike_table_check(
+            pool, s.coordinator_series, max(10.0, 10 * s.coordinator_interval_sec), waiting)
+    return checks
 
 
 def feed_check(pool, stale_after: float, exchange: ExchangeState | None = None):

@@ -1,8 +1,8 @@
 """The rec-web ASGI app: the trader's dashboard, its JSON API and the bundle's health.
 
 - ``/healthz`` (the process answers) and ``/readyz`` (database, feed freshness, account
-  sync) are public; every other page and API call needs a login (pages redirect to
-  ``/login``, the API answers 401).
+  sync, the settlement index and the strike tables) are public; every other page and API
+  call needs a login (pages redirect to ``/login``, the API answers 401).
 - Pages are rendered on the server (Jinja2 ``templates/``). Each live part of a page is a
   *panel* (``templates/panels/<name>.html``), also served alone at ``/fragments/<name>``;
   ``static/rec.js`` listens to ``/api/events`` (Server-Sent Events fed by PostgreSQL

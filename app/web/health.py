@@ -1,7 +1,8 @@
 """Health checks rec-web reports: its own readiness and the bundle's aggregate.
 
-- readiness (``/readyz``): what rec-web itself needs, the database.
-- aggregate (``/api/health``): database, the exchange (``GET /exchange/status``, the same
+- readiness (``/readyz``): the database and the freshness of what the pages show: market
+  feed, account sync, settlement index, strike tables (:mod:`app.services.web` wires them).
+- aggregate (``/api/health``): those, the exchange (``GET /exchange/status``, the same
   unauthenticated call on the simulator and on Kalshi), and the state of every rec unit the
   service registry expects, when running under systemd (``app.runtime.units``).
 
