@@ -167,6 +167,11 @@ class Settings(BaseSettings):
     web_login_window_sec: int = Field(ge=1, le=86_400)
     # how long after rec-web starts a pricing table with no row yet is "waiting", not failing
     web_first_value_grace_sec: float = Field(ge=0, le=3600)
+    # rec-journal: the rec units' last journal lines, exported for rec-web's Services page
+    journal_lines: int = Field(ge=1, le=200)
+    journal_export_path: str = Field(pattern=r"^/.+")
+    journal_export_interval_sec: float = Field(ge=0.1, le=60)
+    journal_directory: str = Field(pattern=r"^(/.*)?$")  # "": the system journal
 
     # service runtime: phase deadlines and the stop timeout are the runner's; the unit's
     # WatchdogSec=, TimeoutStartSec= and TimeoutStopSec= are built from watchdog_sec,

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +95,20 @@ class RecHome:
                               capture_output=True, text=True, timeout=timeout, **kw)
 
 
+@functools.cache
+def seed_journal() -> Path:
+    """A journal file with one entry (systemd-journal-remote writes it from the export
+    format), so that journalctl has a boot to follow, as on any real host."""
+    out = Path(tempfile.mkdtemp(prefix="rec-journal-seed-")) / "seed.journal"
+    export = out.with_suffix(".export")
+    export.write_text(f"__REALTIME_TIMESTAMP={int(time.time() * 1e6)}\n"
+                      f"__MONOTONIC_TIMESTAMP=1\n_BOOT_ID={uuid.uuid4().hex}\n"
+                      "_SYSTEMD_UNIT=init.scope\nMESSAGE=test journal\n\n")
+    subprocess.run(["/lib/systemd/systemd-journal-remote", "-o", str(out), str(export)],
+                   check=True, capture_output=True, timeout=30)
+    return out
+
+
 def base_env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("REC_") and k not in (
@@ -105,7 +123,13 @@ def base_env(root: Path) -> dict[str, str]:
         REC_WEB_PORT=str(free_port()),
         REC_EXCHANGE_SIM_PORT=str(free_port()),
         REC_LOG_LEVEL="debug",
+        # rec-journal: no system journal here, an empty journal directory and an export file
+        REC_JOURNAL_DIRECTORY=str(root / "journal"),
+        REC_JOURNAL_EXPORT_PATH=str(root / "run" / "tail.json"),
     )
+    (root / "journal").mkdir(exist_ok=True)
+    shutil.copy(seed_journal(), root / "journal" / "seed.journal")
+    (root / "run").mkdir(exist_ok=True)
     from app.config import Settings  # every service port setting: a free port of its own
     for key in Settings.model_fields:
         if key.endswith("_port") and key != "db_port" and f"REC_{key.upper()}" not in env:

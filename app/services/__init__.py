@@ -42,6 +42,9 @@ class ServiceDef:
     database: bool = False  # needs PostgreSQL: the runner opens nothing, the unit orders after it
     exchange: bool = False  # talks to the exchange: after rec-exchange-sim in sim mode
     credentials: tuple[str, ...] = ()  # credential files the unit loads (LoadCredential=)
+    journal: bool = False  # reads the rec units' journal: group systemd-journal (no private
+    #                        user namespace, which would hide the group)
+    network: bool = True  # False: no network at all (PrivateNetwork=, AF_UNIX only)
     modes: tuple[str, ...] = ALL_MODES  # account modes it runs in
 
     @property
@@ -64,6 +67,7 @@ REGISTRY: tuple[ServiceDef, ...] = (
     ServiceDef("trade-supervisor", "app.services.trade_supervisor:TradeSupervisorService", "every second: open trades against the market, exit rules, closes through the manager", port="trade_supervisor_port", health=("/healthz", "/readyz"), database=True, credentials=("db_password",)),  # noqa: E501
     ServiceDef("auto-entry", "app.services.auto_entry:AutoEntryService", "entry rules on the watchlist (off unless the auto_entry_enabled trading setting is on; dry run)", port="auto_entry_port", health=("/healthz", "/readyz"), database=True, credentials=("db_password",)),  # noqa: E501
     ServiceDef("web", "app.services.web:WebService", "dashboard, JSON API and health aggregate", port="web_port", public=True, health=("/healthz", "/readyz", "/api/health"), database=True, exchange=True, credentials=("db_password", "web_password_hash")),  # noqa: E501
+    ServiceDef("journal", "app.services.journal:JournalService", "the rec units' last journal lines, exported for the dashboard's Services page", journal=True, network=False),  # noqa: E501
 )
 
 LOCAL_EXCHANGE = "exchange-sim"  # the service that is the exchange in account mode sim
@@ -157,7 +161,9 @@ def describe(settings: Settings, registry: tuple[ServiceDef, ...] | None = None)
             "credentials": list(s.credentials),
             "after": after,
             "public": s.public,
-            "ip_allow": ip_allow(s, settings),
+            "journal": s.journal,
+            "network": s.network,
+            "ip_allow": ip_allow(s, settings) if s.network else [],
         })
     return {
         "account_mode": mode,

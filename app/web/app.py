@@ -544,7 +544,8 @@ def create_app(web: HealthMonitor | Web, ready: list[str] | None = None,
     async def p_services(request: Request) -> dict:
         from app.web.systemd import services
 
-        return {"data": await services(web.expected_units, web.descriptions),
+        return {"data": await services(web.expected_units, web.descriptions,
+                                       web.settings.journal_export_path),
                 "health": monitor.snapshot(with_units=True),
                 "failures": await read(data.unit_failures, web.pool)}
 

@@ -1,44 +1,49 @@
 """The Services page's view of systemd: each rec unit's state, since when, restarts, its
 ``STATUS=`` text and its last journal lines. Read-only: nothing here starts, stops or
-restarts anything, and no shell is involved (``systemctl``/``journalctl`` are executed with
-fixed arguments and unit names from the service registry only)."""
+restarts anything, and no shell is involved (``systemctl`` is executed with fixed arguments
+and unit names from the service registry only).
+
+The journal lines come from rec-journal's export file (``journal_export_path``): reading the
+system journal takes a group rec-web's private user namespace hides, so rec-web reads what
+rec-journal, which has no network, exports."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
+import json
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 from app.runtime import units
 
-JOURNAL_LINES = 8
+STALE_EXPORT_SEC = 180  # rec-journal rewrites its export at least once a minute
 
 
-async def journal(unit: str, lines: int = JOURNAL_LINES, timeout: float = 3.0) -> tuple[
-        list[str], str | None]:
-    """The unit's last journal lines, or why there are none."""
-    exe = shutil.which("journalctl")
-    if not exe:
-        return [], "journalctl is not installed"
-    proc = await asyncio.create_subprocess_exec(
-        exe, "--no-pager", "-q", "-o", "short-iso", "-n", str(lines), "-u", unit,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+def journal_tails(path: str | Path, expected: list[str],
+                  now: datetime | None = None) -> dict[str, tuple[list[str], str | None]]:
+    """Each expected unit's last journal lines from rec-journal's export, or why none."""
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return [], f"journalctl did not answer within {timeout:g}s"
-    text = out.decode(errors="replace").strip()
-    if not text:
-        why = err.decode(errors="replace").strip().splitlines()
-        return [], (why[0] if why else
-                    "no lines readable (the journal of system units is readable by root and "
-                    "the groups adm/systemd-journal only)")
-    return text.splitlines()[-lines:], None
+        body = json.loads(Path(path).read_text())
+        written = datetime.fromisoformat(body["written_at"])
+        tails = body["units"]
+    except FileNotFoundError:
+        why = f"no journal export at {path}: is rec-journal.service running?"
+        return {u: ([], why) for u in expected}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        why = f"journal export {path} unreadable: {type(exc).__name__}: {exc}"
+        return {u: ([], why) for u in expected}
+    age = ((now or datetime.now(UTC)) - written).total_seconds()
+    stale = (f"rec-journal's export is {age:.0f}s old (written {body['written_at']}): "
+             "these lines may not be the last") if age > STALE_EXPORT_SEC else None
+    out = {}
+    for u in expected:
+        lines = [str(x) for x in tails.get(u) or []]
+        out[u] = (lines, stale if lines else stale or "no journal lines for this unit yet")
+    return out
 
 
-async def services(expected: list[str], descriptions: dict[str, str]) -> dict:
+async def services(expected: list[str], descriptions: dict[str, str],
+                   journal_path: str | Path) -> dict:
     report = await units.query(expected, timeout=3.0)
     if not report.available:
         return {"available": False, "reason": report.reason,
@@ -47,9 +52,10 @@ async def services(expected: list[str], descriptions: dict[str, str]) -> dict:
                           for u in expected]}
     now = time.monotonic()
     by_name = {u.name: u for u in report.units}
-    lines = await asyncio.gather(*(journal(u) for u in expected))
+    tails = journal_tails(journal_path, expected)
     out = []
-    for name, (journal_lines, journal_note) in zip(expected, lines, strict=True):
+    for name in expected:
+        journal_lines, journal_note = tails[name]
         u = by_name.get(name)
         if u is None:
             out.append({"unit": name, "description": descriptions.get(name, ""),
