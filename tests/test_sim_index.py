@@ -3,6 +3,7 @@ ETH, markets settled on the average of that same published path, candlesticks se
 
 from __future__ import annotations
 
+import itertools
 import json
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -64,13 +65,25 @@ async def test_indexlist_subscribe_indices_and_a_paused_index(sim):
     await recv_until(ws, lambda m: m.get("id") == 3)
     await sim.control("advance", seconds=3)
     fast = [m["msg"] for m in await drain(ws) if m["type"] == "cfbenchmarks_value_5hz"]
-    assert [m["index_id"] for m in fast] == ["ETHUSD_RTI"] * 3
+    # five values a second, every 200 ms; those on the whole second are the published path
+    assert [m["index_id"] for m in fast] == ["ETHUSD_RTI"] * 15
+    times = [m["source_ts_ms"] for m in fast]
+    assert [b - a for a, b in itertools.pairwise(times)] == [200] * 14
+    assert times[-1] == sim.sim.world.now_ms
+    history = dict(sim.sim.world.indices["ETHUSD_RTI"].history)
+    whole = [(m["source_ts_ms"], Decimal(m["value_usd"])) for m in fast
+             if m["source_ts_ms"] % 1000 == 0]
+    assert len(whole) == 3 and all(v == Decimal(str(history[t])) for t, v in whole)
+    # in between: a bridge from one second's value to the next, moving like the index
+    values = [Decimal(m["value_usd"]) for m in fast]
+    assert len(set(values)) > 10
+    assert all(abs(b / a - 1) < Decimal("0.001") for a, b in itertools.pairwise(values))
     await sim.control("pause_index", index_id="ETHUSD_RTI", paused=True)
     await sim.control("advance", seconds=3)
     assert not [m for m in await drain(ws) if m["type"] == "cfbenchmarks_value_5hz"]
     await sim.control("pause_index", index_id="ETHUSD_RTI", paused=False)
     await sim.control("advance", seconds=1)
-    assert len([m for m in await drain(ws) if m["type"] == "cfbenchmarks_value_5hz"]) == 1
+    assert len([m for m in await drain(ws) if m["type"] == "cfbenchmarks_value_5hz"]) == 5
     await ws.close()
 
 
@@ -97,3 +110,47 @@ async def test_candlesticks_read_history_back(sim):
         "start_ts": start, "end_ts": end, "period_interval": 1})).status_code == 404
     assert (await c.get(f"/series/KXBTCD/markets/{t}/candlesticks", params={
         "start_ts": start, "end_ts": end, "period_interval": 7})).status_code == 400
+
+
+async def test_the_5hz_values_fall_due_on_the_wall_clock_never_early():
+    """Under ``run()`` (the simulator's wall clock) each value between two seconds is
+    published once its simulated time has come, not a second's worth at once."""
+    import asyncio
+    import contextlib
+
+    from app.sim.exchange import Observer
+    from app.sim.world import World, WorldParams
+
+    world = World(WorldParams(seed=4, eth_series=False, maintenance_weekday=None))
+    got: list[tuple[int, int, float]] = []  # (batch, ts_ms, simulated time when published)
+    batch = {"n": 0}
+
+    class Recorder(Observer):
+        def index_fast_value(self, index_id: str, ts_ms: int, value: float) -> None:
+            got.append((batch["n"], ts_ms, clock()))
+
+    start = asyncio.get_running_loop().time()
+    sim0 = world.now_ms
+
+    def clock() -> float:  # the simulated time run() aims at, at speed 1
+        return sim0 + (asyncio.get_running_loop().time() - start) * 1000
+
+    world.exchange.observers.append(Recorder())
+    real = world.publish_fast
+
+    def counted(upto_ms: float) -> None:
+        batch["n"] += 1
+        real(upto_ms)
+
+    world.publish_fast = counted  # type: ignore[method-assign]
+    task = asyncio.create_task(world.run(speed=1.0))
+    await asyncio.sleep(3.5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert len(got) >= 8  # four a second
+    assert all(published >= ts - 1 for _, ts, published in got)  # never before its time
+    seconds: dict[int, set[int]] = {}
+    for b, ts, _ in got:
+        seconds.setdefault(ts // 1000, set()).add(b)
+    assert max(len(b) for b in seconds.values()) >= 2  # spread over the second

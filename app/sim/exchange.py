@@ -51,6 +51,7 @@ class Observer:
     def order_group(self, account: Account | None, msg: dict) -> None: ...
     def index_value(self, index_id: str, ts_ms: int, value: float,
                     history: Any) -> None: ...  # history: deque of (ts_ms, value)
+    def index_fast_value(self, index_id: str, ts_ms: int, value: float) -> None: ...
 
 
 @dataclass

@@ -2,9 +2,10 @@
 series of markets on them, their schedule (open, close, settle) and the liquidity that trades
 them.
 
-Each index publishes one value per simulated second (the `cfbenchmarks_value` channels carry
-it); a market settles on the simple average of its index's published values over the 60
-seconds before close, (close - 60 s, close], as its rules text says.
+Each index publishes one value per simulated second (the `cfbenchmarks_value` channel carries
+it; `cfbenchmarks_value_5hz` also carries four values in between, every 200 ms); a market
+settles on the simple average of its index's published values over the 60 seconds before
+close, (close - 60 s, close], as its rules text says.
 
 Time is simulated: `step()` advances one simulated second. Everything in a step depends
 only on the seed and the state, so two worlds with one seed walk the same path.
@@ -37,9 +38,18 @@ except Exception:  # pragma: no cover - tzdata missing
     _ET = UTC
 
 
+FAST_STEPS = 5  # cfbenchmarks_value_5hz: five values a second, the last on the whole second
+
+
 @dataclass
 class Index:
-    """One settlement index: its value, the last 60 published values, a history."""
+    """One settlement index: its value, the last 60 published values, a history.
+
+    The value moves once a simulated second (its own random stream). The next second's
+    move is drawn a second ahead, so the four values between two seconds (for the 5 Hz
+    channel, every 200 ms) can be published as they fall due: a Brownian bridge, from a
+    stream of its own, between this second's value and the next. The per-second path is
+    the same as without them."""
 
     index_id: str
     value: float
@@ -48,14 +58,50 @@ class Index:
     samples: deque[float] = field(default_factory=lambda: deque(maxlen=60))
     history: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=7200))
     paused: bool = False  # publishing stopped through the control API (the world moves on)
+    fast_rng: random.Random | None = None
+    next_z: float | None = None
+    fast: deque[tuple[int, float]] = field(default_factory=deque)  # (ts_ms, value) due
+
+    DT = 1.0 / (365 * 86_400)
+
+    def _z(self) -> float:
+        if self.next_z is None:
+            self.next_z = self.rng.gauss(0.0, 1.0)
+        z, self.next_z = self.next_z, self.rng.gauss(0.0, 1.0)
+        return z
+
+    def _log_move(self, z: float) -> float:
+        v = self.vol
+        return -0.5 * v * v * self.DT + v * math.sqrt(self.DT) * z
 
     def move(self, now_ms: int) -> None:
-        dt = 1.0 / (365 * 86_400)
-        z = self.rng.gauss(0.0, 1.0)
-        v = self.vol
-        self.value = round(self.value * math.exp(-0.5 * v * v * dt + v * math.sqrt(dt) * z), 2)
+        self.value = round(self.value * math.exp(self._log_move(self._z())), 2)
         self.samples.append(self.value)
         self.history.append((now_ms, self.value))
+        self._bridge(now_ms)
+
+    def _bridge(self, now_ms: int) -> None:
+        """The values due every 200 ms until the next second, ending at its value."""
+        if self.fast_rng is None:  # seeded from the index's stream without drawing from it
+            self.fast_rng = random.Random(self.rng.getstate()[1][0])
+        assert self.next_z is not None
+        total = self._log_move(self.next_z)
+        sub = self.vol * math.sqrt(self.DT / FAST_STEPS)
+        x = 0.0
+        self.fast.clear()
+        for k in range(1, FAST_STEPS):
+            left = FAST_STEPS - k + 1  # steps from x's point to the next second
+            x += (total - x) / left + sub * math.sqrt((left - 1) / left) * \
+                self.fast_rng.gauss(0.0, 1.0)
+            self.fast.append((now_ms + k * 1000 // FAST_STEPS,
+                              round(self.value * math.exp(x), 2)))
+
+    def due(self, upto_ms: float) -> list[tuple[int, float]]:
+        """The sub-second values whose time has come (each handed out once)."""
+        out = []
+        while self.fast and self.fast[0][0] <= upto_ms:
+            out.append(self.fast.popleft())
+        return out
 
     def window_average(self) -> float:
         return sum(self.samples) / len(self.samples)
@@ -222,15 +268,28 @@ class World:
             if n == max_steps:  # fell behind: drop the backlog rather than spiral
                 wall0 = time.monotonic()
                 sim0 = self.now_ms
+            self.publish_fast(target)
 
     # --- price ----------------------------------------------------------------
     def _move_price(self) -> None:
+        self.publish_fast(self.now_ms)  # what is left of the second that ends now
         for ix in self.indices.values():
             ix.move(self.now_ms)
             if ix.paused:
                 continue
             for obs in self.exchange.observers:
                 obs.index_value(ix.index_id, self.now_ms, ix.value, ix.history)
+
+    def publish_fast(self, upto_ms: float) -> None:
+        """The 5 Hz channel's values between seconds, each once its time has come (on the
+        wall clock under ``run()``; all of a second's at its end when stepped by hand)."""
+        for ix in self.indices.values():
+            due = ix.due(upto_ms)
+            if ix.paused:
+                continue
+            for ts, value in due:
+                for obs in self.exchange.observers:
+                    obs.index_fast_value(ix.index_id, ts, value)
 
     # --- schedule ---------------------------------------------------------------
     def _schedule(self) -> None:

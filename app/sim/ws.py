@@ -225,10 +225,22 @@ class Hub(Observer):
             for sub in per_s:
                 sub.conn.put(_frame("cfbenchmarks_value", sub, body, True))
         if fast:
-            body = _json({"index_id": index_id, "value_usd": f"{value:.8f}",
-                          "source_ts_ms": ts_ms, "received_at": received, "data": data})
-            for sub in fast:
-                sub.conn.put(_frame("cfbenchmarks_value_5hz", sub, body, True))
+            self._fast(fast, index_id, ts_ms, value, data)
+
+    def index_fast_value(self, index_id: str, ts_ms: int, value: float) -> None:
+        """One of the four values between two seconds: the 5 Hz channel only."""
+        fast = [s for s in self.by_channel["cfbenchmarks_value_5hz"] if s.wants_index(index_id)]
+        if fast:
+            data = _json({"type": "value", "id": index_id, "time": ts_ms,
+                          "value": f"{value:.2f}"})
+            self._fast(fast, index_id, ts_ms, value, data)
+
+    @staticmethod
+    def _fast(subs: list, index_id: str, ts_ms: int, value: float, data: str) -> None:
+        body = _json({"index_id": index_id, "value_usd": f"{value:.8f}",
+                      "source_ts_ms": ts_ms, "received_at": ts_ms + 7, "data": data})
+        for sub in subs:
+            sub.conn.put(_frame("cfbenchmarks_value_5hz", sub, body, True))
 
     # --- faults -------------------------------------------------------------------
     def skip_seq(self, sid: int | None = None, n: int = 1) -> int:
