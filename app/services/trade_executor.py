@@ -80,7 +80,8 @@ class TradeExecutorService(tc.TradingService):
 
     async def start(self, phase: Phase) -> None:
         s = self.settings
-        self.pool = await phase("connect to database", open_pool(s, "rec-trade-executor"))
+        self.pool = await phase("connect to database", open_pool(s, "rec-trade-executor",
+                                                                   autocommit=True))
         async with self.pool.connection() as conn:
             await conn.execute("SELECT 1 FROM trade_orders LIMIT 0")
         self.rest = exchange.rest_client(

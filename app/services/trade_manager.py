@@ -104,6 +104,37 @@ SELECT t.*, pg_notify(%(channel)s, json_build_object(
     'strategy', t.strategy, 'on_pause', %(on_pause)s)::text)
 FROM t, o
 """
+# the executor's acknowledgements of open legs: pending -> submitted with its event, in one
+# statement (the common result, on the intent -> acknowledgement path); the trades returned
+ACCEPTED_OPENS = """
+WITH o AS (
+    SELECT trade_id, client_order_id, exchange_order_id, fill_count, remaining_count
+    FROM trade_orders WHERE client_order_id = ANY(%s) AND leg = 'open' AND state = 'accepted'),
+u AS (
+    UPDATE trades t SET status = 'submitted', updated_at = now() FROM o
+    WHERE t.id = o.trade_id AND t.status = 'pending' RETURNING t.*),
+e AS (
+    INSERT INTO trade_events (trade_id, kind, from_status, to_status, detail)
+    SELECT u.id, 'order accepted', 'pending', 'submitted', jsonb_build_object(
+        'client_order_id', o.client_order_id, 'exchange_order_id', o.exchange_order_id,
+        'fill_count', o.fill_count::text, 'remaining_count', o.remaining_count::text)
+    FROM u JOIN o ON o.trade_id = u.id)
+SELECT * FROM u
+"""
+# the legs whose result can move their trade: an acknowledged open, a rejected or expired
+# leg, an order that ended (nothing remaining, or account-sync saw it executed or canceled);
+# a resting order is left alone until one of those holds
+RESULTS = """
+SELECT t.id, t.status, t.side, t.quantity, t.ticker, o.client_order_id, o.leg, o.state,
+       o.exchange_order_id, o.fill_count, o.remaining_count, o.error_code, o.error_text
+FROM trades t JOIN trade_orders o ON o.trade_id = t.id
+ AND o.leg = CASE WHEN t.status IN ('pending', 'submitted') THEN 'open'
+                  ELSE 'close' || t.close_attempts END
+WHERE t.status IN ('pending', 'submitted', 'closing') AND o.state <> 'new'
+  AND (t.status = 'pending' OR o.state <> 'accepted' OR o.remaining_count = 0
+       OR EXISTS (SELECT 1 FROM account_orders a WHERE a.order_id = o.exchange_order_id
+                  AND a.status IN ('executed', 'canceled')))
+"""
 
 
 class RiskRefused(Exception):
@@ -217,7 +248,8 @@ class TradeManagerService(tc.TradingService):
 
     async def start(self, phase: Phase) -> None:
         s = self.settings
-        self.pool = await phase("connect to database", open_pool(s, "rec-trade-manager"))
+        self.pool = await phase("connect to database", open_pool(s, "rec-trade-manager",
+                                                                   autocommit=True))
         await phase("check the trading schema", self._check_schema())
         await phase("first reconcile", self.reconcile())
         self.spawn(self.listen(), "manager-listen")
@@ -259,7 +291,7 @@ class TradeManagerService(tc.TradingService):
             try:
                 if self.results:
                     coids, self.results = list(self.results), set()
-                    await self.reconcile(coids)
+                    await self.reconcile(await self._accepted_opens(coids))
                 if time.monotonic() - last >= SWEEP_SEC:
                     last = time.monotonic()
                     await self.reconcile()
@@ -267,10 +299,27 @@ class TradeManagerService(tc.TradingService):
                 self.log.exception("reconcile failed; retrying")
                 await asyncio.sleep(1)
 
-    def _notify_waiters(self, trade_id: int) -> None:
+    def _notify_waiters(self, trade_id: int, trade: dict[str, Any] | None = None) -> None:
+        """Wake the requests waiting for the trade (with its new row if at hand)."""
         for fut in self.waiters.pop(trade_id, []):
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result(trade)
+
+    async def _accepted_opens(self, coids: list[str]) -> list[str]:
+        """Apply the acknowledged open legs among ``coids`` in one statement and answer their
+        waiters with the submitted trade; returns the legs left for the full reconcile."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(ACCEPTED_OPENS, (coids,))
+            trades = [tc.row_dict(cur, r) for r in await cur.fetchall()]
+        done = set()
+        for trade in trades:
+            coid = tc.client_order_id(self.install_id, trade["id"], "open")
+            done.add(coid)
+            self.stats["transitions"] += 1
+            self.log.info("trade %d: pending -> submitted (order accepted) %s", trade["id"],
+                          coid)
+            self._notify_waiters(trade["id"], trade)
+        return [c for c in coids if c not in done]
 
     async def transition(self, cur, trade_id: int, old: str, new: str, kind: str,
                          detail: dict[str, Any], **columns: Any) -> bool:
@@ -299,15 +348,11 @@ class TradeManagerService(tc.TradingService):
     async def reconcile(self, coids: list[str] | None = None) -> None:
         """Apply what the executor, the account ledger and the markets say (``coids``: only
         those legs' results)."""
+        if coids is not None and not coids:
+            return
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT t.id, t.status, t.side, t.quantity, t.ticker, o.client_order_id, o.leg, "
-                "o.state, o.exchange_order_id, o.fill_count, o.remaining_count, o.error_code, "
-                "o.error_text FROM trades t JOIN trade_orders o ON o.trade_id = t.id "
-                "AND o.leg = CASE WHEN t.status IN ('pending', 'submitted') THEN 'open' "
-                "ELSE 'close' || t.close_attempts END "
-                "WHERE t.status IN ('pending', 'submitted', 'closing') AND o.state <> 'new'"
-                + (" AND o.client_order_id = ANY(%s)" if coids is not None else ""),
+                RESULTS + (" AND o.client_order_id = ANY(%s)" if coids is not None else ""),
                 (coids,) if coids is not None else None)
             rows = await cur.fetchall()
         for row in rows:
@@ -471,8 +516,11 @@ class TradeManagerService(tc.TradingService):
 
     # ------------------------------------------------------------------ intents
 
-    async def open_trade(self, req: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Check and record an open intent. Returns (trade, created).
+    async def open_trade(self, req: dict[str, Any], waiter: asyncio.Future | None = None
+                         ) -> tuple[dict[str, Any], bool]:
+        """Check and record an open intent. Returns (trade, created). ``waiter`` is resolved
+        when the executor's result for the new trade is applied (registered before the
+        commit, so no result can come first).
 
         Three statements in one transaction: the lock and the idempotency key; the settings,
         the market and the risk figures; the trade, its order leg, its event, the intent and
@@ -510,6 +558,8 @@ class TradeManagerService(tc.TradingService):
             trade = tc.row_dict(cur, await cur.fetchone())
             trade.pop("pg_notify", None)
             coid = tc.client_order_id(self.install_id, trade["id"], "open")
+            if waiter is not None:
+                self.waiters.setdefault(trade["id"], []).append(waiter)
         self.log.info("trade %d: open %s %s x%s @ %s (%s, %s): pending, order %s", trade["id"],
                       req["market"], req["side"], req["count"], req["limit_price"],
                       req["strategy"], req["entry_method"], coid)
@@ -642,6 +692,8 @@ class TradeManagerService(tc.TradingService):
 
     async def h_post_trade(self, request: Request) -> Response:
         self.stats["intents"] += 1
+        wait = request.query_params.get("wait")
+        waiter = asyncio.get_running_loop().create_future() if wait else None
         try:
             body = await tc.json_body(request)
             intent = _str(body, "intent", choices=("open", "close"))
@@ -651,7 +703,7 @@ class TradeManagerService(tc.TradingService):
             if unknown:
                 raise BadInput(sorted(unknown)[0], "is not a field of a trade intent")
             if intent == "open":
-                trade, created = await self.open_trade(parse_open(body))
+                trade, created = await self.open_trade(parse_open(body), waiter)
             else:
                 trade, created = await self.close_trade(parse_close(body))
         except BadInput as exc:
@@ -667,19 +719,25 @@ class TradeManagerService(tc.TradingService):
             self.stats["refused"] += 1
             self.log.warning("trade intent refused: %s", exc.message)
             return error(409, exc.code, exc.message, **exc.detail)
-        wait = request.query_params.get("wait")
         if wait and trade["status"] == PENDING:
-            trade = await self._wait(trade["id"], min(float(wait), 30.0))
+            trade = await self._wait(trade["id"], min(float(wait), 30.0),
+                                     waiter if created else None)
         return Json({"trade": trade, "created": created}, status_code=201 if created else 200)
 
-    async def _wait(self, trade_id: int, timeout: float) -> dict[str, Any]:
-        fut = asyncio.get_running_loop().create_future()
-        self.waiters.setdefault(trade_id, []).append(fut)
-        # the result may have been applied before this waiter was registered: look again
-        self.results.add(tc.client_order_id(self.install_id, trade_id, "open"))
-        self.wake.set()
+    async def _wait(self, trade_id: int, timeout: float,
+                    fut: asyncio.Future | None) -> dict[str, Any]:
+        """The trade once its order's result is applied (or after ``timeout``). ``fut``: a
+        waiter registered with the new trade; else (a repeated intent) one is registered now
+        and the result looked for again, as it may have been applied already."""
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            self.waiters.setdefault(trade_id, []).append(fut)
+            self.results.add(tc.client_order_id(self.install_id, trade_id, "open"))
+            self.wake.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(fut, timeout)
+            trade = await asyncio.wait_for(fut, timeout)
+            if trade is not None:
+                return trade
         async with self.pool.connection() as conn:
             return await self._trade(conn.cursor(), trade_id)
 
