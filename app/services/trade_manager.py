@@ -60,12 +60,15 @@ TICKER_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 OPEN_MARKET_STATES = ("active", "open")
 EXIT_GROUP = "supervisor"  # the order group of every close
 SWEEP_SEC = 0.5
+WRITER_LOCK = 13013  # session advisory lock: one rec-trade-manager per database
 
 
 ACTIVE_SQL = "('pending', 'submitted', 'open', 'closing')"
-# the settings, the market and the risk figures of an open intent, in one round trip
+# an open intent's idempotency key, the settings, the market and the risk figures, in one
+# round trip
 OPEN_CONTEXT = f"""
-SELECT (SELECT jsonb_object_agg(key, value) FROM trading_settings),
+SELECT (SELECT intent FROM trade_intents WHERE idempotency_key = %s),
+       (SELECT jsonb_object_agg(key, value) FROM trading_settings),
        (SELECT to_jsonb(m) FROM markets m WHERE m.ticker = %s),
        (SELECT coalesce(sum(quantity), 0) FROM trades WHERE ticker = %s
         AND status IN {ACTIVE_SQL}),
@@ -237,6 +240,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 class TradeManagerService(tc.TradingService):
     name = "trade-manager"
     pool = None
+    writer_conn = None
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
@@ -250,11 +254,34 @@ class TradeManagerService(tc.TradingService):
         s = self.settings
         self.pool = await phase("connect to database", open_pool(s, "rec-trade-manager",
                                                                    autocommit=True))
+        await phase("take the one-writer lock", self._one_writer())
         await phase("check the trading schema", self._check_schema())
         await phase("first reconcile", self.reconcile())
         self.spawn(self.listen(), "manager-listen")
         self.spawn(self.loop(), "manager-loop")
         await self.serve_http(phase, self.app(), s.trade_manager_port)
+
+    async def _one_writer(self) -> None:
+        """Hold a session advisory lock for the service's life: a second manager on the same
+        database waits here (then fails its start) instead of writing trades too. Opens are
+        then serialised by ``_open_lock`` alone, without a lock per transaction."""
+        self.writer_conn = await AsyncConnection.connect(
+            conninfo(self.settings, "rec-trade-manager-writer"), autocommit=True)
+        deadline = time.monotonic() + max(5.0, self.settings.db_connect_timeout_sec)
+        while True:
+            cur = await self.writer_conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                                 (WRITER_LOCK,))
+            if (await cur.fetchone())[0]:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("another rec-trade-manager holds the database's writer lock")
+            self.log.warning("another rec-trade-manager holds the writer lock; waiting")
+            await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.writer_conn is not None:
+            await self.writer_conn.close()
 
     async def _check_schema(self) -> None:
         async with self.pool.connection() as conn:
@@ -519,21 +546,20 @@ class TradeManagerService(tc.TradingService):
     async def open_trade(self, req: dict[str, Any], waiter: asyncio.Future | None = None
                          ) -> tuple[dict[str, Any], bool]:
         """Check and record an open intent. Returns (trade, created). ``waiter`` is resolved
-        when the executor's result for the new trade is applied (registered before the
-        commit, so no result can come first).
+        when the executor's result for the new trade is applied (registered as the write
+        returns, before this task yields: applying a result takes one more round trip).
 
-        Three statements in one transaction: the lock and the idempotency key; the settings,
-        the market and the risk figures; the trade, its order leg, its event, the intent and
-        the NOTIFY to the executor."""
-        async with self._open_lock, self.pool.connection() as conn, conn.transaction():
+        Two statements, one open at a time (``_open_lock``; this is the only manager,
+        ``_one_writer``): the idempotency key, the settings, the market and the risk figures;
+        then the trade, its order leg, its event, the intent and the NOTIFY to the executor,
+        written by one statement (one transaction)."""
+        async with self._open_lock, self.pool.connection() as conn:
             cur = conn.cursor()
-            await cur.execute("SELECT pg_advisory_xact_lock(13013), (SELECT intent FROM "
-                              "trade_intents WHERE idempotency_key = %s)",  # one open at a time
-                              (req["idempotency_key"],))
-            if (await cur.fetchone())[1] is not None:
+            await cur.execute(OPEN_CONTEXT, (req["idempotency_key"], req["market"],
+                                             req["market"]))
+            known, s, market, held, exposure, pnl = await cur.fetchone()
+            if known is not None:
                 return await self._known_intent(cur, req["idempotency_key"], "open"), False
-            await cur.execute(OPEN_CONTEXT, (req["market"], req["market"]))
-            s, market, held, exposure, pnl = await cur.fetchone()
             if market is None:
                 raise BadInput("market", f"unknown market {req['market']}")
             if market["status"] not in OPEN_MARKET_STATES:
