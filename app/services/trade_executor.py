@@ -9,7 +9,9 @@ this process dies. On start, before anything else, every leg not yet resolved is
 the exchange ("in doubt": it may have been sent by a process killed before the answer came).
 
 The exchange's schedule: during a trading pause no order is sent; legs wait (``pause_policy``
-``wait``, up to ``intent_max_wait_sec``) or expire. The account's rate limits pace every call
+``wait``, up to ``intent_max_wait_sec``) or expire. Cancels still go through: a leg the manager
+gives up while it rests (state ``cancel``) is canceled at the exchange at once, paused or not,
+and its final fill count read back (``canceled``). The account's rate limits pace every call
 (``KalshiRest.start``). Results (accepted with fills, rejected with the exchange's error text,
 expired) are written to the leg's row and the manager is woken by NOTIFY.
 
@@ -74,7 +76,7 @@ class TradeExecutorService(tc.TradingService):
         self.kick = asyncio.Event()
         self.stats: dict[str, Any] = {"sent": 0, "accepted": 0, "rejected": 0, "expired": 0,
                                       "recovered": 0, "retries_later": 0, "in_doubt_resolved": 0,
-                                      "paused_waits": 0, "last_error": None}
+                                      "paused_waits": 0, "canceled": 0, "last_error": None}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -245,7 +247,8 @@ class TradeExecutorService(tc.TradingService):
             try:
                 async with self.pool.connection() as conn:
                     cur = await conn.execute("SELECT client_order_id FROM trade_orders "
-                                             "WHERE state = 'new' ORDER BY created_at")
+                                             "WHERE state IN ('new', 'cancel') "
+                                             "ORDER BY created_at")
                     for (coid,) in await cur.fetchall():
                         self._spawn(coid)
             except Exception:
@@ -267,12 +270,16 @@ class TradeExecutorService(tc.TradingService):
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT ticker, side, action, count, price, time_in_force, strategy, "
-                "cancel_on_pause, created_at FROM trade_orders "
-                "WHERE client_order_id = %s AND state = 'new'", (coid,))
+                "cancel_on_pause, created_at, state, exchange_order_id FROM trade_orders "
+                "WHERE client_order_id = %s AND state IN ('new', 'cancel')", (coid,))
             row = await cur.fetchone()
             if row is None:
                 return
-            ticker, side, action, count, price, tif, strategy, on_pause, created = row
+            (ticker, side, action, count, price, tif, strategy, on_pause, created, state,
+             oid) = row
+            if state == "cancel":  # cancels go through during a pause too
+                await self._cancel(coid, oid, ticker)
+                return
             if not self.trading_active:
                 policy = await tc.setting(conn, "pause_policy", "wait")
                 max_wait = float(await tc.setting(conn, "intent_max_wait_sec", 120))
@@ -326,6 +333,35 @@ class TradeExecutorService(tc.TradingService):
             self._later(coid, str(exc))
             return
         await self.accepted(coid, ack, (time.perf_counter() - t0) * 1000)
+
+    async def _cancel(self, coid: str, oid: str, ticker: str) -> None:
+        """Cancel a resting leg (retried like a read: cancelling twice is harmless), then read
+        the order back for its final fill count."""
+        try:
+            await self.rest.cancel_order(oid, ticker=ticker)
+        except KalshiNotFound:
+            pass  # no longer resting (filled or canceled meanwhile): the order says which
+        except KalshiError as exc:
+            self._later(coid, f"cancel: {exc}")
+            return
+        order = await self.rest.get_order(oid)
+        if order.status == "resting":
+            self._later(coid, "cancel: the order still rests")
+            return
+        self.stats["canceled"] += 1
+        self.retry_at.pop(coid, None)
+        self.failures.pop(coid, None)
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "WITH u AS (UPDATE trade_orders SET state = 'canceled', fill_count = %s, "
+                "remaining_count = 0, error_code = 'canceled', error_text = %s "
+                "WHERE client_order_id = %s AND state = 'cancel' RETURNING client_order_id) "
+                "SELECT pg_notify(%s, client_order_id) FROM u",
+                (order.fill_count_fp, f"canceled by rec ({order.status} at the exchange)"
+                 f"{'' if self.trading_active else ' during a trading pause'}", coid,
+                 tc.CH_RESULTS))
+        self.log.warning("order %s (%s) canceled: %s filled%s", coid, oid, order.fill_count_fp,
+                         "" if self.trading_active else " (during a trading pause)")
 
     def _later(self, coid: str, why: str, delay: float | None = None) -> None:
         n = self.failures[coid] = self.failures.get(coid, 0) + 1

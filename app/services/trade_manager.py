@@ -124,9 +124,9 @@ e AS (
     FROM u JOIN o ON o.trade_id = u.id)
 SELECT * FROM u
 """
-# the legs whose result can move their trade: an acknowledged open, a rejected or expired
-# leg, an order that ended (nothing remaining, or account-sync saw it executed or canceled);
-# a resting order is left alone until one of those holds
+# the legs whose result can move their trade: an acknowledged open, a rejected, expired or
+# canceled leg, an order that ended (nothing remaining, or account-sync saw it executed or
+# canceled); a resting order is left alone until one of those holds
 RESULTS = """
 SELECT t.id, t.status, t.side, t.quantity, t.ticker, o.client_order_id, o.leg, o.state,
        o.exchange_order_id, o.fill_count, o.remaining_count, o.error_code, o.error_text
@@ -134,9 +134,45 @@ FROM trades t JOIN trade_orders o ON o.trade_id = t.id
  AND o.leg = CASE WHEN t.status IN ('pending', 'submitted') THEN 'open'
                   ELSE 'close' || t.close_attempts END
 WHERE t.status IN ('pending', 'submitted', 'closing') AND o.state <> 'new'
-  AND (t.status = 'pending' OR o.state <> 'accepted' OR o.remaining_count = 0
+  AND (t.status = 'pending' OR o.state IN ('rejected', 'expired', 'canceled')
+       OR o.remaining_count = 0
        OR EXISTS (SELECT 1 FROM account_orders a WHERE a.order_id = o.exchange_order_id
                   AND a.status IN ('executed', 'canceled')))
+"""
+
+
+# entries that rest and are given up: with the kill switch's close flag, or resting longer than
+# open_order_max_rest_sec; the leg becomes 'cancel' (rec-trade-executor cancels it at the
+# exchange, during a trading pause too), with a 'cancel requested' event naming the rule
+CANCEL_RESTING = """
+WITH s AS (
+    SELECT coalesce((SELECT value FROM trading_settings WHERE key = 'kill_switch')::text::boolean
+                    AND (SELECT value FROM trading_settings
+                         WHERE key = 'kill_switch_close_open')::text::boolean, false) AS kill,
+           coalesce((SELECT value FROM trading_settings
+                     WHERE key = 'open_order_max_rest_sec')::text::numeric, 0) AS max_rest),
+c AS (
+    SELECT o.client_order_id, o.trade_id,
+           CASE WHEN s.kill THEN 'kill_switch_close_open' ELSE 'open_order_max_rest_sec' END
+               AS rule
+    FROM trade_orders o JOIN trades t ON t.id = o.trade_id CROSS JOIN s
+    WHERE t.status = 'submitted' AND o.leg = 'open' AND o.state = 'accepted'
+      AND o.remaining_count > 0
+      AND (s.kill OR (s.max_rest > 0
+                      AND o.acked_at < now() - make_interval(secs => s.max_rest::float8)))
+      AND NOT EXISTS (SELECT 1 FROM account_orders a WHERE a.order_id = o.exchange_order_id
+                      AND a.status IN ('executed', 'canceled'))),
+u AS (
+    UPDATE trade_orders o SET state = 'cancel' FROM c
+    WHERE o.client_order_id = c.client_order_id AND o.state = 'accepted'
+    RETURNING o.client_order_id),
+e AS (
+    INSERT INTO trade_events (trade_id, kind, detail)
+    SELECT c.trade_id, 'cancel requested',
+           jsonb_build_object('client_order_id', c.client_order_id, 'rule', c.rule)
+    FROM c JOIN u USING (client_order_id))
+SELECT c.trade_id, c.client_order_id, c.rule, pg_notify(%s, c.client_order_id)
+FROM c JOIN u USING (client_order_id)
 """
 
 
@@ -390,6 +426,7 @@ class TradeManagerService(tc.TradingService):
         if coids is not None:
             return
         await self._expire_and_settle()
+        await self._cancel_resting()
         await self._kill_switch_closes()
 
     async def _apply(self, trade_id, status, side, quantity, ticker, coid, leg, state, oid,
@@ -525,6 +562,13 @@ class TradeManagerService(tc.TradingService):
                                   "pnl_cents": tc.cents(pnl)})
                 self.log.info("trade %d settled: %s, P&L %d cents", trade_id, result,
                               tc.cents(pnl))
+
+    async def _cancel_resting(self) -> None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(CANCEL_RESTING, (tc.CH_ORDERS,))
+            for trade_id, coid, rule in await cur.fetchall():
+                self.log.warning("trade %d: its resting entry %s is canceled (%s)", trade_id,
+                                 coid, rule)
 
     async def _kill_switch_closes(self) -> None:
         async with self.pool.connection() as conn:
