@@ -348,20 +348,27 @@ class TradeExecutorService(tc.TradingService):
         if order.status == "resting":
             self._later(coid, "cancel: the order still rests")
             return
-        self.stats["canceled"] += 1
+        await self._record(
+            coid, "canceled", "cancel", "state = 'canceled', fill_count = %s, "
+            "remaining_count = 0, error_code = 'canceled', error_text = %s",
+            (order.fill_count_fp, f"canceled by rec ({order.status} at the exchange)"
+             f"{'' if self.trading_active else ' during a trading pause'}"))
+        self.log.warning("order %s (%s) canceled: %s filled%s", coid, oid, order.fill_count_fp,
+                         "" if self.trading_active else " (during a trading pause)")
+
+    async def _record(self, coid: str, stat: str, from_state: str, sets: str,
+                      args: tuple) -> None:
+        """A leg's result: its row (``sets`` while it is ``from_state``) and the manager's
+        NOTIFY, in one statement."""
+        self.stats[stat] += 1
         self.retry_at.pop(coid, None)
         self.failures.pop(coid, None)
         async with self.pool.connection() as conn:
             await conn.execute(
-                "WITH u AS (UPDATE trade_orders SET state = 'canceled', fill_count = %s, "
-                "remaining_count = 0, error_code = 'canceled', error_text = %s "
-                "WHERE client_order_id = %s AND state = 'cancel' RETURNING client_order_id) "
+                f"WITH u AS (UPDATE trade_orders SET {sets} WHERE client_order_id = %s "
+                "AND state = %s RETURNING client_order_id) "
                 "SELECT pg_notify(%s, client_order_id) FROM u",
-                (order.fill_count_fp, f"canceled by rec ({order.status} at the exchange)"
-                 f"{'' if self.trading_active else ' during a trading pause'}", coid,
-                 tc.CH_RESULTS))
-        self.log.warning("order %s (%s) canceled: %s filled%s", coid, oid, order.fill_count_fp,
-                         "" if self.trading_active else " (during a trading pause)")
+                (*args, coid, from_state, tc.CH_RESULTS))
 
     def _later(self, coid: str, why: str, delay: float | None = None) -> None:
         n = self.failures[coid] = self.failures.get(coid, 0) + 1
@@ -374,16 +381,10 @@ class TradeExecutorService(tc.TradingService):
     async def accepted(self, coid: str, ack: OrderAck, ms: float | None) -> None:
         if ack.recovered:
             self.stats["recovered"] += 1
-        self.stats["accepted"] += 1
-        self.retry_at.pop(coid, None)
-        self.failures.pop(coid, None)
-        async with self.pool.connection() as conn:  # one statement: the result and the news
-            await conn.execute(
-                "WITH u AS (UPDATE trade_orders SET state = 'accepted', exchange_order_id = %s, "
-                "fill_count = %s, remaining_count = %s, acked_at = now(), ack_ms = %s, "
-                "attempts = attempts + 1 WHERE client_order_id = %s AND state = 'new' "
-                "RETURNING client_order_id) SELECT pg_notify(%s, client_order_id) FROM u",
-                (ack.order_id, ack.fill_count, ack.remaining_count, ms, coid, tc.CH_RESULTS))
+        await self._record(
+            coid, "accepted", "new", "state = 'accepted', exchange_order_id = %s, "
+            "fill_count = %s, remaining_count = %s, acked_at = now(), ack_ms = %s, "
+            "attempts = attempts + 1", (ack.order_id, ack.fill_count, ack.remaining_count, ms))
         self.log.info("order %s accepted as %s: filled %s, remaining %s%s%s", coid,
                       ack.order_id, ack.fill_count, ack.remaining_count,
                       f" in {ms:.1f} ms" if ms is not None else "",
@@ -391,16 +392,9 @@ class TradeExecutorService(tc.TradingService):
 
     async def finish(self, coid: str, state: str, *, error_code: str | None,
                      error_text: str) -> None:
-        self.stats[state] += 1
-        self.retry_at.pop(coid, None)
-        self.failures.pop(coid, None)
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE trade_orders SET state = %s, error_code = %s, error_text = %s, "
-                "acked_at = now(), attempts = attempts + 1 "
-                "WHERE client_order_id = %s AND state = 'new'",
-                (state, error_code, error_text, coid))
-            await conn.execute("SELECT pg_notify(%s, %s)", (tc.CH_RESULTS, coid))
+        await self._record(coid, state, "new", "state = %s, error_code = %s, error_text = %s, "
+                           "acked_at = now(), attempts = attempts + 1",
+                           (state, error_code, error_text))
         self.log.warning("order %s %s by the exchange: %s: %s", coid, state, error_code,
                          error_text)
 
