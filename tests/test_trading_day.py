@@ -50,7 +50,7 @@ async def kill_between_send_and_ack(sim, home, start_service, procs, clock, acct
     await sim.control("hold", path=ORDERS)
     before = len(acct.orders)
     await di.until(lambda: len(acct.orders) > before, 60, "an auto entry's order held",
-                   procs["trade-executor"])
+                   procs["auto-entry"])
     clock.pause()
     procs["trade-executor"].proc.send_signal(signal.SIGKILL)
     procs["trade-executor"].proc.wait(10)
