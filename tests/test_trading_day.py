@@ -34,8 +34,21 @@ def at(fraction: float) -> int:
     return START_MS + 60_000 + int(fraction * (END_MS - START_MS - 60_000))
 
 
+DAY_EVENTS: set[str] = set()  # the day's KXBTCD events (the simulator forgets settled ones)
+
+
+def note_events(sim) -> None:
+    DAY_EVENTS.update(e.event_ticker for e in sim.sim.exchange.events.values()
+                      if e.series_ticker == "KXBTCD"
+                      and FIRST_CLOSE_MS <= e.strike_ms <= END_MS)
+
+
 async def until_sim(sim, ms: int, svc) -> None:
-    await di.until(lambda: sim.sim.world.now_ms >= ms, 200, f"simulated time {ms}", svc)
+    def reached() -> bool:
+        note_events(sim)
+        return sim.sim.world.now_ms >= ms
+
+    await di.until(reached, 200, f"simulated time {ms}", svc)
 
 
 async def open_events(conn) -> set[str]:
@@ -89,9 +102,9 @@ async def test_a_simulated_day_trades_on_its_own_exactly_once_through_faults(
     await until_sim(sim, halt_on + HALT_SEC * 1000, mgr)
     await sim.control("halt", on=False)
     halt_off = sim.sim.world.now_ms
+    await until_sim(sim, END_MS, mgr)
     await tf.until_settled(conn, sim, END_MS, 300, mgr)
-    day = {m.event_ticker for m in sim.sim.exchange.markets.values()
-           if m.series_ticker == "KXBTCD" and FIRST_CLOSE_MS <= m.close_ms <= END_MS}
+    day = set(DAY_EVENTS)
 
     async def rec_saw_every_close() -> bool:
         return not day & await open_events(conn)
@@ -121,7 +134,7 @@ async def test_a_simulated_day_trades_on_its_own_exactly_once_through_faults(
     # every hourly event of the day closed, settled at the exchange and booked in rec
     assert len(day) == HOURS
     assert all(m.status == FINALIZED for m in sim.sim.exchange.markets.values()
-               if m.event_ticker in day)
+               if m.event_ticker in day)  # (or no longer listed: removed once settled)
     # every settlement of the account booked by rec, and in every trade held to the close
     assert booked == {r.ticker: r.result for r in acct.settlements}
     assert held_to_close and all(result == booked[t] for t, result in held_to_close)
@@ -135,8 +148,9 @@ async def test_a_simulated_day_trades_on_its_own_exactly_once_through_faults(
     for t in opened:
         key = f"{t[1]}/{t[5]}/{t[6] or '-'}"
         ways[key] = ways.get(key, 0) + 1
-    print(f"\nday: {HOURS} h at {SPEED:g}x in {wall:.0f} s wall; {len(trades)} intents, "
-          f"{len(at_exchange)} exchange orders, {len(opened)} trades with P&L in "
+    print(f"\nday: {HOURS} h at {SPEED:g}x in {wall:.0f} s wall; {len(trades)} trades (open "
+          f"intents), {len(sent)} legs sent, {len(at_exchange)} exchange orders, "
+          f"{len(opened)} trades with P&L in "
           f"{len(hours_traded)} hours; outcomes {ways}; events settled {len(day)}, "
           f"{len(settled_hours)} with a position booked at settlement; "
           f"P&L {ledger_cents} cents = ledger; fees ${fees}")
