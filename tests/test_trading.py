@@ -5,6 +5,7 @@ under kill -9 and fault storms."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from decimal import Decimal
 
@@ -254,3 +255,16 @@ async def test_a_pause_sends_no_order_intents_expire_by_rule_and_cancels_go_thro
     st = await executor_status()
     assert st["canceled"] == 1 and st["paused_waits"] >= 1 and st["expired"] == 1
     await sim.control("halt", on=False)
+
+
+async def test_a_second_manager_on_the_same_database_does_not_start(
+        rec_home_db, start_service, sim):
+    procs = await tf.start_trading(rec_home_db, sim, start_service, sync=False,
+                                   REC_DB_CONNECT_TIMEOUT_SEC="3")
+    second = start_service(rec_home_db, tf.MANAGER)
+    assert await asyncio.to_thread(second.wait, 30) != 0
+    assert "another rec-trade-manager holds the" in second.output, second.output[-2000:]
+    r = await tf.post_trade(rec_home_db, open_body(sim.open_tickers("KXBTCD")[5], "w1",
+                                                   count=1), wait=5)
+    assert r.status_code == 201 and r.json()["trade"]["status"] == "submitted", r.text
+    assert procs["manager"].proc.poll() is None
