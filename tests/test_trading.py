@@ -5,6 +5,7 @@ under kill -9 and fault storms."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from decimal import Decimal
 
@@ -206,3 +207,64 @@ async def test_kill_switch_with_close_open_closes_what_is_open(rec_home_db, star
     assert got["trade"]["close_method"] == "kill_switch"
     r = await tf.post_trade(rec_home_db, open_body(ticker, "ks-2"))
     assert r.status_code == 403 and r.json()["limit"] == "kill_switch"
+
+
+async def test_a_pause_sends_no_order_intents_expire_by_rule_and_cancels_go_through(
+        rec_home_db, start_service, sim):
+    procs = await tf.start_trading(rec_home_db, sim, start_service)
+    r = await tf.put(rec_home_db, "/settings", {
+        "open_time_in_force": "good_till_canceled", "intent_max_wait_sec": 3,
+        "strategies": {"manual": {"contracts_limit": 100, "cancel_order_on_pause": False},
+                       "supervisor": {"contracts_limit": 200, "cancel_order_on_pause": False}}})
+    assert r.status_code == 200, r.text
+    tickers = sim.open_tickers("KXBTCD")
+    # an entry below the ask rests at the exchange (and is kept there through a pause)
+    r = await tf.post_trade(rec_home_db, open_body(tickers[5], "pc-rest", count=1,
+                                                   price="0.02"), wait=5)
+    resting = r.json()["trade"]
+    assert resting["status"] == "submitted", r.text
+    [order] = tf.sim_orders(sim)
+    assert order.status == "resting" and not order.cancel_on_pause
+
+    await sim.control("halt", on=True)
+    executor = f"http://127.0.0.1:{rec_home_db.env['REC_TRADE_EXECUTOR_PORT']}/status"
+
+    async def executor_status() -> dict:
+        async with httpx.AsyncClient() as c:
+            return (await c.get(executor)).json()
+
+    async def paused() -> bool:
+        return (await executor_status())["trading_active"] is False
+
+    await di.until(paused, 10, "the executor seeing the pause", procs["executor"])
+    # during the pause: a new intent waits (no order is sent) and expires by rule ...
+    r = await tf.post_trade(rec_home_db, open_body(tickers[4], "pc-new", count=1))
+    waiting = r.json()["trade"]["id"]
+    # ... and the resting entry, given up by rule, is canceled at the exchange
+    r = await tf.put(rec_home_db, "/settings", {"open_order_max_rest_sec": 1})
+    assert r.status_code == 200, r.text
+    got = await tf.until_status(rec_home_db, resting["id"], "canceled", svc=procs["manager"])
+    assert order.status == "canceled" and not sim.sim.exchange.trading_active
+    kinds = {e["kind"]: e for e in got["events"]}
+    assert kinds["cancel requested"]["detail"]["rule"] == "open_order_max_rest_sec"
+    assert got["orders"][0]["state"] == "canceled"
+    assert "during a trading pause" in got["orders"][0]["error_text"]
+    got = await tf.until_status(rec_home_db, waiting, "expired", svc=procs["manager"])
+    assert "trading_is_paused" in got["trade"]["reason"]
+    assert len(tf.sim_orders(sim)) == 1  # nothing was sent during the pause
+    st = await executor_status()
+    assert st["canceled"] == 1 and st["paused_waits"] >= 1 and st["expired"] == 1
+    await sim.control("halt", on=False)
+
+
+async def test_a_second_manager_on_the_same_database_does_not_start(
+        rec_home_db, start_service, sim):
+    procs = await tf.start_trading(rec_home_db, sim, start_service, sync=False,
+                                   REC_DB_CONNECT_TIMEOUT_SEC="3")
+    second = start_service(rec_home_db, tf.MANAGER)
+    assert await asyncio.to_thread(second.wait, 30) != 0
+    assert "another rec-trade-manager holds the" in second.output, second.output[-2000:]
+    r = await tf.post_trade(rec_home_db, open_body(sim.open_tickers("KXBTCD")[5], "w1",
+                                                   count=1), wait=5)
+    assert r.status_code == 201 and r.json()["trade"]["status"] == "submitted", r.text
+    assert procs["manager"].proc.poll() is None

@@ -4,6 +4,7 @@ it and a real PostgreSQL. (No tests here.)"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -149,3 +150,91 @@ async def put_watch(conn, ticker: str, side: str, probability, ask, diff_cents) 
         "ON CONFLICT (market_ticker, side) DO UPDATE SET probability = EXCLUDED.probability, "
         "ask = EXCLUDED.ask, diff_cents = EXCLUDED.diff_cents, computed_at = now()",
         (ticker, side, ticker.split("-")[0], probability, ask, diff_cents))
+
+
+# --- a simulated hour or day, every service a real process ------------------------------------
+
+HOUR_MS = 3_600_000
+SERVICES_BEFORE_SETTINGS = ("market-feed", "price-feed", "account-sync", "trade-executor",
+                            "trade-manager")
+SERVICES_AFTER_SETTINGS = ("coordinator", "trade-supervisor", "auto-entry")
+ACTIVE_LEFT_SQL = ("SELECT count(*) FROM trades WHERE status IN ('pending', 'submitted', "
+                   "'open', 'closing') OR (status = 'expired' AND entry_cost IS NOT NULL "
+                   "AND market_result IS NULL)")
+
+
+class SimClock:
+    """Moves the in-test simulator's clock at ``speed`` simulated seconds per wall second (in
+    steps of ``step_s``; behind if the world cannot keep up), with pause() and resume()."""
+
+    def __init__(self, sim: fx.SimHandle, speed: float, step_s: int = 3) -> None:
+        self.sim, self.speed, self.step_s = sim, speed, step_s
+        self.running = asyncio.Event()
+        self.running.set()
+        self.task = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            if not self.running.is_set():
+                await self.running.wait()
+                due = loop.time()
+            self.sim.sim.world.advance(self.step_s)
+            due += self.step_s / self.speed
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    def pause(self) -> None:
+        self.running.clear()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+
+async def start_all(home, sim: fx.SimHandle, start_service, settings: dict) -> dict:
+    """Every service of the trading day as a real process: the data-in services, the
+    executor and the manager, the trading ``settings`` through the manager's API, then the
+    coordinator, the supervisor and auto entry. Returns the processes by name."""
+    prepare(home, sim, REC_MARKET_FEED_SERIES="KXBTCD", REC_PRICE_FEED_INDICES="BRTI",
+            REC_COORDINATOR_SERIES="KXBTCD:BRTI", REC_COORDINATOR_INTERVAL_SEC="0.2",
+            REC_COORDINATOR_MIN_VOL_SAMPLES="30", REC_COORDINATOR_MAX_INDEX_AGE_SEC="5",
+            REC_WATCHLIST_MIN_DIFF_CENTS="1", REC_TRADE_SUPERVISOR_INTERVAL_SEC="0.2",
+            REC_AUTO_ENTRY_INTERVAL_SEC="0.2", REC_LOG_LEVEL="info")
+    procs = {}
+    for name in SERVICES_BEFORE_SETTINGS:
+        procs[name] = start_service(home, name)
+        await di.wait_notify(procs[name], "READY", "1")
+    r = await put(home, "/settings", settings)
+    assert r.status_code == 200, r.text
+    for name in SERVICES_AFTER_SETTINGS:
+        procs[name] = start_service(home, name)
+        await di.wait_notify(procs[name], "READY", "1")
+    return procs
+
+
+async def until_settled(conn, sim: fx.SimHandle, end_ms: int, within: float, svc) -> None:
+    """Until the simulator is two minutes past ``end_ms`` and every trade is final (those
+    that held contracts at a close with their settlement booked)."""
+    async def settled_and_final():
+        if sim.sim.world.now_ms < end_ms + 120_000:
+            return False
+        return (await di.rows(conn, ACTIVE_LEFT_SQL))[0][0] == 0
+
+    await di.until(settled_and_final, within, "the trading settled and booked", svc)
+
+
+def assert_ledger(acct, balance0: int, trades: list[tuple]) -> tuple[int, Decimal]:
+    """Trades as (id, status, quantity, fees, pnl_cents, ...): their P&L equals the account's
+    cash movement and their fees the fills' fees, to the cent; every order at the exchange
+    is one trade leg's (client_order_id derived), each leg at most one order. Returns
+    (ledger cents, fees)."""
+    coids = [o.client_order_id for o in acct.orders.values()]
+    assert len(coids) == len(set(coids)) and all(c.startswith("rec-") for c in coids), coids
+    ledger_cents = (acct.balance - balance0) // 100
+    assert sum(t[4] for t in trades if t[4] is not None) == ledger_cents, (trades, ledger_cents)
+    fees = sum((Decimal(f.fee) / UNIT for f in acct.fills), Decimal(0))
+    assert sum(t[3] for t in trades) == fees
+    return ledger_cents, fees

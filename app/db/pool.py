@@ -65,8 +65,12 @@ async def wait_reachable(settings: Settings, application_name: str) -> None:
             return
 
 
-async def open_pool(settings: Settings, application_name: str) -> AsyncConnectionPool:
-    """Open the pool once the database answers; bounded by db_connect_timeout_sec."""
+async def open_pool(settings: Settings, application_name: str,
+                    autocommit: bool = False) -> AsyncConnectionPool:
+    """Open the pool once the database answers; bounded by db_connect_timeout_sec.
+
+    ``autocommit``: a statement outside ``conn.transaction()`` is its own transaction (one
+    round trip instead of BEGIN, the statement and COMMIT)."""
     await wait_reachable(settings, application_name)
     pool = AsyncConnectionPool(
         conninfo(settings, application_name),
@@ -76,6 +80,7 @@ async def open_pool(settings: Settings, application_name: str) -> AsyncConnectio
         name=application_name,
         timeout=settings.db_connect_timeout_sec,
         reconnect_timeout=60,
+        kwargs={"autocommit": True} if autocommit else None,
     )
     try:
         await pool.open(wait=True, timeout=settings.db_connect_timeout_sec)

@@ -9,7 +9,9 @@ this process dies. On start, before anything else, every leg not yet resolved is
 the exchange ("in doubt": it may have been sent by a process killed before the answer came).
 
 The exchange's schedule: during a trading pause no order is sent; legs wait (``pause_policy``
-``wait``, up to ``intent_max_wait_sec``) or expire. The account's rate limits pace every call
+``wait``, up to ``intent_max_wait_sec``) or expire. Cancels still go through: a leg the manager
+gives up while it rests (state ``cancel``) is canceled at the exchange at once, paused or not,
+and its final fill count read back (``canceled``). The account's rate limits pace every call
 (``KalshiRest.start``). Results (accepted with fills, rejected with the exchange's error text,
 expired) are written to the leg's row and the manager is woken by NOTIFY.
 
@@ -74,13 +76,14 @@ class TradeExecutorService(tc.TradingService):
         self.kick = asyncio.Event()
         self.stats: dict[str, Any] = {"sent": 0, "accepted": 0, "rejected": 0, "expired": 0,
                                       "recovered": 0, "retries_later": 0, "in_doubt_resolved": 0,
-                                      "paused_waits": 0, "last_error": None}
+                                      "paused_waits": 0, "canceled": 0, "last_error": None}
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, phase: Phase) -> None:
         s = self.settings
-        self.pool = await phase("connect to database", open_pool(s, "rec-trade-executor"))
+        self.pool = await phase("connect to database", open_pool(s, "rec-trade-executor",
+                                                                   autocommit=True))
         async with self.pool.connection() as conn:
             await conn.execute("SELECT 1 FROM trade_orders LIMIT 0")
         self.rest = exchange.rest_client(
@@ -244,7 +247,8 @@ class TradeExecutorService(tc.TradingService):
             try:
                 async with self.pool.connection() as conn:
                     cur = await conn.execute("SELECT client_order_id FROM trade_orders "
-                                             "WHERE state = 'new' ORDER BY created_at")
+                                             "WHERE state IN ('new', 'cancel') "
+                                             "ORDER BY created_at")
                     for (coid,) in await cur.fetchall():
                         self._spawn(coid)
             except Exception:
@@ -266,12 +270,16 @@ class TradeExecutorService(tc.TradingService):
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT ticker, side, action, count, price, time_in_force, strategy, "
-                "cancel_on_pause, created_at FROM trade_orders "
-                "WHERE client_order_id = %s AND state = 'new'", (coid,))
+                "cancel_on_pause, created_at, state, exchange_order_id FROM trade_orders "
+                "WHERE client_order_id = %s AND state IN ('new', 'cancel')", (coid,))
             row = await cur.fetchone()
             if row is None:
                 return
-            ticker, side, action, count, price, tif, strategy, on_pause, created = row
+            (ticker, side, action, count, price, tif, strategy, on_pause, created, state,
+             oid) = row
+            if state == "cancel":  # cancels go through during a pause too
+                await self._cancel(coid, oid, ticker)
+                return
             if not self.trading_active:
                 policy = await tc.setting(conn, "pause_policy", "wait")
                 max_wait = float(await tc.setting(conn, "intent_max_wait_sec", 120))
@@ -326,6 +334,42 @@ class TradeExecutorService(tc.TradingService):
             return
         await self.accepted(coid, ack, (time.perf_counter() - t0) * 1000)
 
+    async def _cancel(self, coid: str, oid: str, ticker: str) -> None:
+        """Cancel a resting leg (retried like a read: cancelling twice is harmless), then read
+        the order back for its final fill count."""
+        try:
+            await self.rest.cancel_order(oid, ticker=ticker)
+        except KalshiNotFound:
+            pass  # no longer resting (filled or canceled meanwhile): the order says which
+        except KalshiError as exc:
+            self._later(coid, f"cancel: {exc}")
+            return
+        order = await self.rest.get_order(oid)
+        if order.status == "resting":
+            self._later(coid, "cancel: the order still rests")
+            return
+        await self._record(
+            coid, "canceled", "cancel", "state = 'canceled', fill_count = %s, "
+            "remaining_count = 0, error_code = 'canceled', error_text = %s",
+            (order.fill_count_fp, f"canceled by rec ({order.status} at the exchange)"
+             f"{'' if self.trading_active else ' during a trading pause'}"))
+        self.log.warning("order %s (%s) canceled: %s filled%s", coid, oid, order.fill_count_fp,
+                         "" if self.trading_active else " (during a trading pause)")
+
+    async def _record(self, coid: str, stat: str, from_state: str, sets: str,
+                      args: tuple) -> None:
+        """A leg's result: its row (``sets`` while it is ``from_state``) and the manager's
+        NOTIFY, in one statement."""
+        self.stats[stat] += 1
+        self.retry_at.pop(coid, None)
+        self.failures.pop(coid, None)
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                f"WITH u AS (UPDATE trade_orders SET {sets} WHERE client_order_id = %s "
+                "AND state = %s RETURNING client_order_id) "
+                "SELECT pg_notify(%s, client_order_id) FROM u",
+                (*args, coid, from_state, tc.CH_RESULTS))
+
     def _later(self, coid: str, why: str, delay: float | None = None) -> None:
         n = self.failures[coid] = self.failures.get(coid, 0) + 1
         wait = delay if delay is not None else min(10.0, 0.2 * 2 ** min(n, 6))
@@ -337,16 +381,10 @@ class TradeExecutorService(tc.TradingService):
     async def accepted(self, coid: str, ack: OrderAck, ms: float | None) -> None:
         if ack.recovered:
             self.stats["recovered"] += 1
-        self.stats["accepted"] += 1
-        self.retry_at.pop(coid, None)
-        self.failures.pop(coid, None)
-        async with self.pool.connection() as conn:  # one statement: the result and the news
-            await conn.execute(
-                "WITH u AS (UPDATE trade_orders SET state = 'accepted', exchange_order_id = %s, "
-                "fill_count = %s, remaining_count = %s, acked_at = now(), ack_ms = %s, "
-                "attempts = attempts + 1 WHERE client_order_id = %s AND state = 'new' "
-                "RETURNING client_order_id) SELECT pg_notify(%s, client_order_id) FROM u",
-                (ack.order_id, ack.fill_count, ack.remaining_count, ms, coid, tc.CH_RESULTS))
+        await self._record(
+            coid, "accepted", "new", "state = 'accepted', exchange_order_id = %s, "
+            "fill_count = %s, remaining_count = %s, acked_at = now(), ack_ms = %s, "
+            "attempts = attempts + 1", (ack.order_id, ack.fill_count, ack.remaining_count, ms))
         self.log.info("order %s accepted as %s: filled %s, remaining %s%s%s", coid,
                       ack.order_id, ack.fill_count, ack.remaining_count,
                       f" in {ms:.1f} ms" if ms is not None else "",
@@ -354,16 +392,9 @@ class TradeExecutorService(tc.TradingService):
 
     async def finish(self, coid: str, state: str, *, error_code: str | None,
                      error_text: str) -> None:
-        self.stats[state] += 1
-        self.retry_at.pop(coid, None)
-        self.failures.pop(coid, None)
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE trade_orders SET state = %s, error_code = %s, error_text = %s, "
-                "acked_at = now(), attempts = attempts + 1 "
-                "WHERE client_order_id = %s AND state = 'new'",
-                (state, error_code, error_text, coid))
-            await conn.execute("SELECT pg_notify(%s, %s)", (tc.CH_RESULTS, coid))
+        await self._record(coid, state, "new", "state = %s, error_code = %s, error_text = %s, "
+                           "acked_at = now(), attempts = attempts + 1",
+                           (state, error_code, error_text))
         self.log.warning("order %s %s by the exchange: %s: %s", coid, state, error_code,
                          error_text)
 

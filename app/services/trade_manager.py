@@ -60,12 +60,15 @@ TICKER_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 OPEN_MARKET_STATES = ("active", "open")
 EXIT_GROUP = "supervisor"  # the order group of every close
 SWEEP_SEC = 0.5
+WRITER_LOCK = 13013  # session advisory lock: one rec-trade-manager per database
 
 
 ACTIVE_SQL = "('pending', 'submitted', 'open', 'closing')"
-# the settings, the market and the risk figures of an open intent, in one round trip
+# an open intent's idempotency key, the settings, the market and the risk figures, in one
+# round trip
 OPEN_CONTEXT = f"""
-SELECT (SELECT jsonb_object_agg(key, value) FROM trading_settings),
+SELECT (SELECT intent FROM trade_intents WHERE idempotency_key = %s),
+       (SELECT jsonb_object_agg(key, value) FROM trading_settings),
        (SELECT to_jsonb(m) FROM markets m WHERE m.ticker = %s),
        (SELECT coalesce(sum(quantity), 0) FROM trades WHERE ticker = %s
         AND status IN {ACTIVE_SQL}),
@@ -103,6 +106,73 @@ SELECT t.*, pg_notify(%(channel)s, json_build_object(
     'count', t.quantity::text, 'price', t.limit_price::text, 'tif', %(tif)s,
     'strategy', t.strategy, 'on_pause', %(on_pause)s)::text)
 FROM t, o
+"""
+# the executor's acknowledgements of open legs: pending -> submitted with its event, in one
+# statement (the common result, on the intent -> acknowledgement path); the trades returned
+ACCEPTED_OPENS = """
+WITH o AS (
+    SELECT trade_id, client_order_id, exchange_order_id, fill_count, remaining_count
+    FROM trade_orders WHERE client_order_id = ANY(%s) AND leg = 'open' AND state = 'accepted'),
+u AS (
+    UPDATE trades t SET status = 'submitted', updated_at = now() FROM o
+    WHERE t.id = o.trade_id AND t.status = 'pending' RETURNING t.*),
+e AS (
+    INSERT INTO trade_events (trade_id, kind, from_status, to_status, detail)
+    SELECT u.id, 'order accepted', 'pending', 'submitted', jsonb_build_object(
+        'client_order_id', o.client_order_id, 'exchange_order_id', o.exchange_order_id,
+        'fill_count', o.fill_count::text, 'remaining_count', o.remaining_count::text)
+    FROM u JOIN o ON o.trade_id = u.id)
+SELECT * FROM u
+"""
+# the legs whose result can move their trade: an acknowledged open, a rejected, expired or
+# canceled leg, an order that ended (nothing remaining, or account-sync saw it executed or
+# canceled); a resting order is left alone until one of those holds
+RESULTS = """
+SELECT t.id, t.status, t.side, t.quantity, t.ticker, o.client_order_id, o.leg, o.state,
+       o.exchange_order_id, o.fill_count, o.remaining_count, o.error_code, o.error_text
+FROM trades t JOIN trade_orders o ON o.trade_id = t.id
+ AND o.leg = CASE WHEN t.status IN ('pending', 'submitted') THEN 'open'
+                  ELSE 'close' || t.close_attempts END
+WHERE t.status IN ('pending', 'submitted', 'closing') AND o.state <> 'new'
+  AND (t.status = 'pending' OR o.state IN ('rejected', 'expired', 'canceled')
+       OR o.remaining_count = 0
+       OR EXISTS (SELECT 1 FROM account_orders a WHERE a.order_id = o.exchange_order_id
+                  AND a.status IN ('executed', 'canceled')))
+"""
+
+
+# entries that rest and are given up: with the kill switch's close flag, or resting longer than
+# open_order_max_rest_sec; the leg becomes 'cancel' (rec-trade-executor cancels it at the
+# exchange, during a trading pause too), with a 'cancel requested' event naming the rule
+CANCEL_RESTING = """
+WITH s AS (
+    SELECT coalesce((SELECT value FROM trading_settings WHERE key = 'kill_switch')::text::boolean
+                    AND (SELECT value FROM trading_settings
+                         WHERE key = 'kill_switch_close_open')::text::boolean, false) AS kill,
+           coalesce((SELECT value FROM trading_settings
+                     WHERE key = 'open_order_max_rest_sec')::text::numeric, 0) AS max_rest),
+c AS (
+    SELECT o.client_order_id, o.trade_id,
+           CASE WHEN s.kill THEN 'kill_switch_close_open' ELSE 'open_order_max_rest_sec' END
+               AS rule
+    FROM trade_orders o JOIN trades t ON t.id = o.trade_id CROSS JOIN s
+    WHERE t.status = 'submitted' AND o.leg = 'open' AND o.state = 'accepted'
+      AND o.remaining_count > 0
+      AND (s.kill OR (s.max_rest > 0
+                      AND o.acked_at < now() - make_interval(secs => s.max_rest::float8)))
+      AND NOT EXISTS (SELECT 1 FROM account_orders a WHERE a.order_id = o.exchange_order_id
+                      AND a.status IN ('executed', 'canceled'))),
+u AS (
+    UPDATE trade_orders o SET state = 'cancel' FROM c
+    WHERE o.client_order_id = c.client_order_id AND o.state = 'accepted'
+    RETURNING o.client_order_id),
+e AS (
+    INSERT INTO trade_events (trade_id, kind, detail)
+    SELECT c.trade_id, 'cancel requested',
+           jsonb_build_object('client_order_id', c.client_order_id, 'rule', c.rule)
+    FROM c JOIN u USING (client_order_id))
+SELECT c.trade_id, c.client_order_id, c.rule, pg_notify(%s, c.client_order_id)
+FROM c JOIN u USING (client_order_id)
 """
 
 
@@ -206,6 +276,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 class TradeManagerService(tc.TradingService):
     name = "trade-manager"
     pool = None
+    writer_conn = None
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
@@ -217,12 +288,36 @@ class TradeManagerService(tc.TradingService):
 
     async def start(self, phase: Phase) -> None:
         s = self.settings
-        self.pool = await phase("connect to database", open_pool(s, "rec-trade-manager"))
+        self.pool = await phase("connect to database", open_pool(s, "rec-trade-manager",
+                                                                   autocommit=True))
+        await phase("take the one-writer lock", self._one_writer())
         await phase("check the trading schema", self._check_schema())
         await phase("first reconcile", self.reconcile())
         self.spawn(self.listen(), "manager-listen")
         self.spawn(self.loop(), "manager-loop")
         await self.serve_http(phase, self.app(), s.trade_manager_port)
+
+    async def _one_writer(self) -> None:
+        """Hold a session advisory lock for the service's life: a second manager on the same
+        database waits here (then fails its start) instead of writing trades too. Opens are
+        then serialised by ``_open_lock`` alone, without a lock per transaction."""
+        self.writer_conn = await AsyncConnection.connect(
+            conninfo(self.settings, "rec-trade-manager-writer"), autocommit=True)
+        deadline = time.monotonic() + max(5.0, self.settings.db_connect_timeout_sec)
+        while True:
+            cur = await self.writer_conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                                 (WRITER_LOCK,))
+            if (await cur.fetchone())[0]:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("another rec-trade-manager holds the database's writer lock")
+            self.log.warning("another rec-trade-manager holds the writer lock; waiting")
+            await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.writer_conn is not None:
+            await self.writer_conn.close()
 
     async def _check_schema(self) -> None:
         async with self.pool.connection() as conn:
@@ -259,7 +354,7 @@ class TradeManagerService(tc.TradingService):
             try:
                 if self.results:
                     coids, self.results = list(self.results), set()
-                    await self.reconcile(coids)
+                    await self.reconcile(await self._accepted_opens(coids))
                 if time.monotonic() - last >= SWEEP_SEC:
                     last = time.monotonic()
                     await self.reconcile()
@@ -267,10 +362,27 @@ class TradeManagerService(tc.TradingService):
                 self.log.exception("reconcile failed; retrying")
                 await asyncio.sleep(1)
 
-    def _notify_waiters(self, trade_id: int) -> None:
+    def _notify_waiters(self, trade_id: int, trade: dict[str, Any] | None = None) -> None:
+        """Wake the requests waiting for the trade (with its new row if at hand)."""
         for fut in self.waiters.pop(trade_id, []):
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result(trade)
+
+    async def _accepted_opens(self, coids: list[str]) -> list[str]:
+        """Apply the acknowledged open legs among ``coids`` in one statement and answer their
+        waiters with the submitted trade; returns the legs left for the full reconcile."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(ACCEPTED_OPENS, (coids,))
+            trades = [tc.row_dict(cur, r) for r in await cur.fetchall()]
+        done = set()
+        for trade in trades:
+            coid = tc.client_order_id(self.install_id, trade["id"], "open")
+            done.add(coid)
+            self.stats["transitions"] += 1
+            self.log.info("trade %d: pending -> submitted (order accepted) %s", trade["id"],
+                          coid)
+            self._notify_waiters(trade["id"], trade)
+        return [c for c in coids if c not in done]
 
     async def transition(self, cur, trade_id: int, old: str, new: str, kind: str,
                          detail: dict[str, Any], **columns: Any) -> bool:
@@ -299,15 +411,11 @@ class TradeManagerService(tc.TradingService):
     async def reconcile(self, coids: list[str] | None = None) -> None:
         """Apply what the executor, the account ledger and the markets say (``coids``: only
         those legs' results)."""
+        if coids is not None and not coids:
+            return
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT t.id, t.status, t.side, t.quantity, t.ticker, o.client_order_id, o.leg, "
-                "o.state, o.exchange_order_id, o.fill_count, o.remaining_count, o.error_code, "
-                "o.error_text FROM trades t JOIN trade_orders o ON o.trade_id = t.id "
-                "AND o.leg = CASE WHEN t.status IN ('pending', 'submitted') THEN 'open' "
-                "ELSE 'close' || t.close_attempts END "
-                "WHERE t.status IN ('pending', 'submitted', 'closing') AND o.state <> 'new'"
-                + (" AND o.client_order_id = ANY(%s)" if coids is not None else ""),
+                RESULTS + (" AND o.client_order_id = ANY(%s)" if coids is not None else ""),
                 (coids,) if coids is not None else None)
             rows = await cur.fetchall()
         for row in rows:
@@ -318,6 +426,7 @@ class TradeManagerService(tc.TradingService):
         if coids is not None:
             return
         await self._expire_and_settle()
+        await self._cancel_resting()
         await self._kill_switch_closes()
 
     async def _apply(self, trade_id, status, side, quantity, ticker, coid, leg, state, oid,
@@ -454,6 +563,13 @@ class TradeManagerService(tc.TradingService):
                 self.log.info("trade %d settled: %s, P&L %d cents", trade_id, result,
                               tc.cents(pnl))
 
+    async def _cancel_resting(self) -> None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(CANCEL_RESTING, (tc.CH_ORDERS,))
+            for trade_id, coid, rule in await cur.fetchall():
+                self.log.warning("trade %d: its resting entry %s is canceled (%s)", trade_id,
+                                 coid, rule)
+
     async def _kill_switch_closes(self) -> None:
         async with self.pool.connection() as conn:
             s = await tc.load_settings(conn)
@@ -471,21 +587,23 @@ class TradeManagerService(tc.TradingService):
 
     # ------------------------------------------------------------------ intents
 
-    async def open_trade(self, req: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Check and record an open intent. Returns (trade, created).
+    async def open_trade(self, req: dict[str, Any], waiter: asyncio.Future | None = None
+                         ) -> tuple[dict[str, Any], bool]:
+        """Check and record an open intent. Returns (trade, created). ``waiter`` is resolved
+        when the executor's result for the new trade is applied (registered as the write
+        returns, before this task yields: applying a result takes one more round trip).
 
-        Three statements in one transaction: the lock and the idempotency key; the settings,
-        the market and the risk figures; the trade, its order leg, its event, the intent and
-        the NOTIFY to the executor."""
-        async with self._open_lock, self.pool.connection() as conn, conn.transaction():
+        Two statements, one open at a time (``_open_lock``; this is the only manager,
+        ``_one_writer``): the idempotency key, the settings, the market and the risk figures;
+        then the trade, its order leg, its event, the intent and the NOTIFY to the executor,
+        written by one statement (one transaction)."""
+        async with self._open_lock, self.pool.connection() as conn:
             cur = conn.cursor()
-            await cur.execute("SELECT pg_advisory_xact_lock(13013), (SELECT intent FROM "
-                              "trade_intents WHERE idempotency_key = %s)",  # one open at a time
-                              (req["idempotency_key"],))
-            if (await cur.fetchone())[1] is not None:
+            await cur.execute(OPEN_CONTEXT, (req["idempotency_key"], req["market"],
+                                             req["market"]))
+            known, s, market, held, exposure, pnl = await cur.fetchone()
+            if known is not None:
                 return await self._known_intent(cur, req["idempotency_key"], "open"), False
-            await cur.execute(OPEN_CONTEXT, (req["market"], req["market"]))
-            s, market, held, exposure, pnl = await cur.fetchone()
             if market is None:
                 raise BadInput("market", f"unknown market {req['market']}")
             if market["status"] not in OPEN_MARKET_STATES:
@@ -510,6 +628,8 @@ class TradeManagerService(tc.TradingService):
             trade = tc.row_dict(cur, await cur.fetchone())
             trade.pop("pg_notify", None)
             coid = tc.client_order_id(self.install_id, trade["id"], "open")
+            if waiter is not None:
+                self.waiters.setdefault(trade["id"], []).append(waiter)
         self.log.info("trade %d: open %s %s x%s @ %s (%s, %s): pending, order %s", trade["id"],
                       req["market"], req["side"], req["count"], req["limit_price"],
                       req["strategy"], req["entry_method"], coid)
@@ -642,6 +762,8 @@ class TradeManagerService(tc.TradingService):
 
     async def h_post_trade(self, request: Request) -> Response:
         self.stats["intents"] += 1
+        wait = request.query_params.get("wait")
+        waiter = asyncio.get_running_loop().create_future() if wait else None
         try:
             body = await tc.json_body(request)
             intent = _str(body, "intent", choices=("open", "close"))
@@ -651,7 +773,7 @@ class TradeManagerService(tc.TradingService):
             if unknown:
                 raise BadInput(sorted(unknown)[0], "is not a field of a trade intent")
             if intent == "open":
-                trade, created = await self.open_trade(parse_open(body))
+                trade, created = await self.open_trade(parse_open(body), waiter)
             else:
                 trade, created = await self.close_trade(parse_close(body))
         except BadInput as exc:
@@ -667,19 +789,25 @@ class TradeManagerService(tc.TradingService):
             self.stats["refused"] += 1
             self.log.warning("trade intent refused: %s", exc.message)
             return error(409, exc.code, exc.message, **exc.detail)
-        wait = request.query_params.get("wait")
         if wait and trade["status"] == PENDING:
-            trade = await self._wait(trade["id"], min(float(wait), 30.0))
+            trade = await self._wait(trade["id"], min(float(wait), 30.0),
+                                     waiter if created else None)
         return Json({"trade": trade, "created": created}, status_code=201 if created else 200)
 
-    async def _wait(self, trade_id: int, timeout: float) -> dict[str, Any]:
-        fut = asyncio.get_running_loop().create_future()
-        self.waiters.setdefault(trade_id, []).append(fut)
-        # the result may have been applied before this waiter was registered: look again
-        self.results.add(tc.client_order_id(self.install_id, trade_id, "open"))
-        self.wake.set()
+    async def _wait(self, trade_id: int, timeout: float,
+                    fut: asyncio.Future | None) -> dict[str, Any]:
+        """The trade once its order's result is applied (or after ``timeout``). ``fut``: a
+        waiter registered with the new trade; else (a repeated intent) one is registered now
+        and the result looked for again, as it may have been applied already."""
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            self.waiters.setdefault(trade_id, []).append(fut)
+            self.results.add(tc.client_order_id(self.install_id, trade_id, "open"))
+            self.wake.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(fut, timeout)
+            trade = await asyncio.wait_for(fut, timeout)
+            if trade is not None:
+                return trade
         async with self.pool.connection() as conn:
             return await self._trade(conn.cursor(), trade_id)
 
