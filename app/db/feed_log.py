@@ -16,9 +16,10 @@ counts integers in 1/100 contract (Kalshi's ``_fp`` counts). A record's kind car
 when it came from REST polling.
 
 Each committed batch is one ``feed_log_hot`` row (the batch's records, all markets); the
-compactor (:func:`compact`) moves those rows into ``feed_log``: per market, one zlib-compressed
-segment that grows until ``segment_sec`` old, then is sealed. A book at any time is the last
-BOOK record before it with the LEVEL records after it applied (:func:`book_at`).
+compactor (:func:`compact`) moves those rows into ``feed_log``: per market, one
+zlib-compressed segment that grows until ``segment_sec`` old (by the time it was stored),
+then is sealed. A book at any time is the last BOOK record before it with the LEVEL records
+after it applied (:func:`book_at`).
 """
 
 from __future__ import annotations
@@ -238,26 +239,24 @@ async def compact(conn: Any, segment_sec: float) -> tuple[int, int]:
                 else:
                     got[0].extend(recs)
                     per[market] = (got[0], min(got[1], lo), max(got[2], hi))
+        # t0/t1: when the segment's first and last batches were moved (the storage clock,
+        # which retention and sealing go by; a record's own time is the exchange's)
         cur = await conn.execute(
-            "SELECT DISTINCT ON (market) market, id, data, (extract(epoch FROM t0) * 1000)"
-            "::bigint FROM feed_log WHERE market = ANY(%s) AND NOT sealed "
-            "ORDER BY market, id DESC", (list(per),))
-        open_ = {m: (i, d, t0) for m, i, d, t0 in await cur.fetchall()}
-        limit = segment_sec * 1000
-        for market, (recs, lo, hi) in per.items():
+            "SELECT DISTINCT ON (market) market, id, data, extract(epoch FROM now() - t0) "
+            "FROM feed_log WHERE market = ANY(%s) AND NOT sealed ORDER BY market, id DESC",
+            (list(per),))
+        open_ = {m: (i, d, float(age)) for m, i, d, age in await cur.fetchall()}
+        for market, (recs, _, _) in per.items():
             seg = open_.get(market)
             if seg is not None:
-                seg_id, blob, t0 = seg
-                raw = segment_bytes(blob) + recs
+                seg_id, blob, age = seg
                 await conn.execute(
-                    "UPDATE feed_log SET data = %s, t1 = to_timestamp(%s / 1000.0), "
-                    "sealed = %s WHERE id = %s",
-                    (pack_segment(raw), hi, hi - t0 >= limit, seg_id))
+                    "UPDATE feed_log SET data = %s, t1 = now(), sealed = %s WHERE id = %s",
+                    (pack_segment(segment_bytes(blob) + recs), age >= segment_sec, seg_id))
             else:
                 await conn.execute(
-                    "INSERT INTO feed_log (market, t0, t1, sealed, data) VALUES (%s, "
-                    "to_timestamp(%s / 1000.0), to_timestamp(%s / 1000.0), %s, %s)",
-                    (market, lo, hi, hi - lo >= limit, pack_segment(bytes(recs))))
+                    "INSERT INTO feed_log (market, t0, t1, sealed, data) VALUES (%s, now(), "
+                    "now(), false, %s)", (market, pack_segment(bytes(recs))))
         await conn.execute("DELETE FROM feed_log_hot WHERE id <= %s", (hot[-1][0],))
     return len(hot), len(per)
 

@@ -295,13 +295,15 @@ class FeedStore:
 
     async def compact(self, segment_sec: float) -> int:
         """Move the committed batches into per-market segments, then let PostgreSQL reuse
-        the space of the moved rows (VACUUM: no lock that blocks ingest)."""
+        the space of the moved rows and of the rewritten current-state rows (VACUUM takes
+        no lock that blocks ingest)."""
         async with self.pool.connection() as conn:
             moved, _ = await history.compact(conn, segment_sec)
             if moved:
                 await conn.set_autocommit(True)
                 try:
-                    await conn.execute("VACUUM feed_log_hot, feed_log")
+                    await conn.execute("VACUUM feed_log_hot, feed_log, feed_book_levels, "
+                                       "feed_quotes, feed_freshness")
                 finally:
                     await conn.set_autocommit(False)
         self.compacted += moved
