@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""rec-market-feed ingest: WebSocket -> parse (KalshiWS) -> books -> change rows -> COPY commit.
+"""rec-market-feed ingest: WebSocket -> parse (KalshiWS) -> books -> history records -> commit.
 
 A producer process speaks Kalshi's WS protocol (subscribe answers, orderbook_snapshot, then
 orderbook_delta with per-subscription seq, each stamped with the wall-clock ms at send) as
@@ -150,6 +150,7 @@ async def consume(port: int, dsn: str, compression: bool, profile: bool) -> dict
                       flush_interval=defaults["market_feed_flush_interval_ms"] / 1000,
                       snapshot_interval=3600)
     store.keep_latencies = True
+    await store.ensure_ids(TICKERS)
     tracker = Tracker(store)
     ws = KalshiWS(f"ws://127.0.0.1:{port}/trade-api/ws/v2", None,
                   compression="deflate" if compression else None, ping_interval=None,
