@@ -46,7 +46,9 @@ async def test_both_services_a_simulated_hour_with_every_fault_and_the_db_matche
         rec_home_db, start_service, tmp_path):
     h, server = await fx.start_sim(tmp_path, activity_per_min=BUSY)
     try:
-        di.prepare(rec_home_db, h, REC_ACCOUNT_SYNC_RECONCILE_INTERVAL_SEC="3600")
+        # compaction and sealing as often as a simulated hour in a minute calls for
+        di.prepare(rec_home_db, h, REC_ACCOUNT_SYNC_RECONCILE_INTERVAL_SEC="3600",
+                   REC_MARKET_FEED_COMPACT_INTERVAL_SEC="0.5", REC_MARKET_FEED_SEGMENT_SEC="10")
         c = h.client()
         await acct.trade(h, c, 2, "history")  # something for the initial sync
         feed = start_service(rec_home_db, di.FEED)
@@ -101,7 +103,10 @@ async def test_both_services_a_simulated_hour_with_every_fault_and_the_db_matche
         await di.until(books_exact, 60, "DB books equal to the simulator's", feed)
         await di.until(ledger_exact, 60, "DB ledger equal to the simulator's", sync)
         wall = time.monotonic() - t0
-        # the history alone rebuilds the same books
+        # the history alone rebuilds the same books, through sealed (by column) segments
+        sealed = await di.rows(conn, "SELECT count(*) FROM feed_log WHERE sealed AND "
+                                     "get_byte(data, 0) = %s", feed_log.COLUMNS)
+        assert sealed[0][0] > 0
         assert await di.log_books(conn, tickers) == di.sim_books(h, tickers)
         # nothing stored twice: every public trade once in the history, every fill once
         recs = await di.log_records(conn)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import struct
 import uuid
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,7 +48,7 @@ _TRADE = struct.Struct("<BIqHIBB")  # kind, market, ms, price, count, taker, id 
 _BOOK = struct.Struct("<BIqHH")  # kind, market, ms, yes levels, no levels
 _PAIR = struct.Struct("<HI")
 _HEAD = struct.Struct("<BIq")
-RAW, ZLIB = 0, 1  # the first byte of a feed_log segment
+RAW, ZLIB, COLUMNS = 0, 1, 2  # the first byte of a feed_log segment
 
 
 def price_units(p: Decimal) -> int:
@@ -202,12 +203,97 @@ def records(data: bytes | memoryview) -> Iterator[Record]:
 
 
 def segment_bytes(blob: bytes) -> bytes:
-    """A feed_log segment's records (segments are stored raw or zlib-compressed)."""
+    """A feed_log segment's records (stored raw, zlib-compressed, or by column)."""
+    if blob[0] == COLUMNS:
+        return _from_columns(zlib.decompress(blob[1:]))
     return zlib.decompress(blob[1:]) if blob[0] == ZLIB else blob[1:]
 
 
-def pack_segment(raw: bytes) -> bytes:
+def pack_segment(raw: bytes, sealed: bool = False) -> bytes:
+    """A segment as stored: a growing one zlib-compressed as it is, a sealed one (written
+    once) by column first, which compresses to about half (the same field of successive
+    records sits side by side: time steps, prices, sizes)."""
+    if sealed:
+        return bytes([COLUMNS]) + zlib.compress(_to_columns(raw), 9)
     return bytes([ZLIB]) + zlib.compress(raw, 6)
+
+
+# the columns of a sealed segment, in this order: record kinds, time steps, then per kind
+# its fields (a BOOK's and a TRADE id's variable part as bytes)
+_COLS = ("B", "q", "B", "H", "I", "H", "H", "I", "I", "H", "Q", "Q", "H", "I", "B", "B", "B",
+         "B")
+
+
+def _to_columns(raw: bytes) -> bytes:
+    cols = [array(code) for code in _COLS]
+    kinds, steps = cols[0], cols[1]
+    lv, tk, tr = cols[2:5], cols[5:12], cols[12:16]
+    tail, books = cols[16], cols[17]  # trade ids, book bodies (bytes)
+    prev = market = 0
+    i, end = 0, len(raw)
+    while i < end:
+        n = _length(raw, i)
+        flag, market, ms = _HEAD.unpack_from(raw, i)
+        kinds.append(flag)
+        steps.append(ms - prev)
+        prev = ms
+        kind = flag & KIND
+        if kind == LEVEL:
+            for col, v in zip(lv, _LEVEL.unpack_from(raw, i)[3:], strict=True):
+                col.append(v)
+        elif kind == TICK:
+            for col, v in zip(tk, _TICK.unpack_from(raw, i)[3:], strict=True):
+                col.append(v)
+        elif kind == TRADE:
+            for col, v in zip(tr, _TRADE.unpack_from(raw, i)[3:], strict=True):
+                col.append(v)
+            tail.frombytes(raw[i + _TRADE.size:i + n])
+        else:
+            books.frombytes(raw[i + _HEAD.size:i + n])
+        i += n
+    parts = [c.tobytes() for c in cols]
+    return struct.pack(f"<I{len(parts)}I", market, *map(len, parts)) + b"".join(parts)
+
+
+def _from_columns(data: bytes) -> bytes:
+    head = struct.Struct(f"<I{len(_COLS)}I")
+    market, *sizes = head.unpack_from(data)
+    cols, i = [], head.size
+    for code, size in zip(_COLS, sizes, strict=True):
+        col = array(code)
+        col.frombytes(data[i:i + size])
+        cols.append(col)
+        i += size
+    kinds, steps = cols[0], cols[1]
+    lv, tk, tr = cols[2:5], cols[5:12], cols[12:16]
+    tail, books = bytes(cols[16]), bytes(cols[17])
+    out = bytearray()
+    ms = 0
+    at = [0, 0, 0]  # next row of the LEVEL, TICK, TRADE columns
+    t_at = b_at = 0
+    for flag, step in zip(kinds, steps, strict=True):
+        ms += step
+        kind = flag & KIND
+        if kind == LEVEL:
+            j = at[0]
+            out += _LEVEL.pack(flag, market, ms, *(c[j] for c in lv))
+            at[0] += 1
+        elif kind == TICK:
+            j = at[1]
+            out += _TICK.pack(flag, market, ms, *(c[j] for c in tk))
+            at[1] += 1
+        elif kind == TRADE:
+            j = at[2]
+            n = tr[3][j] or 16
+            out += _TRADE.pack(flag, market, ms, *(c[j] for c in tr)) + tail[t_at:t_at + n]
+            t_at += n
+            at[2] += 1
+        else:
+            ny, nn = struct.unpack_from("<HH", books, b_at)
+            n = 4 + (ny + nn) * _PAIR.size
+            out += _HEAD.pack(flag, market, ms) + books[b_at:b_at + n]
+            b_at += n
+    return bytes(out)
 
 
 # ---- the database side ---------------------------------------------------------------------------
@@ -250,9 +336,10 @@ async def compact(conn: Any, segment_sec: float) -> tuple[int, int]:
             seg = open_.get(market)
             if seg is not None:
                 seg_id, blob, age = seg
+                seal = age >= segment_sec
                 await conn.execute(
                     "UPDATE feed_log SET data = %s, t1 = now(), sealed = %s WHERE id = %s",
-                    (pack_segment(segment_bytes(blob) + recs), age >= segment_sec, seg_id))
+                    (pack_segment(segment_bytes(blob) + recs, seal), seal, seg_id))
             else:
                 await conn.execute(
                     "INSERT INTO feed_log (market, t0, t1, sealed, data) VALUES (%s, now(), "

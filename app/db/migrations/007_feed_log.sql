@@ -19,8 +19,8 @@ CREATE TABLE feed_log_hot (
     data                BYTEA NOT NULL
 );
 
--- per market, the records moved between t0 and t1 (first byte: 0 raw, 1 zlib); the newest
--- segment of a market grows at each compaction until sealed
+-- per market, the records moved between t0 and t1 (first byte: 0 raw, 1 zlib, 2 zlib by
+-- column); the newest segment of a market grows at each compaction until sealed
 CREATE TABLE feed_log (
     id                  BIGINT GENERATED ALWAYS AS IDENTITY,
     market              INTEGER NOT NULL,
