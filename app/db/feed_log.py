@@ -251,8 +251,29 @@ def _to_columns(raw: bytes) -> bytes:
         else:
             books.frombytes(raw[i + _HEAD.size:i + n])
         i += n
+    for j in _DELTA:
+        _delta(cols[j])
     parts = [c.tobytes() for c in cols]
     return struct.pack(f"<I{len(parts)}I", market, *map(len, parts)) + b"".join(parts)
+
+
+# the number columns stored as steps from the row before (modulo their width): volume, open
+# interest, prices and sizes mostly move a little, and small steps compress well
+_DELTA = (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
+
+
+def _delta(col: array) -> None:
+    mask, prev = (1 << (col.itemsize * 8)) - 1, 0
+    for j, v in enumerate(col):
+        col[j] = (v - prev) & mask
+        prev = v
+
+
+def _undelta(col: array) -> None:
+    mask, prev = (1 << (col.itemsize * 8)) - 1, 0
+    for j, v in enumerate(col):
+        prev = (prev + v) & mask
+        col[j] = prev
 
 
 def _from_columns(data: bytes) -> bytes:
@@ -264,6 +285,8 @@ def _from_columns(data: bytes) -> bytes:
         col.frombytes(data[i:i + size])
         cols.append(col)
         i += size
+    for j in _DELTA:
+        _undelta(cols[j])
     kinds, steps = cols[0], cols[1]
     lv, tk, tr = cols[2:5], cols[5:12], cols[12:16]
     tail, books = bytes(cols[16]), bytes(cols[17])
