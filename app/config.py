@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     market_feed_retention_days: int = Field(ge=1, le=3650)
     market_feed_prune_batch_rows: int = Field(ge=1, le=1_000_000)
     market_feed_prune_interval_sec: float = Field(gt=0, le=86_400)
+    market_feed_compact_interval_sec: float = Field(gt=0, le=3600)
+    market_feed_segment_sec: float = Field(gt=0, le=86_400)
     # Kalshi WebSocket client (both data services)
     kalshi_ws_compression: bool
     kalshi_ws_queue_max: int = Field(ge=10, le=10_000_000)

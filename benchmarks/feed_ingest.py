@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""rec-market-feed ingest: WebSocket -> parse (KalshiWS) -> books -> change rows -> COPY commit.
+"""rec-market-feed ingest: WebSocket -> parse (KalshiWS) -> books -> history records -> commit.
 
 A producer process speaks Kalshi's WS protocol (subscribe answers, orderbook_snapshot, then
 orderbook_delta with per-subscription seq, each stamped with the wall-clock ms at send) as
@@ -150,6 +150,7 @@ async def consume(port: int, dsn: str, compression: bool, profile: bool) -> dict
                       flush_interval=defaults["market_feed_flush_interval_ms"] / 1000,
                       snapshot_interval=3600)
     store.keep_latencies = True
+    await store.ensure_ids(TICKERS)
     tracker = Tracker(store)
     ws = KalshiWS(f"ws://127.0.0.1:{port}/trade-api/ws/v2", None,
                   compression="deflate" if compression else None, ping_interval=None,
@@ -162,6 +163,7 @@ async def consume(port: int, dsn: str, compression: bool, profile: bool) -> dict
     prof = cProfile.Profile() if profile else None
     n = 0
     first = None
+    cpu0 = 0.0
     sent = 0
     async with ws:
         if prof:
@@ -172,6 +174,7 @@ async def consume(port: int, dsn: str, compression: bool, profile: bool) -> dict
                 body = m.msg
                 if first is None:
                     first = time.monotonic()
+                    cpu0 = time.process_time()
                 tracker.delta(body["market_ticker"], body["side"], dec(body["price_dollars"]),
                               dec(body["delta_fp"]), m.seq, body["ts_ms"] / 1000 + offset)
                 n += 1
@@ -189,6 +192,7 @@ async def consume(port: int, dsn: str, compression: bool, profile: bool) -> dict
         while not store.batch.empty() or store.writing:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         last = store.last_commit_mono
+        cpu = time.process_time() - cpu0 if first else 0.0
         if prof:
             prof.disable()
     writer.cancel()
@@ -196,6 +200,7 @@ async def consume(port: int, dsn: str, compression: bool, profile: bool) -> dict
     await pool.close()
     lat = sorted(store.latencies)
     out = {"sent": sent, "received": n, "rate": n / (last - first) if first else 0,
+           "cpu_us": cpu / n * 1e6 if n else 0,
            "p50_ms": lat[len(lat) // 2] * 1000 if lat else 0,
            "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0,
            "seq_gaps": ws.stats.seq_gaps, "queue_full_waits": ws.stats.queue_full_waits}
@@ -248,7 +253,7 @@ def main() -> int:
         server.create_app_db("rec", "rec", "bench-pw")
         dsn = server.dsn("rec", "bench-pw", "rec")
         migrate(dsn, progress=lambda _: None)
-        print("rec-market-feed ingest: producer process -> KalshiWS -> Tracker -> COPY commit "
+        print("rec-market-feed ingest: producer process -> KalshiWS -> Tracker -> commit "
               f"({len(TICKERS)} markets, batches per the market_feed_batch_rows / "
               "market_feed_flush_interval_ms defaults)")
         for compression in (False, True):
@@ -261,7 +266,9 @@ def main() -> int:
             wait_quiet()
             paced = run(dsn, args.rate, args.seconds, compression, False)
             print(f"{name}: unthrottled {full['rate']:9,.0f} msgs/s persisted "
-                  f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog)")
+                  f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog); "
+                  f"consumer CPU {full['cpu_us']:.1f} us/msg (one core: "
+                  f"{1e6 / max(full['cpu_us'], 1e-9):,.0f} msgs/s)")
             print(f"{name}: paced {args.rate:,}/s -> {paced['rate']:9,.0f} msgs/s, "
                   f"tick->commit p50 {paced['p50_ms']:.1f} ms, p99 {paced['p99_ms']:.1f} ms "
                   f"(seq gaps {paced['seq_gaps']})", flush=True)

@@ -117,8 +117,8 @@ def seed_market_data(dsn: str) -> None:
                     for lvl in range(5):
                         conn.execute("INSERT INTO feed_book_levels VALUES (%s, %s, %s, 100, now())",
                                      (ticker, side, round(price - lvl * 0.01, 2)))
-                conn.execute("INSERT INTO feed_ticks (ticker, ts, received_at, source, volume) "
-                             "VALUES (%s, now(), now(), 'ws', 1234)", (ticker,))
+                conn.execute("INSERT INTO feed_quotes (ticker, ts, source, volume) "
+                             "VALUES (%s, now(), 'ws', 1234)", (ticker,))
 
 
 def seed_models(dsn: str) -> None:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from app.db import feed_log
 from app.kalshi.signing import private_pem
 from app.sim.matching import NO, YES
 from tests import test_sim_fixtures as fx
@@ -85,3 +86,24 @@ async def db_books(conn, tickers) -> dict[tuple[str, str, Decimal], Decimal]:
     got = await rows(conn, "SELECT ticker, side, price, quantity FROM feed_book_levels "
                            "WHERE ticker = ANY(%s)", list(tickers))
     return {(t, s, Decimal(p)): Decimal(q) for t, s, p, q in got}
+
+
+async def log_records(conn, tickers=None) -> list[feed_log.Record]:
+    """Every record in rec-market-feed's history (of ``tickers``, default all), in order."""
+    if tickers is None:
+        tickers = [t for (t,) in await rows(conn, "SELECT ticker FROM feed_market_ids")]
+    out: list[feed_log.Record] = []
+    for t in tickers:
+        out += await feed_log.market_records(conn, t)
+    return out
+
+
+async def log_books(conn, tickers) -> dict[tuple[str, str, Decimal], Decimal]:
+    """The books rebuilt from the history (last snapshot + level changes), as db_books."""
+    out = {}
+    for t in tickers:
+        book = await feed_log.book_at(conn, t)
+        assert book is not None, f"no snapshot of {t} in the feed log"
+        for side, levels in zip(("yes", "no"), book, strict=True):
+            out.update({(t, side, p): q for p, q in levels.items()})
+    return out

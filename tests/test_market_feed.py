@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import psycopg
 import pytest
 
+from app.db import feed_log
 from tests import data_in_fixtures as di
 from tests import test_sim_fixtures as fx
 
@@ -25,8 +28,9 @@ async def test_books_in_db_equal_the_simulator_after_seq_gaps(rec_home_db, start
     assert len(tickers) >= 10
     conn = await di.connect(rec_home_db)
     # READY came only after every followed market had its first snapshot stored
-    snap = await di.rows(conn, "SELECT DISTINCT ticker FROM feed_book_snapshots")
-    assert {t for (t,) in snap} >= set(tickers)
+    snap = await di.log_records(conn, tickers)
+    ids = dict(await di.rows(conn, "SELECT id, ticker FROM feed_market_ids"))
+    assert {ids[r.market] for r in snap if r.kind == feed_log.BOOK} >= set(tickers)
     assert await di.db_books(conn, tickers) == di.sim_books(sim, tickers)
 
     listen = await psycopg.AsyncConnection.connect(rec_home_db.db.dsn, autocommit=True)
@@ -41,6 +45,8 @@ async def test_books_in_db_equal_the_simulator_after_seq_gaps(rec_home_db, start
         return await di.db_books(conn, tickers) == di.sim_books(sim, tickers)
 
     await di.until(same, 20, "DB books equal to the simulator's", svc)
+    # the history alone rebuilds the same books (last snapshot + level changes after it)
+    assert await di.log_books(conn, tickers) == di.sim_books(sim, tickers)
     assert "seq gap" in svc.output and "<4>" in svc.output
     gen = listen.notifies(timeout=5)
     note = await anext(gen)
@@ -50,8 +56,9 @@ async def test_books_in_db_equal_the_simulator_after_seq_gaps(rec_home_db, start
     fresh = await di.rows(conn, "SELECT ticker, age_sec FROM feed_freshness_ages "
                                 "WHERE state = 'live'")
     assert {t for t, _ in fresh} >= set(tickers)
-    assert await di.count(conn, "feed_ticks") > 0
-    assert await di.count(conn, "feed_trades") >= 0
+    assert await di.count(conn, "feed_quotes") > 0
+    kinds = {r.kind for r in await di.log_records(conn, tickers)}
+    assert {feed_log.TICK, feed_log.LEVEL, feed_log.TRADE, feed_log.BOOK} <= kinds
     status = await di.rows(conn, "SELECT mode, followed FROM feed_status")
     assert status and status[0][0] == "ws"
     await conn.close()
@@ -67,10 +74,8 @@ async def test_nothing_changed_writes_no_row(rec_home_db, start_service, sim):
     svc = start_service(rec_home_db, di.FEED)
     await di.wait_notify(svc, "READY", "1")
     conn = await di.connect(rec_home_db)
-    tables = ("feed_ticks", "feed_book_changes", "feed_book_snapshots", "feed_trades")
-
-    async def counts() -> dict[str, int]:
-        return {t: await di.count(conn, t) for t in tables}
+    async def counts() -> int:
+        return len(await di.log_records(conn))
 
     # let the first batches settle, then reconnect: fresh snapshots and ticker messages
     # that repeat what is stored must write nothing
@@ -145,8 +150,9 @@ async def test_http_mode_polls_orderbooks_and_matches_the_simulator(
         return await di.db_books(conn, tickers) == di.sim_books(sim, tickers)
 
     await di.until(same, 15, "polled books equal to the simulator's", svc)
-    src = await di.rows(conn, "SELECT DISTINCT source FROM feed_book_changes")
-    assert src == [("http",)]
+    recs = await di.log_records(conn, tickers)
+    assert recs and all(r.http for r in recs if r.kind in (feed_log.LEVEL, feed_log.BOOK))
+    assert await di.log_books(conn, tickers) == di.sim_books(sim, tickers)
     await conn.close()
     assert svc.terminate() == 0
 
@@ -169,8 +175,8 @@ async def test_ws_down_falls_back_to_http_and_returns_to_ws(rec_home_db, start_s
     await di.until(lambda: "feed switched ws -> http" in svc.output, 15, "switch to http", svc)
     sim.sim.world.advance(30)  # changes while polling
     await di.until(same, 15, "polled books equal to the simulator's", svc)
-    polled = await di.rows(conn, "SELECT count(*) FROM feed_book_changes WHERE source = 'http'")
-    assert polled[0][0] > 0
+    polled = [r for r in await di.log_records(conn, tickers) if r.http and r.kind == feed_log.LEVEL]
+    assert polled
     # the WebSocket comes back: the feed returns to it
     sim.sim.faults.clear()
     await di.until(lambda: "feed switched http -> ws" in svc.output, 15, "switch to ws", svc)
@@ -189,28 +195,24 @@ async def test_retention_prunes_old_rows_in_small_batches(rec_home_db, start_ser
     di.prepare(rec_home_db, sim, REC_MARKET_FEED_RETENTION_DAYS="30",
                REC_MARKET_FEED_PRUNE_BATCH_ROWS="100", REC_MARKET_FEED_PRUNE_INTERVAL_SEC="0.5")
     conn = await di.connect(rec_home_db)
-    # 250 old book changes and ticks (40 days), and some from yesterday
+    # 250 history segments of 40 days ago, one of 31 and one of yesterday
+    mid = (await feed_log.market_ids(conn, ["OLD"]))["OLD"]
+    blob = feed_log.pack_segment(feed_log.level(mid, 0, "yes", Decimal("0.5"), Decimal(1)))
     await conn.execute(
-        "INSERT INTO feed_book_changes (ticker, received_at, source, side, price, quantity) "
-        "SELECT 'OLD', now() - interval '40 days', 'ws', 'yes', 0.5, g FROM "
-        "generate_series(1, 250) g")
-    await conn.execute(
-        "INSERT INTO feed_ticks (ticker, ts, received_at, source, yes_bid) SELECT 'OLD', "
-        "now() - make_interval(days => d), now() - make_interval(days => d), 'ws', 0.5 "
-        "FROM unnest(array[40, 31, 1]) d")
+        "INSERT INTO feed_log (market, t0, t1, sealed, data) SELECT %s, "
+        "now() - make_interval(days => d), now() - make_interval(days => d), true, %s "
+        "FROM unnest(array_fill(40, array[250]) || array[31, 1]) d", (mid, blob))
     svc = start_service(rec_home_db, di.FEED)
     await di.wait_notify(svc, "READY", "1")
 
     async def pruned() -> bool:
-        n = await di.rows(conn, "SELECT count(*) FROM feed_book_changes WHERE ticker = 'OLD'")
-        return n[0][0] == 0
+        n = await di.rows(conn, "SELECT count(*) FROM feed_log WHERE market = %s", mid)
+        return n[0][0] == 1  # yesterday's stays
 
-    await di.until(pruned, 15, "old rows pruned", svc)
-    left = await di.rows(conn, "SELECT count(*) FROM feed_ticks WHERE ticker = 'OLD'")
-    assert left[0][0] == 1  # yesterday's stays
+    await di.until(pruned, 15, "old segments pruned", svc)
     # the line follows the commit: wait for it rather than race it
-    await di.until(lambda: "retention: deleted 252 rows older than 30 days" in svc.output, 10,
-                   "retention logged", svc)
+    await di.until(lambda: "retention: deleted 251 segments older than 30 days" in svc.output,
+                   10, "retention logged", svc)
     await conn.close()
     assert svc.terminate() == 0
 

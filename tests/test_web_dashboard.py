@@ -11,12 +11,14 @@ import json
 import os
 import shutil
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
+from app.db import feed_log
 from testkit.net import free_port
 from tests.conftest import (
     APP_PASSWORD,
@@ -56,11 +58,9 @@ VALUES (%(low)s, %(event)s, %(series)s, 'BTC above 91,000', 'active', 90999.99,
         now() + interval '40 minutes', true),
        (%(high)s, %(event)s, %(series)s, 'BTC above 91,500', 'active', 91499.99,
         now() + interval '40 minutes', true);
-INSERT INTO feed_ticks (ticker, ts, received_at, source, yes_bid, yes_ask, last_price, volume)
-SELECT t, now() - (g || ' seconds')::interval, now(), 'ws', b - g * 0.0005, b + 0.02 - g * 0.0005,
-       b + 0.01, 1000 + g
-FROM (VALUES (%(low)s, 0.80), (%(mid)s, 0.50), (%(high)s, 0.20)) AS m(t, b),
-     generate_series(1, 60) AS g;
+INSERT INTO feed_quotes (ticker, ts, source, yes_bid, yes_ask, last_price, volume)
+SELECT t, now() - interval '1 second', 'ws', b - 0.0005, b + 0.0195, b + 0.01, 1001
+FROM (VALUES (%(low)s, 0.80), (%(mid)s, 0.50), (%(high)s, 0.20)) AS m(t, b);
 INSERT INTO feed_freshness (ticker, last_message_at, source, state)
 VALUES (%(low)s, now(), 'ws', 'live'), (%(mid)s, now(), 'ws', 'live'),
        (%(high)s, now(), 'ws', 'live');
@@ -107,10 +107,27 @@ def stack(tmp_path_factory, pg):
                              cursor_factory=psycopg.ClientCursor) as conn:
             conn.execute(SEED, {"low": T_LOW, "mid": T_MID, "high": T_HIGH, "event": EVENT,
                                 "series": SERIES})
+        seed_history(dsn)
         seed_model(dsn)
         with running(home, "exchange-sim", "web") as procs:
             yield {"url": f"http://127.0.0.1:{home.env['REC_WEB_PORT']}", "dsn": dsn,
                    "home": home, "web": procs[1]}
+
+
+def seed_history(dsn: str) -> None:
+    """A minute of ticker history per market, as rec-market-feed stores it (the chart)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ids = dict(conn.execute(
+            "INSERT INTO feed_market_ids (ticker) VALUES (%s), (%s), (%s) RETURNING ticker, id",
+            (T_LOW, T_MID, T_HIGH)).fetchall())
+        now = int(time.time() * 1000)
+        log = b"".join(
+            feed_log.tick(ids[t], now - g * 1000, (b - g * Decimal("0.0005"),
+                                                   b + Decimal("0.02") - g * Decimal("0.0005"),
+                                                   None, None, b + Decimal("0.01"), None, None))
+            for t, b in ((T_LOW, Decimal("0.80")), (T_MID, Decimal("0.50")),
+                         (T_HIGH, Decimal("0.20"))) for g in range(60, 0, -1))
+        conn.execute("INSERT INTO feed_log_hot (data) VALUES (%s)", (log,))
 
 
 CALIBRATION = {
@@ -438,9 +455,8 @@ def test_browser_ticker_and_strike_table_updates_arrive_without_a_reload(stack, 
         page.evaluate("window.__noReload = true")
         bid = page.locator(f'#markets tr[data-ticker="{T_MID}"] .bid')
         before = bid.text_content()
-        sql(dsn, "INSERT INTO feed_ticks (ticker, ts, received_at, source, yes_bid, yes_ask, "
-                 "last_price, volume) VALUES (%s, now(), now(), 'ws', 0.37, 0.39, 0.38, 5000)",
-            (T_MID,))
+        sql(dsn, "UPDATE feed_quotes SET ts = now(), yes_bid = 0.37, yes_ask = 0.39, "
+                 "last_price = 0.38, volume = 5000 WHERE ticker = %s", (T_MID,))
         sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s", (T_MID,))
         sql(dsn, "SELECT pg_notify('rec_market_feed', %s)", (json.dumps({"tickers": [T_MID]}),))
         page.wait_for_function(

@@ -8,7 +8,7 @@ For each series of ``coordinator_series`` (``SERIES:INDEX``), concurrently, ever
 2. the open hourly event (the earliest close still ahead) from ``markets`` (rec-market-feed)
    and each market's ``rules_primary``: the settlement window and index it names;
 3. the ``coordinator_strikes_each_side`` strikes below and above the price, with asks from
-   ``feed_book_levels`` and volume from ``feed_ticks``; when rec-market-feed's
+   ``feed_book_levels`` and volume from ``feed_quotes``; when rec-market-feed's
    ``feed_status`` is older than ``coordinator_max_market_age_sec`` (or not ws/http), the
    asks and volume are withheld (NULL, no watchlist) and ``series_status.error`` says why;
 4. per strike (off the event loop, on ``coordinator_workers`` threads): buffer, P(YES) of
@@ -290,8 +290,8 @@ class CoordinatorService(Service):
             "WHERE ticker = ANY(%s) GROUP BY ticker, side", (tickers,))).fetchall()
         best = {(t, side): p for t, side, p in books}
         vols = await (await conn.execute(
-            "SELECT DISTINCT ON (ticker) ticker, volume::float8 FROM feed_ticks "
-            "WHERE ticker = ANY(%s) AND volume IS NOT NULL ORDER BY ticker, ts DESC",
+            "SELECT ticker, volume::float8 FROM feed_quotes "
+            "WHERE ticker = ANY(%s) AND volume IS NOT NULL",
             (tickers,))).fetchall()
         volume = dict(vols)
         for m in markets:

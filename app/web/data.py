@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from app.db import feed_log
+
 TRADE_ACTIVE = ("pending", "submitted", "open", "closing")
 EXIT_RULE_KEYS = ("auto_stop", "exit_probability_enabled", "exit_probability_threshold",
                   "exit_probability_min_ttc_sec", "exit_momentum_enabled",
@@ -89,8 +91,7 @@ async def account(pool) -> dict:
                q.yes_bid, q.yes_ask, t.last_price, q.quote_ts
         FROM account_positions p
         LEFT JOIN markets m ON m.ticker = p.ticker
-        LEFT JOIN LATERAL (SELECT yes_bid, yes_ask, last_price, ts FROM feed_ticks f
-                           WHERE f.ticker = p.ticker ORDER BY ts DESC LIMIT 1) t ON true
+        LEFT JOIN feed_quotes t ON t.ticker = p.ticker
         """ + QUOTE.replace("m.ticker", "p.ticker") + """
         WHERE p.position <> 0 ORDER BY p.ticker""")
     realised = await one(pool, "SELECT COALESCE(sum(realized_pnl), 0) AS r "
@@ -190,8 +191,7 @@ async def markets(pool) -> list[dict]:
                f.last_message_at, f.state AS feed_state, f.source,
                extract(epoch FROM now() - f.last_message_at) AS age_sec
         FROM markets m
-        LEFT JOIN LATERAL (SELECT yes_bid, yes_ask, last_price, volume, ts FROM feed_ticks x
-                           WHERE x.ticker = m.ticker ORDER BY ts DESC LIMIT 1) t ON true
+        LEFT JOIN feed_quotes t ON t.ticker = m.ticker
         """ + QUOTE + """
         LEFT JOIN feed_freshness f ON f.ticker = m.ticker
         WHERE m.followed
@@ -200,10 +200,17 @@ async def markets(pool) -> list[dict]:
 
 
 async def market_history(pool, ticker: str, minutes: int = 120) -> list[dict]:
-    return await rows(pool, """
-        SELECT extract(epoch FROM ts) AS t, yes_bid, yes_ask, last_price, volume
-        FROM feed_ticks WHERE ticker = %s AND ts > now() - make_interval(mins => %s)
-        ORDER BY ts LIMIT 20000""", (ticker, minutes))
+    """The ticker values of the last ``minutes`` (rec-market-feed's history records)."""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes)
+    try:
+        async with pool.connection() as conn:
+            recs = await feed_log.market_records(conn, ticker, since,
+                                                 frozenset((feed_log.TICK,)))
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        raise Missing(str(exc).splitlines()[0]) from None
+    recs.sort(key=lambda r: r.ms)
+    return [clean({"t": r.ms / 1000, "yes_bid": r.data[0], "yes_ask": r.data[1],
+                   "last_price": r.data[4], "volume": r.data[5]}) for r in recs[-20000:]]
 
 
 async def book(pool, ticker: str) -> dict:

@@ -16,9 +16,12 @@ Then:
   ``market_feed_poll_interval_sec`` while the client keeps trying the WebSocket; back to it
   once it is connected and every book is resynced. Each switch: one log line and STATUS=.
   ``market_feed_mode=http`` polls only.
-* **Change-only storage** (:mod:`.store`): a ticker row only when a value changed, book level
-  rows per change plus compact snapshots, COPY batches, one NOTIFY per batch, freshness.
-* **Retention**: rows older than ``market_feed_retention_days`` are deleted in small batches.
+* **Change-only storage** (:mod:`.store`, :mod:`app.db.feed_log`): a ticker record only when a
+  value changed, a record per changed book level plus compact snapshots, one row per batch,
+  one NOTIFY per batch, freshness; every ``market_feed_compact_interval_sec`` the batches
+  are moved into one compressed segment per market.
+* **Retention**: segments older than ``market_feed_retention_days`` are deleted in small
+  batches.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ from app.services.market_feed.store import FeedStore, Tracker, dec, utc_ms
 
 OPEN_STATUSES = frozenset({"active", "open"})
 DONE_EVENTS = frozenset({"deactivated", "determined", "settled", "closed"})
-RETAINED = ("feed_ticks", "feed_book_changes", "feed_trades", "feed_book_snapshots")
 ORDERBOOKS_PER_CALL = 100
 
 
@@ -105,16 +107,20 @@ class MarketFeedService(Service):
             self.spawn(self.poll_loop(), "feed-poller")
         self.spawn(self.report_loop(), "feed-status")
         self.spawn(self.prune_loop(), "feed-retention")
+        self.spawn(self.compact_loop(), "feed-compactor")
         await phase(f"first snapshots of {len(self.followed)} markets",
                     self.wait_snapshots(), timeout=s.market_feed_ready_timeout_sec)
 
     async def stop(self) -> None:
+        s = self.settings
         await super().stop()
         if self.ws is not None:
             await self.ws.close()
         if self.store is not None and self.pool is not None:
             with contextlib.suppress(Exception):
                 await self.store.flush_now()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.store.compact(s.market_feed_segment_sec), 5)
             with contextlib.suppress(Exception):
                 await self._write_status("stopped")
         if self.rest is not None:
@@ -143,6 +149,7 @@ class MarketFeedService(Service):
                 if m.status in OPEN_STATUSES:
                     found[m.ticker] = m
         new = [t for t in found if t not in self.followed]
+        await self.store.ensure_ids(found)  # type: ignore[union-attr]
         for t, m in found.items():
             self.followed[t] = m
             if m.close_time:
@@ -197,6 +204,7 @@ class MarketFeedService(Service):
             return
         if m.status not in OPEN_STATUSES or ticker in self.followed:
             return
+        await self.store.ensure_ids([ticker])  # type: ignore[union-attr]
         self.followed[ticker] = m
         if m.close_time:
             self.close_ms[ticker] = int(m.close_time.timestamp() * 1000)
@@ -274,10 +282,9 @@ class MarketFeedService(Service):
                     del book
             elif mtype == "trade":
                 if ticker in self.followed:
-                    tracker.trade((body.get("trade_id"), ticker, utc_ms(body.get("ts_ms")),
-                                   datetime.now(UTC), dec(body.get("yes_price_dollars")),
-                                   dec(body.get("count_fp")), body.get("taker_outcome_side")),
-                                  ticker, m.received_at)
+                    tracker.trade(ticker, body.get("trade_id") or "", body.get("ts_ms") or 0,
+                                  dec(body.get("yes_price_dollars")), dec(body.get("count_fp")),
+                                  body.get("taker_outcome_side"), m.received_at)
                     self._seen_ms(body.get("ts_ms"))
             elif mtype == "market_lifecycle_v2":
                 await self.lifecycle(body)
@@ -492,24 +499,33 @@ class MarketFeedService(Service):
                 self.log.warning("retention pruning failed: %s: %s", type(exc).__name__, exc)
 
     async def prune_once(self) -> int:
-        """Delete rows past retention, ``market_feed_prune_batch_rows`` per transaction."""
+        """Delete segments past retention, ``market_feed_prune_batch_rows`` per transaction."""
         s = self.settings
         total = 0
-        for table in RETAINED:
-            while True:
-                async with self.pool.connection() as conn:  # type: ignore[union-attr]
-                    # ids grow with received_at: the oldest rows are the lowest ids
-                    cur = await conn.execute(
-                        f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE "
-                        "received_at < now() - make_interval(days => %s) ORDER BY id "
-                        "LIMIT %s)", (s.market_feed_retention_days, s.market_feed_prune_batch_rows))
-                    n = cur.rowcount
-                total += n
-                if n < s.market_feed_prune_batch_rows:
-                    break
-                await asyncio.sleep(0.05)  # let ingest have the database between batches
+        while True:
+            async with self.pool.connection() as conn:  # type: ignore[union-attr]
+                cur = await conn.execute(
+                    "DELETE FROM feed_log WHERE id IN (SELECT id FROM feed_log WHERE t1 < "
+                    "now() - make_interval(days => %s) LIMIT %s)",
+                    (s.market_feed_retention_days, s.market_feed_prune_batch_rows))
+                n = cur.rowcount
+            total += n
+            if n < s.market_feed_prune_batch_rows:
+                break
+            await asyncio.sleep(0.05)  # let ingest have the database between batches
         if total:
             self.pruned += total
-            self.log.info("retention: deleted %d rows older than %d days", total,
+            self.log.info("retention: deleted %d segments older than %d days", total,
                           s.market_feed_retention_days)
         return total
+
+    async def compact_loop(self) -> None:
+        """Move the committed batches into per-market segments every interval."""
+        s = self.settings
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(s.market_feed_compact_interval_sec)
+            try:
+                await self.store.compact(s.market_feed_segment_sec)
+            except Exception as exc:  # the rows stay hot; the next round moves them
+                self.log.warning("feed log compaction failed: %s: %s", type(exc).__name__, exc)

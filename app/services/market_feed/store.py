@@ -1,10 +1,12 @@
-"""The market feed's database side: change detection per market and batched COPY writes.
+"""The market feed's database side: change detection per market and batched writes.
 
 :class:`Tracker` keeps, per followed market, the book and ticker values last handed to the
-store, and turns every message into the rows that changed (nothing changed: no row).
-:class:`FeedStore` buffers rows and commits them in batches, each one transaction:
-COPY into the history tables, the current book levels merged, freshness upserted, and one
-``NOTIFY rec_market_feed`` carrying a summary of the batch.
+store, and turns every message into the history records that changed (nothing changed: no
+record; :mod:`app.db.feed_log` says how records are packed). :class:`FeedStore` buffers them and
+commits a batch as one transaction: the batch's records as one ``feed_log_hot`` row, the
+current book levels merged, the latest ticker values and freshness upserted, and one
+``NOTIFY rec_market_feed`` carrying a summary of the batch. :func:`FeedStore.compact` moves
+the hot rows into per-market ``feed_log`` segments.
 """
 
 from __future__ import annotations
@@ -23,19 +25,15 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from app.db import feed_log as history
 from app.kalshi.models import to_decimal
 
 log = logging.getLogger("rec-market-feed.store")
 
 NOTIFY_CHANNEL = "rec_market_feed"
 ZERO = Decimal(0)
-
-TICK_COLS = ("ticker", "ts", "received_at", "source", "yes_bid", "yes_ask", "yes_bid_size",
-             "yes_ask_size", "last_price", "volume", "open_interest")
-CHANGE_COLS = ("ticker", "received_at", "source", "side", "price", "quantity", "seq")
-TRADE_COLS = ("trade_id", "ticker", "ts", "received_at", "yes_price", "count",
-              "taker_outcome_side")
-SNAPSHOT_COLS = ("ticker", "received_at", "source", "reason", "yes_levels", "no_levels")
+QUOTE_COLS = ("ticker", "ts", "source", "yes_bid", "yes_ask", "yes_bid_size", "yes_ask_size",
+              "last_price", "volume", "open_interest")
 
 
 def dec(value: Any) -> Decimal | None:
@@ -49,40 +47,19 @@ def utc_ms(ms: int | None) -> datetime:
     return datetime.fromtimestamp((ms if ms is not None else time.time() * 1000) / 1000, UTC)
 
 
-_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-NULL = "\\N"  # COPY text NULL
-_clock: list[Any] = [0, None, ""]  # ms, its datetime and its text: made once per millisecond
+_clock: list[Any] = [0, None]  # ms and its datetime: made once per millisecond
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def now_utc() -> datetime:
-    """The time, to the millisecond (cheap to format many rows of one ms in a batch)."""
+    """The time, to the millisecond."""
     ms = int(time.time() * 1000)
     if ms != _clock[0]:
-        dt = datetime.fromtimestamp(ms / 1000, UTC)
-        _clock[0], _clock[1], _clock[2] = ms, dt, dt.isoformat()
+        _clock[0], _clock[1] = ms, datetime.fromtimestamp(ms / 1000, UTC)
     return _clock[1]
-
-
-def now_text() -> str:
-    now_utc()
-    return _clock[2]
-
-
-def copy_text(value: str) -> str:
-    """A string as a COPY text field."""
-    return value.translate(_ESCAPE)
-
-
-def change_line(key: str, source: str, side: str, price: Decimal, qty: Decimal,
-                seq: int | None) -> str:
-    """One feed_book_changes row in COPY text format (CHANGE_COLS order); ``key`` is the
-    ticker already escaped. Formatted as it is made: the hottest row of the feed."""
-    tail = NULL if seq is None else seq
-    return f"{key}\t{now_text()}\t{source}\t{side}\t{price}\t{qty}\t{tail}\n"
-
-
-def levels_json(side: dict[Decimal, Decimal]) -> str:
-    return json.dumps([[str(p), str(q)] for p, q in sorted(side.items(), reverse=True)])
 
 
 TickValues = tuple[Decimal | None, ...]  # yes_bid, yes_ask, sizes, last price, volume, OI
@@ -91,10 +68,10 @@ TickValues = tuple[Decimal | None, ...]  # yes_bid, yes_ask, sizes, last price, 
 @dataclass
 class MarketState:
     ticker: str
+    mid: int  # feed_market_ids.id
     yes: dict[Decimal, Decimal] = field(default_factory=dict)
     no: dict[Decimal, Decimal] = field(default_factory=dict)
     has_book: bool = False
-    key: str = ""  # the ticker as a COPY text field
     tick: TickValues | None = None
     last_snapshot_mono: float = 0.0
 
@@ -104,45 +81,53 @@ class MarketState:
 
 @dataclass
 class Batch:
-    ticks: list[tuple] = field(default_factory=list)
-    changes: list[str] = field(default_factory=list)  # COPY text lines (change_line)
-    # WS deltas netted per level: key -> [size before the batch, size now, seq, time, ticker
-    # as COPY text]; written as change lines when the size differs at the end of the batch
+    log: bytearray = field(default_factory=bytearray)  # history records (:mod:`app.db.feed_log`)
+    records: int = 0
+    ticks: int = 0
+    levels_written: int = 0
+    trades: int = 0
+    snapshots: int = 0
+    # WS deltas netted per level: key -> [size before the batch, size now, ms, market id];
+    # written as LEVEL records when the size differs at the end of the batch
     net: dict[tuple[str, str, Decimal], list] = field(default_factory=dict)
     deltas: int = 0  # deltas netted into ``net``
-    trades: list[tuple] = field(default_factory=list)
-    snapshots: list[tuple] = field(default_factory=list)
+    quotes: dict[str, tuple] = field(default_factory=dict)  # ticker -> feed_quotes row
     # current book: final size per level in this batch; replaced: tickers whose stored
     # levels are replaced by a full book (ticker -> (yes, no) copies at batch time)
     levels: dict[tuple[str, str, Decimal], Decimal] = field(default_factory=dict)
     replaced: dict[str, tuple[dict, dict]] = field(default_factory=dict)
     # freshness: ticker -> (last message time, changed?, source)
-    touched: dict[str, tuple[datetime, bool, str]] = field(default_factory=dict)
+    touched: dict[str, tuple[int, bool, str]] = field(default_factory=dict)  # ms
     snapshotted: set[str] = field(default_factory=set)
     received: list[float] = field(default_factory=list)  # monotonic receive times (latency)
 
     @property
     def rows(self) -> int:
-        """Rows and netted deltas waiting: what fills a batch (every delta counts, so a
-        busy book that nets to few rows still flushes as often as a batch fills)."""
-        return (len(self.ticks) + len(self.changes) + self.deltas + len(self.trades)
-                + len(self.snapshots))
+        """Records and netted deltas waiting: what fills a batch (every delta counts, so a
+        busy book that nets to few records still flushes as often as a batch fills)."""
+        return self.records + self.deltas
 
-    def net_lines(self) -> None:
-        """Move the netted deltas into ``changes`` (in the order they were first seen)."""
-        for (_, side, price), (before, after, seq, ts, key) in self.net.items():
+    def add(self, record: bytes) -> None:
+        self.log += record
+        self.records += 1
+
+    def net_records(self) -> None:
+        """Move the netted deltas into the log (in the order they were first seen)."""
+        level = history.level
+        for (_, side, price), (before, after, ms, mid) in self.net.items():
             if after != before:
-                tail = NULL if seq is None else seq
-                self.changes.append(f"{key}\t{ts}\tws\t{side}\t{price}\t{after}\t{tail}\n")
+                self.log += level(mid, ms, side, price, after)
+                self.records += 1
+                self.levels_written += 1
         self.net.clear()
         self.deltas = 0
 
     def empty(self) -> bool:
-        return not (self.rows or self.levels or self.replaced or self.touched)
+        return not (self.rows or self.levels or self.replaced or self.touched or self.quotes)
 
 
 class Tracker:
-    """What was last stored per market; turns messages into changed rows in a Batch."""
+    """What was last stored per market; turns messages into changed records in a Batch."""
 
     def __init__(self, store: FeedStore) -> None:
         self.store = store
@@ -151,7 +136,7 @@ class Tracker:
     def state(self, ticker: str) -> MarketState:
         st = self.markets.get(ticker)
         if st is None:
-            st = self.markets[ticker] = MarketState(ticker, key=copy_text(ticker))
+            st = self.markets[ticker] = MarketState(ticker, self.store.ids[ticker])
         return st
 
     def forget(self, ticker: str) -> None:
@@ -161,36 +146,39 @@ class Tracker:
     def book(self, ticker: str, yes: dict[Decimal, Decimal], no: dict[Decimal, Decimal],
              source: str, reason: str, received: float | None = None) -> int:
         """A full book (WS snapshot or REST poll): store the levels that differ, and a
-        compact snapshot when the book is new, resynced or due. Returns rows written."""
+        compact snapshot when the book is new, resynced or due. Returns records written."""
         st = self.state(ticker)
         b = self.store.batch
-        now = now_utc()
+        ms = now_ms()
+        http = source == "http"
         if b.net:
-            b.net_lines()  # keep the order: deltas before this book
-        n = 0
+            b.net_records()  # keep the order: deltas before this book
+        changed = []
         for side, new in (("yes", yes), ("no", no)):
             old = st.side(side)
             for price in old.keys() | new.keys():
-                q_old = old.get(price, ZERO)
                 q_new = new.get(price, ZERO)
-                if q_old != q_new:
-                    b.changes.append(change_line(st.key, source, side, price, q_new, None))
-                    n += 1
+                if old.get(price, ZERO) != q_new:
+                    changed.append((side, price, q_new))
+        n = len(changed)
         first = not st.has_book
         st.yes, st.no, st.has_book = dict(yes), dict(no), True
         mono = time.monotonic()
         due = mono - st.last_snapshot_mono >= self.store.snapshot_interval
-        if first or (reason == "resync" and n) or due:
-            why = "initial" if first else (reason if reason == "resync" else "periodic")
-            b.snapshots.append((ticker, now, source, why, levels_json(st.yes),
-                                levels_json(st.no)))
+        if first or (reason == "resync" and n) or due:  # a BOOK record covers the changes
+            b.add(history.book(st.mid, ms, st.yes, st.no, http))
+            b.snapshots += 1
             st.last_snapshot_mono = mono
             n += 1
+        else:
+            for side, price, q in changed:
+                b.add(history.level(st.mid, ms, side, price, q, http))
+            b.levels_written += len(changed)
         b.replaced[ticker] = (dict(st.yes), dict(st.no))
         for key in [k for k in b.levels if k[0] == ticker]:
             del b.levels[key]
         b.snapshotted.add(ticker)
-        self._touch(ticker, now, n > 0, source, received)
+        self._touch(ticker, ms, n > 0, source, received)
         return n
 
     def delta(self, ticker: str, side: str, price: Decimal, delta: Decimal,
@@ -207,16 +195,16 @@ class Tracker:
         else:
             levels[price] = qty
         b = self.store.batch
-        now = now_utc()
+        ms = int(time.time() * 1000)
         # net change per level per batch: a cancel and replace that restores a level within
-        # one batch (50 ms) writes nothing; the last size and seq of a level are kept
+        # one batch writes nothing; the last size of a level is kept
         key = (ticker, side, price)
         b.deltas += 1
         net = b.net.get(key)
         if net is None:
-            b.net[key] = [old, qty, seq, now_text(), st.key]
+            b.net[key] = [old, qty, ms, st.mid]
         else:
-            net[1], net[2], net[3] = qty, seq, now_text()
+            net[1], net[2] = qty, ms
         if ticker in b.replaced:
             rep = b.replaced[ticker][0 if side == "yes" else 1]
             if qty:
@@ -225,32 +213,41 @@ class Tracker:
                 rep.pop(price, None)
         else:
             b.levels[key] = qty
-        self._touch(ticker, now, True, "ws", received)
+        b.touched[ticker] = (ms, True, "ws")  # _touch, inlined: the feed's hottest call
+        if received is not None:
+            b.received.append(received)
+        self.store.poke()
         return True
 
     # -- ticker values -------------------------------------------------------------------
     def tick(self, ticker: str, values: TickValues, ts: datetime, source: str,
              received: float | None = None) -> bool:
-        """Store a ticker row only if a value changed; returns True if one was written."""
+        """Store a ticker record only if a value changed; returns True if one was written."""
         st = self.state(ticker)
-        now = now_utc()
+        now = now_ms()
         if st.tick == values:
             self._touch(ticker, now, False, source, None)
             return False
         st.tick = values
-        self.store.batch.ticks.append((ticker, ts, now, source, *values))
+        b = self.store.batch
+        b.add(history.tick(st.mid, int(ts.timestamp() * 1000), values, source == "http"))
+        b.ticks += 1
+        b.quotes[ticker] = (ticker, ts, source, *values)
         self._touch(ticker, now, True, source, received)
         return True
 
-    def trade(self, row: tuple, ticker: str, received: float | None = None) -> None:
-        self.store.batch.trades.append(row)
-        self._touch(ticker, now_utc(), True, "ws", received)
+    def trade(self, ticker: str, trade_id: str, ts_ms: int, price: Decimal, count: Decimal,
+              taker: str | None, received: float | None = None) -> None:
+        b = self.store.batch
+        b.add(history.trade(self.state(ticker).mid, ts_ms, trade_id, price, count, taker))
+        b.trades += 1
+        self._touch(ticker, now_ms(), True, "ws", received)
 
     def heard(self, ticker: str, source: str) -> None:
         """A message that changed nothing still proves the market is live."""
-        self._touch(ticker, now_utc(), False, source, None)
+        self._touch(ticker, now_ms(), False, source, None)
 
-    def _touch(self, ticker: str, at: datetime, changed: bool, source: str,
+    def _touch(self, ticker: str, at: int, changed: bool, source: str,
                received: float | None) -> None:
         b = self.store.batch
         prev = b.touched.get(ticker)
@@ -261,7 +258,7 @@ class Tracker:
 
 
 class FeedStore:
-    """Buffers rows and writes them in batches (COPY), one NOTIFY per batch."""
+    """Buffers records and writes them in batches, one NOTIFY per batch."""
 
     def __init__(self, pool: AsyncConnectionPool, *, name: str, batch_rows: int,
                  flush_interval: float, snapshot_interval: float,
@@ -287,6 +284,32 @@ class FeedStore:
         self.keep_latencies = False
         self.failures = 0
         self.writing = False  # a batch is being committed
+        self.ids: dict[str, int] = {}  # ticker -> feed_market_ids.id
+        self.compacted = 0  # hot rows moved into segments
+
+    async def ensure_ids(self, tickers: Iterable[str]) -> None:
+        """Give every ticker its integer id before its first record."""
+        missing = [t for t in tickers if t not in self.ids]
+        if missing:
+            async with self.pool.connection() as conn:
+                self.ids.update(await history.market_ids(conn, missing))
+                await conn.commit()
+
+    async def compact(self, segment_sec: float) -> int:
+        """Move the committed batches into per-market segments, then let PostgreSQL reuse
+        the space of the moved rows and of the rewritten current-state rows (VACUUM takes
+        no lock that blocks ingest)."""
+        async with self.pool.connection() as conn:
+            moved, _ = await history.compact(conn, segment_sec)
+            if moved:
+                await conn.set_autocommit(True)
+                try:
+                    await conn.execute("VACUUM feed_log_hot, feed_log, feed_book_levels, "
+                                       "feed_quotes, feed_freshness")
+                finally:
+                    await conn.set_autocommit(False)
+        self.compacted += moved
+        return moved
 
     # -- producer side -------------------------------------------------------------------
     def poke(self) -> None:
@@ -361,18 +384,18 @@ class FeedStore:
         async with self.pool.connection() as conn:
             async with conn.transaction():
                 cur = conn.cursor()
-                await _copy(cur, "feed_ticks", TICK_COLS, b.ticks)
-                b.net_lines()
-                await _copy_lines(cur, "feed_book_changes", CHANGE_COLS, b.changes)
-                await _copy(cur, "feed_trades", TRADE_COLS, b.trades)
-                await _copy(cur, "feed_book_snapshots", SNAPSHOT_COLS, b.snapshots)
+                if b.net:
+                    b.net_records()
+                if b.log:
+                    await cur.execute("INSERT INTO feed_log_hot (data) VALUES (%s)",
+                                      (bytes(b.log),))
                 await self._levels(cur, b)
+                await self._quotes(cur, b)
                 await self._freshness(cur, b)
                 payload = json.dumps({
-                    "batch": self.batches + 1, "ticks": len(b.ticks),
-                    "levels": len(b.changes), "trades": len(b.trades),
-                    "snapshots": len(b.snapshots),
-                    "tickers": sorted(b.touched)[:100],
+                    "batch": self.batches + 1, "ticks": b.ticks,
+                    "levels": b.levels_written, "trades": b.trades,
+                    "snapshots": b.snapshots, "tickers": sorted(b.touched)[:100],
                 })
                 await cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
         done = time.monotonic()
@@ -392,8 +415,12 @@ class FeedStore:
                               (list(b.replaced),))
             rows = [(t, side, p, q, now) for t, (yes, no) in b.replaced.items()
                     for side, levels in (("yes", yes), ("no", no)) for p, q in levels.items()]
-            await _copy(cur, "feed_book_levels",
-                        ("ticker", "side", "price", "quantity", "updated_at"), rows)
+            if rows:
+                await cur.execute(
+                    "INSERT INTO feed_book_levels (ticker, side, price, quantity, updated_at) "
+                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::numeric[], "
+                    "%s::numeric[], %s::timestamptz[])",
+                    tuple(list(c) for c in zip(*rows, strict=True)))
         if b.levels:
             gone = [(t, s, p) for (t, s, p), q in b.levels.items() if not q]
             live = [(t, s, p, q, now) for (t, s, p), q in b.levels.items() if q]
@@ -411,12 +438,24 @@ class FeedStore:
                     "UPDATE SET quantity = EXCLUDED.quantity, updated_at = EXCLUDED.updated_at",
                     tuple(list(c) for c in zip(*live, strict=True)))
 
+    async def _quotes(self, cur: psycopg.AsyncCursor, b: Batch) -> None:
+        if not b.quotes:
+            return
+        cols = list(zip(*b.quotes.values(), strict=True))
+        await cur.execute(
+            f"INSERT INTO feed_quotes ({', '.join(QUOTE_COLS)}, updated_at) SELECT *, now() "
+            "FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::numeric[], "
+            "%s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], "
+            "%s::numeric[]) ON CONFLICT (ticker) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in QUOTE_COLS[1:]) + ", updated_at = now()",
+            tuple(list(c) for c in cols))
+
     async def _freshness(self, cur: psycopg.AsyncCursor, b: Batch) -> None:
         if not b.touched:
             return
         tickers = list(b.touched)
-        at = [b.touched[t][0] for t in tickers]
-        changed = [b.touched[t][0] if b.touched[t][1] else None for t in tickers]
+        at = [utc_ms(b.touched[t][0]) for t in tickers]
+        changed = [at[i] if b.touched[t][1] else None for i, t in enumerate(tickers)]
         source = [b.touched[t][2] for t in tickers]
         snap = [at[i] if t in b.snapshotted else None for i, t in enumerate(tickers)]
         await cur.execute(
@@ -430,46 +469,6 @@ class FeedStore:
             "source = EXCLUDED.source",  # state: 'closed' is the feed's to set and clear
             (tickers, at, changed, snap, source))
 
-
-
-def _text(v: Any) -> str:
-    if v is None:
-        return NULL
-    if isinstance(v, str):
-        return v.translate(_ESCAPE)
-    if isinstance(v, datetime):
-        return v.isoformat()
-    if isinstance(v, bool):
-        return "t" if v else "f"
-    return str(v)
-
-
-async def _copy_lines(cur: psycopg.AsyncCursor, table: str, cols: Iterable[str],
-                     lines: list[str]) -> None:
-    if lines:
-        async with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
-            await cp.write("".join(lines).encode())
-
-
-async def _copy(cur: psycopg.AsyncCursor, table: str, cols: Iterable[str],
-                rows: list[tuple]) -> None:
-    """COPY rows in PostgreSQL's text format, formatted here in one pass (psycopg's
-    per-row write_row costs more than the whole formatting)."""
-    if not rows:
-        return
-    iso: dict[datetime, str] = {}
-
-    def text(v: Any) -> str:
-        if type(v) is datetime:
-            s = iso.get(v)
-            if s is None:
-                s = iso[v] = v.isoformat()
-            return s
-        return _text(v)
-
-    data = "".join("\t".join(map(text, row)) + "\n" for row in rows)
-    async with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
-        await cp.write(data.encode())
 
 
 # ---- freshness read side (web /readyz, dashboard, tests) ------------------------------------

@@ -1,0 +1,427 @@
+"""rec-market-feed's history as compact binary records (written by the feed, read by
+rec-web and the tests).
+
+Every change the feed stores is one fixed-layout record (little-endian ``struct``), tagged
+with the market's integer id (``feed_market_ids``) and a time in epoch milliseconds:
+
+=========  =====================================================================================
+LEVEL      a book level's new size (0: gone): side, price, size
+TICK       ticker values that changed: yes bid/ask and their sizes, last price, volume, OI
+TRADE      a public trade: exchange time, price, count, taker side, the exchange's trade id
+BOOK       a full book (the first one, a resync, every snapshot interval): yes then no levels
+=========  =====================================================================================
+
+Prices are integers in $0.0001 (Kalshi's tapered markets quote sub-cent prices), sizes and
+counts integers in 1/100 contract (Kalshi's ``_fp`` counts). A record's kind carries ``HTTP``
+when it came from REST polling.
+
+Each committed batch is one ``feed_log_hot`` row (the batch's records, all markets); the
+compactor (:func:`compact`) moves those rows into ``feed_log``: per market, one
+zlib-compressed segment that grows until ``segment_sec`` old (by the time it was stored),
+then is sealed. A book at any time is the last BOOK record before it with the LEVEL records
+after it applied (:func:`book_at`).
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+LEVEL, TICK, TRADE, BOOK = 1, 2, 3, 4
+HTTP = 0x80
+KIND = 0x7F
+
+NONE16, NONE32, NONE64 = 0xFFFF, 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
+SIDES = ("yes", "no")
+TAKER = (None, "yes", "no")
+
+_LEVEL = struct.Struct("<BIqBHI")  # kind, market, ms, side, price, size
+_TICK = struct.Struct("<BIqHHIIHQQ")  # kind, market, ms, bid, ask, sizes, last, volume, OI
+_TRADE = struct.Struct("<BIqHIBB")  # kind, market, ms, price, count, taker, id length (0: uuid)
+_BOOK = struct.Struct("<BIqHH")  # kind, market, ms, yes levels, no levels
+_PAIR = struct.Struct("<HI")
+_HEAD = struct.Struct("<BIq")
+RAW, ZLIB, COLUMNS = 0, 1, 2  # the first byte of a feed_log segment
+
+
+def price_units(p: Decimal) -> int:
+    return int(p * 10_000)
+
+
+def size_units(q: Decimal) -> int:
+    return int(q * 100)
+
+
+def _p(p: Decimal | None) -> int:
+    return NONE16 if p is None else int(p * 10_000)
+
+
+def _q(q: Decimal | None, none: int) -> int:
+    return none if q is None else int(q * 100)
+
+
+def _dp(v: int) -> Decimal | None:
+    return None if v == NONE16 else Decimal(v).scaleb(-4)
+
+
+def _dq(v: int, none: int) -> Decimal | None:
+    return None if v == none else Decimal(v).scaleb(-2)
+
+
+# ---- encoding (the feed's hot path) ------------------------------------------------------------
+
+def level(market: int, ms: int, side: str, price: Decimal, size: Decimal,
+          http: bool = False) -> bytes:
+    return _LEVEL.pack(LEVEL | (HTTP if http else 0), market, ms, side != "yes",
+                       int(price * 10_000), int(size * 100))
+
+
+def tick(market: int, ms: int, values: tuple, http: bool = False) -> bytes:
+    bid, ask, bid_size, ask_size, last, volume, oi = values
+    return _TICK.pack(TICK | (HTTP if http else 0), market, ms, _p(bid), _p(ask),
+                      _q(bid_size, NONE32), _q(ask_size, NONE32), _p(last),
+                      _q(volume, NONE64), _q(oi, NONE64))
+
+
+def trade(market: int, ms: int, trade_id: str, price: Decimal, count: Decimal,
+          taker: str | None) -> bytes:
+    try:
+        raw = uuid.UUID(trade_id).bytes if len(trade_id) == 36 else None
+    except ValueError:
+        raw = None
+    if raw is None:
+        raw = trade_id.encode()[:255]
+        n = len(raw)
+    else:
+        n = 0
+    return _TRADE.pack(TRADE, market, ms, int(price * 10_000), int(count * 100),
+                       TAKER.index(taker) if taker in TAKER else 0, n) + raw
+
+
+def book(market: int, ms: int, yes: dict[Decimal, Decimal], no: dict[Decimal, Decimal],
+         http: bool = False) -> bytes:
+    parts = [_BOOK.pack(BOOK | (HTTP if http else 0), market, ms, len(yes), len(no))]
+    for side in (yes, no):
+        parts.extend(_PAIR.pack(int(p * 10_000), int(q * 100))
+                     for p, q in sorted(side.items(), reverse=True))
+    return b"".join(parts)
+
+
+# ---- decoding ------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Record:
+    kind: int  # LEVEL | TICK | TRADE | BOOK
+    market: int
+    ms: int
+    http: bool
+    data: Any  # LEVEL (side, price, size); TICK the 7 values; TRADE dict; BOOK (yes, no)
+
+    @property
+    def at(self) -> datetime:
+        return datetime.fromtimestamp(self.ms / 1000, UTC)
+
+
+def _length(data: bytes | memoryview, i: int) -> int:
+    """The size of the record at ``i``."""
+    kind = data[i] & KIND
+    if kind == LEVEL:
+        return _LEVEL.size
+    if kind == TICK:
+        return _TICK.size
+    if kind == TRADE:
+        n = data[i + _TRADE.size - 1]
+        return _TRADE.size + (n or 16)
+    if kind == BOOK:
+        _, _, _, ny, nn = _BOOK.unpack_from(data, i)
+        return _BOOK.size + (ny + nn) * _PAIR.size
+    raise ValueError(f"feed log: unknown record kind {kind} at byte {i}")
+
+
+def split(data: bytes) -> dict[int, tuple[bytearray, int, int]]:
+    """Records per market: market -> (its records, first ms, last ms), in order."""
+    out: dict[int, tuple[bytearray, int, int]] = {}
+    i, end = 0, len(data)
+    while i < end:
+        n = _length(data, i)
+        _, market, ms = _HEAD.unpack_from(data, i)
+        got = out.get(market)
+        if got is None:
+            out[market] = (bytearray(data[i:i + n]), ms, ms)
+        else:
+            got[0].extend(data[i:i + n])
+            out[market] = (got[0], min(got[1], ms), max(got[2], ms))
+        i += n
+    return out
+
+
+def records(data: bytes | memoryview) -> Iterator[Record]:
+    i, end = 0, len(data)
+    while i < end:
+        flag = data[i]
+        kind, http = flag & KIND, bool(flag & HTTP)
+        if kind == LEVEL:
+            _, m, ms, side, p, q = _LEVEL.unpack_from(data, i)
+            yield Record(LEVEL, m, ms, http, (SIDES[side], _dp(p), Decimal(q).scaleb(-2)))
+            i += _LEVEL.size
+        elif kind == TICK:
+            _, m, ms, bid, ask, bs, as_, last, vol, oi = _TICK.unpack_from(data, i)
+            yield Record(TICK, m, ms, http, (_dp(bid), _dp(ask), _dq(bs, NONE32),
+                                             _dq(as_, NONE32), _dp(last), _dq(vol, NONE64),
+                                             _dq(oi, NONE64)))
+            i += _TICK.size
+        elif kind == TRADE:
+            _, m, ms, p, c, taker, n = _TRADE.unpack_from(data, i)
+            i += _TRADE.size
+            raw = bytes(data[i:i + (n or 16)])
+            i += n or 16
+            tid = str(uuid.UUID(bytes=raw)) if n == 0 else raw.decode()
+            yield Record(TRADE, m, ms, http, {"trade_id": tid, "yes_price": _dp(p),
+                                              "count": Decimal(c).scaleb(-2),
+                                              "taker_outcome_side": TAKER[taker]})
+        elif kind == BOOK:
+            _, m, ms, ny, nn = _BOOK.unpack_from(data, i)
+            i += _BOOK.size
+            sides = []
+            for n in (ny, nn):
+                side = {}
+                for _ in range(n):
+                    p, q = _PAIR.unpack_from(data, i)
+                    side[Decimal(p).scaleb(-4)] = Decimal(q).scaleb(-2)
+                    i += _PAIR.size
+                sides.append(side)
+            yield Record(BOOK, m, ms, http, (sides[0], sides[1]))
+        else:
+            raise ValueError(f"feed log: unknown record kind {kind} at byte {i}")
+
+
+def segment_bytes(blob: bytes) -> bytes:
+    """A feed_log segment's records (stored raw, zlib-compressed, or by column)."""
+    if blob[0] == COLUMNS:
+        return _from_columns(zlib.decompress(blob[1:]))
+    return zlib.decompress(blob[1:]) if blob[0] == ZLIB else blob[1:]
+
+
+def pack_segment(raw: bytes, sealed: bool = False) -> bytes:
+    """A segment as stored: a growing one zlib-compressed as it is, a sealed one (written
+    once) by column first, which compresses to about half (the same field of successive
+    records sits side by side: time steps, prices, sizes)."""
+    if sealed:
+        return bytes([COLUMNS]) + zlib.compress(_to_columns(raw), 9)
+    return bytes([ZLIB]) + zlib.compress(raw, 6)
+
+
+# the columns of a sealed segment, in this order: record kinds, time steps, then per kind
+# its fields (a BOOK's and a TRADE id's variable part as bytes)
+_COLS = ("B", "q", "B", "H", "I", "H", "H", "I", "I", "H", "Q", "Q", "H", "I", "B", "B", "B",
+         "B")
+
+
+def _to_columns(raw: bytes) -> bytes:
+    cols = [array(code) for code in _COLS]
+    kinds, steps = cols[0], cols[1]
+    lv, tk, tr = cols[2:5], cols[5:12], cols[12:16]
+    tail, books = cols[16], cols[17]  # trade ids, book bodies (bytes)
+    prev = market = 0
+    i, end = 0, len(raw)
+    while i < end:
+        n = _length(raw, i)
+        flag, market, ms = _HEAD.unpack_from(raw, i)
+        kinds.append(flag)
+        steps.append(ms - prev)
+        prev = ms
+        kind = flag & KIND
+        if kind == LEVEL:
+            for col, v in zip(lv, _LEVEL.unpack_from(raw, i)[3:], strict=True):
+                col.append(v)
+        elif kind == TICK:
+            for col, v in zip(tk, _TICK.unpack_from(raw, i)[3:], strict=True):
+                col.append(v)
+        elif kind == TRADE:
+            for col, v in zip(tr, _TRADE.unpack_from(raw, i)[3:], strict=True):
+                col.append(v)
+            tail.frombytes(raw[i + _TRADE.size:i + n])
+        else:
+            books.frombytes(raw[i + _HEAD.size:i + n])
+        i += n
+    for j in _DELTA:
+        _delta(cols[j])
+    parts = [c.tobytes() for c in cols]
+    return struct.pack(f"<I{len(parts)}I", market, *map(len, parts)) + b"".join(parts)
+
+
+# the number columns stored as steps from the row before (modulo their width): volume, open
+# interest, prices and sizes mostly move a little, and small steps compress well
+_DELTA = (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
+
+
+def _delta(col: array) -> None:
+    mask, prev = (1 << (col.itemsize * 8)) - 1, 0
+    for j, v in enumerate(col):
+        col[j] = (v - prev) & mask
+        prev = v
+
+
+def _undelta(col: array) -> None:
+    mask, prev = (1 << (col.itemsize * 8)) - 1, 0
+    for j, v in enumerate(col):
+        prev = (prev + v) & mask
+        col[j] = prev
+
+
+def _from_columns(data: bytes) -> bytes:
+    head = struct.Struct(f"<I{len(_COLS)}I")
+    market, *sizes = head.unpack_from(data)
+    cols, i = [], head.size
+    for code, size in zip(_COLS, sizes, strict=True):
+        col = array(code)
+        col.frombytes(data[i:i + size])
+        cols.append(col)
+        i += size
+    for j in _DELTA:
+        _undelta(cols[j])
+    kinds, steps = cols[0], cols[1]
+    lv, tk, tr = cols[2:5], cols[5:12], cols[12:16]
+    tail, books = bytes(cols[16]), bytes(cols[17])
+    out = bytearray()
+    ms = 0
+    at = [0, 0, 0]  # next row of the LEVEL, TICK, TRADE columns
+    t_at = b_at = 0
+    for flag, step in zip(kinds, steps, strict=True):
+        ms += step
+        kind = flag & KIND
+        if kind == LEVEL:
+            j = at[0]
+            out += _LEVEL.pack(flag, market, ms, *(c[j] for c in lv))
+            at[0] += 1
+        elif kind == TICK:
+            j = at[1]
+            out += _TICK.pack(flag, market, ms, *(c[j] for c in tk))
+            at[1] += 1
+        elif kind == TRADE:
+            j = at[2]
+            n = tr[3][j] or 16
+            out += _TRADE.pack(flag, market, ms, *(c[j] for c in tr)) + tail[t_at:t_at + n]
+            t_at += n
+            at[2] += 1
+        else:
+            ny, nn = struct.unpack_from("<HH", books, b_at)
+            n = 4 + (ny + nn) * _PAIR.size
+            out += _HEAD.pack(flag, market, ms) + books[b_at:b_at + n]
+            b_at += n
+    return bytes(out)
+
+
+# ---- the database side ---------------------------------------------------------------------------
+
+async def market_ids(conn: Any, tickers: Iterable[str]) -> dict[str, int]:
+    """The integer ids of ``tickers`` (made on first sight)."""
+    tickers = list(tickers)
+    await conn.execute("INSERT INTO feed_market_ids (ticker) SELECT unnest(%s::text[]) "
+                       "ON CONFLICT (ticker) DO NOTHING", (tickers,))
+    cur = await conn.execute("SELECT ticker, id FROM feed_market_ids WHERE ticker = ANY(%s)",
+                             (tickers,))
+    return dict(await cur.fetchall())
+
+
+async def compact(conn: Any, segment_sec: float) -> tuple[int, int]:
+    """Move the committed batches of ``feed_log_hot`` into per-market ``feed_log`` segments
+    (one transaction); returns (hot rows moved, segments written)."""
+    async with conn.transaction():
+        cur = await conn.execute("SELECT id, data FROM feed_log_hot ORDER BY id")
+        hot = await cur.fetchall()
+        if not hot:
+            return 0, 0
+        per: dict[int, tuple[bytearray, int, int]] = {}
+        for _, data in hot:
+            for market, (recs, lo, hi) in split(data).items():
+                got = per.get(market)
+                if got is None:
+                    per[market] = (recs, lo, hi)
+                else:
+                    got[0].extend(recs)
+                    per[market] = (got[0], min(got[1], lo), max(got[2], hi))
+        # t0/t1: when the segment's first and last batches were moved (the storage clock,
+        # which retention and sealing go by; a record's own time is the exchange's)
+        cur = await conn.execute(
+            "SELECT DISTINCT ON (market) market, id, data, extract(epoch FROM now() - t0) "
+            "FROM feed_log WHERE market = ANY(%s) AND NOT sealed ORDER BY market, id DESC",
+            (list(per),))
+        open_ = {m: (i, d, float(age)) for m, i, d, age in await cur.fetchall()}
+        for market, (recs, _, _) in per.items():
+            seg = open_.get(market)
+            if seg is not None:
+                seg_id, blob, age = seg
+                seal = age >= segment_sec
+                await conn.execute(
+                    "UPDATE feed_log SET data = %s, t1 = now(), sealed = %s WHERE id = %s",
+                    (pack_segment(segment_bytes(blob) + recs, seal), seal, seg_id))
+            else:
+                await conn.execute(
+                    "INSERT INTO feed_log (market, t0, t1, sealed, data) VALUES (%s, now(), "
+                    "now(), false, %s)", (market, pack_segment(bytes(recs))))
+        await conn.execute("DELETE FROM feed_log_hot WHERE id <= %s", (hot[-1][0],))
+    return len(hot), len(per)
+
+
+async def market_records(conn: Any, ticker: str, since: datetime | None = None,
+                         kinds: frozenset[int] | None = None) -> list[Record]:
+    """The stored records of one market, oldest first (segments, then uncompacted batches)."""
+    cur = await conn.execute("SELECT id FROM feed_market_ids WHERE ticker = %s", (ticker,))
+    row = await cur.fetchone()
+    if row is None:
+        return []
+    market = row[0]
+    # one statement, one snapshot: a compaction in between cannot hide or repeat records
+    cur = await conn.execute(
+        "SELECT 0, id, data FROM feed_log WHERE market = %s AND (%s::timestamptz IS NULL OR "
+        "t1 >= %s) UNION ALL SELECT 1, id, data FROM feed_log_hot ORDER BY 1, 2",
+        (market, since, since))
+    since_ms = None if since is None else since.timestamp() * 1000
+    out: list[Record] = []
+    for hot, _, blob in await cur.fetchall():
+        if hot:
+            part = split(blob).get(market)
+            if part is None:
+                continue
+            blob = part[0]
+        else:
+            blob = segment_bytes(blob)
+        for r in records(blob):
+            if (kinds is None or r.kind in kinds) and (since_ms is None or r.ms >= since_ms):
+                out.append(r)
+    return out
+
+
+def replay(recs: Iterable[Record]) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]] | None:
+    """The book after ``recs``: the last BOOK with the LEVEL records after it (None: no BOOK)."""
+    yes: dict[Decimal, Decimal] | None = None
+    no: dict[Decimal, Decimal] = {}
+    for r in recs:
+        if r.kind == BOOK:
+            yes, no = dict(r.data[0]), dict(r.data[1])
+        elif r.kind == LEVEL and yes is not None:
+            side, p, q = r.data
+            levels = yes if side == "yes" else no
+            if q:
+                levels[p] = q
+            else:
+                levels.pop(p, None)
+    return None if yes is None else (yes, no)
+
+
+async def book_at(conn: Any, ticker: str, at: datetime | None = None
+                  ) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]] | None:
+    """The book of ``ticker`` as stored at ``at`` (default: the latest), from the log."""
+    recs = await market_records(conn, ticker, kinds=frozenset((LEVEL, BOOK)))
+    if at is not None:
+        cut = at.timestamp() * 1000
+        recs = [r for r in recs if r.ms <= cut]
+    return replay(recs)
