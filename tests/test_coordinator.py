@@ -193,3 +193,20 @@ async def test_strike_tables_for_btc_and_eth_follow_the_simulator(late_sim, rec_
     await ticker.stop()
     assert coord.terminate() == 0
     assert "cycle" in coord.output
+
+
+async def test_a_series_without_history_yet_is_reported_as_warming_up(rec_home_db, start_service):
+    """No index value stored yet (a fresh bring-up): each series is reported "warming up",
+    which rec-web's health takes as waiting rather than failing (app.pricing.health)."""
+    await migrate(rec_home_db)
+    coord = start_service(rec_home_db, "coordinator")
+    await wait_notify(coord, "READY", "1")
+
+    async def reported():
+        st = await status(rec_home_db.db.dsn)
+        return len(st) == 2 and st
+
+    st = await eventually(reported, what="series_status rows")
+    assert {s: v[:2] for s, v in st.items()} == {
+        "KXBTCD": (False, "warming up: no BRTI price stored yet"),
+        "KXETHD": (False, "warming up: no ETHUSD_RTI price stored yet")}

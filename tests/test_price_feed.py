@@ -158,6 +158,17 @@ async def test_health_checks_name_a_stale_index_and_a_failing_series(rec_home_db
             await index_check(pool, solana, 5, waiting=lambda: False)()
         with pytest.raises(PricingUnhealthy, match=r"^KXSOLD: not priced yet$"):
             await strike_table_check(pool, solana, waiting=lambda: False)()
+        # a series the coordinator reports as warming up (history still coming) is waiting too
+        async with pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO series_status (series_ticker, ok, error) VALUES ('KXSOLD', false, "
+                "'warming up: SOL_RTI: 30 returns stored, the lognormal needs 60, and no model "
+                "is built')")
+        assert await strike_table_check(pool, solana, waiting=lambda: True)() == (
+            "waiting for the first strike tables: KXSOLD: warming up: SOL_RTI: 30 returns "
+            "stored, the lognormal needs 60, and no model is built")
+        with pytest.raises(PricingUnhealthy, match=r"^KXSOLD: warming up: SOL_RTI: 30 returns"):
+            await strike_table_check(pool, solana, waiting=lambda: False)()
         # what is already stale fails even while waiting for the rest
         with pytest.raises(PricingUnhealthy, match=r"^ETHUSD_RTI: stale"):
             await index_check(pool, series + "," + solana, 5, waiting=lambda: True)()

@@ -3,7 +3,8 @@ with the reason, or returns a note): ``/readyz`` and ``/api/health`` report a st
 a failing series by name rather than paper over it (rec-web wires them when this host runs
 rec-price-feed / rec-coordinator).
 
-An index or series with no row at all is "waiting" (a note, not a failure) while ``waiting``
+An index or series with no row at all, or a series the coordinator reports as warming up
+(its first history still coming), is "waiting" (a note, not a failure) while ``waiting``
 says so: the first ``web_first_value_grace_sec`` after rec-web starts, so a fresh bring-up is
 not reported broken in the second before the first values arrive. A row that exists but is
 stale, or a series that failed, fails at once.
@@ -23,6 +24,12 @@ def _series(text: str) -> list[tuple[str, str]]:
     from app.services.coordinator import parse_series
 
     return parse_series(text)
+
+
+def _warming(error: str | None) -> bool:
+    from app.services.coordinator import WARMING
+
+    return (error or "").startswith(WARMING)
 
 
 class PricingUnhealthy(Exception):
@@ -94,6 +101,8 @@ def strike_table_check(pool: Any, coordinator_series: str, max_age_sec: float = 
         for s in series:
             if s not in got:
                 missing.append(f"{s}: not priced yet")
+            elif not got[s][0] and _warming(got[s][1]):
+                missing.append(f"{s}: {got[s][1]}")  # history still coming: waiting
             elif not got[s][0]:
                 bad.append(f"{s}: {got[s][1]}")
             elif got[s][2] > max_age_sec:

@@ -49,6 +49,15 @@ class SeriesFailed(Exception):
     """A series cannot be priced this cycle; the message says why."""
 
 
+WARMING = "warming up: "  # series_status.error of a series still gathering its first history
+
+
+class SeriesWarming(SeriesFailed):
+    """Not priced yet for want of history that comes by itself with time (no index value
+    stored yet, fewer returns than the lognormal needs and no model): reported as
+    ``warming up: ...``, which rec-web's health treats as waiting, like no row at all."""
+
+
 def parse_series(text: str) -> list[tuple[str, str]]:
     out = []
     for item in text.split(","):
@@ -216,7 +225,8 @@ class CoordinatorService(Service):
             async with asyncio.timeout(self.settings.coordinator_interval_sec * 3):
                 rows, event, warning = await self.compute(series, index)
         except SeriesFailed as exc:
-            await self.fail(series, index, str(exc), t0)
+            warming = WARMING if isinstance(exc, SeriesWarming) else ""
+            await self.fail(series, index, warming + str(exc), t0)
         except Exception as exc:
             await self.fail(series, index, f"{type(exc).__name__}: {exc}", t0)
         else:
@@ -231,7 +241,7 @@ class CoordinatorService(Service):
                 "FROM index_prices p LEFT JOIN index_freshness f USING (index_name) "
                 "WHERE p.index_name = %s ORDER BY p.ts DESC LIMIT 1", (index,))).fetchone()
             if head is None:
-                raise SeriesFailed(f"no {index} price stored yet")
+                raise SeriesWarming(f"no {index} price stored yet")
             ts, price, mom, age, state = head
             if state == "stale" or age > s.coordinator_max_index_age_sec:
                 raise SeriesFailed(f"{index} is stale: newest row {age:.0f}s old")
@@ -248,7 +258,7 @@ class CoordinatorService(Service):
             sigma = None
         model = self.models.get(index)
         if sigma is None and model is None:
-            raise SeriesFailed(f"{index}: {sigma_n} returns stored, the lognormal needs "
+            raise SeriesWarming(f"{index}: {sigma_n} returns stored, the lognormal needs "
                                f"{s.coordinator_min_vol_samples}, and no model is built")
         chosen = pick_strikes(markets, price, s.coordinator_strikes_each_side)
         loop = asyncio.get_running_loop()
