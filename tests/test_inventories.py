@@ -156,6 +156,14 @@ def test_app_hosts_split_the_series_with_no_overlap_and_no_gap(tmp_path, hosts, 
         assert problem in r.stdout, r.stdout[-3000:]
 
 
+def test_the_multi_inventory_splits_the_series_between_its_two_app_hosts(tmp_path):
+    play = tmp_path / "series.yml"
+    play.write_text(SERIES_PLAY)
+    r = playbook("-i", str(REPO / "inventories/multi"), str(play), "-e", "ansible_connection=local")
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "series per host" in r.stdout and "rec-app2" in r.stdout
+
+
 def test_the_series_reach_each_host_as_rec_market_feed_series():
     import jinja2
     template = (REPO / "ansible/roles/rec_app/templates/rec.env.j2").read_text()
