@@ -289,6 +289,16 @@ def test_units_that_talk_only_to_loopback_and_the_database_get_an_ip_filter(
         assert "IPAddressDeny" not in unit
 
 
+def test_rec_status_on_a_host_without_rec_web_asks_no_rec_web(rec_home_db, start_service):
+    sim = start_service(rec_home_db, "exchange-sim")
+    sim.notify.wait_for("READY", "1")
+    rec_home_db.env["REC_SERVICES"] = "market-feed"
+    r = rec_home_db.rec("status")
+    assert r.returncode == 0, r.stdout  # rec-web runs on another app host
+    assert "ok  database" in r.stdout and "ok  exchange" in r.stdout
+    assert "rec-web" not in r.stdout
+
+
 def test_the_simulator_binds_rec_sim_bind_host_for_other_app_hosts(rec_home, start_service):
     rec_home.env["REC_SIM_BIND_HOST"] = "0.0.0.0"
     sim = start_service(rec_home, "exchange-sim")
