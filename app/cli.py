@@ -81,7 +81,8 @@ def cmd_services(args: argparse.Namespace) -> int:
     print(f"account mode {described['account_mode']}; units: {' '.join(described['units'])}")
     for s in described["services"]:
         port = f"port {s['port']}" if s["port"] else "no port"
-        state = "enabled" if s["enabled"] else "not in this mode"
+        state = ("enabled" if s["enabled"] else "not on this host"
+                 if described["selected"] else "not in this mode")
         print(f"  {s['unit']:<28} {port:<10} {state:<17} {s['description']}")
     return 0
 
@@ -236,7 +237,9 @@ async def _status_rows(settings: config.Settings) -> tuple[bool, list[str]]:
     from app.db.pool import describe, wait_reachable
     from app.exchange import endpoints
 
-    healthy, rows = await _unit_rows(services.expected_units(settings.account_mode.value))
+    only = services.selected(settings.services)
+    healthy, rows = await _unit_rows(services.expected_units(settings.account_mode.value,
+                                                             only=only))
     probe = settings.model_copy(update={"db_connect_timeout_sec": 3.0})
     try:
         await asyncio.wait_for(wait_reachable(probe, "rec-status"), 5)
@@ -255,6 +258,8 @@ async def _status_rows(settings: config.Settings) -> tuple[bool, list[str]]:
         healthy &= ok
         rows.append(f"{'ok ' if ok else 'BAD'} {'exchange':<32} {url} {detail}")
 
+        if only and "web" not in only:  # REC_SERVICES: rec-web runs on another app host
+            return healthy, rows
         web = f"http://{settings.target_host}:{settings.web_port}/api/health"
         try:
             body = (await client.get(web)).json()

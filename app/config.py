@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     auto_entry_port: int = Port
     trade_supervisor_interval_sec: float = Field(ge=0.05, le=60)
     auto_entry_interval_sec: float = Field(ge=0.05, le=60)
+    # the rec services this host runs, comma-separated ("": every service of the account
+    # mode); app hosts share the work this way (app.services.selected)
+    services: str = Field(pattern=r"^[a-z0-9-]*(,[a-z0-9-]+)*$")
 
     # database
     db_host: str = Field(min_length=1)
@@ -105,6 +108,9 @@ class Settings(BaseSettings):
     sim_rate_tier: Literal["basic", "advanced", "premier", "prime", "unlimited"]
     sim_start_balance_cents: int = Field(ge=0)
     sim_activity: float = Field(ge=0, le=3600)
+    # address rec-exchange-sim listens on ("": REC_TARGET_HOST); 0.0.0.0 when other app
+    # hosts use this host's simulator (their REC_KALSHI_BASE_URL/WS_URL name this host)
+    sim_bind_host: str
     sim_maintenance_window: str = Field(
         pattern=r"^((mon|tue|wed|thu|fri|sat|sun) ([01][0-9]|2[0-3]):[0-5][0-9]"
                 r"-([01][0-9]|2[0-4]):[0-5][0-9])?$")
@@ -225,6 +231,9 @@ class Settings(BaseSettings):
                                 ("kalshi_ws_url", endpoints.ws_path, "/trade-api/ws/v2")):
             if getattr(self, key) and not path.endswith(want):
                 raise ValueError(f"{key}: the URL's path must end with {want} (got {path!r})")
+        from app.services import check_selection
+
+        check_selection(self.services, self.account_mode.value)
         # credentials are checked where they are used: each service declares the ones it
         # needs (app.services) and the runner refuses to start without them (exit 78)
         return self

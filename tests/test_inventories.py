@@ -156,6 +156,14 @@ def test_app_hosts_split_the_series_with_no_overlap_and_no_gap(tmp_path, hosts, 
         assert problem in r.stdout, r.stdout[-3000:]
 
 
+def test_the_multi_inventory_splits_the_series_between_its_two_app_hosts(tmp_path):
+    play = tmp_path / "series.yml"
+    play.write_text(SERIES_PLAY)
+    r = playbook("-i", str(REPO / "inventories/multi"), str(play), "-e", "ansible_connection=local")
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "series per host" in r.stdout and "rec-app2" in r.stdout
+
+
 def test_the_series_reach_each_host_as_rec_market_feed_series():
     import jinja2
     template = (REPO / "ansible/roles/rec_app/templates/rec.env.j2").read_text()
@@ -172,3 +180,63 @@ def test_the_series_setting_the_role_writes_is_a_rec_setting():
             / "ansible/roles/rec_app/templates/rec.env.j2").read_text()
     line = next(ln for ln in text.splitlines() if ln.startswith("REC_MARKET_FEED_SERIES="))
     assert line.split("=", 1)[0].removeprefix("REC_").lower() in Settings.model_fields
+
+
+SHARE_PLAY = """
+- hosts: rec_app
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role: {{name: rec_app, tasks_from: share, public: true}}
+    - ansible.builtin.template:
+        src: {template}
+        dest: "{out}/{{{{ inventory_hostname }}}}.env"
+        mode: "0600"
+      delegate_to: localhost
+"""
+
+
+def test_a_host_with_a_share_of_the_services_uses_the_first_hosts_simulator(tmp_path):
+    """Two app hosts in sim mode, one exchange: app2 runs only market-feed; its rec.env points
+    it at app1's simulator, which listens for it; the settings give each host its units."""
+    from app import config, services
+
+    hosts = {"app1": {"ansible_default_ipv4": {"address": "10.9.0.11"}},
+             "app2": {"ansible_default_ipv4": {"address": "10.9.0.12"},
+                      "rec_app_services": ["market-feed"]}}
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"rec_app": {
+        "hosts": hosts, "vars": {"ansible_connection": "local"}}}}}))
+    play = tmp_path / "share.yml"
+    play.write_text(SHARE_PLAY.format(
+        template=REPO / "ansible/roles/rec_app/templates/rec.env.j2", out=tmp_path))
+    r = playbook("-i", str(inv), str(play))
+    assert r.returncode == 0, r.stdout[-3000:]
+
+    def settings(host: str) -> config.Settings:
+        env = dict(ln.split("=", 1) for ln in (tmp_path / f"{host}.env").read_text().splitlines()
+                   if ln and not ln.startswith("#"))
+        return config.load({**env, "REC_CONFIG_DIR": str(tmp_path / "none")})
+
+    one, two = settings("app1"), settings("app2")
+    assert one.sim_bind_host == "0.0.0.0" and one.services == "" and not one.kalshi_base_url
+    assert (two.kalshi_base_url, two.kalshi_ws_url) == (
+        "http://10.9.0.11:8090/trade-api/v2", "ws://10.9.0.11:8090/trade-api/ws/v2")
+    assert services.describe(two)["units"] == ["rec-migrate.service", "rec-market-feed.service"]
+    assert len(services.describe(one)["units"]) == len(services.REGISTRY) + 1
+    feed = services.by_name("market-feed")
+    # the unit's IP filter lets app2's feed reach app1's simulator, and app1's simulator is
+    # reached from app2 (no filter on it)
+    assert "10.9.0.11" in services.ip_allow(feed, two)
+    assert services.ip_allow(services.by_name("exchange-sim"), one) is None
+
+
+def test_a_host_without_the_simulator_needs_another_that_runs_it(tmp_path):
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"rec_app": {
+        "hosts": {"app1": {"rec_app_services": ["market-feed"]}},
+        "vars": {"ansible_connection": "local"}}}}}))
+    play = tmp_path / "share.yml"
+    play.write_text(SHARE_PLAY.format(template="/nonexistent", out=tmp_path))
+    r = playbook("-i", str(inv), str(play))
+    assert r.returncode != 0
+    assert "no rec_app host runs it" in r.stdout, r.stdout[-3000:]

@@ -119,6 +119,30 @@ async def test_lifecycle_opened_market_is_followed_and_closed_one_dropped(
     assert svc.terminate() == 0
 
 
+async def test_two_feeds_splitting_the_series_leave_each_others_markets_alone(
+        rec_home_db, start_service, sim):
+    # two app hosts share the work (REC_MARKET_FEED_SERIES split): the second feed's start
+    # must not unfollow, close or reset the first one's markets
+    di.prepare(rec_home_db, sim)
+    btc = sim.open_tickers("KXBTCD") + sim.open_tickers("KXBTC")
+    eth = sim.open_tickers("KXETHD")
+    share = {"REC_MARKET_FEED_SERIES": "KXBTCD,KXBTC"}
+    first = start_service(rec_home_db, di.FEED, extra_env=share)
+    await di.wait_notify(first, "READY", "1")
+    # (both processes log to one file: read the first one's before the second starts)
+    assert f"following {len(btc)} open markets (series KXBTCD,KXBTC," in first.output
+    second = start_service(rec_home_db, di.FEED, extra_env={"REC_MARKET_FEED_SERIES": "KXETHD"})
+    await di.wait_notify(second, "READY", "1")
+    assert f"following {len(eth)} open markets (series KXETHD," in second.output
+    conn = await di.connect(rec_home_db)
+    rows = await di.rows(conn, "SELECT m.ticker, f.state, f.snapshot_at IS NOT NULL FROM markets m "
+                               "JOIN feed_freshness f USING (ticker) WHERE m.followed")
+    assert {t for t, _, _ in rows} == set(btc + eth)
+    assert {(state, snapped) for _, state, snapped in rows} == {("live", True)}
+    await conn.close()
+    assert second.terminate() == 0 and first.terminate() == 0
+
+
 async def test_quiet_connection_is_caught_by_the_heartbeat_timeout(
         rec_home_db, start_service, tmp_path):
     # a simulator that does not ping (Kalshi pings every 10 s) and a clock that stands still

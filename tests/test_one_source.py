@@ -158,6 +158,28 @@ def test_rec_services_in_demo_mode_leaves_out_the_simulator(rec_home):
     assert web["after"] == ["rec-migrate.service"]
 
 
+def test_rec_services_on_a_host_with_a_share_lists_only_its_units(rec_home):
+    rec_home.env["REC_SERVICES"] = "market-feed"
+    out = json.loads(rec("services", "--json", env=rec_home.env).stdout)
+    assert out["units"] == ["rec-migrate.service", "rec-market-feed.service"]
+    assert out["selected"] == ["market-feed"]
+    feed = next(s for s in out["services"] if s["name"] == "market-feed")
+    assert feed["enabled"] and feed["after"] == ["rec-migrate.service"]  # no local simulator
+    assert [s["name"] for s in out["services"] if s["enabled"]] == ["market-feed"]
+
+
+@pytest.mark.parametrize(("mode", "selection", "error"), [
+    ("sim", "market-feed,feed", "unknown service 'feed'"),
+    ("demo", "exchange-sim", "exchange-sim does not run in account mode demo"),
+    ("sim", "market-feed,web", "a host that runs web runs every service"),
+])
+def test_a_share_of_services_that_cannot_work_is_a_config_error(rec_home, mode, selection,
+                                                                error):
+    rec_home.env.update(REC_ACCOUNT_MODE=mode, REC_SERVICES=selection)
+    r = rec("services", "--json", env=rec_home.env)
+    assert r.returncode == 78 and "REC_SERVICES" in r.stderr and error in r.stderr, r.stderr
+
+
 def test_role_takes_its_unit_list_from_the_registry():
     """The role has no list of services of its own: it reads `rec services --json`."""
     text = "\n".join(p.read_text() for p in (ROLES / "rec_services").rglob("*.yml"))
@@ -243,6 +265,13 @@ def test_registry_entries_are_loadable_services_with_settings_ports():
     ({"REC_DB_HOST": "192.0.2.10"}, "web", ["localhost", "192.0.2.10"]),
     ({"REC_DB_HOST": "db.internal"}, "web", None),  # a name has no address to allow
     ({"REC_ACCOUNT_MODE": "demo"}, "web", None),  # the real exchange is on the internet
+    # an app host using another app host's simulator reaches it, and that simulator takes
+    # any peer (REC_SIM_BIND_HOST): issue 15, app hosts share the work
+    ({"REC_KALSHI_BASE_URL": "http://192.0.2.11:8090/trade-api/v2",
+      "REC_KALSHI_WS_URL": "ws://192.0.2.11:8090/trade-api/ws/v2"}, "market-feed",
+     ["localhost", "192.0.2.11"]),
+    ({"REC_SIM_BIND_HOST": "0.0.0.0"}, "exchange-sim", None),
+    ({"REC_SIM_BIND_HOST": "127.0.0.1"}, "exchange-sim", ["localhost"]),
 ])
 def test_units_that_talk_only_to_loopback_and_the_database_get_an_ip_filter(
         rec_home, monkeypatch, env, service, allow):
@@ -258,6 +287,23 @@ def test_units_that_talk_only_to_loopback_and_the_database_get_an_ip_filter(
         assert "IPAddressDeny=any" in unit and f"IPAddressAllow={' '.join(allow)}" in unit
     else:
         assert "IPAddressDeny" not in unit
+
+
+def test_rec_status_on_a_host_without_rec_web_asks_no_rec_web(rec_home_db, start_service):
+    sim = start_service(rec_home_db, "exchange-sim")
+    sim.notify.wait_for("READY", "1")
+    rec_home_db.env["REC_SERVICES"] = "market-feed"
+    r = rec_home_db.rec("status")
+    assert r.returncode == 0, r.stdout  # rec-web runs on another app host
+    assert "ok  database" in r.stdout and "ok  exchange" in r.stdout
+    assert "rec-web" not in r.stdout
+
+
+def test_the_simulator_binds_rec_sim_bind_host_for_other_app_hosts(rec_home, start_service):
+    rec_home.env["REC_SIM_BIND_HOST"] = "0.0.0.0"
+    sim = start_service(rec_home, "exchange-sim")
+    sim.notify.wait_for("READY", "1")
+    assert f"0.0.0.0:{rec_home.env['REC_EXCHANGE_SIM_PORT']}" in sim.output
 
 
 def test_only_public_services_bind_the_bind_host(rec_home_db, start_service):

@@ -202,10 +202,10 @@ class HttpService(Service):
     http: HttpServer | None = None
 
     async def serve_http(self, phase: Phase, app, port: int, what: str = "http",
-                         **options) -> None:
-        """Bind REC_BIND_HOST if the service is public (its port is reached from other
-        hosts), else REC_TARGET_HOST, where rec's own services reach each other."""
-        host = self.settings.bind_host if self.public else self.settings.target_host
+                         host: str | None = None, **options) -> None:
+        """Bind ``host``, else REC_BIND_HOST if the service is public (its port is reached
+        from other hosts), else REC_TARGET_HOST, where rec's own services reach each other."""
+        host = host or (self.settings.bind_host if self.public else self.settings.target_host)
         self.http = HttpServer(app, host, port, **options)
         await phase(f"bind {what} {host}:{port}", self.http.start())
 

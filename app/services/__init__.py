@@ -19,6 +19,7 @@ import importlib
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -86,14 +87,40 @@ def by_name(name: str, registry: tuple[ServiceDef, ...] | None = None) -> Servic
     raise UnknownService(f"unknown service {name!r}; known services: {known}")
 
 
-def enabled(mode: str, registry: tuple[ServiceDef, ...] | None = None) -> list[ServiceDef]:
-    """The services that run in account mode ``mode``, in registry order."""
-    return [s for s in (REGISTRY if registry is None else registry) if mode in s.modes]
+def enabled(mode: str, registry: tuple[ServiceDef, ...] | None = None,
+            only: tuple[str, ...] = ()) -> list[ServiceDef]:
+    """The services that run in account mode ``mode``, in registry order; ``only`` (a host's
+    REC_SERVICES, see :func:`selected`) narrows them to that host's share."""
+    return [s for s in (REGISTRY if registry is None else registry)
+            if mode in s.modes and (not only or s.name in only)]
 
 
-def expected_units(mode: str, registry: tuple[ServiceDef, ...] | None = None) -> list[str]:
+def expected_units(mode: str, registry: tuple[ServiceDef, ...] | None = None,
+                   only: tuple[str, ...] = ()) -> list[str]:
     """Every rec unit a host in this mode runs: rec-migrate plus one per enabled service."""
-    return [MIGRATE_UNIT] + [s.unit for s in enabled(mode, registry)]
+    return [MIGRATE_UNIT] + [s.unit for s in enabled(mode, registry, only)]
+
+
+def selected(services: str) -> tuple[str, ...]:
+    """The services a host runs, from its REC_SERVICES; () means every service of the mode."""
+    return tuple(n for n in services.split(",") if n)
+
+
+def check_selection(services: str, mode: str) -> None:
+    """REC_SERVICES names services of this account mode, and a subset leaves rec-web out
+    (its health aggregate expects every unit of the mode). Raises ValueError naming the key."""
+    only = selected(services)
+    for name in only:
+        try:
+            spec = by_name(name)
+        except UnknownService as exc:
+            raise ValueError(f"services: {exc.args[0]}") from None
+        if mode not in spec.modes:
+            raise ValueError(f"services: {name} does not run in account mode {mode}")
+    if only and "web" in only and len(enabled(mode, only=only)) < len(enabled(mode)):
+        raise ValueError("services: a host that runs web runs every service of the account "
+                         "mode (rec-web's health aggregate expects all of them); leave "
+                         "REC_SERVICES empty there")
 
 
 def load_entry(entry: str) -> type[Service]:
@@ -121,13 +148,20 @@ def _ip(host: str) -> str | None:
 
 def ip_allow(spec: ServiceDef, settings: Settings) -> list[str] | None:
     """The addresses a unit may talk to (IPAddressAllow=, with IPAddressDeny=any), or None
-    when it must reach the world: a public port, or a real exchange (demo/prod)."""
+    when it must reach the world: a public port, a simulator other app hosts use (REC_SIM_BIND_HOST
+    not loopback), or a real exchange (demo/prod)."""
     if spec.public and _ip(settings.bind_host) not in ("127.0.0.1", "::1", "localhost"):
+        return None
+    if spec.name == LOCAL_EXCHANGE and settings.sim_bind_host and _ip(
+            settings.sim_bind_host) not in ("127.0.0.1", "::1", "localhost"):
         return None
     if spec.exchange and settings.account_mode.value != "sim":
         return None
     allow = ["localhost"]
     hosts = [settings.target_host] + ([settings.db_host] if spec.database else [])
+    if spec.exchange:  # sim mode: the simulator may be another app host's (URL overrides)
+        hosts += [urlsplit(u).hostname or "" for u in (settings.kalshi_base_url,
+                                                      settings.kalshi_ws_url) if u]
     for host in hosts:
         address = _ip(host)
         if address is None:
@@ -143,7 +177,8 @@ def describe(settings: Settings, registry: tuple[ServiceDef, ...] | None = None)
     (``rec services --json``; the rec_services role and Molecule's verify read it)."""
     registry = REGISTRY if registry is None else registry
     mode = settings.account_mode.value
-    names = {s.name for s in enabled(mode, registry)}
+    only = selected(settings.services)
+    names = {s.name for s in enabled(mode, registry, only)}
     out = []
     for s in registry:
         after = [MIGRATE_UNIT]
@@ -171,6 +206,7 @@ def describe(settings: Settings, registry: tuple[ServiceDef, ...] | None = None)
         "start_timeout_sec": settings.start_timeout_sec,
         "stop_timeout_sec": settings.stop_timeout_sec,
         "migrate_unit": MIGRATE_UNIT,
-        "units": expected_units(mode, registry),
+        "selected": list(only),
+        "units": expected_units(mode, registry, only),
         "services": out,
     }

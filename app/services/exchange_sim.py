@@ -24,5 +24,6 @@ class ExchangeSimService(HttpService):
                              "401 until `rec sim add-key` or `rec sim gen-key` adds one",
                              config.keys_dir)
         app = create_app(config)
+        # REC_SIM_BIND_HOST: other app hosts may use this simulator (one exchange for all)
         await self.serve_http(phase, app, s.exchange_sim_port, "http+ws",
-                              **uvicorn_options(config))
+                              host=s.sim_bind_host or None, **uvicorn_options(config))

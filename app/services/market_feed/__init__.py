@@ -156,12 +156,18 @@ class MarketFeedService(Service):
                 self.close_ms[t] = int(m.close_time.timestamp() * 1000)
         await self._save_markets(list(found.values()))
         if initial:
+            # only this feed's share: another app host's feed follows the other series
+            # (REC_MARKET_FEED_SERIES split between hosts) and keeps their rows its own
+            share = ("m.series_ticker = ANY(%s) OR m.event_ticker = ANY(%s) "
+                     "OR m.ticker = ANY(%s)")
+            mine = (self.series, self.events, self.explicit)
             async with self.pool.connection() as conn:  # type: ignore[union-attr]
-                await conn.execute("UPDATE markets SET followed = false WHERE followed AND "
-                                   "NOT ticker = ANY(%s)", (list(found),))
-                await conn.execute("UPDATE feed_freshness SET snapshot_at = NULL")
-                await conn.execute("UPDATE feed_freshness SET state = CASE WHEN ticker = "
-                                   "ANY(%s) THEN 'live' ELSE 'closed' END", (list(found),))
+                await conn.execute(f"UPDATE markets m SET followed = false WHERE followed AND "
+                                   f"NOT ticker = ANY(%s) AND ({share})", (list(found), *mine))
+                await conn.execute(f"UPDATE feed_freshness f SET snapshot_at = NULL, state = "
+                                   f"CASE WHEN f.ticker = ANY(%s) THEN 'live' ELSE 'closed' END "
+                                   f"FROM markets m WHERE m.ticker = f.ticker AND ({share})",
+                                   (list(found), *mine))
             self.log.info("following %d open markets (series %s, events %s, tickers %s)",
                           len(found), ",".join(self.series) or "-",
                           ",".join(self.events) or "-", ",".join(self.explicit) or "-")
