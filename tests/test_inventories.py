@@ -200,8 +200,8 @@ def test_a_host_with_a_share_of_the_services_uses_the_first_hosts_simulator(tmp_
     it at app1's simulator, which listens for it; the settings give each host its units."""
     from app import config, services
 
-    hosts = {"app1": {"ansible_default_ipv4": {"address": "10.9.0.11"}},
-             "app2": {"ansible_default_ipv4": {"address": "10.9.0.12"},
+    hosts = {"app1": {"ansible_default_ipv4": {"address": "192.0.2.11"}},
+             "app2": {"ansible_default_ipv4": {"address": "192.0.2.12"},
                       "rec_app_services": ["market-feed"]}}
     inv = tmp_path / "inv.yml"
     inv.write_text(yaml.safe_dump({"all": {"children": {"rec_app": {
@@ -220,13 +220,13 @@ def test_a_host_with_a_share_of_the_services_uses_the_first_hosts_simulator(tmp_
     one, two = settings("app1"), settings("app2")
     assert one.sim_bind_host == "0.0.0.0" and one.services == "" and not one.kalshi_base_url
     assert (two.kalshi_base_url, two.kalshi_ws_url) == (
-        "http://10.9.0.11:8090/trade-api/v2", "ws://10.9.0.11:8090/trade-api/ws/v2")
+        "http://192.0.2.11:8090/trade-api/v2", "ws://192.0.2.11:8090/trade-api/ws/v2")
     assert services.describe(two)["units"] == ["rec-migrate.service", "rec-market-feed.service"]
     assert len(services.describe(one)["units"]) == len(services.REGISTRY) + 1
     feed = services.by_name("market-feed")
     # the unit's IP filter lets app2's feed reach app1's simulator, and app1's simulator is
     # reached from app2 (no filter on it)
-    assert "10.9.0.11" in services.ip_allow(feed, two)
+    assert "192.0.2.11" in services.ip_allow(feed, two)
     assert services.ip_allow(services.by_name("exchange-sim"), one) is None
 
 
