@@ -22,17 +22,18 @@ def sample() -> bytes:
         fl.level(7, 1_006, "no", D("0.4400"), D("12.25"), http=True),
         fl.tick(7, 1_010, (D("0.5500"), D("0.5700"), D("10.00"), None, D("0.5600"),
                            D("123456789.00"), None)),
-        fl.trade(7, 1_020, TID, D("0.5600"), D("2.00"), "yes"),
-        fl.trade(7, 990, "not-a-uuid", D("0.0010"), D("0.50"), None),  # time steps back
+        fl.trade_with_id(7, 1_020, TID, D("0.5600"), D("2.00"), "yes"),  # as before 010
+        fl.trade_with_id(7, 990, "not-a-uuid", D("0.0010"), D("0.50"), None),  # steps back
         fl.tick(7, 1_030, (None,) * 7, http=True),
+        fl.trade(7, 1_040, D("0.5700"), D("1.00"), "no"),  # as stored now: no trade id
     ])
 
 
 def test_every_record_kind_round_trips_exactly():
     recs = list(fl.records(sample()))
     assert [r.kind for r in recs] == [fl.BOOK, fl.LEVEL, fl.LEVEL, fl.TICK, fl.TRADE,
-                                      fl.TRADE, fl.TICK]
-    assert [r.http for r in recs] == [False, False, True, False, False, False, True]
+                                      fl.TRADE, fl.TICK, fl.TRADE]
+    assert [r.http for r in recs] == [False, False, True, False, False, False, True, False]
     assert recs[0].data == (YES, NO) and recs[0].ms == 1_000
     assert recs[1].data == ("yes", D("0.56"), D(0))
     assert recs[2].data == ("no", D("0.44"), D("12.25"))
@@ -41,14 +42,18 @@ def test_every_record_kind_round_trips_exactly():
                             "taker_outcome_side": "yes"}
     assert recs[5].data["trade_id"] == "not-a-uuid" and recs[5].ms == 990
     assert recs[6].data == (None,) * 7
+    assert recs[7].data == {"trade_id": None, "yes_price": D("0.57"), "count": D(1),
+                            "taker_outcome_side": "no"} and recs[7].ms == 1_040
+    assert len(fl.trade(7, 0, D("0.57"), D(1), "no")) < len(fl.trade_with_id(
+        7, 0, TID, D("0.57"), D(1), "no")) - 15  # the 16 random bytes are not stored
     assert fl.replay(recs) == ({D("0.0015"): D("3.5")}, {D("0.43"): D(7), D("0.44"): D("12.25")})
 
 
-@pytest.mark.parametrize("sealed", [False, True])
-def test_segments_give_back_the_same_records(sealed):
+@pytest.mark.parametrize("by_column", [False, True])
+def test_segments_give_back_the_same_records(by_column):
     raw = sample() * 50
-    blob = fl.pack_segment(raw, sealed)
-    assert blob[0] == (fl.COLUMNS if sealed else fl.ZLIB)
+    blob = fl.pack_segment(raw, by_column)
+    assert blob[0] == (fl.COLUMNS if by_column else fl.ZLIB)
     assert fl.segment_bytes(blob) == raw
     assert len(blob) < len(raw) / 5
 

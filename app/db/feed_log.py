@@ -7,7 +7,8 @@ with the market's integer id (``feed_market_ids``) and a time in epoch milliseco
 =========  =====================================================================================
 LEVEL      a book level's new size (0: gone): side, price, size
 TICK       ticker values that changed: yes bid/ask and their sizes, last price, volume, OI
-TRADE      a public trade: exchange time, price, count, taker side, the exchange's trade id
+TRADE      a public trade: exchange time, price, count, taker side (written without the
+           exchange's trade id: see below)
 BOOK       a full book (the first one, a resync, every snapshot interval): yes then no levels
 =========  =====================================================================================
 
@@ -15,10 +16,18 @@ Prices are integers in $0.0001 (Kalshi's tapered markets quote sub-cent prices),
 counts integers in 1/100 contract (Kalshi's ``_fp`` counts). A record's kind carries ``HTTP``
 when it came from REST polling.
 
+Public trades are stored without the exchange's trade id (``NOID`` set in the kind byte).
+The id is a random 16-byte UUID that does not compress: it was a third of the stored history
+(issue 11), and nothing reads it after the feed's de-duplication of a trade seen twice, which
+needs only the last minutes (:class:`app.services.market_feed.store.Tracker` keeps those ids
+in memory). Trades stored before migration 010 keep their id and still decode with it.
+
 Each committed batch is one ``feed_log_hot`` row (the batch's records, all markets); the
-compactor (:func:`compact`) moves those rows into ``feed_log``: per market, one
-zlib-compressed segment that grows until ``segment_sec`` old (by the time it was stored),
-then is sealed. A book at any time is the last BOOK record before it with the LEVEL records
+compactor (:func:`compact`) moves those rows into ``feed_log``, append-only: per market
+and compaction one small chunk row, never rewritten; once a market's oldest chunk is
+``segment_sec`` old (by the time it was stored) its chunks are merged into one sealed,
+by-column compressed segment and deleted (the space they leave is reused by the next chunks,
+where rewriting a growing segment every compaction left a dead copy of it each time). A book at any time is the last BOOK record before it with the LEVEL records
 after it applied (:func:`book_at`).
 """
 
@@ -36,7 +45,8 @@ from typing import Any
 
 LEVEL, TICK, TRADE, BOOK = 1, 2, 3, 4
 HTTP = 0x80
-KIND = 0x7F
+NOID = 0x40  # a TRADE without the exchange's trade id (written since migration 010)
+KIND = 0x3F
 
 NONE16, NONE32, NONE64 = 0xFFFF, 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
 SIDES = ("yes", "no")
@@ -90,8 +100,16 @@ def tick(market: int, ms: int, values: tuple, http: bool = False) -> bytes:
                       _q(volume, NONE64), _q(oi, NONE64))
 
 
-def trade(market: int, ms: int, trade_id: str, price: Decimal, count: Decimal,
-          taker: str | None) -> bytes:
+def trade(market: int, ms: int, price: Decimal, count: Decimal, taker: str | None) -> bytes:
+    """A public trade as stored: without the exchange's trade id."""
+    return _TRADE.pack(TRADE | NOID, market, ms, int(price * 10_000), int(count * 100),
+                       TAKER.index(taker) if taker in TAKER else 0, 0)
+
+
+def trade_with_id(market: int, ms: int, trade_id: str, price: Decimal, count: Decimal,
+                  taker: str | None) -> bytes:
+    """A public trade with its id, as stored before migration 010 (old segments hold these;
+    the tests write them to check they still decode)."""
     try:
         raw = uuid.UUID(trade_id).bytes if len(trade_id) == 36 else None
     except ValueError:
@@ -137,6 +155,8 @@ def _length(data: bytes | memoryview, i: int) -> int:
     if kind == TICK:
         return _TICK.size
     if kind == TRADE:
+        if data[i] & NOID:
+            return _TRADE.size
         n = data[i + _TRADE.size - 1]
         return _TRADE.size + (n or 16)
     if kind == BOOK:
@@ -180,9 +200,12 @@ def records(data: bytes | memoryview) -> Iterator[Record]:
         elif kind == TRADE:
             _, m, ms, p, c, taker, n = _TRADE.unpack_from(data, i)
             i += _TRADE.size
-            raw = bytes(data[i:i + (n or 16)])
-            i += n or 16
-            tid = str(uuid.UUID(bytes=raw)) if n == 0 else raw.decode()
+            if flag & NOID:
+                tid = None
+            else:
+                raw = bytes(data[i:i + (n or 16)])
+                i += n or 16
+                tid = str(uuid.UUID(bytes=raw)) if n == 0 else raw.decode()
             yield Record(TRADE, m, ms, http, {"trade_id": tid, "yes_price": _dp(p),
                                               "count": Decimal(c).scaleb(-2),
                                               "taker_outcome_side": TAKER[taker]})
@@ -209,11 +232,12 @@ def segment_bytes(blob: bytes) -> bytes:
     return zlib.decompress(blob[1:]) if blob[0] == ZLIB else blob[1:]
 
 
-def pack_segment(raw: bytes, sealed: bool = False) -> bytes:
-    """A segment as stored: a growing one zlib-compressed as it is, a sealed one (written
-    once) by column first, which compresses to about half (the same field of successive
-    records sits side by side: time steps, prices, sizes)."""
-    if sealed:
+def pack_segment(raw: bytes, by_column: bool = False) -> bytes:
+    """A segment as stored: zlib-compressed as it is, or by column first, which compresses
+    to about half (the same field of successive records sits side by side: time steps,
+    prices, sizes). The compactor writes by column (chunks and sealed segments alike); the
+    plain form is what segments written before migration 010 may hold."""
+    if by_column:
         return bytes([COLUMNS]) + zlib.compress(_to_columns(raw), 9)
     return bytes([ZLIB]) + zlib.compress(raw, 6)
 
@@ -307,7 +331,7 @@ def _from_columns(data: bytes) -> bytes:
             at[1] += 1
         elif kind == TRADE:
             j = at[2]
-            n = tr[3][j] or 16
+            n = 0 if flag & NOID else tr[3][j] or 16
             out += _TRADE.pack(flag, market, ms, *(c[j] for c in tr)) + tail[t_at:t_at + n]
             t_at += n
             at[2] += 1
@@ -332,43 +356,49 @@ async def market_ids(conn: Any, tickers: Iterable[str]) -> dict[str, int]:
 
 
 async def compact(conn: Any, segment_sec: float) -> tuple[int, int]:
-    """Move the committed batches of ``feed_log_hot`` into per-market ``feed_log`` segments
-    (one transaction); returns (hot rows moved, segments written)."""
+    """Move the committed batches of ``feed_log_hot`` into ``feed_log`` (one transaction):
+    per market one new chunk row, or, once the market's oldest chunk is ``segment_sec`` old,
+    its chunks and the new records as one sealed segment (the chunks deleted). Rows are only
+    inserted and deleted, never rewritten. Returns (hot rows moved, rows written)."""
     async with conn.transaction():
         cur = await conn.execute("SELECT id, data FROM feed_log_hot ORDER BY id")
         hot = await cur.fetchall()
         if not hot:
             return 0, 0
-        per: dict[int, tuple[bytearray, int, int]] = {}
+        per: dict[int, bytearray] = {}
         for _, data in hot:
-            for market, (recs, lo, hi) in split(data).items():
+            for market, (recs, _, _) in split(data).items():
                 got = per.get(market)
                 if got is None:
-                    per[market] = (recs, lo, hi)
+                    per[market] = recs
                 else:
-                    got[0].extend(recs)
-                    per[market] = (got[0], min(got[1], lo), max(got[2], hi))
-        # t0/t1: when the segment's first and last batches were moved (the storage clock,
-        # which retention and sealing go by; a record's own time is the exchange's)
+                    got.extend(recs)
+        # t0/t1: when a row's first and last batches were moved (the storage clock, which
+        # retention and sealing go by; a record's own time is the exchange's)
         cur = await conn.execute(
-            "SELECT DISTINCT ON (market) market, id, data, extract(epoch FROM now() - t0) "
-            "FROM feed_log WHERE market = ANY(%s) AND NOT sealed ORDER BY market, id DESC",
-            (list(per),))
-        open_ = {m: (i, d, float(age)) for m, i, d, age in await cur.fetchall()}
-        for market, (recs, _, _) in per.items():
-            seg = open_.get(market)
-            if seg is not None:
-                seg_id, blob, age = seg
-                seal = age >= segment_sec
-                await conn.execute(
-                    "UPDATE feed_log SET data = %s, t1 = now(), sealed = %s WHERE id = %s",
-                    (pack_segment(segment_bytes(blob) + recs, seal), seal, seg_id))
-            else:
-                await conn.execute(
-                    "INSERT INTO feed_log (market, t0, t1, sealed, data) VALUES (%s, now(), "
-                    "now(), false, %s)", (market, pack_segment(bytes(recs))))
+            "SELECT market, array_agg(id ORDER BY id) FROM feed_log WHERE NOT sealed "
+            "GROUP BY market HAVING min(t0) <= now() - make_interval(secs => %s)",
+            (segment_sec,))
+        due = await cur.fetchall()
+        written = 0
+        for market, ids in due:
+            cur = await conn.execute(
+                "DELETE FROM feed_log WHERE id = ANY(%s) RETURNING id, t0, data", (ids,))
+            chunks = sorted(await cur.fetchall())
+            raw = b"".join(segment_bytes(d) for _, _, d in chunks) + per.pop(market, b"")
+            await conn.execute(
+                "INSERT INTO feed_log (market, t0, t1, sealed, data) VALUES (%s, %s, now(), "
+                "true, %s)", (market, chunks[0][1], pack_segment(raw, True)))
+            written += 1
+        if per:
+            markets = list(per)
+            await conn.execute(
+                "INSERT INTO feed_log (market, t0, t1, sealed, data) SELECT m, now(), now(), "
+                "false, d FROM unnest(%s::int[], %s::bytea[]) AS c(m, d)",
+                (markets, [pack_segment(bytes(per[m]), True) for m in markets]))
+            written += len(markets)
         await conn.execute("DELETE FROM feed_log_hot WHERE id <= %s", (hot[-1][0],))
-    return len(hot), len(per)
+    return len(hot), written
 
 
 async def market_records(conn: Any, ticker: str, since: datetime | None = None,

@@ -1,0 +1,17 @@
+-- rec-market-feed's history append-only and without public trade ids (issue 11: storage per
+-- busy simulated hour under 1 % of storing every poll as the old watchdog's table did).
+--
+-- * The compactor no longer rewrites a market's growing segment every compaction (each
+--   rewrite left a dead copy of the whole segment, TOAST included, that VACUUM frees but
+--   the table keeps): it inserts one small by-column chunk row per market and compaction,
+--   and once a market's oldest chunk is market_feed_segment_sec old merges its chunks into
+--   one sealed segment and deletes them (app/db/feed_log.py: compact). Open rows written by
+--   009's compactor are merged the same way; nothing is converted here.
+-- * Public trades are stored without the exchange's trade id (a random 16-byte UUID that
+--   does not compress: a third of the stored history). rec-market-feed de-duplicates a trade
+--   seen twice by its id in memory over the last minutes (store.Tracker.trade); nothing
+--   reads the id from the history. Trades stored before keep their id.
+--
+-- The compactor finds the open chunks per market through this index (the sealed segments,
+-- retention_days of them, stay out of it).
+CREATE INDEX feed_log_open_idx ON feed_log (market, id) WHERE NOT sealed;
