@@ -3,12 +3,14 @@ segment forms exactly (the integration tests rebuild books from them)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from decimal import Decimal as D
 
 import pytest
 
 from app.db import feed_log as fl
+from app.services.market_feed import store as st
 
 YES = {D("0.5600"): D("120.00"), D("0.0015"): D("3.50")}  # a sub-cent tail price
 NO = {D("0.4300"): D("7.00")}
@@ -64,3 +66,22 @@ def test_split_keeps_each_markets_records_in_order():
     c = fl.book(1, 7, {}, {})
     parts = fl.split(a + b + c)
     assert parts[1] == (bytearray(a + c), 5, 7) and parts[2] == (bytearray(b), 6, 6)
+
+
+def test_the_feed_stores_a_trade_seen_twice_once_and_without_its_id():
+
+    feed = st.FeedStore(None, name="t", batch_rows=10_000, flush_interval=1,
+                        snapshot_interval=60)
+    feed.ids["M"] = 7
+    tracker = st.Tracker(feed)
+    args = (1_000, D("0.5600"), D("2.00"), "yes")
+    assert tracker.trade("M", TID, *args) and not tracker.trade("M", TID, *args)
+    assert tracker.trade("M", "other", *args)  # another trade at the same time and price
+    recs = list(fl.records(bytes(feed.batch.log)))
+    assert [r.data["trade_id"] for r in recs] == [None, None] and feed.batch.trades == 2
+    assert TID.encode() not in feed.batch.log and uuid.UUID(TID).bytes not in feed.batch.log
+    # the ids are remembered for TRADE_DEDUPE_SEC only: older ones are forgotten
+    tracker.recent_trades = {"a": time.monotonic() - st.TRADE_DEDUPE_SEC - 1}
+    assert tracker.trade("M", "b", *args)
+    assert list(tracker.recent_trades) == ["b"]
+    assert tracker.trade("M", "a", *args)  # too old to be a repeat

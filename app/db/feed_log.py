@@ -27,8 +27,10 @@ compactor (:func:`compact`) moves those rows into ``feed_log``, append-only: per
 and compaction one small chunk row, never rewritten; once a market's oldest chunk is
 ``segment_sec`` old (by the time it was stored) its chunks are merged into one sealed,
 by-column compressed segment and deleted (the space they leave is reused by the next chunks,
-where rewriting a growing segment every compaction left a dead copy of it each time). A book at any time is the last BOOK record before it with the LEVEL records
-after it applied (:func:`book_at`).
+where rewriting a growing segment every compaction left a dead copy of it each time).
+
+A book at any time is the last BOOK record before it with the LEVEL records after it
+applied (:func:`book_at`).
 """
 
 from __future__ import annotations
