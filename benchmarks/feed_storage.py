@@ -53,6 +53,17 @@ def rows(conn: psycopg.Connection, tables: tuple[str, ...]) -> int:
     return sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables)
 
 
+def parts_of(conn: psycopg.Connection, table: str) -> dict[str, int]:
+    """A table's bytes on disk by part: heap, TOAST (with its index), each index."""
+    out = dict(conn.execute(
+        "SELECT 'heap', pg_relation_size(c.oid) FROM pg_class c WHERE c.oid = %s::regclass "
+        "UNION ALL SELECT 'TOAST', pg_total_relation_size(reltoastrelid) FROM pg_class "
+        "WHERE oid = %s::regclass AND reltoastrelid <> 0 UNION ALL SELECT i.indexrelid::regclass"
+        "::text, pg_relation_size(i.indexrelid) FROM pg_index i WHERE i.indrelid = "
+        "%s::regclass", (table, table, table)).fetchall())
+    return out
+
+
 def records(conn: psycopg.Connection) -> dict[str, int]:
     """The feed's history records by kind (decoded from the segments and hot batches)."""
     names = {feed_log.LEVEL: "level changes", feed_log.TICK: "ticker changes",
@@ -154,6 +165,7 @@ async def main() -> int:
                                ).fetchone()[0]
             msgs = sim.hub.sent - sent0
             detail = {t: (size(conn, (t,)), rows(conn, (t,))) for t in FEED_TABLES}
+            parts = parts_of(conn, "feed_log")
             stored, packed = conn.execute(
                 "SELECT coalesce(sum(octet_length(data)), 0), count(*) FROM feed_log").fetchone()
             unpacked = sum(len(feed_log.segment_bytes(d))
@@ -167,6 +179,8 @@ async def main() -> int:
               + ", ".join(f"{n:,} {k}" for k, n in kinds.items()))
         for t, (nbytes, n) in detail.items():
             print(f"    {t:<22} {nbytes / 2**10:10.1f} KiB  {n:>9,} rows")
+        print("    (feed_log: " + ", ".join(f"{k} {v / 2**10:.1f} KiB" for k, v in parts.items())
+              + ")")
         print(f"    (the {packed} segments: {unpacked / 2**10:.1f} KiB of records, "
               f"{stored / 2**10:.1f} KiB compressed)")
         print(f"  every poll, one JSONB row per event:  {base / 2**20:8.2f} MiB  "

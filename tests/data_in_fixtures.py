@@ -90,12 +90,15 @@ async def db_books(conn, tickers) -> dict[tuple[str, str, Decimal], Decimal]:
     return {(t, s, Decimal(p)): Decimal(q) for t, s, p, q in got}
 
 
+async def stored_tickers(conn) -> list[str]:
+    """Every market rec-market-feed has stored history of."""
+    return [t for (t,) in await rows(conn, "SELECT ticker FROM feed_market_ids")]
+
+
 async def log_records(conn, tickers=None) -> list[feed_log.Record]:
     """Every record in rec-market-feed's history (of ``tickers``, default all), in order."""
-    if tickers is None:
-        tickers = [t for (t,) in await rows(conn, "SELECT ticker FROM feed_market_ids")]
     out: list[feed_log.Record] = []
-    for t in tickers:
+    for t in tickers or await stored_tickers(conn):
         out += await feed_log.market_records(conn, t)
     return out
 

@@ -111,9 +111,10 @@ async def test_both_services_a_simulated_hour_with_every_fault_and_the_db_matche
         # nothing stored twice: every public trade in the history is one of the simulator's,
         # stored once (the history keeps no trade ids), every fill once
         recs = await di.log_records(conn)
-        trades = await di.log_trades(conn, tickers)
-        assert trades and not trades - di.sim_trades(h, tickers), trades - di.sim_trades(
-            h, tickers)
+        stored = await di.stored_tickers(conn)
+        trades = await di.log_trades(conn, stored)
+        extra = trades - di.sim_trades(h, stored)
+        assert trades and not extra, extra
         dupes = await di.rows(conn, "SELECT count(*) - count(DISTINCT (trade_id, order_id)) "
                                     "FROM account_fills")
         assert dupes[0][0] == 0
