@@ -38,7 +38,7 @@ from app.db import feed_log
 from app.sim import views
 from benchmarks.datain import Bench
 
-FEED_TABLES = ("feed_log", "feed_log_hot", "feed_market_ids", "feed_quotes",
+FEED_TABLES = ("feed_log", "feed_log_open", "feed_log_hot", "feed_market_ids", "feed_quotes",
                "feed_book_levels", "feed_freshness")
 BASE_TABLES = ("poll_answers",)
 ROW_TABLES = ("poll_rows",)
@@ -69,7 +69,8 @@ def records(conn: psycopg.Connection) -> dict[str, int]:
     names = {feed_log.LEVEL: "level changes", feed_log.TICK: "ticker changes",
              feed_log.TRADE: "trades", feed_log.BOOK: "snapshots"}
     out = dict.fromkeys(names.values(), 0)
-    blobs = [feed_log.segment_bytes(d) for (d,) in conn.execute("SELECT data FROM feed_log")]
+    blobs = [feed_log.segment_bytes(d) for (d,) in conn.execute(
+        "SELECT data FROM feed_log UNION ALL SELECT data FROM feed_log_open")]
     blobs += [d for (d,) in conn.execute("SELECT data FROM feed_log_hot")]
     for blob in blobs:
         for r in feed_log.records(blob):
@@ -167,9 +168,12 @@ async def main() -> int:
             detail = {t: (size(conn, (t,)), rows(conn, (t,))) for t in FEED_TABLES}
             parts = parts_of(conn, "feed_log")
             stored, packed = conn.execute(
-                "SELECT coalesce(sum(octet_length(data)), 0), count(*) FROM feed_log").fetchone()
+                "SELECT coalesce(sum(octet_length(data)), 0), count(*) FROM (SELECT data FROM "
+                "feed_log UNION ALL SELECT data FROM feed_log_open) s").fetchone()
             unpacked = sum(len(feed_log.segment_bytes(d))
-                           for (d,) in conn.execute("SELECT data FROM feed_log"))
+                           for (d,) in conn.execute(
+                               "SELECT data FROM feed_log UNION ALL "
+                               "SELECT data FROM feed_log_open"))
         out = await asyncio.to_thread(log.read_text)
         hour = 60 / args.minutes
         print(f"\nsimulated {args.minutes} min in {wall:.0f} s at activity {activity:g} taker "
@@ -181,7 +185,7 @@ async def main() -> int:
             print(f"    {t:<22} {nbytes / 2**10:10.1f} KiB  {n:>9,} rows")
         print("    (feed_log: " + ", ".join(f"{k} {v / 2**10:.1f} KiB" for k, v in parts.items())
               + ")")
-        print(f"    (the {packed} segments: {unpacked / 2**10:.1f} KiB of records, "
+        print(f"    (the {packed} segments and chunks: {unpacked / 2**10:.1f} KiB of records, "
               f"{stored / 2**10:.1f} KiB compressed)")
         print(f"  every poll, one JSONB row per event:  {base / 2**20:8.2f} MiB  "
               f"{base_rows:>9,} rows")

@@ -103,9 +103,9 @@ async def test_both_services_a_simulated_hour_with_every_fault_and_the_db_matche
         await di.until(books_exact, 60, "DB books equal to the simulator's", feed)
         await di.until(ledger_exact, 60, "DB ledger equal to the simulator's", sync)
         wall = time.monotonic() - t0
-        # the history alone rebuilds the same books, through sealed (by column) segments
+        # the history alone rebuilds the same books, through sealed (by column, LZMA) segments
         sealed = await di.rows(conn, "SELECT count(*) FROM feed_log WHERE sealed AND "
-                                     "get_byte(data, 0) = %s", feed_log.COLUMNS)
+                                     "get_byte(data, 0) = %s", feed_log.LZMA)
         assert sealed[0][0] > 0
         assert await di.log_books(conn, tickers) == di.sim_books(h, tickers)
         # nothing stored twice: every public trade in the history is one of the simulator's,

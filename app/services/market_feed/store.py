@@ -322,8 +322,8 @@ class FeedStore:
             if moved:
                 await conn.set_autocommit(True)
                 try:
-                    await conn.execute("VACUUM feed_log_hot, feed_log, feed_book_levels, "
-                                       "feed_quotes, feed_freshness")
+                    await conn.execute("VACUUM feed_log_hot, feed_log_open, feed_log, "
+                                       "feed_book_levels, feed_quotes, feed_freshness")
                 finally:
                     await conn.set_autocommit(False)
         self.compacted += moved
