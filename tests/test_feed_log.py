@@ -7,10 +7,13 @@ import time
 import uuid
 from decimal import Decimal as D
 
+import psycopg
 import pytest
 
 from app.db import feed_log as fl
+from app.db import migrate as mig
 from app.services.market_feed import store as st
+from tests import data_in_fixtures as di
 
 YES = {D("0.5600"): D("120.00"), D("0.0015"): D("3.50")}  # a sub-cent tail price
 NO = {D("0.4300"): D("7.00")}
@@ -85,3 +88,47 @@ def test_the_feed_stores_a_trade_seen_twice_once_and_without_its_id():
     assert tracker.trade("M", "b", *args)
     assert list(tracker.recent_trades) == ["b"]
     assert tracker.trade("M", "a", *args)  # too old to be a repeat
+
+
+async def test_compaction_appends_chunks_and_seals_them_into_one_segment(app_db, tmp_path):
+    # up to 009, with an open segment as 009's compactor left it (zlib, a trade with its
+    # id); 010 moves it into feed_log_open
+    for f in mig.discover():
+        if f.version <= 9:
+            (tmp_path / f.path.name).symlink_to(f.path)
+    assert mig.migrate(app_db.dsn, tmp_path, progress=lambda m: None)
+    conn = await psycopg.AsyncConnection.connect(app_db.dsn, autocommit=True)
+    mid = (await fl.market_ids(conn, ["M"]))["M"]
+    other = (await fl.market_ids(conn, ["N"]))["N"]
+    old = fl.book(mid, 1, YES, NO) + fl.trade_with_id(mid, 2, TID, D("0.56"), D(1), "yes")
+    await conn.execute("INSERT INTO feed_log (market, t0, t1, sealed, data) VALUES "
+                       "(%s, now(), now(), false, %s)", (mid, fl.pack_segment(old, fl.ZLIB)))
+    assert [m.split("_")[0] for m in mig.migrate(app_db.dsn, progress=lambda m: None)] == [
+        "010"]
+    assert await di.rows(conn, "SELECT count(*) FROM feed_log") == [(0,)]
+    batches = [fl.level(mid, 3, "yes", D("0.56"), D(0)) + fl.tick(other, 3, (None,) * 7),
+               fl.trade(mid, 4, D("0.57"), D(2), "no")]
+    for b in batches:
+        await conn.execute("INSERT INTO feed_log_hot (data) VALUES (%s)", (b,))
+    assert await fl.compact(conn, 3600) == (2, 2)  # a chunk for each market, nothing sealed
+    chunks = await di.rows(conn, "SELECT id, xmin::text FROM feed_log_open ORDER BY id")
+    await conn.execute("INSERT INTO feed_log_hot (data) VALUES (%s)",
+                       (fl.level(mid, 5, "no", D("0.43"), D(1)),))
+    assert await fl.compact(conn, 3600) == (1, 1)
+    after = await di.rows(conn, "SELECT id, xmin::text FROM feed_log_open ORDER BY id")
+    assert after[:len(chunks)] == chunks and len(after) == 4  # appended, none rewritten
+    want = [r.ms for r in await fl.market_records(conn, "M")]
+    assert want == [1, 2, 3, 4, 5]
+    # due: every market's chunks (and nothing new) become one sealed LZMA segment each
+    await conn.execute("INSERT INTO feed_log_hot (data) VALUES (%s)",
+                       (fl.level(mid, 6, "no", D("0.43"), D(0)),))
+    assert await fl.compact(conn, 0) == (1, 2)
+    assert await di.rows(conn, "SELECT count(*) FROM feed_log_open") == [(0,)]
+    sealed = await di.rows(conn, "SELECT market, sealed, get_byte(data, 0) FROM feed_log "
+                                 "ORDER BY market")
+    assert sealed == [(mid, True, fl.LZMA), (other, True, fl.LZMA)]
+    recs = await fl.market_records(conn, "M")
+    assert [r.ms for r in recs] == [1, 2, 3, 4, 5, 6]
+    assert [r.data["trade_id"] for r in recs if r.kind == fl.TRADE] == [TID, None]
+    assert await fl.book_at(conn, "M") == ({D("0.0015"): D("3.5")}, {})
+    await conn.close()
