@@ -3,6 +3,7 @@ segment forms exactly (the integration tests rebuild books from them)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from decimal import Decimal as D
@@ -110,11 +111,11 @@ async def test_compaction_appends_chunks_and_seals_them_into_one_segment(app_db,
                fl.trade(mid, 4, D("0.57"), D(2), "no")]
     for b in batches:
         await conn.execute("INSERT INTO feed_log_hot (data) VALUES (%s)", (b,))
-    assert await fl.compact(conn, 3600) == (2, 2)  # a chunk for each market, nothing sealed
+    assert await fl.compact(conn, 86_400) == (2, 2)  # a chunk for each market, nothing sealed
     chunks = await di.rows(conn, "SELECT id, xmin::text FROM feed_log_open ORDER BY id")
     await conn.execute("INSERT INTO feed_log_hot (data) VALUES (%s)",
                        (fl.level(mid, 5, "no", D("0.43"), D(1)),))
-    assert await fl.compact(conn, 3600) == (1, 1)
+    assert await fl.compact(conn, 86_400) == (1, 1)
     after = await di.rows(conn, "SELECT id, xmin::text FROM feed_log_open ORDER BY id")
     assert after[:len(chunks)] == chunks and len(after) == 4  # appended, none rewritten
     want = [r.ms for r in await fl.market_records(conn, "M")]
@@ -122,7 +123,8 @@ async def test_compaction_appends_chunks_and_seals_them_into_one_segment(app_db,
     # due: every market's chunks (and nothing new) become one sealed LZMA segment each
     await conn.execute("INSERT INTO feed_log_hot (data) VALUES (%s)",
                        (fl.level(mid, 6, "no", D("0.43"), D(0)),))
-    assert await fl.compact(conn, 0) == (1, 2)
+    await asyncio.sleep(0.01)
+    assert await fl.compact(conn, 0.001) == (1, 2)
     assert await di.rows(conn, "SELECT count(*) FROM feed_log_open") == [(0,)]
     sealed = await di.rows(conn, "SELECT market, sealed, get_byte(data, 0) FROM feed_log "
                                  "ORDER BY market")

@@ -24,8 +24,8 @@ in memory). Trades stored before migration 010 keep their id and still decode wi
 
 Each committed batch is one ``feed_log_hot`` row (the batch's records, all markets); the
 compactor (:func:`compact`) moves those rows on, append-only: per market and compaction one
-small ``feed_log_open`` chunk, never rewritten; once a market's oldest chunk is
-``segment_sec`` old (by the time it was stored) its chunks are merged into one sealed
+small ``feed_log_open`` chunk, never rewritten; every ``segment_sec`` (by the time they were
+stored, each market at its own phase) a market's chunks are merged into one sealed
 ``feed_log`` segment and deleted (the space they leave is reused by the next chunks, where
 rewriting a growing segment every compaction left a dead copy of it each time). Chunks and
 segments are stored by column and LZMA-compressed.
@@ -356,6 +356,9 @@ def _from_columns(data: bytes) -> bytes:
     return bytes(out)
 
 
+_PHI = 0.6180339887498949  # spreads the markets' segment boundaries (:func:`compact`)
+
+
 # ---- the database side ---------------------------------------------------------------------------
 
 async def market_ids(conn: Any, tickers: Iterable[str]) -> dict[str, int]:
@@ -370,8 +373,9 @@ async def market_ids(conn: Any, tickers: Iterable[str]) -> dict[str, int]:
 
 async def compact(conn: Any, segment_sec: float) -> tuple[int, int]:
     """Move the committed batches of ``feed_log_hot`` on (one transaction): per market one
-    new ``feed_log_open`` chunk, or, once the market's oldest chunk is ``segment_sec`` old,
-    its chunks and the new records as one sealed ``feed_log`` segment (the chunks deleted).
+    new ``feed_log_open`` chunk, or, at the market's segment boundary (every
+    ``segment_sec``), its chunks and the new records as one sealed ``feed_log`` segment (the
+    chunks deleted).
     Rows are only inserted and deleted, never rewritten. Returns (hot rows moved, rows
     written)."""
     async with conn.transaction():
@@ -389,10 +393,15 @@ async def compact(conn: Any, segment_sec: float) -> tuple[int, int]:
                     got.extend(recs)
         # t0/t1: when a row's first and last batches were moved (the storage clock, which
         # retention and sealing go by; a record's own time is the exchange's)
+        # a market's chunks are due at its segment boundary: every segment_sec, each market
+        # at its own phase (its id times the golden ratio, modulo 1), so that the markets'
+        # open chunks spread over the period instead of all growing until one common seal
+        # (which doubled feed_log_open's high-water mark)
         cur = await conn.execute(
             "DELETE FROM feed_log_open WHERE market IN (SELECT market FROM feed_log_open "
-            "GROUP BY market HAVING min(t0) <= now() - make_interval(secs => %s)) "
-            "RETURNING market, id, t0, data", (segment_sec,))
+            "GROUP BY market HAVING floor(extract(epoch FROM now()) / %(s)s + market * "
+            "%(phi)s) > floor(extract(epoch FROM min(t0)) / %(s)s + market * %(phi)s)) "
+            "RETURNING market, id, t0, data", {"s": segment_sec, "phi": _PHI})
         due: dict[int, list[tuple[int, datetime, bytes]]] = {}
         for market, id_, t0, data in await cur.fetchall():
             due.setdefault(market, []).append((id_, t0, data))

@@ -4,9 +4,10 @@
 --
 -- * 009's compactor rewrote a market's growing segment every compaction; each rewrite left
 --   a dead copy of the whole segment (TOAST included) that VACUUM frees but the table keeps.
---   Now it inserts one small chunk per market and compaction into feed_log_open, and once a
---   market's oldest chunk is market_feed_segment_sec old merges its chunks into one sealed
---   feed_log segment and deletes them (app/db/feed_log.py: compact). feed_log holds sealed
+--   Now it inserts one small chunk per market and compaction into feed_log_open, and every
+--   market_feed_segment_sec (each market at its own phase, so the markets' open chunks do
+--   not all peak together) merges a market's chunks into one sealed feed_log segment and
+--   deletes them (app/db/feed_log.py: compact). feed_log holds sealed
 --   segments only (insert-only until retention), so its index stays small; feed_log_open is
 --   a few hundred small rows (read whole by the compactor, per market by readers: no index).
 --   009's open segments move into feed_log_open as they are (every segment form decodes).
