@@ -38,7 +38,7 @@ from app.db import feed_log
 from app.sim import views
 from benchmarks.datain import Bench
 
-FEED_TABLES = ("feed_log", "feed_log_hot", "feed_market_ids", "feed_quotes",
+FEED_TABLES = ("feed_log", "feed_log_open", "feed_log_hot", "feed_market_ids", "feed_quotes",
                "feed_book_levels", "feed_freshness")
 BASE_TABLES = ("poll_answers",)
 ROW_TABLES = ("poll_rows",)
@@ -53,12 +53,24 @@ def rows(conn: psycopg.Connection, tables: tuple[str, ...]) -> int:
     return sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables)
 
 
+def parts_of(conn: psycopg.Connection, table: str) -> dict[str, int]:
+    """A table's bytes on disk by part: heap, TOAST (with its index), each index."""
+    out = dict(conn.execute(
+        "SELECT 'heap', pg_relation_size(c.oid) FROM pg_class c WHERE c.oid = %s::regclass "
+        "UNION ALL SELECT 'TOAST', pg_total_relation_size(reltoastrelid) FROM pg_class "
+        "WHERE oid = %s::regclass AND reltoastrelid <> 0 UNION ALL SELECT i.indexrelid::regclass"
+        "::text, pg_relation_size(i.indexrelid) FROM pg_index i WHERE i.indrelid = "
+        "%s::regclass", (table, table, table)).fetchall())
+    return out
+
+
 def records(conn: psycopg.Connection) -> dict[str, int]:
     """The feed's history records by kind (decoded from the segments and hot batches)."""
     names = {feed_log.LEVEL: "level changes", feed_log.TICK: "ticker changes",
              feed_log.TRADE: "trades", feed_log.BOOK: "snapshots"}
     out = dict.fromkeys(names.values(), 0)
-    blobs = [feed_log.segment_bytes(d) for (d,) in conn.execute("SELECT data FROM feed_log")]
+    blobs = [feed_log.segment_bytes(d) for (d,) in conn.execute(
+        "SELECT data FROM feed_log UNION ALL SELECT data FROM feed_log_open")]
     blobs += [d for (d,) in conn.execute("SELECT data FROM feed_log_hot")]
     for blob in blobs:
         for r in feed_log.records(blob):
@@ -154,10 +166,14 @@ async def main() -> int:
                                ).fetchone()[0]
             msgs = sim.hub.sent - sent0
             detail = {t: (size(conn, (t,)), rows(conn, (t,))) for t in FEED_TABLES}
+            parts = parts_of(conn, "feed_log")
             stored, packed = conn.execute(
-                "SELECT coalesce(sum(octet_length(data)), 0), count(*) FROM feed_log").fetchone()
+                "SELECT coalesce(sum(octet_length(data)), 0), count(*) FROM (SELECT data FROM "
+                "feed_log UNION ALL SELECT data FROM feed_log_open) s").fetchone()
             unpacked = sum(len(feed_log.segment_bytes(d))
-                           for (d,) in conn.execute("SELECT data FROM feed_log"))
+                           for (d,) in conn.execute(
+                               "SELECT data FROM feed_log UNION ALL "
+                               "SELECT data FROM feed_log_open"))
         out = await asyncio.to_thread(log.read_text)
         hour = 60 / args.minutes
         print(f"\nsimulated {args.minutes} min in {wall:.0f} s at activity {activity:g} taker "
@@ -167,7 +183,9 @@ async def main() -> int:
               + ", ".join(f"{n:,} {k}" for k, n in kinds.items()))
         for t, (nbytes, n) in detail.items():
             print(f"    {t:<22} {nbytes / 2**10:10.1f} KiB  {n:>9,} rows")
-        print(f"    (the {packed} segments: {unpacked / 2**10:.1f} KiB of records, "
+        print("    (feed_log: " + ", ".join(f"{k} {v / 2**10:.1f} KiB" for k, v in parts.items())
+              + ")")
+        print(f"    (the {packed} segments and chunks: {unpacked / 2**10:.1f} KiB of records, "
               f"{stored / 2**10:.1f} KiB compressed)")
         print(f"  every poll, one JSONB row per event:  {base / 2**20:8.2f} MiB  "
               f"{base_rows:>9,} rows")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ import psycopg
 from app.db import feed_log
 from app.kalshi.signing import private_pem
 from app.sim.matching import NO, YES
+from app.sim.wire import dollars, fp
 from tests import test_sim_fixtures as fx
 
 FEED = "app.services.market_feed:MarketFeedService"
@@ -88,14 +90,38 @@ async def db_books(conn, tickers) -> dict[tuple[str, str, Decimal], Decimal]:
     return {(t, s, Decimal(p)): Decimal(q) for t, s, p, q in got}
 
 
+async def stored_tickers(conn) -> list[str]:
+    """Every market rec-market-feed has stored history of."""
+    return [t for (t,) in await rows(conn, "SELECT ticker FROM feed_market_ids")]
+
+
 async def log_records(conn, tickers=None) -> list[feed_log.Record]:
     """Every record in rec-market-feed's history (of ``tickers``, default all), in order."""
-    if tickers is None:
-        tickers = [t for (t,) in await rows(conn, "SELECT ticker FROM feed_market_ids")]
     out: list[feed_log.Record] = []
-    for t in tickers:
+    for t in tickers or await stored_tickers(conn):
         out += await feed_log.market_records(conn, t)
     return out
+
+
+TradeKey = tuple[str, int, Decimal, Decimal, str | None]
+
+
+async def log_trades(conn, tickers) -> Counter[TradeKey]:
+    """The public trades in the history (stored without their exchange ids): how many times
+    each (ticker, time, yes price, count, taker side) is stored."""
+    out: Counter[TradeKey] = Counter()
+    for t in tickers:
+        for r in await feed_log.market_records(conn, t, kinds=frozenset((feed_log.TRADE,))):
+            d = r.data
+            out[(t, r.ms, d["yes_price"], d["count"], d["taker_outcome_side"])] += 1
+    return out
+
+
+def sim_trades(h: fx.SimHandle, tickers) -> Counter[TradeKey]:
+    """The simulator's public trades of ``tickers``, keyed as :func:`log_trades`."""
+    tickers = set(tickers)
+    return Counter((t.ticker, t.ts_ms, Decimal(dollars(t.yes_price)), Decimal(fp(t.count)),
+                    t.taker_outcome) for t in h.sim.exchange.trades if t.ticker in tickers)
 
 
 async def log_books(conn, tickers) -> dict[tuple[str, str, Decimal], Decimal]:

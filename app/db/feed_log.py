@@ -7,7 +7,8 @@ with the market's integer id (``feed_market_ids``) and a time in epoch milliseco
 =========  =====================================================================================
 LEVEL      a book level's new size (0: gone): side, price, size
 TICK       ticker values that changed: yes bid/ask and their sizes, last price, volume, OI
-TRADE      a public trade: exchange time, price, count, taker side, the exchange's trade id
+TRADE      a public trade: exchange time, price, count, taker side (written without the
+           exchange's trade id: see below)
 BOOK       a full book (the first one, a resync, every snapshot interval): yes then no levels
 =========  =====================================================================================
 
@@ -15,15 +16,27 @@ Prices are integers in $0.0001 (Kalshi's tapered markets quote sub-cent prices),
 counts integers in 1/100 contract (Kalshi's ``_fp`` counts). A record's kind carries ``HTTP``
 when it came from REST polling.
 
+Public trades are stored without the exchange's trade id (``NOID`` set in the kind byte).
+The id is a random 16-byte UUID that does not compress: it was a third of the stored history
+(issue 11), and nothing reads it after the feed's de-duplication of a trade seen twice, which
+needs only the last minutes (:class:`app.services.market_feed.store.Tracker` keeps those ids
+in memory). Trades stored before migration 010 keep their id and still decode with it.
+
 Each committed batch is one ``feed_log_hot`` row (the batch's records, all markets); the
-compactor (:func:`compact`) moves those rows into ``feed_log``: per market, one
-zlib-compressed segment that grows until ``segment_sec`` old (by the time it was stored),
-then is sealed. A book at any time is the last BOOK record before it with the LEVEL records
-after it applied (:func:`book_at`).
+compactor (:func:`compact`) moves those rows on, append-only: per market and compaction one
+small ``feed_log_open`` chunk, never rewritten; every ``segment_sec`` (by the time they were
+stored, each market at its own phase) a market's chunks are merged into one sealed
+``feed_log`` segment and deleted (the space they leave is reused by the next chunks, where
+rewriting a growing segment every compaction left a dead copy of it each time). Chunks and
+segments are stored by column and LZMA-compressed.
+
+A book at any time is the last BOOK record before it with the LEVEL records after it
+applied (:func:`book_at`).
 """
 
 from __future__ import annotations
 
+import lzma
 import struct
 import uuid
 import zlib
@@ -36,7 +49,8 @@ from typing import Any
 
 LEVEL, TICK, TRADE, BOOK = 1, 2, 3, 4
 HTTP = 0x80
-KIND = 0x7F
+NOID = 0x40  # a TRADE without the exchange's trade id (written since migration 010)
+KIND = 0x3F
 
 NONE16, NONE32, NONE64 = 0xFFFF, 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
 SIDES = ("yes", "no")
@@ -48,7 +62,12 @@ _TRADE = struct.Struct("<BIqHIBB")  # kind, market, ms, price, count, taker, id 
 _BOOK = struct.Struct("<BIqHH")  # kind, market, ms, yes levels, no levels
 _PAIR = struct.Struct("<HI")
 _HEAD = struct.Struct("<BIq")
-RAW, ZLIB, COLUMNS = 0, 1, 2  # the first byte of a feed_log segment
+RAW, ZLIB, COLUMNS, LZMA = 0, 1, 2, 3  # the first byte of a feed_log segment
+# LZMA segments: by column, then raw LZMA2 (no container: a segment is a few kB); about a
+# fifth smaller than zlib on the feed's columns (written since migration 010)
+# (a 1 MiB dictionary: a segment is smaller, and preset 9's 64 MiB costs time and memory)
+_LZMA = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 20,
+          "lc": 0, "pb": 0}]
 
 
 def price_units(p: Decimal) -> int:
@@ -90,8 +109,16 @@ def tick(market: int, ms: int, values: tuple, http: bool = False) -> bytes:
                       _q(volume, NONE64), _q(oi, NONE64))
 
 
-def trade(market: int, ms: int, trade_id: str, price: Decimal, count: Decimal,
-          taker: str | None) -> bytes:
+def trade(market: int, ms: int, price: Decimal, count: Decimal, taker: str | None) -> bytes:
+    """A public trade as stored: without the exchange's trade id."""
+    return _TRADE.pack(TRADE | NOID, market, ms, int(price * 10_000), int(count * 100),
+                       TAKER.index(taker) if taker in TAKER else 0, 0)
+
+
+def trade_with_id(market: int, ms: int, trade_id: str, price: Decimal, count: Decimal,
+                  taker: str | None) -> bytes:
+    """A public trade with its id, as stored before migration 010 (old segments hold these;
+    the tests write them to check they still decode)."""
     try:
         raw = uuid.UUID(trade_id).bytes if len(trade_id) == 36 else None
     except ValueError:
@@ -137,6 +164,8 @@ def _length(data: bytes | memoryview, i: int) -> int:
     if kind == TICK:
         return _TICK.size
     if kind == TRADE:
+        if data[i] & NOID:
+            return _TRADE.size
         n = data[i + _TRADE.size - 1]
         return _TRADE.size + (n or 16)
     if kind == BOOK:
@@ -180,9 +209,12 @@ def records(data: bytes | memoryview) -> Iterator[Record]:
         elif kind == TRADE:
             _, m, ms, p, c, taker, n = _TRADE.unpack_from(data, i)
             i += _TRADE.size
-            raw = bytes(data[i:i + (n or 16)])
-            i += n or 16
-            tid = str(uuid.UUID(bytes=raw)) if n == 0 else raw.decode()
+            if flag & NOID:
+                tid = None
+            else:
+                raw = bytes(data[i:i + (n or 16)])
+                i += n or 16
+                tid = str(uuid.UUID(bytes=raw)) if n == 0 else raw.decode()
             yield Record(TRADE, m, ms, http, {"trade_id": tid, "yes_price": _dp(p),
                                               "count": Decimal(c).scaleb(-2),
                                               "taker_outcome_side": TAKER[taker]})
@@ -204,16 +236,21 @@ def records(data: bytes | memoryview) -> Iterator[Record]:
 
 def segment_bytes(blob: bytes) -> bytes:
     """A feed_log segment's records (stored raw, zlib-compressed, or by column)."""
+    if blob[0] == LZMA:
+        return _from_columns(lzma.decompress(blob[1:], lzma.FORMAT_RAW, filters=_LZMA))
     if blob[0] == COLUMNS:
         return _from_columns(zlib.decompress(blob[1:]))
     return zlib.decompress(blob[1:]) if blob[0] == ZLIB else blob[1:]
 
 
-def pack_segment(raw: bytes, sealed: bool = False) -> bytes:
-    """A segment as stored: a growing one zlib-compressed as it is, a sealed one (written
-    once) by column first, which compresses to about half (the same field of successive
-    records sits side by side: time steps, prices, sizes)."""
-    if sealed:
+def pack_segment(raw: bytes, form: int = LZMA) -> bytes:
+    """A segment as stored: by column (the same field of successive records side by side:
+    time steps, prices, sizes), then LZMA, which the compactor writes (chunks and sealed
+    segments alike); ZLIB (as it is) and COLUMNS (by column, zlib) are the forms segments
+    written before migration 010 hold (kept to write old forms in the tests)."""
+    if form == LZMA:
+        return bytes([LZMA]) + lzma.compress(_to_columns(raw), lzma.FORMAT_RAW, filters=_LZMA)
+    if form == COLUMNS:
         return bytes([COLUMNS]) + zlib.compress(_to_columns(raw), 9)
     return bytes([ZLIB]) + zlib.compress(raw, 6)
 
@@ -307,7 +344,7 @@ def _from_columns(data: bytes) -> bytes:
             at[1] += 1
         elif kind == TRADE:
             j = at[2]
-            n = tr[3][j] or 16
+            n = 0 if flag & NOID else tr[3][j] or 16
             out += _TRADE.pack(flag, market, ms, *(c[j] for c in tr)) + tail[t_at:t_at + n]
             t_at += n
             at[2] += 1
@@ -317,6 +354,9 @@ def _from_columns(data: bytes) -> bytes:
             out += _HEAD.pack(flag, market, ms) + books[b_at:b_at + n]
             b_at += n
     return bytes(out)
+
+
+_PHI = 0.6180339887498949  # spreads the markets' segment boundaries (:func:`compact`)
 
 
 # ---- the database side ---------------------------------------------------------------------------
@@ -332,43 +372,53 @@ async def market_ids(conn: Any, tickers: Iterable[str]) -> dict[str, int]:
 
 
 async def compact(conn: Any, segment_sec: float) -> tuple[int, int]:
-    """Move the committed batches of ``feed_log_hot`` into per-market ``feed_log`` segments
-    (one transaction); returns (hot rows moved, segments written)."""
+    """Move the committed batches of ``feed_log_hot`` on (one transaction): per market one
+    new ``feed_log_open`` chunk, or, at the market's segment boundary (every
+    ``segment_sec``), its chunks and the new records as one sealed ``feed_log`` segment (the
+    chunks deleted).
+    Rows are only inserted and deleted, never rewritten. Returns (hot rows moved, rows
+    written)."""
     async with conn.transaction():
         cur = await conn.execute("SELECT id, data FROM feed_log_hot ORDER BY id")
         hot = await cur.fetchall()
         if not hot:
             return 0, 0
-        per: dict[int, tuple[bytearray, int, int]] = {}
+        per: dict[int, bytearray] = {}
         for _, data in hot:
-            for market, (recs, lo, hi) in split(data).items():
+            for market, (recs, _, _) in split(data).items():
                 got = per.get(market)
                 if got is None:
-                    per[market] = (recs, lo, hi)
+                    per[market] = recs
                 else:
-                    got[0].extend(recs)
-                    per[market] = (got[0], min(got[1], lo), max(got[2], hi))
-        # t0/t1: when the segment's first and last batches were moved (the storage clock,
-        # which retention and sealing go by; a record's own time is the exchange's)
+                    got.extend(recs)
+        # t0/t1: when a row's first and last batches were moved (the storage clock, which
+        # retention and sealing go by; a record's own time is the exchange's)
+        # a market's chunks are due at its segment boundary: every segment_sec, each market
+        # at its own phase (its id times the golden ratio, modulo 1), so that the markets'
+        # open chunks spread over the period instead of all growing until one common seal
+        # (which doubled feed_log_open's high-water mark)
         cur = await conn.execute(
-            "SELECT DISTINCT ON (market) market, id, data, extract(epoch FROM now() - t0) "
-            "FROM feed_log WHERE market = ANY(%s) AND NOT sealed ORDER BY market, id DESC",
-            (list(per),))
-        open_ = {m: (i, d, float(age)) for m, i, d, age in await cur.fetchall()}
-        for market, (recs, _, _) in per.items():
-            seg = open_.get(market)
-            if seg is not None:
-                seg_id, blob, age = seg
-                seal = age >= segment_sec
-                await conn.execute(
-                    "UPDATE feed_log SET data = %s, t1 = now(), sealed = %s WHERE id = %s",
-                    (pack_segment(segment_bytes(blob) + recs, seal), seal, seg_id))
-            else:
-                await conn.execute(
-                    "INSERT INTO feed_log (market, t0, t1, sealed, data) VALUES (%s, now(), "
-                    "now(), false, %s)", (market, pack_segment(bytes(recs))))
+            "DELETE FROM feed_log_open WHERE market IN (SELECT market FROM feed_log_open "
+            "GROUP BY market HAVING floor(extract(epoch FROM now()) / %(s)s + market * "
+            "%(phi)s) > floor(extract(epoch FROM min(t0)) / %(s)s + market * %(phi)s)) "
+            "RETURNING market, id, t0, data", {"s": segment_sec, "phi": _PHI})
+        due: dict[int, list[tuple[int, datetime, bytes]]] = {}
+        for market, id_, t0, data in await cur.fetchall():
+            due.setdefault(market, []).append((id_, t0, data))
+        for market, chunks in due.items():
+            chunks.sort()
+            raw = b"".join(segment_bytes(d) for _, _, d in chunks) + per.pop(market, b"")
+            await conn.execute(
+                "INSERT INTO feed_log (market, t0, t1, sealed, data) VALUES (%s, %s, now(), "
+                "true, %s)", (market, chunks[0][1], pack_segment(raw)))
+        if per:
+            markets = list(per)
+            await conn.execute(
+                "INSERT INTO feed_log_open (market, t0, data) SELECT * FROM "
+                "unnest(%s::int[], array_fill(now(), array[%s]), %s::bytea[])",
+                (markets, len(markets), [pack_segment(bytes(per[m])) for m in markets]))
         await conn.execute("DELETE FROM feed_log_hot WHERE id <= %s", (hot[-1][0],))
-    return len(hot), len(per)
+    return len(hot), len(due) + len(per)
 
 
 async def market_records(conn: Any, ticker: str, since: datetime | None = None,
@@ -382,12 +432,13 @@ async def market_records(conn: Any, ticker: str, since: datetime | None = None,
     # one statement, one snapshot: a compaction in between cannot hide or repeat records
     cur = await conn.execute(
         "SELECT 0, id, data FROM feed_log WHERE market = %s AND (%s::timestamptz IS NULL OR "
-        "t1 >= %s) UNION ALL SELECT 1, id, data FROM feed_log_hot ORDER BY 1, 2",
-        (market, since, since))
+        "t1 >= %s) UNION ALL SELECT 1, id, data FROM feed_log_open WHERE market = %s "
+        "UNION ALL SELECT 2, id, data FROM feed_log_hot ORDER BY 1, 2",
+        (market, since, since, market))
     since_ms = None if since is None else since.timestamp() * 1000
     out: list[Record] = []
-    for hot, _, blob in await cur.fetchall():
-        if hot:
+    for where, _, blob in await cur.fetchall():
+        if where == 2:  # a hot batch: every market's records
             part = split(blob).get(market)
             if part is None:
                 continue

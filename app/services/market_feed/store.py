@@ -126,12 +126,18 @@ class Batch:
         return not (self.rows or self.levels or self.replaced or self.touched or self.quotes)
 
 
+# how long a public trade's exchange id is remembered to drop the same trade seen again
+# (the ids are not stored: :mod:`app.db.feed_log`)
+TRADE_DEDUPE_SEC = 600.0
+
+
 class Tracker:
     """What was last stored per market; turns messages into changed records in a Batch."""
 
     def __init__(self, store: FeedStore) -> None:
         self.store = store
         self.markets: dict[str, MarketState] = {}
+        self.recent_trades: dict[str, float] = {}  # trade id -> monotonic time first seen
 
     def state(self, ticker: str) -> MarketState:
         st = self.markets.get(ticker)
@@ -237,11 +243,23 @@ class Tracker:
         return True
 
     def trade(self, ticker: str, trade_id: str, ts_ms: int, price: Decimal, count: Decimal,
-              taker: str | None, received: float | None = None) -> None:
+              taker: str | None, received: float | None = None) -> bool:
+        """Store a public trade unless its id was seen in the last ``TRADE_DEDUPE_SEC``
+        (the id itself is not stored); returns True if stored."""
+        if trade_id:
+            seen = self.recent_trades
+            if trade_id in seen:
+                self.heard(ticker, "ws")
+                return False
+            mono = time.monotonic()
+            seen[trade_id] = mono
+            while (mono - next(iter(seen.values()))) > TRADE_DEDUPE_SEC:
+                del seen[next(iter(seen))]
         b = self.store.batch
-        b.add(history.trade(self.state(ticker).mid, ts_ms, trade_id, price, count, taker))
+        b.add(history.trade(self.state(ticker).mid, ts_ms, price, count, taker))
         b.trades += 1
         self._touch(ticker, now_ms(), True, "ws", received)
+        return True
 
     def heard(self, ticker: str, source: str) -> None:
         """A message that changed nothing still proves the market is live."""
@@ -304,8 +322,8 @@ class FeedStore:
             if moved:
                 await conn.set_autocommit(True)
                 try:
-                    await conn.execute("VACUUM feed_log_hot, feed_log, feed_book_levels, "
-                                       "feed_quotes, feed_freshness")
+                    await conn.execute("VACUUM feed_log_hot, feed_log_open, feed_log, "
+                                       "feed_book_levels, feed_quotes, feed_freshness")
                 finally:
                     await conn.set_autocommit(False)
         self.compacted += moved
