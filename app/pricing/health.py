@@ -58,55 +58,65 @@ async def _rows(pool: Any, sql: str, names: list[str]) -> dict[str, tuple] | Non
         return None
 
 
+Verdict = tuple[bool, str] | None  # (failing now, why) or (waiting, why); None: fine
+
+
+def _table_check(pool: Any, table: str, sql: str, names: list[str], what: str,
+                 judge: Callable[[str, tuple | None], Verdict],
+                 waiting: Callable[[], bool] | None) -> Check:
+    """Read ``table``'s rows for ``names`` and judge each (its row, or None when it has none)."""
+    async def check() -> str | None:
+        got = await _rows(pool, sql, names)
+        if got is None:
+            return _verdict([], [f"no {table} table (database not migrated)"], waiting, what)
+        bad, missing = [], []
+        for name in names:
+            verdict = judge(name, got.get(name))
+            if verdict is not None:
+                (bad if verdict[0] else missing).append(verdict[1])
+        return _verdict(bad, missing, waiting, what)
+
+    return check
+
+
 def index_check(pool: Any, coordinator_series: str, max_age_sec: float,
                 waiting: Callable[[], bool] | None = None) -> Check:
     """Every index the coordinator needs is live and its newest row younger than max_age."""
     indices = list(dict.fromkeys(ix for _, ix in _series(coordinator_series)))
 
-    async def check() -> str | None:
-        got = await _rows(pool, "SELECT index_name, state, detail, extract(epoch FROM now() - "
-                                "last_received_at)::float8 FROM index_freshness "
-                                "WHERE index_name = ANY(%s)", indices)
-        if got is None:
-            return _verdict([], ["no index_freshness table (database not migrated)"],
-                            waiting, "index values")
-        bad, missing = [], []
-        for ix in indices:
-            if ix not in got:
-                missing.append(f"{ix}: no value stored yet")
-                continue
-            state, detail, age = got[ix]
-            if state != "live" or age is None or age > max_age_sec:
-                age_text = "never" if age is None else f"{age:.0f}s ago"
-                bad.append(f"{ix}: {state}{' (' + detail + ')' if detail else ''}, "
-                           f"last value {age_text}")
-        return _verdict(bad, missing, waiting, "index values")
+    def judge(ix: str, row: tuple | None) -> Verdict:
+        if row is None:
+            return False, f"{ix}: no value stored yet"
+        state, detail, age = row
+        if state != "live" or age is None or age > max_age_sec:
+            age_text = "never" if age is None else f"{age:.0f}s ago"
+            return True, (f"{ix}: {state}{' (' + detail + ')' if detail else ''}, "
+                          f"last value {age_text}")
+        return None
 
-    return check
+    return _table_check(
+        pool, "index_freshness", "SELECT index_name, state, detail, extract(epoch FROM now() - "
+        "last_received_at)::float8 FROM index_freshness WHERE index_name = ANY(%s)",
+        indices, "index values", judge, waiting)
 
 
 def strike_table_check(pool: Any, coordinator_series: str, max_age_sec: float = 10.0,
                        waiting: Callable[[], bool] | None = None) -> Check:
-    """Every followed series was priced in a recent cycle; else the failing ones and why."""
+    """Every followed series was priced in a recent cycle; else the failing ones and why. A
+    series still warming up (its first history coming) is waiting, like one not priced yet."""
     series = [s for s, _ in _series(coordinator_series)]
 
-    async def check() -> str | None:
-        got = await _rows(pool, "SELECT series_ticker, ok, error, extract(epoch FROM now() - "
-                                "updated_at)::float8 FROM series_status "
-                                "WHERE series_ticker = ANY(%s)", series)
-        if got is None:
-            return _verdict([], ["no series_status table (database not migrated)"],
-                            waiting, "strike tables")
-        bad, missing = [], []
-        for s in series:
-            if s not in got:
-                missing.append(f"{s}: not priced yet")
-            elif not got[s][0] and _warming(got[s][1]):
-                missing.append(f"{s}: {got[s][1]}")  # history still coming: waiting
-            elif not got[s][0]:
-                bad.append(f"{s}: {got[s][1]}")
-            elif got[s][2] > max_age_sec:
-                bad.append(f"{s}: last cycle {got[s][2]:.0f}s ago")
-        return _verdict(bad, missing, waiting, "strike tables")
+    def judge(name: str, row: tuple | None) -> Verdict:
+        if row is None:
+            return False, f"{name}: not priced yet"
+        ok, error, age = row
+        if not ok:
+            return not _warming(error), f"{name}: {error}"
+        if age > max_age_sec:
+            return True, f"{name}: last cycle {age:.0f}s ago"
+        return None
 
-    return check
+    return _table_check(
+        pool, "series_status", "SELECT series_ticker, ok, error, extract(epoch FROM now() - "
+        "updated_at)::float8 FROM series_status WHERE series_ticker = ANY(%s)",
+        series, "strike tables", judge, waiting)
