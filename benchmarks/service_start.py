@@ -9,7 +9,6 @@ the service's own reported time to ready, and SIGTERM -> exit. Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.simproc import service_env  # noqa: E402
 from testkit import pg as pgserver  # noqa: E402
 from testkit.net import free_port  # noqa: E402
 from testkit.notify import NotifySocket  # noqa: E402
@@ -35,15 +35,7 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="rec-bench-"))
     try:
         server.create_app_db("rec", "rec", "bench-pw")
-        (home / "etc").mkdir()
-        (home / "creds").mkdir()
-        (home / "creds/db_password").write_text("bench-pw")
-        from app.web.auth import hash_password  # rec-web's login credential
-        (home / "creds/web_password_hash").write_text(hash_password("bench-login-pw"))
-        env = dict(os.environ, PYTHONPATH=str(ROOT), REC_CONFIG_DIR=str(home / "etc"),
-                   REC_CREDENTIALS_PATH=str(home / "creds"), REC_STATE_DIR=str(home),
-                   REC_DB_PORT=str(server.port), REC_DB_SSLMODE="disable",
-                   REC_LOG_LEVEL="warning")
+        env = service_env(home, server.port, None, free_port(), REC_LOG_LEVEL="warning")
         subprocess.run([sys.executable, "-m", "app.cli", "db", "migrate"], env=env, check=True,
                        capture_output=True)
         to_ready, reported, to_exit = [], [], []

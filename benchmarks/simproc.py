@@ -85,18 +85,23 @@ if __name__ == "__main__":
     serve(a.port, a.keys_dir, a.liquid)
 
 
-def service_env(home: Path, pg_port: int, signer: Signer, sim_port: int,
+def service_env(home: Path, pg_port: int, signer: Signer | None, sim_port: int,
                 **extra: str) -> dict[str, str]:
     """The environment of a `rec run` service in a benchmark: credential files (database
-    password "bench-pw", the signer's key), config dirs under ``home``, the test PostgreSQL
-    and the simulator's port; ``extra`` REC_* settings on top."""
+    password "bench-pw", rec-web's login "bench-login-pw", the signer's key if any), config
+    dirs under ``home``, the test PostgreSQL and the simulator's port; ``extra`` REC_*
+    settings on top."""
     import os
+
+    from app.web.auth import hash_password
 
     creds = home / "creds"
     creds.mkdir(exist_ok=True)
     (creds / "db_password").write_text("bench-pw")
-    (creds / "kalshi_key_id").write_text(signer.key_id)
-    (creds / "kalshi_private_key").write_bytes(private_pem(signer.private_key))
+    (creds / "web_password_hash").write_text(hash_password("bench-login-pw"))
+    if signer is not None:
+        (creds / "kalshi_key_id").write_text(signer.key_id)
+        (creds / "kalshi_private_key").write_bytes(private_pem(signer.private_key))
     (home / "etc").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REC_")}
     env.update(PYTHONPATH=str(ROOT), REC_CONFIG_DIR=str(home / "etc"),

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
+from benchmarks.simproc import service_env  # noqa: E402
 from testkit import pg as pgserver  # noqa: E402
 from testkit.net import free_port  # noqa: E402
 from testkit.notify import NotifySocket  # noqa: E402
@@ -55,7 +56,6 @@ def main() -> int:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from app.web.auth import hash_password
     from tests.test_web_dashboard import EVENT, SEED, SERIES, T_HIGH, T_LOW, T_MID
 
     server = pgserver.start()
@@ -63,16 +63,9 @@ def main() -> int:
     proc = None
     try:
         server.create_app_db("rec", "rec", "bench-pw")
-        (home / "etc").mkdir()
-        (home / "creds").mkdir()
-        (home / "creds/db_password").write_text("bench-pw")
-        (home / "creds/web_password_hash").write_text(hash_password("bench-login-pw"))
         port = free_port()
-        env = dict(os.environ, PYTHONPATH=str(ROOT), REC_CONFIG_DIR=str(home / "etc"),
-                   REC_CREDENTIALS_PATH=str(home / "creds"), REC_STATE_DIR=str(home),
-                   REC_DB_PORT=str(server.port), REC_DB_SSLMODE="disable",
-                   REC_LOG_LEVEL="warning", REC_WEB_PORT=str(port),
-                   REC_EXCHANGE_SIM_PORT=str(free_port()))
+        env = service_env(home, server.port, None, free_port(), REC_LOG_LEVEL="warning",
+                          REC_WEB_PORT=str(port))
         subprocess.run([sys.executable, "-m", "app.cli", "db", "migrate"], env=env, check=True,
                        capture_output=True)
         dsn = server.dsn("rec", "bench-pw", "rec")
