@@ -32,6 +32,7 @@ from app.kalshi.errors import (
     KalshiTimeout,
     KalshiTransportError,
 )
+from app.kalshi import rest as rest_module
 from app.kalshi.prices import InvalidPrice
 from app.kalshi.rest import (
     KalshiRest,
@@ -105,6 +106,7 @@ class FakeKalshi:
         self.markets = [_market(i) for i in range(25)]
         self.orders: dict[str, dict] = {}
         self.seen_queries: list[str] = []
+        self.seen_auth: list[tuple[str, str, int, str]] = []  # method, path, timestamp, signature
         self.structures: dict[str, tuple[str, list[dict]]] = {}
         # server-side token buckets (kind -> [tokens, stamp]) when limits are set
         self.limits: dict[str, tuple[int, int]] | None = None
@@ -137,6 +139,10 @@ class FakeKalshi:
         key = (request.method, request.url.path)
         self.hits[key] += 1
         self.seen_queries.append(request.url.query)
+        h = request.headers
+        if (h.get(signing.HEADER_TIMESTAMP) or "").isdigit():
+            self.seen_auth.append((*key, int(h[signing.HEADER_TIMESTAMP]),
+                                   h.get(signing.HEADER_SIGNATURE, "")))
         bad = self.check_auth(request)
         if bad is not None:
             return bad
@@ -303,6 +309,37 @@ async def test_signed_requests_are_accepted_by_a_verifying_server(client, fake):
     page = await client.get_markets(limit=3, status="active")
     assert len(page.items) == 3
     assert "limit=3" in fake.seen_queries[-1]
+
+
+async def test_order_entry_headers_are_signed_ahead_used_once_and_never_stale(
+        client, fake, monkeypatch):
+    monkeypatch.setattr(rest_module, "PRESIGN_MAX_AGE_MS", 200)
+    client.keep_presigned("POST", V2)
+    calls = []
+
+    async def order(i: int) -> None:
+        calls.append(time.time() * 1000)
+        await client.create_order("KXBTCD-T1", "yes", "buy", 1, Decimal("0.56"),
+                                  client_order_id=f"pre-{i}")
+
+    await asyncio.sleep(0.05)
+    await order(1)  # the set signed by keep_presigned, 50 ms before
+    await asyncio.sleep(0.02)
+    await order(2)  # the set signed while order 1 was on the wire
+    await asyncio.sleep(0.5)  # 2.5x the maximum age: renewed meanwhile, never sent stale
+    await order(3)
+    t_get = time.time() * 1000
+    await client.get_balance()
+
+    posts = [(ts, sig) for m, p, ts, sig in fake.seen_auth if m == "POST"]
+    assert len(posts) == 3 and len(set(posts)) == 3 and len({s for _, s in posts}) == 3
+    assert list(fake.orders) == ["pre-1", "pre-2", "pre-3"]  # every signature verified
+    (ts1, _), (ts2, _), (ts3, _) = posts
+    assert ts1 <= calls[0] - 40, "order 1 was signed on its way out, not ahead"
+    assert ts2 <= calls[1] - 10, "order 2 was signed on its way out, not ahead"
+    assert ts3 < calls[2] and calls[2] - ts3 <= 200 + 5, (calls[2] - ts3)
+    (ts_get,) = [ts for _, p, ts, _ in fake.seen_auth if p.endswith("/portfolio/balance")]
+    assert ts_get >= int(t_get), "a call that is not kept presigned is signed when sent"
 
 
 async def test_wrong_key_is_refused_with_kalshis_error_body(fake):

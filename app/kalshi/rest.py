@@ -165,6 +165,9 @@ ORDERS_V2 = "/portfolio/events/orders"
 LEGACY_ORDERS = "/portfolio/orders"
 TIME_IN_FORCE = ("good_till_canceled", "immediate_or_cancel", "fill_or_kill")
 SELF_TRADE_PREVENTION = ("taker_at_cross", "maker")
+# headers signed ahead (``KalshiRest.keep_presigned``): each set is used once and never when
+# older than this (the exchange takes timestamps within its window: the simulator's is 30 s)
+PRESIGN_MAX_AGE_MS = 1000
 
 
 class LegacyOrderWrite(KalshiError):
@@ -240,6 +243,10 @@ def order_body(
     return body
 
 
+def _age_ms(headers: dict[str, str]) -> float:
+    return time.time() * 1000 - int(headers[signing.HEADER_TIMESTAMP])
+
+
 CancelRef = str | tuple[str, str]  # order_id, or (order_id, market_ticker) for auto-routing
 
 
@@ -284,6 +291,8 @@ class KalshiRest:
         self.limits: AccountLimits | None = None
         self._grids: dict[str, PriceGrid] = {}
         self._grid_reads: dict[str, asyncio.Future[Market]] = {}
+        self._presigned: dict[tuple[str, str], dict[str, str] | None] = {}
+        self._presign_task: asyncio.Task | None = None
 
     @classmethod
     def from_endpoints(cls, endpoints: Endpoints, signer: signing.Signer | None, **kw: Any):
@@ -316,7 +325,47 @@ class KalshiRest:
         )
         return self.budget
 
+    def keep_presigned(self, method: str, path: str) -> None:
+        """Keep one set of signed headers ready for ``method path`` (the order entry): the
+        RSA-PSS signature (~0.2 ms) is then made while nothing waits for it, not on the order's
+        way out. A set is used by one request only, and not when older than
+        PRESIGN_MAX_AGE_MS; the next is signed as soon as the loop is free (while the request
+        is on the wire), and a resting set is renewed at half that age."""
+        if self.signer is None:
+            return
+        key = (method.upper(), self._prefix + path)
+        self._presigned[key] = self.signer.headers(*key)
+        if self._presign_task is None:
+            self._presign_task = asyncio.get_running_loop().create_task(
+                self._renew_presigned(), name="kalshi-presign")
+
+    def _headers(self, method: str, path: str) -> dict[str, str]:
+        if self.signer is None:
+            return {}
+        key = (method, self._prefix + path)
+        if key in self._presigned:
+            ready, self._presigned[key] = self._presigned[key], None
+            asyncio.get_running_loop().call_soon(self._presign, key)
+            if ready is not None and _age_ms(ready) <= PRESIGN_MAX_AGE_MS:
+                return ready
+        return self.signer.headers(*key)
+
+    def _presign(self, key: tuple[str, str]) -> None:
+        if key in self._presigned and self._presigned[key] is None and self.signer is not None:
+            self._presigned[key] = self.signer.headers(*key)
+
+    async def _renew_presigned(self) -> None:
+        while True:
+            await asyncio.sleep(PRESIGN_MAX_AGE_MS / 2000)
+            for key, ready in list(self._presigned.items()):
+                if ready is not None and _age_ms(ready) > PRESIGN_MAX_AGE_MS / 2:
+                    self._presigned[key] = None
+                    self._presign(key)
+
     async def aclose(self) -> None:
+        if self._presign_task is not None:
+            self._presign_task.cancel()
+            self._presign_task = None
         if self._fast is not None:
             await self._fast.aclose()
         await self._http.aclose()
@@ -400,9 +449,7 @@ class KalshiRest:
         if self.budget is not None:
             self.stats["paced_s"] += await self.budget.spend(method, path, items_in(body))
         url = self.base_url + path
-        headers = (
-            self.signer.headers(method, self._prefix + path) if self.signer is not None else {}
-        )
+        headers = self._headers(method, path)
         limit = call_timeout if call_timeout is not None else self.timeout
         self.stats["requests"] += 1
         try:

@@ -139,7 +139,11 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def row_dict(cur, row) -> dict[str, Any]:
-    return {d.name: v for d, v in zip(cur.description, row, strict=True)}
+    """A row of ``cur``'s current result by column name. The names come from the result itself
+    (``cur.description`` builds a Column object per column on every call: ~0.1 ms for a trade)."""
+    res = cur.pgresult
+    names = [res.fname(i).decode() for i in range(res.nfields)]
+    return dict(zip(names, row, strict=True))
 
 
 def seconds_between(a: datetime, b: datetime) -> int:

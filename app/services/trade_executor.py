@@ -48,7 +48,7 @@ from app.kalshi.errors import (
 )
 from app.kalshi.models import OrderAck
 from app.kalshi.prices import InvalidPrice
-from app.kalshi.rest import RetryPolicy
+from app.kalshi.rest import ORDERS_V2, RetryPolicy
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import Json
@@ -89,6 +89,7 @@ class TradeExecutorService(tc.TradingService):
         self.rest = exchange.rest_client(
             s, timeout=5.0, retry=RetryPolicy(max_attempts=6, base_delay=0.1, max_delay=2.0))
         await phase("read the account's rate limits", self.rest.start())
+        self.rest.keep_presigned("POST", ORDERS_V2)
         await phase("resolve in-doubt orders at the exchange", self.resolve_in_doubt())
         await phase("read the exchange schedule", self.refresh_status())
         await phase("order groups", self.ensure_groups())

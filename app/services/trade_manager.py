@@ -64,28 +64,41 @@ WRITER_LOCK = 13013  # session advisory lock: one rec-trade-manager per database
 
 
 ACTIVE_SQL = "('pending', 'submitted', 'open', 'closing')"
-# an open intent's idempotency key, the settings, the market and the risk figures, in one
-# round trip
-OPEN_CONTEXT = f"""
-SELECT (SELECT intent FROM trade_intents WHERE idempotency_key = %s),
-       (SELECT jsonb_object_agg(key, value) FROM trading_settings),
-       (SELECT to_jsonb(m) FROM markets m WHERE m.ticker = %s),
-       (SELECT coalesce(sum(quantity), 0) FROM trades WHERE ticker = %s
-        AND status IN {ACTIVE_SQL}),
-       (SELECT coalesce(sum(CASE WHEN entry_cost IS NOT NULL THEN entry_cost + fees
-                                 ELSE quantity * limit_price END), 0)
-        FROM trades WHERE status IN {ACTIVE_SQL}),
-       (SELECT coalesce(sum(pnl_cents), 0) FROM trades
-        WHERE closed_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
-"""
-# the trade, its open leg (client_order_id = rec-<install>-<trade>-open), its first event,
-# the intent and the executor's NOTIFY, in one statement
-OPEN_WRITE = """
-WITH t AS (
+# An open intent in one statement (one round trip). ``c``: the idempotency key, the trading
+# settings, the market's trading fields and the risk figures. The trade, its open leg
+# (client_order_id = rec-<install>-<trade>-open), its first event, the intent and the
+# executor's NOTIFY are written only if the key is new, the settings and the market are exactly
+# the ones the manager checked the request against (its last copies, as jsonb text) and the
+# risk figures are within the bounds it computed from them (``_risk_bounds``). Otherwise nothing
+# is written and ``c`` is returned: the manager checks again with it (a refusal names the rule)
+# and retries.
+OPEN_SQL = f"""
+WITH c AS (
+    SELECT (SELECT intent FROM trade_intents WHERE idempotency_key = %(key)s) AS c_known,
+           (SELECT jsonb_object_agg(key, value) FROM trading_settings)::text AS c_settings,
+           (SELECT jsonb_build_object(
+                'ticker', m.ticker, 'status', m.status, 'event_ticker', m.event_ticker,
+                'price_level_structure', m.price_level_structure,
+                'raw', jsonb_build_object('price_level_structure', m.raw->'price_level_structure',
+                                          'price_ranges', m.raw->'price_ranges'))
+            FROM markets m WHERE m.ticker = %(ticker)s)::text AS c_market,
+           (SELECT coalesce(sum(quantity), 0) FROM trades WHERE ticker = %(ticker)s
+            AND status IN {ACTIVE_SQL}) AS c_held,
+           (SELECT coalesce(sum(CASE WHEN entry_cost IS NOT NULL THEN entry_cost + fees
+                                     ELSE quantity * limit_price END), 0)
+            FROM trades WHERE status IN {ACTIVE_SQL}) AS c_exposure,
+           (SELECT coalesce(sum(pnl_cents), 0) FROM trades
+            WHERE closed_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+               AS c_pnl),
+ok AS (
+    SELECT 1 FROM c WHERE c_known IS NULL AND c_settings = %(settings)s
+       AND c_market = %(market)s AND c_held <= %(max_held)s
+       AND c_exposure <= %(max_exposure)s AND c_pnl > %(min_pnl)s),
+t AS (
     INSERT INTO trades (ticker, side, status, quantity, requested_count, limit_price, strategy,
                         entry_method, open_key, event_ticker)
-    VALUES (%(ticker)s, %(side)s, 'pending', %(count)s, %(count)s, %(price)s, %(strategy)s,
-            %(entry_method)s, %(key)s, %(event_ticker)s)
+    SELECT %(ticker)s, %(side)s, 'pending', %(count)s, %(count)s, %(price)s, %(strategy)s,
+           %(entry_method)s, %(key)s, %(event_ticker)s FROM ok
     RETURNING *),
 o AS (
     INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, count, price,
@@ -101,11 +114,11 @@ e AS (
 i AS (
     INSERT INTO trade_intents (idempotency_key, intent, trade_id, request)
     SELECT %(key)s, 'open', t.id, %(request)s::jsonb FROM t)
-SELECT t.*, pg_notify(%(channel)s, json_build_object(
+SELECT c.*, t.*, (SELECT pg_notify(%(channel)s, json_build_object(
     'coid', o.client_order_id, 'ticker', t.ticker, 'side', t.side, 'action', 'buy',
     'count', t.quantity::text, 'price', t.limit_price::text, 'tif', %(tif)s,
-    'strategy', t.strategy, 'on_pause', %(on_pause)s)::text)
-FROM t, o
+    'strategy', t.strategy, 'on_pause', %(on_pause)s)::text) FROM t, o) AS c_notified
+FROM c LEFT JOIN t ON true
 """
 # the executor's acknowledgements of open legs: pending -> submitted with its event, in one
 # statement (the common result, on the intent -> acknowledgement path); the trades returned
@@ -285,6 +298,9 @@ class TradeManagerService(tc.TradingService):
         self.results: set[str] = set()
         self.stats = {"intents": 0, "refused": 0, "transitions": 0}
         self._open_lock = asyncio.Lock()
+        # OPEN_SQL's last reading of the trading settings and of each market: (jsonb text, parsed)
+        self._settings: tuple[str, dict[str, Any]] | None = None
+        self._markets: dict[str, tuple[str, dict[str, Any]]] = {}
 
     async def start(self, phase: Phase) -> None:
         s = self.settings
@@ -593,40 +609,30 @@ class TradeManagerService(tc.TradingService):
         when the executor's result for the new trade is applied (registered as the write
         returns, before this task yields: applying a result takes one more round trip).
 
-        Two statements, one open at a time (``_open_lock``; this is the only manager,
-        ``_one_writer``): the idempotency key, the settings, the market and the risk figures;
-        then the trade, its order leg, its event, the intent and the NOTIFY to the executor,
-        written by one statement (one transaction)."""
+        One open at a time (``_open_lock``; this is the only manager, ``_one_writer``), one
+        statement (``OPEN_SQL``) when the manager's last copies of the trading settings and the
+        market still hold: the request is checked against them, and the statement writes only
+        if they are unchanged and the risk figures within bounds. Otherwise (the first intent
+        on a market, a settings change, a refusal) it writes nothing and returns what it read;
+        the request is checked against that (a refusal raises, naming the rule) and sent again.
+        """
+        key = req["idempotency_key"]
         async with self._open_lock, self.pool.connection() as conn:
             cur = conn.cursor()
-            await cur.execute(OPEN_CONTEXT, (req["idempotency_key"], req["market"],
-                                             req["market"]))
-            known, s, market, held, exposure, pnl = await cur.fetchone()
-            if known is not None:
-                return await self._known_intent(cur, req["idempotency_key"], "open"), False
-            if market is None:
-                raise BadInput("market", f"unknown market {req['market']}")
-            if market["status"] not in OPEN_MARKET_STATES:
-                raise BadInput("market", f"market {req['market']} is {market['status']}, "
-                                         "not open for trading")
-            self._check_price(market, req["limit_price"])
-            self._check_risk(s, req, held, exposure, pnl)
-            conf = tc.strategy_conf(s, req["strategy"])
-            tif = s.get("open_time_in_force", "fill_or_kill")
-            request = json.dumps(_jsonable(req))
-            created = json.dumps({
-                **_jsonable(req), "to_status": PENDING, "time_in_force": tif,
-                "cancel_order_on_pause": conf["cancel_order_on_pause"],
-                "order_group_contracts_limit": conf["contracts_limit"]})
-            await cur.execute(OPEN_WRITE, {
-                "ticker": req["market"], "side": req["side"], "count": req["count"],
-                "price": req["limit_price"], "strategy": req["strategy"],
-                "entry_method": req["entry_method"], "key": req["idempotency_key"],
-                "event_ticker": market["event_ticker"], "prefix": f"rec-{self.install_id}-",
-                "tif": tif, "on_pause": conf["cancel_order_on_pause"], "created": created,
-                "request": request, "channel": tc.CH_ORDERS})
-            trade = tc.row_dict(cur, await cur.fetchone())
-            trade.pop("pg_notify", None)
+            for _ in range(3):
+                await cur.execute(OPEN_SQL, self._open_params(req))
+                row = tc.row_dict(cur, await cur.fetchone())
+                if row["id"] is not None:
+                    break
+                if row["c_known"] is not None:
+                    return await self._known_intent(cur, key, "open"), False
+                s, market = self._remember(req["market"], row["c_settings"], row["c_market"])
+                self._check_market(market, req)
+                self._check_risk(s, req, row["c_held"], row["c_exposure"], row["c_pnl"])
+            else:
+                raise Conflict("open_not_written", "the trading settings or the market changed "
+                               "while the intent was checked, three times: send it again")
+            trade = {k: v for k, v in row.items() if not k.startswith("c_")}
             coid = tc.client_order_id(self.install_id, trade["id"], "open")
             if waiter is not None:
                 self.waiters.setdefault(trade["id"], []).append(waiter)
@@ -634,6 +640,49 @@ class TradeManagerService(tc.TradingService):
                       req["market"], req["side"], req["count"], req["limit_price"],
                       req["strategy"], req["entry_method"], coid)
         return trade, True
+
+    def _remember(self, ticker: str, settings: str, market: str | None
+                  ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Keep the settings and the market as ``OPEN_SQL`` read them (text, parsed)."""
+        if self._settings is None or self._settings[0] != settings:
+            self._settings = (settings, json.loads(settings))
+        if market is None:
+            self._markets.pop(ticker, None)
+            return self._settings[1], None
+        if len(self._markets) >= 2048:
+            self._markets.clear()
+        self._markets[ticker] = (market, json.loads(market))
+        return self._settings[1], self._markets[ticker][1]
+
+    def _open_params(self, req: dict[str, Any]) -> dict[str, Any]:
+        """``OPEN_SQL``'s parameters. Without copies of the settings and the market that pass the
+        checks, the guards are NULL: the statement only reads."""
+        p: dict[str, Any] = {
+            "key": req["idempotency_key"], "ticker": req["market"], "side": req["side"],
+            "count": req["count"], "price": req["limit_price"], "strategy": req["strategy"],
+            "entry_method": req["entry_method"], "prefix": f"rec-{self.install_id}-",
+            "channel": tc.CH_ORDERS, "settings": None, "market": None, "max_held": None,
+            "max_exposure": None, "min_pnl": None, "event_ticker": None, "tif": None,
+            "on_pause": None, "created": None, "request": None}
+        copy = self._markets.get(req["market"])
+        if self._settings is None or copy is None:
+            return p
+        s, market = self._settings[1], copy[1]
+        try:
+            self._check_market(market, req)
+            bounds = self._risk_bounds(s, req)
+        except (BadInput, RiskRefused):
+            return p  # refused on the copies: read again before refusing
+        conf = tc.strategy_conf(s, req["strategy"])
+        tif = s.get("open_time_in_force", "fill_or_kill")
+        p.update(bounds, settings=self._settings[0], market=copy[0],
+                 event_ticker=market["event_ticker"], tif=tif,
+                 on_pause=conf["cancel_order_on_pause"],
+                 request=json.dumps(_jsonable(req)), created=json.dumps({
+                     **_jsonable(req), "to_status": PENDING, "time_in_force": tif,
+                     "cancel_order_on_pause": conf["cancel_order_on_pause"],
+                     "order_group_contracts_limit": conf["contracts_limit"]}))
+        return p
 
     async def close_trade(self, req: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         async with self.pool.connection() as conn, conn.transaction():
@@ -697,6 +746,16 @@ class TradeManagerService(tc.TradingService):
                            field="idempotency_key")
         return await self._trade(cur, row[1])
 
+    @classmethod
+    def _check_market(cls, market: dict[str, Any] | None, req: dict[str, Any]) -> None:
+        """The market exists, is open, and the limit price is on its price grid."""
+        if market is None:
+            raise BadInput("market", f"unknown market {req['market']}")
+        if market["status"] not in OPEN_MARKET_STATES:
+            raise BadInput("market", f"market {req['market']} is {market['status']}, "
+                                     "not open for trading")
+        cls._check_price(market, req["limit_price"])
+
     @staticmethod
     def _check_price(market: dict[str, Any], price: Decimal) -> None:
         raw = market.get("raw") or {}
@@ -709,32 +768,50 @@ class TradeManagerService(tc.TradingService):
             raise BadInput("limit_price", str(exc)) from None
 
     @staticmethod
-    def _check_risk(s: dict[str, Any], req: dict[str, Any], held: Decimal, exposure: Decimal,
-                    pnl: int) -> None:
+    def _limits(s: dict[str, Any]) -> dict[str, Decimal]:
+        return {k: Decimal(str(s.get(k, 0))) for k in (
+            "max_contracts_per_trade", "max_contracts_per_market", "max_open_exposure_dollars",
+            "max_daily_loss_dollars")}
+
+    @classmethod
+    def _risk_bounds(cls, s: dict[str, Any], req: dict[str, Any]) -> dict[str, Decimal]:
+        """The risk rules that depend on the request alone (raise), and the bounds the risk
+        figures must stay within for it: contracts held or pending in the market, open
+        exposure in dollars, and today's realised P&L in cents (above ``min_pnl``)."""
         count, price = req["count"], req["limit_price"]
+        lim = cls._limits(s)
         if s.get("kill_switch"):
             raise RiskRefused("kill_switch", "the kill switch is on: no new entries")
-        max_trade = Decimal(str(s.get("max_contracts_per_trade", 0)))
-        if count > max_trade:
+        if count > lim["max_contracts_per_trade"]:
             raise RiskRefused("max_contracts_per_trade",
-                              f"{count} contracts is over max_contracts_per_trade {max_trade}",
-                              field="count")
-        max_market = Decimal(str(s.get("max_contracts_per_market", 0)))
-        if held + count > max_market:
+                              f"{count} contracts is over max_contracts_per_trade "
+                              f"{lim['max_contracts_per_trade']}", field="count")
+        new = count * price + tc.fee_dollars(count, price)
+        return {"max_held": lim["max_contracts_per_market"] - count,
+                "max_exposure": lim["max_open_exposure_dollars"] - new,
+                "min_pnl": -lim["max_daily_loss_dollars"] * 100}
+
+    @classmethod
+    def _check_risk(cls, s: dict[str, Any], req: dict[str, Any], held: Decimal,
+                    exposure: Decimal, pnl: int) -> None:
+        """Every risk rule against the figures ``OPEN_SQL`` read (the refusal names the rule)."""
+        b, lim = cls._risk_bounds(s, req), cls._limits(s)
+        count, price = req["count"], req["limit_price"]
+        if held > b["max_held"]:
             raise RiskRefused("max_contracts_per_market",
                               f"{held} held/pending + {count} is over max_contracts_per_market "
-                              f"{max_market} in {req['market']}", held=held)
-        new = count * price + tc.fee_dollars(count, price)
-        max_exp = Decimal(str(s.get("max_open_exposure_dollars", 0)))
-        if exposure + new > max_exp:
+                              f"{lim['max_contracts_per_market']} in {req['market']}",
+                              held=held)
+        if exposure > b["max_exposure"]:
+            new = count * price + tc.fee_dollars(count, price)
             raise RiskRefused("max_open_exposure_dollars",
                               f"open exposure ${exposure:.2f} + ${new:.2f} is over "
-                              f"max_open_exposure_dollars ${max_exp}", exposure=exposure)
-        max_loss = Decimal(str(s.get("max_daily_loss_dollars", 0)))
-        if -pnl >= max_loss * 100:
+                              f"max_open_exposure_dollars ${lim['max_open_exposure_dollars']}",
+                              exposure=exposure)
+        if pnl <= b["min_pnl"]:
             raise RiskRefused("max_daily_loss_dollars",
                               f"today's realised P&L {pnl} cents reached max_daily_loss_dollars "
-                              f"${max_loss}", pnl_cents=pnl)
+                              f"${lim['max_daily_loss_dollars']}", pnl_cents=pnl)
 
     async def _trade(self, cur, trade_id: int) -> dict[str, Any]:
         await cur.execute("SELECT * FROM trades WHERE id = %s", (trade_id,))
