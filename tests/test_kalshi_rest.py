@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from app.kalshi import rest as rest_module
 from app.kalshi import signing
 from app.kalshi.errors import (
     KalshiAuthError,
@@ -32,7 +33,6 @@ from app.kalshi.errors import (
     KalshiTimeout,
     KalshiTransportError,
 )
-from app.kalshi import rest as rest_module
 from app.kalshi.prices import InvalidPrice
 from app.kalshi.rest import (
     KalshiRest,
