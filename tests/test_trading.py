@@ -136,6 +136,46 @@ async def test_bad_input_and_limits_are_refused_before_the_exchange(
     assert r.status_code == 403 and r.json()["limit"] == "max_daily_loss_dollars", r.text
 
 
+async def test_an_open_is_checked_against_the_database_not_a_stale_copy(
+        rec_home_db, start_service, sim):
+    """The manager writes an open in one statement, guarded by its last copies of the trading
+    settings and the market: a change made in the database behind its back (not through its
+    API) is seen by the very next intent, in either direction."""
+    await tf.start_trading(rec_home_db, sim, start_service, sync=False)
+    ticker = sim.open_tickers("KXBTCD")[5]
+    conn = await di.connect(rec_home_db)
+
+    async def sql(stmt: str, *args) -> None:
+        await conn.execute(stmt, args)
+
+    async def open_(key: str, count: int = 1) -> httpx.Response:
+        return await tf.post_trade(rec_home_db, open_body(ticker, key, count=count,
+                                                          price="0.01"))
+
+    assert (await open_("c1")).status_code == 201  # the copies are taken
+    await sql("UPDATE trading_settings SET value = '1' WHERE key = 'max_contracts_per_trade'")
+    r = await open_("c2", count=2)
+    assert r.status_code == 403 and r.json()["limit"] == "max_contracts_per_trade", r.text
+    await sql("UPDATE trading_settings SET value = '25' WHERE key = 'max_contracts_per_trade'")
+    assert (await open_("c3", count=2)).status_code == 201, "a refusal was remembered"
+    await sql("UPDATE markets SET status = 'closed' WHERE ticker = %s", ticker)
+    r = await open_("c4")
+    assert r.status_code == 422 and r.json()["field"] == "market", r.text
+    assert "closed, not open for trading" in r.json()["message"]
+    await sql("UPDATE markets SET status = 'active' WHERE ticker = %s", ticker)
+    assert (await open_("c5")).status_code == 201
+    await sql("UPDATE trading_settings SET value = 'true' WHERE key = 'kill_switch'")
+    r = await open_("c6")
+    assert r.status_code == 403 and r.json()["limit"] == "kill_switch", r.text
+    await sql("UPDATE trading_settings SET value = 'false' WHERE key = 'kill_switch'")
+    rows = await di.rows(conn, "SELECT open_key FROM trades ORDER BY id")
+    await conn.close()
+    assert [r[0] for r in rows] == ["c1", "c3", "c5"]
+    await di.until(lambda: len(tf.sim_orders(sim)) == 3, 10, "three orders at the exchange")
+    assert sorted(o.client_order_id.rsplit("-", 2)[1] for o in tf.sim_orders(sim)) == sorted(
+        str(i) for i in range(1, 4))
+
+
 async def test_exactly_one_order_per_intent_through_kill_9_lost_answers_429_and_5xx(
         rec_home_db, start_service, sim):
     procs = await tf.start_trading(rec_home_db, sim, start_service)
