@@ -1,6 +1,6 @@
 """Trading figures: intent -> exchange acknowledgement, and the supervisor's cycle.
 
-    .venv/bin/python benchmarks/trading_bench.py [--n 300] [--trades 100]
+    .venv/bin/python benchmarks/trading_bench.py [--n 300] [--rounds 5] [--trades 100]
 
 A PostgreSQL of its own, the simulator in a process of its own (uvloop + httptools, unlimited
 tier, no simulated liquidity so orders rest), rec-trade-manager, rec-trade-executor and
@@ -9,7 +9,10 @@ rec-trade-supervisor as real `rec run` processes.
 1. intent -> ack: N sequential ``POST /trades?wait=`` (open, good_till_canceled at $0.02: the
    exchange acknowledges a resting order) answered once the executor recorded the exchange's
    acknowledgement; p50/p99, against a bare signed HTTP round trip of the same order creation
-   (httpx + the signer, straight to the simulator) in the same run, and the ratio;
+   (httpx + the signer, straight to the simulator) in the same run, and the ratio. The two
+   alternate in ``--rounds`` blocks (bare, intents, bare, intents, ..., bare), so a slow
+   stretch of the machine weighs on both; the ratio of each intent block to the bare blocks
+   either side is printed too;
 2. the supervisor's cycle with ``--trades`` open trades (strike table and book rows for each):
    its own reported cycle time over 20 cycles.
 """
@@ -115,11 +118,11 @@ class Harness:
         pgserver.remove(self.pg)
 
 
-async def bare(h: Harness, ticker: str, n: int, tag: str) -> list[float]:
+async def bare(h: Harness, ticker: str, n: int, tag: str, warmup: int = 20) -> list[float]:
     path = PREFIX + "/portfolio/events/orders"
     out = []
     async with httpx.AsyncClient(base_url=h.sim.base, timeout=10) as c:
-        for i in range(n + 20):
+        for i in range(n + warmup):
             body = {"ticker": ticker, "client_order_id": f"bare-{tag}-{i}", "side": "bid",
                     "count": "1.00", "price": "0.0200", "time_in_force": "good_till_canceled",
                     "self_trade_prevention_type": "taker_at_cross"}
@@ -127,16 +130,17 @@ async def bare(h: Harness, ticker: str, n: int, tag: str) -> list[float]:
             r = await c.post(path, json=body, headers=h.signer.headers("POST", path))
             dt = (time.perf_counter() - t0) * 1000
             assert r.status_code == 201, r.text
-            if i >= 20:
+            if i >= warmup:
                 out.append(dt)
     return out
 
 
-async def intents(h: Harness, tickers: list[str], n: int) -> tuple[list[float], list[float]]:
+async def intents(h: Harness, tickers: list[str], n: int, first: int = 0,
+                  warmup: int = 20) -> list[float]:
     out = []
     base = f"http://127.0.0.1:{h.ports['manager']}"
     async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-        for i in range(n + 20):
+        for i in range(first, first + n + warmup):
             body = {"intent": "open", "idempotency_key": f"bench-{i}",
                     "market": tickers[i % len(tickers)], "side": "yes", "count": 1,
                     "limit_price": "0.02"}
@@ -144,8 +148,13 @@ async def intents(h: Harness, tickers: list[str], n: int) -> tuple[list[float], 
             r = await c.post("/trades", json=body, params={"wait": "5"})
             dt = (time.perf_counter() - t0) * 1000
             assert r.status_code == 201 and r.json()["trade"]["status"] == "submitted", r.text
-            if i >= 20:
+            if i >= first + warmup:
                 out.append(dt)
+    return out
+
+
+async def stages(h: Harness) -> list[float]:
+    """The executor's own send -> ack times, and two stages on the database's clock."""
     async with await psycopg.AsyncConnection.connect(h.dsn) as conn:
         cur = await conn.execute("SELECT ack_ms FROM trade_orders WHERE ack_ms IS NOT NULL "
                                  "ORDER BY created_at OFFSET 20")
@@ -158,7 +167,7 @@ async def intents(h: Harness, tickers: list[str], n: int) -> tuple[list[float], 
         rows = await cur.fetchall()
     print(line("  intent committed -> executor acked (db clock)", [float(r[0]) for r in rows]))
     print(line("  executor acked -> manager applied (db clock)", [float(r[1]) for r in rows]))
-    return out, exec_ms
+    return exec_ms
 
 
 async def supervisor_cycle(h: Harness, tickers: list[str], trades: int) -> list[float]:
@@ -199,6 +208,8 @@ async def supervisor_cycle(h: Harness, tickers: list[str], trades: int) -> list[
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="bare and intent blocks alternate: N/rounds each, then one more bare")
     ap.add_argument("--trades", type=int, default=100)
     args = ap.parse_args()
     h = Harness()
@@ -207,17 +218,24 @@ async def main() -> None:
         tickers = await h.markets()
         await h.run("trade-executor")
         await h.run("trade-manager")
-        b1 = await bare(h, tickers[0], args.n, "a")
-        total, exec_ms = await intents(h, tickers, args.n)
-        b2 = await bare(h, tickers[1], args.n, "b")
-        b = b1 + b2
+        block = max(1, args.n // args.rounds)
+        b, total, ratios = await bare(h, tickers[1], block, "r0"), [], []
+        for r in range(args.rounds):  # alternating blocks: drift hits both sides alike
+            t = await intents(h, tickers, block, first=r * (block + 20), warmup=20 if r == 0
+                              else 5)
+            b2 = await bare(h, tickers[1], block, f"r{r + 1}", warmup=5)
+            ratios.append((statistics.median(t), statistics.median(b[-block:] + b2)))
+            total, b = total + t, b + b2
+        exec_ms = await stages(h)
         print("intent -> exchange acknowledgement (sequential, loopback):")
         print(line("bare signed POST order (httpx + signer)", b))
         print(line("POST /trades?wait -> acknowledged trade", total))
         print(line("  of which executor send -> ack", exec_ms))
         ratio = statistics.median(total) / statistics.median(b)
         print(f"ratio intent->ack / bare: p50 {ratio:.2f}x, "
-              f"p99 {pct(total, 0.99) / pct(b, 0.99):.2f}x")
+              f"p99 {pct(total, 0.99) / pct(b, 0.99):.2f}x; per block (p50 against the bare "
+              f"blocks either side): "
+              f"{', '.join(f'{t / x:.2f} ({t:.2f}/{x:.2f} ms)' for t, x in ratios)}")
         cyc = await supervisor_cycle(h, tickers, args.trades)
         print(f"\nsupervisor cycle, {args.trades} open trades (its own timing, 20 cycles): "
               f"p50 {statistics.median(cyc):.2f} ms, max {max(cyc):.2f} ms (period 1000 ms)")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -110,7 +111,8 @@ def _default(o: Any) -> Any:
 
 class Json(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, default=_default, separators=(",", ":")).encode()
+        return orjson.dumps(content, default=_default,
+                            option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS)
 
 
 def error(status: int, code: str, message: str, field: str | None = None,

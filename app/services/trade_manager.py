@@ -293,9 +293,11 @@ class TradeManagerService(tc.TradingService):
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
-        self.wake = asyncio.Event()
+        self.wake = asyncio.Event()  # the sweep loop: legs left by results_loop
         self.waiters: dict[int, list[asyncio.Future]] = {}
-        self.results: set[str] = set()
+        self.results: set[str] = set()  # legs the executor announced, for results_loop
+        self.results_ready = asyncio.Event()
+        self.leftover: set[str] = set()  # announced legs that are not accepted opens
         self.stats = {"intents": 0, "refused": 0, "transitions": 0}
         self._open_lock = asyncio.Lock()
         # OPEN_SQL's last reading of the trading settings and of each market: (jsonb text, parsed)
@@ -311,6 +313,7 @@ class TradeManagerService(tc.TradingService):
         await phase("first reconcile", self.reconcile())
         self.spawn(self.listen(), "manager-listen")
         self.spawn(self.loop(), "manager-loop")
+        self.spawn(self.results_loop(), "manager-results")
         await self.serve_http(phase, self.app(), s.trade_manager_port)
 
     async def _one_writer(self) -> None:
@@ -354,23 +357,41 @@ class TradeManagerService(tc.TradingService):
                     await conn.execute(f"LISTEN {tc.CH_RESULTS}")
                     async for n in conn.notifies():
                         self.results.add(n.payload)
-                        self.wake.set()
+                        self.results_ready.set()
             except Exception as exc:
                 self.log.warning("LISTEN connection lost (%s); reconnecting", exc)
                 await asyncio.sleep(1)
 
+    async def results_loop(self) -> None:
+        """The legs the executor announced, at once and never behind a sweep: accepted opens
+        in one statement here (it moves only trades still pending, so a sweep applying the
+        same leg meanwhile is harmless); any other result goes to the sweep loop, now."""
+        while True:
+            await self.results_ready.wait()
+            self.results_ready.clear()
+            coids, self.results = list(self.results), set()
+            try:
+                rest = await self._accepted_opens(coids)
+            except Exception:
+                self.log.exception("applying accepted orders failed; the sweep retries")
+                rest = coids
+            if rest:
+                self.leftover.update(rest)
+                self.wake.set()
+
     async def loop(self) -> None:
-        """A result the executor announced is applied at once (only that leg); everything
-        else (fills arriving, markets closing, settlements, the kill switch) every sweep."""
+        """Results that are not accepted opens (only those legs) as soon as they are handed
+        over; everything else (fills arriving, markets closing, settlements, the kill switch)
+        every sweep."""
         last = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), SWEEP_SEC)
             self.wake.clear()
             try:
-                if self.results:
-                    coids, self.results = list(self.results), set()
-                    await self.reconcile(await self._accepted_opens(coids))
+                if self.leftover:
+                    coids, self.leftover = list(self.leftover), set()
+                    await self.reconcile(coids)
                 if time.monotonic() - last >= SWEEP_SEC:
                     last = time.monotonic()
                     await self.reconcile()
@@ -880,7 +901,7 @@ class TradeManagerService(tc.TradingService):
             fut = asyncio.get_running_loop().create_future()
             self.waiters.setdefault(trade_id, []).append(fut)
             self.results.add(tc.client_order_id(self.install_id, trade_id, "open"))
-            self.wake.set()
+            self.results_ready.set()
         with contextlib.suppress(TimeoutError):
             trade = await asyncio.wait_for(fut, timeout)
             if trade is not None:
