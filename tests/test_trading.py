@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import httpx
 
+from testkit.net import free_port
 from tests import data_in_fixtures as di
 from tests import test_sim_fixtures as fx
 from tests import trading_fixtures as tf
@@ -174,6 +175,70 @@ async def test_an_open_is_checked_against_the_database_not_a_stale_copy(
     await di.until(lambda: len(tf.sim_orders(sim)) == 3, 10, "three orders at the exchange")
     assert sorted(o.client_order_id.rsplit("-", 2)[1] for o in tf.sim_orders(sim)) == sorted(
         str(i) for i in range(1, 4))
+
+
+async def executor_status(home) -> dict:
+    async with httpx.AsyncClient() as c:
+        port = home.env["REC_TRADE_EXECUTOR_PORT"]
+        return (await c.get(f"http://127.0.0.1:{port}/status")).json()
+
+
+async def test_an_accepted_open_is_reported_straight_to_the_manager(
+        rec_home_db, start_service, sim):
+    """The executor reports an acknowledged open to the manager, which writes the leg and the
+    trade's pending -> submitted in one statement; a report it cannot take is refused."""
+    await tf.start_trading(rec_home_db, sim, start_service, sync=False)
+    ticker = sim.open_tickers("KXBTCD")[5]
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "rep-1", count=1, price="0.01"),
+                            wait=10)
+    assert r.status_code == 201 and r.json()["trade"]["status"] == "submitted", r.text
+    trade_id = r.json()["trade"]["id"]
+    assert (await executor_status(rec_home_db))["reported"] == 1
+    assert (await tf.get(rec_home_db, "/status")).json()["reported_acks"] == 1
+    got = (await tf.get(rec_home_db, f"/trades/{trade_id}")).json()
+    (leg,) = got["orders"]
+    (order,) = tf.sim_orders(sim)
+    assert (leg["state"], leg["exchange_order_id"]) == ("accepted", order.order_id)
+    assert leg["ack_ms"] is not None and leg["acked_at"] is not None
+    accepted = [e for e in got["events"] if e["kind"] == "order accepted"]
+    assert [(e["from_status"], e["to_status"]) for e in accepted] == [("pending", "submitted")]
+    assert accepted[0]["detail"]["exchange_order_id"] == order.order_id
+    async with httpx.AsyncClient(base_url=tf.manager_url(rec_home_db)) as c:
+        url = f"/legs/{leg['client_order_id']}/accepted"
+        report = {"order_id": "x", "fill_count": "0", "remaining_count": "1", "ack_ms": "1"}
+        r = await c.post(url, json=report)  # written already: nothing is written twice
+        assert r.status_code == 409 and r.json()["code"] == "not_new", r.text
+        r = await c.post(url, json={**report, "fill_count": "-1"})
+        assert r.status_code == 422 and r.json()["field"] == "fill_count", r.text
+    got = (await tf.get(rec_home_db, f"/trades/{trade_id}")).json()
+    assert got["orders"][0]["exchange_order_id"] == order.order_id
+    assert len([e for e in got["events"] if e["kind"] == "order accepted"]) == 1
+
+
+async def test_without_the_manager_the_executor_writes_the_leg_itself(
+        rec_home_db, start_service, sim):
+    """A report that cannot be delivered (here: the executor is given a port where no manager
+    listens) is not lost: the executor writes the leg and announces it, the manager applies
+    it from the announcement."""
+    tf.prepare(rec_home_db, sim)
+    conn = await di.connect(rec_home_db)
+    await tf.store_markets(conn, sim)
+    await conn.close()
+    executor = start_service(rec_home_db, tf.EXECUTOR,
+                             extra_env={"REC_TRADE_MANAGER_PORT": str(free_port())})
+    manager = start_service(rec_home_db, tf.MANAGER)
+    await di.wait_notify(executor, "READY", "1")
+    await di.wait_notify(manager, "READY", "1")
+    ticker = sim.open_tickers("KXBTCD")[5]
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "fb-1", count=1, price="0.01"),
+                            wait=10)
+    assert r.status_code == 201 and r.json()["trade"]["status"] == "submitted", r.text
+    st = await executor_status(rec_home_db)
+    assert (st["reported"], st["accepted"]) == (0, 1), st
+    assert (await tf.get(rec_home_db, "/status")).json()["reported_acks"] == 0
+    assert "rec-trade-manager not reached" in executor.output
+    got = (await tf.get(rec_home_db, f"/trades/{r.json()['trade']['id']}")).json()
+    assert got["orders"][0]["state"] == "accepted" and len(tf.sim_orders(sim)) == 1
 
 
 async def test_exactly_one_order_per_intent_through_kill_9_lost_answers_429_and_5xx(

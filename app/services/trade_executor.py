@@ -29,7 +29,9 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 from psycopg import AsyncConnection
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -46,6 +48,7 @@ from app.kalshi.errors import (
     KalshiRateLimited,
     KalshiServerError,
 )
+from app.kalshi.http1 import Http1Pool
 from app.kalshi.models import OrderAck
 from app.kalshi.prices import InvalidPrice
 from app.kalshi.rest import ORDERS_V2, RetryPolicy
@@ -57,12 +60,14 @@ EXIT_GROUP = "supervisor"  # the order group of every close (never triggered by 
 PAUSED_CODES = ("trading_is_paused", "exchange_paused", "trading_paused")
 SWEEP_SEC = 1.0
 STATUS_EVERY_SEC = 5.0
+REPORT_TIMEOUT_SEC = 0.5  # rec-trade-manager not answering by then: the leg is written here
 
 
 class TradeExecutorService(tc.TradingService):
     name = "trade-executor"
     pool = None
     rest = None
+    manager = None
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
@@ -76,7 +81,8 @@ class TradeExecutorService(tc.TradingService):
         self.kick = asyncio.Event()
         self.stats: dict[str, Any] = {"sent": 0, "accepted": 0, "rejected": 0, "expired": 0,
                                       "recovered": 0, "retries_later": 0, "in_doubt_resolved": 0,
-                                      "paused_waits": 0, "canceled": 0, "last_error": None}
+                                      "paused_waits": 0, "canceled": 0, "reported": 0,
+                                      "last_error": None}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -90,6 +96,7 @@ class TradeExecutorService(tc.TradingService):
             s, timeout=5.0, retry=RetryPolicy(max_attempts=6, base_delay=0.1, max_delay=2.0))
         await phase("read the account's rate limits", self.rest.start())
         self.rest.keep_presigned("POST", ORDERS_V2)
+        self.manager = Http1Pool(f"http://{s.target_host}:{s.trade_manager_port}", 4)
         await phase("resolve in-doubt orders at the exchange", self.resolve_in_doubt())
         await phase("read the exchange schedule", self.refresh_status())
         await phase("order groups", self.ensure_groups())
@@ -102,6 +109,8 @@ class TradeExecutorService(tc.TradingService):
         await super().stop()
         if self.rest is not None:
             await self.rest.aclose()
+        if self.manager is not None:
+            await self.manager.aclose()
 
     # ------------------------------------------------------------------ in doubt
 
@@ -361,15 +370,40 @@ class TradeExecutorService(tc.TradingService):
                       args: tuple) -> None:
         """A leg's result: its row (``sets`` while it is ``from_state``) and the manager's
         NOTIFY, in one statement."""
-        self.stats[stat] += 1
-        self.retry_at.pop(coid, None)
-        self.failures.pop(coid, None)
+        self._settled(coid, stat)
         async with self.pool.connection() as conn:
             await conn.execute(
                 f"WITH u AS (UPDATE trade_orders SET {sets} WHERE client_order_id = %s "
                 "AND state = %s RETURNING client_order_id) "
                 "SELECT pg_notify(%s, client_order_id) FROM u",
                 (*args, coid, from_state, tc.CH_RESULTS))
+
+    def _settled(self, coid: str, stat: str) -> None:
+        self.stats[stat] += 1
+        self.retry_at.pop(coid, None)
+        self.failures.pop(coid, None)
+
+    async def _report(self, coid: str, ack: OrderAck, ms: float) -> bool:
+        """Report an accepted open leg straight to rec-trade-manager, which writes it with the
+        trade's pending -> submitted in one statement (the hop through this service's own
+        write and NOTIFY saved on the intent's way). False when the manager is not reached,
+        refuses or is slow: the leg is then written here and announced as any result."""
+        body = json.dumps({"order_id": ack.order_id, "fill_count": str(ack.fill_count),
+                           "remaining_count": str(ack.remaining_count),
+                           "ack_ms": f"{ms:.3f}"}).encode()
+        try:
+            async with asyncio.timeout(REPORT_TIMEOUT_SEC):
+                r = await self.manager.request(
+                    "POST", f"/legs/{quote(coid, safe='')}/accepted", {}, body)
+        except (TimeoutError, httpx.HTTPError, OSError) as exc:
+            self.log.warning("order %s: rec-trade-manager not reached (%s); the leg is "
+                             "written here", coid, exc or type(exc).__name__)
+            return False
+        if r.status_code != 200:
+            self.log.warning("order %s: rec-trade-manager answered %d to the report (%s); the "
+                             "leg is written here", coid, r.status_code, r.text[:200])
+            return False
+        return True
 
     def _later(self, coid: str, why: str, delay: float | None = None) -> None:
         n = self.failures[coid] = self.failures.get(coid, 0) + 1
@@ -382,10 +416,16 @@ class TradeExecutorService(tc.TradingService):
     async def accepted(self, coid: str, ack: OrderAck, ms: float | None) -> None:
         if ack.recovered:
             self.stats["recovered"] += 1
-        await self._record(
-            coid, "accepted", "new", "state = 'accepted', exchange_order_id = %s, "
-            "fill_count = %s, remaining_count = %s, acked_at = now(), ack_ms = %s, "
-            "attempts = attempts + 1", (ack.order_id, ack.fill_count, ack.remaining_count, ms))
+        if (ms is not None and coid.endswith("-open") and self.manager is not None
+                and await self._report(coid, ack, ms)):
+            self._settled(coid, "accepted")
+            self.stats["reported"] += 1
+        else:
+            await self._record(
+                coid, "accepted", "new", "state = 'accepted', exchange_order_id = %s, "
+                "fill_count = %s, remaining_count = %s, acked_at = now(), ack_ms = %s, "
+                "attempts = attempts + 1",
+                (ack.order_id, ack.fill_count, ack.remaining_count, ms))
         self.log.info("order %s accepted as %s: filled %s, remaining %s%s%s", coid,
                       ack.order_id, ack.fill_count, ack.remaining_count,
                       f" in {ms:.1f} ms" if ms is not None else "",

@@ -120,12 +120,9 @@ SELECT c.*, t.*, (SELECT pg_notify(%(channel)s, json_build_object(
     'strategy', t.strategy, 'on_pause', %(on_pause)s)::text) FROM t, o) AS c_notified
 FROM c LEFT JOIN t ON true
 """
-# the executor's acknowledgements of open legs: pending -> submitted with its event, in one
-# statement (the common result, on the intent -> acknowledgement path); the trades returned
-ACCEPTED_OPENS = """
-WITH o AS (
-    SELECT trade_id, client_order_id, exchange_order_id, fill_count, remaining_count
-    FROM trade_orders WHERE client_order_id = ANY(%s) AND leg = 'open' AND state = 'accepted'),
+# acknowledged open legs ``o``: their trades pending -> submitted, each with its event; the
+# trades returned (the common result, on the intent -> acknowledgement path)
+_SUBMITTED = """
 u AS (
     UPDATE trades t SET status = 'submitted', updated_at = now() FROM o
     WHERE t.id = o.trade_id AND t.status = 'pending' RETURNING t.*),
@@ -135,7 +132,27 @@ e AS (
         'client_order_id', o.client_order_id, 'exchange_order_id', o.exchange_order_id,
         'fill_count', o.fill_count::text, 'remaining_count', o.remaining_count::text)
     FROM u JOIN o ON o.trade_id = u.id)
+"""
+# legs the executor wrote as accepted (and announced by NOTIFY)
+ACCEPTED_OPENS = f"""
+WITH o AS (
+    SELECT trade_id, client_order_id, exchange_order_id, fill_count, remaining_count
+    FROM trade_orders WHERE client_order_id = ANY(%s) AND leg = 'open' AND state = 'accepted'),
+{_SUBMITTED}
 SELECT * FROM u
+"""
+# an open leg the executor reports accepted straight to the manager (``POST
+# /legs/{coid}/accepted``): the leg's acknowledgement and the trade's move written together;
+# ``c_written`` is 0 when the leg was no longer new (already written: nothing done)
+REPORTED_OPEN = f"""
+WITH o AS (
+    UPDATE trade_orders SET state = 'accepted', exchange_order_id = %(oid)s,
+           fill_count = %(fill)s, remaining_count = %(remaining)s, acked_at = now(),
+           ack_ms = %(ms)s, attempts = attempts + 1
+    WHERE client_order_id = %(coid)s AND leg = 'open' AND state = 'new'
+    RETURNING trade_id, client_order_id, exchange_order_id, fill_count, remaining_count),
+{_SUBMITTED}
+SELECT (SELECT count(*) FROM o) AS c_written, u.* FROM (SELECT 1) AS one LEFT JOIN u ON true
 """
 # the legs whose result can move their trade: an acknowledged open, a rejected, expired or
 # canceled leg, an order that ended (nothing remaining, or account-sync saw it executed or
@@ -251,6 +268,18 @@ def _price(body: dict, name: str, required: bool = True) -> Decimal | None:
     return d
 
 
+def _amount(body: dict, name: str) -> Decimal:
+    """A non-negative number (a count or milliseconds) in a report from rec-trade-executor."""
+    v = body.get(name)
+    try:
+        d = Decimal(str(v))
+    except InvalidOperation:
+        raise BadInput(name, "must be a number") from None
+    if v is None or isinstance(v, bool) or not d.is_finite() or d < 0:
+        raise BadInput(name, "must be a non-negative number")
+    return d
+
+
 def parse_open(body: dict) -> dict[str, Any]:
     return {
         "idempotency_key": _str(body, "idempotency_key", KEY_RE),
@@ -298,7 +327,7 @@ class TradeManagerService(tc.TradingService):
         self.results: set[str] = set()  # legs the executor announced, for results_loop
         self.results_ready = asyncio.Event()
         self.leftover: set[str] = set()  # announced legs that are not accepted opens
-        self.stats = {"intents": 0, "refused": 0, "transitions": 0}
+        self.stats = {"intents": 0, "refused": 0, "transitions": 0, "reported_acks": 0}
         self._open_lock = asyncio.Lock()
         # OPEN_SQL's last reading of the trading settings and of each market: (jsonb text, parsed)
         self._settings: tuple[str, dict[str, Any]] | None = None
@@ -411,15 +440,16 @@ class TradeManagerService(tc.TradingService):
         async with self.pool.connection() as conn:
             cur = await conn.execute(ACCEPTED_OPENS, (coids,))
             trades = [tc.row_dict(cur, r) for r in await cur.fetchall()]
-        done = set()
-        for trade in trades:
-            coid = tc.client_order_id(self.install_id, trade["id"], "open")
-            done.add(coid)
-            self.stats["transitions"] += 1
-            self.log.info("trade %d: pending -> submitted (order accepted) %s", trade["id"],
-                          coid)
-            self._notify_waiters(trade["id"], trade)
+        done = {self._submitted(trade) for trade in trades}
         return [c for c in coids if c not in done]
+
+    def _submitted(self, trade: dict[str, Any]) -> str:
+        """A trade moved pending -> submitted: logged, and its waiters answered."""
+        coid = tc.client_order_id(self.install_id, trade["id"], "open")
+        self.stats["transitions"] += 1
+        self.log.info("trade %d: pending -> submitted (order accepted) %s", trade["id"], coid)
+        self._notify_waiters(trade["id"], trade)
+        return coid
 
     async def transition(self, cur, trade_id: int, old: str, new: str, kind: str,
                          detail: dict[str, Any], **columns: Any) -> bool:
@@ -849,6 +879,7 @@ class TradeManagerService(tc.TradingService):
             Route("/settings", self.h_settings),
             Route("/settings", self.h_put_settings, methods=["PUT"]),
             Route("/kill-switch", self.h_kill, methods=["POST"]),
+            Route("/legs/{coid}/accepted", self.h_leg_accepted, methods=["POST"]),
             Route("/status", self.h_status),
         ])
 
@@ -891,6 +922,29 @@ class TradeManagerService(tc.TradingService):
             trade = await self._wait(trade["id"], min(float(wait), 30.0),
                                      waiter if created else None)
         return Json({"trade": trade, "created": created}, status_code=201 if created else 200)
+
+    async def h_leg_accepted(self, request: Request) -> Response:
+        """rec-trade-executor's report of an open leg the exchange acknowledged: written here
+        with the trade's pending -> submitted and its event, in one statement, and the request
+        waiting for it answered (the executor writes the leg itself when this fails)."""
+        coid = request.path_params["coid"]
+        try:
+            body = await tc.json_body(request)
+            args = {"coid": coid, "oid": _str(body, "order_id"),
+                    "fill": _amount(body, "fill_count"),
+                    "remaining": _amount(body, "remaining_count"),
+                    "ms": _amount(body, "ack_ms")}
+        except BadInput as exc:
+            return error(422, "invalid_field", f"{exc.field}: {exc.message}", field=exc.field)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(REPORTED_OPEN, args)
+            row = tc.row_dict(cur, await cur.fetchone())
+        if not row.pop("c_written"):
+            return error(409, "not_new", f"leg {coid} is not a new open leg")
+        self.stats["reported_acks"] += 1
+        if row["id"] is not None:
+            self._submitted(row)
+        return Json({"written": True, "trade_id": row["id"]})
 
     async def _wait(self, trade_id: int, timeout: float,
                     fut: asyncio.Future | None) -> dict[str, Any]:
