@@ -12,8 +12,12 @@ The exchange's schedule: during a trading pause no order is sent; legs wait (``p
 ``wait``, up to ``intent_max_wait_sec``) or expire. Cancels still go through: a leg the manager
 gives up while it rests (state ``cancel``) is canceled at the exchange at once, paused or not,
 and its final fill count read back (``canceled``). The account's rate limits pace every call
-(``KalshiRest.start``). Results (accepted with fills, rejected with the exchange's error text,
-expired) are written to the leg's row and the manager is woken by NOTIFY.
+(``KalshiRest.start``); the order entry's signed headers are made ahead
+(``KalshiRest.keep_presigned``). Results: an accepted open leg is reported straight to
+rec-trade-manager (``POST /legs/{coid}/accepted``), which writes it with the trade's move in
+one statement; every other result (accepted closes, rejected with the exchange's error text,
+expired, canceled), and an accepted open the manager cannot take (down, slow, refusing), is
+written to the leg's row here and the manager woken by NOTIFY.
 
 Safety nets at the exchange: one order group per strategy with a contract limit over Kalshi's
 rolling 15 s window (orders carry its id), triggered by the kill switch, reset when it is off;

@@ -16,6 +16,12 @@ Opens and closes are confirmed from the fills rec-account-sync stores (``account
 a leg the exchange acknowledged becomes a position only when its fills are in the ledger.
 Fees are the fills' own fees; P&L is cash in minus cash out, in cents.
 
+The way of an open (one statement per hop): ``OPEN_SQL`` writes the trade, its leg, its event
+and the intent and wakes the executor (NOTIFY); the executor reports the exchange's
+acknowledgement to ``POST /legs/{coid}/accepted``, where the leg's result and the trade's
+``pending -> submitted`` are written by one statement, and a ``POST /trades?wait=`` waiting for
+it is answered. Results the executor writes itself arrive by NOTIFY (``results_loop``).
+
 Other endpoints: ``GET /trades``, ``GET /trades/{id}`` (with its events), ``GET/PUT
 /settings`` (the trading settings table, an audit row per change), ``POST /kill-switch``.
 """
