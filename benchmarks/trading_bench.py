@@ -166,6 +166,7 @@ async def stages(h: Harness) -> list[float]:
             "ORDER BY o.created_at OFFSET 20")
         rows = await cur.fetchall()
     print(line("  intent committed -> executor acked (db clock)", [float(r[0]) for r in rows]))
+    # 0 when the executor reported straight to the manager: one statement writes both
     print(line("  executor acked -> manager applied (db clock)", [float(r[1]) for r in rows]))
     return exec_ms
 
