@@ -213,6 +213,13 @@ async def test_an_accepted_open_is_reported_straight_to_the_manager(
     got = (await tf.get(rec_home_db, f"/trades/{trade_id}")).json()
     assert got["orders"][0]["exchange_order_id"] == order.order_id
     assert len([e for e in got["events"] if e["kind"] == "order accepted"]) == 1
+    # after longer than the manager's keep-alive timeout (uvicorn: 5 s) the executor's idle
+    # connection is closed: the next report goes on a new one, not to the fallback
+    await asyncio.sleep(5.5)
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "rep-2", count=1, price="0.01"),
+                            wait=10)
+    assert r.json()["trade"]["status"] == "submitted", r.text
+    assert (await executor_status(rec_home_db))["reported"] == 2
 
 
 async def test_without_the_manager_the_executor_writes_the_leg_itself(
@@ -373,3 +380,16 @@ async def test_a_second_manager_on_the_same_database_does_not_start(
                                                    count=1), wait=5)
     assert r.status_code == 201 and r.json()["trade"]["status"] == "submitted", r.text
     assert procs["manager"].proc.poll() is None
+
+
+def test_json_answers_are_as_before_and_fall_back_for_what_orjson_refuses():
+    import json
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from app.services.trade_common import Json
+
+    t = datetime(2026, 11, 26, 15, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert Json({"d": Decimal("0.1000"), "t": t, 3: None}).body == (
+        b'{"d":"0.1000","t":"2026-11-26T14:00:00+00:00","3":null}')
+    assert json.loads(Json({"x\ud800": 2**70}).body) == {"x\ud800": 2**70}
+    assert datetime.fromisoformat(json.loads(Json({"t": t}).body)["t"]).tzinfo == UTC

@@ -99,11 +99,21 @@ class Http1Pool:
                 from None
         return _Conn(reader, writer)
 
+    def _take_idle(self) -> _Conn | None:
+        """The newest idle connection the server has not closed meanwhile (its FIN already
+        read: a keep-alive timeout, a restart); closed ones are dropped."""
+        while self._idle:
+            conn = self._idle.pop()
+            if not (conn.reader.at_eof() or conn.writer.is_closing()):
+                return conn
+            conn.close()
+        return None
+
     async def request(self, method: str, target: str, headers: dict[str, str],
                       body: bytes | None) -> RawResponse:
         """Send one request (``target``: path and query) and read the whole answer."""
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await self._connect()
+            conn = self._take_idle() or await self._connect()
             head = [f"{method} {target} HTTP/1.1\r\n", self._fixed]
             for k, v in headers.items():
                 head.append(f"{k}: {v}\r\n")

@@ -355,12 +355,15 @@ class KalshiRest:
             self._presigned[key] = self.signer.headers(*key)
 
     async def _renew_presigned(self) -> None:
-        while True:
-            await asyncio.sleep(PRESIGN_MAX_AGE_MS / 2000)
-            for key, ready in list(self._presigned.items()):
-                if ready is not None and _age_ms(ready) > PRESIGN_MAX_AGE_MS / 2:
-                    self._presigned[key] = None
-                    self._presign(key)
+        try:
+            while True:
+                await asyncio.sleep(PRESIGN_MAX_AGE_MS / 4000)
+                for key, ready in list(self._presigned.items()):
+                    if ready is not None and _age_ms(ready) > PRESIGN_MAX_AGE_MS / 2:
+                        self._presigned[key] = None
+                        self._presign(key)
+        except Exception:  # requests then sign their own headers, as without it
+            log.exception("renewing the signed-ahead headers stopped")
 
     async def aclose(self) -> None:
         if self._presign_task is not None:

@@ -111,8 +111,11 @@ def _default(o: Any) -> Any:
 
 class Json(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=_default,
-                            option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, default=_default,
+                                option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError:  # what orjson refuses (a lone surrogate, a huge int)
+            return json.dumps(content, default=_default, separators=(",", ":")).encode()
 
 
 def error(status: int, code: str, message: str, field: str | None = None,

@@ -395,10 +395,13 @@ class TradeExecutorService(tc.TradingService):
         body = json.dumps({"order_id": ack.order_id, "fill_count": str(ack.fill_count),
                            "remaining_count": str(ack.remaining_count),
                            "ack_ms": f"{ms:.3f}"}).encode()
+        target = f"/legs/{quote(coid, safe='')}/accepted"
         try:
             async with asyncio.timeout(REPORT_TIMEOUT_SEC):
-                r = await self.manager.request(
-                    "POST", f"/legs/{quote(coid, safe='')}/accepted", {}, body)
+                try:
+                    r = await self.manager.request("POST", target, {}, body)
+                except httpx.TransportError:  # a kept-alive connection closed as it was used:
+                    r = await self.manager.request("POST", target, {}, body)  # the same again
         except (TimeoutError, httpx.HTTPError, OSError) as exc:
             self.log.warning("order %s: rec-trade-manager not reached (%s); the leg is "
                              "written here", coid, exc or type(exc).__name__)

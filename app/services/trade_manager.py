@@ -127,10 +127,12 @@ SELECT c.*, t.*, (SELECT pg_notify(%(channel)s, json_build_object(
 FROM c LEFT JOIN t ON true
 """
 # acknowledged open legs ``o``: their trades pending -> submitted, each with its event; the
-# trades returned (the common result, on the intent -> acknowledgement path)
+# trades returned (the common result, on the intent -> acknowledgement path). ``{locked}``:
+# where several trades move, ``l`` holds them locked in id order, the order every transaction
+# here that moves several trades locks them in (so none waits on another in a cycle)
 _SUBMITTED = """
 u AS (
-    UPDATE trades t SET status = 'submitted', updated_at = now() FROM o
+    UPDATE trades t SET status = 'submitted', updated_at = now() FROM o{locked}
     WHERE t.id = o.trade_id AND t.status = 'pending' RETURNING t.*),
 e AS (
     INSERT INTO trade_events (trade_id, kind, from_status, to_status, detail)
@@ -144,7 +146,10 @@ ACCEPTED_OPENS = f"""
 WITH o AS (
     SELECT trade_id, client_order_id, exchange_order_id, fill_count, remaining_count
     FROM trade_orders WHERE client_order_id = ANY(%s) AND leg = 'open' AND state = 'accepted'),
-{_SUBMITTED}
+l AS MATERIALIZED (
+    SELECT t.id FROM trades t JOIN o ON o.trade_id = t.id WHERE t.status = 'pending'
+    ORDER BY t.id FOR UPDATE OF t),
+{_SUBMITTED.format(locked=" JOIN l ON l.id = o.trade_id")}
 SELECT * FROM u
 """
 # an open leg the executor reports accepted straight to the manager (``POST
@@ -157,7 +162,7 @@ WITH o AS (
            ack_ms = %(ms)s, attempts = attempts + 1
     WHERE client_order_id = %(coid)s AND leg = 'open' AND state = 'new'
     RETURNING trade_id, client_order_id, exchange_order_id, fill_count, remaining_count),
-{_SUBMITTED}
+{_SUBMITTED.format(locked="")}
 SELECT (SELECT count(*) FROM o) AS c_written, u.* FROM (SELECT 1) AS one LEFT JOIN u ON true
 """
 # the legs whose result can move their trade: an acknowledged open, a rejected, expired or
@@ -277,11 +282,13 @@ def _price(body: dict, name: str, required: bool = True) -> Decimal | None:
 def _amount(body: dict, name: str) -> Decimal:
     """A non-negative number (a count or milliseconds) in a report from rec-trade-executor."""
     v = body.get(name)
+    if v is None:
+        raise BadInput(name, "is required")
     try:
         d = Decimal(str(v))
     except InvalidOperation:
         raise BadInput(name, "must be a number") from None
-    if v is None or isinstance(v, bool) or not d.is_finite() or d < 0:
+    if isinstance(v, bool) or not d.is_finite() or d < 0:
         raise BadInput(name, "must be a non-negative number")
     return d
 
@@ -607,7 +614,8 @@ class TradeManagerService(tc.TradingService):
             await cur.execute(
                 "SELECT t.id, t.status, m.status FROM trades t JOIN markets m "
                 "ON m.ticker = t.ticker WHERE t.status IN ('pending', 'open', 'closing') "
-                "AND m.status IN ('closed', 'determined', 'settled', 'finalized')")
+                "AND m.status IN ('closed', 'determined', 'settled', 'finalized') "
+                "ORDER BY t.id")  # trades are locked in id order (no deadlock with others)
             for trade_id, status, mstatus in await cur.fetchall():
                 await self.transition(cur, trade_id, status, EXPIRED, "market closed",
                                       {"market_status": mstatus},
