@@ -118,39 +118,49 @@ class Harness:
         pgserver.remove(self.pg)
 
 
+async def timed(send, check, keys: range, warmup: int) -> list[float]:
+    """``send(i)`` for each key in turn, its answer checked after the clock stops; the
+    milliseconds of each after the first ``warmup``."""
+    out = []
+    for n, i in enumerate(keys):
+        t0 = time.perf_counter()
+        r = await send(i)
+        dt = (time.perf_counter() - t0) * 1000
+        check(r)
+        if n >= warmup:
+            out.append(dt)
+    return out
+
+
 async def bare(h: Harness, ticker: str, n: int, tag: str, warmup: int = 20) -> list[float]:
     path = PREFIX + "/portfolio/events/orders"
-    out = []
     async with httpx.AsyncClient(base_url=h.sim.base, timeout=10) as c:
-        for i in range(n + warmup):
+        def send(i: int):
             body = {"ticker": ticker, "client_order_id": f"bare-{tag}-{i}", "side": "bid",
                     "count": "1.00", "price": "0.0200", "time_in_force": "good_till_canceled",
                     "self_trade_prevention_type": "taker_at_cross"}
-            t0 = time.perf_counter()
-            r = await c.post(path, json=body, headers=h.signer.headers("POST", path))
-            dt = (time.perf_counter() - t0) * 1000
+            return c.post(path, json=body, headers=h.signer.headers("POST", path))
+
+        def check(r: httpx.Response) -> None:
             assert r.status_code == 201, r.text
-            if i >= warmup:
-                out.append(dt)
-    return out
+
+        return await timed(send, check, range(n + warmup), warmup)
 
 
 async def intents(h: Harness, tickers: list[str], n: int, first: int = 0,
                   warmup: int = 20) -> list[float]:
-    out = []
     base = f"http://127.0.0.1:{h.ports['manager']}"
     async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-        for i in range(first, first + n + warmup):
+        def send(i: int):
             body = {"intent": "open", "idempotency_key": f"bench-{i}",
                     "market": tickers[i % len(tickers)], "side": "yes", "count": 1,
                     "limit_price": "0.02"}
-            t0 = time.perf_counter()
-            r = await c.post("/trades", json=body, params={"wait": "5"})
-            dt = (time.perf_counter() - t0) * 1000
+            return c.post("/trades", json=body, params={"wait": "5"})
+
+        def check(r: httpx.Response) -> None:
             assert r.status_code == 201 and r.json()["trade"]["status"] == "submitted", r.text
-            if i >= first + warmup:
-                out.append(dt)
-    return out
+
+        return await timed(send, check, range(first, first + n + warmup), warmup)
 
 
 async def stages(h: Harness) -> list[float]:

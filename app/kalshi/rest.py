@@ -351,17 +351,16 @@ class KalshiRest:
         return self.signer.headers(*key)
 
     def _presign(self, key: tuple[str, str]) -> None:
-        if key in self._presigned and self._presigned[key] is None and self.signer is not None:
+        if self._presigned[key] is None:  # not signed meanwhile (by the renewal)
             self._presigned[key] = self.signer.headers(*key)
 
     async def _renew_presigned(self) -> None:
         try:
             while True:
                 await asyncio.sleep(PRESIGN_MAX_AGE_MS / 4000)
-                for key, ready in list(self._presigned.items()):
+                for key, ready in self._presigned.items():
                     if ready is not None and _age_ms(ready) > PRESIGN_MAX_AGE_MS / 2:
-                        self._presigned[key] = None
-                        self._presign(key)
+                        self._presigned[key] = self.signer.headers(*key)
         except Exception:  # requests then sign their own headers, as without it
             log.exception("renewing the signed-ahead headers stopped")
 

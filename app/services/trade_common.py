@@ -44,6 +44,11 @@ TIFS = ("fill_or_kill", "immediate_or_cancel", "good_till_canceled")
 CH_ORDERS = "trade_orders"  # manager -> executor: a leg to send (payload: client_order_id)
 CH_RESULTS = "trade_order_results"  # executor -> manager: a leg's outcome (client_order_id)
 CH_TRADES = "trades"  # manager -> everyone: a trade changed (payload: trade id)
+# a leg the exchange acknowledged, as written by rec-trade-executor or, for an open leg it
+# reports, by rec-trade-manager: the same columns either way (parameters: exchange order id,
+# fill count, remaining count, milliseconds from send to acknowledgement)
+LEG_ACCEPTED = ("state = 'accepted', exchange_order_id = %s, fill_count = %s, "
+                "remaining_count = %s, acked_at = now(), ack_ms = %s, attempts = attempts + 1")
 
 
 def client_order_id(install_id: str, trade_id: int, leg: str) -> str:

@@ -423,16 +423,12 @@ class TradeExecutorService(tc.TradingService):
     async def accepted(self, coid: str, ack: OrderAck, ms: float | None) -> None:
         if ack.recovered:
             self.stats["recovered"] += 1
-        if (ms is not None and coid.endswith("-open") and self.manager is not None
-                and await self._report(coid, ack, ms)):
+        if ms is not None and coid.endswith("-open") and await self._report(coid, ack, ms):
             self._settled(coid, "accepted")
             self.stats["reported"] += 1
         else:
-            await self._record(
-                coid, "accepted", "new", "state = 'accepted', exchange_order_id = %s, "
-                "fill_count = %s, remaining_count = %s, acked_at = now(), ack_ms = %s, "
-                "attempts = attempts + 1",
-                (ack.order_id, ack.fill_count, ack.remaining_count, ms))
+            await self._record(coid, "accepted", "new", tc.LEG_ACCEPTED,
+                               (ack.order_id, ack.fill_count, ack.remaining_count, ms))
         self.log.info("order %s accepted as %s: filled %s, remaining %s%s%s", coid,
                       ack.order_id, ack.fill_count, ack.remaining_count,
                       f" in {ms:.1f} ms" if ms is not None else "",

@@ -157,10 +157,8 @@ SELECT * FROM u
 # ``c_written`` is 0 when the leg was no longer new (already written: nothing done)
 REPORTED_OPEN = f"""
 WITH o AS (
-    UPDATE trade_orders SET state = 'accepted', exchange_order_id = %(oid)s,
-           fill_count = %(fill)s, remaining_count = %(remaining)s, acked_at = now(),
-           ack_ms = %(ms)s, attempts = attempts + 1
-    WHERE client_order_id = %(coid)s AND leg = 'open' AND state = 'new'
+    UPDATE trade_orders SET {tc.LEG_ACCEPTED}
+    WHERE client_order_id = %s AND leg = 'open' AND state = 'new'
     RETURNING trade_id, client_order_id, exchange_order_id, fill_count, remaining_count),
 {_SUBMITTED.format(locked="")}
 SELECT (SELECT count(*) FROM o) AS c_written, u.* FROM (SELECT 1) AS one LEFT JOIN u ON true
@@ -320,6 +318,12 @@ def parse_close(body: dict) -> dict[str, Any]:
                              default="manual"),
         "close_rule": _str(body, "close_rule", required=False),
     }
+
+
+def _cost(req: dict[str, Any]) -> Decimal:
+    """What an open intent adds to the open exposure: its contracts at the limit, with fees."""
+    count, price = req["count"], req["limit_price"]
+    return count * price + tc.fee_dollars(count, price)
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -843,34 +847,30 @@ class TradeManagerService(tc.TradingService):
         """The risk rules that depend on the request alone (raise), and the bounds the risk
         figures must stay within for it: contracts held or pending in the market, open
         exposure in dollars, and today's realised P&L in cents (above ``min_pnl``)."""
-        count, price = req["count"], req["limit_price"]
-        lim = cls._limits(s)
+        count, lim = req["count"], cls._limits(s)
         if s.get("kill_switch"):
             raise RiskRefused("kill_switch", "the kill switch is on: no new entries")
         if count > lim["max_contracts_per_trade"]:
             raise RiskRefused("max_contracts_per_trade",
                               f"{count} contracts is over max_contracts_per_trade "
                               f"{lim['max_contracts_per_trade']}", field="count")
-        new = count * price + tc.fee_dollars(count, price)
         return {"max_held": lim["max_contracts_per_market"] - count,
-                "max_exposure": lim["max_open_exposure_dollars"] - new,
+                "max_exposure": lim["max_open_exposure_dollars"] - _cost(req),
                 "min_pnl": -lim["max_daily_loss_dollars"] * 100}
 
     @classmethod
     def _check_risk(cls, s: dict[str, Any], req: dict[str, Any], held: Decimal,
                     exposure: Decimal, pnl: int) -> None:
         """Every risk rule against the figures ``OPEN_SQL`` read (the refusal names the rule)."""
-        b, lim = cls._risk_bounds(s, req), cls._limits(s)
-        count, price = req["count"], req["limit_price"]
+        b, lim, count = cls._risk_bounds(s, req), cls._limits(s), req["count"]
         if held > b["max_held"]:
             raise RiskRefused("max_contracts_per_market",
                               f"{held} held/pending + {count} is over max_contracts_per_market "
                               f"{lim['max_contracts_per_market']} in {req['market']}",
                               held=held)
         if exposure > b["max_exposure"]:
-            new = count * price + tc.fee_dollars(count, price)
             raise RiskRefused("max_open_exposure_dollars",
-                              f"open exposure ${exposure:.2f} + ${new:.2f} is over "
+                              f"open exposure ${exposure:.2f} + ${_cost(req):.2f} is over "
                               f"max_open_exposure_dollars ${lim['max_open_exposure_dollars']}",
                               exposure=exposure)
         if pnl <= b["min_pnl"]:
@@ -944,10 +944,8 @@ class TradeManagerService(tc.TradingService):
         coid = request.path_params["coid"]
         try:
             body = await tc.json_body(request)
-            args = {"coid": coid, "oid": _str(body, "order_id"),
-                    "fill": _amount(body, "fill_count"),
-                    "remaining": _amount(body, "remaining_count"),
-                    "ms": _amount(body, "ack_ms")}
+            args = (_str(body, "order_id"), _amount(body, "fill_count"),
+                    _amount(body, "remaining_count"), _amount(body, "ack_ms"), coid)
         except BadInput as exc:
             return error(422, "invalid_field", f"{exc.field}: {exc.message}", field=exc.field)
         async with self.pool.connection() as conn:
