@@ -43,6 +43,18 @@ def _settings() -> config.Settings:
         raise SystemExit(_config_error(exc)) from None
 
 
+def check_selection(settings: config.Settings) -> None:
+    """REC_SERVICES against the service registry (config.py knows no services): a
+    ConfigError naming the key when the selection cannot work."""
+    from app import services
+
+    try:
+        services.check_selection(settings.services, settings.account_mode.value)
+    except ValueError as exc:
+        raise config.ConfigError(f"{config.env_name('services')}: "
+                                 f"{str(exc).removeprefix('services: ')}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """A registered service by name, or (tests, experiments) an explicit ``module:Class``."""
     from app import services
@@ -57,16 +69,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             spec = services.by_name(name)
             cls, credentials, public = spec.load(), spec.credentials, spec.public
-    except (services.UnknownService, ImportError, TypeError) as exc:
-        logs.emergency(f"config error: {exc}", ident=f"rec-{name}")
+        check_selection(config.load())
+    except (services.UnknownService, ImportError, TypeError, config.ConfigError) as exc:
+        logs.emergency(f"config error: {exc}", ident=f"rec-{name}", service=name)
         return config.EX_CONFIG
     return run_service(name, cls, credentials, public)
 
 
 def cmd_unit_failed(args: argparse.Namespace) -> int:
-    """ExecStopPost=/OnFailure= hook: record a failed run (crit line, backoff count, DB row)."""
+    """ExecStopPost=/OnFailure= hook: record a failed run (crit line, backoff count, DB row or
+    spool); ``--drain`` (rec-failures.service) moves the spool into the database."""
     from app.runtime import failures
 
+    if args.drain:
+        return failures.main_drain(os.environ)
+    if not args.unit:
+        raise SystemExit("rec unit-failed: name the unit (or --drain)")
     return failures.main(args.unit, os.environ)
 
 
@@ -74,7 +92,12 @@ def cmd_services(args: argparse.Namespace) -> int:
     """The service registry with this host's effective settings (what the units are built from)."""
     from app import services
 
-    described = services.describe(_settings())
+    settings = _settings()
+    try:
+        check_selection(settings)
+    except config.ConfigError as exc:
+        return _config_error(exc)
+    described = services.describe(settings)
     if args.json:
         print(json.dumps(described, indent=2))
         return 0
@@ -188,95 +211,13 @@ def cmd_db_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}min"
-    return f"{seconds / 3600:.1f}h"
-
-
-async def _unit_rows(expected: list[str]) -> tuple[bool, list[str]]:
-    import time
-
-    from app.runtime import units
-
-    report = await units.query(expected)
-    if not report.available:
-        return True, [f"--- units: {report.reason}"]
-    rows, healthy, now = [], True, time.monotonic()
-    for u in report.units:
-        healthy &= u.ok
-        rows.append(f"{'ok ' if u.ok else 'BAD'} {u.name:<32} {u.active}/{u.sub:<10} "
-                    f"restarts={u.restarts} result={u.result}")
-        if u.ok:
-            continue
-        code = f", exit status {u.exit_status}" if u.exit_status not in ("", "0") else ""
-        if u.exit_status == str(config.EX_CONFIG):
-            code += " (78/CONFIG: a configuration error)"
-        rows.append(f"      {u.active} for {_age(u.since_sec(now))}{code}")
-        if line := await units.last_line(u.name):
-            rows.append(f"      last log line: {line}")
-        if u.active == "failed":
-            rows.append(f"      after fixing it: systemctl reset-failed {u.name} && "
-                        f"systemctl start {u.name}")
-    for name in report.missing(expected):
-        healthy = False
-        rows.append(f"BAD {name:<32} not installed")
-    return healthy, rows
-
-
-async def _status_rows(settings: config.Settings) -> tuple[bool, list[str]]:
-    """Units (systemd), then the database and the exchange asked directly (so they are
-    reported when rec-web is down), then rec-web's aggregate."""
-    import httpx
-
-    from app import services
-    from app.db.pool import describe, wait_reachable
-    from app.exchange import endpoints
-
-    only = services.selected(settings.services)
-    healthy, rows = await _unit_rows(services.expected_units(settings.account_mode.value,
-                                                             only=only))
-    probe = settings.model_copy(update={"db_connect_timeout_sec": 3.0})
-    try:
-        await asyncio.wait_for(wait_reachable(probe, "rec-status"), 5)
-        rows.append(f"ok  {'database':<32} {describe(settings)}")
-    except Exception as exc:
-        healthy = False
-        rows.append(f"BAD {'database':<32} {describe(settings)}: {exc or type(exc).__name__}")
-
-    async with httpx.AsyncClient(timeout=5) as client:
-        url = f"{endpoints(settings).rest_base}/exchange/status"
-        try:
-            r = await client.get(url)
-            ok, detail = r.status_code == 200, f"answered {r.status_code}"
-        except httpx.HTTPError as exc:
-            ok, detail = False, f"{type(exc).__name__}: {exc}"
-        healthy &= ok
-        rows.append(f"{'ok ' if ok else 'BAD'} {'exchange':<32} {url} {detail}")
-
-        if only and "web" not in only:  # REC_SERVICES: rec-web runs on another app host
-            return healthy, rows
-        web = f"http://{settings.target_host}:{settings.web_port}/api/health"
-        try:
-            body = (await client.get(web)).json()
-            ok = body.get("status") == "ok"
-            detail = "all checks ok" if ok else "failing: " + ", ".join(body.get("failed", []))
-        except (httpx.HTTPError, ValueError) as exc:
-            ok, detail = False, f"{web}: {type(exc).__name__}: {exc}"
-        healthy &= ok
-        rows.append(f"{'ok ' if ok else 'BAD'} {'rec-web /api/health':<32} {detail}")
-    return healthy, rows
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    """The rec units the registry expects as systemd sees them (a failed one with how long,
-    its exit status, its last log line and what to do), the database and the exchange asked
-    directly, and rec-web's aggregate; exit 0 only if all are ok."""
-    healthy, rows = asyncio.run(_status_rows(_settings()))
+    """The rec units the registry expects as systemd sees them, the database (with the units'
+    recent failures), the exchange and rec-web's aggregate (app.status); exit 0 only if all
+    are ok."""
+    from app import status
+
+    healthy, rows = asyncio.run(status.rows(_settings()))
     print("\n".join(rows))
     return 0 if healthy else 1
 
@@ -313,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_status)
 
     failed = sub.add_parser("unit-failed", help="(systemd hook) record a failed run of a unit")
-    failed.add_argument("unit", help="the unit, e.g. rec-web.service")
+    failed.add_argument("unit", nargs="?", help="the unit, e.g. rec-web.service")
+    failed.add_argument("--drain", action="store_true",
+                        help="record the spooled failures in the database")
     failed.set_defaults(func=cmd_unit_failed)
 
     svc = sub.add_parser("services", help="the registered services and their units")

@@ -202,26 +202,33 @@ class Settings(BaseSettings):
             raise ValueError(f"state_dir: must be an absolute path (got {self.state_dir})")
         if not self.sim_keys_dir.is_absolute():
             object.__setattr__(self, "sim_keys_dir", self.state_dir / self.sim_keys_dir)
-        if self.phase_timeout_sec >= self.start_timeout_sec:
-            raise ValueError(
-                f"phase_timeout_sec: {self.phase_timeout_sec:g} must be below start_timeout_sec "
-                f"{self.start_timeout_sec} (systemd's TimeoutStartSec= of every unit)"
-            )
-        for key in ("market_feed_ready_timeout_sec", "account_sync_initial_deadline_sec"):
+        self._check_timeouts()
+        self._check_ranges()
+        self._check_urls()
+        # the selection of services (REC_SERVICES) is checked where the registry is known:
+        # the CLI, before `rec run` and `rec services`. Credentials are checked where they
+        # are used: each service declares the ones it needs (app.services) and the runner
+        # refuses to start without them (exit 78)
+        return self
+
+    def _check_timeouts(self) -> None:
+        """Every startup deadline fits inside systemd's TimeoutStartSec= of the units."""
+        for key in ("phase_timeout_sec", "market_feed_ready_timeout_sec",
+                    "account_sync_initial_deadline_sec"):
             if getattr(self, key) >= self.start_timeout_sec:
                 raise ValueError(
                     f"{key}: {getattr(self, key):g} must be below start_timeout_sec "
                     f"{self.start_timeout_sec} (systemd's TimeoutStartSec= of every unit)"
                 )
-        if self.kalshi_ws_backoff_base_sec > self.kalshi_ws_backoff_max_sec:
-            raise ValueError(
-                f"kalshi_ws_backoff_base_sec: {self.kalshi_ws_backoff_base_sec:g} is larger "
-                f"than kalshi_ws_backoff_max_sec {self.kalshi_ws_backoff_max_sec:g}"
-            )
-        if self.db_pool_min > self.db_pool_max:
-            raise ValueError(
-                f"db_pool_min: {self.db_pool_min} is larger than db_pool_max {self.db_pool_max}"
-            )
+
+    def _check_ranges(self) -> None:
+        for low, high in (("kalshi_ws_backoff_base_sec", "kalshi_ws_backoff_max_sec"),
+                          ("db_pool_min", "db_pool_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low}: {getattr(self, low):g} is larger than {high} "
+                                 f"{getattr(self, high):g}")
+
+    def _check_urls(self) -> None:
         try:
             endpoints = resolve(self.account_mode, base_url=self.kalshi_base_url or None,
                                 ws_url=self.kalshi_ws_url or None)
@@ -231,12 +238,6 @@ class Settings(BaseSettings):
                                 ("kalshi_ws_url", endpoints.ws_path, "/trade-api/ws/v2")):
             if getattr(self, key) and not path.endswith(want):
                 raise ValueError(f"{key}: the URL's path must end with {want} (got {path!r})")
-        from app.services import check_selection
-
-        check_selection(self.services, self.account_mode.value)
-        # credentials are checked where they are used: each service declares the ones it
-        # needs (app.services) and the runner refuses to start without them (exit 78)
-        return self
 
 
 SECRET_KEYS = frozenset(

@@ -18,6 +18,7 @@ import yaml
 
 from app.db import migrate
 from app.runtime import logs, restarts
+from testkit.net import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -101,6 +102,20 @@ def test_journal_is_used_only_when_journal_stream_names_our_output(tmp_path):
     assert not logs.journal_stream_is_ours({})
 
 
+def test_a_config_error_before_logging_is_one_record_with_the_service_fields(journal_socket):
+    """The exit-78 line (written before logging is set up) carries REC_SERVICE and CODE_*
+    like every other record; it used to be a bare stderr line without fields."""
+    path, sock = journal_socket
+    err = os.fstat(sys.stderr.fileno())
+    logs.emergency("config error: REC_WEB_PORT: not a number", ident="rec-web", service="web",
+                   path=str(path), environ={"JOURNAL_STREAM": f"{err.st_dev}:{err.st_ino}"})
+    entry = parse_native(sock.recv(65536))
+    assert entry["PRIORITY"] == "3" and entry["SYSLOG_IDENTIFIER"] == "rec-web"
+    assert entry["REC_SERVICE"] == "web" and entry["CODE_FILE"] == __file__
+    assert entry["CODE_FUNC"].startswith("test_a_config_error_before_logging_is_one_record")
+    assert entry["MESSAGE"] == "runtime: config error: REC_WEB_PORT: not a number"
+
+
 # ---- restarts never give up, and back off ---------------------------------------------------
 
 def test_backoff_doubles_then_caps_and_is_forgotten():
@@ -112,9 +127,11 @@ def test_backoff_doubles_then_caps_and_is_forgotten():
 
 def test_units_never_give_up_restarting():
     for name in ("rec-service.service.j2", "rec-migrate.service.j2"):
-        text = (REPO / "systemd" / name).read_text()
+        text = (REPO / "ansible/roles/rec_services/templates" / name).read_text()
         assert "StartLimitIntervalSec=0" in text and "StartLimitBurst" not in text
-        assert "OnFailure=rec-failure@%n.service" in text
+        # %N: the unit's name without .service (rec-failure@rec-web.service, not
+        # rec-failure@rec-web.service.service)
+        assert "OnFailure=rec-failure@%N.service" in text
         assert "ExecStopPost={{ rec_services_venv }}/bin/rec unit-failed %n" in text
 
 
@@ -157,6 +174,41 @@ def test_a_unit_systemd_gave_up_on_is_recorded_at_crit_with_the_hint(rec_home_db
         rows = conn.execute("SELECT unit, result, exit_status, gave_up FROM unit_failures"
                             ).fetchall()
     assert rows == [("rec-web.service", "exit-code", "78", True)]
+
+
+def test_a_failure_in_exec_stop_post_reaches_the_database_through_the_spool(rec_home_db):
+    """In ExecStopPost= systemd has taken the unit's credentials away (no
+    $CREDENTIALS_DIRECTORY, $INVOCATION_ID set): the hook cannot log in, so it spools the
+    failure, and `rec unit-failed --drain` (rec-failures.service, which loads the database
+    password) records it. Before the spool it printed "not recorded" and nothing reached
+    unit_failures."""
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    hook_env = {**rec_home_db.env, "SERVICE_RESULT": "signal", "EXIT_CODE": "killed",
+                "EXIT_STATUS": "KILL", "INVOCATION_ID": "t"}
+    for _ in range(2):
+        r = rec_home_db.rec("unit-failed", "rec-coordinator.service", env=hook_env)
+        assert r.returncode == 0 and r.stdout.startswith("<2>rec-coordinator.service failed")
+    spool = Path(rec_home_db.env["REC_STATE_DIR"]) / "failures"
+    assert len(list(spool.glob("*.json"))) == 2
+    r = rec_home_db.rec("unit-failed", "--drain")
+    assert r.returncode == 0 and "recorded 2 spooled unit failure(s)" in r.stdout, r.stdout
+    assert list(spool.iterdir()) == []
+    with psycopg.connect(rec_home_db.db.dsn) as conn:
+        rows = conn.execute("SELECT unit, result, exit_status, failures_in_a_row, gave_up "
+                            "FROM unit_failures ORDER BY id").fetchall()
+    assert rows == [("rec-coordinator.service", "signal", "KILL", 1, False),
+                    ("rec-coordinator.service", "signal", "KILL", 2, False)]
+
+
+def test_the_drain_keeps_the_spool_while_the_database_is_away(rec_home):
+    hook_env = {**rec_home.env, "SERVICE_RESULT": "watchdog", "EXIT_CODE": "killed",
+                "EXIT_STATUS": "ABRT", "INVOCATION_ID": "t"}
+    assert rec_home.rec("unit-failed", "rec-web.service", env=hook_env).returncode == 0
+    env = {**rec_home.env, "REC_DB_PORT": str(free_port()), "REC_DB_CONNECT_TIMEOUT_SEC": "1"}
+    rec_home.credential("db_password", "x")
+    r = rec_home.rec("unit-failed", "--drain", env=env)
+    assert r.returncode == 1 and "not recorded yet" in r.stdout  # systemd retries the unit
+    assert len(list((Path(rec_home.env["REC_STATE_DIR"]) / "failures").glob("*.json"))) == 1
 
 
 # ---- watchdog -----------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ DEFAULT_HOMES = {"ansible/roles/rec_app/defaults/main.yml",
 
 def test_no_port_literal_outside_the_checked_defaults():
     """Ports reach Ansible, Molecule and scripts from config.default.json or the registry."""
-    files = subprocess.run(["git", "ls-files", "ansible", "molecule", "systemd", "scripts",
+    files = subprocess.run(["git", "ls-files", "ansible", "molecule", "scripts",
                             "site.yml", "inventories"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     found = []
@@ -193,7 +193,7 @@ def test_role_takes_its_unit_list_from_the_registry():
 
 
 def render_unit(spec_json: dict, described: dict, db_local: bool = True) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(REPO / "systemd"),
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLES / "rec_services/templates"),
                              trim_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters["comment"] = lambda text: "\n".join("# " + x for x in text.splitlines())
     defaults = role_defaults("rec_services")

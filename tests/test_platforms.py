@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 ROLES = REPO / "ansible/roles"
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
-# what each supported OS ships (DESIGN.md §5): PostgreSQL major, CPython of /usr/bin/python3
+# what each supported OS ships (the roles' vars/<OS>.yml): PostgreSQL major, CPython of
+# /usr/bin/python3
 SUPPORTED = {
     "Debian-12": {"postgresql": "15", "python": "3.11"},
     "Debian-13": {"postgresql": "17", "python": "3.13"},

@@ -159,7 +159,22 @@ def setup(level: str = "info", stream=None, ident: str = "rec",
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def emergency(message: str, ident: str = "rec") -> None:
-    """One error line on stderr before logging is set up (config errors)."""
+def emergency(message: str, ident: str = "rec", service: str | None = None,
+              path: str = JOURNAL_SOCKET, environ=None) -> None:
+    """One error record before logging is set up (config errors, exit 78): under systemd a
+    native journal entry with the fields every record has (REC_SERVICE, CODE_*), naming the
+    caller; elsewhere one line on stderr."""
+    if journal_stream_is_ours(environ) and os.path.exists(path):
+        caller = sys._getframe(1)
+        record = logging.LogRecord("app.runtime", logging.ERROR, caller.f_code.co_filename,
+                                   caller.f_lineno, "%s", (message,), None,
+                                   func=caller.f_code.co_name)
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.connect(path)
+                sock.send(entry(record, ident, service))
+            return
+        except OSError:
+            pass
     sys.stderr.write(f"<3>{ident}: {message}\n")
     sys.stderr.flush()

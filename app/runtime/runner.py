@@ -183,7 +183,7 @@ def run_service(name: str, cls: type[Service], credentials: tuple[str, ...] = ()
         if problem := missing_credentials(settings, credentials):
             raise config.ConfigError(problem)
     except config.ConfigError as exc:
-        logs.emergency(f"config error: {exc}", ident=f"rec-{name}")
+        logs.emergency(f"config error: {exc}", ident=f"rec-{name}", service=name)
         return config.EX_CONFIG
     logs.setup(settings.log_level, ident=f"rec-{name}", service=name)
     # a watchdog kill is SIGABRT: leave the stack of every thread in the journal first

@@ -110,10 +110,18 @@ async def query(names: list[str], timeout: float = 5.0) -> UnitReport:
     return UnitReport(True, parse(out))
 
 
-async def last_line(name: str, timeout: float = 5.0) -> str:
-    """The unit's last journal line ('' when the journal cannot be read)."""
+async def last_error(name: str, timeout: float = 5.0) -> str:
+    """The unit's own last error ('' when the journal cannot be read): what the service
+    logged at err or worse (its records carry REC_SERVICE), else what any of the unit's
+    processes did (the failure hook's line), else the unit's last line. Never systemd's
+    "Triggering OnFailure= dependencies." when the unit said why it stopped."""
     journalctl = shutil.which("journalctl")
     if not journalctl:
         return ""
-    done = await _run([journalctl, "--no-pager", "-o", "cat", "-n", "1", "-u", name], timeout)
-    return done[1].strip() if done else ""
+    service = name.removeprefix("rec-").removesuffix(".service")
+    own = [f"_SYSTEMD_UNIT={name}", "-p", "err"]
+    for match in ([*own, f"REC_SERVICE={service}"], own, ["-u", name]):
+        done = await _run([journalctl, "--no-pager", "-o", "cat", "-n", "1", *match], timeout)
+        if done and done[1].strip():
+            return done[1].strip()
+    return ""
