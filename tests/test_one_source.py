@@ -41,6 +41,17 @@ def arg_spec_defaults(role: str) -> dict[str, object]:
     return out
 
 
+@pytest.mark.parametrize("role", ["rec_app", "rec_postgres", "rec_services"])
+def test_each_role_readme_documents_every_variable_with_its_default(role):
+    """geerlingguy style: every variable in the role's README, as `    name: default`."""
+    documented = {}
+    for line in (ROLES / role / "README.md").read_text().splitlines():
+        if line.startswith(f"    {role}_"):
+            name, _, value = line.strip().partition(": ")
+            documented[name] = yaml.safe_load(value)
+    assert documented == role_defaults(role)
+
+
 def drift(config: dict, defaults: dict[str, dict], env_template: str,
           specs: dict[str, dict]) -> list[str]:
     """Every place a role's default disagrees with config.default.json or its argument spec."""
@@ -110,6 +121,9 @@ PORT_VALUES = {str(v) for k, v in json.loads(DEFAULT_FILE.read_text()).items()
                if k.endswith("_port")}
 DEFAULT_HOMES = {"ansible/roles/rec_app/defaults/main.yml",
                  "ansible/roles/rec_postgres/defaults/main.yml",
+                 # list every default, checked against defaults/main.yml below
+                 "ansible/roles/rec_app/README.md",
+                 "ansible/roles/rec_postgres/README.md",
                  "ansible/roles/rec_app/meta/argument_specs.yml",
                  "ansible/roles/rec_postgres/meta/argument_specs.yml"}
 
