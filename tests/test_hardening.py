@@ -116,6 +116,40 @@ def test_a_config_error_before_logging_is_one_record_with_the_service_fields(jou
     assert entry["MESSAGE"] == "runtime: config error: REC_WEB_PORT: not a number"
 
 
+def test_under_systemd_the_abort_dump_goes_to_a_file_not_the_journal_stream(tmp_path):
+    """faulthandler writes from the signal handler: on the unit's journal stream that was one
+    info record per line. Under systemd it writes the dump to the state directory."""
+    import subprocess
+
+    code = ("import os, sys; from pathlib import Path; from app.runtime import crash; "
+            "crash.enable(Path(sys.argv[1]), 'web', True); os.abort()")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode < 0 and "Fatal Python error" not in r.stderr
+    dump = (tmp_path / "crash" / "web.txt").read_text()
+    assert "Fatal Python error: Aborted" in dump and 'File "<string>", line 1' in dump
+
+
+def test_the_abort_dump_is_one_crit_record_with_the_unit_fields(journal_socket, tmp_path):
+    from app.runtime import crash
+
+    path, sock = journal_socket
+    dump = crash.dump_path(tmp_path, "web")
+    dump.parent.mkdir()
+    dump.write_text("Fatal Python error: Aborted\n\nThread 0x1 (most recent call first):\n"
+                    '  File "/opt/rec/app/x.py", line 3 in run\n')
+    assert crash.report(tmp_path, "web", "rec-web", path=str(path))
+    entry = parse_native(sock.recv(65536))
+    with pytest.raises(TimeoutError):
+        sock.settimeout(0.2)
+        sock.recv(65536)  # one record for the whole dump
+    assert entry["PRIORITY"] == "2" and entry["REC_SERVICE"] == "web"
+    assert entry["SYSLOG_IDENTIFIER"] == "rec-web"
+    assert "Fatal Python error: Aborted" in entry["MESSAGE"] and "x.py" in entry["MESSAGE"]
+    assert not dump.exists()  # reported once
+    assert not crash.report(tmp_path, "web", "rec-web", path=str(path))
+
+
 # ---- restarts never give up, and back off ---------------------------------------------------
 
 def test_backoff_doubles_then_caps_and_is_forgotten():

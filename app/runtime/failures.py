@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from app import config
-from app.runtime import restarts
+from app.runtime import crash, restarts
 
 EXIT_HINTS = {
     "78": "78/CONFIG: fix the configuration (the line above names the key), then "
@@ -165,6 +165,7 @@ def main(unit: str, environ) -> int:
     sys.stdout.write(f"<2>{describe(outcome, in_a_row)}\n")
     sys.stdout.flush()
     if settings is not None:
+        crash.report(settings.state_dir, name, unit.removesuffix(".service"))
         _record(settings, outcome, in_a_row)
     return 0
 

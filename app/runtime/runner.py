@@ -11,7 +11,6 @@ Exit codes: 0 clean stop, 1 failure (phase overrun, crash), 78 configuration err
 from __future__ import annotations
 
 import asyncio
-import faulthandler
 import logging
 import os
 import signal
@@ -19,7 +18,7 @@ import time
 from typing import Any
 
 from app import config
-from app.runtime import logs, restarts
+from app.runtime import crash, logs, restarts
 from app.runtime.notify import Notifier, watchdog, watchdog_interval
 from app.runtime.service import Service
 
@@ -186,8 +185,8 @@ def run_service(name: str, cls: type[Service], credentials: tuple[str, ...] = ()
         logs.emergency(f"config error: {exc}", ident=f"rec-{name}", service=name)
         return config.EX_CONFIG
     logs.setup(settings.log_level, ident=f"rec-{name}", service=name)
-    # a watchdog kill is SIGABRT: leave the stack of every thread in the journal first
-    faulthandler.enable(all_threads=True)
+    # a watchdog kill is SIGABRT: leave the stack of every thread for the journal first
+    crash.enable(settings.state_dir, name, logs.journal_stream_is_ours())
     for note in config.unknown_environment(os.environ):
         log.warning("%s", note)
     service = cls(settings)
