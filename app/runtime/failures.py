@@ -166,7 +166,10 @@ def main(unit: str, environ) -> int:
     sys.stdout.flush()
     if settings is not None:
         crash.report(settings.state_dir, name, unit.removesuffix(".service"))
-        _record(settings, outcome, in_a_row)
+        # a configuration error: systemd gives up on the unit, and its OnFailure= unit
+        # (rec-failure@) records that once
+        if outcome.gave_up or outcome.status != "78":
+            _record(settings, outcome, in_a_row)
     return 0
 
 
