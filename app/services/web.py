@@ -15,7 +15,7 @@ from app.runtime.http import HttpService
 from app.runtime.service import Phase
 from app.services import REGISTRY, enabled, expected_units
 from app.web import auth, data
-from app.web.app import create_app
+from app.web.app import create_app, forwarding
 from app.web.health import ExchangeState, HealthMonitor, exchange_check
 from app.web.live import Hub, Listener
 from app.web.state import WebState
@@ -63,7 +63,7 @@ class WebService(HttpService):
                          | {d.unit: d.description
                             for d in enabled(s.account_mode.value, REGISTRY)},
                          ready_checks=[n for n in checks if n != "exchange"])
-        await self.serve_http(phase, create_app(state), s.web_port)
+        await self.serve_http(phase, create_app(state), s.web_port, **forwarding(s))
 
     async def stop(self) -> None:
         if self.hub is not None:

@@ -12,6 +12,8 @@
   rendered here: no CDN).
 - Trading (manual open/close, auto-entry and auto-stop settings) goes through
   rec-trade-manager's HTTP API; rec-web never writes a trade or a setting itself.
+- Every answer carries the security headers (a Content-Security-Policy of this origin only);
+  HEAD is served wherever GET is.
 
 The routes live in :mod:`app.web.routes`, one router per area; what they take from a request
 is in :mod:`app.web.deps`; here they are only assembled. Health answers come from the
@@ -21,10 +23,14 @@ are not redirected (a redirect would echo the Host header).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from app.config import Settings
 from app.web import errors
+from app.web.middleware import HeadAsGet, SecurityHeaders
 from app.web.routes import api, health, live, login, manual, pages
 from app.web.state import WebState
 from app.web.views import HERE
@@ -42,5 +48,14 @@ def create_app(state: WebState, title: str = "rec") -> FastAPI:
     errors.install(app)
     for area in (health, login, live, pages, manual, api):
         app.include_router(area.router)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(SecurityHeaders)
     return app
 
+
+def forwarding(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for forwarded headers: X-Forwarded-For/-Proto are believed only from
+    ``web_trusted_proxy`` (the TLS proxy's address, set when the role puts one in front of
+    rec-web); with none set, never (a client on this host could claim any address)."""
+    proxy = settings.web_trusted_proxy
+    return {"proxy_headers": bool(proxy), "forwarded_allow_ips": proxy or "127.0.0.1"}

@@ -48,14 +48,22 @@ Monitor = Annotated[HealthMonitor, Depends(_monitor)]
 
 async def read_form(request: Request) -> dict[str, str]:
     """An urlencoded form body (the only kind rec-web's pages send; no multipart parser is
-    needed), read once per request. Repeated fields keep the first value."""
+    needed), read once per request. Repeated fields keep the first value; more than
+    ``MAX_FORM_FIELDS`` fields are refused (400)."""
     cached = getattr(request.state, "form", None)
     if cached is None:
         cached = {}
         if request.headers.get("content-type", "").startswith(
                 "application/x-www-form-urlencoded"):
             body = (await request.body()).decode("utf-8", errors="replace")
-            for k, v in parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS):
+            try:
+                fields = parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+            except ValueError:
+                log.warning("form with over %d fields from %s: answered 400", MAX_FORM_FIELDS,
+                            client_address(request))
+                raise Refused(400, "too_many_fields",
+                              f"the form has more than {MAX_FORM_FIELDS} fields") from None
+            for k, v in fields:
                 cached.setdefault(k, v)
         request.state.form = cached
     return cached

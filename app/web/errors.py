@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.runtime.http import MAX_BODY_BYTES, BodyTooLarge
+
 log = logging.getLogger(__name__)
 SAFE = ("GET", "HEAD", "OPTIONS")
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
@@ -48,6 +50,8 @@ async def to_login(request: Request, exc: NotLoggedIn) -> Response:
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI's 400 for a body it could not read
+        return await body_too_large(request, exc.__cause__)
     return error(exc.status_code, HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"),
                  str(exc.detail), headers=exc.headers)
 
@@ -70,8 +74,19 @@ async def invalid_input(request: Request, exc: RequestValidationError) -> Respon
                         status_code=422)
 
 
+async def body_too_large(request: Request, exc: BodyTooLarge) -> Response:
+    """A body with no Content-Length (chunked) found too large while a route read it."""
+    client = request.client
+    log.warning("request body from %s:%s over %d bytes: answered 413",
+                client.host if client else "unknown", client.port if client else 0,
+                MAX_BODY_BYTES)
+    return error(413, "payload_too_large", "the request body is too large",
+                 headers={"Connection": "close"})
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(NotLoggedIn, to_login)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Refused, refused)
     app.add_exception_handler(RequestValidationError, invalid_input)
+    app.add_exception_handler(BodyTooLarge, body_too_large)

@@ -23,6 +23,7 @@ class WebState:
     hub: Hub = field(default_factory=Hub)
     sessions: auth.Sessions | None = None
     limiter: auth.LoginLimiter | None = None
+    passwords: auth.PasswordChecks = field(default_factory=auth.PasswordChecks)
     client: httpx.AsyncClient | None = None  # to rec-trade-manager
     expected_units: list[str] = field(default_factory=list)
     descriptions: dict[str, str] = field(default_factory=dict)

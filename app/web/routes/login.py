@@ -58,6 +58,11 @@ def _missing_field(form: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
+def _limit_keys(request: Request, user: str) -> tuple[str, str]:
+    """What failed logins are counted against: the client's address and the user name."""
+    return f"address {client_address(request)}", f"user {user}"
+
+
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
 async def login_form(request: Request, next: str = "/") -> HTMLResponse:
     return page(request, "login.html", next=safe_next(next), error=None)
@@ -77,7 +82,7 @@ async def login(request: Request, state: State, form: Form) -> Response:
     if bad := _missing_field(form):
         return reply.refuse(422, "invalid_field", bad[1], bad[0])
     user, password = form["user"], form["password"]
-    keys = (address,)
+    keys = _limit_keys(request, user)
     if (wait := state.limiter.retry_after(*keys)) is not None:
         log.warning("login as %r from %s refused: too many failed logins (retry in %.0fs)",
                     user[:64], address, wait)
@@ -85,7 +90,8 @@ async def login(request: Request, state: State, form: Form) -> Response:
                             f"too many failed logins; try again in {wait:.0f}s",
                             headers={"Retry-After": str(int(wait) + 1)})
     ok_user = secrets.compare_digest(user.encode(), state.settings.web_user.encode())
-    ok = auth.verify_password(password, state.settings.web_password_hash.get_secret_value())
+    ok = await state.passwords.verify(password,
+                                      state.settings.web_password_hash.get_secret_value())
     if not (ok and ok_user):
         n = state.limiter.failed(*keys)
         log.warning("failed login for user %r from %s (%d in the last %ds)", user[:64],
