@@ -38,28 +38,44 @@ async def manual(request: Request, state: State) -> HTMLResponse:
                 **await panels.context(state, request, ["open_trades"]))
 
 
+def form_or_confirm(request: Request, ctx: dict, posted: dict[str, str], errs: dict[str, str],
+                    shown_on_error: dict, step: str, **confirm: Any) -> HTMLResponse | None:
+    """The form again with its errors (422), or the step that asks to confirm it (with a new
+    idempotency key); None once confirmed."""
+    if errs:
+        return page(request, "manual.html", status=422, form=shown_on_error, errors=errs,
+                    step="form", **ctx)
+    if posted.get("confirm") != "yes":
+        return page(request, "manual.html", errors={}, step=step, key=manager.new_key(),
+                    **confirm, **ctx)
+    return None
+
+
+async def submitted(request: Request, state: State, user: str, intent: dict,
+                    form: dict) -> tuple[int, HTMLResponse]:
+    """rec-trade-manager's status for the intent, and the page that shows its answer."""
+    status, answer = await manager.call(state, user, "POST", "/trades", intent, manager.WAIT)
+    return status, result(request, status, answer,
+                          await panels.context(state, request, ["open_trades"]), form)
+
+
 @router.post("/manual/open", response_class=HTMLResponse)
 async def open_trade(request: Request, state: State, form: Form,
                      session: CurrentSession) -> HTMLResponse:
     values, errs = validate_open(form)
     ctx = await panels.context(state, request, ["open_trades"])
-    if errs:
-        return page(request, "manual.html", status=422, form=form, errors=errs, step="form",
-                    **ctx)
-    if form.get("confirm") != "yes":
-        return page(request, "manual.html", form=values, errors={}, step="confirm",
-                    key=manager.new_key(), **ctx)
+    if shown := form_or_confirm(request, ctx, form, errs, form, "confirm", form=values):
+        return shown
     key = str(form.get("idempotency_key") or "")
     if not re.match(KEY_RE, key):
         return page(request, "manual.html", status=422, form=values,
                     errors={"idempotency_key": "idempotency_key: missing; confirm again"},
                     step="form", **ctx)
-    status, answer = await manager.call(state, session.user, "POST", "/trades",
-                                        manager.open_intent(key, **values), manager.WAIT)
+    status, shown = await submitted(request, state, session.user,
+                                    manager.open_intent(key, **values), values)
     log.warning("manual open %s %s x%s @ %s by %s: manager answered %s", values["market"],
                 values["side"], values["count"], values["limit_price"], session.user, status)
-    return result(request, status, answer,
-                  await panels.context(state, request, ["open_trades"]), values)
+    return shown
 
 
 @router.post("/manual/close", response_class=HTMLResponse)
@@ -67,19 +83,14 @@ async def close_trade(request: Request, state: State, form: Form,
                       session: CurrentSession) -> HTMLResponse:
     close, errs = validate_close(form)
     ctx = await panels.context(state, request, ["open_trades"])
-    if errs:
-        return page(request, "manual.html", status=422, form=BLANK, errors=errs, step="form",
-                    **ctx)
-    if form.get("confirm") != "yes":
-        return page(request, "manual.html", form=BLANK, errors={}, step="confirm_close",
-                    close=close, key=manager.new_key(), **ctx)
+    if shown := form_or_confirm(request, ctx, form, errs, BLANK, "confirm_close", form=BLANK,
+                                close=close):
+        return shown
     intent = manager.close_intent(str(form.get("idempotency_key") or ""), **close)
-    status, answer = await manager.call(state, session.user, "POST", "/trades", intent,
-                                        manager.WAIT)
+    status, shown = await submitted(request, state, session.user, intent, BLANK)
     log.warning("manual close of trade %s by %s: manager answered %s", close["trade_id"],
                 session.user, status)
-    return result(request, status, answer,
-                  await panels.context(state, request, ["open_trades"]), BLANK)
+    return shown
 
 
 def auto_settings(form: dict[str, str]) -> tuple[dict[str, Any], str | None]:
