@@ -202,6 +202,21 @@ def test_thirty_concurrent_failed_logins_leave_the_loop_responsive(rec_home_db, 
     assert health > 2 * len(codes), health
 
 
+def test_concurrent_guesses_cannot_outrun_the_login_limit(rec_home_db, start_service):
+    """Twenty wrong passwords at once: the checks wait their turn in worker threads, yet no
+    more of them are checked than the limit allows (5 a window by default)."""
+    url, _ = _service(rec_home_db, start_service)
+
+    async def run() -> list[int]:
+        async with httpx.AsyncClient(base_url=url, timeout=120,
+                                     limits=httpx.Limits(max_connections=64)) as c:
+            answers = await asyncio.gather(*(c.post("/login", data=BAD_LOGIN)
+                                             for _ in range(20)))
+            return sorted(r.status_code for r in answers)
+
+    assert asyncio.run(run()) == [401] * 5 + [429] * 15
+
+
 TOO_LARGE = "over 1048576 bytes: answered 413"
 
 

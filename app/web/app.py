@@ -57,5 +57,6 @@ def forwarding(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for forwarded headers: X-Forwarded-For/-Proto are believed only from
     ``web_trusted_proxy`` (the TLS proxy's address, set when the role puts one in front of
     rec-web); with none set, never (a client on this host could claim any address)."""
-    proxy = settings.web_trusted_proxy
-    return {"proxy_headers": bool(proxy), "forwarded_allow_ips": proxy or "127.0.0.1"}
+    if not settings.web_trusted_proxy:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.web_trusted_proxy}

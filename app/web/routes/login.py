@@ -14,6 +14,7 @@ from app.web import auth
 from app.web.deps import CurrentSession, Form, State, require_session, same_origin
 from app.web.errors import client_address, error
 from app.web.models import AUTH
+from app.web.state import WebState
 from app.web.views import page
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,13 @@ async def login(request: Request, state: State, form: Form) -> Response:
         return reply.refuse(429, "rate_limited",
                             f"too many failed logins; try again in {wait:.0f}s",
                             headers={"Retry-After": str(int(wait) + 1)})
+    # counted as failed before the check (which waits its turn in a thread), so concurrent
+    # guesses cannot all pass the limit before any of them is counted
+    n = state.limiter.failed(*keys)
     ok_user = secrets.compare_digest(user.encode(), state.settings.web_user.encode())
     ok = await state.passwords.verify(password,
                                       state.settings.web_password_hash.get_secret_value())
     if not (ok and ok_user):
-        n = state.limiter.failed(*keys)
         log.warning("failed login for user %r from %s (%d in the last %ds)", user[:64],
                     address, n, state.settings.web_login_window_sec)
         return reply.refuse(401, "bad_login", "wrong user or password")
@@ -101,7 +104,7 @@ async def login(request: Request, state: State, form: Form) -> Response:
     return _logged_in(request, state, user, reply)
 
 
-def _logged_in(request: Request, state: State, user: str, reply: LoginReply) -> Response:
+def _logged_in(request: Request, state: WebState, user: str, reply: LoginReply) -> Response:
     s = state.sessions.create(user)
     log.info("login: %s from %s", user, client_address(request))
     r: Response = (JSONResponse({"user": s.user, "csrf": s.csrf, "expires": s.expires})
