@@ -14,7 +14,7 @@ import base64
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 
 from app.kalshi import signing
 
@@ -104,3 +104,51 @@ def test_signatures_are_salted_yet_each_verifies():
     assert a != b  # PSS draws a fresh salt
     for sig in (a, b):
         _verify(sig, EXPECTED_MESSAGE, salt_length=32)
+
+
+# RFC 8032 section 7.1, TEST 1: a published test key (it signs nothing anywhere), as PKCS#8 PEM
+RFC8032_SECRET = bytes.fromhex(
+    "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+RFC8032_PUBLIC = bytes.fromhex(
+    "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+
+
+def _ed25519_pem() -> bytes:
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(RFC8032_SECRET)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def test_an_ed25519_pem_signs_the_same_message_with_a_raw_ed25519_signature():
+    """The key type comes from the PEM: an Ed25519 key signs timestamp + METHOD + path (no
+    query), base64 of the raw 64-byte signature, verified with the public key alone."""
+    signer = signing.Signer("ed-key", signing.load_private_key(_ed25519_pem()))
+    headers = signer.headers(METHOD, URL, now_ms=TIMESTAMP_MS)
+    assert headers["KALSHI-ACCESS-KEY"] == "ed-key"
+    assert headers["KALSHI-ACCESS-TIMESTAMP"] == "1764144000123"
+    raw = base64.b64decode(headers["KALSHI-ACCESS-SIGNATURE"], validate=True)
+    assert len(raw) == 64
+    public = ed25519.Ed25519PublicKey.from_public_bytes(RFC8032_PUBLIC)
+    public.verify(raw, EXPECTED_MESSAGE)  # cryptography's verifier, not rec's
+    with pytest.raises(InvalidSignature):
+        public.verify(raw, EXPECTED_MESSAGE + b"?subaccount=0")
+    # Ed25519 is deterministic: the same message gives the same signature
+    assert signing.sign(signer.private_key, TIMESTAMP_MS, "POST", URL) == (
+        headers["KALSHI-ACCESS-SIGNATURE"])
+
+
+def test_verify_takes_both_key_types_from_their_public_pem():
+    for key in (signing.load_private_key(_ed25519_pem()),
+                signing.load_private_key(TEST_ONLY_PEM)):
+        public = signing.load_public_key(signing.public_pem(key))
+        sig = signing.sign(key, TIMESTAMP_MS, "GET", "/trade-api/v2/portfolio/balance")
+        assert signing.verify(public, sig, TIMESTAMP_MS, "GET", "/trade-api/v2/portfolio/balance")
+        assert not signing.verify(public, sig, TIMESTAMP_MS, "GET", "/trade-api/v2/markets")
+
+
+def test_a_key_of_another_type_is_refused():
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    with pytest.raises(signing.KeyFormatError, match="neither an RSA nor an Ed25519"):
+        signing.load_private_key(pem)
