@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.kalshi import rest as rest_module
 from app.kalshi import signing
 from app.kalshi.errors import (
     KalshiAuthError,
@@ -33,6 +32,7 @@ from app.kalshi.errors import (
     KalshiTimeout,
     KalshiTransportError,
 )
+from app.kalshi.http import presign
 from app.kalshi.prices import InvalidPrice
 from app.kalshi.rest import (
     KalshiRest,
@@ -313,7 +313,7 @@ async def test_signed_requests_are_accepted_by_a_verifying_server(client, fake):
 
 async def test_order_entry_headers_are_signed_ahead_used_once_and_never_stale(
         client, fake, monkeypatch):
-    monkeypatch.setattr(rest_module, "PRESIGN_MAX_AGE_MS", 200)
+    monkeypatch.setattr(presign, "PRESIGN_MAX_AGE_MS", 200)
     client.keep_presigned("POST", V2)
     calls = []
 
