@@ -84,7 +84,9 @@ class HttpPool(Protocol):
     Failures are httpx's exceptions (``ConnectError``: nothing was sent)."""
 
     async def request(self, method: str, target: str, headers: dict[str, str],
-                      body: bytes | None) -> RawResponse: ...
+                      body: bytes | None, *, resend_if_stale: bool = True) -> RawResponse:
+        """``resend_if_stale``: a repeat is harmless, so a request whose kept-alive
+        connection the server closed may be sent again on a new one."""
 
     async def aclose(self) -> None: ...
 
@@ -183,7 +185,7 @@ class RestBase:
         while True:
             attempt += 1
             try:
-                return await self._once(method, path, params, json, call_timeout)
+                return await self._once(method, path, params, json, call_timeout, safety)
             except KalshiError as exc:
                 exc.after_unknown_outcome = unknown
                 delay = self._retry_delay(exc, safety, attempt)
@@ -212,6 +214,7 @@ class RestBase:
         params: dict[str, Any] | None,
         body: Any,
         call_timeout: float | None,
+        safety: str = IDEMPOTENT,
     ) -> Any:
         if is_legacy_order_write(method, path):
             raise LegacyOrderWrite(
@@ -222,29 +225,11 @@ class RestBase:
             )
         if self.budget is not None:
             self.stats["paced_s"] += await self.budget.spend(method, path, items_in(body))
-        url = self.base_url + path
-        headers = self._headers(method, path)
         limit = call_timeout if call_timeout is not None else self.timeout
         self.stats["requests"] += 1
         try:
             async with asyncio.timeout(limit):
-                if self._fast is not None:
-                    query = _clean(params) if params else None
-                    resp = await self._fast.request(
-                        method,
-                        self._prefix + path + ("?" + urlencode(query) if query else ""),
-                        headers,
-                        None if body is None else _dumps(body),
-                    )
-                else:
-                    resp = await self._http.request(
-                        method,
-                        url,
-                        params=_clean(params or {}),
-                        json=body,
-                        headers=headers,
-                        timeout=httpx.Timeout(limit),
-                    )
+                resp = await self._send(method, path, params, body, limit, safety)
         except (TimeoutError, httpx.TimeoutException) as exc:
             err = KalshiTimeout(
                 f"{method} {path}: no answer within {limit:g}s", method=method, path=path
@@ -260,6 +245,19 @@ class RestBase:
         if resp.status_code == 429 and self.budget is not None:
             self.budget.refused(method)  # the exchange's bucket is empty: ours is too
         return self._handle(method, path, resp)
+
+    async def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
+                    limit: float, safety: str) -> httpx.Response | RawResponse:
+        """One request on the pool (or on httpx, with a caller's transport)."""
+        headers = self._headers(method, path)
+        if self._fast is None:
+            return await self._http.request(method, self.base_url + path,
+                                            params=_clean(params or {}), json=body,
+                                            headers=headers, timeout=httpx.Timeout(limit))
+        query = _clean(params) if params else None
+        return await self._fast.request(
+            method, self._prefix + path + ("?" + urlencode(query) if query else ""), headers,
+            None if body is None else _dumps(body), resend_if_stale=safety == IDEMPOTENT)
 
     def _handle(self, method: str, path: str, resp: httpx.Response | RawResponse) -> Any:
         data: Any
