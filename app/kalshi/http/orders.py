@@ -6,11 +6,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from app.kalshi.direction import to_book
-from app.kalshi.errors import KalshiConflict, KalshiError, KalshiNotFound
+from app.kalshi.errors import (
+    KalshiConflict,
+    KalshiError,
+    KalshiNotFound,
+    KalshiRejected,
+    parse_error_body,
+)
 from app.kalshi.http.base import LEGACY_ORDERS, ORDERS_V2, log
 from app.kalshi.http.market import MarketData
 from app.kalshi.http.retry import IDEMPOTENT, UNSAFE, outcome_unknown
@@ -20,6 +26,7 @@ from app.kalshi.models import (
     BatchCreateItem,
     CancelAck,
     DecreaseAck,
+    HistoricalCutoff,
     Order,
     OrderAck,
     Page,
@@ -30,7 +37,34 @@ from app.kalshi.models import (
 
 TIME_IN_FORCE = ("good_till_canceled", "immediate_or_cancel", "fill_or_kill")
 SELF_TRADE_PREVENTION = ("taker_at_cross", "maker")
+A = TypeVar("A")
 CancelRef = str | tuple[str, str]  # order_id, or (order_id, market_ticker) for auto-routing
+
+
+def _ack(model: type[A], data: Any, what: str) -> A:
+    """An order write's answer as ``model``. A success that carries no order (no order_id:
+    e.g. the 410 ``deprecated_v1_order_endpoint`` inside a 2xx body) is a rejection."""
+    if isinstance(data, dict) and data.get("order_id"):
+        return model.model_validate(data)
+    raise _rejected(data, what)
+
+
+def _rejected(data: Any, what: str) -> KalshiRejected:
+    body = parse_error_body(data)
+    detail = f" ({body.code}: {body.message})" if body.code or body.message else ""
+    return KalshiRejected(f"{what}: a success answer without an order{detail}", body=body,
+                          raw=data)
+
+
+def _items(model: type[A], data: Any, what: str) -> list[A]:
+    """The items of a batch answer; an answer without its ``orders`` list is a rejection, an
+    item with neither an order nor an error is that item's rejection."""
+    rows = data.get("orders") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise _rejected(data, what)
+    no_order = {"code": "no_order_in_answer", "message": "the answer carries no order"}
+    return [model.model_validate(x if x.get("order_id") or x.get("error") else
+                                 {**x, "error": no_order}) for x in rows]
 
 
 def _is_duplicate(item: BatchCreateItem) -> bool:
@@ -135,7 +169,7 @@ class Orders(MarketData):
                     log.info("order %s already accepted by an earlier attempt", coid)
                     return OrderAck.from_order(found)
             raise
-        return OrderAck.model_validate(data)
+        return _ack(OrderAck, data, f"POST {ORDERS_V2} (order {coid})")
 
     async def _post_with_same_ids(self, path: str, body: Any, *, what: str) -> tuple[Any, bool]:
         """POST order creation(s), repeating the same body (same client_order_ids).
@@ -213,6 +247,30 @@ class Orders(MarketData):
     def iter_orders(self, **filters: Any) -> AsyncIterator[Order]:
         return self.paginate(lambda c: self.get_orders(cursor=c, **filters))
 
+    async def get_historical_cutoff(self) -> HistoricalCutoff:
+        """Where live data ends: orders canceled or executed before ``orders_updated_ts`` are
+        only served by :meth:`get_historical_orders`."""
+        return HistoricalCutoff.model_validate(await self._get("/historical/cutoff"))
+
+    async def get_historical_orders(
+        self,
+        *,
+        ticker: str | None = None,
+        min_ts: int | None = None,
+        max_ts: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        subaccount: int | None = None,
+    ) -> Page[Order]:
+        """One page of archived orders (older than the cutoff: about two weeks)."""
+        data = await self._get("/historical/orders", ticker=ticker, min_ts=min_ts,
+                               max_ts=max_ts, limit=limit, cursor=cursor,
+                               subaccount=subaccount)
+        return self._page(data, "orders", Order)
+
+    def iter_historical_orders(self, **filters: Any) -> AsyncIterator[Order]:
+        return self.paginate(lambda c: self.get_historical_orders(cursor=c, **filters))
+
     async def cancel_order(
         self,
         order_id: str,
@@ -243,7 +301,7 @@ class Orders(MarketData):
             if order.status != "canceled":
                 raise
             return CancelAck(order_id=order.order_id, client_order_id=order.client_order_id)
-        return CancelAck.model_validate(data)
+        return _ack(CancelAck, data, f"DELETE {path}")
 
     async def cancel_all_orders(self, *, subaccount: int | None = None) -> None:
         """Cancel every resting order (of ``subaccount`` when given) on every shard."""
@@ -291,7 +349,7 @@ class Orders(MarketData):
             json=body,
             safety=UNSAFE,
         )
-        return AmendAck.model_validate(data)
+        return _ack(AmendAck, data, f"amend of order {order_id}")
 
     async def decrease_order(
         self,
@@ -324,7 +382,7 @@ class Orders(MarketData):
             json=body,
             safety=UNSAFE,
         )
-        return DecreaseAck.model_validate(data)
+        return _ack(DecreaseAck, data, f"decrease of order {order_id}")
 
     async def batch_create_orders(self, orders: list[dict[str, Any]]) -> list[BatchCreateItem]:
         """POST /portfolio/events/orders/batched with bodies from :func:`order_body`.
@@ -342,7 +400,7 @@ class Orders(MarketData):
         data, ambiguous = await self._post_with_same_ids(
             f"{ORDERS_V2}/batched", {"orders": orders}, what=f"batch of {len(orders)}"
         )
-        items = [BatchCreateItem.model_validate(x) for x in data.get("orders") or []]
+        items = _items(BatchCreateItem, data, f"POST {ORDERS_V2}/batched")
         if ambiguous:
             for n, (body, item) in enumerate(zip(orders, items, strict=False)):
                 if _is_duplicate(item):
@@ -367,4 +425,4 @@ class Orders(MarketData):
                 item["subaccount"] = subaccount
             items.append(item)
         data = await self.request("DELETE", f"{ORDERS_V2}/batched", json={"orders": items})
-        return [BatchCancelItem.model_validate(x) for x in data.get("orders") or []]
+        return _items(BatchCancelItem, data, f"DELETE {ORDERS_V2}/batched")
