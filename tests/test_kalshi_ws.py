@@ -51,6 +51,7 @@ class FakeWsExchange:
         self.handshakes = 0
         self.rejected = 0
         self.silent = False
+        self.sending_ts = False  # stamp every message with sending_ts_ms (API 3.32+)
 
     # ------------------------------------------------------------------ handshake
 
@@ -150,6 +151,8 @@ class FakeWsExchange:
             )
 
     async def send(self, conn: ServerConnection, payload: dict[str, Any]) -> None:
+        if self.sending_ts:
+            payload = {**payload, "sending_ts_ms": int(time.time() * 1000)}
         await conn.send(json.dumps(payload))
 
     async def snapshot(
@@ -325,6 +328,29 @@ async def test_consumer_loop_ends_when_the_client_is_closed(exchange):
     await ws.close()
     await asyncio.wait_for(task, 2)
     assert seen == ["client.connected", "client.disconnected"]
+
+
+async def test_every_message_may_carry_sending_ts_ms(exchange):
+    """Since 3.32 any message may carry a top-level ``sending_ts_ms``: command replies, errors,
+    snapshots, deltas and data all work as before, and the consumer sees the venue's time."""
+    exchange.sending_ts = True
+    before = int(time.time() * 1000)
+    async with _client(exchange) as ws:
+        await ws.wait_connected(within=5)
+        await ws.subscribe("orderbook_delta", market_tickers=[T1])
+        await ws.subscribe("fill")
+        with pytest.raises(WsCommandError):
+            await ws.subscribe("no_such_channel")
+        assert len(await ws.list_subscriptions()) == 2
+        await _until(lambda: ws.books[T1].valid)
+        await exchange.delta(T1, "yes", "0.56", "4")
+        await exchange.fill("tr-1")
+        delta = await _next_of(ws, "orderbook_delta")
+        fill = await _next_of(ws, "fill")
+        assert before <= delta.sending_ts_ms <= int(time.time() * 1000)
+        assert fill.sending_ts_ms is not None and fill.data.trade_id == "tr-1"
+        assert ws.books[T1].as_maps() == exchange.book_maps(T1)
+        assert ws.stats.seq_gaps == 0 and ws.stats.dropped_deltas == 0
 
 
 async def test_commands_carry_increasing_ids_and_errors_raise(exchange):
