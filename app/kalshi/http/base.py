@@ -180,12 +180,21 @@ class RestBase:
         method = method.upper()
         if safety is None:
             safety = IDEMPOTENT if method in ("GET", "HEAD", "DELETE") else UNSAFE
+        data, _ = await self._with_retries(method, path, params, json, safety, call_timeout)
+        return data
+
+    async def _with_retries(self, method: str, path: str, params: dict[str, Any] | None,
+                            body: Any, safety: str,
+                            call_timeout: float | None = None) -> tuple[Any, bool]:
+        """The parsed answer of one call, repeated as ``safety`` allows, and whether an
+        earlier attempt ended with an unknown outcome (then also set on an error raised as
+        ``after_unknown_outcome``)."""
         attempt = 0
         unknown = False
         while True:
             attempt += 1
             try:
-                return await self._once(method, path, params, json, call_timeout, safety)
+                return await self._once(method, path, params, body, call_timeout, safety), unknown
             except KalshiError as exc:
                 exc.after_unknown_outcome = unknown
                 delay = self._retry_delay(exc, safety, attempt)
@@ -193,15 +202,8 @@ class RestBase:
                     raise
                 unknown = unknown or outcome_unknown(exc)
                 self.stats["retries"] += 1
-                log.warning(
-                    "kalshi %s %s: %s; retry %d/%d in %.2fs",
-                    method,
-                    path,
-                    exc,
-                    attempt,
-                    self.retry.max_attempts - 1,
-                    delay,
-                )
+                log.warning("kalshi %s %s: %s; retry %d/%d in %.2fs", method, path, exc,
+                            attempt, self.retry.max_attempts - 1, delay)
                 await self.sleep(delay)
 
     def _retry_delay(self, exc: KalshiError, safety: str, attempt: int) -> float | None:

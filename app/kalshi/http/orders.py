@@ -12,14 +12,13 @@ from urllib.parse import quote
 from app.kalshi.direction import to_book
 from app.kalshi.errors import (
     KalshiConflict,
-    KalshiError,
     KalshiNotFound,
     KalshiRejected,
     parse_error_body,
 )
 from app.kalshi.http.base import LEGACY_ORDERS, ORDERS_V2, log
 from app.kalshi.http.market import MarketData
-from app.kalshi.http.retry import IDEMPOTENT, UNSAFE, outcome_unknown
+from app.kalshi.http.retry import IDEMPOTENT, UNSAFE
 from app.kalshi.models import (
     AmendAck,
     BatchCancelItem,
@@ -161,7 +160,7 @@ class Orders(MarketData):
             raise ValueError("an order needs a client_order_id to be retried safely")
         await self.check_price(body["ticker"], body["price"])
         try:
-            data, _ = await self._post_with_same_ids(ORDERS_V2, body, what=f"order {coid}")
+            data, _ = await self._post_with_same_ids(ORDERS_V2, body)
         except KalshiConflict as exc:
             if exc.after_unknown_outcome:
                 found = await self.find_order_by_client_id(coid, ticker=body["ticker"])
@@ -171,36 +170,15 @@ class Orders(MarketData):
             raise
         return _ack(OrderAck, data, f"POST {ORDERS_V2} (order {coid})")
 
-    async def _post_with_same_ids(self, path: str, body: Any, *, what: str) -> tuple[Any, bool]:
+    async def _post_with_same_ids(self, path: str, body: Any) -> tuple[Any, bool]:
         """POST order creation(s), repeating the same body (same client_order_ids).
 
         Retried like a read: every order in it carries a client_order_id, so the
-        exchange recognises a repeat. Returns the answer and whether an earlier
-        attempt ended with an unknown outcome; an error raised after such an
-        attempt has ``after_unknown_outcome`` set.
+        exchange recognises a repeat (a 409 is never repeated). Returns the answer and
+        whether an earlier attempt ended with an unknown outcome; an error raised after
+        such an attempt has ``after_unknown_outcome`` set.
         """
-        attempt = 0
-        ambiguous = False
-        while True:
-            attempt += 1
-            try:
-                return await self._once("POST", path, None, body, None), ambiguous
-            except KalshiError as exc:
-                exc.after_unknown_outcome = ambiguous
-                delay = None if isinstance(exc, KalshiConflict) else self._retry_delay(
-                    exc, IDEMPOTENT, attempt
-                )
-                if delay is None:
-                    raise
-                ambiguous = ambiguous or outcome_unknown(exc)
-                self.stats["retries"] += 1
-                log.warning(
-                    "kalshi create %s: %s; retry %d with the same client_order_id",
-                    what,
-                    exc,
-                    attempt,
-                )
-                await self.sleep(delay)
+        return await self._with_retries("POST", path, None, body, IDEMPOTENT)
 
     async def find_order_by_client_id(
         self, client_order_id: str, *, ticker: str | None = None
@@ -252,21 +230,10 @@ class Orders(MarketData):
         only served by :meth:`get_historical_orders`."""
         return HistoricalCutoff.model_validate(await self._get("/historical/cutoff"))
 
-    async def get_historical_orders(
-        self,
-        *,
-        ticker: str | None = None,
-        min_ts: int | None = None,
-        max_ts: int | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-        subaccount: int | None = None,
-    ) -> Page[Order]:
-        """One page of archived orders (older than the cutoff: about two weeks)."""
-        data = await self._get("/historical/orders", ticker=ticker, min_ts=min_ts,
-                               max_ts=max_ts, limit=limit, cursor=cursor,
-                               subaccount=subaccount)
-        return self._page(data, "orders", Order)
+    async def get_historical_orders(self, **filters: Any) -> Page[Order]:
+        """One page of archived orders (older than the cutoff: about two weeks); filters as
+        the spec's: ticker, min_ts, max_ts, limit, cursor, subaccount."""
+        return self._page(await self._get("/historical/orders", **filters), "orders", Order)
 
     def iter_historical_orders(self, **filters: Any) -> AsyncIterator[Order]:
         return self.paginate(lambda c: self.get_historical_orders(cursor=c, **filters))
@@ -397,9 +364,8 @@ class Orders(MarketData):
             if not body.get("client_order_id"):
                 raise ValueError("every order in a batch needs a client_order_id")
             await self.check_price(body["ticker"], body["price"])
-        data, ambiguous = await self._post_with_same_ids(
-            f"{ORDERS_V2}/batched", {"orders": orders}, what=f"batch of {len(orders)}"
-        )
+        data, ambiguous = await self._post_with_same_ids(f"{ORDERS_V2}/batched",
+                                                         {"orders": orders})
         items = _items(BatchCreateItem, data, f"POST {ORDERS_V2}/batched")
         if ambiguous:
             for n, (body, item) in enumerate(zip(orders, items, strict=False)):
