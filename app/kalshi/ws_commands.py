@@ -183,6 +183,5 @@ class WsCommands:
             fut.set_result(data)
 
 
-
 def _dumps(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"))

@@ -59,6 +59,7 @@ def is_legacy_order_write(method: str, path: str) -> bool:
         p == LEGACY_ORDERS or p.startswith(LEGACY_ORDERS + "/")
     )
 
+
 def _dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), default=str).encode()
 

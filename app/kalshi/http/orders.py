@@ -131,7 +131,6 @@ def order_body(
     return body
 
 
-
 class Orders(MarketData):
     # ------------------------------------------------------------------ orders (V2 writes)
 
