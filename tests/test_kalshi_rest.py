@@ -13,6 +13,7 @@ import socket
 import time
 from collections import Counter
 from decimal import Decimal
+from typing import Any, ClassVar
 
 import pytest
 import uvicorn
@@ -172,90 +173,124 @@ class FakeKalshi:
 
     async def route(self, request: Request) -> JSONResponse:
         path = request.url.path[len(PREFIX) :]
-        q = request.query_params
-        if path == "/exchange/status":
-            return JSONResponse({"exchange_active": True, "trading_active": True})
-        if path == "/markets":
-            rows = self.markets
-            if q.get("status"):
-                rows = [m for m in rows if m["status"] == q["status"]]
-            if q.get("tickers"):
-                wanted = set(q["tickers"].split(","))
-                rows = [m for m in rows if m["ticker"] in wanted]
-            limit = int(q.get("limit") or 100)
-            start = int(q.get("cursor") or 0)
-            page = rows[start : start + limit]
-            nxt = start + limit
-            return JSONResponse({"markets": page, "cursor": str(nxt) if nxt < len(rows) else ""})
-        if path.startswith("/markets/") and path.endswith("/orderbook"):
-            return JSONResponse(
-                {
-                    "orderbook_fp": {
-                        "yes_dollars": [["0.5600", "10.00"], ["0.5500", "2.50"]],
-                        "no_dollars": [["0.4200", "7.00"]],
-                    }
-                }
-            )
-        if path == "/account/limits":
-            limits = self.limits or {"read": (0, 0), "write": (0, 0)}
-            body = {k: {"refill_rate": r, "bucket_capacity": c} for k, (r, c) in limits.items()}
-            return JSONResponse({"usage_tier": "basic", "grants": [], **body})
-        if path == "/account/endpoint_costs":
-            return JSONResponse({"default_cost": 10, "endpoint_costs": [
-                {"method": "DELETE", "path": "/trade-api/v2/portfolio/events/orders/{order_id}",
-                 "cost": 2}]})
-        if path == "/portfolio/balance":
-            return JSONResponse({"balance": 100000, "portfolio_value": 2500, "updated_ts": 1})
-        if path.startswith("/markets/") and path.count("/") == 2:
-            ticker = path.rsplit("/", 1)[1]
-            structure, ranges = self.structures.get(
-                ticker, ("linear_cent", [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}])
-            )
-            market = {**_market(0), "ticker": ticker, "price_level_structure": structure,
-                      "price_ranges": ranges}
-            return JSONResponse({"market": market})
-        if path.startswith("/portfolio/orders") and request.method != "GET":
-            return _err(410, "deprecated_v1_order_endpoint", "use /portfolio/events/orders")
-        if path == "/portfolio/events/orders" and request.method == "POST":
-            body = await request.json()
-            required = ("ticker", "side", "count", "price", "time_in_force",
-                        "self_trade_prevention_type")
-            if any(k not in body for k in required) or body["side"] not in ("bid", "ask"):
-                return _err(400, "invalid_parameters", f"bad V2 order body {body}")
-            coid = body["client_order_id"]
-            if coid in self.orders:
-                return _err(409, "order_already_exists", "duplicate client_order_id")
-            order = self.orders[coid] = _order(f"o{len(self.orders) + 1}", body)
-            if coid in self.accept_then_fail:
-                self.accept_then_fail.discard(coid)
-                return _err(502, "bad_gateway", "accepted but the answer was lost")
-            ack = {"order_id": order["order_id"], "client_order_id": coid,
-                   "fill_count": "0.00", "remaining_count": body["count"], "ts_ms": 1}
-            return JSONResponse(ack, status_code=201)
-        if path.startswith("/portfolio/orders/o") and request.method == "GET":
-            oid = path.rsplit("/", 1)[1]
-            order = next((o for o in self.orders.values() if o["order_id"] == oid), None)
-            if order is None:
-                return _err(404, "not_found", "no such order")
-            return JSONResponse({"order": order})
-        if path.startswith("/portfolio/events/orders/o") and request.method == "DELETE":
-            oid = path.rsplit("/", 1)[1]
-            order = next((o for o in self.orders.values() if o["order_id"] == oid), None)
-            if order is None or order["status"] == "canceled":
-                return _err(404, "not_found", "order is not resting")
-            reduced = order["remaining_count_fp"]
-            order.update(status="canceled", remaining_count_fp="0.00")
-            if oid in self.cancel_then_fail:
-                self.cancel_then_fail.discard(oid)
-                return _err(504, "gateway_timeout", "cancelled but the answer was lost")
-            return JSONResponse({"order_id": oid, "client_order_id": order["client_order_id"],
-                                 "reduced_by": reduced, "ts_ms": 2})
-        if path == "/portfolio/orders" and request.method == "GET":
-            rows = [o for o in self.orders.values() if o["ticker"] == q.get("ticker", o["ticker"])]
-            return JSONResponse({"orders": rows, "cursor": ""})
+        for method, matches, handler in self._ROUTES:
+            if method in (None, request.method) and matches(path):
+                return await handler(self, request, path)
         if path.endswith("/amend") or path.endswith("/decrease") or path.endswith("/batched"):
             return _err(400, "invalid_parameters", "not scripted")
         return _err(404, "not_found", f"no route {path}")
+
+    async def r_status(self, request: Request, path: str) -> JSONResponse:
+        return JSONResponse({"exchange_active": True, "trading_active": True})
+
+    async def r_markets(self, request: Request, path: str) -> JSONResponse:
+        q = request.query_params
+        rows = self.markets
+        if q.get("status"):
+            rows = [m for m in rows if m["status"] == q["status"]]
+        if q.get("tickers"):
+            wanted = set(q["tickers"].split(","))
+            rows = [m for m in rows if m["ticker"] in wanted]
+        limit = int(q.get("limit") or 100)
+        start = int(q.get("cursor") or 0)
+        page = rows[start : start + limit]
+        nxt = start + limit
+        return JSONResponse({"markets": page, "cursor": str(nxt) if nxt < len(rows) else ""})
+
+    async def r_orderbook(self, request: Request, path: str) -> JSONResponse:
+        return JSONResponse(
+            {
+                "orderbook_fp": {
+                    "yes_dollars": [["0.5600", "10.00"], ["0.5500", "2.50"]],
+                    "no_dollars": [["0.4200", "7.00"]],
+                }
+            }
+        )
+
+    async def r_limits(self, request: Request, path: str) -> JSONResponse:
+        limits = self.limits or {"read": (0, 0), "write": (0, 0)}
+        body = {k: {"refill_rate": r, "bucket_capacity": c} for k, (r, c) in limits.items()}
+        return JSONResponse({"usage_tier": "basic", "grants": [], **body})
+
+    async def r_costs(self, request: Request, path: str) -> JSONResponse:
+        return JSONResponse({"default_cost": 10, "endpoint_costs": [
+            {"method": "DELETE", "path": "/trade-api/v2/portfolio/events/orders/{order_id}",
+             "cost": 2}]})
+
+    async def r_balance(self, request: Request, path: str) -> JSONResponse:
+        return JSONResponse({"balance": 100000, "portfolio_value": 2500, "updated_ts": 1})
+
+    async def r_market(self, request: Request, path: str) -> JSONResponse:
+        ticker = path.rsplit("/", 1)[1]
+        structure, ranges = self.structures.get(
+            ticker, ("linear_cent", [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}])
+        )
+        market = {**_market(0), "ticker": ticker, "price_level_structure": structure,
+                  "price_ranges": ranges}
+        return JSONResponse({"market": market})
+
+    async def r_legacy_write(self, request: Request, path: str) -> JSONResponse:
+        if request.method == "GET":
+            return await self.r_orders(request, path)
+        return _err(410, "deprecated_v1_order_endpoint", "use /portfolio/events/orders")
+
+    async def r_create(self, request: Request, path: str) -> JSONResponse:
+        body = await request.json()
+        required = ("ticker", "side", "count", "price", "time_in_force",
+                    "self_trade_prevention_type")
+        if any(k not in body for k in required) or body["side"] not in ("bid", "ask"):
+            return _err(400, "invalid_parameters", f"bad V2 order body {body}")
+        coid = body["client_order_id"]
+        if coid in self.orders:
+            return _err(409, "order_already_exists", "duplicate client_order_id")
+        order = self.orders[coid] = _order(f"o{len(self.orders) + 1}", body)
+        if coid in self.accept_then_fail:
+            self.accept_then_fail.discard(coid)
+            return _err(502, "bad_gateway", "accepted but the answer was lost")
+        ack = {"order_id": order["order_id"], "client_order_id": coid,
+               "fill_count": "0.00", "remaining_count": body["count"], "ts_ms": 1}
+        return JSONResponse(ack, status_code=201)
+
+    def _order_at(self, path: str) -> dict | None:
+        oid = path.rsplit("/", 1)[1]
+        return next((o for o in self.orders.values() if o["order_id"] == oid), None)
+
+    async def r_orders(self, request: Request, path: str) -> JSONResponse:
+        if path != "/portfolio/orders":  # one order
+            order = self._order_at(path)
+            if order is None:
+                return _err(404, "not_found", "no such order")
+            return JSONResponse({"order": order})
+        ticker = request.query_params.get("ticker")
+        rows = [o for o in self.orders.values() if o["ticker"] == (ticker or o["ticker"])]
+        return JSONResponse({"orders": rows, "cursor": ""})
+
+    async def r_cancel(self, request: Request, path: str) -> JSONResponse:
+        order = self._order_at(path)
+        if order is None or order["status"] == "canceled":
+            return _err(404, "not_found", "order is not resting")
+        reduced = order["remaining_count_fp"]
+        order.update(status="canceled", remaining_count_fp="0.00")
+        oid = order["order_id"]
+        if oid in self.cancel_then_fail:
+            self.cancel_then_fail.discard(oid)
+            return _err(504, "gateway_timeout", "cancelled but the answer was lost")
+        return JSONResponse({"order_id": oid, "client_order_id": order["client_order_id"],
+                             "reduced_by": reduced, "ts_ms": 2})
+
+    # method (None: any), path test, handler: the first that matches answers
+    _ROUTES: ClassVar[list[tuple[str | None, Any, Any]]] = [
+        (None, lambda p: p == "/exchange/status", r_status),
+        (None, lambda p: p == "/markets", r_markets),
+        (None, lambda p: p.startswith("/markets/") and p.endswith("/orderbook"), r_orderbook),
+        (None, lambda p: p == "/account/limits", r_limits),
+        (None, lambda p: p == "/account/endpoint_costs", r_costs),
+        (None, lambda p: p == "/portfolio/balance", r_balance),
+        (None, lambda p: p.startswith("/markets/") and p.count("/") == 2, r_market),
+        (None, lambda p: p.startswith("/portfolio/orders"), r_legacy_write),
+        ("POST", lambda p: p == "/portfolio/events/orders", r_create),
+        ("DELETE", lambda p: p.startswith("/portfolio/events/orders/o"), r_cancel),
+    ]
 
 
 def _err(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:

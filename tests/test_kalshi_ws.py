@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -95,60 +95,62 @@ class FakeWsExchange:
 
     async def on_command(self, conn: ServerConnection, cmd: dict[str, Any]) -> None:
         cid, name, params = cmd.get("id"), cmd.get("cmd"), cmd.get("params") or {}
-        if name == "subscribe":
-            channel = params["channels"][0]
-            if channel not in ("orderbook_delta", "fill", "ticker", "trade"):
-                await self.send(
-                    conn,
-                    {"id": cid, "type": "error", "msg": {"code": 8, "msg": "Unknown channel name"}},
-                )
-                return
-            sid = self.next_sid
-            self.next_sid += 1
-            tickers = params.get("market_tickers") or (
-                [params["market_ticker"]] if "market_ticker" in params else []
-            )
-            self.subs[conn][sid] = {"channel": channel, "tickers": list(tickers), "seq": 0}
+        handler = self._COMMANDS.get(name)
+        if handler is None:
+            await self.error(conn, cid, 5, "Unknown command")
+            return
+        await handler(self, conn, cid, params)
+
+    async def error(self, conn: ServerConnection, cid: Any, code: int, text: str) -> None:
+        await self.send(conn, {"id": cid, "type": "error", "msg": {"code": code, "msg": text}})
+
+    async def on_subscribe(self, conn: ServerConnection, cid: Any, params: dict) -> None:
+        channel = params["channels"][0]
+        if channel not in ("orderbook_delta", "fill", "ticker", "trade"):
+            await self.error(conn, cid, 8, "Unknown channel name")
+            return
+        sid = self.next_sid
+        self.next_sid += 1
+        tickers = params.get("market_tickers") or (
+            [params["market_ticker"]] if "market_ticker" in params else []
+        )
+        self.subs[conn][sid] = {"channel": channel, "tickers": list(tickers), "seq": 0}
+        await self.send(
+            conn, {"id": cid, "type": "subscribed", "msg": {"channel": channel, "sid": sid}}
+        )
+        if channel == "orderbook_delta":
+            for t in tickers:
+                await self.snapshot(conn, sid, t)
+
+    async def on_unsubscribe(self, conn: ServerConnection, cid: Any, params: dict) -> None:
+        for sid in params.get("sids", []):
+            sub = self.subs[conn].pop(sid, None)
             await self.send(
-                conn, {"id": cid, "type": "subscribed", "msg": {"channel": channel, "sid": sid}}
+                conn,
+                {"id": cid, "type": "unsubscribed", "sid": sid,
+                 "seq": (sub or {}).get("seq", 0) + 1},
             )
-            if channel == "orderbook_delta":
-                for t in tickers:
-                    await self.snapshot(conn, sid, t)
-        elif name == "unsubscribe":
-            for sid in params.get("sids", []):
-                sub = self.subs[conn].pop(sid, None)
-                await self.send(
-                    conn,
-                    {
-                        "id": cid,
-                        "type": "unsubscribed",
-                        "sid": sid,
-                        "seq": (sub or {}).get("seq", 0) + 1,
-                    },
-                )
-        elif name == "update_subscription":
-            sid = (params.get("sids") or [params.get("sid")])[0]
-            if params.get("action") == "get_snapshot":
-                if not self.get_snapshot_supported:
-                    await self.send(
-                        conn,
-                        {
-                            "id": cid,
-                            "type": "error",
-                            "msg": {"code": 13, "msg": "Unsupported action"},
-                        },
-                    )
-                    return
-                for t in params.get("market_tickers") or self.subs[conn][sid]["tickers"]:
-                    await self.snapshot(conn, sid, t, cid=cid)
-        elif name == "list_subscriptions":
-            subs = [{"channel": s["channel"], "sid": sid} for sid, s in self.subs[conn].items()]
-            await self.send(conn, {"id": cid, "type": "ok", "msg": subs})
-        else:
-            await self.send(
-                conn, {"id": cid, "type": "error", "msg": {"code": 5, "msg": "Unknown command"}}
-            )
+
+    async def on_update(self, conn: ServerConnection, cid: Any, params: dict) -> None:
+        sid = (params.get("sids") or [params.get("sid")])[0]
+        if params.get("action") != "get_snapshot":
+            return
+        if not self.get_snapshot_supported:
+            await self.error(conn, cid, 13, "Unsupported action")
+            return
+        for t in params.get("market_tickers") or self.subs[conn][sid]["tickers"]:
+            await self.snapshot(conn, sid, t, cid=cid)
+
+    async def on_list(self, conn: ServerConnection, cid: Any, params: dict) -> None:
+        subs = [{"channel": s["channel"], "sid": sid} for sid, s in self.subs[conn].items()]
+        await self.send(conn, {"id": cid, "type": "ok", "msg": subs})
+
+    _COMMANDS: ClassVar[dict[str, Any]] = {
+        "subscribe": on_subscribe,
+        "unsubscribe": on_unsubscribe,
+        "update_subscription": on_update,
+        "list_subscriptions": on_list,
+    }
 
     async def send(self, conn: ServerConnection, payload: dict[str, Any]) -> None:
         if self.sending_ts:
