@@ -25,7 +25,6 @@ from app.kalshi.errors import KalshiAuthError, KalshiBadRequest, KalshiNotFound,
 from app.kalshi.prices import InvalidPrice
 from app.kalshi.rest import KalshiRest, LegacyOrderWrite, RetryPolicy, order_body
 from app.kalshi.ws import KalshiWS, WsCommandError
-from app.sim.cli import register_public_key
 from app.sim.matching import NO, YES
 from tests import test_sim_fixtures as fx
 from tests.test_sim_fixtures import PREFIX, signer
@@ -80,21 +79,6 @@ def sim_book(h: fx.SimHandle, ticker: str) -> tuple[dict, dict]:
 
 
 # ------------------------------------------------------------------ auth
-
-
-async def test_an_ed25519_key_signs_rest_calls_and_the_ws_handshake(sim, tmp_path):
-    """An Ed25519 key (spec v3.31), registered like an RSA one: the simulator verifies the
-    client's signatures on reads, an order write and the WebSocket handshake."""
-    ed = signing.Signer("ed25519-key", signing.generate_ed25519_key())
-    register_public_key(tmp_path / "keys", ed.key_id, signing.public_pem(ed.private_key))
-    async with rest(sim, ed) as c:
-        assert (await c.get_balance()).balance >= 0
-        ticker = sim.open_tickers()[0]
-        ack = await c.create_order(ticker, "yes", "buy", 1, "0.01")
-        await c.cancel_order(ack.order_id, ticker=ticker)
-    async with ws_client(sim, ed) as ws:
-        await ws.wait_connected(within=5)
-        assert ws.stats.connects == 1
 
 
 async def test_auth_failures_are_refused_with_kalshis_error_body(sim):

@@ -1,5 +1,5 @@
 """Kalshi API changes after v3.31.0 (3.32-3.36) in the REST client, against the small real HTTP
-server of test_kalshi_rest (signatures verified), taught the new calls here:
+server of tests/kalshi_fake.py (signatures verified), taught the new calls here:
 
 - ``GET /portfolio/positions`` by ``settlement_status`` (unsettled | settled | all; the cursor
   belongs to the status): the client always names the status it wants;
@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 
 from app.kalshi.errors import KalshiHTTPError, KalshiRejected
 from app.kalshi.rest import KalshiRest, order_body
-from tests.test_kalshi_rest import PREFIX, _err, client, fake  # noqa: F401 - fixtures
+from tests.kalshi_fake import PREFIX, _err, client, fake  # noqa: F401 - fixtures
 
 STATUSES = ("unsettled", "settled", "all")
 
@@ -87,7 +87,7 @@ class Deltas:
 
 
 @pytest.fixture
-def deltas(fake):  # noqa: F811 - the fixture of test_kalshi_rest
+def deltas(fake):  # noqa: F811 - the fixture of kalshi_fake
     fake.route = Deltas(fake)
     return fake.route
 

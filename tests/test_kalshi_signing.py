@@ -5,6 +5,9 @@ nothing anywhere else). RSA-PSS signatures carry a random salt, so the known
 answer is the signed message and a signature that verifies under exactly
 Kalshi's parameters - PSS, MGF1(SHA-256), SHA-256, salt length 32 bytes (the
 digest length) - using cryptography's own verifier, not rec's.
+
+Ed25519 keys (spec v3.31): the RFC 8032 test key signs the same message, checked the same
+way, and a generated one is verified by the simulator end to end.
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 
 from app.kalshi import signing
+from app.kalshi.rest import KalshiRest
+from app.kalshi.ws import KalshiWS
+from app.sim.cli import register_public_key
+from tests import test_sim_fixtures as fx
+
+sim = fx.sim
 
 TEST_ONLY_PEM = b"""\
 -----BEGIN PRIVATE KEY-----
@@ -152,3 +161,18 @@ def test_a_key_of_another_type_is_refused():
         serialization.NoEncryption())
     with pytest.raises(signing.KeyFormatError, match="neither an RSA nor an Ed25519"):
         signing.load_private_key(pem)
+
+
+async def test_an_ed25519_key_signs_rest_calls_and_the_ws_handshake(sim, tmp_path):
+    """An Ed25519 key (spec v3.31), registered like an RSA one: the simulator verifies the
+    client's signatures on reads, an order write and the WebSocket handshake."""
+    ed = signing.Signer("ed25519-key", signing.generate_ed25519_key())
+    register_public_key(tmp_path / "keys", ed.key_id, signing.public_pem(ed.private_key))
+    async with KalshiRest(sim.base + fx.PREFIX, ed, timeout=5) as c:
+        assert (await c.get_balance()).balance >= 0
+        ticker = sim.open_tickers()[0]
+        ack = await c.create_order(ticker, "yes", "buy", 1, "0.01")
+        await c.cancel_order(ack.order_id, ticker=ticker)
+    async with KalshiWS(sim.ws_url, ed, compression=None) as ws:
+        await ws.wait_connected(within=5)
+        assert ws.stats.connects == 1
