@@ -147,3 +147,18 @@ async def test_a_write_that_must_not_be_repeated_goes_out_on_a_fresh_connection(
                                          price="0.40", count=1)
             assert ack.order_id == "o1"
     assert [n for n, _ in srv.requests] == [1, 2]  # the amend on a connection of its own
+
+
+async def test_idle_connections_the_server_closed_do_not_pile_up(monkeypatch):
+    """Writes that must not be repeated open a connection when the kept ones are older than
+    STALE_AFTER_S; the old ones, closed by the server meanwhile, are closed here too instead
+    of staying under the newest for ever."""
+    monkeypatch.setattr(http1, "STALE_AFTER_S", 0.01)
+    async with KeepAliveServer(idle=0.03) as srv:
+        async with KalshiRest(srv.base + fx.PREFIX, None, validate_prices=False) as rest:
+            for _ in range(4):
+                await rest.amend_order("o1", ticker="KXT-1", side="yes", action="buy",
+                                       price="0.40", count=1)
+                await asyncio.sleep(0.1)  # the server closes the connection meanwhile
+            assert srv.connections == 4
+            assert len(rest._fast._idle) == 1  # only the newest; the closed ones let go

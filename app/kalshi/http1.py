@@ -125,6 +125,7 @@ class Http1Pool:
         self._fixed = f"Host: {host_header}\r\nUser-Agent: rec-kalshi\r\n{extra}"
         self._idle: deque[_Conn] = deque()
         self._slots = asyncio.Semaphore(max_connections)
+        self._max_idle = max_connections
         self._closed = False
         self.reconnects = 0  # kept-alive connections found closed by the server
 
@@ -223,6 +224,11 @@ class Http1Pool:
             self._idle.append(conn)
         else:
             conn.close()
+        # the oldest idle connections, under the newest that are taken first, are closed once
+        # the server closed them or when more are kept than may be open
+        while self._idle and (len(self._idle) > self._max_idle
+                              or self._idle[0].closed_by_server()):
+            self._idle.popleft().close()
 
     async def aclose(self) -> None:
         self._closed = True
