@@ -169,6 +169,9 @@ async def test_an_order_write_answered_without_an_order_is_a_rejection(
         order_body("KXBTCD-T1", "yes", "buy", 1, "0.56", client_order_id="b2")])
     assert items[0].order_id is None and items[0].error.code == "no_order_in_answer"
     assert items[1].order_id == "o9" and items[1].error is None
+    deltas.write_answer = {"orders": [{"reduced_by": "1.00"}, "?"]}
+    cancels = await client.batch_cancel_orders(["o1", "o2"])
+    assert [c.error.code for c in cancels] == ["no_order_in_answer"] * 2
     assert fake.count("POST", "/portfolio/events/orders") == 2  # never retried as a success
 
 

@@ -355,7 +355,9 @@ class BatchCreateItem(_Model):
 
 
 class BatchCancelItem(_Model):
-    order_id: str
+    """One item of a V2 batch cancel: the order's ids and what it took off, or its error."""
+
+    order_id: str | None = None
     client_order_id: str | None = None
     reduced_by: OptCount = None
     ts_ms: int | None = None

@@ -61,9 +61,17 @@ def _items(model: type[A], data: Any, what: str) -> list[A]:
     rows = data.get("orders") if isinstance(data, dict) else None
     if not isinstance(rows, list):
         raise _rejected(data, what)
-    no_order = {"code": "no_order_in_answer", "message": "the answer carries no order"}
-    return [model.model_validate(x if x.get("order_id") or x.get("error") else
-                                 {**x, "error": no_order}) for x in rows]
+    return [model.model_validate(_order_or_error(x)) for x in rows]
+
+
+NO_ORDER = {"code": "no_order_in_answer", "message": "the answer carries no order"}
+
+
+def _order_or_error(item: Any) -> dict[str, Any]:
+    """A batch item as answered when it names an order or an error, else that item's error."""
+    if isinstance(item, dict) and (item.get("order_id") or item.get("error")):
+        return item
+    return {**(item if isinstance(item, dict) else {}), "error": NO_ORDER}
 
 
 def _is_duplicate(item: BatchCreateItem) -> bool:
