@@ -9,15 +9,16 @@ unchanged.
 Why hand-written: httpx spent most of a request's client-side time in its own layers, and
 aiohttp (C parser, keep-alive pool), measured side by side on one simulator in one run
 (``python -m benchmarks.http_pool_compare``: 20 alternating rounds of 0.5 s, medians), costs
-more too. This pool's advantage over aiohttp 3.14, 2026-12-07, three runs at load average
-4-12 (two cores shared by seven sessions, so CPU per request is the steadier figure):
+more too. This pool's advantage over aiohttp 3.14, 2026-12-07, four runs at load average
+4-14 (two cores shared by seven sessions, so CPU per request is the steadier figure; a signed
+request spends ~0.3 ms of it in the RSA signature, the same for both):
 
 =========================  ===================  ==================
 case                       client CPU/request   requests/s
 =========================  ===================  ==================
-signed GET, sequential     1.23-1.30x           1.10-1.32x
-unsigned GET, sequential   1.57-1.70x           1.32-2.29x
-signed GET, 8 in flight    1.23-1.31x           1.18-1.49x
+signed GET, sequential     1.23-1.30x           1.05-1.32x
+unsigned GET, sequential   1.46-1.70x           1.22-2.29x
+signed GET, 8 in flight    1.20-1.31x           1.01-1.49x
 =========================  ===================  ==================
 
 (An earlier run at load 1-2, 8 rounds of 1 s, requests/s only, gave 1.18x, 1.15x and 0.83x:
