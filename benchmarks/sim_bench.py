@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.kalshi.signing import Signer, generate_private_key  # noqa: E402
-from app.sim.exchange import Exchange, OrderRequest  # noqa: E402
-from app.sim.units import CENT  # noqa: E402
+from app.sim.money import CENT  # noqa: E402
+from app.sim.venue import Exchange, OrderRequest  # noqa: E402
 from app.sim.world import World, WorldParams  # noqa: E402
 from benchmarks.simproc import START_MS, SimProcess  # noqa: E402
 

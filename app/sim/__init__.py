@@ -7,7 +7,8 @@ injection and test helpers (faults.py; off unless REC_SIM_FAULTS_ENABLED).
 - world.py      seeded BTC price process, hourly KXBTCD (above) / KXBTC (range) events,
                 open/close/settle schedule, speed factor (0 = manual clock)
 - liquidity.py  market maker around fair value + noise takers
-- exchange.py   order operations, settlement, observer callbacks
+- venue.py      the exchange core: markets, accounts, order operations, settlement,
+                observer callbacks; money.py the $0.0001 money unit and price grids
 - matching.py   yes/no bid books, price-time priority
 - accounts.py   cash, collateral, netted positions, fills, settlements (integer cents)
 - fees.py       Kalshi's fee model and fee rounding (per-order accumulator, rebates)

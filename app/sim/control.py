@@ -16,7 +16,7 @@ from starlette.routing import Route
 from starlette.websockets import WebSocket
 
 from app.sim.context import error_response, json_response
-from app.sim.units import CENT
+from app.sim.money import CENT
 
 if TYPE_CHECKING:
     from app.sim.sim import Sim

@@ -14,9 +14,9 @@ from typing import Any
 
 from app.sim import views
 from app.sim.context import Ctx
-from app.sim.exchange import KEEP, TIFS, ExchangeError, OrderRequest
 from app.sim.matching import NO, YES, Order
-from app.sim.units import ONE
+from app.sim.money import ONE
+from app.sim.venue import KEEP, TIFS, ExchangeError, OrderRequest
 from app.sim.wire import WireError, fp, parse_dollars, parse_fp_count, price_units
 
 MAX_CLIENT_ORDER_ID = 256

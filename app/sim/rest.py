@@ -28,10 +28,10 @@ from app.sim.context import (
     injected,
     json_response,
 )
-from app.sim.exchange import ExchangeError
 from app.sim.market import STATUS_FILTER, Market
+from app.sim.money import CENT, ONE
 from app.sim.ratelimit import DEFAULT_COST
-from app.sim.units import CENT, ONE
+from app.sim.venue import ExchangeError
 from app.sim.wire import WireError, dollars, iso
 
 YEAR_MS = 365 * 86_400_000

@@ -1,6 +1,6 @@
 """Wire formats of the Kalshi Trade API v2: fixed-point dollar strings, fp counts, times.
 
-Money and prices are integers in $0.0001 inside the simulator (units.py). Prices travel
+Money and prices are integers in $0.0001 inside the simulator (money.py). Prices travel
 as dollar strings with four decimals ("0.5600"); fill costs and fees on the user_orders
 channel carry six. Contract counts travel as fp strings with two decimals ("10.00").
 """

@@ -16,9 +16,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.sim import views
 from app.sim.accounts import Account, FillRecord
-from app.sim.exchange import Exchange, Observer, TradeRecord
 from app.sim.market import Market
 from app.sim.matching import Book, LevelChange, Order
+from app.sim.venue import Exchange, Observer, TradeRecord
 
 log = logging.getLogger("rec.sim.ws")
 
