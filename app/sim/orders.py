@@ -17,7 +17,7 @@ from app.sim.context import Ctx
 from app.sim.matching import NO, YES, Order
 from app.sim.money import ONE
 from app.sim.venue import KEEP, TIFS, ExchangeError, OrderRequest
-from app.sim.wire import WireError, fp, parse_dollars, parse_fp_count, price_units
+from app.sim.wire import MAX_UNIX_S, WireError, fp, parse_dollars, parse_fp_count, price_units
 
 MAX_CLIENT_ORDER_ID = 256
 BOOK_SIDES = {"bid": YES, "ask": NO}  # book side -> the outcome it positions for
@@ -100,6 +100,9 @@ def _expiration(body: dict, now_ms: int, name: str = "expiration_time") -> int |
         return None
     if exp <= 0 or exp * 1000 <= now_ms:
         raise WireError("invalid_parameters", f"{name} must be a future unix time in seconds")
+    if exp > MAX_UNIX_S:
+        raise WireError("invalid_parameters",
+                        f"{name} must be at most {MAX_UNIX_S} (9999-12-31T23:59:59Z)")
     return exp * 1000
 
 

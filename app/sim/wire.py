@@ -37,13 +37,21 @@ def fp(count: int) -> str:
     return f"{count}.00"
 
 
+# The last second RFC 3339 can write (9999-12-31T23:59:59Z): the bound of any request
+# time and the clamp of every rendered one, so no stored value can make a view raise.
+MAX_UNIX_S = 253_402_300_799
+MAX_UNIX_MS = MAX_UNIX_S * 1000 + 999
+
+
 def iso(ts_ms: int) -> str:
-    """Unix milliseconds as an RFC 3339 UTC timestamp."""
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    """Unix milliseconds as an RFC 3339 UTC timestamp (clamped to years 1970-9999)."""
+    ts_ms = min(max(ts_ms, 0), MAX_UNIX_MS)
+    dt = datetime.fromtimestamp(ts_ms // 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
 
 
 def iso_s(ts_s: int) -> str:
+    ts_s = min(max(ts_s, 0), MAX_UNIX_S)
     return datetime.fromtimestamp(ts_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

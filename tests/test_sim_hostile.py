@@ -1,0 +1,65 @@
+"""Hostile input, second pass (issue 24): each case once made the simulator answer a 500,
+stall its loop, echo a header or deviate from Kalshi. Real simulator on loopback."""
+
+from __future__ import annotations
+
+import json
+
+from tests import test_sim_fixtures as fx
+from tests.test_sim_fixtures import ORDERS, order_body
+
+sim = fx.sim
+quiet_sim = fx.quiet_sim
+
+PAST_9999 = 10**12  # seconds: year ~33658, past what RFC 3339 can write
+
+
+async def test_an_expiration_past_year_9999_is_refused_with_the_error_shape(quiet_sim):
+    a = quiet_sim.client()
+    ws = await quiet_sim.ws()
+    await ws.send(json.dumps({"id": 1, "cmd": "subscribe",
+                              "params": {"channels": ["user_orders"]}}))
+    assert (await fx.recv_json(ws))["type"] == "subscribed"
+    t = quiet_sim.open_tickers()[0]
+    for exp in (PAST_9999, 2**63, 253_402_300_800):
+        r = await a.post(ORDERS, json=order_body(t, count=1, price=5, expiration_time=exp))
+        assert r.status_code == 400, r.text
+        body = r.json()
+        assert body["code"] == "invalid_parameters" and "expiration_time" in body["message"]
+    # the last second of year 9999 is a valid expiry: resting, listed, sent to the subscriber
+    r = await a.post(ORDERS, json=order_body(t, count=1, price=5, expiration_time=253_402_300_799))
+    assert r.status_code == 201, r.text
+    got = (await a.get("/portfolio/orders")).json()["orders"]
+    assert [o["expiration_time"] for o in got] == ["9999-12-31T23:59:59.000Z"]
+    msgs = await fx.drain(ws)
+    assert any(m["type"] == "user_order" for m in msgs)
+    await ws.close()
+
+
+async def test_no_stored_time_can_break_an_order_view(quiet_sim):
+    """The views are total: an order whose stored expiry is beyond any calendar (as one
+    accepted before the bound was) still renders in every read and on the channel."""
+    a = quiet_sim.client()
+    t = quiet_sim.open_tickers()[0]
+    ws = await quiet_sim.ws()
+    await ws.send(json.dumps({"id": 1, "cmd": "subscribe",
+                              "params": {"channels": ["user_orders"]}}))
+    assert (await fx.recv_json(ws))["type"] == "subscribed"
+    placed = await fx.place(a, t, count=2, price=5)
+    acct = quiet_sim.sim.exchange.accounts[quiet_sim.signer.key_id]
+    order = acct.orders[placed["order_id"]]
+    order.expiration_ms = PAST_9999 * 1000
+    order.updated_ms = -5
+    for path in ("/portfolio/orders", f"/portfolio/orders/{order.order_id}"):
+        r = await a.get(path)
+        assert r.status_code == 200, (path, r.text)
+    listed = (await a.get("/portfolio/orders")).json()["orders"][0]
+    assert listed["expiration_time"] == "9999-12-31T23:59:59.999Z"
+    assert listed["last_update_time"] == "1970-01-01T00:00:00.000Z"
+    # a change to the order publishes it on user_orders: that render must not fail either
+    r = await a.post(f"{ORDERS}/{order.order_id}/decrease", json={"reduce_by": "1.00"})
+    assert r.status_code == 200, r.text
+    last = [m["msg"] for m in await fx.drain(ws) if m["type"] == "user_order"][-1]
+    assert (last["order_id"], last["remaining_count_fp"]) == (order.order_id, "1.00")
+    assert last["expiration_time"] == "9999-12-31T23:59:59.999Z"
+    await ws.close()
