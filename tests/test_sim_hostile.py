@@ -4,9 +4,12 @@ stall its loop, echo a header or deviate from Kalshi. Real simulator on loopback
 from __future__ import annotations
 
 import json
+import logging
+
+import httpx
 
 from tests import test_sim_fixtures as fx
-from tests.test_sim_fixtures import ORDERS, order_body
+from tests.test_sim_fixtures import ORDERS, PREFIX, order_body
 
 sim = fx.sim
 quiet_sim = fx.quiet_sim
@@ -63,3 +66,26 @@ async def test_no_stored_time_can_break_an_order_view(quiet_sim):
     assert (last["order_id"], last["remaining_count_fp"]) == (order.order_id, "1.00")
     assert last["expiration_time"] == "9999-12-31T23:59:59.999Z"
     await ws.close()
+
+
+async def test_a_chunked_body_over_the_cap_is_a_logged_413(sim, caplog):
+    async def chunks():  # no Content-Length: httpx sends it chunked
+        for _ in range(40):
+            yield b"x" * 65_536
+
+    c = sim.client()
+    with caplog.at_level(logging.WARNING, logger="rec.sim"):
+        r = await c.post(ORDERS, content=chunks())
+    assert r.status_code == 413, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["code"] == "payload_too_large"
+    assert any("413" in rec.getMessage() for rec in caplog.records)
+    assert (await c.get("/exchange/status")).status_code == 200
+
+
+async def test_no_redirect_echoes_the_host_header(sim):
+    async with httpx.AsyncClient(base_url=sim.base, timeout=5) as raw:
+        for path in ("/healthz/", "/_sim/state/", PREFIX + "/markets/"):
+            r = await raw.get(path, headers={"host": "evil.example"})
+            assert "evil.example" not in r.headers.get("location", ""), path
+            assert r.status_code == 404 or not r.is_redirect, (path, r.status_code)
