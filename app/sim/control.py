@@ -50,6 +50,7 @@ def lose_response(sim: Sim, body: dict) -> dict:
     f = sim.faults
     f.lost_status = _status(body, 502, allow_429=False)
     f.lost_count, f.lost_prefix = int(body.get("count", 1)), str(body.get("path_prefix", ""))
+    f.lost_only_success = bool(body.get("only_success", False))
     return {}
 
 

@@ -471,11 +471,8 @@ def _authenticate(sim: Sim, request: Request) -> str:
                         int(time.time() * 1000), sim.config.max_clock_skew_ms)
 
 
-async def _admit(sim: Sim, request: Request) -> Response | str | None:
-    """Faults, then the signature: an answer that ends the request, or the key id."""
-    status = await sim.faults.before_request(request.url.path)
-    if status:
-        return injected(status)
+def _signed_key(sim: Sim, request: Request) -> str | Response:
+    """The key id of a correctly signed request, or its 401."""
     try:
         return _authenticate(sim, request)
     except AuthError as exc:
@@ -495,31 +492,34 @@ async def _serve(ctx: Ctx, handler: Handler, bucket: str, cost: int | None) -> R
         return error_response(exc.status, exc.code, exc.message, exc.details)
     except WireError as exc:
         return error_response(400, exc.code, exc.message)
-    held = ctx.sim.faults.hold_for(ctx.request.url.path)
-    if held is not None:
-        await held.wait()  # the work is done; the answer waits for a release
-    lost = ctx.sim.faults.take_lost(ctx.request.url.path)
-    if lost:
-        return injected(lost)  # the work is done; only the answer is lost
     if code == 204:
         return Response(status_code=204)
     return json_response(code, body)
 
 
+async def _deliver(sim: Sim, request: Request, response: Response) -> Response:
+    """The answer as the faults let it through: held until released, or lost (the work is
+    done either way; a lost answer, refusals included, becomes the fault's 5xx)."""
+    held = sim.faults.hold_for(request.url.path)
+    if held is not None:
+        await held.wait()
+    lost = sim.faults.take_lost(request.url.path, response.status_code)
+    return injected(lost) if lost else response
+
+
 def make_endpoint(sim: Sim, handler: Handler, auth_required: bool, bucket: str,
                   cost: int | None):
     async def endpoint(request: Request) -> Response:
-        key_id = None
+        status = await sim.faults.before_request(request.url.path)
+        if status:
+            return injected(status)
+        key_id: str | Response | None = None
         if auth_required or has_auth_headers(request.headers):
-            admitted = await _admit(sim, request)
-            if isinstance(admitted, Response):
-                return admitted
-            key_id = admitted
-        else:
-            status = await sim.faults.before_request(request.url.path)
-            if status:
-                return injected(status)
-        return await _serve(Ctx(sim, request, key_id), handler, bucket, cost)
+            key_id = _signed_key(sim, request)
+        if isinstance(key_id, Response):
+            return await _deliver(sim, request, key_id)
+        response = await _serve(Ctx(sim, request, key_id), handler, bucket, cost)
+        return await _deliver(sim, request, response)
 
     return endpoint
 
