@@ -3,6 +3,7 @@ stall its loop, echo a header or deviate from Kalshi. Real simulator on loopback
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -89,3 +90,49 @@ async def test_no_redirect_echoes_the_host_header(sim):
             r = await raw.get(path, headers={"host": "evil.example"})
             assert "evil.example" not in r.headers.get("location", ""), path
             assert r.status_code == 404 or not r.is_redirect, (path, r.status_code)
+
+
+async def test_a_repeated_channel_is_rendered_once_and_a_huge_command_refused(sim):
+    """One 381 KB subscribe (a channel named 20,000 times) once rendered the snapshots
+    20,000 times and stalled the loop for seconds. Now: refused with code 11 before any
+    work, a repeat within the cap rendered once, and /healthz answered meanwhile."""
+    tickers = list(sim.sim.exchange.markets)
+    ws = await sim.ws()
+    sent = sim.sim.hub.sent
+    hostile = json.dumps({"id": 1, "cmd": "subscribe", "params": {
+        "channels": ["orderbook_delta"] * 20_000, "market_tickers": tickers}})
+    assert len(hostile) > 380_000
+    await ws.send(hostile)
+    async with httpx.AsyncClient(base_url=sim.base, timeout=10) as raw:
+        assert (await raw.get("/healthz")).status_code == 200
+    msgs = await fx.drain(ws)
+    assert [(m["id"], m["type"], m["msg"]["code"]) for m in msgs] == [(1, "error", 11)]
+    assert sim.sim.hub.sent - sent == 2  # the error and the marker's reply: nothing rendered
+    repeated = ["orderbook_delta"] * 7 + ["ticker"] * 6  # 13 names, two channels
+    await ws.send(json.dumps({"id": 2, "cmd": "subscribe", "params": {
+        "channels": repeated, "market_tickers": tickers}}))
+    msgs = await fx.drain(ws)
+    kinds = [m["type"] for m in msgs]
+    assert kinds.count("subscribed") == 2
+    assert kinds.count("orderbook_snapshot") == len(tickers)  # once per market, not 7x
+    assert len({m["msg"]["market_ticker"] for m in msgs
+                if m["type"] == "orderbook_snapshot"}) == len(tickers)
+    await ws.send(json.dumps({"id": 3, "cmd": "unsubscribe",
+                              "params": {"sids": list(range(100_000))}}))
+    assert [(m["id"], m["msg"]["code"]) for m in await fx.drain(ws)] == [(3, 11)]
+    await ws.close()
+
+
+async def test_a_queue_overflow_sends_error_25_then_closes(tmp_path):
+    """The overflow happens inside a command (64 snapshots for a queue of 20): the client
+    gets error 25 and a close, where the connection used to go silent."""
+    h, server = await fx.start_sim(tmp_path, ws_max_queue=20)
+    try:
+        ws = await h.ws()
+        await ws.send(json.dumps({"id": 1, "cmd": "subscribe", "params": {
+            "channels": ["orderbook_delta"], "market_tickers": list(h.sim.exchange.markets)}}))
+        msgs = await fx.recv_until(ws, lambda m: m.get("type") == "error", timeout=10)
+        assert msgs[-1]["msg"] == {"code": 25, "msg": "Subscription buffer overflow"}
+        await asyncio.wait_for(ws.wait_closed(), 5)
+    finally:
+        await fx.stop_sim(h, server)

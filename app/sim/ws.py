@@ -38,6 +38,12 @@ MARKET_FILTERED = {"orderbook_delta", "ticker", "trade", "fill", "user_orders",
 MAX_QUEUE = 200_000
 MAX_SUBS_PER_CONN = 128  # more subscriptions on one connection are refused (code 27)
 MAX_MARKETS_PER_SUB = 1_000  # code 26: subscription market limit exceeded
+# One command's work is bounded: a channel list longer than the channel set must repeat
+# names (each repeat once rendered its own snapshots), and unsubscribe names at most as
+# many sids as a connection can hold. Longer lists are refused with code 11.
+MAX_CHANNELS_PER_COMMAND = len(CHANNELS)
+MAX_SIDS_PER_COMMAND = MAX_SUBS_PER_CONN
+OVERFLOW_GRACE_S = 5.0  # time the writer gets to send error 25 before the socket closes
 
 
 @dataclass(eq=False)
@@ -292,6 +298,9 @@ class Hub(Observer):
         finally:
             conn.closed = True
             self._detach(conn)
+            if conn.overflowed:  # error 25 is queued: let the writer send it, then close
+                with contextlib.suppress(Exception):  # timeout, or the writer failed
+                    await asyncio.wait_for(asyncio.shield(writer), OVERFLOW_GRACE_S)
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
@@ -373,9 +382,12 @@ class Hub(Observer):
         channels = params.get("channels")
         if not isinstance(channels, list) or not channels:
             raise CommandError(3, "Channels required")
-        bad = [c for c in channels if c not in CHANNELS]
-        if bad:
+        if len(channels) > MAX_CHANNELS_PER_COMMAND:
+            raise CommandError(11, f"Invalid parameter: channels (at most "
+                                   f"{MAX_CHANNELS_PER_COMMAND}, each once)")
+        if not all(isinstance(c, str) and c in CHANNELS for c in channels):
             raise CommandError(8, "Unknown channel name")
+        channels = list(dict.fromkeys(channels))  # a repeat is one subscription, rendered once
         parsed = {c: self._tickers(params, c == "orderbook_delta") for c in channels}
         for channel in channels:
             tickers = parsed[channel]
@@ -424,6 +436,8 @@ class Hub(Observer):
         sids = params.get("sids")
         if not isinstance(sids, list) or not sids:
             raise CommandError(4, "Subscription IDs required")
+        if len(sids) > MAX_SIDS_PER_COMMAND:
+            raise CommandError(11, f"Invalid parameter: sids (at most {MAX_SIDS_PER_COMMAND})")
         for sid in sids:
             sub = conn.subs.pop(sid, None) if isinstance(sid, int) else None
             if sub is None:
