@@ -178,7 +178,12 @@ def _created(o: Order, before: Snapshot, ts_ms: int) -> dict:
 async def create_order(ctx: Ctx) -> tuple[int, object]:
     ex = ctx.sim.exchange
     req = parse_create(await ctx.body(), ex.clock())
-    order = ex.place(ctx.account, req)
+    try:
+        order = ex.place(ctx.account, req)
+    except ExchangeError as exc:  # CreateOrderV2 lists 400, not 404 (an unknown market)
+        if exc.status != 404:
+            raise
+        raise ExchangeError(400, exc.code, exc.message, exc.details) from None
     return 201, _created(order, Snapshot(0, 0, 0), ex.clock())
 
 
@@ -223,8 +228,18 @@ def _routing(ctx: Ctx) -> None:
     check_exchange_index(ctx.q("exchange_index"))
 
 
+def resource_routing(ctx: Ctx) -> None:
+    """Subaccount and shard of an operation on one resource whose spec lists 404 and no
+    400 (cancel, the order-group reads and writes): the resource is not in a subaccount
+    or shard the simulator does not have, so any other value is a 404."""
+    try:
+        _routing(ctx)
+    except WireError as exc:
+        raise ExchangeError(404, "not_found", exc.message) from None
+
+
 async def cancel_order(ctx: Ctx) -> tuple[int, object]:
-    _routing(ctx)
+    resource_routing(ctx)
     ex = ctx.sim.exchange
     order, reduced = ex.cancel(ctx.account, ctx.request.path_params["order_id"])
     return 200, {"order_id": order.order_id, "client_order_id": order.client_order_id,
@@ -258,8 +273,11 @@ async def batch_cancel(ctx: Ctx) -> tuple[int, object]:
 
 
 async def cancel_all(ctx: Ctx) -> tuple[int, object]:
-    check_subaccount(ctx.q("subaccount"))
     ex, acct = ctx.sim.exchange, ctx.account
+    try:
+        check_subaccount(ctx.q("subaccount"))
+    except WireError:  # CancelAllOrders lists no 400: nothing of this key rests there
+        return 204, None
     for order in list(acct.resting.values()):
         ex.cancel_order(acct, order, None)
     return 204, None

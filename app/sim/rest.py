@@ -257,7 +257,9 @@ async def market_candlesticks(ctx: Ctx) -> tuple[int, object]:
 
 async def get_orderbook(ctx: Ctx) -> tuple[int, object]:
     m = ctx.sim.exchange.market(ctx.request.path_params["ticker"])
-    depth = ctx.q_int("depth", 0, 0, 100) or 0
+    # the spec: "0 or negative means all levels, 1-100 for specific depth" (and lists no
+    # 400 here): a depth above 100 is 100
+    depth = min(max(ctx.q_int("depth", 0) or 0, 0), 100)
     return 200, views.orderbook_dict(ctx.sim.exchange.books[m.ticker], depth)
 
 
