@@ -149,8 +149,8 @@ UNSERVED = {
     "UpdateFCMEventContractDailyCap", "DeleteFCMEventContractDailyCap",
     "GetFCMSubtraderBlockedCategories", "UpdateFCMSubtraderBlockedCategories",
     "GetTargetBalanceAllocation", "SetTargetBalanceAllocation", "GetFCMPositions",
-    "GetHistoricalCutoff", "GetMarketCandlesticksHistorical", "GetFillsHistorical",
-    "GetHistoricalOrders", "GetHistoricalPositions", "GetTradesHistorical",
+    "GetMarketCandlesticksHistorical", "GetFillsHistorical", "GetHistoricalPositions",
+    "GetTradesHistorical",
     "GetHistoricalMarkets", "GetHistoricalMarket",
 }
 # Statuses the simulator answers that the spec does not list for the operation, each on
@@ -283,7 +283,8 @@ async def test_rest_responses_validate_against_openapi(sim):
     for path in ("/exchange/status", "/exchange/schedule", "/account/limits",
                  "/account/endpoint_costs", "/series", "/series/KXBTCD",
                  "/events?with_nested_markets=true&limit=2", "/markets?limit=3",
-                 f"/markets/{t}", f"/markets/{t}/orderbook?depth=3", "/markets/trades?limit=5"):
+                 f"/markets/{t}", f"/markets/{t}/orderbook?depth=3", "/markets/trades?limit=5",
+                 "/historical/cutoff", "/historical/orders"):
         assert (await a.get(path)).status_code == 200, path
     ev = (await a.get("/events")).json()["events"][0]["event_ticker"]
     now_s = sim.sim.world.now_ms // 1000
@@ -490,6 +491,8 @@ async def test_every_ws_message_validates_against_asyncapi(sim):
     msgs += await drain(ws)
     await ws.close()
 
+    # Kalshi since v3.32 (after the vendored spec): the send time on every message
+    assert all(isinstance(m.pop("sending_ts_ms"), int) for m in msgs)
     schemas = _ws_schemas()
     kinds = {m["type"] for m in msgs}
     assert kinds >= {"subscribed", "ok", "error", "unsubscribed", "orderbook_snapshot",

@@ -30,7 +30,7 @@ async def _balance(c) -> int:
 
 
 async def _position(c, ticker) -> dict | None:
-    r = await c.get("/portfolio/positions", params={"ticker": ticker})
+    r = await c.get("/portfolio/positions", params={"ticker": ticker, "settlement_status": "all"})
     ps = r.json()["market_positions"]
     return ps[0] if ps else None
 

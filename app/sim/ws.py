@@ -305,6 +305,11 @@ class Hub(Observer):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
 
+    def _stamped(self, text: str) -> str:
+        """Every message carries the venue's send time at the top level (Kalshi since
+        v3.32): `sending_ts_ms`, stamped as it leaves, on the simulator's clock."""
+        return f'{text[:-1]},"sending_ts_ms":{self.ex.clock()}}}'
+
     async def _writer(self, conn: Conn) -> None:
         q = conn.queue
         try:
@@ -312,7 +317,7 @@ class Hub(Observer):
                 text = await q.get()
                 if text is None:
                     break
-                await conn.ws.send_text(text)
+                await conn.ws.send_text(self._stamped(text))
                 self.sent += 1
         except Exception:  # the peer went away
             conn.closed = True
