@@ -6,7 +6,9 @@
 2. REST over loopback: orders/s the simulator accepts and matches, single orders and
    20-order batches, several signed httpx clients (the simulator runs in its own process);
 3. WebSocket: messages/s the simulator pushes to one client (orderbook_delta, ticker and
-   trade on every market while the world runs flat out).
+   trade on every market while the world runs flat out);
+4. one hostile WebSocket command (a 381 KB subscribe naming a channel 20,000 times, issue
+   24): time to its answer and the slowest /healthz answered meanwhile (the loop's stall).
 """
 
 from __future__ import annotations
@@ -142,6 +144,45 @@ async def bench_ws(sim_seconds: int) -> None:
         srv.stop()
 
 
+async def bench_hostile_ws() -> None:
+    import httpx
+    from websockets.asyncio.client import connect
+
+    s = Signer("bench-hostile", generate_private_key())
+    srv = SimProcess([s], liquid=True)
+    try:
+        await srv.ready()
+        async with httpx.AsyncClient(base_url=srv.base, timeout=120) as c:
+            r = await c.get("/trade-api/v2/markets", params={"limit": 1000})
+            tickers = [m["ticker"] for m in r.json()["markets"]]
+            command = json.dumps({"id": 1, "cmd": "subscribe", "params": {
+                "channels": ["orderbook_delta"] * 20_000, "market_tickers": tickers}})
+            slowest = 0.0
+            done = asyncio.Event()
+
+            async def poll() -> None:
+                nonlocal slowest
+                while not done.is_set():
+                    t = time.perf_counter()
+                    await c.get("/healthz")
+                    slowest = max(slowest, time.perf_counter() - t)
+
+            poller = asyncio.create_task(poll())
+            async with connect(srv.ws_url, additional_headers=s.headers("GET", "/trade-api/ws/v2"),
+                               compression=None, max_size=2**24) as ws:
+                t0 = time.perf_counter()
+                await ws.send(command)
+                reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                took = time.perf_counter() - t0
+            done.set()
+            await poller
+        print(f"hostile WS subscribe ({len(command) / 1000:.0f} KB): answered "
+              f"{reply['type']} {reply['msg'].get('code', '')} in {took * 1000:.1f} ms; "
+              f"slowest /healthz meanwhile {slowest * 1000:.1f} ms")
+    finally:
+        srv.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -150,6 +191,7 @@ def main() -> None:
     bench_engine()
     asyncio.run(bench_rest(args.seconds))
     asyncio.run(bench_ws(1800))
+    asyncio.run(bench_hostile_ws())
 
 
 if __name__ == "__main__":
