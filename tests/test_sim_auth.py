@@ -189,4 +189,4 @@ async def test_add_key_refuses_a_key_of_another_type(tmp_path):
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     out = await _rec("sim", "add-key", "--key-id", "ec-key", "--public-key", str(pub),
                      "--keys-dir", str(tmp_path / "keys"))
-    assert out.returncode == 1 and "neither RSA nor Ed25519" in out.stderr
+    assert out.returncode == 1 and "neither an RSA nor an Ed25519 key" in out.stderr

@@ -8,25 +8,18 @@ is found on its first use (files are re-read when their mtime changes).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from pathlib import Path
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from app.kalshi.signing import (
     HEADER_KEY,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
     KeyFormatError,
-    message,
+    PublicKey,
+    load_public_key,
     verify,
 )
-
-ApiPublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 KEY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_TIMESTAMP_DIGITS = 16
@@ -36,42 +29,17 @@ class AuthError(Exception):
     """Why a request is not authenticated (goes into the 401 body's details)."""
 
 
-def load_api_public_key(pem: bytes | str) -> ApiPublicKey:
-    """An RSA or Ed25519 public key from PEM (SubjectPublicKeyInfo; PKCS#1 for RSA)."""
-    data = pem.encode() if isinstance(pem, str) else pem
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
-        raise KeyFormatError(f"not a readable PEM public key: {exc}") from None
-    if not isinstance(key, ApiPublicKey):
-        raise KeyFormatError("the public key is neither RSA nor Ed25519")
-    return key
-
-
-def verify_signature(key: ApiPublicKey, signature_b64: str, timestamp_ms: str, method: str,
-                     path: str) -> bool:
-    """The signature check for the key's algorithm."""
-    if isinstance(key, rsa.RSAPublicKey):
-        return verify(key, signature_b64, timestamp_ms, method, path)
-    try:
-        raw = base64.b64decode(signature_b64, validate=True)
-        key.verify(raw, message(timestamp_ms, method, path))
-    except (InvalidSignature, ValueError, binascii.Error):
-        return False
-    return True
-
-
 class KeyStore:
     def __init__(self, keys_dir: Path) -> None:
         self.dir = Path(keys_dir)
-        self._cache: dict[str, tuple[float, ApiPublicKey]] = {}
+        self._cache: dict[str, tuple[float, PublicKey]] = {}
 
     def path(self, key_id: str) -> Path:
         if not KEY_ID_RE.match(key_id):
             raise ValueError(f"invalid key id {key_id!r}: use letters, digits, '.', '_', '-'")
         return self.dir / f"{key_id}.pem"
 
-    def get(self, key_id: str) -> ApiPublicKey | None:
+    def get(self, key_id: str) -> PublicKey | None:
         try:
             path = self.path(key_id)
             mtime = path.stat().st_mtime
@@ -81,7 +49,7 @@ class KeyStore:
         if hit and hit[0] == mtime:
             return hit[1]
         try:
-            key = load_api_public_key(path.read_bytes())
+            key = load_public_key(path.read_bytes())
         except (OSError, KeyFormatError):
             return None
         self._cache[key_id] = (mtime, key)
@@ -114,6 +82,6 @@ def authenticate(headers: object, method: str, path: str, store: KeyStore, now_m
         raise AuthError("KALSHI-ACCESS-TIMESTAMP must be milliseconds since the epoch")
     if abs(now_ms - int(ts)) > max_skew_ms:
         raise AuthError("request timestamp is outside the allowed window")
-    if not verify_signature(key, sig, ts, method, path):
+    if not verify(key, sig, ts, method, path):
         raise AuthError("invalid signature")
     return key_id

@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives import serialization
 
 from app.config import EX_CONFIG
 from app.kalshi import signing
-from app.sim.auth import KEY_ID_RE, load_api_public_key
+from app.kalshi.signing import load_public_key
+from app.sim.auth import KEY_ID_RE
 
 
 def _settings_path(attr: str) -> Path | None:
@@ -49,7 +50,7 @@ def register_public_key(keys_dir: Path, key_id: str, pem: bytes, replace: bool =
     """Store a public key; returns "added", "unchanged" or "replaced"."""
     if not KEY_ID_RE.match(key_id):
         raise ValueError(f"invalid key id {key_id!r}: use letters, digits, '.', '_', '-'")
-    key = load_api_public_key(pem)  # RSA or Ed25519
+    key = load_public_key(pem)  # RSA or Ed25519
     data = key.public_bytes(serialization.Encoding.PEM,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
     keys_dir.mkdir(parents=True, exist_ok=True)
