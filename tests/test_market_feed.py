@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from decimal import Decimal
 
 import psycopg
@@ -114,9 +115,51 @@ async def test_lifecycle_opened_market_is_followed_and_closed_one_dropped(
     closed = await di.rows(conn, "SELECT count(*) FROM feed_freshness WHERE state = 'closed' "
                                  "AND ticker = ANY(%s)", list(first - now_open))
     assert closed[0][0] == len(first - now_open)
+    # the dropped markets carry the status their last lifecycle event gave them, and the
+    # result (the trade manager settles trades from it)
+    gone = sorted(first - now_open)
+    want = {t: ("settled", sim.sim.exchange.markets[t].result, False) for t in gone}
+
+    async def statuses() -> dict:
+        got = await di.rows(conn, "SELECT ticker, status, result, followed FROM markets "
+                                  "WHERE ticker = ANY(%s)", gone)
+        return {t: (st, r, f) for t, st, r, f in got}
+
+    await di.until(lambda: _equal(statuses(), want), 10, "dropped markets' status", svc)
     assert "now following" in svc.output and "no longer following" in svc.output
     await conn.close()
     assert svc.terminate() == 0
+
+
+async def _equal(got, want) -> bool:
+    return await got == want
+
+
+async def test_markets_that_closed_while_the_feed_was_down_get_their_true_status(
+        rec_home_db, start_service, sim):
+    di.prepare(rec_home_db, sim)
+    svc = start_service(rec_home_db, di.FEED)
+    await di.wait_notify(svc, "READY", "1")
+    first = sorted(followed(sim))
+    svc.proc.send_signal(signal.SIGKILL)
+    svc.proc.wait(10)
+    # the hour's events close and settle while the feed is away; no lifecycle message reaches
+    # it, and discovery lists only the open markets
+    sim.sim.world.advance(3600 + 120)
+    truth = {t: (sim.sim.exchange.markets[t].status, sim.sim.exchange.markets[t].result, False)
+             for t in first}
+    assert {st for st, _, _ in truth.values()} == {"finalized"}
+    again = start_service(rec_home_db, di.FEED)
+    await di.wait_notify(again, "READY", "1")
+    conn = await di.connect(rec_home_db)
+    got = await di.rows(conn, "SELECT ticker, status, result, followed FROM markets "
+                              "WHERE ticker = ANY(%s)", first)
+    assert {t: (st, r, f) for t, st, r, f in got} == truth
+    closed = await di.rows(conn, "SELECT count(*) FROM feed_freshness WHERE state = 'closed' "
+                                 "AND ticker = ANY(%s)", first)
+    assert closed[0][0] == len(first)
+    await conn.close()
+    assert again.terminate() == 0
 
 
 async def test_two_feeds_splitting_the_series_leave_each_others_markets_alone(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app.db.pool import open_pool
+from app.db.pool import DATABASE_DOWN, DatabaseWait, open_pool
 from app.pricing import rules as rules_mod
 from app.pricing.model import Fingerprint, Settlement, price_strike
 from app.runtime.notify import Notifier
@@ -140,6 +141,7 @@ class CoordinatorService(Service):
         self.failing: dict[str, str] = {}
         self.warned: dict[str, str | None] = {}
         self.durations: deque[float] = deque(maxlen=1000)
+        self.db = DatabaseWait(self.log, self.notifier.status)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -194,6 +196,8 @@ class CoordinatorService(Service):
     # ------------------------------------------------------------------ the cycle
 
     async def cycle(self) -> None:
+        # the database down or restarting: wait for it (one warning, STATUS=), price after
+        await self.db.run("the pricing cycle", self._database_answers)
         t0 = time.perf_counter()
         try:
             await self.load_models()
@@ -202,7 +206,7 @@ class CoordinatorService(Service):
         results = await asyncio.gather(*(self.one_series(s, ix) for s, ix in self.series),
                                        return_exceptions=True)
         for (series, _), res in zip(self.series, results, strict=True):
-            if isinstance(res, BaseException):
+            if isinstance(res, BaseException) and not isinstance(res, DATABASE_DOWN):
                 self.log.error("%s: cycle error: %s: %s", series, type(res).__name__, res)
         elapsed = time.perf_counter() - t0
         self.durations.append(elapsed)
@@ -219,6 +223,10 @@ class CoordinatorService(Service):
             text += "; failing: " + "; ".join(f"{s}: {e}" for s, e in self.failing.items())
         self.notifier.status(text[:400])
 
+    async def _database_answers(self) -> None:
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            await conn.execute("SELECT 1")
+
     async def one_series(self, series: str, index: str) -> None:
         t0 = time.perf_counter()
         try:
@@ -227,6 +235,8 @@ class CoordinatorService(Service):
         except SeriesFailed as exc:
             warming = WARMING if isinstance(exc, SeriesWarming) else ""
             await self.fail(series, index, warming + str(exc), t0)
+        except DATABASE_DOWN:
+            raise
         except Exception as exc:
             await self.fail(series, index, f"{type(exc).__name__}: {exc}", t0)
         else:
@@ -348,7 +358,7 @@ class CoordinatorService(Service):
             self.warned[series] = warning
 
     async def fail(self, series: str, index: str, error: str, t0: float) -> None:
-        if self.failing.get(series) != error:
+        if _kind(self.failing.get(series)) != _kind(error):  # not again for a changed age
             self.log.warning("%s: not priced: %s", series, error)
         self.failing[series] = error
         with contextlib.suppress(Exception):
@@ -372,6 +382,11 @@ class CoordinatorService(Service):
             "rows = EXCLUDED.rows, cycle_ms = EXCLUDED.cycle_ms, updated_at = now()",
             (series, ok, error, index, event, n,
              d((time.perf_counter() - t0) * 1000, 3)))
+
+
+def _kind(error: str | None) -> str | None:
+    """An error without its figures ("newest row 14s old" and "... 15s old" are one)."""
+    return None if error is None else re.sub(r"[0-9.]+", "#", error)
 
 
 def pick_strikes(markets: list[MarketRow], price: float, each_side: int) -> list[MarketRow]:

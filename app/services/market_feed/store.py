@@ -26,6 +26,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from app.db import feed_log as history
+from app.db.pool import DatabaseWait
 from app.kalshi.models import to_decimal
 
 log = logging.getLogger("rec-market-feed.store")
@@ -280,8 +281,9 @@ class FeedStore:
 
     def __init__(self, pool: AsyncConnectionPool, *, name: str, batch_rows: int,
                  flush_interval: float, snapshot_interval: float,
-                 max_pending_batches: int = 50) -> None:
+                 max_pending_batches: int = 50, db: DatabaseWait | None = None) -> None:
         self.pool = pool
+        self.db = db or DatabaseWait(log, lambda _: None)
         self.name = name
         self.batch_rows = batch_rows
         self.flush_interval = flush_interval
@@ -300,7 +302,6 @@ class FeedStore:
         self.last_commit_mono = 0.0
         self.latencies: list[float] = []  # receive -> commit, seconds (benchmarks read it)
         self.keep_latencies = False
-        self.failures = 0
         self.writing = False  # a batch is being committed
         self.ids: dict[str, int] = {}  # ticker -> feed_market_ids.id
         self.compacted = 0  # hot rows moved into segments
@@ -378,23 +379,8 @@ class FeedStore:
             await asyncio.wait_for(self.write(batch), 5)
 
     async def _write_until_done(self, batch: Batch) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self.write(batch)
-                if self.failures:
-                    log.info("database writes work again after %d failed attempt(s)",
-                             self.failures)
-                self.failures = 0
-                return
-            except (psycopg.OperationalError, psycopg.errors.AdminShutdown,
-                    psycopg.pool.PoolTimeout) as exc:
-                self.failures += 1
-                log.warning("feed batch of %d rows not written (%s); retrying in %.1fs",
-                            batch.rows, str(exc).strip().splitlines()[0] if str(exc) else
-                            type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(5.0, delay * 2)
+        """One transaction, retried whole while the database is down (a wait, not a crash)."""
+        await self.db.run(f"a feed batch of {batch.rows} rows", self.write, batch)
 
     async def write(self, b: Batch) -> None:
         if b.empty():
