@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from app import exchange
+from app.config import Settings
 from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.errors import KalshiError
 from app.kalshi.models import Fill, MarketPosition, Order, Settlement
@@ -151,7 +152,7 @@ class AccountSyncService(Service):
     rest = None
     ws: KalshiWS | None = None
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.notifier = Notifier()
         self.step = "not started"

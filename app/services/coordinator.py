@@ -39,9 +39,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from app.config import Settings
 from app.db.pool import DATABASE_DOWN, DatabaseWait, open_pool
 from app.pricing import rules as rules_mod
 from app.pricing.model import Fingerprint, Settlement, price_strike
+from app.pricing.series import SeriesState, parse_series, status_columns
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
 
@@ -50,22 +52,10 @@ class SeriesFailed(Exception):
     """A series cannot be priced this cycle; the message says why."""
 
 
-WARMING = "warming up: "  # series_status.error of a series still gathering its first history
-
-
 class SeriesWarming(SeriesFailed):
     """Not priced yet for want of history that comes by itself with time (no index value
-    stored yet, fewer returns than the lognormal needs and no model): reported as
-    ``warming up: ...``, which rec-web's health treats as waiting, like no row at all."""
-
-
-def parse_series(text: str) -> list[tuple[str, str]]:
-    out = []
-    for item in text.split(","):
-        series, _, index = item.strip().partition(":")
-        if series:
-            out.append((series, index))
-    return out
+    stored yet, fewer returns than the lognormal needs and no model): the series' state is
+    :attr:`SeriesState.WARMING`, which rec-web's health treats as waiting, like no row."""
 
 
 def d(x: float | None, places: int = 8) -> Decimal | None:
@@ -128,7 +118,7 @@ class MarketRow:
 class CoordinatorService(Service):
     pool = None
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.series = parse_series(settings.coordinator_series)
         self.caches = {ix: IndexCache(settings.coordinator_vol_lookback_min * 60 + 120)
@@ -233,12 +223,13 @@ class CoordinatorService(Service):
             async with asyncio.timeout(self.settings.coordinator_interval_sec * 3):
                 rows, event, warning = await self.compute(series, index)
         except SeriesFailed as exc:
-            warming = WARMING if isinstance(exc, SeriesWarming) else ""
-            await self.fail(series, index, warming + str(exc), t0)
+            state = SeriesState.WARMING if isinstance(exc, SeriesWarming) else SeriesState.FAILED
+            await self.fail(series, index, state, str(exc), t0)
         except DATABASE_DOWN:
             raise
         except Exception as exc:
-            await self.fail(series, index, f"{type(exc).__name__}: {exc}", t0)
+            await self.fail(series, index, SeriesState.FAILED, f"{type(exc).__name__}: {exc}",
+                            t0)
         else:
             await self.publish(series, index, event, rows, t0, warning)
 
@@ -345,7 +336,8 @@ class CoordinatorService(Service):
                             "INSERT INTO watchlist (market_ticker, side, series_ticker, "
                             "probability, ask, diff_cents, volume, computed_at) VALUES "
                             "(%s, %s, %s, %s, %s, %s, %s, now())", watch)
-                await self._status(conn, series, True, warning, index, event, len(rows), t0)
+                await self._status(conn, series, SeriesState.PRICED, warning, index, event,
+                                   len(rows), t0)
                 await conn.execute("SELECT pg_notify('strike_table', %s)", (series,))
         if series in self.failing:
             self.log.warning("%s: priced again (%d strikes)", series, len(rows))
@@ -357,7 +349,10 @@ class CoordinatorService(Service):
                 self.log.info("%s: market data current again", series)
             self.warned[series] = warning
 
-    async def fail(self, series: str, index: str, error: str, t0: float) -> None:
+    async def fail(self, series: str, index: str, state: SeriesState, reason: str,
+                   t0: float) -> None:
+        _, error = status_columns(state, reason)
+        assert error is not None
         if _kind(self.failing.get(series)) != _kind(error):  # not again for a changed age
             self.log.warning("%s: not priced: %s", series, error)
         self.failing[series] = error
@@ -368,12 +363,13 @@ class CoordinatorService(Service):
                                        (series,))
                     await conn.execute("DELETE FROM watchlist WHERE series_ticker = %s",
                                        (series,))
-                    await self._status(conn, series, False, error, index, None, 0, t0)
+                    await self._status(conn, series, state, reason, index, None, 0, t0)
                     await conn.execute("SELECT pg_notify('strike_table', %s)", (series,))
 
     @staticmethod
-    async def _status(conn: Any, series: str, ok: bool, error: str | None, index: str,
-                      event: str | None, n: int, t0: float) -> None:
+    async def _status(conn: Any, series: str, state: SeriesState, reason: str | None,
+                      index: str, event: str | None, n: int, t0: float) -> None:
+        ok, error = status_columns(state, reason)
         await conn.execute(
             "INSERT INTO series_status (series_ticker, ok, error, index_name, event_ticker, "
             "rows, cycle_ms, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now()) "
@@ -439,7 +435,7 @@ def price_rows(markets: list[MarketRow], index: str, ts: int, price: float,
     return out
 
 
-def watch_rows(r: dict, s: Any) -> list[tuple]:
+def watch_rows(r: dict, s: Settings) -> list[tuple]:
     """The (market, side) pairs of one strike-table row that pass the watchlist filters."""
     out = []
     p = float(r["probability"])

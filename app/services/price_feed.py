@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from app import exchange
-from app.config import csv_list
+from app.config import Settings, csv_list
 from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.ws import KalshiWS, WsCommandError
 from app.pricing.index import DELTA_MINUTES, KEEP_SEC, IndexWindow, Row
@@ -76,7 +76,7 @@ class PriceFeedService(Service):
     pool = None
     ws: KalshiWS | None = None
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.indices = csv_list(settings.price_feed_indices)
         self.windows = {ix: IndexWindow() for ix in self.indices}

@@ -30,21 +30,23 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from app import exchange
-from app.config import csv_list
+from app.config import Settings, csv_list
 from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.errors import KalshiError
 from app.kalshi.models import Market
 from app.kalshi.ws import KalshiWS, Subscription, WsMessage
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
-from app.services.market_feed.store import FeedStore, Tracker, dec, utc_ms
+from app.services.market_feed.store import FeedStore, Quote, Tracker, dec, utc_ms
 
 OPEN_STATUSES = frozenset({"active", "open"})
 FINAL_STATUSES = frozenset({"finalized", "settled"})  # a market's status that never changes
+DONE_ORDER = ("deactivated", "closed", "determined", "settled", "finalized")  # as they come
 DONE_EVENTS = frozenset({"deactivated", "determined", "settled", "closed"})
 ORDERBOOKS_PER_CALL = 100
 
@@ -77,7 +79,7 @@ class MarketFeedService(Service):
     rest = None
     ws: KalshiWS | None = None
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         s = settings
         self.series = csv_list(s.market_feed_series)
@@ -285,9 +287,12 @@ class MarketFeedService(Service):
                           len(self.followed))
         elif not self.wanted(ticker):
             return
+        # never back: a late "closed" (past close time) after "settled" keeps "settled"
+        later = list(DONE_ORDER[DONE_ORDER.index(why) + 1:]) if why in DONE_ORDER else []
         await self.db.run("storing a closed market", self._execute,
-            ("UPDATE markets SET followed = false, status = %s, result = coalesce(%s, result), "
-             "updated_at = now() WHERE ticker = %s", (why, result or None, ticker)),
+            ("UPDATE markets SET followed = false, status = CASE WHEN status = ANY(%s) THEN "
+             "status ELSE %s END, result = coalesce(%s, result), updated_at = now() "
+             "WHERE ticker = %s", (later, why, result or None, ticker)),
             ("UPDATE feed_freshness SET state = 'closed' WHERE ticker = %s", (ticker,)))
 
     # ------------------------------------------------------------------ WebSocket
@@ -303,69 +308,112 @@ class MarketFeedService(Service):
         self._switch("ws", "websocket connected")
 
     async def consume(self) -> None:
-        assert self.ws is not None and self.store is not None and self.tracker is not None
-        ws, store, tracker = self.ws, self.store, self.tracker
+        """The feed's hot path: each message to its handler by type (:meth:`_handlers`);
+        data handlers are plain calls, the others (lifecycle, connection events) awaited."""
+        assert self.ws is not None and self.store is not None
+        ws, store = self.ws, self.store
+        data, events = self._handlers()
         while True:
-            m: WsMessage = await ws.recv()
-            mtype = m.type
-            body = m.msg if isinstance(m.msg, dict) else {}
-            ticker = body.get("market_ticker")
-            if mtype == "orderbook_delta":
-                if ticker in self.followed:
-                    tracker.delta(ticker, body.get("side"), dec(body["price_dollars"]),
-                                  dec(body["delta_fp"]), m.seq, m.received_at)
-                    self._seen_ms(body.get("ts_ms"))
-            elif mtype == "ticker":
-                if ticker in self.followed:
-                    tracker.tick(ticker, (
-                        dec(body.get("yes_bid_dollars")), dec(body.get("yes_ask_dollars")),
-                        dec(body.get("yes_bid_size_fp")), dec(body.get("yes_ask_size_fp")),
-                        dec(body.get("price_dollars")), dec(body.get("volume_fp")),
-                        dec(body.get("open_interest_fp"))), utc_ms(body.get("ts_ms")), "ws",
-                        m.received_at)
-                    self._seen_ms(body.get("ts_ms"))
-            elif mtype == "orderbook_snapshot":
-                if ticker in self.followed:
-                    book = ws.books.get(ticker)
-                    yes = {dec(p): dec(q) for p, q in body.get("yes_dollars_fp") or ()}
-                    no = {dec(p): dec(q) for p, q in body.get("no_dollars_fp") or ()}
-                    st = tracker.markets.get(ticker)
-                    reason = "resync" if st is not None and st.has_book else "initial"
-                    tracker.book(ticker, yes, no, "ws", reason, m.received_at)
-                    del book
-            elif mtype == "trade":
-                if ticker in self.followed:
-                    tracker.trade(ticker, body.get("trade_id") or "", body.get("ts_ms") or 0,
-                                  dec(body.get("yes_price_dollars")), dec(body.get("count_fp")),
-                                  body.get("taker_outcome_side"), m.received_at)
-                    self._seen_ms(body.get("ts_ms"))
-            elif mtype == "market_lifecycle_v2":
-                await self.lifecycle(body)
-            elif mtype == "client.connected":
-                self.ws_down_since = None
-                if m.msg.get("reconnect"):
-                    self.log.info("websocket reconnected; books resync from fresh snapshots")
-            elif mtype == "client.disconnected":
-                self.ws_down_since = time.monotonic()
-                self.log.warning("websocket disconnected; reconnecting with backoff")
-            elif mtype == "client.seq_gap":
-                self.log.warning("seq gap on %s (expected %s, got %s): asking for a fresh "
-                                 "snapshot", body.get("channel"), body.get("expected"),
-                                 body.get("got"))
-            elif mtype == "client.resynced":
-                self.log.info("resynced %s for %d market(s)", body.get("channel"),
-                              len(body.get("tickers") or ()))
-            elif mtype == "error":
-                if body.get("code") == 25:
-                    self.log.warning("the exchange dropped this connection: the feed did not "
-                                     "keep up (error 25); reconnecting, books resync")
-                else:
-                    self.log.warning("exchange error message: %s", m.msg)
-            await store.room()
+            m = await ws.recv()
+            handle = data.get(m.type)
+            if handle is not None:
+                handle(m)
+            else:
+                event = events.get(m.type)
+                if event is not None:
+                    await event(m)
+            if store.backlogged:
+                await store.room()
 
-    def _seen_ms(self, ts_ms: Any) -> None:
-        if isinstance(ts_ms, int) and ts_ms > self.exchange_ms:
+    def _handlers(self) -> tuple[dict[str, Callable[[WsMessage], None]],
+                                 dict[str, Callable[[WsMessage], Awaitable[None]]]]:
+        data = {"orderbook_delta": self._on_delta, "ticker": self._on_ticker,
+                "orderbook_snapshot": self._on_snapshot, "trade": self._on_trade}
+        events = {"market_lifecycle_v2": self._on_lifecycle,
+                  "client.connected": self._on_connected,
+                  "client.disconnected": self._on_disconnected,
+                  "client.seq_gap": self._on_seq_gap, "client.resynced": self._on_resynced,
+                  "error": self._on_error}
+        return data, events
+
+    # -- data (KalshiWS has checked seq and applied deltas to its own books) -------------
+
+    def _on_delta(self, m: WsMessage) -> None:
+        body = m.msg
+        ticker = body["market_ticker"]
+        if ticker in self.followed:
+            self.tracker.delta(ticker, body["side"], dec(body["price_dollars"]),  # type: ignore[union-attr]
+                               dec(body["delta_fp"]), m.seq, m.received_at)
+            self._seen(body.get("ts_ms") or m.raw.get("sending_ts_ms"))
+
+    def _on_ticker(self, m: WsMessage) -> None:
+        body = m.msg
+        ticker = body.get("market_ticker")
+        if ticker in self.followed:
+            ts_ms = body.get("ts_ms")
+            self.tracker.tick(ticker, Quote.from_ws(body), utc_ms(ts_ms), "ws",  # type: ignore[union-attr]
+                              m.received_at)
+            self._seen(ts_ms or m.raw.get("sending_ts_ms"))
+
+    def _on_snapshot(self, m: WsMessage) -> None:
+        body = m.msg
+        ticker = body.get("market_ticker")
+        if ticker in self.followed:
+            yes = {dec(p): dec(q) for p, q in body.get("yes_dollars_fp") or ()}
+            no = {dec(p): dec(q) for p, q in body.get("no_dollars_fp") or ()}
+            st = self.tracker.markets.get(ticker)  # type: ignore[union-attr]
+            reason = "resync" if st is not None and st.has_book else "initial"
+            self.tracker.book(ticker, yes, no, "ws", reason, m.received_at)  # type: ignore[union-attr]
+            self._seen(m.raw.get("sending_ts_ms"))
+
+    def _on_trade(self, m: WsMessage) -> None:
+        body = m.msg
+        ticker = body.get("market_ticker")
+        if ticker in self.followed:
+            ts_ms = body.get("ts_ms") or 0
+            self.tracker.trade(ticker, body.get("trade_id") or "", ts_ms,  # type: ignore[union-attr]
+                               dec(body.get("yes_price_dollars")), dec(body.get("count_fp")),
+                               body.get("taker_outcome_side"), m.received_at)
+            self._seen(ts_ms or m.raw.get("sending_ts_ms"))
+
+    def _seen(self, ts_ms: Any) -> None:
+        """The exchange's time: a message's own ts_ms, else the venue's send time
+        (``sending_ts_ms``, top level of any message)."""
+        if type(ts_ms) is int and ts_ms > self.exchange_ms:
             self.exchange_ms = ts_ms
+
+    # -- lifecycle and connection events -------------------------------------------------
+
+    async def _on_lifecycle(self, m: WsMessage) -> None:
+        self._seen(m.raw.get("sending_ts_ms"))
+        if isinstance(m.msg, dict):
+            await self.lifecycle(m.msg)
+
+    async def _on_connected(self, m: WsMessage) -> None:
+        self.ws_down_since = None
+        if m.msg.get("reconnect"):
+            self.log.info("websocket reconnected; books resync from fresh snapshots")
+
+    async def _on_disconnected(self, m: WsMessage) -> None:
+        self.ws_down_since = time.monotonic()
+        self.log.warning("websocket disconnected; reconnecting with backoff")
+
+    async def _on_seq_gap(self, m: WsMessage) -> None:
+        body = m.msg
+        self.log.warning("seq gap on %s (expected %s, got %s): asking for a fresh snapshot",
+                         body.get("channel"), body.get("expected"), body.get("got"))
+
+    async def _on_resynced(self, m: WsMessage) -> None:
+        self.log.info("resynced %s for %d market(s)", m.msg.get("channel"),
+                      len(m.msg.get("tickers") or ()))
+
+    async def _on_error(self, m: WsMessage) -> None:
+        body = m.msg if isinstance(m.msg, dict) else {}
+        if body.get("code") == 25:
+            self.log.warning("the exchange dropped this connection: the feed did not "
+                             "keep up (error 25); reconnecting, books resync")
+        else:
+            self.log.warning("exchange error message: %s", m.msg)
 
     async def lifecycle(self, body: dict[str, Any]) -> None:
         ticker = body.get("market_ticker")
@@ -476,7 +524,7 @@ class MarketFeedService(Service):
                     await self.drop_market(m.ticker, m.status or "closed")
                     continue
                 ts = m.updated_time or datetime.now(UTC)
-                self.tracker.tick(m.ticker, (
+                self.tracker.tick(m.ticker, Quote(
                     m.yes_bid_dollars, m.yes_ask_dollars, m.yes_bid_size_fp, m.yes_ask_size_fp,
                     m.last_price_dollars, m.volume_fp, m.open_interest_fp), ts, "http", received)
             await self.store.room()

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -63,7 +63,26 @@ def now_utc() -> datetime:
     return _clock[1]
 
 
-TickValues = tuple[Decimal | None, ...]  # yes_bid, yes_ask, sizes, last price, volume, OI
+class Quote(NamedTuple):
+    """A market's ticker values (``feed_quotes``; a TICK record when one changed)."""
+
+    yes_bid: Decimal | None
+    yes_ask: Decimal | None
+    yes_bid_size: Decimal | None
+    yes_ask_size: Decimal | None
+    last_price: Decimal | None
+    volume: Decimal | None
+    open_interest: Decimal | None
+
+    @classmethod
+    def from_ws(cls, body: dict[str, Any]) -> Quote:
+        """From a WS ``ticker`` message's fixed-point strings."""
+        get = body.get
+        return cls(dec(get("yes_bid_dollars")), dec(get("yes_ask_dollars")),
+                   dec(get("yes_bid_size_fp")), dec(get("yes_ask_size_fp")),
+                   dec(get("price_dollars")), dec(get("volume_fp")),
+                   dec(get("open_interest_fp")))
+
 
 
 @dataclass
@@ -73,7 +92,7 @@ class MarketState:
     yes: dict[Decimal, Decimal] = field(default_factory=dict)
     no: dict[Decimal, Decimal] = field(default_factory=dict)
     has_book: bool = False
-    tick: TickValues | None = None
+    tick: Quote | None = None
     last_snapshot_mono: float = 0.0
 
     def side(self, side: str) -> dict[Decimal, Decimal]:
@@ -227,7 +246,7 @@ class Tracker:
         return True
 
     # -- ticker values -------------------------------------------------------------------
-    def tick(self, ticker: str, values: TickValues, ts: datetime, source: str,
+    def tick(self, ticker: str, values: Quote, ts: datetime, source: str,
              received: float | None = None) -> bool:
         """Store a ticker record only if a value changed; returns True if one was written."""
         st = self.state(ticker)
@@ -295,6 +314,7 @@ class FeedStore:
         self._full = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        self.backlogged = False  # the consumer waits in room() (read inline on the hot path)
         self.snapshotted: set[str] = set()  # tickers with a committed snapshot this run
         self.snapshot_event = asyncio.Event()
         self.batches = 0
@@ -340,6 +360,7 @@ class FeedStore:
             self._full.set()
             if rows >= self.max_pending_rows:
                 self._room.clear()
+                self.backlogged = True
 
     async def room(self) -> None:
         """Wait while the database is too far behind (the feed then stops reading)."""
@@ -370,6 +391,7 @@ class FeedStore:
                 self.writing = False
             if self.batch.rows < self.max_pending_rows:
                 self._room.set()
+                self.backlogged = False
 
     async def flush_now(self) -> None:
         """Write what is buffered (on stop)."""
