@@ -304,3 +304,45 @@ async def test_error_25_for_a_lagging_feed_reconnects_and_books_are_exact_again(
         assert svc.terminate() == 0
     finally:
         await fx.stop_sim(handle, server)
+
+
+async def test_sending_ts_ms_on_every_message_is_tolerated(rec_home_db, start_service, sim,
+                                                           monkeypatch):
+    # Kalshi may stamp every WebSocket message with its send time (top-level sending_ts_ms):
+    # the simulator's frames carry it here, to the market feed, account sync and price feed
+    from app.sim import ws as sim_ws
+
+    put = sim_ws.Conn.put
+    clock = sim.sim.exchange.clock
+
+    def stamped(conn, text: str) -> None:
+        if isinstance(text, str) and text.startswith("{"):
+            text = f'{{"sending_ts_ms":{clock()},' + text[1:]
+        put(conn, text)
+
+    monkeypatch.setattr(sim_ws.Conn, "put", stamped)
+    di.prepare(rec_home_db, sim, REC_TARGET_HOST="127.0.0.1",
+               REC_PRICE_FEED_STALE_AFTER_SEC="3600")
+    svcs = [start_service(rec_home_db, u) for u in ("market-feed", "account-sync",
+                                                     "price-feed")]
+    for svc in svcs:
+        await di.wait_notify(svc, "READY", "1")
+    conn = await di.connect(rec_home_db)
+    index_rows = await di.count(conn, "index_prices")
+    from tests.test_account_sync import db_ledger, ledger, trade
+
+    await trade(sim, sim.client(), 2, "stamped")
+    sim.sim.hub.skip_seq(None, 2)  # a resync, its snapshot stamped too
+    sim.sim.world.advance(20)
+    tickers = followed(sim)
+
+    async def exact() -> bool:
+        return (await di.db_books(conn, tickers) == di.sim_books(sim, tickers)
+                and await db_ledger(conn) == ledger(sim)
+                and await di.count(conn, "index_prices") > index_rows)
+
+    await di.until(exact, 20, "books, ledger and index rows from stamped messages", svcs[0])
+    await conn.close()
+    for svc in svcs:
+        assert "sending_ts_ms" not in svc.output, svc.output[-3000:]  # no complaint
+        assert svc.terminate() == 0
