@@ -57,79 +57,83 @@ def _frame(payload: bytes) -> bytes:
     return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
 
 
+def _snapshot(sid: int, seq: int, ticker: str, book: dict) -> str:
+    levels = {side: [[f"0.{p:02d}00", f"{q}.00"] for p, q in sorted(book[side].items())]
+              for side in ("yes", "no")}
+    return json.dumps({"type": "orderbook_snapshot", "sid": sid, "seq": seq,
+                       "msg": {"market_ticker": ticker, "yes_dollars_fp": levels["yes"],
+                               "no_dollars_fp": levels["no"]}})
+
+
+async def _subscriptions(ws, books: dict) -> tuple[int, int]:
+    """Answer the four subscribes (snapshots for orderbook_delta); (its sid, its last seq)."""
+    sid, delta_sid, seq = 0, 0, 0
+    async for raw in ws:
+        cmd = json.loads(raw)
+        if cmd.get("cmd") != "subscribe":
+            await ws.send(json.dumps({"id": cmd.get("id"), "type": "ok", "msg": {}}))
+            continue
+        sid += 1
+        ch = cmd["params"]["channels"][0]
+        await ws.send(json.dumps({"id": cmd["id"], "type": "subscribed",
+                                  "msg": {"channel": ch, "sid": sid}}))
+        if ch == "orderbook_delta":
+            delta_sid = sid
+            for t in TICKERS:
+                seq += 1
+                await ws.send(_snapshot(sid, seq, t, books[t]))
+        if sid == 4:  # every subscription answered: stream
+            break
+    return delta_sid, seq
+
+
+def _deltas(rng: random.Random, books: dict, sid: int, seq: int, n: int) -> list[str]:
+    """``n`` orderbook_delta messages after ``seq`` (sizes kept around 50), stamped now."""
+    ts = int(time.time() * 1000)
+    msgs = []
+    for _ in range(n):
+        t = TICKERS[rng.randrange(len(TICKERS))]
+        side = "yes" if rng.random() < 0.5 else "no"
+        p = rng.randrange(30, 50)
+        q = books[t][side][p]
+        d = 1 if q < 50 or rng.random() < 0.5 else -1
+        books[t][side][p] = q + d
+        seq += 1
+        msgs.append(f'{{"type":"orderbook_delta","sid":{sid},"seq":{seq},"msg":'
+                    f'{{"market_ticker":"{t}","price_dollars":"0.{p:02d}00",'
+                    f'"delta_fp":"{d}.00","side":"{side}","ts_ms":{ts}}}}}')
+    return msgs
+
+
+async def _send(ws, msgs: list[str], raw: bool) -> None:
+    if raw:  # pre-framed writes: the producer costs little (limits.md)
+        ws.transport.write(b"".join(_frame(m.encode()) for m in msgs))
+        if ws.transport.get_write_buffer_size() > 2**22:
+            await asyncio.sleep(0.001)
+    else:
+        for m in msgs:
+            await ws.send(m)
+
+
 def producer(port: int, rate: int, seconds: float, compression: bool, ready,
              done) -> None:
-    import websockets
     from websockets.asyncio.server import serve
 
     books = {t: {"yes": {p: 100 for p in range(30, 50)}, "no": {p: 100 for p in range(30, 50)}}
              for t in TICKERS}
     rng = random.Random(1)
+    burst = 200
 
     async def handler(ws) -> None:
-        sid = 0
-        seqs: dict[int, int] = {}
-        delta_sid = None
-        async for raw in ws:
-            cmd = json.loads(raw)
-            if cmd.get("cmd") != "subscribe":
-                await ws.send(json.dumps({"id": cmd.get("id"), "type": "ok", "msg": {}}))
-                continue
-            sid += 1
-            ch = cmd["params"]["channels"][0]
-            await ws.send(json.dumps({"id": cmd["id"], "type": "subscribed",
-                                      "msg": {"channel": ch, "sid": sid}}))
-            if ch == "orderbook_delta":
-                delta_sid = sid
-                seqs[sid] = 0
-                for t in TICKERS:
-                    seqs[sid] += 1
-                    b = books[t]
-                    await ws.send(json.dumps({
-                        "type": "orderbook_snapshot", "sid": sid, "seq": seqs[sid],
-                        "msg": {"market_ticker": t,
-                                "yes_dollars_fp": [[f"0.{p:02d}00", f"{q}.00"]
-                                                   for p, q in sorted(b["yes"].items())],
-                                "no_dollars_fp": [[f"0.{p:02d}00", f"{q}.00"]
-                                                  for p, q in sorted(b["no"].items())]}}))
-            if sid == 4:  # every subscription answered: stream
-                break
-        assert delta_sid is not None
-        end = time.monotonic() + seconds
+        sid, seq = await _subscriptions(ws, books)
         t0 = time.monotonic()
         sent = 0
-        seq = seqs[delta_sid]
-        raw = not compression  # pre-framed writes: the producer costs little (limits.md)
-        while time.monotonic() < end:
-            burst = 200
-            ts = int(time.time() * 1000)
-            msgs = []
-            for _ in range(burst):
-                t = TICKERS[rng.randrange(len(TICKERS))]
-                side = "yes" if rng.random() < 0.5 else "no"
-                p = rng.randrange(30, 50)
-                q = books[t][side][p]
-                d = 1 if q < 50 or rng.random() < 0.5 else -1
-                books[t][side][p] = q + d
-                seq += 1
-                msgs.append(
-                    f'{{"type":"orderbook_delta","sid":{delta_sid},"seq":{seq},"msg":'
-                    f'{{"market_ticker":"{t}","price_dollars":"0.{p:02d}00",'
-                    f'"delta_fp":"{d}.00","side":"{side}","ts_ms":{ts}}}}}')
-            if raw:
-                ws.transport.write(b"".join(_frame(m.encode()) for m in msgs))
-                if ws.transport.get_write_buffer_size() > 2**22:
-                    await asyncio.sleep(0.001)
-            else:
-                for m in msgs:
-                    await ws.send(m)
+        while time.monotonic() < t0 + seconds:
+            await _send(ws, _deltas(rng, books, sid, seq, burst), not compression)
+            seq += burst
             sent += burst
-            if rate:
-                ahead = sent / rate - (time.monotonic() - t0)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-            else:
-                await asyncio.sleep(0)
+            ahead = sent / rate - (time.monotonic() - t0) if rate else 0
+            await asyncio.sleep(max(0.0, ahead))
         await ws.send(json.dumps({"type": "bench_done", "msg": {"sent": sent}}))
         done.sent.value = sent
         done.set()
@@ -143,7 +147,6 @@ def producer(port: int, rate: int, seconds: float, compression: bool, ready,
             ready.set()
             await asyncio.Future()
 
-    del websockets
     asyncio.run(main())
 
 

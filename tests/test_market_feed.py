@@ -120,15 +120,18 @@ async def test_lifecycle_opened_market_is_followed_and_closed_one_dropped(
     gone = sorted(first - now_open)
     want = {t: ("settled", sim.sim.exchange.markets[t].result, False) for t in gone}
 
-    async def statuses() -> dict:
-        got = await di.rows(conn, "SELECT ticker, status, result, followed FROM markets "
-                                  "WHERE ticker = ANY(%s)", gone)
-        return {t: (st, r, f) for t, st, r, f in got}
-
-    await di.until(lambda: _equal(statuses(), want), 10, "dropped markets' status", svc)
+    await di.until(lambda: _equal(market_states(conn, gone), want), 10,
+                   "dropped markets' status", svc)
     assert "now following" in svc.output and "no longer following" in svc.output
     await conn.close()
     assert svc.terminate() == 0
+
+
+async def market_states(conn, tickers) -> dict[str, tuple]:
+    """ticker -> (status, result, followed) as rec-market-feed stored them."""
+    got = await di.rows(conn, "SELECT ticker, status, result, followed FROM markets "
+                              "WHERE ticker = ANY(%s)", list(tickers))
+    return {t: (st, r, f) for t, st, r, f in got}
 
 
 async def _equal(got, want) -> bool:
@@ -152,9 +155,7 @@ async def test_markets_that_closed_while_the_feed_was_down_get_their_true_status
     again = start_service(rec_home_db, di.FEED)
     await di.wait_notify(again, "READY", "1")
     conn = await di.connect(rec_home_db)
-    got = await di.rows(conn, "SELECT ticker, status, result, followed FROM markets "
-                              "WHERE ticker = ANY(%s)", first)
-    assert {t: (st, r, f) for t, st, r, f in got} == truth
+    assert await market_states(conn, first) == truth
     closed = await di.rows(conn, "SELECT count(*) FROM feed_freshness WHERE state = 'closed' "
                                  "AND ticker = ANY(%s)", first)
     assert closed[0][0] == len(first)

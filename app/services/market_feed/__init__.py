@@ -344,7 +344,9 @@ class MarketFeedService(Service):
         if ticker in self.followed:
             self.tracker.delta(ticker, body["side"], dec(body["price_dollars"]),  # type: ignore[union-attr]
                                dec(body["delta_fp"]), m.seq, m.received_at)
-            self._seen(body.get("ts_ms") or m.raw.get("sending_ts_ms"))
+            ts_ms = body.get("ts_ms") or m.raw.get("sending_ts_ms")
+            if type(ts_ms) is int and ts_ms > self.exchange_ms:  # _seen, inlined: hot path
+                self.exchange_ms = ts_ms
 
     def _on_ticker(self, m: WsMessage) -> None:
         body = m.msg

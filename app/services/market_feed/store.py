@@ -37,11 +37,21 @@ QUOTE_COLS = ("ticker", "ts", "source", "yes_bid", "yes_ask", "yes_bid_size", "y
               "last_price", "volume", "open_interest")
 
 
+_DECIMALS: dict[str, Decimal] = {}  # wire strings seen: the feed's prices and sizes repeat
+
+
 def dec(value: Any) -> Decimal | None:
-    """A wire fixed-point value as Decimal (None stays None)."""
+    """A wire fixed-point value as Decimal (None stays None); a string seen before is one
+    dict lookup."""
+    got = _DECIMALS.get(value)
+    if got is not None:
+        return got
     if value is None or value == "":
         return None
-    return to_decimal(value)
+    got = to_decimal(value)
+    if type(value) is str and len(_DECIMALS) < 100_000:
+        _DECIMALS[value] = got
+    return got
 
 
 def utc_ms(ms: int | None) -> datetime:
@@ -212,7 +222,7 @@ class Tracker:
         st = self.markets.get(ticker)
         if st is None or not st.has_book or side not in ("yes", "no"):
             return False
-        levels = st.side(side)
+        levels = st.yes if side == "yes" else st.no
         old = levels.get(price, ZERO)
         qty = old + delta
         if qty <= 0:
@@ -220,7 +230,8 @@ class Tracker:
             qty = ZERO
         else:
             levels[price] = qty
-        b = self.store.batch
+        store = self.store
+        b = store.batch
         ms = int(time.time() * 1000)
         # net change per level per batch: a cancel and replace that restores a level within
         # one batch writes nothing; the last size of a level is kept
@@ -240,9 +251,10 @@ class Tracker:
         else:
             b.levels[key] = qty
         b.touched[ticker] = (ms, True, "ws")  # _touch, inlined: the feed's hottest call
-        if received is not None:
+        if received is not None and store.keep_latencies:
             b.received.append(received)
-        self.store.poke()
+        if store._first_at is None or b.deltas + b.records >= store.batch_rows:
+            store.poke()  # (inlined test: most deltas neither start nor fill a batch)
         return True
 
     # -- ticker values -------------------------------------------------------------------
@@ -290,7 +302,7 @@ class Tracker:
         b = self.store.batch
         prev = b.touched.get(ticker)
         b.touched[ticker] = (at, changed or (prev is not None and prev[1]), source)
-        if received is not None and changed:
+        if received is not None and changed and self.store.keep_latencies:
             b.received.append(received)
         self.store.poke()
 
