@@ -71,9 +71,7 @@ async def test_books_in_db_equal_the_simulator_after_seq_gaps(rec_home_db, start
 
 
 async def test_nothing_changed_writes_no_row(rec_home_db, start_service, sim):
-    di.prepare(rec_home_db, sim)
-    svc = start_service(rec_home_db, di.FEED)
-    await di.wait_notify(svc, "READY", "1")
+    svc = await di.started(start_service, rec_home_db, sim)
     conn = await di.connect(rec_home_db)
     async def counts() -> int:
         return len(await di.log_records(conn))
@@ -94,9 +92,7 @@ async def test_nothing_changed_writes_no_row(rec_home_db, start_service, sim):
 
 async def test_lifecycle_opened_market_is_followed_and_closed_one_dropped(
         rec_home_db, start_service, sim):
-    di.prepare(rec_home_db, sim)
-    svc = start_service(rec_home_db, di.FEED)
-    await di.wait_notify(svc, "READY", "1")
+    svc = await di.started(start_service, rec_home_db, sim)
     first = set(followed(sim))
     # one simulated hour: the current event closes, the next one opens
     sim.sim.world.advance(3600 + 90)
@@ -140,9 +136,7 @@ async def _equal(got, want) -> bool:
 
 async def test_markets_that_closed_while_the_feed_was_down_get_their_true_status(
         rec_home_db, start_service, sim):
-    di.prepare(rec_home_db, sim)
-    svc = start_service(rec_home_db, di.FEED)
-    await di.wait_notify(svc, "READY", "1")
+    svc = await di.started(start_service, rec_home_db, sim)
     first = sorted(followed(sim))
     svc.proc.send_signal(signal.SIGKILL)
     svc.proc.wait(10)
