@@ -143,7 +143,7 @@ CALIBRATION = {
 
 def seed_model(dsn: str) -> None:
     """A model as `rec model build` stores it, with its reliability plot."""
-    from app.pricing.png import reliability_png
+    from app.pricing.plot import reliability_png
 
     png = reliability_png([CALIBRATION["reliability"], CALIBRATION["reliability_lognormal"]])
     sql(dsn, "INSERT INTO prob_models (index_name, train_samples, params, tables, calibration, "

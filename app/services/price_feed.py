@@ -31,8 +31,8 @@ from decimal import Decimal
 from typing import Any
 
 from app import exchange
-from app.config import csv_list
-from app.db.pool import open_pool
+from app.config import Settings, csv_list
+from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.ws import KalshiWS, WsCommandError
 from app.pricing.index import DELTA_MINUTES, KEEP_SEC, IndexWindow, Row
 from app.runtime.notify import Notifier
@@ -76,7 +76,7 @@ class PriceFeedService(Service):
     pool = None
     ws: KalshiWS | None = None
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.indices = csv_list(settings.price_feed_indices)
         self.windows = {ix: IndexWindow() for ix in self.indices}
@@ -87,6 +87,7 @@ class PriceFeedService(Service):
         self.rows_written = 0
         self.pruned = 0
         self.started = time.monotonic()
+        self.db = DatabaseWait(self.log, self.notifier.status)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -192,12 +193,17 @@ class PriceFeedService(Service):
             self._status()
 
     async def write(self, index: str, row: Row) -> None:
+        """One transaction, retried while the database is down (the ticks wait in the
+        WebSocket client's queue)."""
+        await self.db.run(f"writing the {index} row", self._write_once, index, row)
+        self.rows_written += 1
+
+    async def _write_once(self, index: str, row: Row) -> None:
         async with self.pool.connection() as conn:  # type: ignore[union-attr]
             async with conn.transaction():
                 await conn.execute(INSERT_ROW, row_params(index, row))
                 await conn.execute(UPSERT_FRESHNESS, (index, "live", row.ts, ""))
                 await conn.execute("SELECT pg_notify('index_price', %s)", (index,))
-        self.rows_written += 1
 
     # ------------------------------------------------------------------ staleness
 
