@@ -125,14 +125,15 @@ def _strategies(value: Any) -> dict[str, Any]:
     for name, conf in value.items():
         if not isinstance(conf, dict) or set(conf) - set(STRATEGY_FIELDS):
             raise ValueError(f"{name}: must be {r.describe()}")
-        item = {}
-        if "contracts_limit" in conf:
-            item["contracts_limit"] = _number(CONTRACT_LIMIT, conf["contracts_limit"])
-        if "cancel_order_on_pause" in conf:
-            if not isinstance(conf["cancel_order_on_pause"], bool):
-                raise ValueError(f"{name}.cancel_order_on_pause: must be true or false")
-            item["cancel_order_on_pause"] = conf["cancel_order_on_pause"]
-        out[name] = item
+        limit, on_pause = conf.get("contracts_limit", 1), conf.get("cancel_order_on_pause", True)
+        try:
+            limit = _number(CONTRACT_LIMIT, limit)
+        except ValueError:
+            raise ValueError(f"{name}: {limit} is out of range: must be {r.describe()}") from None
+        if not isinstance(on_pause, bool):
+            raise ValueError(f"{name}: must be {r.describe()}")
+        out[name] = {k: v for k, v in (("contracts_limit", limit),
+                                        ("cancel_order_on_pause", on_pause)) if k in conf}
     return out
 
 
