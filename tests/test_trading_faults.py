@@ -57,6 +57,21 @@ async def test_a_lost_answer_then_market_closed_books_the_fill(rec_home_db, star
     assert "answered market_closed but the exchange holds it" in procs["executor"].output
 
 
+async def test_a_lost_answer_then_a_pause_books_the_fill_not_an_expiry(
+        rec_home_db, start_service, sim):
+    """The retry after the lost answer meets the trading pause and the leg outwaits
+    intent_max_wait_sec: before it expires, the exchange's record is read, so the order it
+    holds is booked (during the pause still)."""
+    procs = await tf.start_trading(rec_home_db, sim, start_service)
+    assert (await tf.put(rec_home_db, "/settings", {"intent_max_wait_sec": 1})).status_code == 200
+    trade_id, _ = await lost_answer(sim, rec_home_db, "lost-paused")
+    await sim.control("halt", on=True)
+    await sim.control("release", path=ORDERS)
+    await assert_booked(sim, rec_home_db, trade_id, procs["executor"])
+    assert "answered trading_is_paused but the exchange holds it" in procs["executor"].output
+    await sim.control("halt", on=False)
+
+
 async def test_a_409_met_after_the_client_gave_up_is_looked_up_not_rejected(
         rec_home_db, start_service, sim):
     """The client gives up after a lost answer and five 503s; the executor sends the leg

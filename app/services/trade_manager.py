@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from decimal import Decimal
 from typing import Any
@@ -45,33 +46,15 @@ from app.db.pool import conninfo, open_pool
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import OPEN, PENDING, BadInput, Json, error
-from app.trading import intents, risk, settings_ranges
+from app.trading import closes, intents, risk, settings_ranges
 from app.trading import statements as sql
+from app.trading.closes import Conflict
 from app.trading.machine import TradeMachine
 from app.trading.risk import RiskRefused
 
 EXIT_GROUP = "supervisor"  # the order group of every close
 SWEEP_SEC = 0.5
 WRITER_LOCK = 13013  # session advisory lock: one rec-trade-manager per database
-
-
-class Conflict(Exception):
-    """An intent the trade's state or the idempotency key refuses (HTTP 409)."""
-
-    http_status = 409
-
-    def __init__(self, code: str, message: str, **detail: Any) -> None:
-        super().__init__(message)
-        self.code, self.message, self.detail = code, message, detail
-
-
-class Paced(Conflict):
-    """A close that must wait (HTTP 429): the trade's close pace (``_close_pace``)."""
-
-    http_status = 429
-
-    def __init__(self, code: str, message: str, retry_after: float) -> None:
-        super().__init__(code, message, retry_after_sec=round(retry_after, 1))
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +78,7 @@ class TradeManagerService(tc.TradingService):
         self.stats = {"intents": 0, "refused": 0, "transitions": 0, "reported_acks": 0}
         self.machine: TradeMachine = TradeMachine(None, self.log)
         self._open_lock = asyncio.Lock()
+        self._kill_waits: dict[int, str] = {}  # kill-switch closes waiting: the last reason
         # OPEN_SQL's last reading of the trading settings and of each market: (jsonb text, parsed)
         self._settings: tuple[str, dict[str, Any]] | None = None
         self._markets: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -255,8 +239,11 @@ class TradeManagerService(tc.TradingService):
                 await self.close_trade({"trade_id": trade_id, "limit_price": None,
                                         "close_method": "kill_switch", "close_rule": None,
                                         "idempotency_key": f"kill-{trade_id}-{attempts + 1}"})
-            except (Conflict, RiskRefused) as exc:
-                self.log.warning("kill switch: trade %d not closed: %s", trade_id, exc)
+            except (Conflict, RiskRefused) as exc:  # a paced close: said once a wait
+                level = logging.DEBUG if exc.message == self._kill_waits.get(trade_id) else (
+                    logging.WARNING)
+                self._kill_waits[trade_id] = exc.message
+                self.log.log(level, "kill switch: trade %d not closed: %s", trade_id, exc)
 
     # ------------------------------------------------------------------ intents
 
@@ -358,8 +345,8 @@ class TradeManagerService(tc.TradingService):
                 raise Conflict("not_open", f"trade {req['trade_id']} is {status}, not open",
                                status=status)
             s = await tc.load_settings(conn)
-            await self._close_pace(cur, req["trade_id"], s)
-            price = await self._close_price(cur, req, ticker)
+            await closes.close_pace(cur, req["trade_id"], s)
+            price = await closes.close_price(cur, req, ticker)
             leg = f"close{attempts + 1}"
             coid = tc.client_order_id(self.install_id, req["trade_id"], leg)
             tif = s.get("close_time_in_force", "fill_or_kill")
@@ -379,36 +366,6 @@ class TradeManagerService(tc.TradingService):
             await cur.execute("SELECT pg_notify(%s, %s)", (tc.CH_ORDERS, coid))
             trade = await self._trade(cur, req["trade_id"])
         return trade, True
-
-    @staticmethod
-    async def _close_pace(cur, trade_id: int, s: dict[str, Any]) -> None:
-        """A trade's closes are paced: at most ``close_orders_per_minute`` a minute, and after
-        each close that ended without a fill a doubling wait (up to ``close_backoff_max_sec``)
-        before the next, so an exit rule never repeats orders that cannot fill."""
-        await cur.execute(sql.CLOSE_PACE, (trade_id,))
-        last_minute, unfilled, since = await cur.fetchone()
-        cap = int(s.get("close_orders_per_minute", 6))
-        if last_minute >= cap:
-            raise Paced("close_rate", f"trade {trade_id}: {last_minute} close orders in the "
-                        f"last minute reached close_orders_per_minute {cap}", 60.0)
-        if unfilled:
-            wait = min(float(s.get("close_backoff_max_sec", 60)), 2.0 ** (unfilled - 1))
-            if since is not None and since < wait:
-                raise Paced("close_backoff", f"trade {trade_id}: {unfilled} close(s) ended "
-                            f"without a fill; the next waits {wait:g}s after the last",
-                            wait - since)
-
-    @staticmethod
-    async def _close_price(cur, req: dict[str, Any], ticker: str) -> Decimal:
-        """The close's limit: the one asked for (on the market's price grid), else $0.01 (sell
-        at any price: the kill switch's closes)."""
-        if req["limit_price"] is None:
-            return Decimal("0.01")
-        await cur.execute("SELECT * FROM markets WHERE ticker = %s", (ticker,))
-        mrow = await cur.fetchone()
-        if mrow is not None:
-            risk.check_price(tc.row_dict(cur, mrow), req["limit_price"])
-        return req["limit_price"]
 
     async def _known_intent(self, cur, key: str, intent: str) -> dict[str, Any] | None:
         await cur.execute("SELECT intent, trade_id FROM trade_intents WHERE idempotency_key = %s",
