@@ -6,6 +6,7 @@ has a range."""
 
 from __future__ import annotations
 
+import signal
 from decimal import Decimal
 
 import httpx
@@ -140,3 +141,27 @@ async def test_every_trading_setting_is_held_to_its_range(rec_home_db, start_ser
                                                 "auto_entry_position_size": 2})
     assert r.status_code == 200 and sorted(r.json()["changed"]) == [
         "auto_entry_position_size", "max_contracts_per_trade"], r.text
+
+
+async def test_a_resting_leg_whose_order_ended_unseen_is_resolved_at_start(
+        rec_home_db, start_service, sim):
+    """In-doubt resolution covers every leg not final, not only new ones: an entry resting at
+    the exchange is canceled there while rec-trade-executor is down (and no account-sync sees
+    it); the restarted executor reads the order and the trade ends canceled, not submitted for
+    good."""
+    procs = await tf.start_trading(rec_home_db, sim, start_service, sync=False)
+    r = await tf.put(rec_home_db, "/settings", {"open_time_in_force": "good_till_canceled"})
+    assert r.status_code == 200, r.text
+    r = await tf.post_trade(rec_home_db, open_body(sim.open_tickers("KXBTCD")[5], "rest-1",
+                                                   count=1, price="0.02"), wait=5)
+    trade = r.json()["trade"]
+    assert trade["status"] == "submitted", r.text
+    procs["executor"].proc.send_signal(signal.SIGKILL)
+    procs["executor"].proc.wait(10)
+    (order,) = tf.sim_orders(sim)
+    sim.sim.exchange.cancel(sim.sim.account(sim.signer.key_id), order.order_id)
+    again = start_service(rec_home_db, tf.EXECUTOR)
+    await di.wait_notify(again, "READY", "1")
+    got = await tf.until_status(rec_home_db, trade["id"], "canceled", svc=procs["manager"])
+    assert got["orders"][0]["remaining_count"] == "0.00", got["orders"]
+    assert "ended at the exchange (canceled)" in again.output
