@@ -5,8 +5,13 @@ and the leg (``rec-<install>-<trade>-<leg>``) and wakes this service by NOTIFY. 
 as a V2 limit order with the configured time in force; the client repeats the same body after
 an unknown outcome (5xx, timeout, lost answer), and a 409 for that client_order_id is resolved
 by looking the order up, so one leg can never be two orders, whatever fails and however often
-this process dies. On start, before anything else, every leg not yet resolved is looked up at
-the exchange ("in doubt": it may have been sent by a process killed before the answer came).
+this process dies. A leg's fate comes from the exchange's record of its client_order_id, never
+from an error code: a rejection, a 409 or an expiry after a pause is written only after the
+order was looked up (``settle_refused``: a retry after a lost answer may meet ``market_closed``
+while the first attempt's order executed). On start, before anything else, and every
+``IN_DOUBT_EVERY_SEC`` after, every leg not final is looked up ("in doubt": new legs that may
+have been sent by a process killed before the answer came; accepted legs still resting, whose
+order may have ended unseen).
 
 The exchange's schedule: during a trading pause no order is sent; legs wait (``pause_policy``
 ``wait``, up to ``intent_max_wait_sec``) or expire. Cancels still go through: a leg the manager
