@@ -1,69 +1,74 @@
-"""rec-web's checks of a trade intent typed by the trader: the JSON bodies of
-``POST /api/trades/open|close`` and the forms of the Manual trading page. Kept together, as
-they were in ``app.py``, so that one shared intent schema can replace them in one place."""
+"""rec-web's side of a trade intent typed by the trader: the JSON bodies of
+``POST /api/trades/open|close`` and the forms of the Manual trading page.
+
+Every bound comes from the one intent schema, :mod:`app.trading.intents`, which rec-trade-manager
+applies too: the ticker and key patterns, a whole positive count no larger than the highest
+``max_contracts_per_trade`` a user may set, a Decimal price strictly between $0 and $1. What rec-web
+adds is only the form's convenience: a price may be typed in cents ("55c", "55¢").
+"""
 
 from __future__ import annotations
 
-import re
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-TICKER_RE = r"^[A-Za-z0-9_.\-]{1,128}$"
-KEY_RE = r"^[A-Za-z0-9_.:\-]{1,128}$"  # an idempotency key
+from app.trading import intents
+from app.trading.intents import MAX_COUNT, BadInput
+
+TICKER_RE = intents.TICKER_RE.pattern
+KEY_RE = intents.KEY_RE.pattern  # an idempotency key
+PRICE_FORM_HINT = "in dollars (0.55) or cents (55c)"
 
 
 class OpenTradeIn(BaseModel):
     market: str = Field(pattern=TICKER_RE, description="market ticker")
     side: Literal["yes", "no"]
-    count: int = Field(ge=1, le=100_000, description="contracts")
-    limit_price: float = Field(gt=0, lt=1, description="limit in dollars of the side, e.g. 0.55")
+    count: int = Field(ge=1, le=int(MAX_COUNT), description="contracts")
+    limit_price: Decimal = Field(gt=0, lt=1, allow_inf_nan=False,
+                                 description="limit in dollars of the side, e.g. 0.55")
 
 
 class CloseTradeIn(BaseModel):
     trade_id: int = Field(ge=1)
-    limit_price: float | None = Field(default=None, gt=0, lt=1)
+    limit_price: Decimal | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
 
 
 def parse_price(v: Any, name: str, required: bool = True) -> tuple[Any, str | None]:
-    """A limit price in dollars ("0.55") or cents ("55c", "55¢")."""
-    text = str(v or "").strip().lower().rstrip("¢c").strip()
-    if not text:
-        return (None, f"{name}: required, in dollars (0.55) or cents (55c)") if required \
-            else (None, None)
+    """A limit price typed in dollars ("0.55") or cents ("55c", "55¢"), checked by the
+    shared schema; returns (value, None) or (what was typed, the error)."""
+    typed = str(v or "").strip().lower()
+    if not typed:
+        return (None, f"{name}: required, {PRICE_FORM_HINT}") if required else (None, None)
+    cents = typed.endswith(("c", "¢"))
     try:
-        value = float(text)
-    except ValueError:
-        return v, f"{name}: not a price; give dollars (0.55) or cents (55c)"
-    if str(v).strip().lower().endswith(("c", "¢")):
+        value = Decimal(typed.rstrip("¢c").strip())
+    except InvalidOperation:
+        return v, f"{name}: not a price; give {PRICE_FORM_HINT}"
+    if cents:
         value = value / 100
-    if not 0 < value < 1:
-        return v, f"{name}: a price is above $0 and below $1 (dollars 0.55, or cents 55c)"
-    return round(value, 4), None
+    try:
+        return intents.price({name: value}, name), None
+    except BadInput as exc:
+        return v, f"{exc}, {PRICE_FORM_HINT}"
 
 
 def validate_open(form: dict) -> tuple[dict, dict[str, str]]:
-    errs: dict[str, str] = {}
-    out: dict[str, Any] = {}
-    market = str(form.get("market") or "").strip()
-    if not re.match(TICKER_RE, market):
-        errs["market"] = "market: a market ticker is required (letters, digits, . _ -)"
-    out["market"] = market
-    side = form.get("side")
-    if side not in ("yes", "no"):
-        errs["side"] = "side: must be yes or no"
-    out["side"] = side
-    try:
-        count = int(str(form.get("count") or ""))
-        if not 1 <= count <= 100_000:
-            raise ValueError
-        out["count"] = count
-    except ValueError:
-        errs["count"] = "count: a whole number of contracts from 1 to 100000"
+    """``{"market", "side", "count", "limit_price"}`` of an open form, and the errors by
+    field (the shared schema's messages)."""
+    limit_price, price_err = parse_price(form.get("limit_price"), "limit_price")
+    raw = {"market": str(form.get("market") or "").strip(), "side": form.get("side"),
+           "count": str(form.get("count") or "").strip() or None, "limit_price": limit_price}
+    errs = intents.field_errors({**raw, "idempotency_key": "form"}, intent="open")
+    errs = {k: v for k, v in errs.items() if k in raw}
+    if price_err:
+        errs["limit_price"] = price_err
+    out = dict(raw)
+    if "count" not in errs:
+        out["count"] = int(Decimal(raw["count"]))
+    else:
         out["count"] = form.get("count")
-    out["limit_price"], e = parse_price(form.get("limit_price"), "limit_price")
-    if e:
-        errs["limit_price"] = e
     return out, errs
 
 
@@ -72,9 +77,8 @@ def validate_close(form: dict) -> tuple[dict, dict[str, str]]:
     errs: dict[str, str] = {}
     try:
         trade_id: int | None = int(str(form.get("trade_id") or ""))
-        if trade_id < 1:
-            raise ValueError
-    except ValueError:
+        intents.validate_close({"idempotency_key": "form", "trade_id": trade_id})
+    except (ValueError, BadInput):
         errs["trade_id"] = "trade_id: a positive trade number"
         trade_id = None
     limit, e = parse_price(form.get("limit_price"), "limit_price", required=False)

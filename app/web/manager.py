@@ -4,6 +4,7 @@ API (rec-web never writes one itself); its answer is passed on as it came."""
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -19,13 +20,13 @@ def new_key() -> str:
     return "web-" + secrets.token_hex(8)
 
 
-def open_intent(key: str, market: str, side: str, count: int, limit_price: float) -> dict:
+def open_intent(key: str, market: str, side: str, count: int, limit_price: Decimal) -> dict:
     return {"intent": "open", "idempotency_key": key, "market": market, "side": side,
             "count": count, "limit_price": str(limit_price), "strategy": "manual",
             "entry_method": "manual"}
 
 
-def close_intent(key: str, trade_id: int, limit_price: float | None) -> dict:
+def close_intent(key: str, trade_id: int, limit_price: Decimal | None) -> dict:
     body: dict[str, Any] = {"intent": "close", "idempotency_key": key, "trade_id": trade_id,
                             "close_method": "manual"}
     if limit_price is not None:
