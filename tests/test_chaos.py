@@ -47,6 +47,17 @@ ORDERS = "/trade-api/v2/portfolio/events/orders"
 END_MS = START_MS + HOURS * ck.HOUR_MS
 
 
+# each trade left unfinished: its market as rec-market-feed left it and its legs
+UNFINISHED_SQL = f"""
+SELECT t.id, t.status, t.ticker, m.status AS market, m.followed,
+       (SELECT string_agg(o.leg || ' ' || o.state || coalesce(' ' || o.error_code, ''), ', '
+                          ORDER BY o.created_at) FROM trade_orders o WHERE o.trade_id = t.id),
+       (SELECT kind || ': ' || coalesce(to_status, '') FROM trade_events e
+        WHERE e.trade_id = t.id ORDER BY e.id DESC LIMIT 1)
+FROM trades t LEFT JOIN markets m ON m.ticker = t.ticker
+WHERE t.id IN ({tf.ACTIVE_LEFT_SQL.replace("count(*)", "id")}) ORDER BY t.id"""
+
+
 @pytest.fixture
 async def chaos_sim(tmp_path):
     """The simulator, its clock held while the services start, with the run's scheduled
@@ -143,6 +154,7 @@ class Chaos:
         self.rng = random.Random(SEED + 1)
         self.faults: Counter = Counter()
         self.answers: Counter = Counter()
+        self.errors: dict[str, str] = {}  # the first body of each 5xx answer, by intent
         self.keys = itertools.count()
         self.later: list = []  # (at_ms, n, coroutine function) of restarts and halt ends
 
@@ -173,6 +185,8 @@ class Chaos:
         try:
             r = await tf.post_trade(self.home, body)
             self.answers[f"{body['intent']} {r.status_code}"] += 1
+            if r.status_code >= 500:
+                self.errors.setdefault(f"{body['intent']} {r.status_code}", r.text[:300])
         except httpx.HTTPError as exc:
             self.answers[f"{body['intent']} {type(exc).__name__}"] += 1
 
@@ -322,5 +336,13 @@ async def test_the_books_equal_the_exchange_through_seeded_chaos(
         print(f"chaos: {'ok    ' if inv.holds else 'FAILED'} {inv.name}: {inv.figure}")
     for d in ledger.get("differences", [])[:40]:
         print(f"chaos: ledger {d['kind']}: {d['detail']}")
+    for key, text in chaos.errors.items():
+        print(f"chaos: first {key} answer: {text}")
+    for row in await chaos.db(UNFINISHED_SQL):
+        print(f"chaos: unfinished trade {row}")
+    for name, p in sorted(stack.procs.items()):  # the last run of each unit
+        for line in sorted({ln.strip() for ln in p.output.splitlines()
+                            if "Error" in ln and not ln.startswith(" ")})[:5]:
+            print(f"chaos: {name} logged: {line[:300]}")
     failed = [f"{i.name}: {i.figure}" for i in found if not i.holds]
     assert not failed, failed
