@@ -21,6 +21,7 @@ import heapq
 import itertools
 import os
 import random
+import re
 import signal
 import time
 from collections import Counter
@@ -39,6 +40,7 @@ from tests.test_ledger import ledger_check
 from tests.test_sim_fixtures import START_MS, start_sim, stop_sim
 from tests.test_trading_hour import SETTINGS
 
+RAISED = re.compile(r"^[A-Za-z_.]*(?:Error|Exception): .*$", re.M)  # a traceback's last line
 SEED = int(os.environ.get("REC_CHAOS_SEED", "1"))
 HOURS = int(os.environ.get("REC_CHAOS_HOURS", "2"))
 SPEED = float(os.environ.get("REC_CHAOS_SPEED", "150"))
@@ -341,8 +343,7 @@ async def test_the_books_equal_the_exchange_through_seeded_chaos(
     for row in await chaos.db(UNFINISHED_SQL):
         print(f"chaos: unfinished trade {row}")
     for name, p in sorted(stack.procs.items()):  # the last run of each unit
-        for line in sorted({ln.strip() for ln in p.output.splitlines()
-                            if "Error" in ln and not ln.startswith(" ")})[:5]:
-            print(f"chaos: {name} logged: {line[:300]}")
+        for line in sorted(set(RAISED.findall(p.output)))[:5]:
+            print(f"chaos: {name} raised: {line[:300]}")
     failed = [f"{i.name}: {i.figure}" for i in found if not i.holds]
     assert not failed, failed
