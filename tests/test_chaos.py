@@ -272,9 +272,12 @@ class Chaos:
             return False
         await self.sim.control("hold", path=ORDERS)
         before = len(self.acct.orders)
-        await self.manual_open()
-        held = await within(lambda: len(self.acct.orders) > before, 20) \
-            and self.stack.kill("trade-executor")
+        held = False
+        for _ in range(5):  # an intent of ours, unless auto entry's order comes first
+            await self.manual_open()
+            if held := await within(lambda: len(self.acct.orders) > before, 4):
+                break
+        held = held and self.stack.kill("trade-executor")
         await self.sim.control("release", path=ORDERS)
         if held:
             self.stack.start("trade-executor")
