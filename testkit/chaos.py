@@ -107,11 +107,13 @@ class Invariant:
 
 
 def invariants(acct, balance0: int, legs: dict[str, str], trades: list[tuple],
-               unfinished: int, ledger: dict, ledger_rc: int) -> list[Invariant]:
+               unfinished: int, ledger: dict, ledger_rc: int,
+               paused: list[list[int]]) -> list[Invariant]:
     """The books against the simulator's account at the end of a run.
 
     ``legs``: client_order_id -> state; ``trades``: (id, pnl_cents, fees) rows; ``ledger``:
-    `rec ledger check --json`'s result and ``ledger_rc`` its exit status."""
+    `rec ledger check --json`'s result and ``ledger_rc`` its exit status; ``paused``: the
+    [start, end) of each halt and scheduled pause, simulated ms."""
     from decimal import Decimal
 
     coids = [o.client_order_id for o in acct.orders.values()]
@@ -122,8 +124,10 @@ def invariants(acct, balance0: int, legs: dict[str, str], trades: list[tuple],
     pnl = sum(t[1] for t in trades if t[1] is not None)
     fees_books = sum((t[2] for t in trades), Decimal(0))
     fees_ex = sum((Decimal(f.fee) / 10_000 for f in acct.fills), Decimal(0))
+    in_pause = sum(any(a <= o.created_ms < b for a, b in paused) for o in acct.orders.values())
     return [
         Invariant("duplicate client_order_ids", dupes, dupes == 0),
+        Invariant("orders created inside a halt or pause", in_pause, in_pause == 0),
         Invariant("orders without leg", len(set(coids) - set(legs)),
                   not set(coids) - set(legs)),
         Invariant("sent legs without order", len(sent - set(coids)), not sent - set(coids)),

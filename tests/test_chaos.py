@@ -118,6 +118,10 @@ class Stack:
         if name not in self.starting:
             self.starting[name] = asyncio.create_task(self._start(name))
 
+    async def halt_off(self) -> None:
+        await self.sim.control("halt", on=False)
+        self.paused[-1][1] = self.now_ms
+
     async def _start(self, name: str) -> None:
         try:
             for _ in range(10):
@@ -159,6 +163,7 @@ class Chaos:
         self.errors: dict[str, str] = {}  # the first body of each 5xx answer, by intent
         self.keys = itertools.count()
         self.later: list = []  # (at_ms, n, coroutine function) of restarts and halt ends
+        self.paused = [list(ck.pause_window(SEED, HOURS, START_MS))]  # and the halts, ms
 
     @property
     def now_ms(self) -> int:
@@ -254,13 +259,18 @@ class Chaos:
             await task
         elif kind == "halt":
             await self.sim.control("halt", on=True)
-            self.at(self.now_ms + a["down_ms"], lambda: self.sim.control("halt", on=False))
+            self.paused.append([self.now_ms, END_MS + ck.HOUR_MS])
+            self.at(self.now_ms + a["down_ms"], self.halt_off)
         elif kind == "close_racing_settlement":
             close = datetime.fromtimestamp(a["close_ms"] / 1000, UTC)
             await self.manual_close(await self.db(
                 "SELECT id FROM trades WHERE status = 'open' AND market_close_time = %s",
                 close))
         self.faults[kind if svc is None or kind != "kill9" else f"{kind} {svc}"] += 1
+
+    async def halt_off(self) -> None:
+        await self.sim.control("halt", on=False)
+        self.paused[-1][1] = self.now_ms
 
     async def _start(self, name: str) -> None:
         self.stack.start(name)
@@ -330,7 +340,8 @@ async def test_the_books_equal_the_exchange_through_seeded_chaos(
     ledger_rc, ledger, _ = await ledger_check(home)
     legs = dict(await chaos.db("SELECT client_order_id, state FROM trade_orders"))
     trades = await chaos.db("SELECT id, pnl_cents, fees FROM trades")
-    found = ck.invariants(acct, balance0, legs, trades, unfinished, ledger, ledger_rc)
+    found = ck.invariants(acct, balance0, legs, trades, unfinished, ledger, ledger_rc,
+                          chaos.paused)
     print(f"\nchaos: seed {SEED}, {HOURS} h at {SPEED:g}x, {time.monotonic() - t0:.0f} s wall "
           f"(load average {load0:.2f} -> {os.getloadavg()[0]:.2f}); {len(trades)} trades, "
           f"{len(acct.orders)} exchange orders, {len(acct.fills)} fills")
@@ -350,3 +361,16 @@ async def test_the_books_equal_the_exchange_through_seeded_chaos(
             print(f"chaos: {name} raised: {line[:300]}")
     failed = [f"{i.name}: {i.figure}" for i in found if not i.holds]
     assert not failed, failed
+
+
+def test_the_fault_schedule_is_the_seeds_and_holds_every_kind():
+    one, again = ck.schedule(7, 6, START_MS), ck.schedule(7, 6, START_MS)
+    assert [(f.at_ms, f.kind, f.args) for f in one] == [(f.at_ms, f.kind, f.args) for f in again]
+    assert [f.at_ms for f in one] != [f.at_ms for f in ck.schedule(8, 6, START_MS)]
+    kinds = {f.kind for f in one}
+    assert kinds == {"kill9", "kill9_in_flight", "lose_response", "http_storm", "drop_ws",
+                     "pg_restart", "halt", "feed_outage_over_close", "close_racing_settlement"}
+    assert {f.args["service"] for f in one if f.kind == "kill9"} == set(ck.SERVICES)
+    assert all(START_MS < f.at_ms <= START_MS + 6 * ck.HOUR_MS for f in one)
+    begin, end = ck.pause_window(7, 6, START_MS)
+    assert START_MS < begin < end <= START_MS + 6 * ck.HOUR_MS
