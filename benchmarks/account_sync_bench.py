@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
-from app.sim.exchange import OrderRequest
-from app.sim.units import CENT
+from app.sim.money import CENT
+from app.sim.venue import OrderRequest
 from benchmarks.datain import Bench
 
 

@@ -5,7 +5,7 @@
 The simulator runs in its own process (uvloop + httptools, unlimited rate tier);
 the client runs here on the default asyncio loop, as services run it.
 
-1. RSA-PSS signatures/s (2048-bit key) - every request pays one;
+1. RSA-PSS signatures/s (2048-bit key) - every request pays one - and Ed25519's;
 2. signed GET /exchange/status through KalshiRest: sequential (latency p50/p99)
    and with 8 requests in flight;
 3. orders through KalshiRest.create_order (V2 POST /portfolio/events/orders, resting,
@@ -37,15 +37,16 @@ from benchmarks.simproc import SimProcess  # noqa: E402
 PREFIX = "/trade-api/v2"
 
 def bench_signing(seconds: float, signer: signing.Signer) -> None:
-    n, end = 0, time.perf_counter() + seconds
-    t0 = time.perf_counter()
-    while time.perf_counter() < end:
-        signer.headers("GET", PREFIX + "/exchange/status")
-        n += 1
-    dt = time.perf_counter() - t0
-    print(
-        f"RSA-PSS sign (2048):          {n / dt:>9,.0f} signatures/s ({1e6 * dt / n:.0f} us each)"
-    )
+    """Signatures/s of the RSA key the benchmark uses and of an Ed25519 key (spec v3.31)."""
+    ed = signing.Signer("client-bench-ed", signing.generate_ed25519_key())
+    for name, s in (("RSA-PSS sign (2048):", signer), ("Ed25519 sign:", ed)):
+        n, end = 0, time.perf_counter() + seconds
+        t0 = time.perf_counter()
+        while time.perf_counter() < end:
+            s.headers("GET", PREFIX + "/exchange/status")
+            n += 1
+        dt = time.perf_counter() - t0
+        print(f"{name:<29} {n / dt:>9,.0f} signatures/s ({1e6 * dt / n:.0f} us each)")
 
 
 async def bench_rest(seconds: float, signer: signing.Signer) -> None:

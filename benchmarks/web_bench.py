@@ -56,7 +56,7 @@ def main() -> int:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from tests.test_web_dashboard import EVENT, SEED, SERIES, T_HIGH, T_LOW, T_MID
+    from tests.test_web_dashboard import EVENT, SEED, SERIES, T_HIGH, T_LOW, T_MID, wait_js
 
     server = pgserver.start()
     home = Path(tempfile.mkdtemp(prefix="rec-webbench-"))
@@ -95,7 +95,7 @@ def main() -> int:
                 dom.append((time.perf_counter() - t0) * 1000)
                 page.wait_for_selector("#index-chart canvas")
                 chart.append((time.perf_counter() - t0) * 1000)
-            page.wait_for_function("window.__rec && window.__rec.online === true")
+            wait_js(page, "window.__rec && window.__rec.online === true")
             latency = []
             row = f'table.strikes tr[data-ticker="{T_MID}"] .yes-ask'
             with psycopg.connect(dsn, autocommit=True) as conn:
@@ -112,7 +112,7 @@ def main() -> int:
                         " characterData: true}); }", [row, f"{cents}¢"])
                     t0 = time.time() * 1000
                     conn.execute("SELECT pg_notify('strike_table', %s)", (SERIES,))
-                    page.wait_for_function("window.__seen !== null", timeout=10_000)
+                    wait_js(page, "window.__seen !== null")  # the page's CSP refuses eval
                     latency.append(page.evaluate("window.__seen") - t0)
             browser.close()
         print(f"rec-web in Chromium ({os.cpu_count()} CPUs), {args.loads} loads, "

@@ -250,6 +250,16 @@ def test_bad_form_input_names_the_field_on_the_page(stack):
     assert r.status_code == 422 and r.json()["field"] == "since"
 
 
+def test_manual_forms_ask_to_confirm_with_a_fresh_key(stack):
+    c, csrf = login(stack["url"])
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "yes",
+                                     "count": "3", "limit_price": "45c"})
+    assert r.status_code == 200 and f"Buy <b>3</b> YES of <b>{T_MID}</b>" in r.text
+    r = c.post("/manual/close", data={"csrf": csrf, "trade_id": "7", "limit_price": "0.4"})
+    assert r.status_code == 200 and "Close trade #7 at no less than 40¢" in r.text
+    assert 'name="idempotency_key" value="web-' in r.text
+
+
 @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil"])
 def test_login_never_redirects_off_site(stack, target):
     r = httpx.post(stack["url"] + "/login", data={"user": WEB_USER, "password": WEB_PASSWORD,
@@ -420,8 +430,14 @@ def shot(page, name: str) -> Path:
     return path
 
 
+def wait_js(page, expression: str, timeout: float = 10.0) -> None:
+    """Until ``expression`` holds in the page, polled from here: Playwright's
+    wait_for_function compiles its predicate with eval, which the pages' CSP refuses."""
+    until(lambda: page.evaluate(expression), timeout, what=expression)
+
+
 def live(page) -> None:
-    page.wait_for_function("window.__rec && window.__rec.online === true")
+    wait_js(page, "window.__rec && window.__rec.online === true")
 
 
 def test_browser_login_shows_balance_and_positions_from_the_database(stack, browser):
@@ -437,7 +453,7 @@ def test_browser_login_shows_balance_and_positions_from_the_database(stack, brow
         # the account changes: the page follows without a reload
         marker = page.evaluate("window.__marker = 1")
         sql(stack["dsn"], "UPDATE account_balance SET balance_cents = 1200000")
-        page.wait_for_function("document.querySelector('#balance').textContent === "
+        wait_js(page, "document.querySelector('#balance').textContent === "
                                "'$12,000.00'")
         assert page.evaluate("window.__marker") == 1 if marker is None else True
         shot(page, "overview")
@@ -459,7 +475,7 @@ def test_browser_ticker_and_strike_table_updates_arrive_without_a_reload(stack, 
                  "last_price = 0.38, volume = 5000 WHERE ticker = %s", (T_MID,))
         sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s", (T_MID,))
         sql(dsn, "SELECT pg_notify('rec_market_feed', %s)", (json.dumps({"tickers": [T_MID]}),))
-        page.wait_for_function(
+        wait_js(page,
             f"document.querySelector('#markets tr[data-ticker=\"{T_MID}\"] .bid')"
             ".textContent === '37¢'")
         assert before != "37¢" and page.evaluate("window.__noReload") is True
@@ -475,7 +491,7 @@ def test_browser_ticker_and_strike_table_updates_arrive_without_a_reload(stack, 
                  "computed_at = now() WHERE market_ticker = %s", (T_MID,))
         t0 = time.time()
         sql(dsn, "SELECT pg_notify('strike_table', %s)", (SERIES,))
-        page.wait_for_function(f"document.querySelector('{row} .yes-ask').textContent "
+        wait_js(page, f"document.querySelector('{row} .yes-ask').textContent "
                                "=== '44¢'")
         assert time.time() - t0 < 5 and page.evaluate("window.__noReload") is True
         assert page.text_content(f"{row} .prob") == "52.0%"
@@ -510,7 +526,7 @@ def test_browser_model_page_shows_the_calibration_and_the_reliability_plot(stack
         page.goto(stack["url"] + "/model")
         assert page.text_content("#model-version") == "1"
         assert page.locator("#reliability-table tbody tr").count() == 10
-        page.wait_for_function("document.querySelector('#reliability').complete && "
+        wait_js(page, "document.querySelector('#reliability').complete && "
                                "document.querySelector('#reliability').naturalWidth > 0")
         shot(page, "model")
     finally:
@@ -541,10 +557,16 @@ def test_browser_every_page_renders_on_a_phone_and_a_desktop(stack, browser):
         ctx, page = open_session(browser, stack["url"], **ctx_args)
         errors: list[str] = []
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        # a CSP violation (an inline script or style) is a console error
+        page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
         try:
             for path in pages:
                 r = page.goto(stack["url"] + path)
                 assert r.status == 200, path
+                if path.startswith("/markets"):  # the depth bars are drawn, without inline style
+                    widths = page.evaluate("[...document.querySelectorAll('.depth .bar')]"
+                                           ".map(b => b.style.width)")
+                    assert widths and all(w.endswith("%") for w in widths), widths
                 if label == "phone":  # nothing wider than the screen but scrollable tables
                     wide = page.evaluate("document.documentElement.scrollWidth")
                     assert wide <= 390 + 1, (path, wide)
