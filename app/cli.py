@@ -14,7 +14,7 @@ from pathlib import Path
 from app import config
 
 # modules that add their own subcommands with register(subparsers)
-COMMAND_MODULES: list[str] = ["app.sim.cli", "app.pricing.cli"]
+COMMAND_MODULES: list[str] = ["app.sim.cli", "app.pricing.cli", "app.ledger.cli"]
 
 
 EX_NOPERM = 77  # sysexits.h: the operator lacks the permission (run it with sudo)
