@@ -6,6 +6,7 @@ has a range."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from decimal import Decimal
 
@@ -165,3 +166,31 @@ async def test_a_resting_leg_whose_order_ended_unseen_is_resolved_at_start(
     got = await tf.until_status(rec_home_db, trade["id"], "canceled", svc=procs["manager"])
     assert got["orders"][0]["remaining_count"] == "0.00", got["orders"]
     assert "ended at the exchange (canceled)" in again.output
+
+
+async def test_a_database_restart_answers_503_not_500_and_the_intent_goes_through_after(
+        rec_home_db, start_service, sim):
+    """While PostgreSQL is down an intent is answered 503 ``database_unavailable`` (send it
+    again), never a bare 500; the manager stays up and the same intent, sent again with its
+    key after the restart, opens exactly one trade with one exchange order."""
+    procs = await tf.start_trading(rec_home_db, sim, start_service)
+    ticker = sim.open_tickers("KXBTCD")[5]
+    server = rec_home_db.db.server
+    server.stop()
+    try:
+        r = await tf.post_trade(rec_home_db, open_body(ticker, "k-db-down"))
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "database_unavailable" and r.headers["retry-after"] == "1"
+    finally:
+        server.restart()
+    for _ in range(60):  # the pool reconnects by itself
+        r = await tf.post_trade(rec_home_db, open_body(ticker, "k-db-down"), wait=10)
+        if r.status_code != 503:
+            break
+        await asyncio.sleep(0.5)
+    assert r.status_code in (200, 201), r.text
+    await tf.until_status(rec_home_db, r.json()["trade"]["id"], "open", within=30,
+                          svc=procs["manager"])
+    assert len(tf.sim_orders(sim)) == 1
+    assert procs["manager"].proc.poll() is None, procs["manager"].output[-3000:]
+    assert "database unavailable" in procs["manager"].output

@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import psycopg
+import psycopg_pool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -96,6 +98,20 @@ class TradingService(HttpService):
     /readyz (the database answers within 2 s), and the pool closed on stop."""
 
     pool: Any = None
+
+    def exception_handlers(self) -> dict:
+        """A database that is down or restarting answers 503 ``database_unavailable`` (the
+        intent may be sent again with its idempotency key), never a bare 500."""
+        return {psycopg.OperationalError: self._database_unavailable,
+                psycopg_pool.PoolTimeout: self._database_unavailable}
+
+    async def _database_unavailable(self, request: Request, exc: Exception) -> Response:
+        self.log.warning("%s %s: database unavailable (%s): answered 503", request.method,
+                         request.url.path, type(exc).__name__)
+        answer = error(503, "database_unavailable",
+                       "the database is unavailable; send the request again shortly")
+        answer.headers["Retry-After"] = "1"
+        return answer
 
     def health_routes(self) -> list[Route]:
         return [Route("/healthz", self.h_health), Route("/readyz", self.h_ready)]

@@ -499,7 +499,8 @@ class TradeExecutorService(tc.TradingService):
     # ------------------------------------------------------------------ HTTP
 
     def app(self) -> Starlette:
-        return Starlette(routes=[*self.health_routes(),
+        return Starlette(exception_handlers=self.exception_handlers(),
+                         routes=[*self.health_routes(),
                                  Route("/status", self.h_status)])
 
     async def h_status(self, request: Request) -> Response:

@@ -386,7 +386,7 @@ class TradeManagerService(tc.TradingService):
     # ------------------------------------------------------------------ HTTP
 
     def app(self) -> Starlette:
-        return Starlette(routes=[
+        return Starlette(exception_handlers=self.exception_handlers(), routes=[
             *self.health_routes(),
             Route("/trades", self.h_post_trade, methods=["POST"]),
             Route("/trades", self.h_list),
