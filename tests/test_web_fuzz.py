@@ -6,6 +6,7 @@ no answer slower than 1 s. Plus requests the generator rarely makes on its own."
 from __future__ import annotations
 
 import asyncio
+import html
 import socket
 import time
 
@@ -13,6 +14,8 @@ import httpx
 import pytest
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
+
+from app.trading.settings_ranges import RANGES
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402
@@ -290,3 +293,23 @@ def test_head_answers_wherever_get_does(web, session, path):
     assert head.status_code == get.status_code != 405
     assert head.content == b""
     assert head.headers["content-type"] == get.headers["content-type"]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("auto_entry_position_size", "-5"), ("auto_entry_position_size", "1e30"),
+    ("auto_entry_position_size", "2.5"), ("auto_entry_multiplier", "NaN"),
+    ("auto_entry_multiplier", "Infinity"), ("auto_entry_multiplier", "0")])
+def test_the_automation_form_refuses_values_outside_the_managers_ranges(web, session, key,
+                                                                           value):
+    """The Trade monitor's automation form is held to the range table rec-trade-manager
+    enforces (#24 medium 2): nonsense is a 422 naming the field and its range, never sent."""
+    form = {"auto_entry_position_size": "1", "auto_entry_multiplier": "1", key: value}
+    r = session.post(f"{web}/monitor/auto", data=form, timeout=10, allow_redirects=False)
+    assert r.status_code == 422, r.text[:300]
+    assert f"{key}: must be {RANGES[key].describe()}" in html.unescape(r.text)
+
+
+def test_the_automation_form_shows_the_managers_ranges(web, session):
+    page = session.get(f"{web}/fragments/auto", timeout=10).text
+    size = RANGES["auto_entry_position_size"]
+    assert f'name="auto_entry_position_size" min="{size.low}" max="{size.high}"' in page

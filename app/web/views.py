@@ -10,12 +10,15 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from app.trading.settings_ranges import RANGES
 from app.web.deps import session_of, web_state
 from app.web.formats import FILTERS
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters.update({f.__name__: f for f in FILTERS})
+# every trading setting's range (the table rec-trade-manager enforces) for the forms' bounds
+templates.env.globals["setting_ranges"] = RANGES
 
 NAV = [("/", "Overview"), ("/monitor", "Trade monitor"), ("/markets", "Markets"),
        ("/trades", "Trades"), ("/manual", "Manual trading"), ("/model", "Model"),

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.trading import settings_ranges
 from app.web import manager, panels
 from app.web.deps import CurrentSession, Form, State, require_session
 from app.web.intent_form import KEY_RE, validate_close, validate_open
@@ -97,14 +99,11 @@ def auto_settings(form: dict[str, str]) -> tuple[dict[str, Any], str | None]:
     """The Trade monitor's auto form as the manager's settings, or what is wrong with it."""
     body: dict[str, Any] = {"auto_entry_enabled": form.get("auto_entry_enabled") == "on",
                             "auto_stop": form.get("auto_stop") == "on"}
-    for key in AUTO_SIZES:
+    for key in AUTO_SIZES:  # the ranges rec-trade-manager enforces, checked before sending
         try:
-            v = int(str(form.get(key)))
-        except ValueError:
-            v = 0
-        if not 1 <= v <= 10_000:
-            return body, f"{key}: a whole number from 1 to 10000"
-        body[key] = v
+            body[key] = settings_ranges.check(key, Decimal(str(form.get(key) or "").strip()))
+        except (ValueError, InvalidOperation):
+            return body, f"{key}: must be {settings_ranges.RANGES[key].describe()}"
     return body, None
 
 
