@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from app.kalshi.models import Fill, Order
 from app.ledger.records import ZERO, Books, ExchangeRecord, Leg, Trade
-from app.services.trade_common import cents
+from app.trading.money import cents
 
 ONE = Decimal(1)
 SENT = ("accepted", "cancel", "canceled")  # leg states that mean an order exists
