@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if ":" in name:
             cls = services.load_entry(name)
-            name = cls.name
+            name = services.name_of(name, cls)
         else:
             spec = services.by_name(name)
             cls, credentials, public = spec.load(), spec.credentials, spec.public

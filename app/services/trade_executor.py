@@ -82,7 +82,6 @@ ORDER BY created_at LIMIT %s
 
 
 class TradeExecutorService(tc.TradingService):
-    name = "trade-executor"
     pool = None
     rest = None
     manager = None
