@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if ":" in name:
             cls = services.load_entry(name)
-            name = cls.name
+            name = services.name_of(name, cls)
         else:
             spec = services.by_name(name)
             cls, credentials, public = spec.load(), spec.credentials, spec.public
@@ -235,7 +235,7 @@ async def _status_rows(settings: config.Settings) -> tuple[bool, list[str]]:
 
     from app import services
     from app.db.pool import describe, wait_reachable
-    from app.exchange import endpoints
+    from app.exchange_client import endpoints
 
     only = services.selected(settings.services)
     healthy, rows = await _unit_rows(services.expected_units(settings.account_mode.value,

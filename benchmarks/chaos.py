@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A seeded chaos soak: tests/test_chaos.py for any seed and length.
 
-    .venv/bin/python benchmarks/chaos.py --seed N --hours H [--speed 150]
+    .venv/bin/python -m benchmarks.chaos --seed N --hours H [--speed 150]
 
 Every trading and data service a real process against the simulator and a real PostgreSQL,
 auto entry on, manual intents at a steady rate, and the faults of testkit.chaos.schedule(N)
@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.pytest_figures import run
 

@@ -1,6 +1,6 @@
 """rec's Kalshi client against the simulator: figures, not a test.
 
-    .venv/bin/python benchmarks/client_bench.py [--seconds N] [--sim-seconds N]
+    .venv/bin/python -m benchmarks.client_bench [--seconds N] [--sim-seconds N]
 
 The simulator runs in its own process (uvloop + httptools, unlimited rate tier);
 the client runs here on the default asyncio loop, as services run it.
@@ -20,19 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import httpx
 
-import httpx  # noqa: E402
-
-from app.kalshi import signing  # noqa: E402
-from app.kalshi.rest import KalshiRest, RetryPolicy  # noqa: E402
-from app.kalshi.ws import KalshiWS  # noqa: E402
-from benchmarks.simproc import SimProcess  # noqa: E402
+from app.kalshi import signing
+from app.kalshi.rest import KalshiRest, RetryPolicy
+from app.kalshi.ws import KalshiWS
+from benchmarks.simproc import SimProcess
 
 PREFIX = "/trade-api/v2"
 

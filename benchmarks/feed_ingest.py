@@ -11,7 +11,7 @@ the feed's Tracker and FeedStore against a real PostgreSQL (testkit's) - and pri
 
 each with permessage-deflate off and on. ``--profile`` prints where the consumer's time goes.
 
-    .venv/bin/python benchmarks/feed_ingest.py [--seconds 6] [--rate 35000] [--profile]
+    .venv/bin/python -m benchmarks.feed_ingest [--seconds 6] [--rate 35000] [--profile]
 """
 
 from __future__ import annotations
@@ -28,21 +28,17 @@ import random
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import orjson
+from psycopg_pool import AsyncConnectionPool
 
-import orjson  # noqa: E402
-from psycopg_pool import AsyncConnectionPool  # noqa: E402
-
-from app import config  # noqa: E402
-from app.db.migrate import migrate  # noqa: E402
-from app.kalshi.ws import KalshiWS  # noqa: E402
-from app.services.market_feed import MarketFeedService  # noqa: E402
-from app.services.market_feed.store import FeedStore, Tracker  # noqa: E402
-from testkit import pg as pgserver  # noqa: E402
-from testkit.net import free_port  # noqa: E402
+from app import config
+from app.db.migrate import migrate
+from app.kalshi.ws import KalshiWS
+from app.services.market_feed import MarketFeedService
+from app.services.market_feed.store import FeedStore, Tracker
+from testkit import pg as pgserver
+from testkit.net import free_port
 
 TICKERS = [f"KXBTCD-25NOV2517-T{100_000 + 250 * i - 0.01:.2f}" for i in range(20)]
 

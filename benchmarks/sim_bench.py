@@ -1,6 +1,6 @@
 """Exchange simulator throughput (a script that prints figures, not a test).
 
-    .venv/bin/python benchmarks/sim_bench.py [--seconds N]
+    .venv/bin/python -m benchmarks.sim_bench [--seconds N]
 
 1. matching engine alone: orders/s placed and matched in-process (no HTTP);
 2. REST over loopback: orders/s the simulator accepts and matches, single orders and
@@ -21,16 +21,13 @@ import os
 import random
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app.kalshi.signing import Signer, generate_private_key  # noqa: E402
-from app.sim.money import CENT  # noqa: E402
-from app.sim.venue import Exchange, OrderRequest  # noqa: E402
-from app.sim.world import World, WorldParams  # noqa: E402
-from benchmarks.simproc import START_MS, SimProcess  # noqa: E402
+from app.kalshi.signing import Signer, generate_private_key
+from app.sim.money import CENT
+from app.sim.venue import Exchange, OrderRequest
+from app.sim.world import World, WorldParams
+from benchmarks.simproc import SimProcess
+from testkit.sim import START_MS
 
 
 def bench_engine(n: int = 200_000) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A full simulated trading day: tests/test_trading_day.py at 24 hourly events.
 
-    .venv/bin/python benchmarks/trading_day.py [--hours 24] [--speed 500]
+    .venv/bin/python -m benchmarks.trading_day [--hours 24] [--speed 500]
 
 The test suite runs a shorter day (REC_DAY_HOURS, 6 by default there) to stay near two
 minutes of wall time; this runs the same test - every service a real process, auto entry on,
@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.pytest_figures import run
 

@@ -34,10 +34,11 @@ import psycopg
 import pytest
 
 from testkit import chaos as ck
+from testkit.sim import START_MS
 from tests import data_in_fixtures as di
 from tests import trading_fixtures as tf
 from tests.test_ledger import ledger_check
-from tests.test_sim_fixtures import START_MS, start_sim, stop_sim
+from tests.test_sim_fixtures import start_sim, stop_sim
 from tests.test_trading_hour import SETTINGS
 
 RAISED = re.compile(r"^[A-Za-z_.]*(?:Error|Exception): .*$", re.M)  # a traceback's last line

@@ -10,8 +10,9 @@ from decimal import Decimal
 
 import pytest
 
+from testkit.sim import START_MS
 from tests.pricing_support import eventually, migrate, point_at_sim, query, wait_notify
-from tests.test_sim_fixtures import START_MS, start_sim, stop_sim
+from tests.test_sim_fixtures import start_sim, stop_sim
 
 CLOSE_MS = START_MS + 3_600_000  # the first hourly event closes here
 

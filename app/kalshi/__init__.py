@@ -1,7 +1,7 @@
 """Kalshi Trade API v2 client (spec v3.31.0, and the later changes rec meets): signing, REST,
 WebSocket, typed models.
 
-Nothing here reads rec's Settings: :mod:`app.exchange` is the one adapter from
+Nothing here reads rec's Settings: :mod:`app.exchange_client` is the one adapter from
 ``app.config.Settings`` to these classes.
 
 - :mod:`app.kalshi.urls` - account mode (sim | demo | prod) and URL overrides to

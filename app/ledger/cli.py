@@ -11,14 +11,14 @@ EX_UNREADABLE = 2
 
 
 async def check(settings):
-    """Read both records and compare them (the exchange through app.exchange's client)."""
+    """Read both records and compare them (the exchange through app.exchange_client's client)."""
     import psycopg
 
-    from app import exchange
+    from app import exchange_client
     from app.db.pool import conninfo
     from app.ledger import compare, records
 
-    async with exchange.rest_client(settings) as rest:
+    async with exchange_client.rest_client(settings) as rest:
         await rest.start()
         record = await records.read_exchange(rest)
     async with await psycopg.AsyncConnection.connect(conninfo(settings, "rec-ledger")) as conn:

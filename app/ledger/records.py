@@ -1,6 +1,6 @@
 """The two records the ledger compares, read once each: the exchange's (through the public
-methods of the client app.exchange builds) and rec's books (trades, legs and rec-account-sync's
-mirror of the account)."""
+methods of the client app.exchange_client builds) and rec's books (trades, legs and
+rec-account-sync's mirror of the account)."""
 
 from __future__ import annotations
 

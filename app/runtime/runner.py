@@ -190,8 +190,8 @@ def run_service(name: str, cls: type[Service], credentials: tuple[str, ...] = ()
     faulthandler.enable(all_threads=True)
     for note in config.unknown_environment(os.environ):
         log.warning("%s", note)
-    service = cls(settings)
-    service.name = name
-    service.public = public
+    service = cls.__new__(cls)  # named first: __init__ names its logger after the service
+    service.name, service.public = name, public
+    service.__init__(settings)
     runner = Runner(service, settings)
     return asyncio.run(runner.main())

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app import exchange
+from app import exchange_client
 from app.config import Settings
 from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.errors import KalshiError
@@ -168,14 +168,14 @@ class AccountSyncService(Service):
     async def start(self, phase: Phase) -> None:
         s = self.settings
         self.pool = await phase("connect to database", open_pool(s, "rec-account-sync"))
-        self.rest = exchange.rest_client(
+        self.rest = exchange_client.rest_client(
             s, timeout=s.account_sync_call_timeout_sec,
             retry=RetryPolicy(max_attempts=6, base_delay=0.2, max_delay=5.0))
         deadline = s.account_sync_initial_deadline_sec
         # the phase's own limit is a little longer: the sync's deadline fires first and names
         # the step that hung
         await phase("initial sync", self.initial_sync(deadline), timeout=deadline + 5)
-        self.ws = exchange.ws_client(
+        self.ws = exchange_client.ws_client(
             s, ping_interval=s.kalshi_ws_ping_interval_sec or None,
             heartbeat_timeout=s.market_feed_heartbeat_timeout_sec,
             backoff_base=s.kalshi_ws_backoff_base_sec, backoff_max=s.kalshi_ws_backoff_max_sec,

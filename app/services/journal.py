@@ -88,8 +88,6 @@ def write_atomically(path: Path, body: dict[str, Any]) -> None:
 
 
 class JournalService(Service):
-    name = "journal"
-
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.notifier = Notifier()

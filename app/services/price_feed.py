@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app import exchange
+from app import exchange_client
 from app.config import Settings, csv_list
 from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.ws import KalshiWS, WsCommandError
@@ -95,7 +95,7 @@ class PriceFeedService(Service):
         s = self.settings
         self.pool = await phase("connect to database", open_pool(s, "rec-price-feed"))
         await phase("load recent index rows", self.load_recent())
-        self.ws = exchange.ws_client(
+        self.ws = exchange_client.ws_client(
             s, ping_interval=s.kalshi_ws_ping_interval_sec or None,
             heartbeat_timeout=max(10.0, s.price_feed_stale_after_sec * 3),
             backoff_base=s.kalshi_ws_backoff_base_sec, backoff_max=s.kalshi_ws_backoff_max_sec,

@@ -47,7 +47,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import exchange
+from app import exchange_client
 from app.db.pool import conninfo, open_pool
 from app.kalshi.errors import (
     KalshiError,
@@ -82,7 +82,6 @@ ORDER BY created_at LIMIT %s
 
 
 class TradeExecutorService(tc.TradingService):
-    name = "trade-executor"
     pool = None
     rest = None
     manager = None
@@ -110,7 +109,7 @@ class TradeExecutorService(tc.TradingService):
                                                                    autocommit=True))
         async with self.pool.connection() as conn:
             await conn.execute("SELECT 1 FROM trade_orders LIMIT 0")
-        self.rest = exchange.rest_client(
+        self.rest = exchange_client.rest_client(
             s, timeout=5.0, retry=RetryPolicy(max_attempts=6, base_delay=0.1, max_delay=2.0))
         await phase("read the account's rate limits", self.rest.start())
         self.rest.keep_presigned("POST", ORDERS_V2)

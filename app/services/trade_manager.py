@@ -64,7 +64,6 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 # --- the service --------------------------------------------------------------------------------
 
 class TradeManagerService(tc.TradingService):
-    name = "trade-manager"
     pool = None
     writer_conn = None
 

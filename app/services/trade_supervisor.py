@@ -134,7 +134,6 @@ def close_limit(v: View, slip: Decimal) -> Decimal | None:
 
 
 class TradeSupervisorService(tc.TradingService):
-    name = "trade-supervisor"
     pool = None
     client: httpx.AsyncClient | None = None
     interval = 1.0

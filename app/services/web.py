@@ -9,7 +9,7 @@ import httpx
 
 from app.config import ConfigError
 from app.db.pool import conninfo, open_pool, ping
-from app.exchange import endpoints
+from app.exchange_client import endpoints
 from app.pricing.health import index_check, strike_table_check
 from app.runtime.http import HttpService
 from app.runtime.service import Phase

@@ -19,5 +19,5 @@ injection and test helpers (faults.py; off unless REC_SIM_FAULTS_ENABLED).
 - auth.py       RSA-PSS and Ed25519 verification against <keys_dir>/<key_id>.pem
 - ratelimit.py  token buckets per key by Kalshi tier
 - sim.py        one simulator instance; config.py SimConfig and sim_config(settings)
-- service.py    `rec run exchange-sim`; cli.py `rec sim add-key|gen-key`
+- cli.py        `rec sim add-key|gen-key` (`rec run exchange-sim` is app/services/exchange_sim.py)
 """

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from app import exchange
+from app import exchange_client
 from app.config import Settings, csv_list
 from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.errors import KalshiError
@@ -108,12 +108,12 @@ class MarketFeedService(Service):
                                snapshot_interval=s.market_feed_snapshot_interval_sec,
                                db=self.db)
         self.tracker = Tracker(self.store)
-        self.rest = exchange.rest_client(s, timeout=10)
+        self.rest = exchange_client.rest_client(s, timeout=10)
         await phase("read the account's rate limits", self.rest.start())
         await phase("discover markets", self.discover(initial=True))
         self.spawn(self.store.run(), "feed-writer")
         if s.market_feed_mode == "ws":
-            self.ws = exchange.ws_client(
+            self.ws = exchange_client.ws_client(
                 s, heartbeat_timeout=s.market_feed_heartbeat_timeout_sec,
                 ping_interval=s.kalshi_ws_ping_interval_sec or None,
                 backoff_base=s.kalshi_ws_backoff_base_sec,
