@@ -14,7 +14,7 @@ from pathlib import Path
 from app import config
 
 # modules that add their own subcommands with register(subparsers)
-COMMAND_MODULES: list[str] = ["app.sim.cli", "app.pricing.cli"]
+COMMAND_MODULES: list[str] = ["app.sim.cli", "app.pricing.cli", "app.ledger.cli"]
 
 
 EX_NOPERM = 77  # sysexits.h: the operator lacks the permission (run it with sudo)
@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if ":" in name:
             cls = services.load_entry(name)
-            name = cls.name
+            name = services.name_of(name, cls)
         else:
             spec = services.by_name(name)
             cls, credentials, public = spec.load(), spec.credentials, spec.public

@@ -173,6 +173,8 @@ class Settings(BaseSettings):
     web_session_ttl_sec: int = Field(ge=60, le=30 * 86_400)
     web_login_max_failures: int = Field(ge=1, le=1000)
     web_login_window_sec: int = Field(ge=1, le=86_400)
+    # the TLS proxy's address: X-Forwarded-For/-Proto believed from it only ("": from none)
+    web_trusted_proxy: str = Field(pattern=r"^([0-9.]{7,15}|[0-9A-Fa-f:]{2,39})?$")
     # how long after rec-web starts a pricing table with no row yet is "waiting", not failing
     web_first_value_grace_sec: float = Field(ge=0, le=3600)
     # rec-journal: the rec units' last journal lines, exported for rec-web's Services page

@@ -8,7 +8,7 @@ own "initial sync done in" time. Then the WebSocket is refused for --outage seco
 fills keep happening (only REST has them); once it is back, the reconcile's time and the
 time until the database holds every fill are printed.
 
-    .venv/bin/python benchmarks/account_sync_bench.py [--fills 10000] [--outage 60]
+    .venv/bin/python -m benchmarks.account_sync_bench [--fills 10000] [--outage 60]
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import psycopg
 
-from app.sim.exchange import OrderRequest
-from app.sim.units import CENT
+from app.sim.money import CENT
+from app.sim.venue import OrderRequest
 from benchmarks.datain import Bench
 
 

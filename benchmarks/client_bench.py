@@ -1,11 +1,11 @@
 """rec's Kalshi client against the simulator: figures, not a test.
 
-    .venv/bin/python benchmarks/client_bench.py [--seconds N] [--sim-seconds N]
+    .venv/bin/python -m benchmarks.client_bench [--seconds N] [--sim-seconds N]
 
 The simulator runs in its own process (uvloop + httptools, unlimited rate tier);
 the client runs here on the default asyncio loop, as services run it.
 
-1. RSA-PSS signatures/s (2048-bit key) - every request pays one;
+1. RSA-PSS signatures/s (2048-bit key) - every request pays one - and Ed25519's;
 2. signed GET /exchange/status through KalshiRest: sequential (latency p50/p99)
    and with 8 requests in flight;
 3. orders through KalshiRest.create_order (V2 POST /portfolio/events/orders, resting,
@@ -20,32 +20,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import httpx
 
-import httpx  # noqa: E402
-
-from app.kalshi import signing  # noqa: E402
-from app.kalshi.rest import KalshiRest, RetryPolicy  # noqa: E402
-from app.kalshi.ws import KalshiWS  # noqa: E402
-from benchmarks.simproc import SimProcess  # noqa: E402
+from app.kalshi import signing
+from app.kalshi.rest import KalshiRest, RetryPolicy
+from app.kalshi.ws import KalshiWS
+from benchmarks.simproc import SimProcess
 
 PREFIX = "/trade-api/v2"
 
 def bench_signing(seconds: float, signer: signing.Signer) -> None:
-    n, end = 0, time.perf_counter() + seconds
-    t0 = time.perf_counter()
-    while time.perf_counter() < end:
-        signer.headers("GET", PREFIX + "/exchange/status")
-        n += 1
-    dt = time.perf_counter() - t0
-    print(
-        f"RSA-PSS sign (2048):          {n / dt:>9,.0f} signatures/s ({1e6 * dt / n:.0f} us each)"
-    )
+    """Signatures/s of the RSA key the benchmark uses and of an Ed25519 key (spec v3.31)."""
+    ed = signing.Signer("client-bench-ed", signing.generate_ed25519_key())
+    for name, s in (("RSA-PSS sign (2048):", signer), ("Ed25519 sign:", ed)):
+        n, end = 0, time.perf_counter() + seconds
+        t0 = time.perf_counter()
+        while time.perf_counter() < end:
+            s.headers("GET", PREFIX + "/exchange/status")
+            n += 1
+        dt = time.perf_counter() - t0
+        print(f"{name:<29} {n / dt:>9,.0f} signatures/s ({1e6 * dt / n:.0f} us each)")
 
 
 async def bench_rest(seconds: float, signer: signing.Signer) -> None:

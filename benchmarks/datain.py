@@ -11,21 +11,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.db.migrate import migrate
+from app.kalshi.signing import Signer, generate_private_key, public_pem
+from app.runtime.http import HttpServer
+from app.sim.app import create_app
+from app.sim.cli import register_public_key
+from app.sim.config import SimConfig
+from app.sim.server import uvicorn_options
+from benchmarks.simproc import service_env
+from testkit import pg as pgserver
+from testkit.notify import NotifySocket
+from testkit.sim import START_MS
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app.db.migrate import migrate  # noqa: E402
-from app.kalshi.signing import Signer, generate_private_key, public_pem  # noqa: E402
-from app.runtime.http import HttpServer  # noqa: E402
-from app.sim.app import create_app  # noqa: E402
-from app.sim.cli import register_public_key  # noqa: E402
-from app.sim.config import SimConfig  # noqa: E402
-from app.sim.server import uvicorn_options  # noqa: E402
-from benchmarks.simproc import service_env  # noqa: E402
-from testkit import pg as pgserver  # noqa: E402
-from testkit.notify import NotifySocket  # noqa: E402
-
-START_MS = 1_764_086_400_000  # 2025-11-25T16:00:00Z: an hourly event just opened
 
 
 class Bench:

@@ -11,7 +11,7 @@ the feed's Tracker and FeedStore against a real PostgreSQL (testkit's) - and pri
 
 each with permessage-deflate off and on. ``--profile`` prints where the consumer's time goes.
 
-    .venv/bin/python benchmarks/feed_ingest.py [--seconds 6] [--rate 35000] [--profile]
+    .venv/bin/python -m benchmarks.feed_ingest [--seconds 6] [--rate 35000] [--profile]
 """
 
 from __future__ import annotations
@@ -22,23 +22,23 @@ import contextlib
 import cProfile
 import json
 import multiprocessing as mp
+import os
 import pstats
 import random
 import sys
+import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import orjson
+from psycopg_pool import AsyncConnectionPool
 
-from psycopg_pool import AsyncConnectionPool  # noqa: E402
-
-from app import config  # noqa: E402
-from app.db.migrate import migrate  # noqa: E402
-from app.kalshi.ws import KalshiWS  # noqa: E402
-from app.services.market_feed.store import FeedStore, Tracker, dec  # noqa: E402
-from testkit import pg as pgserver  # noqa: E402
-from testkit.net import free_port  # noqa: E402
+from app import config
+from app.db.migrate import migrate
+from app.kalshi.ws import KalshiWS
+from app.services.market_feed import MarketFeedService
+from app.services.market_feed.store import FeedStore, Tracker
+from testkit import pg as pgserver
+from testkit.net import free_port
 
 TICKERS = [f"KXBTCD-25NOV2517-T{100_000 + 250 * i - 0.01:.2f}" for i in range(20)]
 
@@ -53,79 +53,86 @@ def _frame(payload: bytes) -> bytes:
     return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
 
 
-def producer(port: int, rate: int, seconds: float, compression: bool, ready) -> None:
-    import websockets
+def _snapshot(sid: int, seq: int, ticker: str, book: dict) -> str:
+    levels = {side: [[f"0.{p:02d}00", f"{q}.00"] for p, q in sorted(book[side].items())]
+              for side in ("yes", "no")}
+    return json.dumps({"type": "orderbook_snapshot", "sid": sid, "seq": seq,
+                       "msg": {"market_ticker": ticker, "yes_dollars_fp": levels["yes"],
+                               "no_dollars_fp": levels["no"]}})
+
+
+async def _subscriptions(ws, books: dict) -> tuple[int, int]:
+    """Answer the four subscribes (snapshots for orderbook_delta); (its sid, its last seq)."""
+    sid, delta_sid, seq = 0, 0, 0
+    async for raw in ws:
+        cmd = json.loads(raw)
+        if cmd.get("cmd") != "subscribe":
+            await ws.send(json.dumps({"id": cmd.get("id"), "type": "ok", "msg": {}}))
+            continue
+        sid += 1
+        ch = cmd["params"]["channels"][0]
+        await ws.send(json.dumps({"id": cmd["id"], "type": "subscribed",
+                                  "msg": {"channel": ch, "sid": sid}}))
+        if ch == "orderbook_delta":
+            delta_sid = sid
+            for t in TICKERS:
+                seq += 1
+                await ws.send(_snapshot(sid, seq, t, books[t]))
+        if sid == 4:  # every subscription answered: stream
+            break
+    return delta_sid, seq
+
+
+def _deltas(rng: random.Random, books: dict, sid: int, seq: int, n: int) -> list[str]:
+    """``n`` orderbook_delta messages after ``seq`` (sizes kept around 50), stamped now."""
+    ts = int(time.time() * 1000)
+    msgs = []
+    for _ in range(n):
+        t = TICKERS[rng.randrange(len(TICKERS))]
+        side = "yes" if rng.random() < 0.5 else "no"
+        p = rng.randrange(30, 50)
+        q = books[t][side][p]
+        d = 1 if q < 50 or rng.random() < 0.5 else -1
+        books[t][side][p] = q + d
+        seq += 1
+        msgs.append(f'{{"type":"orderbook_delta","sid":{sid},"seq":{seq},"msg":'
+                    f'{{"market_ticker":"{t}","price_dollars":"0.{p:02d}00",'
+                    f'"delta_fp":"{d}.00","side":"{side}","ts_ms":{ts}}}}}')
+    return msgs
+
+
+async def _send(ws, msgs: list[str], raw: bool) -> None:
+    if raw:  # pre-framed writes: the producer costs little (limits.md)
+        ws.transport.write(b"".join(_frame(m.encode()) for m in msgs))
+        if ws.transport.get_write_buffer_size() > 2**22:
+            await asyncio.sleep(0.001)
+    else:
+        for m in msgs:
+            await ws.send(m)
+
+
+def producer(port: int, rate: int, seconds: float, compression: bool, ready,
+             done) -> None:
     from websockets.asyncio.server import serve
 
     books = {t: {"yes": {p: 100 for p in range(30, 50)}, "no": {p: 100 for p in range(30, 50)}}
              for t in TICKERS}
     rng = random.Random(1)
+    burst = 200
 
     async def handler(ws) -> None:
-        sid = 0
-        seqs: dict[int, int] = {}
-        delta_sid = None
-        async for raw in ws:
-            cmd = json.loads(raw)
-            if cmd.get("cmd") != "subscribe":
-                await ws.send(json.dumps({"id": cmd.get("id"), "type": "ok", "msg": {}}))
-                continue
-            sid += 1
-            ch = cmd["params"]["channels"][0]
-            await ws.send(json.dumps({"id": cmd["id"], "type": "subscribed",
-                                      "msg": {"channel": ch, "sid": sid}}))
-            if ch == "orderbook_delta":
-                delta_sid = sid
-                seqs[sid] = 0
-                for t in TICKERS:
-                    seqs[sid] += 1
-                    b = books[t]
-                    await ws.send(json.dumps({
-                        "type": "orderbook_snapshot", "sid": sid, "seq": seqs[sid],
-                        "msg": {"market_ticker": t,
-                                "yes_dollars_fp": [[f"0.{p:02d}00", f"{q}.00"]
-                                                   for p, q in sorted(b["yes"].items())],
-                                "no_dollars_fp": [[f"0.{p:02d}00", f"{q}.00"]
-                                                  for p, q in sorted(b["no"].items())]}}))
-            if sid == 4:  # every subscription answered: stream
-                break
-        assert delta_sid is not None
-        end = time.monotonic() + seconds
+        sid, seq = await _subscriptions(ws, books)
         t0 = time.monotonic()
         sent = 0
-        seq = seqs[delta_sid]
-        raw = not compression  # pre-framed writes: the producer costs little (limits.md)
-        while time.monotonic() < end:
-            burst = 200
-            ts = int(time.time() * 1000)
-            msgs = []
-            for _ in range(burst):
-                t = TICKERS[rng.randrange(len(TICKERS))]
-                side = "yes" if rng.random() < 0.5 else "no"
-                p = rng.randrange(30, 50)
-                q = books[t][side][p]
-                d = 1 if q < 50 or rng.random() < 0.5 else -1
-                books[t][side][p] = q + d
-                seq += 1
-                msgs.append(
-                    f'{{"type":"orderbook_delta","sid":{delta_sid},"seq":{seq},"msg":'
-                    f'{{"market_ticker":"{t}","price_dollars":"0.{p:02d}00",'
-                    f'"delta_fp":"{d}.00","side":"{side}","ts_ms":{ts}}}}}')
-            if raw:
-                ws.transport.write(b"".join(_frame(m.encode()) for m in msgs))
-                if ws.transport.get_write_buffer_size() > 2**22:
-                    await asyncio.sleep(0.001)
-            else:
-                for m in msgs:
-                    await ws.send(m)
+        while time.monotonic() < t0 + seconds:
+            await _send(ws, _deltas(rng, books, sid, seq, burst), not compression)
+            seq += burst
             sent += burst
-            if rate:
-                ahead = sent / rate - (time.monotonic() - t0)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-            else:
-                await asyncio.sleep(0)
+            ahead = sent / rate - (time.monotonic() - t0) if rate else 0
+            await asyncio.sleep(max(0.0, ahead))
         await ws.send(json.dumps({"type": "bench_done", "msg": {"sent": sent}}))
+        done.sent.value = sent
+        done.set()
         with contextlib.suppress(Exception):
             await ws.wait_closed()
 
@@ -136,89 +143,117 @@ def producer(port: int, rate: int, seconds: float, compression: bool, ready) -> 
             ready.set()
             await asyncio.Future()
 
-    del websockets
     asyncio.run(main())
 
 
 # ---------------------------------------------------------------- consumer (this process)
 
-async def consume(port: int, dsn: str, compression: bool, profile: bool) -> dict:
+def feed_settings() -> config.Settings:
+    d = tempfile.mkdtemp(prefix="rec-feed-bench-")
+    return config.load({"REC_CONFIG_DIR": d, "REC_CREDENTIALS_PATH": d, "REC_STATE_DIR": d})
+
+
+async def consume(port: int, dsn: str, compression: bool, profile: bool, done) -> dict:
+    """The feed's own consumer (``MarketFeedService.consume``) on KalshiWS, its Tracker and
+    FeedStore committing to PostgreSQL: messages in, rows committed."""
+    settings = feed_settings()
     pool = AsyncConnectionPool(dsn, min_size=2, max_size=4, open=False)
     await pool.open(wait=True)
-    defaults = json.loads(config.DEFAULT_FILE.read_text())
-    store = FeedStore(pool, name="bench", batch_rows=defaults["market_feed_batch_rows"],
-                      flush_interval=defaults["market_feed_flush_interval_ms"] / 1000,
+    store = FeedStore(pool, name="bench", batch_rows=settings.market_feed_batch_rows,
+                      flush_interval=settings.market_feed_flush_interval_ms / 1000,
                       snapshot_interval=3600)
     store.keep_latencies = True
     await store.ensure_ids(TICKERS)
-    tracker = Tracker(store)
-    ws = KalshiWS(f"ws://127.0.0.1:{port}/trade-api/ws/v2", None,
-                  compression="deflate" if compression else None, ping_interval=None,
-                  queue_max=100_000)
+    feed = MarketFeedService(settings)
+    feed.store, feed.tracker = store, Tracker(store)
+    feed.followed = dict.fromkeys(TICKERS)
+    ws = feed.ws = KalshiWS(f"ws://127.0.0.1:{port}/trade-api/ws/v2", None,
+                            compression="deflate" if compression else None,
+                            ping_interval=None, queue_max=100_000)
     for ch in ("orderbook_delta", "ticker", "trade"):
         await ws.subscribe(ch, market_tickers=TICKERS)
     await ws.subscribe("market_lifecycle_v2")
     writer = asyncio.create_task(store.run())
-    offset = time.monotonic() - time.time()  # wall -> monotonic
     prof = cProfile.Profile() if profile else None
-    n = 0
-    first = None
-    cpu0 = 0.0
-    sent = 0
     async with ws:
         if prof:
             prof.enable()
-        while True:
-            m = await ws.recv()
-            if m.type == "orderbook_delta":
-                body = m.msg
-                if first is None:
-                    first = time.monotonic()
-                    cpu0 = time.process_time()
-                tracker.delta(body["market_ticker"], body["side"], dec(body["price_dollars"]),
-                              dec(body["delta_fp"]), m.seq, body["ts_ms"] / 1000 + offset)
-                n += 1
-                await store.room()
-            elif m.type == "orderbook_snapshot":
-                body = m.msg
-                tracker.book(body["market_ticker"],
-                             {dec(p): dec(q) for p, q in body["yes_dollars_fp"]},
-                             {dec(p): dec(q) for p, q in body["no_dollars_fp"]}, "ws",
-                             "initial")
-            elif m.type == "bench_done":
-                sent = m.msg["sent"]
-                break
-        # wait until everything received is committed
-        while not store.batch.empty() or store.writing:  # noqa: ASYNC110
+        consumer = asyncio.create_task(feed.consume())
+        while ws.stats.messages <= len(TICKERS):  # noqa: ASYNC110 (the snapshots come first)
+            await asyncio.sleep(0.0005)
+        first = time.monotonic()
+        cpu0 = time.process_time()
+        # until everything sent is received and committed
+        while not done.is_set() or ws.lag()[0] or not store.batch.empty() or store.writing:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         last = store.last_commit_mono
-        cpu = time.process_time() - cpu0 if first else 0.0
+        cpu = time.process_time() - cpu0
         if prof:
             prof.disable()
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
     writer.cancel()
     await asyncio.gather(writer, return_exceptions=True)
     await pool.close()
+    n = done.sent.value
     lat = sorted(store.latencies)
-    out = {"sent": sent, "received": n, "rate": n / (last - first) if first else 0,
-           "cpu_us": cpu / n * 1e6 if n else 0,
+    out = {"received": n, "rate": n / (last - first), "cpu_us": cpu / n * 1e6 if n else 0,
            "p50_ms": lat[len(lat) // 2] * 1000 if lat else 0,
            "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0,
-           "seq_gaps": ws.stats.seq_gaps, "queue_full_waits": ws.stats.queue_full_waits}
+           "seq_gaps": ws.stats.seq_gaps}
     if prof:
-        st = pstats.Stats(prof)
-        st.sort_stats("tottime").print_stats(22)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(22)
     return out
 
 
-def run(dsn: str, rate: int, seconds: float, compression: bool, profile: bool) -> dict:
+async def bare(port: int, compression: bool) -> dict:
+    """The limit: the same frames through a bare websockets client and orjson, nothing kept."""
+    from websockets.asyncio.client import connect
+
+    n = 0
+    async with connect(f"ws://127.0.0.1:{port}/trade-api/ws/v2", max_size=None, max_queue=None,
+                       compression="deflate" if compression else None) as ws:
+        for i, ch in enumerate(("orderbook_delta", "ticker", "trade", "market_lifecycle_v2")):
+            await ws.send(orjson.dumps({"id": i + 1, "cmd": "subscribe",
+                                        "params": {"channels": [ch]}}))
+        first = 0.0
+        async for raw in ws:
+            msg = orjson.loads(raw)
+            if msg.get("type") == "orderbook_delta":
+                if not n:
+                    first = time.monotonic()
+                n += 1
+            elif msg.get("type") == "bench_done":
+                break
+        last = time.monotonic()
+    return {"received": n, "rate": n / (last - first) if n else 0.0}
+
+
+class Done:
+    """The producer's end: an event and how many deltas it sent."""
+
+    def __init__(self, event, sent) -> None:
+        self.event, self.sent = event, sent
+
+    def set(self) -> None:
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+def run(dsn: str, rate: int, seconds: float, compression: bool, profile: bool,
+        limit: bool = False) -> dict:
     port = free_port()
     ctx = mp.get_context("spawn")
-    ready = ctx.Event()
-    proc = ctx.Process(target=producer, args=(port, rate, seconds, compression, ready))
+    ready, done = ctx.Event(), Done(ctx.Event(), ctx.Value("q", 0))
+    proc = ctx.Process(target=producer, args=(port, rate, seconds, compression, ready, done))
     proc.start()
     try:
         ready.wait(20)
-        return asyncio.run(consume(port, dsn, compression, profile))
+        work = bare(port, compression) if limit else consume(port, dsn, compression, profile,
+                                                              done)
+        return asyncio.run(work)
     finally:
         proc.terminate()
         proc.join(10)
@@ -244,6 +279,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--rate", type=int, default=35_000)
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="unthrottled runs, each followed by the bare limit")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--only", choices=["off", "on"], default=None,
                     help="only compression off or on")
@@ -260,18 +297,25 @@ def main() -> int:
             if args.only and (args.only == "on") != compression:
                 continue
             name = "permessage-deflate " + ("on " if compression else "off")
-            if not wait_quiet():
-                print("(the machine did not go idle within 20 s: figures include other load)")
-            full = run(dsn, 0, args.seconds, compression, args.profile)
-            wait_quiet()
-            paced = run(dsn, args.rate, args.seconds, compression, False)
-            print(f"{name}: unthrottled {full['rate']:9,.0f} msgs/s persisted "
-                  f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog); "
-                  f"consumer CPU {full['cpu_us']:.1f} us/msg (one core: "
-                  f"{1e6 / max(full['cpu_us'], 1e-9):,.0f} msgs/s)")
-            print(f"{name}: paced {args.rate:,}/s -> {paced['rate']:9,.0f} msgs/s, "
-                  f"tick->commit p50 {paced['p50_ms']:.1f} ms, p99 {paced['p99_ms']:.1f} ms "
-                  f"(seq gaps {paced['seq_gaps']})", flush=True)
+            for _ in range(args.rounds):  # rec and the limit alternately, in one window
+                if not wait_quiet():
+                    print("(the machine did not go idle within 20 s: figures include other "
+                          "load)")
+                full = run(dsn, 0, args.seconds, compression, args.profile)
+                limit = run(dsn, 0, args.seconds, compression, False, limit=True)
+                print(f"{name}: unthrottled {full['rate']:9,.0f} msgs/s persisted "
+                      f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog); "
+                      f"consumer CPU {full['cpu_us']:.1f} us/msg; limit (bare websockets + "
+                      f"orjson, same frames) {limit['rate']:9,.0f} msgs/s: "
+                      f"{full['rate'] / max(limit['rate'], 1e-9):.2f}x of it; "
+                      f"load average {os.getloadavg()[0]:.2f}", flush=True)
+            if args.rate:
+                wait_quiet()
+                paced = run(dsn, args.rate, args.seconds, compression, False)
+                print(f"{name}: paced {args.rate:,}/s -> {paced['rate']:9,.0f} msgs/s, "
+                      f"tick->commit p50 {paced['p50_ms']:.1f} ms, p99 {paced['p99_ms']:.1f} ms "
+                      f"(seq gaps {paced['seq_gaps']}); load average "
+                      f"{os.getloadavg()[0]:.2f}", flush=True)
     finally:
         pgserver.remove(server)
     return 0

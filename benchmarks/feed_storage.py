@@ -16,7 +16,7 @@ old watchdog's table had (rows under 2 kB stay uncompressed). Prints the databas
 (pg_total_relation_size: tables, TOAST, indexes) of the feed and of both baselines, and the
 ratios.
 
-    .venv/bin/python benchmarks/feed_storage.py [--minutes 60] [--activity 30]
+    .venv/bin/python -m benchmarks.feed_storage [--minutes 60] [--activity 30]
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 

@@ -10,7 +10,7 @@
 * **`rec model build`** on --days days of 1 s history of one index (COPY-loaded), as the
   command runs it: read, build, calibrate, store.
 
-    .venv/bin/python benchmarks/pricing_bench.py [--rows 2000] [--cycles 300] [--days 30]
+    .venv/bin/python -m benchmarks.pricing_bench [--rows 2000] [--cycles 300] [--days 30]
 """
 
 from __future__ import annotations
@@ -28,21 +28,21 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
+from app import config
+from app.db.migrate import migrate
+from app.db.pool import open_pool
+from app.pricing.build import History, build
+from app.pricing.index import IndexWindow
+from app.services.coordinator import CoordinatorService
+from app.services.price_feed import PriceFeedService
+from app.sim.views import INDEX_NAMES
+from app.sim.world import Index
+from testkit import pg as pgserver
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-
-from app import config  # noqa: E402
-from app.db.migrate import migrate  # noqa: E402
-from app.db.pool import open_pool  # noqa: E402
-from app.pricing.build import History, build  # noqa: E402
-from app.pricing.index import IndexWindow  # noqa: E402
-from app.services.coordinator import CoordinatorService  # noqa: E402
-from app.services.price_feed import PriceFeedService  # noqa: E402
-from app.sim.views import INDEX_NAMES  # noqa: E402
-from app.sim.world import Index  # noqa: E402
-from testkit import pg as pgserver  # noqa: E402
 
 SERIES = (("KXBTCD", "BRTI", 100_000.0, 250), ("KXETHD", "ETHUSD_RTI", 3_500.0, 20))
 

@@ -1,6 +1,6 @@
 """rec's KalshiRest against Kalshi's official Python SDK, on this machine, in one run.
 
-    .venv/bin/python benchmarks/sdk_compare.py [--n 3000] [--rounds 3] [--venv DIR] [--profile]
+    .venv/bin/python -m benchmarks.sdk_compare [--n 3000] [--rounds 3] [--venv DIR] [--profile]
 
 Installs ``kalshi_python_sync`` (the official synchronous SDK) into a throwaway venv
 (removed afterwards unless ``--venv`` names one to reuse), starts the simulator in a process
@@ -26,12 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app.kalshi import signing  # noqa: E402
-from app.kalshi.rest import KalshiRest  # noqa: E402
-from benchmarks.simproc import SimProcess  # noqa: E402
+from app.kalshi import signing
+from app.kalshi.rest import KalshiRest
+from benchmarks.simproc import SimProcess
 
 SDK = "kalshi_python_sync==3.2.0"
 PREFIX = "/trade-api/v2"

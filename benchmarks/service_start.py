@@ -3,7 +3,7 @@
 
 Prints, over N runs: process spawn -> READY=1 (includes Python start and imports),
 the service's own reported time to ready, and SIGTERM -> exit. Usage:
-    .venv/bin/python benchmarks/service_start.py [--runs N] [--service web]
+    .venv/bin/python -m benchmarks.service_start [--runs N] [--service web]
 """
 
 from __future__ import annotations
@@ -17,13 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.simproc import service_env  # noqa: E402
-from testkit import pg as pgserver  # noqa: E402
-from testkit.net import free_port  # noqa: E402
-from testkit.notify import NotifySocket  # noqa: E402
+from benchmarks.simproc import service_env
+from testkit import pg as pgserver
+from testkit.net import free_port
+from testkit.notify import NotifySocket
 
 
 def main() -> int:

@@ -1,33 +1,33 @@
 """Exchange simulator throughput (a script that prints figures, not a test).
 
-    .venv/bin/python benchmarks/sim_bench.py [--seconds N]
+    .venv/bin/python -m benchmarks.sim_bench [--seconds N]
 
 1. matching engine alone: orders/s placed and matched in-process (no HTTP);
 2. REST over loopback: orders/s the simulator accepts and matches, single orders and
    20-order batches, several signed httpx clients (the simulator runs in its own process);
 3. WebSocket: messages/s the simulator pushes to one client (orderbook_delta, ticker and
-   trade on every market while the world runs flat out).
+   trade on every market while the world runs flat out);
+4. one hostile WebSocket command (a 381 KB subscribe naming a channel 20,000 times, issue
+   24): time to its answer and the slowest /healthz answered meanwhile (the loop's stall).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app.kalshi.signing import Signer, generate_private_key  # noqa: E402
-from app.sim.exchange import Exchange, OrderRequest  # noqa: E402
-from app.sim.units import CENT  # noqa: E402
-from app.sim.world import World, WorldParams  # noqa: E402
-from benchmarks.simproc import START_MS, SimProcess  # noqa: E402
+from app.kalshi.signing import Signer, generate_private_key
+from app.sim.money import CENT
+from app.sim.venue import Exchange, OrderRequest
+from app.sim.world import World, WorldParams
+from benchmarks.simproc import SimProcess
+from testkit.sim import START_MS
 
 
 def bench_engine(n: int = 200_000) -> None:
@@ -98,48 +98,85 @@ async def bench_rest(seconds: float, clients: int = 4) -> None:
         srv.stop()
 
 
-async def bench_ws(sim_seconds: int) -> None:
+@contextlib.asynccontextmanager
+async def liquid_sim(key_id: str):
+    """A liquid simulator process, one signer, an httpx client and every market ticker."""
     import httpx
-    from websockets.asyncio.client import connect
 
-    s = Signer("bench-ws", generate_private_key())
+    s = Signer(key_id, generate_private_key())
     srv = SimProcess([s], liquid=True)
     try:
         await srv.ready()
         async with httpx.AsyncClient(base_url=srv.base, timeout=120) as c:
             r = await c.get("/trade-api/v2/markets", params={"limit": 1000})
-            tickers = [m["ticker"] for m in r.json()["markets"]]
-            url = srv.ws_url
-            async with connect(url, additional_headers=s.headers("GET", "/trade-api/ws/v2"),
-                               compression=None, max_size=2**24, max_queue=None) as ws:
-                await ws.send(json.dumps({"id": 1, "cmd": "subscribe", "params": {
-                    "channels": ["orderbook_delta", "ticker", "trade"],
-                    "market_tickers": tickers}}))
-                while True:  # acks and snapshots
-                    try:
-                        await asyncio.wait_for(ws.recv(), 1.0)
-                    except TimeoutError:
-                        break
-                # the world runs sim_seconds in one go (the loop is busy, messages queue up),
-                # then the simulator pushes the backlog: that drain is what we time
-                await c.post("/_sim/advance", json={"seconds": sim_seconds})
-                n = 0
-                first = last = None
-                while True:
-                    try:
-                        raw = await asyncio.wait_for(ws.recv(), 1.5)
-                    except TimeoutError:
-                        break
-                    json.loads(raw)
-                    last = time.perf_counter()
-                    first = first or last
-                    n += 1
-        dt = (last - first) if first and last else 0
-        if dt:
-            print(f"WS push to one client:  {n / dt:>10,.0f} msgs/s received and parsed "
-                  f"({n:,} messages in {dt:.2f}s; {sim_seconds} simulated seconds)")
+            yield srv, s, c, [m["ticker"] for m in r.json()["markets"]]
     finally:
         srv.stop()
+
+
+async def bench_ws(sim_seconds: int) -> None:
+    from websockets.asyncio.client import connect
+
+    async with liquid_sim("bench-ws") as (srv, s, c, tickers):
+        url = srv.ws_url
+        async with connect(url, additional_headers=s.headers("GET", "/trade-api/ws/v2"),
+                           compression=None, max_size=2**24, max_queue=None) as ws:
+            await ws.send(json.dumps({"id": 1, "cmd": "subscribe", "params": {
+                "channels": ["orderbook_delta", "ticker", "trade"],
+                "market_tickers": tickers}}))
+            while True:  # acks and snapshots
+                try:
+                    await asyncio.wait_for(ws.recv(), 1.0)
+                except TimeoutError:
+                    break
+            # the world runs sim_seconds in one go (the loop is busy, messages queue up),
+            # then the simulator pushes the backlog: that drain is what we time
+            await c.post("/_sim/advance", json={"seconds": sim_seconds})
+            n = 0
+            first = last = None
+            while True:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), 1.5)
+                except TimeoutError:
+                    break
+                json.loads(raw)
+                last = time.perf_counter()
+                first = first or last
+                n += 1
+    dt = (last - first) if first and last else 0
+    if dt:
+        print(f"WS push to one client:  {n / dt:>10,.0f} msgs/s received and parsed "
+              f"({n:,} messages in {dt:.2f}s; {sim_seconds} simulated seconds)")
+
+
+async def bench_hostile_ws() -> None:
+    from websockets.asyncio.client import connect
+
+    async with liquid_sim("bench-hostile") as (srv, s, c, tickers):
+        command = json.dumps({"id": 1, "cmd": "subscribe", "params": {
+            "channels": ["orderbook_delta"] * 20_000, "market_tickers": tickers}})
+        slowest = 0.0
+        done = asyncio.Event()
+
+        async def poll() -> None:
+            nonlocal slowest
+            while not done.is_set():
+                t = time.perf_counter()
+                await c.get("/healthz")
+                slowest = max(slowest, time.perf_counter() - t)
+
+        poller = asyncio.create_task(poll())
+        async with connect(srv.ws_url, additional_headers=s.headers("GET", "/trade-api/ws/v2"),
+                           compression=None, max_size=2**24) as ws:
+            t0 = time.perf_counter()
+            await ws.send(command)
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            took = time.perf_counter() - t0
+        done.set()
+        await poller
+    print(f"hostile WS subscribe ({len(command) / 1000:.0f} KB): answered "
+          f"{reply['type']} {reply['msg'].get('code', '')} in {took * 1000:.1f} ms; "
+          f"slowest /healthz meanwhile {slowest * 1000:.1f} ms")
 
 
 def main() -> None:
@@ -150,6 +187,7 @@ def main() -> None:
     bench_engine()
     asyncio.run(bench_rest(args.seconds))
     asyncio.run(bench_ws(1800))
+    asyncio.run(bench_hostile_ws())
 
 
 if __name__ == "__main__":

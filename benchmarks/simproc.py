@@ -1,7 +1,7 @@
 """The simulator in a process of its own, for benchmarks (uvloop + httptools, unlimited tier).
 
 ``SimProcess(signers, liquid)`` registers the signers' public keys, starts
-``python benchmarks/simproc.py PORT KEYS_DIR [--liquid]`` on a free loopback port and
+``python -m benchmarks.simproc PORT KEYS_DIR [--liquid]`` on a free loopback port and
 stops it (its own child, by its Popen handle) in ``stop()``.
 """
 
@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import httpx
+
+from app.kalshi.signing import Signer, private_pem, public_pem
+from app.sim.cli import register_public_key
+from testkit.net import free_port
+from testkit.sim import START_MS
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import httpx  # noqa: E402
-
-from app.kalshi.signing import Signer, private_pem, public_pem  # noqa: E402
-from app.sim.cli import register_public_key  # noqa: E402
-
-START_MS = 1_764_086_400_000
 
 
 class SimProcess:
@@ -31,11 +29,9 @@ class SimProcess:
         self.keys_dir = tempfile.mkdtemp(prefix="rec-bench-keys-")
         for s in signers:
             register_public_key(Path(self.keys_dir), s.key_id, public_pem(s.private_key))
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, str(self.port), self.keys_dir]
+            [sys.executable, "-m", "benchmarks.simproc", str(self.port), self.keys_dir]
             + (["--liquid"] if liquid else []), cwd=ROOT)
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/trade-api/ws/v2"

@@ -1,6 +1,6 @@
 """Trading figures: intent -> exchange acknowledgement, and the supervisor's cycle.
 
-    .venv/bin/python benchmarks/trading_bench.py [--n 300] [--rounds 5] [--trades 100]
+    .venv/bin/python -m benchmarks.trading_bench [--n 300] [--rounds 5] [--trades 100]
 
 A PostgreSQL of its own, the simulator in a process of its own (uvloop + httptools, unlimited
 tier, no simulated liquidity so orders rest), rec-trade-manager, rec-trade-executor and
@@ -29,19 +29,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+import psycopg
+
+from app.db.migrate import migrate
+from app.kalshi.rest import KalshiRest
+from app.kalshi.signing import Signer, generate_private_key
+from benchmarks.simproc import SimProcess, service_env
+from testkit import pg as pgserver
+from testkit.net import free_port
+from testkit.notify import NotifySocket
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-import psycopg  # noqa: E402
-
-from app.db.migrate import migrate  # noqa: E402
-from app.kalshi.rest import KalshiRest  # noqa: E402
-from app.kalshi.signing import Signer, generate_private_key  # noqa: E402
-from benchmarks.simproc import SimProcess, service_env  # noqa: E402
-from testkit import pg as pgserver  # noqa: E402
-from testkit.net import free_port  # noqa: E402
-from testkit.notify import NotifySocket  # noqa: E402
 
 PREFIX = "/trade-api/v2"
 

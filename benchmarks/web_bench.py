@@ -10,7 +10,7 @@ and NOTIFY -> browser update latency.
   browser's clock, the same machine), over --updates changes, one at a time.
 
 Real PostgreSQL (testkit), real `rec run web`, Debian's /usr/bin/chromium. Usage:
-    .venv/bin/python benchmarks/web_bench.py [--loads 20] [--updates 200]
+    .venv/bin/python -m benchmarks.web_bench [--loads 20] [--updates 200]
 """
 
 from __future__ import annotations
@@ -25,18 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import psycopg
 
-import psycopg  # noqa: E402
-
-from benchmarks.simproc import service_env  # noqa: E402
-from testkit import pg as pgserver  # noqa: E402
-from testkit.net import free_port  # noqa: E402
-from testkit.notify import NotifySocket  # noqa: E402
-
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic"]
+from benchmarks.simproc import service_env
+from testkit import pg as pgserver
+from testkit.net import free_port
+from testkit.notify import NotifySocket
+from testkit.web import CHROMIUM, CHROMIUM_ARGS, EVENT, SEED, SERIES, T_HIGH, T_LOW, T_MID, wait_js
 
 
 def pct(values: list[float], q: float) -> float:
@@ -55,8 +50,6 @@ def main() -> int:
     ap.add_argument("--updates", type=int, default=200)
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
-
-    from tests.test_web_dashboard import EVENT, SEED, SERIES, T_HIGH, T_LOW, T_MID
 
     server = pgserver.start()
     home = Path(tempfile.mkdtemp(prefix="rec-webbench-"))
@@ -79,8 +72,7 @@ def main() -> int:
         notify.wait_for("READY", "1", timeout=60)
         url = f"http://127.0.0.1:{port}"
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium")
-                                         or "/usr/bin/chromium", args=ARGS)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page()
             page.goto(url + "/login")
             page.fill("input[name=user]", "admin")
@@ -95,7 +87,7 @@ def main() -> int:
                 dom.append((time.perf_counter() - t0) * 1000)
                 page.wait_for_selector("#index-chart canvas")
                 chart.append((time.perf_counter() - t0) * 1000)
-            page.wait_for_function("window.__rec && window.__rec.online === true")
+            wait_js(page, "window.__rec && window.__rec.online === true")
             latency = []
             row = f'table.strikes tr[data-ticker="{T_MID}"] .yes-ask'
             with psycopg.connect(dsn, autocommit=True) as conn:
@@ -112,7 +104,7 @@ def main() -> int:
                         " characterData: true}); }", [row, f"{cents}¢"])
                     t0 = time.time() * 1000
                     conn.execute("SELECT pg_notify('strike_table', %s)", (SERIES,))
-                    page.wait_for_function("window.__seen !== null", timeout=10_000)
+                    wait_js(page, "window.__seen !== null")  # the page's CSP refuses eval
                     latency.append(page.evaluate("window.__seen") - t0)
             browser.close()
         print(f"rec-web in Chromium ({os.cpu_count()} CPUs), {args.loads} loads, "

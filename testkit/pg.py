@@ -74,6 +74,14 @@ class PgServer:
                 self.proc.kill()
                 self.proc.wait()
 
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop the server (fast shutdown: every open connection is cut), stay down for
+        ``down_for`` seconds, start it again on the same data and port."""
+        self.stop()
+        time.sleep(down_for)
+        self.proc = _launch(self.root, self.datadir, self.port)
+        _wait_up(self)
+
     def pause(self) -> None:
         self.proc.send_signal(signal.SIGSTOP)
 
@@ -127,28 +135,35 @@ def start(base: Path | None = None, port: int | None = None) -> PgServer:
         check=True, capture_output=True, cwd=root, **_as_postgres(),
     )
     port = port or free_port()
-    log = open(root / "server.log", "wb")
-    proc = subprocess.Popen(
-        [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port),
+    server = PgServer(datadir, port, _launch(root, datadir, port), password, root)
+    _wait_up(server)
+    return server
+
+
+def _launch(root: Path, datadir: Path, port: int) -> subprocess.Popen:
+    log = open(root / "server.log", "ab")
+    return subprocess.Popen(
+        [str(pg_bindir() / "postgres"), "-D", str(datadir), "-p", str(port),
          "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
          "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
          "-c", "max_connections=100"],
         stdout=log, stderr=subprocess.STDOUT, cwd=root, **_as_postgres(),
     )
-    server = PgServer(datadir, port, proc, password, root)
+
+
+def _wait_up(server: PgServer) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
             with psycopg.connect(server.dsn()):
-                break
+                return
         except psycopg.OperationalError:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            if server.proc.poll() is not None or time.monotonic() > deadline:
                 server.stop()
                 raise RuntimeError(
-                    f"test PostgreSQL did not start: {(root / 'server.log').read_text()}"
+                    f"test PostgreSQL did not start: {(server.root / 'server.log').read_text()}"
                 ) from None
             time.sleep(0.1)
-    return server
 
 
 def remove(server: PgServer) -> None:

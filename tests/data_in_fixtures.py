@@ -45,6 +45,14 @@ async def wait_notify(svc, key: str, value: str | None = None, timeout: float = 
                              f"{svc.output[-4000:]}") from None
 
 
+async def started(start_service, home, h: fx.SimHandle, unit: str = FEED, **env: str):
+    """:func:`prepare` ``home`` for ``h``, run ``unit`` and wait for its READY."""
+    prepare(home, h, **env)
+    svc = start_service(home, unit)
+    await wait_notify(svc, "READY", "1")
+    return svc
+
+
 async def until(cond, within: float = 15.0, what: str = "condition", svc=None):
     """Poll an async or plain condition until truthy; fail with ``what`` after ``within``."""
     deadline = time.monotonic() + within

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tests import data_in_fixtures as di
@@ -164,3 +165,70 @@ def test_missing_kalshi_key_is_one_line_and_exit_78(rec_home_db, start_service):
     assert len(lines) == 1, lines
     assert "config error: credential kalshi_key_id: missing" in lines[0]
     assert not svc.notify.with_key("READY")
+
+
+async def test_a_seq_gap_reconciles_and_finds_the_fill_the_websocket_lost(
+        rec_home_db, start_service, sim):
+    # no periodic reconcile within the test: only the gap can bring the lost fill
+    di.prepare(rec_home_db, sim, REC_ACCOUNT_SYNC_RECONCILE_INTERVAL_SEC="3600")
+    svc = start_service(rec_home_db, di.ACCOUNT)
+    await di.wait_notify(svc, "READY", "1")
+    conn = await di.connect(rec_home_db)
+    c = sim.client()
+    hub = sim.sim.hub
+    lost: list = []
+    hub.fill = lambda account, fill, market: lost.append(fill)  # the fill message is lost
+    try:
+        tickers = sim.open_tickers("KXBTCD")
+        for t in tickers[len(tickers) // 2:len(tickers) // 2 + 2]:  # at the money: asks < 99
+            await fx.place(c, t, side="yes", action="buy", count=2, price=99)
+    finally:
+        del hub.fill  # the simulator's own method again
+    assert lost
+    # a sequenced message of the account's connection skips seqs (the simulator sequences
+    # market_lifecycle_v2, not fill or user_orders): a halt and its end send them
+    lifecycle = [s for conn_ in hub.conns for s in conn_.subs.values()
+                 if s.channel == "market_lifecycle_v2"]
+    sim.sim.exchange.set_trading(False)  # seqs 1..n: the client's count starts
+    assert lifecycle and all(hub.skip_seq(s.sid, 2) for s in lifecycle)
+    sim.sim.exchange.set_trading(True)
+    await di.until(lambda: "reconcile (seq gap) done" in svc.output, 15, "gap reconcile", svc)
+    await di.until(lambda: _exact(conn, sim), 10, "the lost fill stored", svc)
+    stored = {t for (t,) in await di.rows(conn, "SELECT trade_id FROM account_fills")}
+    assert {f.fill_id for f in lost} <= stored
+    await conn.close()
+    assert svc.terminate() == 0
+
+
+async def test_an_older_order_report_never_moves_an_order_backwards(rec_home_db):
+    from app.services.account_sync import ORDER_SQL
+
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    conn = await di.connect(rec_home_db)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def report(oid: str, status: str, filled: int, left: int, at: datetime | None) -> tuple:
+        return (oid, "c-" + oid, "KXT-1", "yes", "bid", "limit", status, Decimal("0.5"),
+                Decimal(filled), Decimal(left), Decimal(3), t0, at)
+
+    async def apply(*rows: tuple) -> None:
+        async with conn.cursor() as cur:
+            await cur.executemany(ORDER_SQL, rows)
+
+    later = t0 + timedelta(seconds=5)
+    # final reports first, then older ones (a WS report without its update time included)
+    await apply(report("o-exec", "executed", 3, 0, later), report("o-cxl", "canceled", 0, 0, later),
+                report("o-part", "resting", 2, 1, later))
+    await apply(report("o-exec", "resting", 3, 0, None), report("o-exec", "resting", 1, 2, t0),
+                report("o-cxl", "resting", 0, 3, None), report("o-cxl", "resting", 0, 3, t0),
+                report("o-part", "resting", 1, 2, t0), report("o-part", "resting", 1, 2, None))
+    got = dict((o, (s, f, r)) for o, s, f, r in await di.rows(
+        conn, "SELECT order_id, status, fill_count, remaining_count FROM account_orders"))
+    assert got == {"o-exec": ("executed", 3, 0), "o-cxl": ("canceled", 0, 0),
+                   "o-part": ("resting", 2, 1)}
+    # a newer report still moves an order forward
+    await apply(report("o-part", "executed", 3, 0, later + timedelta(seconds=1)))
+    got = await di.rows(conn, "SELECT status, fill_count FROM account_orders "
+                              "WHERE order_id = 'o-part'")
+    assert got == [("executed", 3)]
+    await conn.close()

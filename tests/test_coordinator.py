@@ -10,8 +10,9 @@ from decimal import Decimal
 
 import pytest
 
+from testkit.sim import START_MS
 from tests.pricing_support import eventually, migrate, point_at_sim, query, wait_notify
-from tests.test_sim_fixtures import START_MS, start_sim, stop_sim
+from tests.test_sim_fixtures import start_sim, stop_sim
 
 CLOSE_MS = START_MS + 3_600_000  # the first hourly event closes here
 
@@ -61,6 +62,56 @@ async def status(dsn: str) -> dict[str, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
+async def check_strike_rows(sim, dsn: str, series: str, index: str, rows: list[dict]) -> None:
+    """The series' strike table against the simulator's open event, book and index."""
+    w = sim.sim.world
+    event = min((e for e in sim.sim.exchange.events.values()
+                 if e.series_ticker == series and e.strike_ms > w.now_ms),
+                key=lambda e: e.strike_ms)
+    markets = {t: sim.sim.exchange.markets[t] for t in event.markets}
+    assert {r["market_ticker"] for r in rows} == set(markets)  # 11 strikes: all in reach
+    price = w.indices[index].value
+    stored = await query(dsn, "SELECT price::float8 FROM index_prices WHERE index_name = %s "
+                              "AND ts = %s", (index, rows[0]["index_ts"]))
+    c = sim.client(auth=False)
+    for r in rows:
+        m = markets[r["market_ticker"]]
+        assert r["event_ticker"] == event.event_ticker and r["index_name"] == index
+        assert float(r["strike"]) == pytest.approx(m.floor_strike)
+        assert float(r["index_price"]) == stored[0][0] == pytest.approx(price)
+        assert r["active_side"] == ("no" if m.floor_strike > price else "yes")
+        assert r["prob_source"] == "lognormal" and r["sample_size"] >= 30
+        assert r["time_to_close_sec"] == (m.close_ms - w.now_ms) // 1000
+        assert float(r["buffer"]) == pytest.approx(price - m.floor_strike, abs=1e-6)
+        got = (await c.get(f"/markets/{m.ticker}")).json()["market"]
+        # the simulator writes a missing offer as $1 with size 0: the table says NULL
+        assert r["yes_ask"] == (None if got["yes_ask_size_fp"] == "0.00"
+                                else Decimal(got["yes_ask_dollars"]))
+        assert r["no_ask"] == (None if got["yes_bid_size_fp"] == "0.00"
+                               else Decimal(got["no_ask_dollars"]))
+        if r["yes_ask"] is not None:
+            assert r["yes_diff_cents"] == pytest.approx(
+                (r["probability"] - r["yes_ask"]) * 100, abs=Decimal("0.0001"))
+    probs = [r["probability"] for r in rows]  # ordered by strike
+    assert probs == sorted(probs, reverse=True) and probs[0] > probs[-1]
+
+
+async def check_watchlist(dsn: str, series: str, rows: list[dict]) -> None:
+    """Every side of ``rows`` that passes the default filters is listed, and nothing else."""
+    want = set()
+    for r in rows:
+        for side, p, ask in (("yes", r["probability"], r["yes_ask"]),
+                             ("no", 1 - r["probability"], r["no_ask"])):
+            if ask is not None and p >= Decimal("0.5") and ask <= Decimal("0.98") \
+                    and (p - ask) * 100 >= 2:
+                want.add((r["market_ticker"], side))
+    got = await query(dsn, "SELECT market_ticker, side, probability, ask, diff_cents "
+                           "FROM watchlist WHERE series_ticker = %s", (series,))
+    assert {(t, side) for t, side, *_ in got} == want
+    for _, _, p, ask, diff in got:
+        assert diff == pytest.approx((p - ask) * 100, abs=Decimal("0.0001"))
+
+
 async def test_strike_tables_for_btc_and_eth_follow_the_simulator(late_sim, rec_home_db,
                                                                   start_service):
     sim = late_sim
@@ -92,51 +143,10 @@ async def test_strike_tables_for_btc_and_eth_follow_the_simulator(late_sim, rec_
                    for s in ("KXBTCD", "KXETHD")) and st
 
     await eventually(after_freeze, what="a cycle on the still book")
-    w = sim.sim.world
     for series, index in (("KXBTCD", "BRTI"), ("KXETHD", "ETHUSD_RTI")):
         rows = await strike_rows(dsn, series)
-        event = min((e for e in sim.sim.exchange.events.values()
-                     if e.series_ticker == series and e.strike_ms > w.now_ms),
-                    key=lambda e: e.strike_ms)
-        markets = {t: sim.sim.exchange.markets[t] for t in event.markets}
-        assert {r["market_ticker"] for r in rows} == set(markets)  # 11 strikes: all in reach
-        price = w.indices[index].value
-        stored = await query(dsn, "SELECT price::float8 FROM index_prices WHERE index_name = %s "
-                                  "AND ts = %s", (index, rows[0]["index_ts"]))
-        c = sim.client(auth=False)
-        for r in rows:
-            m = markets[r["market_ticker"]]
-            assert r["event_ticker"] == event.event_ticker and r["index_name"] == index
-            assert float(r["strike"]) == pytest.approx(m.floor_strike)
-            assert float(r["index_price"]) == stored[0][0] == pytest.approx(price)
-            assert r["active_side"] == ("no" if m.floor_strike > price else "yes")
-            assert r["prob_source"] == "lognormal" and r["sample_size"] >= 30
-            assert r["time_to_close_sec"] == (m.close_ms - w.now_ms) // 1000
-            assert float(r["buffer"]) == pytest.approx(price - m.floor_strike, abs=1e-6)
-            got = (await c.get(f"/markets/{m.ticker}")).json()["market"]
-            # the simulator writes a missing offer as $1 with size 0: the table says NULL
-            assert r["yes_ask"] == (None if got["yes_ask_size_fp"] == "0.00"
-                                    else Decimal(got["yes_ask_dollars"]))
-            assert r["no_ask"] == (None if got["yes_bid_size_fp"] == "0.00"
-                                   else Decimal(got["no_ask_dollars"]))
-            if r["yes_ask"] is not None:
-                assert r["yes_diff_cents"] == pytest.approx(
-                    (r["probability"] - r["yes_ask"]) * 100, abs=Decimal("0.0001"))
-        probs = [r["probability"] for r in rows]  # ordered by strike
-        assert probs == sorted(probs, reverse=True) and probs[0] > probs[-1]
-        # the watchlist: every side that passes the default filters, and nothing else
-        want = set()
-        for r in rows:
-            for side, p, ask in (("yes", r["probability"], r["yes_ask"]),
-                                 ("no", 1 - r["probability"], r["no_ask"])):
-                if ask is not None and p >= Decimal("0.5") and ask <= Decimal("0.98") \
-                        and (p - ask) * 100 >= 2:
-                    want.add((r["market_ticker"], side))
-        got = await query(dsn, "SELECT market_ticker, side, probability, ask, diff_cents "
-                               "FROM watchlist WHERE series_ticker = %s", (series,))
-        assert {(t, side) for t, side, *_ in got} == want
-        for _, _, p, ask, diff in got:
-            assert diff == pytest.approx((p - ask) * 100, abs=Decimal("0.0001"))
+        await check_strike_rows(sim, dsn, series, index, rows)
+        await check_watchlist(dsn, series, rows)
 
     # one series' source stops: it is reported stale by name, the other keeps updating
     ticker.start()
@@ -162,7 +172,7 @@ async def test_strike_tables_for_btc_and_eth_follow_the_simulator(late_sim, rec_
     # inside the settlement window: the observed part of the average is priced in
     await sim.control("pause_index", index_id="ETHUSD_RTI", paused=False)
     await ticker.stop()
-    await sim.control("advance", seconds=(CLOSE_MS - 20_000 - w.now_ms) // 1000)
+    await sim.control("advance", seconds=(CLOSE_MS - 20_000 - sim.sim.world.now_ms) // 1000)
     ticker.start()
 
     async def in_window():

@@ -108,7 +108,7 @@ def test_bad_mode_or_override_names_the_setting(kw, needle):
         resolve(mode, **kw)
 
 
-# ------------------------------------------------------------------ app.exchange
+# ------------------------------------------------------------------ app.exchange_client
 
 
 def _settings(tmp_path, creds: dict[str, str] | None = None, **env: str):
@@ -129,15 +129,15 @@ def _settings(tmp_path, creds: dict[str, str] | None = None, **env: str):
 
 
 def test_exchange_endpoints_follow_the_settings(tmp_path):
-    from app import exchange
+    from app import exchange_client
 
-    assert exchange.endpoints(_settings(tmp_path)).rest_base == "http://127.0.0.1:18091/trade-api/v2"
+    assert exchange_client.endpoints(_settings(tmp_path)).rest_base == "http://127.0.0.1:18091/trade-api/v2"
     over = _settings(tmp_path, REC_KALSHI_WS_URL="ws://127.0.0.1:1/trade-api/ws/v2")
-    assert exchange.endpoints(over).ws_url == "ws://127.0.0.1:1/trade-api/ws/v2"
+    assert exchange_client.endpoints(over).ws_url == "ws://127.0.0.1:1/trade-api/ws/v2"
 
 
 def test_exchange_signer_from_the_credential_files(tmp_path):
-    from app import exchange
+    from app import exchange_client
     from app.kalshi import signing
 
     key = signing.generate_private_key()
@@ -145,28 +145,29 @@ def test_exchange_signer_from_the_credential_files(tmp_path):
         tmp_path,
         {"kalshi_key_id": "key-1\n", "kalshi_private_key": signing.private_pem(key).decode()},
     )
-    sig = exchange.signer(s)
+    sig = exchange_client.signer(s)
     assert sig.key_id == "key-1"
     h = sig.headers("GET", "/trade-api/v2/portfolio/balance", now_ms=1)
     assert signing.verify(key.public_key(), h[signing.HEADER_SIGNATURE], 1, "GET",
                           "/trade-api/v2/portfolio/balance")
-    rest = exchange.rest_client(s)
+    rest = exchange_client.rest_client(s)
     assert rest.signer is not None and rest.signer.key_id == "key-1"
-    ws = exchange.ws_client(s, compression=None)
+    ws = exchange_client.ws_client(s, compression=None)
     assert ws.url == "ws://127.0.0.1:18091/trade-api/ws/v2" and ws.signer is not None
     assert rest.base_url.endswith(":18091/trade-api/v2")
 
 
 def test_exchange_signer_names_the_missing_credential(tmp_path):
-    from app import exchange
+    from app import exchange_client
 
     s = _settings(tmp_path)
-    with pytest.raises(exchange.CredentialsError, match="kalshi_key_id and kalshi_private_key"):
-        exchange.signer(s)
-    assert exchange.optional_signer(s) is None  # sim: public reads need no key
+    with pytest.raises(exchange_client.CredentialsError,
+                       match="kalshi_key_id and kalshi_private_key"):
+        exchange_client.signer(s)
+    assert exchange_client.optional_signer(s) is None  # sim: public reads need no key
     bad = _settings(tmp_path / "b", {"kalshi_key_id": "k", "kalshi_private_key": "not a pem"})
-    with pytest.raises(exchange.CredentialsError, match="kalshi_private_key") as info:
-        exchange.signer(bad)
+    with pytest.raises(exchange_client.CredentialsError, match="kalshi_private_key") as info:
+        exchange_client.signer(bad)
     assert "not a pem" not in str(info.value)
 
 

@@ -174,37 +174,23 @@ class Recorder:
             market = {"ticker": path.rsplit("/", 1)[1], "settlement_bounds_type": "default",
                       "price_level_structure": "tapered_deci_cent", "price_ranges": TAPERED}
             return httpx.Response(200, json={"market": market})
-        if m == "GET" and path == "/portfolio/orders":
-            return httpx.Response(200, json={"orders": self.orders, "cursor": ""})
-        if m == "GET" and path.startswith("/portfolio/orders/"):
-            return httpx.Response(200, json={"order": self.orders[0]})
-        if m == "POST" and path == ORDERS_V2:
-            if any(o["client_order_id"] == body["client_order_id"] for o in self.orders):
-                return httpx.Response(409, json={"code": "order_already_exists"})
-            self.orders.append(
-                {"order_id": f"o{len(self.orders)}", "client_order_id": body["client_order_id"],
-                 "ticker": body["ticker"], "status": "canceled", "book_side": body["side"],
-                 "outcome_side": "yes" if body["side"] == "bid" else "no",
-                 "yes_price_dollars": body["price"], "remaining_count_fp": body["count"]}
-            )
-            if self.lose_next_create:
-                self.lose_next_create = False
-                return httpx.Response(502, json={"code": "bad_gateway"})
-            o = self.orders[-1]
-            return httpx.Response(201, json={"order_id": o["order_id"], "client_order_id":
-                                             o["client_order_id"], "fill_count": "0.00",
-                                             "remaining_count": body["count"], "ts_ms": 1})
-        if m == "POST" and path == f"{ORDERS_V2}/batched":
-            return httpx.Response(201, json={"orders": [
+        exact = {
+            ("GET", "/portfolio/orders"): lambda: httpx.Response(
+                200, json={"orders": self.orders, "cursor": ""}),
+            ("POST", ORDERS_V2): lambda: self.create(body),
+            ("POST", f"{ORDERS_V2}/batched"): lambda: httpx.Response(201, json={"orders": [
                 {"order_id": f"b{i}", "client_order_id": o["client_order_id"],
                  "fill_count": "0.00", "remaining_count": o["count"], "ts_ms": 1}
-                for i, o in enumerate(body["orders"])]})
-        if m == "DELETE" and path == f"{ORDERS_V2}/batched":
-            return httpx.Response(200, json={"orders": [
+                for i, o in enumerate(body["orders"])]}),
+            ("DELETE", f"{ORDERS_V2}/batched"): lambda: httpx.Response(200, json={"orders": [
                 {"order_id": o["order_id"], "reduced_by": "1.00", "ts_ms": 1}
-                for o in body["orders"]]})
-        if m == "DELETE" and path == ORDERS_V2:
-            return httpx.Response(204)
+                for o in body["orders"]]}),
+            ("DELETE", ORDERS_V2): lambda: httpx.Response(204),
+        }.get((m, path))
+        if exact is not None:
+            return exact()
+        if m == "GET" and path.startswith("/portfolio/orders/"):
+            return httpx.Response(200, json={"order": self.orders[0]})
         if m == "DELETE" and path.startswith(f"{ORDERS_V2}/"):
             return httpx.Response(200, json={"order_id": path.rsplit("/", 1)[1],
                                              "reduced_by": "3.00", "ts_ms": 1})
@@ -215,6 +201,24 @@ class Recorder:
             return httpx.Response(200, json={"order_id": "o0", "remaining_count": "1.00",
                                              "ts_ms": 1})
         return httpx.Response(410, json={"code": "deprecated_v1_order_endpoint"})
+
+
+    def create(self, body: dict) -> httpx.Response:
+        if any(o["client_order_id"] == body["client_order_id"] for o in self.orders):
+            return httpx.Response(409, json={"code": "order_already_exists"})
+        self.orders.append(
+            {"order_id": f"o{len(self.orders)}", "client_order_id": body["client_order_id"],
+             "ticker": body["ticker"], "status": "canceled", "book_side": body["side"],
+             "outcome_side": "yes" if body["side"] == "bid" else "no",
+             "yes_price_dollars": body["price"], "remaining_count_fp": body["count"]}
+        )
+        if self.lose_next_create:
+            self.lose_next_create = False
+            return httpx.Response(502, json={"code": "bad_gateway"})
+        o = self.orders[-1]
+        return httpx.Response(201, json={"order_id": o["order_id"], "client_order_id":
+                                         o["client_order_id"], "fill_count": "0.00",
+                                         "remaining_count": body["count"], "ts_ms": 1})
 
 
 WRITE_METHODS = {

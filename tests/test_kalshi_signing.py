@@ -5,6 +5,9 @@ nothing anywhere else). RSA-PSS signatures carry a random salt, so the known
 answer is the signed message and a signature that verifies under exactly
 Kalshi's parameters - PSS, MGF1(SHA-256), SHA-256, salt length 32 bytes (the
 digest length) - using cryptography's own verifier, not rec's.
+
+Ed25519 keys (spec v3.31): the RFC 8032 test key signs the same message, checked the same
+way, and a generated one is verified by the simulator end to end.
 """
 
 from __future__ import annotations
@@ -14,9 +17,15 @@ import base64
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 
 from app.kalshi import signing
+from app.kalshi.rest import KalshiRest
+from app.kalshi.ws import KalshiWS
+from app.sim.cli import register_public_key
+from tests import test_sim_fixtures as fx
+
+sim = fx.sim
 
 TEST_ONLY_PEM = b"""\
 -----BEGIN PRIVATE KEY-----
@@ -104,3 +113,66 @@ def test_signatures_are_salted_yet_each_verifies():
     assert a != b  # PSS draws a fresh salt
     for sig in (a, b):
         _verify(sig, EXPECTED_MESSAGE, salt_length=32)
+
+
+# RFC 8032 section 7.1, TEST 1: a published test key (it signs nothing anywhere), as PKCS#8 PEM
+RFC8032_SECRET = bytes.fromhex(
+    "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+RFC8032_PUBLIC = bytes.fromhex(
+    "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+
+
+def _ed25519_pem() -> bytes:
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(RFC8032_SECRET)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def test_an_ed25519_pem_signs_the_same_message_with_a_raw_ed25519_signature():
+    """The key type comes from the PEM: an Ed25519 key signs timestamp + METHOD + path (no
+    query), base64 of the raw 64-byte signature, verified with the public key alone."""
+    signer = signing.Signer("ed-key", signing.load_private_key(_ed25519_pem()))
+    headers = signer.headers(METHOD, URL, now_ms=TIMESTAMP_MS)
+    assert headers["KALSHI-ACCESS-KEY"] == "ed-key"
+    assert headers["KALSHI-ACCESS-TIMESTAMP"] == "1764144000123"
+    raw = base64.b64decode(headers["KALSHI-ACCESS-SIGNATURE"], validate=True)
+    assert len(raw) == 64
+    public = ed25519.Ed25519PublicKey.from_public_bytes(RFC8032_PUBLIC)
+    public.verify(raw, EXPECTED_MESSAGE)  # cryptography's verifier, not rec's
+    with pytest.raises(InvalidSignature):
+        public.verify(raw, EXPECTED_MESSAGE + b"?subaccount=0")
+    # Ed25519 is deterministic: the same message gives the same signature
+    assert signing.sign(signer.private_key, TIMESTAMP_MS, "POST", URL) == (
+        headers["KALSHI-ACCESS-SIGNATURE"])
+
+
+def test_verify_takes_both_key_types_from_their_public_pem():
+    for key in (signing.load_private_key(_ed25519_pem()),
+                signing.load_private_key(TEST_ONLY_PEM)):
+        public = signing.load_public_key(signing.public_pem(key))
+        sig = signing.sign(key, TIMESTAMP_MS, "GET", "/trade-api/v2/portfolio/balance")
+        assert signing.verify(public, sig, TIMESTAMP_MS, "GET", "/trade-api/v2/portfolio/balance")
+        assert not signing.verify(public, sig, TIMESTAMP_MS, "GET", "/trade-api/v2/markets")
+
+
+def test_a_key_of_another_type_is_refused():
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    with pytest.raises(signing.KeyFormatError, match="neither an RSA nor an Ed25519"):
+        signing.load_private_key(pem)
+
+
+async def test_an_ed25519_key_signs_rest_calls_and_the_ws_handshake(sim, tmp_path):
+    """An Ed25519 key (spec v3.31), registered like an RSA one: the simulator verifies the
+    client's signatures on reads, an order write and the WebSocket handshake."""
+    ed = signing.Signer("ed25519-key", signing.generate_ed25519_key())
+    register_public_key(tmp_path / "keys", ed.key_id, signing.public_pem(ed.private_key))
+    async with KalshiRest(sim.base + fx.PREFIX, ed, timeout=5) as c:
+        assert (await c.get_balance()).balance >= 0
+        ticker = sim.open_tickers()[0]
+        ack = await c.create_order(ticker, "yes", "buy", 1, "0.01")
+        await c.cancel_order(ack.order_id, ticker=ticker)
+    async with KalshiWS(sim.ws_url, ed, compression=None) as ws:
+        await ws.wait_connected(within=5)
+        assert ws.stats.connects == 1

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -51,6 +51,7 @@ class FakeWsExchange:
         self.handshakes = 0
         self.rejected = 0
         self.silent = False
+        self.sending_ts = False  # stamp every message with sending_ts_ms (API 3.32+)
 
     # ------------------------------------------------------------------ handshake
 
@@ -94,62 +95,66 @@ class FakeWsExchange:
 
     async def on_command(self, conn: ServerConnection, cmd: dict[str, Any]) -> None:
         cid, name, params = cmd.get("id"), cmd.get("cmd"), cmd.get("params") or {}
-        if name == "subscribe":
-            channel = params["channels"][0]
-            if channel not in ("orderbook_delta", "fill", "ticker", "trade"):
-                await self.send(
-                    conn,
-                    {"id": cid, "type": "error", "msg": {"code": 8, "msg": "Unknown channel name"}},
-                )
-                return
-            sid = self.next_sid
-            self.next_sid += 1
-            tickers = params.get("market_tickers") or (
-                [params["market_ticker"]] if "market_ticker" in params else []
-            )
-            self.subs[conn][sid] = {"channel": channel, "tickers": list(tickers), "seq": 0}
+        handler = self._COMMANDS.get(name)
+        if handler is None:
+            await self.error(conn, cid, 5, "Unknown command")
+            return
+        await handler(self, conn, cid, params)
+
+    async def error(self, conn: ServerConnection, cid: Any, code: int, text: str) -> None:
+        await self.send(conn, {"id": cid, "type": "error", "msg": {"code": code, "msg": text}})
+
+    async def on_subscribe(self, conn: ServerConnection, cid: Any, params: dict) -> None:
+        channel = params["channels"][0]
+        if channel not in ("orderbook_delta", "fill", "ticker", "trade"):
+            await self.error(conn, cid, 8, "Unknown channel name")
+            return
+        sid = self.next_sid
+        self.next_sid += 1
+        tickers = params.get("market_tickers") or (
+            [params["market_ticker"]] if "market_ticker" in params else []
+        )
+        self.subs[conn][sid] = {"channel": channel, "tickers": list(tickers), "seq": 0}
+        await self.send(
+            conn, {"id": cid, "type": "subscribed", "msg": {"channel": channel, "sid": sid}}
+        )
+        if channel == "orderbook_delta":
+            for t in tickers:
+                await self.snapshot(conn, sid, t)
+
+    async def on_unsubscribe(self, conn: ServerConnection, cid: Any, params: dict) -> None:
+        for sid in params.get("sids", []):
+            sub = self.subs[conn].pop(sid, None)
             await self.send(
-                conn, {"id": cid, "type": "subscribed", "msg": {"channel": channel, "sid": sid}}
-            )
-            if channel == "orderbook_delta":
-                for t in tickers:
-                    await self.snapshot(conn, sid, t)
-        elif name == "unsubscribe":
-            for sid in params.get("sids", []):
-                sub = self.subs[conn].pop(sid, None)
-                await self.send(
-                    conn,
-                    {
-                        "id": cid,
-                        "type": "unsubscribed",
-                        "sid": sid,
-                        "seq": (sub or {}).get("seq", 0) + 1,
-                    },
-                )
-        elif name == "update_subscription":
-            sid = (params.get("sids") or [params.get("sid")])[0]
-            if params.get("action") == "get_snapshot":
-                if not self.get_snapshot_supported:
-                    await self.send(
-                        conn,
-                        {
-                            "id": cid,
-                            "type": "error",
-                            "msg": {"code": 13, "msg": "Unsupported action"},
-                        },
-                    )
-                    return
-                for t in params.get("market_tickers") or self.subs[conn][sid]["tickers"]:
-                    await self.snapshot(conn, sid, t, cid=cid)
-        elif name == "list_subscriptions":
-            subs = [{"channel": s["channel"], "sid": sid} for sid, s in self.subs[conn].items()]
-            await self.send(conn, {"id": cid, "type": "ok", "msg": subs})
-        else:
-            await self.send(
-                conn, {"id": cid, "type": "error", "msg": {"code": 5, "msg": "Unknown command"}}
+                conn,
+                {"id": cid, "type": "unsubscribed", "sid": sid,
+                 "seq": (sub or {}).get("seq", 0) + 1},
             )
 
+    async def on_update(self, conn: ServerConnection, cid: Any, params: dict) -> None:
+        sid = (params.get("sids") or [params.get("sid")])[0]
+        if params.get("action") != "get_snapshot":
+            return
+        if not self.get_snapshot_supported:
+            await self.error(conn, cid, 13, "Unsupported action")
+            return
+        for t in params.get("market_tickers") or self.subs[conn][sid]["tickers"]:
+            await self.snapshot(conn, sid, t, cid=cid)
+
+    async def on_list(self, conn: ServerConnection, cid: Any, params: dict) -> None:
+        subs = [{"channel": s["channel"], "sid": sid} for sid, s in self.subs[conn].items()]
+        await self.send(conn, {"id": cid, "type": "ok", "msg": subs})
+
+    _COMMANDS: ClassVar[dict[str, Any]] = {
+        "subscribe": on_subscribe,
+        "unsubscribe": on_unsubscribe,
+        "update_subscription": on_update,
+        "list_subscriptions": on_list,
+    }
+
     async def send(self, conn: ServerConnection, payload: dict[str, Any]) -> None:
+        if self.sending_ts:
+            payload = {**payload, "sending_ts_ms": int(time.time() * 1000)}
         await conn.send(json.dumps(payload))
 
     async def snapshot(
@@ -325,6 +330,29 @@ async def test_consumer_loop_ends_when_the_client_is_closed(exchange):
     await ws.close()
     await asyncio.wait_for(task, 2)
     assert seen == ["client.connected", "client.disconnected"]
+
+
+async def test_every_message_may_carry_sending_ts_ms(exchange):
+    """Since 3.32 any message may carry a top-level ``sending_ts_ms``: command replies, errors,
+    snapshots, deltas and data all work as before, and the consumer sees the venue's time."""
+    exchange.sending_ts = True
+    before = int(time.time() * 1000)
+    async with _client(exchange) as ws:
+        await ws.wait_connected(within=5)
+        await ws.subscribe("orderbook_delta", market_tickers=[T1])
+        await ws.subscribe("fill")
+        with pytest.raises(WsCommandError):
+            await ws.subscribe("no_such_channel")
+        assert len(await ws.list_subscriptions()) == 2
+        await _until(lambda: ws.books[T1].valid)
+        await exchange.delta(T1, "yes", "0.56", "4")
+        await exchange.fill("tr-1")
+        delta = await _next_of(ws, "orderbook_delta")
+        fill = await _next_of(ws, "fill")
+        assert before <= delta.sending_ts_ms <= int(time.time() * 1000)
+        assert fill.sending_ts_ms is not None and fill.data.trade_id == "tr-1"
+        assert ws.books[T1].as_maps() == exchange.book_maps(T1)
+        assert ws.stats.seq_gaps == 0 and ws.stats.dropped_deltas == 0
 
 
 async def test_commands_carry_increasing_ids_and_errors_raise(exchange):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from decimal import Decimal
 
 import psycopg
@@ -70,9 +71,7 @@ async def test_books_in_db_equal_the_simulator_after_seq_gaps(rec_home_db, start
 
 
 async def test_nothing_changed_writes_no_row(rec_home_db, start_service, sim):
-    di.prepare(rec_home_db, sim)
-    svc = start_service(rec_home_db, di.FEED)
-    await di.wait_notify(svc, "READY", "1")
+    svc = await di.started(start_service, rec_home_db, sim)
     conn = await di.connect(rec_home_db)
     async def counts() -> int:
         return len(await di.log_records(conn))
@@ -93,9 +92,7 @@ async def test_nothing_changed_writes_no_row(rec_home_db, start_service, sim):
 
 async def test_lifecycle_opened_market_is_followed_and_closed_one_dropped(
         rec_home_db, start_service, sim):
-    di.prepare(rec_home_db, sim)
-    svc = start_service(rec_home_db, di.FEED)
-    await di.wait_notify(svc, "READY", "1")
+    svc = await di.started(start_service, rec_home_db, sim)
     first = set(followed(sim))
     # one simulated hour: the current event closes, the next one opens
     sim.sim.world.advance(3600 + 90)
@@ -114,9 +111,50 @@ async def test_lifecycle_opened_market_is_followed_and_closed_one_dropped(
     closed = await di.rows(conn, "SELECT count(*) FROM feed_freshness WHERE state = 'closed' "
                                  "AND ticker = ANY(%s)", list(first - now_open))
     assert closed[0][0] == len(first - now_open)
+    # the dropped markets carry the status their last lifecycle event gave them, and the
+    # result (the trade manager settles trades from it)
+    gone = sorted(first - now_open)
+    want = {t: ("settled", sim.sim.exchange.markets[t].result, False) for t in gone}
+
+    await di.until(lambda: _equal(market_states(conn, gone), want), 10,
+                   "dropped markets' status", svc)
     assert "now following" in svc.output and "no longer following" in svc.output
     await conn.close()
     assert svc.terminate() == 0
+
+
+async def market_states(conn, tickers) -> dict[str, tuple]:
+    """ticker -> (status, result, followed) as rec-market-feed stored them."""
+    got = await di.rows(conn, "SELECT ticker, status, result, followed FROM markets "
+                              "WHERE ticker = ANY(%s)", list(tickers))
+    return {t: (st, r, f) for t, st, r, f in got}
+
+
+async def _equal(got, want) -> bool:
+    return await got == want
+
+
+async def test_markets_that_closed_while_the_feed_was_down_get_their_true_status(
+        rec_home_db, start_service, sim):
+    svc = await di.started(start_service, rec_home_db, sim)
+    first = sorted(followed(sim))
+    svc.proc.send_signal(signal.SIGKILL)
+    svc.proc.wait(10)
+    # the hour's events close and settle while the feed is away; no lifecycle message reaches
+    # it, and discovery lists only the open markets
+    sim.sim.world.advance(3600 + 120)
+    truth = {t: (sim.sim.exchange.markets[t].status, sim.sim.exchange.markets[t].result, False)
+             for t in first}
+    assert {st for st, _, _ in truth.values()} == {"finalized"}
+    again = start_service(rec_home_db, di.FEED)
+    await di.wait_notify(again, "READY", "1")
+    conn = await di.connect(rec_home_db)
+    assert await market_states(conn, first) == truth
+    closed = await di.rows(conn, "SELECT count(*) FROM feed_freshness WHERE state = 'closed' "
+                                 "AND ticker = ANY(%s)", first)
+    assert closed[0][0] == len(first)
+    await conn.close()
+    assert again.terminate() == 0
 
 
 async def test_two_feeds_splitting_the_series_leave_each_others_markets_alone(
@@ -261,3 +299,45 @@ async def test_error_25_for_a_lagging_feed_reconnects_and_books_are_exact_again(
         assert svc.terminate() == 0
     finally:
         await fx.stop_sim(handle, server)
+
+
+async def test_sending_ts_ms_on_every_message_is_tolerated(rec_home_db, start_service, sim,
+                                                           monkeypatch):
+    # Kalshi may stamp every WebSocket message with its send time (top-level sending_ts_ms):
+    # the simulator's frames carry it here, to the market feed, account sync and price feed
+    from app.sim import ws as sim_ws
+
+    put = sim_ws.Conn.put
+    clock = sim.sim.exchange.clock
+
+    def stamped(conn, text: str) -> None:
+        if isinstance(text, str) and text.startswith("{"):
+            text = f'{{"sending_ts_ms":{clock()},' + text[1:]
+        put(conn, text)
+
+    monkeypatch.setattr(sim_ws.Conn, "put", stamped)
+    di.prepare(rec_home_db, sim, REC_TARGET_HOST="127.0.0.1",
+               REC_PRICE_FEED_STALE_AFTER_SEC="3600")
+    svcs = [start_service(rec_home_db, u) for u in ("market-feed", "account-sync",
+                                                     "price-feed")]
+    for svc in svcs:
+        await di.wait_notify(svc, "READY", "1")
+    conn = await di.connect(rec_home_db)
+    index_rows = await di.count(conn, "index_prices")
+    from tests.test_account_sync import db_ledger, ledger, trade
+
+    await trade(sim, sim.client(), 2, "stamped")
+    sim.sim.hub.skip_seq(None, 2)  # a resync, its snapshot stamped too
+    sim.sim.world.advance(20)
+    tickers = followed(sim)
+
+    async def exact() -> bool:
+        return (await di.db_books(conn, tickers) == di.sim_books(sim, tickers)
+                and await db_ledger(conn) == ledger(sim)
+                and await di.count(conn, "index_prices") > index_rows)
+
+    await di.until(exact, 20, "books, ledger and index rows from stamped messages", svcs[0])
+    await conn.close()
+    for svc in svcs:
+        assert "sending_ts_ms" not in svc.output, svc.output[-3000:]  # no complaint
+        assert svc.terminate() == 0

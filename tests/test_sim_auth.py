@@ -4,6 +4,7 @@ error body; public market data needs no signature; keys can be added while it ru
 from __future__ import annotations
 
 import asyncio
+import base64
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import httpx
 import pytest
 import websockets
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from app.kalshi.signing import HEADER_TIMESTAMP, Signer, generate_private_key, public_pem
 from tests import test_sim_fixtures as fx
@@ -142,3 +144,49 @@ def test_gen_key_writes_credentials_once_and_registers_them(tmp_path):
     assert second.returncode == 0 and "kept existing" in second.stdout
     assert (creds / "kalshi_private_key").read_bytes() == pem
     assert b"PRIVATE" not in (keys / f"{key_id}.pem").read_bytes()
+
+
+def _ed25519_headers(key: ed25519.Ed25519PrivateKey, key_id: str, method: str,
+                     path: str) -> dict[str, str]:
+    """Kalshi's Ed25519 signing, written out here: base64 of the raw signature over
+    timestamp + method + path (the client's signer is another module's concern)."""
+    ts = str(int(time.time() * 1000))
+    sig = base64.b64encode(key.sign(f"{ts}{method}{path}".encode())).decode()
+    return {"KALSHI-ACCESS-KEY": key_id, "KALSHI-ACCESS-TIMESTAMP": ts,
+            "KALSHI-ACCESS-SIGNATURE": sig}
+
+
+async def test_an_ed25519_key_added_with_the_cli_signs_rest_and_websocket(sim, tmp_path):
+    key = ed25519.Ed25519PrivateKey.generate()
+    pub = tmp_path / "ed.pem"
+    pub.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    out = await _rec("sim", "add-key", "--key-id", "ed-key", "--public-key", str(pub),
+                     "--keys-dir", str(sim.sim.keys.dir))
+    assert out.returncode == 0, out.stderr
+    path = PREFIX + "/portfolio/balance"
+    async with httpx.AsyncClient(base_url=sim.base, timeout=5) as raw:
+        r = await raw.get(path, headers=_ed25519_headers(key, "ed-key", "GET", path))
+        assert r.status_code == 200, r.text
+        # signed for another path, or by another Ed25519 key: refused
+        other = _ed25519_headers(key, "ed-key", "GET", PREFIX + "/portfolio/orders")
+        _assert_401(await raw.get(path, headers=other), "invalid signature")
+        stranger = _ed25519_headers(ed25519.Ed25519PrivateKey.generate(), "ed-key", "GET", path)
+        _assert_401(await raw.get(path, headers=stranger), "invalid signature")
+        garbage = {**_ed25519_headers(key, "ed-key", "GET", path),
+                   "KALSHI-ACCESS-SIGNATURE": "not base64!"}
+        _assert_401(await raw.get(path, headers=garbage), "invalid signature")
+    ws = await websockets.connect(
+        sim.ws_url, additional_headers=_ed25519_headers(key, "ed-key", "GET", "/trade-api/ws/v2"))
+    await ws.send('{"id": 1, "cmd": "list_subscriptions"}')
+    assert (await fx.recv_json(ws))["type"] == "ok"
+    await ws.close()
+
+
+async def test_add_key_refuses_a_key_of_another_type(tmp_path):
+    pub = tmp_path / "ec.pem"
+    pub.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    out = await _rec("sim", "add-key", "--key-id", "ec-key", "--public-key", str(pub),
+                     "--keys-dir", str(tmp_path / "keys"))
+    assert out.returncode == 1 and "neither an RSA nor an Ed25519 key" in out.stderr

@@ -16,6 +16,7 @@ import re
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -148,8 +149,8 @@ UNSERVED = {
     "UpdateFCMEventContractDailyCap", "DeleteFCMEventContractDailyCap",
     "GetFCMSubtraderBlockedCategories", "UpdateFCMSubtraderBlockedCategories",
     "GetTargetBalanceAllocation", "SetTargetBalanceAllocation", "GetFCMPositions",
-    "GetHistoricalCutoff", "GetMarketCandlesticksHistorical", "GetFillsHistorical",
-    "GetHistoricalOrders", "GetHistoricalPositions", "GetTradesHistorical",
+    "GetMarketCandlesticksHistorical", "GetFillsHistorical", "GetHistoricalPositions",
+    "GetTradesHistorical",
     "GetHistoricalMarkets", "GetHistoricalMarket",
 }
 # Statuses the simulator answers that the spec does not list for the operation, each on
@@ -157,19 +158,12 @@ UNSERVED = {
 DOCUMENTED_EXTRA = {
     # the per-key token bucket answers 429 on every operation, as production does
     ("*", 429): "rate limit (GetAccountApiLimits: 'otherwise the request is rejected with 429')",
-    # query/body validation on operations whose spec lists no 400
-    ("GET /markets/{ticker}/orderbook", 400): "depth outside 0..100",
-    ("DELETE /portfolio/events/orders/{order_id}", 400): "subaccount/exchange_index invalid",
-    ("DELETE /portfolio/events/orders", 400): "subaccount other than 0",
-    ("GET /portfolio/order_groups/{order_group_id}", 400): "subaccount/exchange_index invalid",
-    ("DELETE /portfolio/order_groups/{order_group_id}", 400): "subaccount/exchange_index invalid",
-    ("PUT /portfolio/order_groups/{order_group_id}/reset", 400):
-        "subaccount/exchange_index invalid",
-    ("PUT /portfolio/order_groups/{order_group_id}/trigger", 400):
-        "subaccount/exchange_index invalid",
-    # unknown resources: 404 as production answers, where the spec lists none
+    # a depth that is not an integer at all: no status the operation lists fits (200 would
+    # pretend it was read, 404 names a missing market); out-of-range depths follow the spec
+    # ("0 or negative means all levels"; above 100 is read as 100)
+    ("GET /markets/{ticker}/orderbook", 400): "depth is not an integer",
+    # unknown series: production answers 404; GetSeries lists only 400 and 500
     ("GET /series/{series_ticker}", 404): "unknown series",
-    ("POST /portfolio/events/orders", 404): "unknown market ticker",
     # 413 for bodies above 1 MiB on every operation that takes a body
     ("*", 413): "request body above 1 MiB",
 }
@@ -289,7 +283,8 @@ async def test_rest_responses_validate_against_openapi(sim):
     for path in ("/exchange/status", "/exchange/schedule", "/account/limits",
                  "/account/endpoint_costs", "/series", "/series/KXBTCD",
                  "/events?with_nested_markets=true&limit=2", "/markets?limit=3",
-                 f"/markets/{t}", f"/markets/{t}/orderbook?depth=3", "/markets/trades?limit=5"):
+                 f"/markets/{t}", f"/markets/{t}/orderbook?depth=3", "/markets/trades?limit=5",
+                 "/historical/cutoff", "/historical/orders"):
         assert (await a.get(path)).status_code == 200, path
     ev = (await a.get("/events")).json()["events"][0]["event_ticker"]
     now_s = sim.sim.world.now_ms // 1000
@@ -379,17 +374,44 @@ def test_documented_extra_statuses_are_really_extra():
         assert str(status) not in listed, f"{label} {status} is in the spec: drop the entry"
 
 
-async def test_undocumented_in_spec_statuses_answer_as_documented(sim):
+async def test_statuses_follow_the_spec_where_it_lists_no_400(sim):
+    """Issue 24 low 11: each of these once answered a status the operation does not list."""
     a = sim.client()
     t = sim.open_tickers()[0]
-    r = await a.get(f"/markets/{t}/orderbook", params={"depth": 101})
-    check_response("GET", f"/markets/{t}/orderbook", r.status_code, r.json())
-    assert r.status_code == 400
-    r = await a.get("/portfolio/positions", params={"subaccount": "null"})
-    assert r.status_code == 400  # GetPositions lists 400
-    check_response("GET", "/portfolio/positions", r.status_code, r.json())
-    r = await a.delete(f"{ORDERS}/x", params={"subaccount": "null"})
-    check_response("DELETE", "/portfolio/events/orders/x", r.status_code, r.json())
+    seen = []
+
+    async def call(method: str, path: str, **kw) -> httpx.Response:
+        r = await a.request(method, path, **kw)
+        seen.append((method, path, r.status_code, r.json() if r.content else None))
+        return r
+
+    # CreateOrderV2 lists 400 (not 404) for an unknown market
+    r = await call("POST", ORDERS, json=order_body("NO-SUCH-MARKET", count=1, price=5))
+    assert (r.status_code, r.json()["code"]) == (400, "not_found")
+    # depth: "0 or negative means all levels"; above 100 reads as 100; not a number: 400
+    full = (await call("GET", f"/markets/{t}/orderbook")).json()
+    assert (await call("GET", f"/markets/{t}/orderbook", params={"depth": -3})).json() == full
+    assert (await call("GET", f"/markets/{t}/orderbook", params={"depth": 101})).json() == full
+    assert (await call("GET", f"/markets/{t}/orderbook",
+                       params={"depth": "x"})).status_code == 400
+    # subaccount / exchange_index on one resource: it is not there (404)
+    o = await fx.place(a, t, count=1, price=3)
+    gid = (await a.post("/portfolio/order_groups/create",
+                        json={"contracts_limit": 5})).json()["order_group_id"]
+    for params in ({"subaccount": "3"}, {"subaccount": "null"}, {"exchange_index": "7"}):
+        r = await call("DELETE", f"{ORDERS}/{o['order_id']}", params=params)
+        assert r.status_code == 404, (params, r.text)
+        for method, suffix in (("GET", ""), ("PUT", "/reset"), ("PUT", "/trigger"),
+                               ("DELETE", "")):
+            r = await call(method, f"/portfolio/order_groups/{gid}{suffix}", params=params)
+            assert r.status_code == 404, (method, suffix, params, r.text)
+    # CancelAllOrders lists no 400: another subaccount has nothing to cancel
+    assert (await call("DELETE", ORDERS, params={"subaccount": "2"})).status_code == 204
+    got = (await a.get(f"/portfolio/orders/{o['order_id']}")).json()["order"]
+    assert got["status"] == "resting"  # none of the refused calls touched it
+    assert (await call("DELETE", f"{ORDERS}/{o['order_id']}")).status_code == 200
+    for method, path, status, body in seen:
+        check_response(method, urlsplit(path).path, status, body)
 
 
 def test_every_ws_channel_is_published_or_listed_silent():
@@ -469,6 +491,8 @@ async def test_every_ws_message_validates_against_asyncapi(sim):
     msgs += await drain(ws)
     await ws.close()
 
+    # Kalshi since v3.32 (after the vendored spec): the send time on every message
+    assert all(isinstance(m.pop("sending_ts_ms"), int) for m in msgs)
     schemas = _ws_schemas()
     kinds = {m["type"] for m in msgs}
     assert kinds >= {"subscribed", "ok", "error", "unsubscribed", "orderbook_snapshot",

@@ -211,3 +211,24 @@ async def test_lost_answer_on_v2_create_then_the_retry_is_a_duplicate(sim):
     assert [o["client_order_id"] for o in orders] == ["lost-1"]
     r = await c.post(ORDERS, json=body)  # the client's retry with the same id
     assert r.status_code == 409 and r.json()["code"] == "order_already_exists"
+
+
+async def test_lose_response_loses_any_answer_a_retry_gets_too(sim):
+    """Two lost answers are two: the retry's 409 is lost as well (it used to get through,
+    so a "lose 2" fault lost one). only_success keeps the narrower fault."""
+    c = sim.client()
+    t = sim.open_tickers()[6]
+    body = order_body(t, count=1, price=5, client_order_id="lost-2")
+    await sim.control("lose_response", status=502, count=2,
+                      path_prefix="/trade-api/v2/portfolio/events/orders")
+    assert (await c.post(ORDERS, json=body)).status_code == 502  # placed, answer lost
+    assert (await c.post(ORDERS, json=body)).status_code == 502  # 409, answer lost
+    assert sim.sim.faults.lost_count == 0
+    r = await c.post(ORDERS, json=body)
+    assert r.status_code == 409 and r.json()["code"] == "order_already_exists"
+    await sim.control("lose_response", status=504, count=1, only_success=True,
+                      path_prefix="/trade-api/v2/portfolio/events/orders")
+    assert (await c.post(ORDERS, json=body)).status_code == 409  # a refusal: kept
+    assert sim.sim.faults.lost_count == 1
+    orders = (await c.get("/portfolio/orders", params={"ticker": t})).json()["orders"]
+    assert [o["client_order_id"] for o in orders] == ["lost-2"]

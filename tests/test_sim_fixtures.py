@@ -21,8 +21,8 @@ from app.sim.cli import register_public_key
 from app.sim.config import SimConfig
 from app.sim.server import uvicorn_options
 from app.sim.world import WorldParams
+from testkit.sim import START_MS
 
-START_MS = 1_764_086_400_000  # 2025-11-25T16:00:00Z, 11am ET: an hourly event just opened
 PREFIX = "/trade-api/v2"
 
 

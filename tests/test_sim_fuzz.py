@@ -14,6 +14,8 @@ schemathesis calls it synchronously; what the run creates is canceled at the end
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import threading
 import time
 from urllib.parse import urlsplit
@@ -21,10 +23,14 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from websockets.sync.client import connect as ws_connect
 
+from app.sim.cli import register_public_key
 from app.sim.rest import PREFIX, ROUTES
 from tests import test_sim_conformance as conf
 from tests import test_sim_fixtures as fx
@@ -163,3 +169,91 @@ def test_fuzz(target, op, mode):
         run()
     except Unsatisfiable:  # nothing to make invalid (no parameters, no body)
         assert mode is GenerationMode.NEGATIVE
+
+
+# --- explicit examples: each once answered a 5xx, stalled the loop or broke the spec ------
+
+def _body(seeds: dict, **extra) -> dict:
+    return fx.order_body(seeds["ticker"][0], count=1, price=3, **extra)
+
+
+# (label, method, path, query, body builder, expected status)
+EXPLICIT = [
+    ("expiration past year 9999", "POST", fx.ORDERS, None,
+     lambda s: _body(s, expiration_time=10**12), 400),
+    ("expiration at 2**63", "POST", fx.ORDERS, None, lambda s: _body(s, expiration_time=2**63),
+     400),
+    ("unknown market on create", "POST", fx.ORDERS, None,
+     lambda s: fx.order_body("NO-SUCH-MARKET", count=1, price=3), 400),
+    ("cancel in another subaccount", "DELETE", fx.ORDERS + "/{order_id}", {"subaccount": "3"},
+     None, 404),
+    ("cancel on another shard", "DELETE", fx.ORDERS + "/{order_id}", {"exchange_index": "9"},
+     None, 404),
+    ("cancel-all in another subaccount", "DELETE", fx.ORDERS, {"subaccount": "2"}, None, 204),
+    ("depth above 100", "GET", "/markets/{ticker}/orderbook", {"depth": "101"}, None, 200),
+    ("negative depth", "GET", "/markets/{ticker}/orderbook", {"depth": "-1"}, None, 200),
+    ("settled positions", "GET", "/portfolio/positions", {"settlement_status": "settled"},
+     None, 200),
+    ("all positions", "GET", "/portfolio/positions", {"settlement_status": "all"}, None, 200),
+    ("unknown settlement status", "GET", "/portfolio/positions",
+     {"settlement_status": "closed"}, None, 400),
+    ("fills for 100 tickers", "GET", "/portfolio/fills",
+     {"ticker": ",".join(f"T-{i}" for i in range(100))}, None, 200),
+    ("fills for 101 tickers", "GET", "/portfolio/fills",
+     {"ticker": ",".join(f"T-{i}" for i in range(101))}, None, 400),
+    ("historical orders", "GET", "/historical/orders", {"limit": "5"}, None, 200),
+    ("historical cutoff", "GET", "/historical/cutoff", None, None, 200),
+]
+
+
+@pytest.mark.parametrize("case", EXPLICIT, ids=lambda c: c[0])
+def test_explicit_example(target, case):
+    _sim, session, base, seeds, stats = target
+    _label, method, tmpl, query, body, expected = case
+    path = tmpl.format(ticker=seeds["ticker"][1], order_id=seeds["order_id"][-1])
+    r = session.request(method, base + path, params=query,
+                        json=body(seeds) if body else None, timeout=10)
+    stats["requests"] += 1
+    assert r.status_code == expected, r.text
+    conf.check_response(method, path, r.status_code, r.json() if r.content else None)
+
+
+def test_explicit_transport_examples(target):
+    """A chunked body over 1 MiB, a hostile Host header, an Ed25519 key, a lost refusal."""
+    sim, session, base, seeds, stats = target
+    r = session.post(base + fx.ORDERS, data=iter([b"x" * 65_536] * 20))  # chunked
+    assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
+    r = requests.get(sim.handle.base + "/healthz/", headers={"host": "evil.example"},
+                     allow_redirects=False, timeout=10)
+    assert "evil.example" not in r.headers.get("location", "") and r.status_code == 404
+    key = ed25519.Ed25519PrivateKey.generate()
+    register_public_key(sim.handle.sim.keys.dir, "fuzz-ed25519", key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    path = PREFIX + "/portfolio/balance"
+    ts = str(int(time.time() * 1000))
+    sig = base64.b64encode(key.sign(f"{ts}GET{path}".encode())).decode()
+    r = requests.get(sim.handle.base + path, timeout=10, headers={
+        "KALSHI-ACCESS-KEY": "fuzz-ed25519", "KALSHI-ACCESS-TIMESTAMP": ts,
+        "KALSHI-ACCESS-SIGNATURE": sig})
+    assert r.status_code == 200, r.text
+    dup = _body(seeds, client_order_id="fuzz-dup")
+    assert session.post(base + fx.ORDERS, json=dup).status_code == 201
+    r = requests.post(sim.handle.base + "/_sim/lose_response", timeout=10, json={
+        "status": 502, "count": 1, "path_prefix": PREFIX + fx.ORDERS})
+    assert r.status_code == 200
+    assert session.post(base + fx.ORDERS, json=dup).status_code == 502  # the 409, lost
+    assert session.post(base + fx.ORDERS, json=dup).status_code == 409
+    stats["requests"] += 7
+
+
+def test_explicit_websocket_example(target):
+    """A 381 KB subscribe naming one channel 20,000 times: refused at once (code 11)."""
+    sim, _session, _base, seeds, _stats = target
+    headers = fx.signer().headers("GET", "/trade-api/ws/v2")
+    with ws_connect(sim.handle.ws_url, additional_headers=headers, max_size=2**24) as ws:
+        ws.send(json.dumps({"id": 1, "cmd": "subscribe", "params": {
+            "channels": ["orderbook_delta"] * 20_000, "market_tickers": seeds["ticker"]}}))
+        reply = json.loads(ws.recv(timeout=10))
+        assert (reply["type"], reply["msg"]["code"]) == ("error", 11)
+        assert isinstance(reply["sending_ts_ms"], int)
+    assert requests.get(sim.handle.base + "/healthz", timeout=10).status_code == 200

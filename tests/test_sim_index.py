@@ -118,7 +118,7 @@ async def test_the_5hz_values_fall_due_on_the_wall_clock_never_early():
     import asyncio
     import contextlib
 
-    from app.sim.exchange import Observer
+    from app.sim.venue import Observer
     from app.sim.world import World, WorldParams
 
     world = World(WorldParams(seed=4, eth_series=False, maintenance_weekday=None))

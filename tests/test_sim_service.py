@@ -44,4 +44,6 @@ def test_exchange_sim_service_serves_a_moving_market(rec_home, start_service):
         assert time.monotonic() < deadline, "the simulated clock does not move"
         time.sleep(0.05)
     assert "faults off" in svc.output
+    # its log lines carry the registry's name (the logger is named when the service is made)
+    assert "rec-exchange-sim: simulator: seed" in svc.output
     assert svc.terminate() == 0

@@ -7,8 +7,8 @@ import asyncio
 import httpx
 
 from app.sim.world import World, WorldParams
+from testkit.sim import START_MS
 from tests import test_sim_fixtures as fx
-from tests.test_sim_fixtures import START_MS
 
 
 def _fingerprint(w: World) -> tuple:

@@ -41,6 +41,7 @@ async def test_orderbook_snapshot_then_deltas_rebuild_the_book_with_contiguous_s
     ws = await sim.ws()
     await _cmd(ws, 1, "subscribe", channels=["orderbook_delta"], market_ticker=t)
     ack = await recv_json(ws)
+    assert isinstance(ack.pop("sending_ts_ms"), int)  # on every message since Kalshi v3.32
     assert ack == {"id": 1, "type": "subscribed", "msg": {"channel": "orderbook_delta",
                                                           "sid": ack["msg"]["sid"]}}
     snap = await recv_json(ws)
@@ -92,6 +93,7 @@ async def test_update_subscription_add_delete_get_snapshot_and_list(sim):
 
     await _cmd(ws, 5, "list_subscriptions")
     lst = (await recv_until(ws, lambda m: m.get("id") == 5))[-1]
+    assert isinstance(lst.pop("sending_ts_ms"), int)
     assert lst == {"id": 5, "type": "ok", "msg": [{"channel": "orderbook_delta", "sid": ob_sid},
                                                   {"channel": "ticker", "sid": tk_sid}]}
     await _cmd(ws, 6, "unsubscribe", sids=[tk_sid])

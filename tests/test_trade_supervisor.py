@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.services.trade_supervisor import View, exit_rule
+from app.services.trade_supervisor import View, close_limit, exit_rule
 from tests import data_in_fixtures as di
 from tests import test_sim_fixtures as fx
 from tests import trading_fixtures as tf
@@ -28,6 +28,13 @@ def view(**kw) -> View:
                 time_to_close_sec=600, close_price=D("0.60"))
     base.update(kw)
     return View(**base)
+
+
+@pytest.mark.parametrize("close_price, limit", [
+    (None, None), (D(0), None),  # no bid: a close could not fill, it waits
+    (D("0.03"), D("0.01")), (D("0.60"), D("0.55"))])
+def test_no_close_without_a_bid(close_price, limit):
+    assert close_limit(view(close_price=close_price), D("0.05")) == limit
 
 
 @pytest.mark.parametrize("kw, rule", [

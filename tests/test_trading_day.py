@@ -16,9 +16,9 @@ import signal
 import time
 
 from app.sim.market import FINALIZED
+from testkit.sim import START_MS
 from tests import data_in_fixtures as di
 from tests import trading_fixtures as tf
-from tests.test_sim_fixtures import START_MS
 from tests.test_trading_hour import SETTINGS, fast_sim  # noqa: F401 - the fixture
 
 HOURS = int(os.environ.get("REC_DAY_HOURS", "6"))

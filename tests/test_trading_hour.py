@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from testkit.sim import START_MS
 from tests import data_in_fixtures as di
 from tests import trading_fixtures as tf
-from tests.test_sim_fixtures import START_MS, start_sim, stop_sim
+from tests.test_sim_fixtures import start_sim, stop_sim
 
 SPEED = 150.0  # simulated seconds per wall second
 CLOSE_MS = START_MS + tf.HOUR_MS

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +19,18 @@ import pytest
 
 from app.db import feed_log
 from testkit.net import free_port
+from testkit.web import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    EVENT,
+    SEED,
+    SERIES,
+    T_HIGH,
+    T_LOW,
+    T_MID,
+    until,
+    wait_js,
+)
 from tests.conftest import (
     APP_PASSWORD,
     REPO,
@@ -30,69 +41,7 @@ from tests.conftest import (
 )
 
 ARTIFACTS = Path(os.environ.get("REC_TEST_ARTIFACTS", REPO / ".local/test-artifacts/web"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic"]
-SERIES = "KXBTCD"
-EVENT = "KXBTCD-26NOV2614"
-T_LOW, T_MID, T_HIGH = f"{EVENT}-T90999.99", f"{EVENT}-T91249.99", f"{EVENT}-T91499.99"
 T_STALE = "KXBTC-26NOV2614-B91000"
-
-
-def until(fn, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-SEED = """
-INSERT INTO markets (ticker, event_ticker, series_ticker, title, status, floor_strike,
-                     close_time, followed)
-VALUES (%(low)s, %(event)s, %(series)s, 'BTC above 91,000', 'active', 90999.99,
-        now() + interval '40 minutes', true),
-       (%(mid)s, %(event)s, %(series)s, 'BTC above 91,250', 'active', 91249.99,
-        now() + interval '40 minutes', true),
-       (%(high)s, %(event)s, %(series)s, 'BTC above 91,500', 'active', 91499.99,
-        now() + interval '40 minutes', true);
-INSERT INTO feed_quotes (ticker, ts, source, yes_bid, yes_ask, last_price, volume)
-SELECT t, now() - interval '1 second', 'ws', b - 0.0005, b + 0.0195, b + 0.01, 1001
-FROM (VALUES (%(low)s, 0.80), (%(mid)s, 0.50), (%(high)s, 0.20)) AS m(t, b);
-INSERT INTO feed_freshness (ticker, last_message_at, source, state)
-VALUES (%(low)s, now(), 'ws', 'live'), (%(mid)s, now(), 'ws', 'live'),
-       (%(high)s, now(), 'ws', 'live');
-INSERT INTO feed_book_levels (ticker, side, price, quantity, updated_at)
-VALUES (%(mid)s, 'yes', 0.50, 120, now()), (%(mid)s, 'yes', 0.49, 300, now()),
-       (%(mid)s, 'no', 0.48, 200, now()), (%(mid)s, 'no', 0.47, 50, now());
-INSERT INTO account_balance (balance_cents, portfolio_value_cents) VALUES (1234567, 4500);
-INSERT INTO account_positions (ticker, position, market_exposure, realized_pnl, fees_paid)
-VALUES (%(mid)s, 10, 4.80, 1.25, 0.07), (%(high)s, -5, 3.90, 0, 0.05);
-INSERT INTO account_fills (trade_id, order_id, ticker, outcome_side, book_side, count,
-                           yes_price, no_price, fee, is_taker, created_time, source)
-VALUES ('f1', 'o1', %(mid)s, 'yes', 'bid', 10, 0.48, 0.52, 0.07, true,
-        now() - interval '5 minutes', 'ws');
-INSERT INTO index_prices (index_name, ts, price, momentum)
-SELECT 'BRTI', date_trunc('second', now()) - (g || ' seconds')::interval,
-       91200 + 40 * sin(g / 60.0), 5 * cos(g / 90.0)
-FROM generate_series(1, 600, 5) AS g;
-INSERT INTO strike_table (market_ticker, series_ticker, event_ticker, computed_at, close_time,
-    index_name, index_ts, strike, index_price, momentum, buffer, buffer_pct, probability,
-    prob_source, sample_size, yes_ask, no_ask, yes_diff_cents, no_diff_cents, volume,
-    active_side, time_to_close_sec, window_sec, window_progress)
-SELECT t, %(series)s, %(event)s, now(), now() + interval '40 minutes', 'BRTI',
-       date_trunc('second', now()), s, 91200, 3.5, 91200 - s, (91200 - s) / 912.0, p,
-       'fingerprint', 5000, ya, 1 - ya + 0.02, 100 * p - 100 * ya,
-       100 * (1 - p) - 100 * (1 - ya + 0.02), 1500, CASE WHEN p >= 0.5 THEN 'yes' ELSE 'no' END,
-       2400, 60, 0
-FROM (VALUES (%(low)s, 90999.99, 0.83, 0.81), (%(mid)s, 91249.99, 0.46, 0.51),
-             (%(high)s, 91499.99, 0.12, 0.21)) AS x(t, s, p, ya);
-INSERT INTO watchlist (market_ticker, side, series_ticker, probability, ask, diff_cents, volume,
-                       computed_at)
-VALUES (%(low)s, 'yes', %(series)s, 0.83, 0.81, 2, 1500, now());
-"""
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +92,7 @@ CALIBRATION = {
 
 def seed_model(dsn: str) -> None:
     """A model as `rec model build` stores it, with its reliability plot."""
-    from app.pricing.png import reliability_png
+    from app.pricing.plot import reliability_png
 
     png = reliability_png([CALIBRATION["reliability"], CALIBRATION["reliability_lognormal"]])
     sql(dsn, "INSERT INTO prob_models (index_name, train_samples, params, tables, calibration, "
@@ -248,6 +197,16 @@ def test_bad_form_input_names_the_field_on_the_page(stack):
     assert r.status_code == 422 and "since/until" in r.text
     r = c.get("/api/trades", params={"since": "yesterday"})
     assert r.status_code == 422 and r.json()["field"] == "since"
+
+
+def test_manual_forms_ask_to_confirm_with_a_fresh_key(stack):
+    c, csrf = login(stack["url"])
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "yes",
+                                     "count": "3", "limit_price": "45c"})
+    assert r.status_code == 200 and f"Buy <b>3</b> YES of <b>{T_MID}</b>" in r.text
+    r = c.post("/manual/close", data={"csrf": csrf, "trade_id": "7", "limit_price": "0.4"})
+    assert r.status_code == 200 and "Close trade #7 at no less than 40¢" in r.text
+    assert 'name="idempotency_key" value="web-' in r.text
 
 
 @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil"])
@@ -421,7 +380,7 @@ def shot(page, name: str) -> Path:
 
 
 def live(page) -> None:
-    page.wait_for_function("window.__rec && window.__rec.online === true")
+    wait_js(page, "window.__rec && window.__rec.online === true")
 
 
 def test_browser_login_shows_balance_and_positions_from_the_database(stack, browser):
@@ -437,7 +396,7 @@ def test_browser_login_shows_balance_and_positions_from_the_database(stack, brow
         # the account changes: the page follows without a reload
         marker = page.evaluate("window.__marker = 1")
         sql(stack["dsn"], "UPDATE account_balance SET balance_cents = 1200000")
-        page.wait_for_function("document.querySelector('#balance').textContent === "
+        wait_js(page, "document.querySelector('#balance').textContent === "
                                "'$12,000.00'")
         assert page.evaluate("window.__marker") == 1 if marker is None else True
         shot(page, "overview")
@@ -459,7 +418,7 @@ def test_browser_ticker_and_strike_table_updates_arrive_without_a_reload(stack, 
                  "last_price = 0.38, volume = 5000 WHERE ticker = %s", (T_MID,))
         sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s", (T_MID,))
         sql(dsn, "SELECT pg_notify('rec_market_feed', %s)", (json.dumps({"tickers": [T_MID]}),))
-        page.wait_for_function(
+        wait_js(page,
             f"document.querySelector('#markets tr[data-ticker=\"{T_MID}\"] .bid')"
             ".textContent === '37¢'")
         assert before != "37¢" and page.evaluate("window.__noReload") is True
@@ -475,7 +434,7 @@ def test_browser_ticker_and_strike_table_updates_arrive_without_a_reload(stack, 
                  "computed_at = now() WHERE market_ticker = %s", (T_MID,))
         t0 = time.time()
         sql(dsn, "SELECT pg_notify('strike_table', %s)", (SERIES,))
-        page.wait_for_function(f"document.querySelector('{row} .yes-ask').textContent "
+        wait_js(page, f"document.querySelector('{row} .yes-ask').textContent "
                                "=== '44¢'")
         assert time.time() - t0 < 5 and page.evaluate("window.__noReload") is True
         assert page.text_content(f"{row} .prob") == "52.0%"
@@ -510,7 +469,7 @@ def test_browser_model_page_shows_the_calibration_and_the_reliability_plot(stack
         page.goto(stack["url"] + "/model")
         assert page.text_content("#model-version") == "1"
         assert page.locator("#reliability-table tbody tr").count() == 10
-        page.wait_for_function("document.querySelector('#reliability').complete && "
+        wait_js(page, "document.querySelector('#reliability').complete && "
                                "document.querySelector('#reliability').naturalWidth > 0")
         shot(page, "model")
     finally:
@@ -541,10 +500,16 @@ def test_browser_every_page_renders_on_a_phone_and_a_desktop(stack, browser):
         ctx, page = open_session(browser, stack["url"], **ctx_args)
         errors: list[str] = []
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        # a CSP violation (an inline script or style) is a console error
+        page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
         try:
             for path in pages:
                 r = page.goto(stack["url"] + path)
                 assert r.status == 200, path
+                if path.startswith("/markets"):  # the depth bars are drawn, without inline style
+                    widths = page.evaluate("[...document.querySelectorAll('.depth .bar')]"
+                                           ".map(b => b.style.width)")
+                    assert widths and all(w.endswith("%") for w in widths), widths
                 if label == "phone":  # nothing wider than the screen but scrollable tables
                     wide = page.evaluate("document.documentElement.scrollWidth")
                     assert wide <= 390 + 1, (path, wide)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -13,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.config import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def conninfo(settings: Settings, application_name: str = "rec") -> str:
@@ -98,3 +101,53 @@ async def ping(pool: AsyncConnectionPool, timeout: float = 2.0) -> None:
             await conn.execute("SELECT 1")
 
     await asyncio.wait_for(query(), timeout)
+
+
+# PostgreSQL down or restarting: a refused or broken connection, an administrator's shutdown
+# (AdminShutdown) and the pool's PoolTimeout are all OperationalError subclasses
+DATABASE_DOWN = psycopg.OperationalError
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class DatabaseWait:
+    """Retry a unit of database work while PostgreSQL is down or restarting: a restart costs
+    the service a wait, never a crash. The first failure is one warning line and a STATUS=
+    (``status``); the recovery one info line. The work is retried whole, so it must be one
+    transaction or idempotent."""
+
+    def __init__(self, log: logging.Logger, status: Callable[[str], None],
+                 max_delay: float = 5.0) -> None:
+        self.log = log
+        self.status = status
+        self.max_delay = max_delay
+        self.failures = 0  # failed attempts in the current outage
+        self.outages = 0
+        self.since = 0.0
+
+    async def run(self, what: str, work: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await work(*args)``, again while the database is down."""
+        delay = 0.1
+        while True:
+            try:
+                result = await work(*args)
+            except DATABASE_DOWN as exc:
+                self.failures += 1
+                if self.failures == 1:
+                    self.outages += 1
+                    self.since = time.monotonic()
+                    self.log.warning("database unavailable (%s) at %s: waiting for it, "
+                                     "retrying", _first_line(exc), what)
+                self.status(f"waiting for the database ({what}): {_first_line(exc)}"[:300])
+                await asyncio.sleep(delay)
+                delay = min(self.max_delay, delay * 2)
+                continue
+            if self.failures:
+                self.log.info("database back after %.1fs and %d failed attempt(s)",
+                              time.monotonic() - self.since, self.failures)
+                self.status(f"database back; {what} resumed")
+                self.failures = 0
+            return result

@@ -86,6 +86,11 @@ class KalshiGone(KalshiHTTPError):  # 410
     """An endpoint Kalshi has retired (e.g. ``deprecated_v1_order_endpoint``)."""
 
 
+class KalshiRejected(KalshiHTTPError):  # a 2xx answer to an order write without the order
+    """An order write answered with a success status but no order (e.g. the 410
+    ``deprecated_v1_order_endpoint`` inside a 2xx body): the write did not happen."""
+
+
 class KalshiRateLimited(KalshiHTTPError):  # 429
     def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,9 +1,12 @@
-"""RSA-PSS request signing as Kalshi specifies it, for both sides of the wire.
+"""Request signing as Kalshi specifies it, for both sides of the wire: RSA-PSS or Ed25519.
 
 The message is ``timestamp_ms + METHOD + path`` where ``path`` carries the
 ``/trade-api/v2`` prefix (or ``/trade-api/ws/v2`` for the WebSocket handshake)
-and never the query string. Padding: PSS with MGF1(SHA-256) and a salt as long
-as the digest; the signature travels base64-encoded.
+and never the query string; the signature travels base64-encoded. The key type is
+what the PEM holds (spec v3.31 allows both):
+
+* RSA: PSS with MGF1(SHA-256) and a salt as long as the digest, over SHA-256;
+* Ed25519: the raw 64-byte Ed25519 signature of the message (RFC 8032, no pre-hash).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 HEADER_KEY = "KALSHI-ACCESS-KEY"
 HEADER_TIMESTAMP = "KALSHI-ACCESS-TIMESTAMP"
@@ -24,31 +27,35 @@ HEADER_SIGNATURE = "KALSHI-ACCESS-SIGNATURE"
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 
 
+PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+
+
 class KeyFormatError(ValueError):
-    """A key file that cannot be used (wrong format, not RSA)."""
+    """A key file that cannot be used (wrong format, neither RSA nor Ed25519)."""
 
 
-def load_private_key(pem: bytes | str) -> rsa.RSAPrivateKey:
-    """Load an RSA private key from PEM; PKCS#1 and PKCS#8 both work."""
+def load_private_key(pem: bytes | str) -> PrivateKey:
+    """Load an RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8) private key from PEM."""
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise KeyFormatError(f"not a readable unencrypted PEM private key: {exc}") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise KeyFormatError("the private key is not an RSA key")
+    if not isinstance(key, PrivateKey):
+        raise KeyFormatError("the private key is neither an RSA nor an Ed25519 key")
     return key
 
 
-def load_public_key(pem: bytes | str) -> rsa.RSAPublicKey:
-    """Load an RSA public key from PEM (SubjectPublicKeyInfo or PKCS#1)."""
+def load_public_key(pem: bytes | str) -> PublicKey:
+    """Load an RSA or Ed25519 public key from PEM (SubjectPublicKeyInfo, or PKCS#1 for RSA)."""
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError as exc:
         raise KeyFormatError(f"not a readable PEM public key: {exc}") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise KeyFormatError("the public key is not an RSA key")
+    if not isinstance(key, PublicKey):
+        raise KeyFormatError("the public key is neither an RSA nor an Ed25519 key")
     return key
 
 
@@ -56,7 +63,11 @@ def generate_private_key(bits: int = 2048) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-def private_pem(key: rsa.RSAPrivateKey) -> bytes:
+def generate_ed25519_key() -> ed25519.Ed25519PrivateKey:
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+def private_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -64,8 +75,8 @@ def private_pem(key: rsa.RSAPrivateKey) -> bytes:
     )
 
 
-def public_pem(key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> bytes:
-    pub = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
+def public_pem(key: PrivateKey | PublicKey) -> bytes:
+    pub = key.public_key() if isinstance(key, PrivateKey) else key
     return pub.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -80,17 +91,25 @@ def message(timestamp_ms: int | str, method: str, path: str) -> bytes:
     return f"{timestamp_ms}{method.upper()}{signing_path(path)}".encode()
 
 
-def sign(key: rsa.RSAPrivateKey, timestamp_ms: int | str, method: str, path: str) -> str:
-    raw = key.sign(message(timestamp_ms, method, path), _PSS, hashes.SHA256())
+def sign(key: PrivateKey, timestamp_ms: int | str, method: str, path: str) -> str:
+    msg = message(timestamp_ms, method, path)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        raw = key.sign(msg)
+    else:
+        raw = key.sign(msg, _PSS, hashes.SHA256())
     return base64.b64encode(raw).decode()
 
 
 def verify(
-    key: rsa.RSAPublicKey, signature_b64: str, timestamp_ms: int | str, method: str, path: str
+    key: PublicKey, signature_b64: str, timestamp_ms: int | str, method: str, path: str
 ) -> bool:
+    msg = message(timestamp_ms, method, path)
     try:
         raw = base64.b64decode(signature_b64, validate=True)
-        key.verify(raw, message(timestamp_ms, method, path), _PSS, hashes.SHA256())
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(raw, msg)
+        else:
+            key.verify(raw, msg, _PSS, hashes.SHA256())
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -101,7 +120,7 @@ class Signer:
     """Produces the three KALSHI-ACCESS-* headers for one key."""
 
     key_id: str
-    private_key: rsa.RSAPrivateKey
+    private_key: PrivateKey
 
     def headers(self, method: str, path: str, now_ms: int | None = None) -> dict[str, str]:
         ts = str(now_ms if now_ms is not None else int(time.time() * 1000))

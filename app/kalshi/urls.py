@@ -3,7 +3,7 @@
 ``REC_ACCOUNT_MODE`` picks the exchange (``sim`` | ``demo`` | ``prod``);
 ``REC_KALSHI_BASE_URL`` / ``REC_KALSHI_WS_URL`` override either URL. The
 functions here take plain arguments; nothing in ``app.kalshi`` knows rec's
-Settings (:mod:`app.exchange` is the one adapter from Settings to the client).
+Settings (:mod:`app.exchange_client` is the one adapter from Settings to the client).
 """
 
 from __future__ import annotations

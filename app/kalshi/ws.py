@@ -32,23 +32,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
 from app.kalshi import signing
-from app.kalshi.book import BookInconsistent, OrderBook
-from app.kalshi.errors import KalshiAuthError, KalshiError
-from app.kalshi.models import loads, parse_ws_msg
+from app.kalshi.book import OrderBook
+from app.kalshi.errors import KalshiAuthError
+from app.kalshi.models import loads
 from app.kalshi.urls import Endpoints
+from app.kalshi.ws_books import BookSync
+from app.kalshi.ws_commands import WsCommands
+from app.kalshi.ws_types import (  # re-exported: callers import these from here
+    CONTROL_TYPES,
+    ORDERBOOK,
+    Subscription,
+    WsCommandError,
+    WsMessage,
+    WsNotConnected,
+    WsStats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +65,6 @@ ORJSON_SAFE = frozenset({
     "orderbook_delta", "orderbook_snapshot", "ticker", "trade", "fill", "user_order",
     "market_position", "subscribed", "unsubscribed", "ok", "error",
 })
-CONTROL_TYPES = frozenset({"subscribed", "unsubscribed", "ok", "error"})
-ORDERBOOK = "orderbook_delta"
-
-
-class WsCommandError(KalshiError):
-    """The exchange answered a WS command with ``type: error`` (``ws_code`` per asyncapi)."""
-
-    def __init__(self, message: str, *, ws_code: int | None = None, raw: Any = None) -> None:
-        super().__init__(message, raw=raw)
-        self.ws_code = ws_code
-
-
-class WsNotConnected(KalshiError):
-    """A command that needs a live connection was given while there is none."""
 
 
 class _TrackedConnection(ClientConnection):
@@ -82,58 +77,7 @@ class _TrackedConnection(ClientConnection):
         super().process_event(event)
 
 
-@dataclass(slots=True)
-class WsMessage:
-    type: str
-    msg: Any
-    sid: int | None = None
-    seq: int | None = None
-    id: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-    received_at: float = field(default_factory=time.monotonic, repr=False)  # monotonic
-
-    @property
-    def data(self) -> Any:
-        """Typed model of ``msg`` for ticker/trade/fill/user_order/... (else None)."""
-        return parse_ws_msg(self.type, self.msg) if isinstance(self.msg, dict) else None
-
-
-@dataclass
-class Subscription:
-    """One channel subscription; survives reconnects (its ``sid`` does not)."""
-
-    channel: str
-    params: dict[str, Any]
-    sid: int | None = None
-    last_seq: int | None = None
-    active: bool = True
-    resyncing: bool = False
-
-    @property
-    def market_tickers(self) -> list[str]:
-        if "market_tickers" in self.params:
-            return list(self.params["market_tickers"])
-        if "market_ticker" in self.params:
-            return [self.params["market_ticker"]]
-        return []
-
-
-@dataclass
-class WsStats:
-    connects: int = 0
-    reconnects: int = 0
-    messages: int = 0
-    seq_gaps: int = 0
-    duplicates: int = 0
-    resyncs: int = 0
-    resubscribes: int = 0
-    heartbeat_timeouts: int = 0
-    dropped_deltas: int = 0
-    queue_full_waits: int = 0  # times the reader paused for a slow consumer
-    max_queue_depth: int = 0
-
-
-class KalshiWS:
+class KalshiWS(WsCommands, BookSync):
     def __init__(
         self,
         url: str,
@@ -280,129 +224,6 @@ class KalshiWS:
         oldest = self._queue._queue[0]  # type: ignore[attr-defined]  # a deque: peek
         age = time.monotonic() - oldest.received_at if oldest is not None else 0.0
         return depth, age
-
-    # ------------------------------------------------------------------ commands
-
-    async def subscribe(
-        self,
-        channel: str,
-        *,
-        market_tickers: list[str] | None = None,
-        market_ticker: str | None = None,
-        **params: Any,
-    ) -> Subscription:
-        """Subscribe to one channel; kept and re-sent after every reconnect."""
-        p = dict(params)
-        if market_tickers:
-            p["market_tickers"] = list(market_tickers)
-        if market_ticker:
-            p["market_ticker"] = market_ticker
-        sub = Subscription(channel=channel, params=p)
-        if channel == ORDERBOOK:
-            for t in sub.market_tickers:
-                self.books.setdefault(t, OrderBook(t))
-        self.subscriptions.append(sub)
-        if self._conn is not None and self.connected.is_set():
-            try:
-                await self._send_subscribe(sub)
-            except WsCommandError:
-                self.subscriptions.remove(sub)
-                raise
-            except (WsNotConnected, TimeoutError):
-                pass  # sent again once the connection is back
-        return sub
-
-    async def unsubscribe(self, sub: Subscription) -> None:
-        sub.active = False
-        if sub in self.subscriptions:
-            self.subscriptions.remove(sub)
-        if sub.sid is not None:
-            self._by_sid.pop(sub.sid, None)
-            with contextlib.suppress(WsNotConnected, WsCommandError, TimeoutError):
-                await self.command("unsubscribe", {"sids": [sub.sid]})
-        if sub.channel == ORDERBOOK:
-            still = {
-                t for s in self.subscriptions if s.channel == ORDERBOOK for t in s.market_tickers
-            }
-            for t in sub.market_tickers:
-                if t not in still:
-                    self.books.pop(t, None)
-
-    async def add_markets(self, sub: Subscription, tickers: list[str]) -> dict[str, Any]:
-        return await self._update_markets(sub, "add_markets", tickers)
-
-    async def delete_markets(self, sub: Subscription, tickers: list[str]) -> dict[str, Any]:
-        return await self._update_markets(sub, "delete_markets", tickers)
-
-    async def _update_markets(
-        self, sub: Subscription, action: str, tickers: list[str]
-    ) -> dict[str, Any]:
-        current = sub.market_tickers
-        if action == "add_markets":
-            new = current + [t for t in tickers if t not in current]
-        else:
-            new = [t for t in current if t not in tickers]
-        sub.params.pop("market_ticker", None)
-        sub.params["market_tickers"] = new
-        if sub.channel == ORDERBOOK:
-            for t in tickers:
-                if action == "add_markets":
-                    self.books.setdefault(t, OrderBook(t))
-                else:
-                    self.books.pop(t, None)
-        if sub.sid is None:
-            return {}
-        return await self.command(
-            "update_subscription",
-            {"sids": [sub.sid], "action": action, "market_tickers": list(tickers)},
-            sub=sub,
-        )
-
-    async def list_subscriptions(self) -> list[dict[str, Any]]:
-        reply = await self.command("list_subscriptions", None)
-        msg = reply.get("msg")
-        return msg if isinstance(msg, list) else []
-
-    async def command(
-        self,
-        cmd: str,
-        params: dict[str, Any] | None,
-        *,
-        sub: Subscription | None = None,
-        reply_within: float | None = None,
-    ) -> dict[str, Any]:
-        """Send a command and wait for the reply with the same id."""
-        fut = await self._send_command(cmd, params, sub)
-        async with asyncio.timeout(reply_within or self.command_timeout):
-            return await fut
-
-    async def _send_command(
-        self, cmd: str, params: dict[str, Any] | None, sub: Subscription | None
-    ) -> asyncio.Future[dict[str, Any]]:
-        conn = self._conn
-        if conn is None:
-            raise WsNotConnected(f"{cmd}: not connected")
-        cid = next(self._ids)
-        payload: dict[str, Any] = {"id": cid, "cmd": cmd}
-        if params is not None:
-            payload["params"] = params
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[cid] = (fut, sub)
-        try:
-            await conn.send(_dumps(payload))
-        except ConnectionClosed:
-            self._pending.pop(cid, None)
-            raise WsNotConnected(f"{cmd}: connection closed") from None
-        return fut
-
-    async def _send_subscribe(self, sub: Subscription) -> None:
-        params = {"channels": [sub.channel], **sub.params}
-        sub.sid = None
-        sub.last_seq = None
-        if sub.channel == ORDERBOOK:
-            for t in sub.market_tickers:
-                self.books.setdefault(t, OrderBook(t)).invalidate()
-        await self.command("subscribe", params, sub=sub)
 
     # ------------------------------------------------------------------ connection loop
 
@@ -557,20 +378,6 @@ class KalshiWS:
         if handler is None or handler(self, _body(data), sub):
             self._emit_raw(data)
 
-    def _answer_command(self, mtype: str, data: dict[str, Any]) -> bool:
-        """Complete the command this frame answers, if any; True when it answered one."""
-        cid = data.get("id")
-        if cid is None or cid not in self._pending:
-            return False
-        if mtype in CONTROL_TYPES:
-            self._resolve(cid, data)
-        elif mtype == "orderbook_snapshot" or mtype.endswith("_indexlist"):
-            # the answer to get_snapshot, or to a cfbenchmarks indexlist action
-            fut, _ = self._pending.pop(cid)
-            if not fut.done():
-                fut.set_result(data)
-        return True
-
     def _on_control(
         self, mtype: str, data: dict[str, Any], sub: Subscription | None, was_pending: bool
     ) -> None:
@@ -583,140 +390,13 @@ class KalshiWS:
             log.warning("kalshi ws: error message: %s", data.get("msg"))
             self._emit_raw(data)
 
-    def _on_snapshot(self, body: dict[str, Any], sub: Subscription | None) -> bool:
-        ticker = body.get("market_ticker")
-        if ticker:
-            self.books.setdefault(ticker, OrderBook(ticker)).apply_snapshot(body)
-        return True
-
-    def _on_delta(self, body: dict[str, Any], sub: Subscription | None) -> bool:
-        """Apply a delta to its book; False (not passed on) when the book cannot take it."""
-        ticker = body.get("market_ticker")
-        book = self.books.get(ticker) if ticker else None
-        if book is None or not book.valid:
-            self.stats.dropped_deltas += 1
-            return False
-        try:
-            book.apply_delta(body)
-        except BookInconsistent as exc:
-            log.warning("kalshi ws: %s; resyncing", exc)
-            if sub is not None:
-                self._start_resync(sub, [ticker])
-            return False
-        return True
-
     # data message type -> handler(body, subscription) -> pass the message on?
     _DATA_HANDLERS: ClassVar[
         dict[str, Callable[[KalshiWS, dict[str, Any], Subscription | None], bool]]
     ] = {
-        "orderbook_snapshot": _on_snapshot,
-        "orderbook_delta": _on_delta,
+        "orderbook_snapshot": BookSync._on_snapshot,
+        "orderbook_delta": BookSync._on_delta,
     }
-
-    def _resolve(self, cid: int, data: dict[str, Any]) -> None:
-        fut, sub = self._pending.pop(cid)
-        if data.get("type") == "subscribed" and sub is not None:
-            msg = data.get("msg") or {}
-            sid = msg.get("sid", data.get("sid"))
-            if sid is not None and sub.active:
-                sub.sid = sid
-                sub.last_seq = None
-                self._by_sid[sid] = sub
-        if fut.done():
-            return
-        if data.get("type") == "error":
-            msg = data.get("msg") or {}
-            fut.set_exception(
-                WsCommandError(
-                    f"ws command {cid}: error {msg.get('code')}: {msg.get('msg')}",
-                    ws_code=msg.get("code"),
-                    raw=data,
-                )
-            )
-        else:
-            fut.set_result(data)
-
-    def _check_seq(self, sub: Subscription, seq: int, mtype: str) -> bool:
-        """True if the message is next in sequence (or acceptable after a gap)."""
-        last = sub.last_seq
-        if last is not None and seq <= last:
-            self.stats.duplicates += 1
-            return False
-        sub.last_seq = seq
-        if last is None or seq == last + 1:
-            return True
-        self.stats.seq_gaps += 1
-        log.warning(
-            "kalshi ws: %s sid %s: seq gap, expected %d got %d", sub.channel, sub.sid, last + 1, seq
-        )
-        self._emit(
-            "client.seq_gap",
-            {"channel": sub.channel, "expected": last + 1, "got": seq},
-            sid=sub.sid,
-        )
-        if sub.channel == ORDERBOOK:
-            self._start_resync(sub, sub.market_tickers)
-            # the message after the gap is still good if it is a full snapshot
-            return mtype == "orderbook_snapshot"
-        return True
-
-    # ------------------------------------------------------------------ resync
-
-    def _start_resync(self, sub: Subscription, tickers: list[str]) -> None:
-        for t in tickers:
-            if t in self.books:
-                self.books[t].invalidate()
-        if sub.resyncing:
-            return
-        sub.resyncing = True
-        task = asyncio.create_task(self._resync(sub, tickers), name="kalshi-ws-resync")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _resync(self, sub: Subscription, tickers: list[str]) -> None:
-        self.stats.resyncs += 1
-        try:
-            ok = False
-            if sub.sid is not None:
-                try:
-                    fut = await self._send_command(
-                        "update_subscription",
-                        {"sids": [sub.sid], "action": "get_snapshot", "market_tickers": tickers},
-                        sub,
-                    )
-                    ok = await self._wait_books(tickers, fut)
-                except (WsCommandError, WsNotConnected, TimeoutError) as exc:
-                    log.warning("kalshi ws: get_snapshot failed: %s", exc)
-            if not ok and sub.active and self.connected.is_set():
-                log.warning("kalshi ws: resubscribing %s to rebuild books", sub.channel)
-                self.stats.resubscribes += 1
-                old_sid = sub.sid
-                if old_sid is not None:
-                    self._by_sid.pop(old_sid, None)
-                    with contextlib.suppress(WsCommandError, WsNotConnected, TimeoutError):
-                        await self.command("unsubscribe", {"sids": [old_sid]})
-                await self._send_subscribe(sub)
-                ok = await self._wait_books(tickers, None)
-            if ok:
-                self._emit("client.resynced", {"channel": sub.channel, "tickers": tickers})
-        except (WsNotConnected, WsCommandError, TimeoutError) as exc:
-            log.warning("kalshi ws: resync of %s failed: %s", sub.channel, exc)
-        finally:
-            sub.resyncing = False
-
-    async def _wait_books(
-        self, tickers: list[str], fut: asyncio.Future[dict[str, Any]] | None
-    ) -> bool:
-        """Wait until every book in ``tickers`` is valid again; False on timeout/error."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.snapshot_timeout
-        while loop.time() < deadline:
-            if fut is not None and fut.done() and fut.exception() is not None:
-                raise fut.exception()  # type: ignore[misc]
-            if all(self.books[t].valid for t in tickers if t in self.books):
-                return True
-            await asyncio.sleep(0.01)
-        return False
 
     # ------------------------------------------------------------------ queue
 
@@ -731,6 +411,7 @@ class KalshiWS:
                 sid=data.get("sid"),
                 seq=data.get("seq"),
                 id=data.get("id"),
+                sending_ts_ms=data.get("sending_ts_ms"),
                 raw=data,
             )
         )
@@ -741,5 +422,12 @@ def _body(data: dict[str, Any]) -> dict[str, Any]:
     return msg if isinstance(msg, dict) else {}
 
 
-def _dumps(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"))
+__all__ = [
+    "ORDERBOOK",
+    "KalshiWS",
+    "Subscription",
+    "WsCommandError",
+    "WsMessage",
+    "WsNotConnected",
+    "WsStats",
+]

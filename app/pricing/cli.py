@@ -73,7 +73,7 @@ def build_index(rows: list[tuple[int, float]], index: str, args: argparse.Namesp
                 min_samples: int, vol_lookback: int, min_vol: int) -> dict[str, Any]:
     from app.pricing.build import History, build, calibrate
     from app.pricing.model import Fingerprint
-    from app.pricing.png import reliability_png
+    from app.pricing.plot import reliability_png
 
     h = History.from_rows(rows)
     split = int(len(h) * (1 - args.holdout))
@@ -120,7 +120,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from app import config
     from app.db.pool import conninfo
     from app.db.pool import describe as where
-    from app.services.coordinator import parse_series
+    from app.pricing.series import parse_series
 
     try:
         s = config.load()

@@ -17,19 +17,9 @@ from typing import Any
 
 from psycopg import errors
 
+from app.pricing.series import SeriesState, parse_series, state_of
+
 Check = Callable[[], Awaitable[str | None]]
-
-
-def _series(text: str) -> list[tuple[str, str]]:
-    from app.services.coordinator import parse_series
-
-    return parse_series(text)
-
-
-def _warming(error: str | None) -> bool:
-    from app.services.coordinator import WARMING
-
-    return (error or "").startswith(WARMING)
 
 
 class PricingUnhealthy(Exception):
@@ -82,7 +72,7 @@ def _table_check(pool: Any, table: str, sql: str, names: list[str], what: str,
 def index_check(pool: Any, coordinator_series: str, max_age_sec: float,
                 waiting: Callable[[], bool] | None = None) -> Check:
     """Every index the coordinator needs is live and its newest row younger than max_age."""
-    indices = list(dict.fromkeys(ix for _, ix in _series(coordinator_series)))
+    indices = list(dict.fromkeys(ix for _, ix in parse_series(coordinator_series)))
 
     def judge(ix: str, row: tuple | None) -> Verdict:
         if row is None:
@@ -104,14 +94,14 @@ def strike_table_check(pool: Any, coordinator_series: str, max_age_sec: float = 
                        waiting: Callable[[], bool] | None = None) -> Check:
     """Every followed series was priced in a recent cycle; else the failing ones and why. A
     series still warming up (its first history coming) is waiting, like one not priced yet."""
-    series = [s for s, _ in _series(coordinator_series)]
+    series = [s for s, _ in parse_series(coordinator_series)]
 
     def judge(name: str, row: tuple | None) -> Verdict:
         if row is None:
             return False, f"{name}: not priced yet"
         ok, error, age = row
         if not ok:
-            return not _warming(error), f"{name}: {error}"
+            return state_of(ok, error) is not SeriesState.WARMING, f"{name}: {error}"
         if age > max_age_sec:
             return True, f"{name}: last cycle {age:.0f}s ago"
         return None

@@ -189,8 +189,8 @@ def run_service(name: str, cls: type[Service], credentials: tuple[str, ...] = ()
     crash.enable(settings.state_dir, name, logs.journal_stream_is_ours())
     for note in config.unknown_environment(os.environ):
         log.warning("%s", note)
-    service = cls(settings)
-    service.name = name
-    service.public = public
+    service = cls.__new__(cls)  # named first: __init__ names its logger after the service
+    service.name, service.public = name, public
+    service.__init__(settings)
     runner = Runner(service, settings)
     return asyncio.run(runner.main())

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Coroutine
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from app.config import Settings
 
@@ -31,8 +31,10 @@ class Phase(Protocol):
 
 
 class Service:
-    name: ClassVar[str] = "service"
-    public: bool = True  # its port (if any) is reached from other hosts; the registry says
+    # who it is: `rec run` gives it the registry's name and `public` (app.services.REGISTRY,
+    # the one place) before __init__, which names the logger after it
+    name: str = "service"
+    public: bool = True  # its port (if any) is reached from other hosts
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -87,6 +87,12 @@ def by_name(name: str, registry: tuple[ServiceDef, ...] | None = None) -> Servic
     raise UnknownService(f"unknown service {name!r}; known services: {known}")
 
 
+def name_of(entry: str, cls: type[Service]) -> str:
+    """The name `rec run module:Class` runs under: the registry's for a registered class, else
+    (tests, experiments) the class's own ``name``."""
+    return next((s.name for s in REGISTRY if s.entry == entry), cls.name)
+
+
 def enabled(mode: str, registry: tuple[ServiceDef, ...] | None = None,
             only: tuple[str, ...] = ()) -> list[ServiceDef]:
     """The services that run in account mode ``mode``, in registry order; ``only`` (a host's

@@ -25,8 +25,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app import exchange
-from app.db.pool import open_pool
+from app import exchange_client
+from app.config import Settings
+from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.errors import KalshiError
 from app.kalshi.models import Fill, MarketPosition, Order, Settlement
 from app.kalshi.rest import RetryPolicy
@@ -151,7 +152,7 @@ class AccountSyncService(Service):
     rest = None
     ws: KalshiWS | None = None
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.notifier = Notifier()
         self.step = "not started"
@@ -160,20 +161,21 @@ class AccountSyncService(Service):
         self.balance_wanted = asyncio.Event()
         self.stats = {"fills_new": 0, "reconciles": 0}
         self._lock = asyncio.Lock()  # one reconcile at a time
+        self.db = DatabaseWait(self.log, self.notifier.status)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, phase: Phase) -> None:
         s = self.settings
         self.pool = await phase("connect to database", open_pool(s, "rec-account-sync"))
-        self.rest = exchange.rest_client(
+        self.rest = exchange_client.rest_client(
             s, timeout=s.account_sync_call_timeout_sec,
             retry=RetryPolicy(max_attempts=6, base_delay=0.2, max_delay=5.0))
         deadline = s.account_sync_initial_deadline_sec
         # the phase's own limit is a little longer: the sync's deadline fires first and names
         # the step that hung
         await phase("initial sync", self.initial_sync(deadline), timeout=deadline + 5)
-        self.ws = exchange.ws_client(
+        self.ws = exchange_client.ws_client(
             s, ping_interval=s.kalshi_ws_ping_interval_sec or None,
             heartbeat_timeout=s.market_feed_heartbeat_timeout_sec,
             backoff_base=s.kalshi_ws_backoff_base_sec, backoff_max=s.kalshi_ws_backoff_max_sec,
@@ -371,32 +373,50 @@ class AccountSyncService(Service):
     async def consume(self) -> None:
         assert self.ws is not None
         ws = self.ws
+        handlers = {
+            "fill": self._on_fill, "user_order": self._on_order,
+            "market_position": self._on_position, "market_lifecycle_v2": self._on_lifecycle,
+            "client.connected": self._on_connected, "client.disconnected": self._on_disconnected,
+            "client.seq_gap": self._on_seq_gap, "error": self._on_error,
+        }
         while True:
             m = await ws.recv()
-            body = m.msg if isinstance(m.msg, dict) else {}
-            if m.type == "fill":
-                await self._fills([ws_fill_row(body)])
-                self.balance_wanted.set()
-            elif m.type == "user_order":
-                await self._many(ORDER_SQL, [ws_order_row(body)])
-            elif m.type == "market_position":
-                await self._many(POSITION_SQL, [ws_position_row(body)])
-                self.balance_wanted.set()
-            elif m.type == "market_lifecycle_v2":
-                # settlements have no WS channel: a settled market we hold is read over REST
-                if body.get("event_type") == "settled" and await self._holds(
-                        body.get("market_ticker")):
-                    self._want_reconcile("settlement")
-            elif m.type == "client.connected" and body.get("reconnect"):
-                self.log.info("websocket reconnected: reconciling over REST")
-                self._want_reconcile("after reconnect")
-            elif m.type == "client.disconnected":
-                self.log.warning("websocket disconnected; reconnecting with backoff")
-            elif m.type == "client.seq_gap":
-                self.log.warning("seq gap on %s: reconciling over REST", body.get("channel"))
-                self._want_reconcile("seq gap")
-            elif m.type == "error":
-                self.log.warning("exchange error message: %s", m.msg)
+            handler = handlers.get(m.type)
+            if handler is not None:
+                await handler(m.msg if isinstance(m.msg, dict) else {})
+
+    async def _on_fill(self, body: dict[str, Any]) -> None:
+        await self.db.run("writing a fill", self._fills, [ws_fill_row(body)])
+        self.balance_wanted.set()
+
+    async def _on_order(self, body: dict[str, Any]) -> None:
+        await self.db.run("writing an order", self._many, ORDER_SQL, [ws_order_row(body)])
+
+    async def _on_position(self, body: dict[str, Any]) -> None:
+        await self.db.run("writing a position", self._many, POSITION_SQL,
+                          [ws_position_row(body)])
+        self.balance_wanted.set()
+
+    async def _on_lifecycle(self, body: dict[str, Any]) -> None:
+        # settlements have no WS channel: a settled market we hold is read over REST
+        if body.get("event_type") == "settled" and await self.db.run(
+                "reading positions", self._holds, body.get("market_ticker")):
+            self._want_reconcile("settlement")
+
+    async def _on_connected(self, body: dict[str, Any]) -> None:
+        if body.get("reconnect"):
+            self.log.info("websocket reconnected: reconciling over REST")
+            self._want_reconcile("after reconnect")
+
+    async def _on_disconnected(self, body: dict[str, Any]) -> None:
+        self.log.warning("websocket disconnected; reconnecting with backoff")
+
+    async def _on_seq_gap(self, body: dict[str, Any]) -> None:
+        self.log.warning("seq gap on %s: reconciling over REST", body.get("channel"))
+        self._want_reconcile("seq gap")
+
+    async def _on_error(self, body: dict[str, Any]) -> None:
+        self.log.warning("exchange error message: %s", body)
 
     def _want_reconcile(self, why: str) -> None:
         if not self.reconcile_wanted.is_set():
@@ -425,6 +445,10 @@ class AccountSyncService(Service):
                                  f"{counts.get('fills new', 0)} new fills")
             return counts
 
+    async def _reconcile_within(self, why: str) -> None:
+        await asyncio.wait_for(self.reconcile(why),
+                               self.settings.account_sync_initial_deadline_sec)
+
     async def reconcile_loop(self) -> None:
         interval = self.settings.account_sync_reconcile_interval_sec
         while True:
@@ -433,8 +457,8 @@ class AccountSyncService(Service):
             why = self.reconcile_why if self.reconcile_wanted.is_set() else "periodic"
             self.reconcile_wanted.clear()
             try:
-                await asyncio.wait_for(self.reconcile(why),
-                                       self.settings.account_sync_initial_deadline_sec)
+                # the whole reconcile again once the database is back (every write is keyed)
+                await self.db.run(f"reconcile ({why})", self._reconcile_within, why)
             except (KalshiError, TimeoutError) as exc:
                 self.log.warning("reconcile (%s) failed at step %r: %s; retrying", why,
                                  self.step, exc or type(exc).__name__)
@@ -450,7 +474,8 @@ class AccountSyncService(Service):
             self.balance_wanted.clear()
             try:
                 bal = await self.rest.get_balance()
-                await self._write_balance(bal.balance, bal.portfolio_value)
+                await self.db.run("writing the balance", self._write_balance, bal.balance,
+                                  bal.portfolio_value)
             except KalshiError as exc:
                 self.log.warning("balance refresh failed: %s", exc)
                 self._want_reconcile("balance refresh failed")

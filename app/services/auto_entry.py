@@ -132,7 +132,6 @@ def entry_size(s: dict[str, Any]) -> Decimal:
 
 
 class AutoEntryService(tc.TradingService):
-    name = "auto-entry"
     pool = None
     client: httpx.AsyncClient | None = None
     interval = 1.0

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -38,9 +39,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app.db.pool import open_pool
+from app.config import Settings
+from app.db.pool import DATABASE_DOWN, DatabaseWait, open_pool
 from app.pricing import rules as rules_mod
 from app.pricing.model import Fingerprint, Settlement, price_strike
+from app.pricing.series import SeriesState, parse_series, status_columns
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
 
@@ -49,22 +52,10 @@ class SeriesFailed(Exception):
     """A series cannot be priced this cycle; the message says why."""
 
 
-WARMING = "warming up: "  # series_status.error of a series still gathering its first history
-
-
 class SeriesWarming(SeriesFailed):
     """Not priced yet for want of history that comes by itself with time (no index value
-    stored yet, fewer returns than the lognormal needs and no model): reported as
-    ``warming up: ...``, which rec-web's health treats as waiting, like no row at all."""
-
-
-def parse_series(text: str) -> list[tuple[str, str]]:
-    out = []
-    for item in text.split(","):
-        series, _, index = item.strip().partition(":")
-        if series:
-            out.append((series, index))
-    return out
+    stored yet, fewer returns than the lognormal needs and no model): the series' state is
+    :attr:`SeriesState.WARMING`, which rec-web's health treats as waiting, like no row."""
 
 
 def d(x: float | None, places: int = 8) -> Decimal | None:
@@ -127,7 +118,7 @@ class MarketRow:
 class CoordinatorService(Service):
     pool = None
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.series = parse_series(settings.coordinator_series)
         self.caches = {ix: IndexCache(settings.coordinator_vol_lookback_min * 60 + 120)
@@ -140,6 +131,7 @@ class CoordinatorService(Service):
         self.failing: dict[str, str] = {}
         self.warned: dict[str, str | None] = {}
         self.durations: deque[float] = deque(maxlen=1000)
+        self.db = DatabaseWait(self.log, self.notifier.status)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -194,6 +186,8 @@ class CoordinatorService(Service):
     # ------------------------------------------------------------------ the cycle
 
     async def cycle(self) -> None:
+        # the database down or restarting: wait for it (one warning, STATUS=), price after
+        await self.db.run("the pricing cycle", self._database_answers)
         t0 = time.perf_counter()
         try:
             await self.load_models()
@@ -202,7 +196,7 @@ class CoordinatorService(Service):
         results = await asyncio.gather(*(self.one_series(s, ix) for s, ix in self.series),
                                        return_exceptions=True)
         for (series, _), res in zip(self.series, results, strict=True):
-            if isinstance(res, BaseException):
+            if isinstance(res, BaseException) and not isinstance(res, DATABASE_DOWN):
                 self.log.error("%s: cycle error: %s: %s", series, type(res).__name__, res)
         elapsed = time.perf_counter() - t0
         self.durations.append(elapsed)
@@ -219,16 +213,23 @@ class CoordinatorService(Service):
             text += "; failing: " + "; ".join(f"{s}: {e}" for s, e in self.failing.items())
         self.notifier.status(text[:400])
 
+    async def _database_answers(self) -> None:
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            await conn.execute("SELECT 1")
+
     async def one_series(self, series: str, index: str) -> None:
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.coordinator_interval_sec * 3):
                 rows, event, warning = await self.compute(series, index)
         except SeriesFailed as exc:
-            warming = WARMING if isinstance(exc, SeriesWarming) else ""
-            await self.fail(series, index, warming + str(exc), t0)
+            state = SeriesState.WARMING if isinstance(exc, SeriesWarming) else SeriesState.FAILED
+            await self.fail(series, index, state, str(exc), t0)
+        except DATABASE_DOWN:
+            raise
         except Exception as exc:
-            await self.fail(series, index, f"{type(exc).__name__}: {exc}", t0)
+            await self.fail(series, index, SeriesState.FAILED, f"{type(exc).__name__}: {exc}",
+                            t0)
         else:
             await self.publish(series, index, event, rows, t0, warning)
 
@@ -335,7 +336,8 @@ class CoordinatorService(Service):
                             "INSERT INTO watchlist (market_ticker, side, series_ticker, "
                             "probability, ask, diff_cents, volume, computed_at) VALUES "
                             "(%s, %s, %s, %s, %s, %s, %s, now())", watch)
-                await self._status(conn, series, True, warning, index, event, len(rows), t0)
+                await self._status(conn, series, SeriesState.PRICED, warning, index, event,
+                                   len(rows), t0)
                 await conn.execute("SELECT pg_notify('strike_table', %s)", (series,))
         if series in self.failing:
             self.log.warning("%s: priced again (%d strikes)", series, len(rows))
@@ -347,8 +349,11 @@ class CoordinatorService(Service):
                 self.log.info("%s: market data current again", series)
             self.warned[series] = warning
 
-    async def fail(self, series: str, index: str, error: str, t0: float) -> None:
-        if self.failing.get(series) != error:
+    async def fail(self, series: str, index: str, state: SeriesState, reason: str,
+                   t0: float) -> None:
+        _, error = status_columns(state, reason)
+        assert error is not None
+        if _kind(self.failing.get(series)) != _kind(error):  # not again for a changed age
             self.log.warning("%s: not priced: %s", series, error)
         self.failing[series] = error
         with contextlib.suppress(Exception):
@@ -358,12 +363,13 @@ class CoordinatorService(Service):
                                        (series,))
                     await conn.execute("DELETE FROM watchlist WHERE series_ticker = %s",
                                        (series,))
-                    await self._status(conn, series, False, error, index, None, 0, t0)
+                    await self._status(conn, series, state, reason, index, None, 0, t0)
                     await conn.execute("SELECT pg_notify('strike_table', %s)", (series,))
 
     @staticmethod
-    async def _status(conn: Any, series: str, ok: bool, error: str | None, index: str,
-                      event: str | None, n: int, t0: float) -> None:
+    async def _status(conn: Any, series: str, state: SeriesState, reason: str | None,
+                      index: str, event: str | None, n: int, t0: float) -> None:
+        ok, error = status_columns(state, reason)
         await conn.execute(
             "INSERT INTO series_status (series_ticker, ok, error, index_name, event_ticker, "
             "rows, cycle_ms, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now()) "
@@ -372,6 +378,11 @@ class CoordinatorService(Service):
             "rows = EXCLUDED.rows, cycle_ms = EXCLUDED.cycle_ms, updated_at = now()",
             (series, ok, error, index, event, n,
              d((time.perf_counter() - t0) * 1000, 3)))
+
+
+def _kind(error: str | None) -> str | None:
+    """An error without its figures ("newest row 14s old" and "... 15s old" are one)."""
+    return None if error is None else re.sub(r"[0-9.]+", "#", error)
 
 
 def pick_strikes(markets: list[MarketRow], price: float, each_side: int) -> list[MarketRow]:
@@ -424,7 +435,7 @@ def price_rows(markets: list[MarketRow], index: str, ts: int, price: float,
     return out
 
 
-def watch_rows(r: dict, s: Any) -> list[tuple]:
+def watch_rows(r: dict, s: Settings) -> list[tuple]:
     """The (market, side) pairs of one strike-table row that pass the watchlist filters."""
     out = []
     p = float(r["probability"])

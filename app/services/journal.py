@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.config import ConfigError
+from app.config import ConfigError, Settings
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
 from app.services import expected_units
@@ -88,9 +88,7 @@ def write_atomically(path: Path, body: dict[str, Any]) -> None:
 
 
 class JournalService(Service):
-    name = "journal"
-
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.notifier = Notifier()
         self.units = expected_units(settings.account_mode.value)

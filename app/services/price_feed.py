@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app import exchange
-from app.config import csv_list
-from app.db.pool import open_pool
+from app import exchange_client
+from app.config import Settings, csv_list
+from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.ws import KalshiWS, WsCommandError
 from app.pricing.index import DELTA_MINUTES, KEEP_SEC, IndexWindow, Row
 from app.runtime.notify import Notifier
@@ -76,7 +76,7 @@ class PriceFeedService(Service):
     pool = None
     ws: KalshiWS | None = None
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.indices = csv_list(settings.price_feed_indices)
         self.windows = {ix: IndexWindow() for ix in self.indices}
@@ -87,6 +87,7 @@ class PriceFeedService(Service):
         self.rows_written = 0
         self.pruned = 0
         self.started = time.monotonic()
+        self.db = DatabaseWait(self.log, self.notifier.status)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -94,7 +95,7 @@ class PriceFeedService(Service):
         s = self.settings
         self.pool = await phase("connect to database", open_pool(s, "rec-price-feed"))
         await phase("load recent index rows", self.load_recent())
-        self.ws = exchange.ws_client(
+        self.ws = exchange_client.ws_client(
             s, ping_interval=s.kalshi_ws_ping_interval_sec or None,
             heartbeat_timeout=max(10.0, s.price_feed_stale_after_sec * 3),
             backoff_base=s.kalshi_ws_backoff_base_sec, backoff_max=s.kalshi_ws_backoff_max_sec,
@@ -192,12 +193,17 @@ class PriceFeedService(Service):
             self._status()
 
     async def write(self, index: str, row: Row) -> None:
+        """One transaction, retried while the database is down (the ticks wait in the
+        WebSocket client's queue)."""
+        await self.db.run(f"writing the {index} row", self._write_once, index, row)
+        self.rows_written += 1
+
+    async def _write_once(self, index: str, row: Row) -> None:
         async with self.pool.connection() as conn:  # type: ignore[union-attr]
             async with conn.transaction():
                 await conn.execute(INSERT_ROW, row_params(index, row))
                 await conn.execute(UPSERT_FRESHNESS, (index, "live", row.ts, ""))
                 await conn.execute("SELECT pg_notify('index_price', %s)", (index,))
-        self.rows_written += 1
 
     # ------------------------------------------------------------------ staleness
 

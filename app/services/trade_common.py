@@ -1,108 +1,53 @@
-"""What the four trading services share: trade states, the derived client_order_id, the
-trading settings table, Kalshi's fee formula, the risk limits and small HTTP helpers.
-
-Money: prices are Decimal dollars in the trade's own side; P&L and fees are booked in cents
-(whole cents for P&L, which is what the account's cash moved by).
-"""
+"""What the four trading services share: the HTTP helpers and the service shape, and (from
+app/trading, where they are defined) the trade states, the derived client_order_id, the trading
+settings, Kalshi's fee formula and money in cents, so a service reaches them as ``tc.X``."""
 
 from __future__ import annotations
 
 import json
 import math
 from datetime import UTC, datetime
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 import orjson
+import psycopg
+import psycopg_pool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.runtime.http import HttpService
+from app.trading.intents import CLOSE_METHODS, ENTRY_METHODS, BadInput
+from app.trading.money import CENT, cents, dec, fee_cents_estimate, fee_dollars
+from app.trading.rows import load_settings, row_dict, setting, strategy_conf
+from app.trading.states import (
+    ACTIVE_STATES,
+    CANCELED,
+    CH_ORDERS,
+    CH_RESULTS,
+    CH_TRADES,
+    CLOSED,
+    CLOSING,
+    EXPIRED,
+    FINAL_STATES,
+    LEG_ACCEPTED,
+    OPEN,
+    PENDING,
+    REJECTED,
+    SUBMITTED,
+    TIFS,
+    TRANSITIONS,
+    client_order_id,
+)
 
-# --- states -----------------------------------------------------------------------------------
-PENDING, SUBMITTED, OPEN, CLOSING, CLOSED = "pending", "submitted", "open", "closing", "closed"
-REJECTED, CANCELED, EXPIRED = "rejected", "canceled", "expired"
-ACTIVE_STATES = (PENDING, SUBMITTED, OPEN, CLOSING)  # a trade that still holds or may hold
-FINAL_STATES = (CLOSED, REJECTED, CANCELED, EXPIRED)
-TRANSITIONS = {
-    PENDING: {SUBMITTED, REJECTED, CANCELED, EXPIRED},
-    SUBMITTED: {OPEN, REJECTED, CANCELED, EXPIRED},
-    OPEN: {CLOSING, EXPIRED},
-    CLOSING: {OPEN, CLOSED, EXPIRED},
-    EXPIRED: set(),
-    CLOSED: set(),
-    REJECTED: set(),
-    CANCELED: set(),
-}
-
-ENTRY_METHODS = ("manual", "auto")
-CLOSE_METHODS = ("manual", "auto", "kill_switch")
-TIFS = ("fill_or_kill", "immediate_or_cancel", "good_till_canceled")
-
-# NOTIFY channels
-CH_ORDERS = "trade_orders"  # manager -> executor: a leg to send (payload: client_order_id)
-CH_RESULTS = "trade_order_results"  # executor -> manager: a leg's outcome (client_order_id)
-CH_TRADES = "trades"  # manager -> everyone: a trade changed (payload: trade id)
-# a leg the exchange acknowledged, as written by rec-trade-executor or, for an open leg it
-# reports, by rec-trade-manager: the same columns either way (parameters: exchange order id,
-# fill count, remaining count, milliseconds from send to acknowledgement)
-LEG_ACCEPTED = ("state = 'accepted', exchange_order_id = %s, fill_count = %s, "
-                "remaining_count = %s, acked_at = now(), ack_ms = %s, attempts = attempts + 1")
-
-
-def client_order_id(install_id: str, trade_id: int, leg: str) -> str:
-    """The one client_order_id of a trade's leg: the same on every retry, restart or
-    resend, so the exchange can never accept a second order for it."""
-    return f"rec-{install_id}-{trade_id}-{leg}"
-
-
-# --- money --------------------------------------------------------------------------------------
-CENT = Decimal("0.01")
-TAKER_RATE = Decimal("0.07")
-
-
-def fee_dollars(count: Decimal, price: Decimal, rate: Decimal = TAKER_RATE) -> Decimal:
-    """Kalshi's trading fee for one order: rate x C x P x (1 - P), rounded up to $0.0001 per
-    order (the exchange's own rounding of a balance to the cent is booked from the fills)."""
-    raw = rate * count * price * (1 - price)
-    return raw.quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
-
-
-def fee_cents_estimate(count: Decimal, price: Decimal) -> int:
-    """The fee rounded up to a whole cent: what a risk check must assume."""
-    return int((fee_dollars(count, price) / CENT).to_integral_value(rounding=ROUND_CEILING))
-
-
-def cents(d: Decimal) -> int:
-    return int((d / CENT).to_integral_value(rounding=ROUND_HALF_EVEN))
-
-
-def dec(v: Any) -> Decimal | None:
-    if v is None:
-        return None
-    return v if isinstance(v, Decimal) else Decimal(str(v))
-
-
-# --- trading settings ---------------------------------------------------------------------------
-
-async def load_settings(conn) -> dict[str, Any]:
-    cur = await conn.execute("SELECT key, value FROM trading_settings")
-    return {k: v for k, v in await cur.fetchall()}
-
-
-async def setting(conn, key: str, default: Any = None) -> Any:
-    cur = await conn.execute("SELECT value FROM trading_settings WHERE key = %s", (key,))
-    row = await cur.fetchone()
-    return default if row is None else row[0]
-
-
-def strategy_conf(settings: dict[str, Any], strategy: str) -> dict[str, Any]:
-    strategies = settings.get("strategies") or {}
-    conf = strategies.get(strategy) or strategies.get("manual") or {}
-    return {"contracts_limit": conf.get("contracts_limit", 100),
-            "cancel_order_on_pause": bool(conf.get("cancel_order_on_pause", True))}
-
+__all__ = [
+    "ACTIVE_STATES", "CANCELED", "CENT", "CH_ORDERS", "CH_RESULTS", "CH_TRADES", "CLOSED",
+    "CLOSE_METHODS", "CLOSING", "ENTRY_METHODS", "EXPIRED", "FINAL_STATES", "LEG_ACCEPTED", "OPEN",
+    "PENDING", "REJECTED", "SUBMITTED", "TIFS", "TRANSITIONS", "BadInput", "Json", "TradingService",
+    "cents", "client_order_id", "dec", "error", "fee_cents_estimate", "fee_dollars", "json_body",
+    "load_settings", "row_dict", "seconds_between", "setting", "strategy_conf",
+]
 
 # --- HTTP helpers -------------------------------------------------------------------------------
 
@@ -123,19 +68,15 @@ class Json(JSONResponse):
             return json.dumps(content, default=_default, separators=(",", ":")).encode()
 
 
-def error(status: int, code: str, message: str, field: str | None = None,
+def error(status: int, code: str, message: str, /, field: str | None = None,
           **extra: Any) -> Response:
+    """A JSON error answer: ``status`` is the HTTP status (positional only, so ``extra`` may
+    carry a ``status`` of its own, e.g. a trade's)."""
     body: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         body["field"] = field
     body.update(extra)
     return Json(body, status_code=status)
-
-
-class BadInput(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -148,14 +89,6 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def row_dict(cur, row) -> dict[str, Any]:
-    """A row of ``cur``'s current result by column name. The names come from the result itself
-    (``cur.description`` builds a Column object per column on every call: ~0.1 ms for a trade)."""
-    res = cur.pgresult
-    names = [res.fname(i).decode() for i in range(res.nfields)]
-    return dict(zip(names, row, strict=True))
-
-
 def seconds_between(a: datetime, b: datetime) -> int:
     return math.floor((b - a).total_seconds())
 
@@ -165,6 +98,20 @@ class TradingService(HttpService):
     /readyz (the database answers within 2 s), and the pool closed on stop."""
 
     pool: Any = None
+
+    def exception_handlers(self) -> dict:
+        """A database that is down or restarting answers 503 ``database_unavailable`` (the
+        intent may be sent again with its idempotency key), never a bare 500."""
+        return {psycopg.OperationalError: self._database_unavailable,
+                psycopg_pool.PoolTimeout: self._database_unavailable}
+
+    async def _database_unavailable(self, request: Request, exc: Exception) -> Response:
+        self.log.warning("%s %s: database unavailable (%s): answered 503", request.method,
+                         request.url.path, type(exc).__name__)
+        answer = error(503, "database_unavailable",
+                       "the database is unavailable; send the request again shortly")
+        answer.headers["Retry-After"] = "1"
+        return answer
 
     def health_routes(self) -> list[Route]:
         return [Route("/healthz", self.h_health), Route("/readyz", self.h_ready)]

@@ -5,8 +5,13 @@ and the leg (``rec-<install>-<trade>-<leg>``) and wakes this service by NOTIFY. 
 as a V2 limit order with the configured time in force; the client repeats the same body after
 an unknown outcome (5xx, timeout, lost answer), and a 409 for that client_order_id is resolved
 by looking the order up, so one leg can never be two orders, whatever fails and however often
-this process dies. On start, before anything else, every leg not yet resolved is looked up at
-the exchange ("in doubt": it may have been sent by a process killed before the answer came).
+this process dies. A leg's fate comes from the exchange's record of its client_order_id, never
+from an error code: a rejection, a 409 or an expiry after a pause is written only after the
+order was looked up (``settle_refused``: a retry after a lost answer may meet ``market_closed``
+while the first attempt's order executed). On start, before anything else, and every
+``IN_DOUBT_EVERY_SEC`` after, every leg not final is looked up ("in doubt": new legs that may
+have been sent by a process killed before the answer came; accepted legs still resting, whose
+order may have ended unseen).
 
 The exchange's schedule: during a trading pause no order is sent; legs wait (``pause_policy``
 ``wait``, up to ``intent_max_wait_sec``) or expire. Cancels still go through: a leg the manager
@@ -42,10 +47,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import exchange
+from app import exchange_client
 from app.db.pool import conninfo, open_pool
 from app.kalshi.errors import (
-    KalshiConflict,
     KalshiError,
     KalshiHTTPError,
     KalshiNotFound,
@@ -65,10 +69,19 @@ PAUSED_CODES = ("trading_is_paused", "exchange_paused", "trading_paused")
 SWEEP_SEC = 1.0
 STATUS_EVERY_SEC = 5.0
 REPORT_TIMEOUT_SEC = 0.5  # rec-trade-manager not answering by then: the leg is written here
+IN_DOUBT_EVERY_SEC = 5.0
+IN_DOUBT_BATCH = 100
+# legs not final: new (maybe sent by a process that died, or after a lost answer), or accepted
+# and still resting (its order may have ended unseen)
+IN_DOUBT = """
+SELECT client_order_id, ticker, state, exchange_order_id FROM trade_orders
+WHERE (state = 'new' OR (state = 'accepted' AND remaining_count > 0))
+  AND created_at < now() - make_interval(secs => %s)
+ORDER BY created_at LIMIT %s
+"""
 
 
 class TradeExecutorService(tc.TradingService):
-    name = "trade-executor"
     pool = None
     rest = None
     manager = None
@@ -96,7 +109,7 @@ class TradeExecutorService(tc.TradingService):
                                                                    autocommit=True))
         async with self.pool.connection() as conn:
             await conn.execute("SELECT 1 FROM trade_orders LIMIT 0")
-        self.rest = exchange.rest_client(
+        self.rest = exchange_client.rest_client(
             s, timeout=5.0, retry=RetryPolicy(max_attempts=6, base_delay=0.1, max_delay=2.0))
         await phase("read the account's rate limits", self.rest.start())
         self.rest.keep_presigned("POST", ORDERS_V2)
@@ -107,6 +120,7 @@ class TradeExecutorService(tc.TradingService):
         self.spawn(self.listen(), "executor-listen")
         self.spawn(self.sweep_loop(), "executor-sweep")
         self.spawn(self.status_loop(), "executor-status")
+        self.spawn(self.in_doubt_loop(), "executor-in-doubt")
         await self.serve_http(phase, self.app(), s.trade_executor_port)
 
     async def stop(self) -> None:
@@ -118,23 +132,55 @@ class TradeExecutorService(tc.TradingService):
 
     # ------------------------------------------------------------------ in doubt
 
-    async def resolve_in_doubt(self) -> None:
-        """Every unresolved leg may have reached the exchange before a crash: ask first."""
+    async def resolve_in_doubt(self, min_age_sec: float = 0.0) -> None:
+        """Every leg not yet final may have reached the exchange before a crash or a lost
+        answer: its record there (by client_order_id) decides. A new leg found there is
+        recorded accepted (not sent again); an accepted leg that still rests is brought to
+        the order's fill and remaining counts once the order ended. At start (``min_age_sec``
+        0) and then continuously for legs not in flight and older than ``min_age_sec``."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT client_order_id, ticker FROM trade_orders "
-                                     "WHERE state = 'new' ORDER BY created_at")
+            cur = await conn.execute(IN_DOUBT, (min_age_sec, IN_DOUBT_BATCH))
             rows = await cur.fetchall()
-        for coid, ticker in rows:
-            found = await self.rest.find_order_by_client_id(coid, ticker=ticker)
-            if found is None:
-                self.log.info("in-doubt order %s: not at the exchange; it will be sent", coid)
+        for coid, ticker, state, oid in rows:
+            if coid in self.inflight:
                 continue
-            self.stats["in_doubt_resolved"] += 1
-            self.log.warning("in-doubt order %s: found at the exchange as %s (%s): recorded, "
-                             "not sent again", coid, found.order_id, found.status)
-            await self.accepted(coid, OrderAck.from_order(found), None)
-        if rows:
-            self.log.info("resolved %d in-doubt order(s)", len(rows))
+            if state == "new":
+                await self._new_in_doubt(coid, ticker)
+            else:
+                await self._resting(coid, oid)
+
+    async def _new_in_doubt(self, coid: str, ticker: str) -> None:
+        found = await self.rest.find_order_by_client_id(coid, ticker=ticker)
+        if found is None:
+            self.log.info("in-doubt order %s: not at the exchange; it will be sent", coid)
+            return
+        self.stats["in_doubt_resolved"] += 1
+        self.log.warning("in-doubt order %s: found at the exchange as %s (%s): recorded, "
+                         "not sent again", coid, found.order_id, found.status)
+        await self.accepted(coid, OrderAck.from_order(found), None)
+
+    async def _resting(self, coid: str, oid: str) -> None:
+        """An accepted leg that rests: once its order ended at the exchange, its counts."""
+        order = await self.rest.get_order(oid)
+        if order.status == "resting":
+            return
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "WITH u AS (UPDATE trade_orders SET fill_count = %s, remaining_count = 0 "
+                "WHERE client_order_id = %s AND state = 'accepted' AND remaining_count > 0 "
+                "RETURNING client_order_id) SELECT pg_notify(%s, client_order_id) FROM u",
+                (order.fill_count_fp, coid, tc.CH_RESULTS))
+        self.log.info("order %s (%s) ended at the exchange (%s): %s filled", coid, oid,
+                      order.status, order.fill_count_fp)
+
+    async def in_doubt_loop(self) -> None:
+        while True:
+            await asyncio.sleep(IN_DOUBT_EVERY_SEC)
+            try:
+                await self.resolve_in_doubt(IN_DOUBT_EVERY_SEC)
+            except Exception as exc:
+                self.log.warning("in-doubt resolution: %s; again in %.0fs", exc,
+                                 IN_DOUBT_EVERY_SEC)
 
     # ------------------------------------------------------------------ schedule
 
@@ -300,9 +346,9 @@ class TradeExecutorService(tc.TradingService):
         if not self.trading_active:
             age = (datetime.now(UTC) - created).total_seconds()
             if policy == "expire" or age > max_wait:
-                await self.finish(coid, "expired", error_code="trading_is_paused",
-                                  error_text=f"the exchange paused trading; pause_policy "
-                                             f"{policy}, waited {age:.0f}s")
+                await self.settle_refused(coid, ticker, "expired", "trading_is_paused",
+                                          f"the exchange paused trading; pause_policy "
+                                          f"{policy}, waited {age:.0f}s")
             else:
                 self.stats["paused_waits"] += 1
                 self._later(coid, "trading is paused", delay=1.0)
@@ -321,32 +367,39 @@ class TradeExecutorService(tc.TradingService):
         try:
             ack = await self.rest.create_order(ticker, side, action, count, price, **kw)
         except InvalidPrice as exc:
-            await self.finish(coid, "rejected", error_code="invalid_price", error_text=str(exc))
+            await self.settle_refused(coid, ticker, "rejected", "invalid_price", str(exc))
             return
-        except KalshiConflict as exc:
-            # an earlier process sent it and died before the answer: it is ours already
-            found = await self.rest.find_order_by_client_id(coid, ticker=ticker)
-            if found is None:
-                await self.finish(coid, "rejected", error_code=exc.code,
-                                  error_text=exc.error_message or str(exc))
-                return
-            ack = OrderAck.from_order(found)
         except (KalshiRateLimited, KalshiServerError) as exc:
             self._later(coid, str(exc))
             return
-        except KalshiHTTPError as exc:
+        except KalshiHTTPError as exc:  # a 409 for this client_order_id included
             if exc.code in PAUSED_CODES:
                 self.trading_active = False
                 self.log.warning("order %s: the exchange paused trading; the order waits", coid)
                 self._later(coid, str(exc), delay=1.0)
                 return
-            await self.finish(coid, "rejected", error_code=exc.code,
-                              error_text=exc.error_message or str(exc))
+            await self.settle_refused(coid, ticker, "rejected", exc.code,
+                                      exc.error_message or str(exc))
             return
         except KalshiError as exc:  # transport: outcome unknown after the client's retries
             self._later(coid, str(exc))
             return
         await self.accepted(coid, ack, (time.perf_counter() - t0) * 1000)
+
+    async def settle_refused(self, coid: str, ticker: str, state: str, code: str | None,
+                             text: str) -> None:
+        """A leg the answer says failed (rejected, a 409, or expired waiting out a pause) is
+        settled from the exchange's record of its client_order_id, never from the error: an
+        earlier attempt whose answer was lost may have made the order (a 409, or a
+        ``market_closed`` met by the retry). Found: the leg is accepted as that order; not
+        found: it ends ``state`` with the error."""
+        found = await self.rest.find_order_by_client_id(coid, ticker=ticker)
+        if found is not None:
+            self.log.warning("order %s: answered %s but the exchange holds it as %s (%s): "
+                             "recorded accepted", coid, code, found.order_id, found.status)
+            await self.accepted(coid, OrderAck.from_order(found), None)
+            return
+        await self.finish(coid, state, error_code=code, error_text=text)
 
     async def _cancel(self, coid: str, oid: str, ticker: str) -> None:
         """Cancel a resting leg (retried like a read: cancelling twice is harmless), then read
@@ -445,7 +498,8 @@ class TradeExecutorService(tc.TradingService):
     # ------------------------------------------------------------------ HTTP
 
     def app(self) -> Starlette:
-        return Starlette(routes=[*self.health_routes(),
+        return Starlette(exception_handlers=self.exception_handlers(),
+                         routes=[*self.health_routes(),
                                  Route("/status", self.h_status)])
 
     async def h_status(self, request: Request) -> Response:

@@ -18,7 +18,9 @@ Exit rules (trading settings, each on/off; ``auto_stop`` switches them all):
 
 A rule that fires sends a close intent to rec-trade-manager (close_method ``auto``, the rule,
 an idempotency key per trade and close attempt, a limit ``exit_max_slippage_cents`` under the
-close price); the manager does the rest.
+close price); the manager does the rest. No close is sent without a bid of the trade's side
+(it could not fill), and the manager paces each trade's closes (429: the close waits); the
+journal says once per trade why its close waits.
 """
 
 from __future__ import annotations
@@ -123,8 +125,15 @@ def exit_rule(v: View, s: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def close_limit(v: View, slip: Decimal) -> Decimal | None:
+    """The close's limit: ``slip`` under the close price (the best bid of the trade's side),
+    at least $0.01; None without a bid (a close there could not fill: it waits)."""
+    if v.close_price is None or v.close_price <= 0:
+        return None
+    return max(Decimal("0.01"), v.close_price - slip)
+
+
 class TradeSupervisorService(tc.TradingService):
-    name = "trade-supervisor"
     pool = None
     client: httpx.AsyncClient | None = None
     interval = 1.0
@@ -132,6 +141,7 @@ class TradeSupervisorService(tc.TradingService):
     def __init__(self, settings) -> None:
         super().__init__(settings)
         self.views: dict[int, View] = {}
+        self.waiting: dict[int, str] = {}  # trades whose close waits: why (logged once)
         self.with_strikes = False
         self.stats: dict[str, Any] = {"cycles": 0, "last_cycle_ms": None, "max_cycle_ms": 0.0,
                                       "closes_requested": 0, "close_errors": 0}
@@ -215,27 +225,40 @@ class TradeSupervisorService(tc.TradingService):
         return views
 
     async def close(self, v: View, rule: str, why: dict[str, Any], slip: Decimal) -> None:
-        limit = None
-        if v.close_price is not None:
-            limit = max(Decimal("0.01"), v.close_price - slip)
+        limit = close_limit(v, slip)
+        if limit is None:  # nothing to sell into: an order could not fill
+            self._waiting(v, f"exit rule {rule} fired but the book has no bid for "
+                             f"{v.side}; the close waits for one")
+            return
         body = {"intent": "close", "idempotency_key": f"sup-{v.trade_id}-{v.close_attempts + 1}",
                 "trade_id": v.trade_id, "close_method": "auto", "close_rule": rule,
-                "limit_price": str(limit) if limit is not None else None}
+                "limit_price": str(limit)}
         self.log.warning("trade %d (%s %s): exit rule %s fired %s; closing at %s", v.trade_id,
-                         v.ticker, v.side, rule, {k: str(x) for k, x in why.items()},
-                         limit or "any price")
+                         v.ticker, v.side, rule, {k: str(x) for k, x in why.items()}, limit)
         try:
             r = await self.client.post("/trades", json=body)
         except httpx.HTTPError as exc:
             self.stats["close_errors"] += 1
             self.log.error("trade %d: close intent not delivered: %s", v.trade_id, exc)
             return
+        if r.status_code == 429:  # the manager paces this trade's closes
+            self._waiting(v, f"exit rule {rule}: {r.json().get('message')}")
+            return
         if r.status_code >= 300:
             self.stats["close_errors"] += 1
             self.log.error("trade %d: close intent refused: %s %s", v.trade_id, r.status_code,
                            r.text[:300])
             return
+        self.waiting.pop(v.trade_id, None)
         self.stats["closes_requested"] += 1
+
+    def _waiting(self, v: View, why: str) -> None:
+        """A close that waits, in the journal once per trade and reason."""
+        self.stats["closes_waiting"] = self.stats.get("closes_waiting", 0) + 1
+        if self.waiting.get(v.trade_id) != why.split(";")[0]:
+            self.waiting[v.trade_id] = why.split(";")[0]
+            self.log.warning("trade %d (%s %s): close waiting: %s", v.trade_id, v.ticker,
+                             v.side, why)
 
     def app(self) -> Starlette:
         return Starlette(routes=[*self.health_routes(),

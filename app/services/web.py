@@ -9,15 +9,16 @@ import httpx
 
 from app.config import ConfigError
 from app.db.pool import conninfo, open_pool, ping
-from app.exchange import endpoints
+from app.exchange_client import endpoints
 from app.pricing.health import index_check, strike_table_check
 from app.runtime.http import HttpService
 from app.runtime.service import Phase
 from app.services import REGISTRY, enabled, expected_units
 from app.web import auth, data
-from app.web.app import Web, create_app
+from app.web.app import create_app, forwarding
 from app.web.health import ExchangeState, HealthMonitor, exchange_check
 from app.web.live import Hub, Listener
+from app.web.state import WebState
 
 
 class WebService(HttpService):
@@ -53,14 +54,16 @@ class WebService(HttpService):
                                               if n not in ("database", "exchange")})
         self.monitor.on_change = lambda: self.hub.publish("units", "")
         await phase("first health check", self.monitor.start())
-        web = Web(self.monitor, settings=s, pool=self.pool, hub=self.hub,
-                  sessions=auth.Sessions(s.web_session_ttl_sec),
-                  limiter=auth.LoginLimiter(s.web_login_max_failures, s.web_login_window_sec),
-                  client=self.client, expected_units=units,
-                  descriptions={"rec-migrate.service": "database migrations (oneshot)"}
-                  | {d.unit: d.description for d in enabled(s.account_mode.value, REGISTRY)})
-        app = create_app(web, ready=[n for n in checks if n != "exchange"])
-        await self.serve_http(phase, app, s.web_port)
+        state = WebState(self.monitor, settings=s, pool=self.pool, hub=self.hub,
+                         sessions=auth.Sessions(s.web_session_ttl_sec),
+                         limiter=auth.LoginLimiter(s.web_login_max_failures,
+                                                   s.web_login_window_sec),
+                         client=self.client, expected_units=units,
+                         descriptions={"rec-migrate.service": "database migrations (oneshot)"}
+                         | {d.unit: d.description
+                            for d in enabled(s.account_mode.value, REGISTRY)},
+                         ready_checks=[n for n in checks if n != "exchange"])
+        await self.serve_http(phase, create_app(state), s.web_port, **forwarding(s))
 
     async def stop(self) -> None:
         if self.hub is not None:

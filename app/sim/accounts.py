@@ -1,4 +1,4 @@
-"""Accounts, positions, fills and settlements; money in $0.0001 (units.py).
+"""Accounts, positions, fills and settlements; money in $0.0001 (money.py).
 
 Kalshi nets YES and NO in one market: the position is signed (+YES / -NO). Buying the
 outcome opposite to a holding closes pairs, and each YES+NO pair pays out $1 at
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from app.sim.fees import FeeCharge
 from app.sim.matching import YES, Order
-from app.sim.units import ONE
+from app.sim.money import ONE
 
 _NS = uuid.UUID("5b0c6f64-6a52-4c39-9d53-6e3f2b1f7a10")
 

@@ -15,9 +15,10 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from app.runtime.http import MAX_BODY_BYTES, BodyTooLarge
 from app.sim.auth import AuthError, authenticate
 from app.sim.config import SimConfig
-from app.sim.context import error_body, injected, json_response
+from app.sim.context import error_body, error_response, injected, json_response
 from app.sim.control import control_routes, loopback
 from app.sim.rest import routes as rest_routes
 from app.sim.sim import Sim
@@ -66,9 +67,23 @@ def create_app(config: SimConfig) -> Starlette:
 
     routes = [Route("/healthz", healthz), WebSocketRoute(WS_PATH, websocket),
               *control_routes(sim), *rest_routes(sim)]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={BodyTooLarge: _too_large})
+    # no trailing-slash redirects: Starlette builds them from the Host header, which would
+    # send a client wherever the request said it was going (a wrong path is a 404)
+    app.router.redirect_slashes = False
     app.state.sim = sim
     return app
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    """A body over the server's cap that arrived without a Content-Length (chunked): the
+    cap is found while the body is read, inside the app, so the 413 is answered here."""
+    client = request.client
+    log.warning("request body from %s over %d bytes (chunked): answered 413",
+                client.host if client else "unknown", MAX_BODY_BYTES)
+    return error_response(413, "payload_too_large", "the request body is too large",
+                          f"at most {MAX_BODY_BYTES} bytes")
 
 
 async def _deny(ws: WebSocket, response: Response) -> None:

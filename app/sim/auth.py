@@ -1,4 +1,6 @@
-"""Verify Kalshi RSA-PSS request signatures against registered public keys.
+"""Verify Kalshi request signatures against registered public keys, as Kalshi does for
+both key types the spec allows: RSA (RSA-PSS with SHA-256) and Ed25519 (RFC 8032), each
+over the same pre-sign text (timestamp + method + path), base64 on the wire.
 
 Keys live as `<key_id>.pem` in the keys directory; a key added while the simulator runs
 is found on its first use (files are re-read when their mtime changes).
@@ -9,13 +11,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from app.kalshi.signing import (
     HEADER_KEY,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
     KeyFormatError,
+    PublicKey,
     load_public_key,
     verify,
 )
@@ -31,14 +32,14 @@ class AuthError(Exception):
 class KeyStore:
     def __init__(self, keys_dir: Path) -> None:
         self.dir = Path(keys_dir)
-        self._cache: dict[str, tuple[float, rsa.RSAPublicKey]] = {}
+        self._cache: dict[str, tuple[float, PublicKey]] = {}
 
     def path(self, key_id: str) -> Path:
         if not KEY_ID_RE.match(key_id):
             raise ValueError(f"invalid key id {key_id!r}: use letters, digits, '.', '_', '-'")
         return self.dir / f"{key_id}.pem"
 
-    def get(self, key_id: str) -> rsa.RSAPublicKey | None:
+    def get(self, key_id: str) -> PublicKey | None:
         try:
             path = self.path(key_id)
             mtime = path.stat().st_mtime

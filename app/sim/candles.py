@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.sim.exchange import Observer, TradeRecord
 from app.sim.market import Market
 from app.sim.matching import Book
+from app.sim.venue import Observer, TradeRecord
 from app.sim.views import top
 from app.sim.wire import dollars, fp
 

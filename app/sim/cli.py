@@ -14,8 +14,11 @@ import secrets
 import sys
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 from app.config import EX_CONFIG
 from app.kalshi import signing
+from app.kalshi.signing import load_public_key
 from app.sim.auth import KEY_ID_RE
 
 
@@ -47,8 +50,9 @@ def register_public_key(keys_dir: Path, key_id: str, pem: bytes, replace: bool =
     """Store a public key; returns "added", "unchanged" or "replaced"."""
     if not KEY_ID_RE.match(key_id):
         raise ValueError(f"invalid key id {key_id!r}: use letters, digits, '.', '_', '-'")
-    key = signing.load_public_key(pem)
-    data = signing.public_pem(key)
+    key = load_public_key(pem)  # RSA or Ed25519
+    data = key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
     keys_dir.mkdir(parents=True, exist_ok=True)
     path = keys_dir / f"{key_id}.pem"
     if path.exists():
@@ -120,7 +124,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="sim_command", required=True)
     add = sim.add_parser("add-key", help="register an API public key with the simulator")
     add.add_argument("--key-id", required=True)
-    add.add_argument("--public-key", required=True, help="PEM file (SubjectPublicKeyInfo/PKCS#1)")
+    add.add_argument("--public-key", required=True,
+                     help="RSA or Ed25519 public key PEM (SubjectPublicKeyInfo; PKCS#1 for RSA)")
     add.add_argument("--keys-dir", help="default: REC_SIM_KEYS_DIR")
     add.add_argument("--replace", action="store_true", help="replace a different existing key")
     add.set_defaults(func=cmd_add_key)

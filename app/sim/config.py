@@ -24,6 +24,9 @@ class SimConfig:
     max_clock_skew_ms: int = 30_000
     ws_ping_interval: float = 10.0
     ws_max_queue: int = 200_000  # messages queued for a slow WS client before error 25
+    # orders canceled or executed longer ago than this move to /historical/orders (Kalshi:
+    # about two weeks)
+    order_history_ms: int = 14 * 86_400_000
     # noise taker trades per market per minute (None: WorldParams' own rate); the setting
     # sim_activity defaults to a busy real BTC hour
     activity_per_min: float | None = None

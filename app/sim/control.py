@@ -16,7 +16,7 @@ from starlette.routing import Route
 from starlette.websockets import WebSocket
 
 from app.sim.context import error_response, json_response
-from app.sim.units import CENT
+from app.sim.money import CENT
 
 if TYPE_CHECKING:
     from app.sim.sim import Sim
@@ -50,6 +50,7 @@ def lose_response(sim: Sim, body: dict) -> dict:
     f = sim.faults
     f.lost_status = _status(body, 502, allow_429=False)
     f.lost_count, f.lost_prefix = int(body.get("count", 1)), str(body.get("path_prefix", ""))
+    f.lost_only_success = bool(body.get("only_success", False))
     return {}
 
 

@@ -2,7 +2,8 @@
 
 Faults: drop every WebSocket connection, skip a `seq` number, answer an HTTP status
 (5xx or 429) to the next N requests, lose the answer to the next N requests (served, then
-answered with a 5xx as a proxy would after a dropped upstream), add latency, hang a path,
+answered with a 5xx as a proxy would after a dropped upstream; any answer, refusals
+included, unless restricted to successes), add latency, hang a path,
 hold the answers of a path (served, answered only on release), halt trading.
 """
 
@@ -22,6 +23,7 @@ class Faults:
     lost_status: int = 0
     lost_count: int = 0
     lost_prefix: str = ""
+    lost_only_success: bool = False  # lose only 2xx answers (the old, narrower fault)
     hangs: dict[str, asyncio.Event] = field(default_factory=dict)
     holds: dict[str, asyncio.Event] = field(default_factory=dict)  # served, answer held
 
@@ -35,6 +37,7 @@ class Faults:
             "lost_status": self.lost_status,
             "lost_count": self.lost_count,
             "lost_prefix": self.lost_prefix,
+            "lost_only_success": self.lost_only_success,
             "hangs": sorted(self.hangs),
             "holds": sorted(self.holds),
         }
@@ -48,11 +51,14 @@ class Faults:
         self.error_count -= 1
         return self.error_status
 
-    def take_lost(self, path: str) -> int:
-        """After serving `path`: the status that replaces its answer, or 0."""
+    def take_lost(self, path: str, status: int) -> int:
+        """After serving `path` with `status`: the status that replaces its answer, or 0.
+        Any answer is lost (a retry's 409 or 404 too) unless lost_only_success is set."""
         if not self.enabled or self.lost_count <= 0:
             return 0
         if self.lost_prefix and not path.startswith(self.lost_prefix):
+            return 0
+        if self.lost_only_success and status >= 400:
             return 0
         self.lost_count -= 1
         return self.lost_status
@@ -106,4 +112,5 @@ class Faults:
         self.lost_status = 0
         self.lost_count = 0
         self.lost_prefix = ""
+        self.lost_only_success = False
         self.release()

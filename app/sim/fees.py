@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.sim.units import CENT, ONE
+from app.sim.money import CENT, ONE
 
 TAKER_RATE_BP = 700  # 0.07, in ten-thousandths
 MAKER_RATE_BP = 175  # 0.0175

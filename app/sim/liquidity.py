@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 import random
 
-from app.sim.exchange import Exchange, ExchangeError, OrderRequest
 from app.sim.market import ACTIVE, Market
 from app.sim.matching import NO, YES, Order
-from app.sim.units import CENT
+from app.sim.money import CENT
+from app.sim.venue import Exchange, ExchangeError, OrderRequest
 
 MM_ACCOUNT = "sim-market-maker"
 FLOW_ACCOUNT = "sim-flow"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.sim.units import PRICE_STRUCTURES
+from app.sim.money import PRICE_STRUCTURES
 
 # Internal market states use the spec's Market.status values.
 INITIALIZED = "initialized"

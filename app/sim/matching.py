@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from app.sim.fees import FeeAccumulator
-from app.sim.units import ONE
+from app.sim.money import ONE
 
 YES = "yes"
 NO = "no"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.sim.context import Ctx
 from app.sim.order_groups import OrderGroup
-from app.sim.orders import check_exchange_index, check_subaccount
+from app.sim.orders import check_exchange_index, check_subaccount, resource_routing
 from app.sim.wire import WireError, fp, parse_fp_count
 
 
@@ -22,8 +22,7 @@ def _limit(body: dict) -> int:
 
 
 def _group(ctx: Ctx) -> OrderGroup:
-    check_subaccount(ctx.q("subaccount"))
-    check_exchange_index(ctx.q("exchange_index"))
+    resource_routing(ctx)
     return ctx.sim.exchange.order_groups.owned(ctx.account,
                                                ctx.request.path_params["order_group_id"])
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 class Venue(Protocol):
-    """What order groups need of the exchange (app.sim.exchange.Exchange), named here so
+    """What order groups need of the exchange (app.sim.venue.Exchange), named here so
     this module does not import the exchange that imports it."""
 
     salt: int

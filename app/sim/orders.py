@@ -14,10 +14,10 @@ from typing import Any
 
 from app.sim import views
 from app.sim.context import Ctx
-from app.sim.exchange import KEEP, TIFS, ExchangeError, OrderRequest
 from app.sim.matching import NO, YES, Order
-from app.sim.units import ONE
-from app.sim.wire import WireError, fp, parse_dollars, parse_fp_count, price_units
+from app.sim.money import ONE
+from app.sim.venue import KEEP, TIFS, ExchangeError, OrderRequest
+from app.sim.wire import MAX_UNIX_S, WireError, fp, parse_dollars, parse_fp_count, price_units
 
 MAX_CLIENT_ORDER_ID = 256
 BOOK_SIDES = {"bid": YES, "ask": NO}  # book side -> the outcome it positions for
@@ -100,6 +100,9 @@ def _expiration(body: dict, now_ms: int, name: str = "expiration_time") -> int |
         return None
     if exp <= 0 or exp * 1000 <= now_ms:
         raise WireError("invalid_parameters", f"{name} must be a future unix time in seconds")
+    if exp > MAX_UNIX_S:
+        raise WireError("invalid_parameters",
+                        f"{name} must be at most {MAX_UNIX_S} (9999-12-31T23:59:59Z)")
     return exp * 1000
 
 
@@ -175,7 +178,12 @@ def _created(o: Order, before: Snapshot, ts_ms: int) -> dict:
 async def create_order(ctx: Ctx) -> tuple[int, object]:
     ex = ctx.sim.exchange
     req = parse_create(await ctx.body(), ex.clock())
-    order = ex.place(ctx.account, req)
+    try:
+        order = ex.place(ctx.account, req)
+    except ExchangeError as exc:  # CreateOrderV2 lists 400, not 404 (an unknown market)
+        if exc.status != 404:
+            raise
+        raise ExchangeError(400, exc.code, exc.message, exc.details) from None
     return 201, _created(order, Snapshot(0, 0, 0), ex.clock())
 
 
@@ -220,8 +228,18 @@ def _routing(ctx: Ctx) -> None:
     check_exchange_index(ctx.q("exchange_index"))
 
 
+def resource_routing(ctx: Ctx) -> None:
+    """Subaccount and shard of an operation on one resource whose spec lists 404 and no
+    400 (cancel, the order-group reads and writes): the resource is not in a subaccount
+    or shard the simulator does not have, so any other value is a 404."""
+    try:
+        _routing(ctx)
+    except WireError as exc:
+        raise ExchangeError(404, "not_found", exc.message) from None
+
+
 async def cancel_order(ctx: Ctx) -> tuple[int, object]:
-    _routing(ctx)
+    resource_routing(ctx)
     ex = ctx.sim.exchange
     order, reduced = ex.cancel(ctx.account, ctx.request.path_params["order_id"])
     return 200, {"order_id": order.order_id, "client_order_id": order.client_order_id,
@@ -255,8 +273,11 @@ async def batch_cancel(ctx: Ctx) -> tuple[int, object]:
 
 
 async def cancel_all(ctx: Ctx) -> tuple[int, object]:
-    check_subaccount(ctx.q("subaccount"))
     ex, acct = ctx.sim.exchange, ctx.account
+    try:
+        check_subaccount(ctx.q("subaccount"))
+    except WireError:  # CancelAllOrders lists no 400: nothing of this key rests there
+        return 204, None
     for order in list(acct.resting.values()):
         ex.cancel_order(acct, order, None)
     return 204, None

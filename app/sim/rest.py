@@ -7,17 +7,16 @@ sent), per-key rate limits, then maps errors to Kalshi's error body.
 
 from __future__ import annotations
 
-import base64
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from app.sim import order_group_rest as og
-from app.sim import orders, views
+from app.sim import orders, portfolio, views
 from app.sim.auth import AuthError, authenticate, has_auth_headers
 from app.sim.context import (
     PREFIX,
@@ -28,74 +27,16 @@ from app.sim.context import (
     injected,
     json_response,
 )
-from app.sim.exchange import ExchangeError
 from app.sim.market import STATUS_FILTER, Market
+from app.sim.paging import in_window, page
 from app.sim.ratelimit import DEFAULT_COST
-from app.sim.units import CENT, ONE
-from app.sim.wire import WireError, dollars, iso
+from app.sim.venue import ExchangeError
+from app.sim.wire import WireError, iso
 
 YEAR_MS = 365 * 86_400_000
 
 if TYPE_CHECKING:
     from app.sim.sim import Sim
-
-# --- pagination ------------------------------------------------------------------------
-
-def _cursor_in(cursor: str | None) -> str | None:
-    if not cursor:
-        return None
-    try:
-        return base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
-    except (ValueError, UnicodeDecodeError):
-        raise WireError("invalid_parameters", "invalid cursor") from None
-
-
-def _after(cursor: str | None) -> int | str | None:
-    """The last key a cursor names: an int, a "t:"-prefixed text key, or None."""
-    after = _cursor_in(cursor)
-    if after is None or after.startswith("t:"):
-        return after
-    if after.lstrip("-").isascii() and after.lstrip("-").isdigit() and len(after) < 20:
-        return int(after)
-    raise WireError("invalid_parameters", "invalid cursor")
-
-
-def _past(k: Any, after: int | str, descending: bool) -> bool:
-    """Whether key `k` comes after the cursor's key in the listing's order."""
-    if isinstance(k, int) != isinstance(after, int):
-        raise WireError("invalid_parameters", "invalid cursor")
-    if isinstance(after, int):
-        return k < after if descending else k > after
-    ks = "t:" + str(k)
-    return ks < after if descending else ks > after
-
-
-def page(items: Iterable[Any], key: Callable[[Any], Any], cursor: str | None, limit: int,
-         descending: bool = False) -> tuple[list[Any], str]:
-    """Keyset pagination over items sorted by `key`; the cursor is the last key sent."""
-    after = _after(cursor)
-    out = []
-    more = False
-    for it in items:
-        if after is not None and not _past(key(it), after, descending):
-            continue
-        if len(out) == limit:
-            more = True
-            break
-        out.append(it)
-    nxt = ""
-    if more and out:
-        last = key(out[-1])
-        raw = str(last) if isinstance(last, int) else "t:" + str(last)
-        nxt = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-    return out, nxt
-
-
-def _in_window(ts_ms: int, ctx: Ctx) -> bool:
-    lo = ctx.q_int("min_ts", None)
-    hi = ctx.q_int("max_ts", None)
-    return (lo is None or ts_ms >= lo * 1000) and (hi is None or ts_ms <= hi * 1000)
-
 
 # --- market data --------------------------------------------------------------------------
 
@@ -257,7 +198,9 @@ async def market_candlesticks(ctx: Ctx) -> tuple[int, object]:
 
 async def get_orderbook(ctx: Ctx) -> tuple[int, object]:
     m = ctx.sim.exchange.market(ctx.request.path_params["ticker"])
-    depth = ctx.q_int("depth", 0, 0, 100) or 0
+    # the spec: "0 or negative means all levels, 1-100 for specific depth" (and lists no
+    # 400 here): a depth above 100 is 100
+    depth = min(max(ctx.q_int("depth", 0) or 0, 0), 100)
     return 200, views.orderbook_dict(ctx.sim.exchange.books[m.ticker], depth)
 
 
@@ -280,120 +223,9 @@ async def list_trades(ctx: Ctx) -> tuple[int, object]:
     limit = ctx.q_int("limit", 100, 0, 1000) or 100
     ticker = ctx.q("ticker")
     trades = (t for t in reversed(ctx.sim.exchange.trades)
-              if (ticker is None or t.ticker == ticker) and _in_window(t.ts_ms, ctx))
+              if (ticker is None or t.ticker == ticker) and in_window(t.ts_ms, ctx))
     got, cursor = page(trades, lambda t: t.seq, ctx.q("cursor"), limit, descending=True)
     return 200, {"trades": [views.trade_dict(t) for t in got], "cursor": cursor}
-
-
-# --- portfolio ------------------------------------------------------------------------------
-
-async def balance(ctx: Ctx) -> tuple[int, object]:
-    acct = ctx.account
-    ex = ctx.sim.exchange
-    value = 0
-    for p in acct.positions.values():
-        if p.position == 0:
-            continue
-        book = ex.books.get(p.ticker)
-        m = ex.markets.get(p.ticker)
-        yb, _, ya, _ = views.top(book)
-        mark = (yb + ya) // 2 if yb else (m.last_price if m else 0)
-        value += p.position * mark if p.position > 0 else -p.position * (ONE - mark)
-    updated = acct.updated_ms or ex.clock()
-    cents = acct.balance // CENT  # a resting sub-cent order may lock a fraction of a cent
-    return 200, {"balance": cents, "balance_dollars": dollars(cents * CENT),
-                 "portfolio_value": value // CENT,
-                 "updated_ts": updated // 1000}
-
-
-async def positions(ctx: Ctx) -> tuple[int, object]:
-    orders.check_subaccount(ctx.q("subaccount"))
-    acct = ctx.account
-    limit = ctx.q_int("limit", 100, 1, 1000)
-    ticker, event = ctx.q("ticker"), ctx.q("event_ticker")
-    filters = set((ctx.q("count_filter") or "").split(",")) - {""}
-    if filters - {"position", "total_traded"}:
-        raise WireError("invalid_parameters", "count_filter accepts position, total_traded")
-    resting: dict[str, int] = {}
-    for o in acct.resting.values():
-        resting[o.ticker] = resting.get(o.ticker, 0) + o.remaining
-
-    def keep(p: Any) -> bool:
-        if ticker is not None and p.ticker != ticker:
-            return False
-        if event is not None and p.event_ticker != event:
-            return False
-        if "position" in filters and p.position == 0 and not (
-                "total_traded" in filters and p.total_traded):
-            return False
-        return not ("total_traded" in filters and "position" not in filters
-                    and p.total_traded == 0)
-
-    ps = sorted((p for p in acct.positions.values() if keep(p)), key=lambda p: p.ticker)
-    got, cursor = page(ps, lambda p: p.ticker, ctx.q("cursor"), limit)
-    by_event: dict[str, list] = {}
-    for p in got:
-        by_event.setdefault(p.event_ticker, []).append(p)
-    return 200, {
-        "market_positions": [views.position_dict(p, resting.get(p.ticker, 0)) for p in got],
-        "event_positions": [views.event_position_dict(e, v) for e, v in by_event.items()],
-        "cursor": cursor,
-    }
-
-
-async def list_orders(ctx: Ctx) -> tuple[int, object]:
-    acct = ctx.account
-    limit = ctx.q_int("limit", 100, 1, 1000)
-    ticker, status = ctx.q("ticker"), ctx.q("status")
-    if status is not None and status not in ("resting", "canceled", "executed"):
-        raise WireError("invalid_parameters", "status must be resting, canceled or executed")
-    events = set(ctx.q("event_ticker").split(",")) if ctx.q("event_ticker") else None
-    ex = ctx.sim.exchange
-
-    def keep(o: Any) -> bool:
-        if ticker is not None and o.ticker != ticker:
-            return False
-        if status is not None and o.status != status:
-            return False
-        if events is not None:
-            m = ex.markets.get(o.ticker)
-            if m is None or m.event_ticker not in events:
-                return False
-        return _in_window(o.created_ms, ctx)
-
-    orders = (o for o in reversed(acct.orders.values()) if keep(o))
-    got, cursor = page(orders, lambda o: o.seq, ctx.q("cursor"), limit, descending=True)
-    return 200, {"orders": [views.order_dict(o, acct) for o in got], "cursor": cursor}
-
-
-def _account_history(ctx: Ctx, records_of: Callable[[Any], list], ts_of: Callable[[Any], int],
-                     matches: Callable[[Any], bool], name: str,
-                     view: Callable[[Any], dict]) -> tuple[int, object]:
-    """Newest-first page of an account's records (fills, settlements), filtered."""
-    orders.check_subaccount(ctx.q("subaccount"))
-    limit = ctx.q_int("limit", 100, 1, 1000)
-    rows = (r for r in reversed(records_of(ctx.account))
-            if matches(r) and _in_window(ts_of(r), ctx))
-    got, cursor = page(rows, lambda r: r.seq, ctx.q("cursor"), limit, descending=True)
-    return 200, {name: [view(r) for r in got], "cursor": cursor}
-
-
-async def list_fills(ctx: Ctx) -> tuple[int, object]:
-    ticker, order_id = ctx.q("ticker"), ctx.q("order_id")
-    return _account_history(
-        ctx, lambda a: a.fills, lambda f: f.ts_ms,
-        lambda f: (ticker is None or f.ticker == ticker)
-        and (order_id is None or f.order_id == order_id),
-        "fills", views.fill_dict)
-
-
-async def list_settlements(ctx: Ctx) -> tuple[int, object]:
-    ticker, event = ctx.q("ticker"), ctx.q("event_ticker")
-    return _account_history(
-        ctx, lambda a: a.settlements, lambda s: s.settled_ms,
-        lambda s: (ticker is None or s.ticker == ticker)
-        and (event is None or s.event_ticker == event),
-        "settlements", views.settlement_dict)
 
 
 # --- routing ---------------------------------------------------------------------------------
@@ -416,11 +248,11 @@ ROUTES: list[tuple[str, str, Handler, bool, str, int | None]] = [
     ("GET", "/markets/{ticker}/orderbook", get_orderbook, True, "read", DEFAULT_COST),
     ("GET", "/series/{series_ticker}/markets/{ticker}/candlesticks", market_candlesticks,
      False, "read", DEFAULT_COST),
-    ("GET", "/portfolio/balance", balance, True, "read", DEFAULT_COST),
-    ("GET", "/portfolio/positions", positions, True, "read", DEFAULT_COST),
-    ("GET", "/portfolio/fills", list_fills, True, "read", DEFAULT_COST),
-    ("GET", "/portfolio/settlements", list_settlements, True, "read", DEFAULT_COST),
-    ("GET", "/portfolio/orders", list_orders, True, "read", DEFAULT_COST),
+    ("GET", "/portfolio/balance", portfolio.balance, True, "read", DEFAULT_COST),
+    ("GET", "/portfolio/positions", portfolio.positions, True, "read", DEFAULT_COST),
+    ("GET", "/portfolio/fills", portfolio.list_fills, True, "read", DEFAULT_COST),
+    ("GET", "/portfolio/settlements", portfolio.list_settlements, True, "read", DEFAULT_COST),
+    ("GET", "/portfolio/orders", portfolio.list_orders, True, "read", DEFAULT_COST),
     ("GET", "/portfolio/orders/queue_positions", orders.queue_positions, True, "read",
      DEFAULT_COST),
     ("GET", "/portfolio/orders/{order_id}", orders.get_order, True, "read", 2),
@@ -438,6 +270,8 @@ ROUTES: list[tuple[str, str, Handler, bool, str, int | None]] = [
      DEFAULT_COST),
     ("POST", "/portfolio/events/orders/{order_id}/decrease", orders.decrease_order, True,
      "write", DEFAULT_COST),
+    ("GET", "/historical/cutoff", portfolio.historical_cutoff, False, "read", DEFAULT_COST),
+    ("GET", "/historical/orders", portfolio.historical_orders, True, "read", DEFAULT_COST),
     ("GET", "/portfolio/order_groups", og.list_groups, True, "read", DEFAULT_COST),
     ("POST", "/portfolio/order_groups/create", og.create_group, True, "write", DEFAULT_COST),
     ("GET", "/portfolio/order_groups/{order_group_id}", og.get_group, True, "read",
@@ -471,11 +305,8 @@ def _authenticate(sim: Sim, request: Request) -> str:
                         int(time.time() * 1000), sim.config.max_clock_skew_ms)
 
 
-async def _admit(sim: Sim, request: Request) -> Response | str | None:
-    """Faults, then the signature: an answer that ends the request, or the key id."""
-    status = await sim.faults.before_request(request.url.path)
-    if status:
-        return injected(status)
+def _signed_key(sim: Sim, request: Request) -> str | Response:
+    """The key id of a correctly signed request, or its 401."""
     try:
         return _authenticate(sim, request)
     except AuthError as exc:
@@ -495,31 +326,34 @@ async def _serve(ctx: Ctx, handler: Handler, bucket: str, cost: int | None) -> R
         return error_response(exc.status, exc.code, exc.message, exc.details)
     except WireError as exc:
         return error_response(400, exc.code, exc.message)
-    held = ctx.sim.faults.hold_for(ctx.request.url.path)
-    if held is not None:
-        await held.wait()  # the work is done; the answer waits for a release
-    lost = ctx.sim.faults.take_lost(ctx.request.url.path)
-    if lost:
-        return injected(lost)  # the work is done; only the answer is lost
     if code == 204:
         return Response(status_code=204)
     return json_response(code, body)
 
 
+async def _deliver(sim: Sim, request: Request, response: Response) -> Response:
+    """The answer as the faults let it through: held until released, or lost (the work is
+    done either way; a lost answer, refusals included, becomes the fault's 5xx)."""
+    held = sim.faults.hold_for(request.url.path)
+    if held is not None:
+        await held.wait()
+    lost = sim.faults.take_lost(request.url.path, response.status_code)
+    return injected(lost) if lost else response
+
+
 def make_endpoint(sim: Sim, handler: Handler, auth_required: bool, bucket: str,
                   cost: int | None):
     async def endpoint(request: Request) -> Response:
-        key_id = None
+        status = await sim.faults.before_request(request.url.path)
+        if status:
+            return injected(status)
+        key_id: str | Response | None = None
         if auth_required or has_auth_headers(request.headers):
-            admitted = await _admit(sim, request)
-            if isinstance(admitted, Response):
-                return admitted
-            key_id = admitted
-        else:
-            status = await sim.faults.before_request(request.url.path)
-            if status:
-                return injected(status)
-        return await _serve(Ctx(sim, request, key_id), handler, bucket, cost)
+            key_id = _signed_key(sim, request)
+        if isinstance(key_id, Response):
+            return await _deliver(sim, request, key_id)
+        response = await _serve(Ctx(sim, request, key_id), handler, bucket, cost)
+        return await _deliver(sim, request, response)
 
     return endpoint
 

@@ -8,8 +8,8 @@ from app.sim.accounts import Account
 from app.sim.auth import KeyStore
 from app.sim.config import SimConfig
 from app.sim.faults import Faults
+from app.sim.money import CENT
 from app.sim.ratelimit import RateLimited, RateLimiter
-from app.sim.units import CENT
 from app.sim.world import World
 from app.sim.ws import Hub
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from app.sim.accounts import Account, FillRecord, Position, SettlementRecord
-from app.sim.exchange import TradeRecord
 from app.sim.market import Event, Market, Series
 from app.sim.matching import NO, YES, Book, LevelChange, Order
-from app.sim.units import CENT, ONE
+from app.sim.money import CENT, ONE
+from app.sim.venue import TradeRecord
 from app.sim.wire import dollars, fp, iso, iso_s
 
 SETTLEMENT_SOURCES = [{"name": "Simulated BTC index", "url": "http://127.0.0.1/"}]

@@ -1,6 +1,6 @@
 """Wire formats of the Kalshi Trade API v2: fixed-point dollar strings, fp counts, times.
 
-Money and prices are integers in $0.0001 inside the simulator (units.py). Prices travel
+Money and prices are integers in $0.0001 inside the simulator (money.py). Prices travel
 as dollar strings with four decimals ("0.5600"); fill costs and fees on the user_orders
 channel carry six. Contract counts travel as fp strings with two decimals ("10.00").
 """
@@ -37,13 +37,21 @@ def fp(count: int) -> str:
     return f"{count}.00"
 
 
+# The last second RFC 3339 can write (9999-12-31T23:59:59Z): the bound of any request
+# time and the clamp of every rendered one, so no stored value can make a view raise.
+MAX_UNIX_S = 253_402_300_799
+MAX_UNIX_MS = MAX_UNIX_S * 1000 + 999
+
+
 def iso(ts_ms: int) -> str:
-    """Unix milliseconds as an RFC 3339 UTC timestamp."""
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    """Unix milliseconds as an RFC 3339 UTC timestamp (clamped to years 1970-9999)."""
+    ts_ms = min(max(ts_ms, 0), MAX_UNIX_MS)
+    dt = datetime.fromtimestamp(ts_ms // 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
 
 
 def iso_s(ts_s: int) -> str:
+    ts_s = min(max(ts_s, 0), MAX_UNIX_S)
     return datetime.fromtimestamp(ts_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -25,10 +25,10 @@ from zoneinfo import ZoneInfo
 
 from app.sim.accounts import stable_uuid
 from app.sim.candles import Candles
-from app.sim.exchange import Exchange
 from app.sim.liquidity import MarketMaker, NoiseFlow, fair_value
 from app.sim.market import ACTIVE, CLOSED, FINALIZED, INITIALIZED, Event, Market, Series
 from app.sim.matching import YES
+from app.sim.venue import Exchange
 from app.sim.views import price_ranges, rules_primary, top
 
 HOUR_MS = 3_600_000

@@ -16,9 +16,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.sim import views
 from app.sim.accounts import Account, FillRecord
-from app.sim.exchange import Exchange, Observer, TradeRecord
 from app.sim.market import Market
 from app.sim.matching import Book, LevelChange, Order
+from app.sim.venue import Exchange, Observer, TradeRecord
 
 log = logging.getLogger("rec.sim.ws")
 
@@ -38,6 +38,12 @@ MARKET_FILTERED = {"orderbook_delta", "ticker", "trade", "fill", "user_orders",
 MAX_QUEUE = 200_000
 MAX_SUBS_PER_CONN = 128  # more subscriptions on one connection are refused (code 27)
 MAX_MARKETS_PER_SUB = 1_000  # code 26: subscription market limit exceeded
+# One command's work is bounded: a channel list longer than the channel set must repeat
+# names (each repeat once rendered its own snapshots), and unsubscribe names at most as
+# many sids as a connection can hold. Longer lists are refused with code 11.
+MAX_CHANNELS_PER_COMMAND = len(CHANNELS)
+MAX_SIDS_PER_COMMAND = MAX_SUBS_PER_CONN
+OVERFLOW_GRACE_S = 5.0  # time the writer gets to send error 25 before the socket closes
 
 
 @dataclass(eq=False)
@@ -292,9 +298,17 @@ class Hub(Observer):
         finally:
             conn.closed = True
             self._detach(conn)
+            if conn.overflowed:  # error 25 is queued: let the writer send it, then close
+                with contextlib.suppress(Exception):  # timeout, or the writer failed
+                    await asyncio.wait_for(asyncio.shield(writer), OVERFLOW_GRACE_S)
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
+
+    def _stamped(self, text: str) -> str:
+        """Every message carries the venue's send time at the top level (Kalshi since
+        v3.32): `sending_ts_ms`, stamped as it leaves, on the simulator's clock."""
+        return f'{text[:-1]},"sending_ts_ms":{self.ex.clock()}}}'
 
     async def _writer(self, conn: Conn) -> None:
         q = conn.queue
@@ -303,7 +317,7 @@ class Hub(Observer):
                 text = await q.get()
                 if text is None:
                     break
-                await conn.ws.send_text(text)
+                await conn.ws.send_text(self._stamped(text))
                 self.sent += 1
         except Exception:  # the peer went away
             conn.closed = True
@@ -373,9 +387,12 @@ class Hub(Observer):
         channels = params.get("channels")
         if not isinstance(channels, list) or not channels:
             raise CommandError(3, "Channels required")
-        bad = [c for c in channels if c not in CHANNELS]
-        if bad:
+        if len(channels) > MAX_CHANNELS_PER_COMMAND:
+            raise CommandError(11, f"Invalid parameter: channels (at most "
+                                   f"{MAX_CHANNELS_PER_COMMAND}, each once)")
+        if not all(isinstance(c, str) and c in CHANNELS for c in channels):
             raise CommandError(8, "Unknown channel name")
+        channels = list(dict.fromkeys(channels))  # a repeat is one subscription, rendered once
         parsed = {c: self._tickers(params, c == "orderbook_delta") for c in channels}
         for channel in channels:
             tickers = parsed[channel]
@@ -424,6 +441,8 @@ class Hub(Observer):
         sids = params.get("sids")
         if not isinstance(sids, list) or not sids:
             raise CommandError(4, "Subscription IDs required")
+        if len(sids) > MAX_SIDS_PER_COMMAND:
+            raise CommandError(11, f"Invalid parameter: sids (at most {MAX_SIDS_PER_COMMAND})")
         for sid in sids:
             sub = conn.subs.pop(sid, None) if isinstance(sid, int) else None
             if sub is None:

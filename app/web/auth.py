@@ -1,5 +1,5 @@
 """rec-web's login: one account, a password hash from a credential, server-side sessions,
-CSRF tokens and a per-address limit on failed logins.
+CSRF tokens and a limit on failed logins per address and per user.
 
 - The credential ``web_password_hash`` holds ``scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>``
   (stdlib :func:`hashlib.scrypt`); ``python -m app.web.auth hash`` reads a password on stdin
@@ -8,12 +8,15 @@ CSRF tokens and a per-address limit on failed logins.
   sessions in memory (a restart logs everyone out) and each ends ``ttl`` seconds after login.
 - Every state-changing request carries the session's CSRF token (form field ``csrf`` or
   header ``X-CSRF-Token``) and, when the browser sends one, an ``Origin`` of this host.
-- Failed logins from one address are counted in a sliding window; past the limit the login
-  answers 429 until the window has passed. Each failure is a warning with the address.
+- Failed logins are counted per address and per user name in a sliding window; past the
+  limit of either the login answers 429 until the window has passed, even with the right
+  password. Each failure is a warning with the address. The scrypt check runs in a worker
+  thread, a bounded number at once (:class:`PasswordChecks`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -21,7 +24,7 @@ import logging
 import secrets
 import sys
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -116,37 +119,57 @@ class Sessions:
 
 @dataclass
 class LoginLimiter:
-    """At most ``max_failures`` failed logins per address within ``window`` seconds."""
+    """At most ``max_failures`` failed logins per key (an address, a user name) within
+    ``window`` seconds. At most ``max_keys`` keys are tracked: past that the key that failed
+    least recently is forgotten first, so a spray of addresses or names costs bounded memory."""
 
     max_failures: int
     window: float
+    max_keys: int = 10_000
     clock: Callable[[], float] = time.monotonic
-    failures: dict[str, deque] = field(default_factory=dict)
+    failures: OrderedDict[str, deque] = field(default_factory=OrderedDict)
 
-    def _recent(self, address: str) -> deque:
-        q = self.failures.setdefault(address, deque())
+    def _recent(self, key: str) -> deque:
+        q = self.failures.get(key) or deque()
         cutoff = self.clock() - self.window
         while q and q[0] <= cutoff:
             q.popleft()
         return q
 
-    def retry_after(self, address: str) -> float | None:
-        """Seconds until this address may try again, or None when it may try now."""
-        q = self._recent(address)
-        if len(q) < self.max_failures:
-            return None
-        return max(1.0, q[0] + self.window - self.clock())
+    def retry_after(self, *keys: str) -> float | None:
+        """Seconds until every one of ``keys`` may try again, or None when all may now."""
+        waits = [q[0] + self.window - self.clock() for q in map(self._recent, keys)
+                 if len(q) >= self.max_failures]
+        return max(1.0, *waits) if waits else None
 
-    def failed(self, address: str) -> int:
-        q = self._recent(address)
-        q.append(self.clock())
-        if len(self.failures) > 10_000:  # bounded memory under a spray of addresses
-            for a in [a for a, v in self.failures.items() if not v][:5000]:
-                del self.failures[a]
-        return len(q)
+    def failed(self, *keys: str) -> int:
+        """Count a failure against each key; the most failures any of them has now."""
+        now, most = self.clock(), 0
+        for key in keys:
+            q = self._recent(key)
+            q.append(now)
+            self.failures[key] = q
+            self.failures.move_to_end(key)
+            most = max(most, len(q))
+        while len(self.failures) > self.max_keys:
+            self.failures.popitem(last=False)
+        return most
 
-    def succeeded(self, address: str) -> None:
-        self.failures.pop(address, None)
+    def succeeded(self, *keys: str) -> None:
+        for key in keys:
+            self.failures.pop(key, None)
+
+
+class PasswordChecks:
+    """Password checks (scrypt: ~50 ms of CPU each) in worker threads, at most ``limit`` at
+    once; the others wait their turn. The event loop keeps serving meanwhile."""
+
+    def __init__(self, limit: int = 2) -> None:
+        self._slots = asyncio.Semaphore(limit)
+
+    async def verify(self, password: str, stored: str) -> bool:
+        async with self._slots:
+            return await asyncio.to_thread(verify_password, password, stored)
 
 
 def csrf_ok(session: Session, token: str | None) -> bool:

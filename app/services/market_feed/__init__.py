@@ -30,22 +30,40 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from app import exchange
-from app.config import csv_list
-from app.db.pool import open_pool
+from app import exchange_client
+from app.config import Settings, csv_list
+from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.errors import KalshiError
 from app.kalshi.models import Market
 from app.kalshi.ws import KalshiWS, Subscription, WsMessage
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
-from app.services.market_feed.store import FeedStore, Tracker, dec, utc_ms
+from app.services.market_feed.store import FeedStore, Quote, Tracker, dec, utc_ms
 
 OPEN_STATUSES = frozenset({"active", "open"})
+FINAL_STATUSES = frozenset({"finalized", "settled"})  # a market's status that never changes
+DONE_ORDER = ("deactivated", "closed", "determined", "settled", "finalized")  # as they come
 DONE_EVENTS = frozenset({"deactivated", "determined", "settled", "closed"})
 ORDERBOOKS_PER_CALL = 100
+
+
+SAVE_MARKET = (
+    "INSERT INTO markets (ticker, event_ticker, series_ticker, title, status, strike_type, "
+    "floor_strike, cap_strike, open_time, close_time, expiration_time, result, "
+    "price_level_structure, raw, followed, updated_at) "
+    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,now()) "
+    "ON CONFLICT (ticker) DO UPDATE SET status = EXCLUDED.status, title = EXCLUDED.title, "
+    "close_time = EXCLUDED.close_time, result = EXCLUDED.result, raw = EXCLUDED.raw, "
+    "followed = EXCLUDED.followed, price_level_structure = EXCLUDED.price_level_structure, "
+    "updated_at = now()")
+
+
+def chunks(items: list[str], n: int) -> list[list[str]]:
+    return [items[i:i + n] for i in range(0, len(items), n)]
 
 
 def series_of(ticker: str) -> str:
@@ -61,7 +79,7 @@ class MarketFeedService(Service):
     rest = None
     ws: KalshiWS | None = None
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         s = settings
         self.series = csv_list(s.market_feed_series)
@@ -78,6 +96,7 @@ class MarketFeedService(Service):
         self.store: FeedStore | None = None
         self.tracker: Tracker | None = None
         self.pruned = 0
+        self.db = DatabaseWait(self.log, self.notifier.status)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -86,13 +105,15 @@ class MarketFeedService(Service):
         self.pool = await phase("connect to database", open_pool(s, "rec-market-feed"))
         self.store = FeedStore(self.pool, name="market-feed", batch_rows=s.market_feed_batch_rows,
                                flush_interval=s.market_feed_flush_interval_ms / 1000,
-                               snapshot_interval=s.market_feed_snapshot_interval_sec)
+                               snapshot_interval=s.market_feed_snapshot_interval_sec,
+                               db=self.db)
         self.tracker = Tracker(self.store)
-        self.rest = exchange.rest_client(s, timeout=10)
+        self.rest = exchange_client.rest_client(s, timeout=10)
+        await phase("read the account's rate limits", self.rest.start())
         await phase("discover markets", self.discover(initial=True))
         self.spawn(self.store.run(), "feed-writer")
         if s.market_feed_mode == "ws":
-            self.ws = exchange.ws_client(
+            self.ws = exchange_client.ws_client(
                 s, heartbeat_timeout=s.market_feed_heartbeat_timeout_sec,
                 ping_interval=s.kalshi_ws_ping_interval_sec or None,
                 backoff_base=s.kalshi_ws_backoff_base_sec,
@@ -133,70 +154,95 @@ class MarketFeedService(Service):
 
     async def discover(self, initial: bool = False) -> list[str]:
         """The open markets of the followed series/events/tickers, over REST; returns the
-        tickers that were not followed before."""
-        assert self.rest is not None
-        found: dict[str, Market] = {}
-        for series in self.series:
-            async for m in self.rest.iter_markets(series_ticker=series, status="open",
-                                                  limit=1000):
-                found[m.ticker] = m
-        for event in self.events:
-            async for m in self.rest.iter_markets(event_ticker=event, status="open", limit=1000):
-                found[m.ticker] = m
-        for i in range(0, len(self.explicit), 100):
-            page = await self.rest.get_markets(tickers=self.explicit[i:i + 100], limit=1000)
-            for m in page.items:
-                if m.status in OPEN_STATUSES:
-                    found[m.ticker] = m
+        tickers that were not followed before. At start, also the true status of every
+        market this feed followed that is no longer open (:meth:`settle_the_gone`)."""
+        found = await self._open_markets()
         new = [t for t in found if t not in self.followed]
-        await self.store.ensure_ids(found)  # type: ignore[union-attr]
+        await self.db.run("storing market ids", self.store.ensure_ids, found)  # type: ignore[union-attr]
         for t, m in found.items():
             self.followed[t] = m
             if m.close_time:
                 self.close_ms[t] = int(m.close_time.timestamp() * 1000)
         await self._save_markets(list(found.values()))
         if initial:
-            # only this feed's share: another app host's feed follows the other series
-            # (REC_MARKET_FEED_SERIES split between hosts) and keeps their rows its own
-            share = ("m.series_ticker = ANY(%s) OR m.event_ticker = ANY(%s) "
-                     "OR m.ticker = ANY(%s)")
-            mine = (self.series, self.events, self.explicit)
-            async with self.pool.connection() as conn:  # type: ignore[union-attr]
-                await conn.execute(f"UPDATE markets m SET followed = false WHERE followed AND "
-                                   f"NOT ticker = ANY(%s) AND ({share})", (list(found), *mine))
-                await conn.execute(f"UPDATE feed_freshness f SET snapshot_at = NULL, state = "
-                                   f"CASE WHEN f.ticker = ANY(%s) THEN 'live' ELSE 'closed' END "
-                                   f"FROM markets m WHERE m.ticker = f.ticker AND ({share})",
-                                   (list(found), *mine))
+            await self.settle_the_gone(list(found))
             self.log.info("following %d open markets (series %s, events %s, tickers %s)",
                           len(found), ",".join(self.series) or "-",
                           ",".join(self.events) or "-", ",".join(self.explicit) or "-")
         return new
 
+    async def _open_markets(self) -> dict[str, Market]:
+        assert self.rest is not None
+        found: dict[str, Market] = {}
+        for key, values in (("series_ticker", self.series), ("event_ticker", self.events)):
+            for value in values:
+                async for m in self.rest.iter_markets(**{key: value}, status="open",
+                                                      limit=1000):
+                    found[m.ticker] = m
+        for chunk in chunks(self.explicit, ORDERBOOKS_PER_CALL):
+            page = await self.rest.get_markets(tickers=chunk, limit=1000)
+            found.update((m.ticker, m) for m in page.items if m.status in OPEN_STATUSES)
+        return found
+
+    # only this feed's share of ``markets``: another app host's feed follows the other series
+    # (REC_MARKET_FEED_SERIES split between hosts) and keeps their rows its own
+    _SHARE = "(m.series_ticker = ANY(%s) OR m.event_ticker = ANY(%s) OR m.ticker = ANY(%s))"
+
+    async def settle_the_gone(self, open_now: list[str]) -> None:
+        """Every market of this feed's share that is not open now but whose stored status is
+        not final (it closed, settled or was halted while the feed was down) gets its true
+        status and result from the exchange (``GET /markets?tickers=``, 100 a call, paced by
+        the client's rate budget); then it is no longer followed and its freshness is
+        ``closed``."""
+        mine = (self.series, self.events, self.explicit)
+        rows = await self.db.run("reading markets", self._fetch,
+            f"SELECT ticker FROM markets m WHERE {self._SHARE} AND NOT ticker = ANY(%s) "
+            "AND coalesce(status, '') <> ALL(%s)", (*mine, open_now, list(FINAL_STATUSES)))
+        gone = [t for (t,) in rows]
+        truth: list[Market] = []
+        for chunk in chunks(gone, ORDERBOOKS_PER_CALL):
+            page = await self.rest.get_markets(tickers=chunk, limit=len(chunk))  # type: ignore[union-attr]
+            truth += [m for m in page.items if m.status not in OPEN_STATUSES]
+        await self._save_markets(truth, followed=False)
+        if truth:
+            self.log.info("%d market(s) closed while the feed was away: %s", len(truth),
+                          ", ".join(f"{m.ticker} {m.status}" for m in truth[:10]))
+        await self.db.run("unfollowing closed markets", self._execute,
+            (f"UPDATE markets m SET followed = false WHERE followed AND NOT ticker = ANY(%s) "
+             f"AND {self._SHARE}", (open_now, *mine)),
+            (f"UPDATE feed_freshness f SET snapshot_at = NULL, state = CASE WHEN f.ticker = "
+             f"ANY(%s) THEN 'live' ELSE 'closed' END FROM markets m WHERE m.ticker = f.ticker "
+             f"AND {self._SHARE}", (open_now, *mine)))
+
+    async def _fetch(self, sql: str, args: tuple) -> list[tuple]:
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            return await (await conn.execute(sql, args)).fetchall()
+
+    async def _execute(self, *statements: tuple[str, tuple]) -> None:
+        """(sql, args) statements in one transaction."""
+        async with self.pool.connection() as conn:  # type: ignore[union-attr]
+            for sql, args in statements:
+                await conn.execute(sql, args)
+
     def wanted(self, ticker: str) -> bool:
         return (series_of(ticker) in self.series or event_of(ticker) in self.events
                 or ticker in self.explicit)
 
-    async def _save_markets(self, markets: list[Market]) -> None:
+    async def _save_markets(self, markets: list[Market], followed: bool = True) -> None:
         if not markets:
             return
         rows = [(m.ticker, m.event_ticker, series_of(m.ticker), m.title or "", m.status,
                  m.strike_type, m.floor_strike, m.cap_strike, m.open_time, m.close_time,
                  m.expected_expiration_time, m.result, m.price_level_structure,
-                 json.dumps(m.model_dump(mode="json", exclude_none=True)))
+                 json.dumps(m.model_dump(mode="json", exclude_none=True)), followed)
                 for m in markets]
-        async with self.pool.connection() as conn:  # type: ignore[union-attr]
-            async with conn.cursor() as cur:
-                await cur.executemany(
-                    "INSERT INTO markets (ticker, event_ticker, series_ticker, title, status, "
-                    "strike_type, floor_strike, cap_strike, open_time, close_time, "
-                    "expiration_time, result, price_level_structure, raw, followed, updated_at) "
-                    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,true,now()) "
-                    "ON CONFLICT (ticker) DO UPDATE SET status = EXCLUDED.status, "
-                    "title = EXCLUDED.title, close_time = EXCLUDED.close_time, "
-                    "result = EXCLUDED.result, raw = EXCLUDED.raw, followed = true, "
-                    "price_level_structure = EXCLUDED.price_level_structure, updated_at = now()",
-                    rows)
+
+        async def save() -> None:
+            async with self.pool.connection() as conn:  # type: ignore[union-attr]
+                async with conn.cursor() as cur:
+                    await cur.executemany(SAVE_MARKET, rows)
+
+        await self.db.run("storing markets", save)
 
     async def add_market(self, ticker: str) -> None:
         """A lifecycle message opened a market we follow: store it and subscribe."""
@@ -210,38 +256,44 @@ class MarketFeedService(Service):
             return
         if m.status not in OPEN_STATUSES or ticker in self.followed:
             return
-        await self.store.ensure_ids([ticker])  # type: ignore[union-attr]
+        await self.db.run("storing market ids", self.store.ensure_ids,  # type: ignore[union-attr]
+                          [ticker])
         self.followed[ticker] = m
         if m.close_time:
             self.close_ms[ticker] = int(m.close_time.timestamp() * 1000)
         await self._save_markets([m])
-        async with self.pool.connection() as conn:  # type: ignore[union-attr]
-            await conn.execute("UPDATE feed_freshness SET state = 'live' WHERE ticker = %s",
-                               (ticker,))
+        await self.db.run("following a market", self._execute,
+            ("UPDATE feed_freshness SET state = 'live' WHERE ticker = %s", (ticker,)))
         if self.ws is not None:
             for sub in self.subs.values():
                 with contextlib.suppress(KalshiError, TimeoutError):
                     await self.ws.add_markets(sub, [ticker])
         self.log.info("now following %s (opened; %d markets)", ticker, len(self.followed))
 
-    async def drop_market(self, ticker: str, why: str) -> None:
-        if ticker not in self.followed:
+    async def drop_market(self, ticker: str, why: str, result: str | None = None) -> None:
+        """A followed market closed (``why``: its lifecycle event or ``closed``): unsubscribe
+        and store the status. A market of ours dropped before (closed, now determined or
+        settled) only has its status and result brought up to date."""
+        if ticker in self.followed:
+            del self.followed[ticker]
+            self.close_ms.pop(ticker, None)
+            assert self.tracker is not None
+            self.tracker.forget(ticker)
+            if self.ws is not None:
+                for sub in self.subs.values():
+                    with contextlib.suppress(KalshiError, TimeoutError):
+                        await self.ws.delete_markets(sub, [ticker])
+            self.log.info("no longer following %s (%s; %d markets)", ticker, why,
+                          len(self.followed))
+        elif not self.wanted(ticker):
             return
-        del self.followed[ticker]
-        self.close_ms.pop(ticker, None)
-        assert self.tracker is not None
-        self.tracker.forget(ticker)
-        if self.ws is not None:
-            for sub in self.subs.values():
-                with contextlib.suppress(KalshiError, TimeoutError):
-                    await self.ws.delete_markets(sub, [ticker])
-        async with self.pool.connection() as conn:  # type: ignore[union-attr]
-            await conn.execute("UPDATE markets SET followed = false, status = %s, "
-                               "updated_at = now() WHERE ticker = %s", (why, ticker))
-            await conn.execute("UPDATE feed_freshness SET state = 'closed' WHERE ticker = %s",
-                               (ticker,))
-        self.log.info("no longer following %s (%s; %d markets)", ticker, why,
-                      len(self.followed))
+        # never back: a late "closed" (past close time) after "settled" keeps "settled"
+        later = list(DONE_ORDER[DONE_ORDER.index(why) + 1:]) if why in DONE_ORDER else []
+        await self.db.run("storing a closed market", self._execute,
+            ("UPDATE markets SET followed = false, status = CASE WHEN status = ANY(%s) THEN "
+             "status ELSE %s END, result = coalesce(%s, result), updated_at = now() "
+             "WHERE ticker = %s", (later, why, result or None, ticker)),
+            ("UPDATE feed_freshness SET state = 'closed' WHERE ticker = %s", (ticker,)))
 
     # ------------------------------------------------------------------ WebSocket
 
@@ -256,69 +308,114 @@ class MarketFeedService(Service):
         self._switch("ws", "websocket connected")
 
     async def consume(self) -> None:
-        assert self.ws is not None and self.store is not None and self.tracker is not None
-        ws, store, tracker = self.ws, self.store, self.tracker
+        """The feed's hot path: each message to its handler by type (:meth:`_handlers`);
+        data handlers are plain calls, the others (lifecycle, connection events) awaited."""
+        assert self.ws is not None and self.store is not None
+        ws, store = self.ws, self.store
+        data, events = self._handlers()
         while True:
-            m: WsMessage = await ws.recv()
-            mtype = m.type
-            body = m.msg if isinstance(m.msg, dict) else {}
-            ticker = body.get("market_ticker")
-            if mtype == "orderbook_delta":
-                if ticker in self.followed:
-                    tracker.delta(ticker, body.get("side"), dec(body["price_dollars"]),
-                                  dec(body["delta_fp"]), m.seq, m.received_at)
-                    self._seen_ms(body.get("ts_ms"))
-            elif mtype == "ticker":
-                if ticker in self.followed:
-                    tracker.tick(ticker, (
-                        dec(body.get("yes_bid_dollars")), dec(body.get("yes_ask_dollars")),
-                        dec(body.get("yes_bid_size_fp")), dec(body.get("yes_ask_size_fp")),
-                        dec(body.get("price_dollars")), dec(body.get("volume_fp")),
-                        dec(body.get("open_interest_fp"))), utc_ms(body.get("ts_ms")), "ws",
-                        m.received_at)
-                    self._seen_ms(body.get("ts_ms"))
-            elif mtype == "orderbook_snapshot":
-                if ticker in self.followed:
-                    book = ws.books.get(ticker)
-                    yes = {dec(p): dec(q) for p, q in body.get("yes_dollars_fp") or ()}
-                    no = {dec(p): dec(q) for p, q in body.get("no_dollars_fp") or ()}
-                    st = tracker.markets.get(ticker)
-                    reason = "resync" if st is not None and st.has_book else "initial"
-                    tracker.book(ticker, yes, no, "ws", reason, m.received_at)
-                    del book
-            elif mtype == "trade":
-                if ticker in self.followed:
-                    tracker.trade(ticker, body.get("trade_id") or "", body.get("ts_ms") or 0,
-                                  dec(body.get("yes_price_dollars")), dec(body.get("count_fp")),
-                                  body.get("taker_outcome_side"), m.received_at)
-                    self._seen_ms(body.get("ts_ms"))
-            elif mtype == "market_lifecycle_v2":
-                await self.lifecycle(body)
-            elif mtype == "client.connected":
-                self.ws_down_since = None
-                if m.msg.get("reconnect"):
-                    self.log.info("websocket reconnected; books resync from fresh snapshots")
-            elif mtype == "client.disconnected":
-                self.ws_down_since = time.monotonic()
-                self.log.warning("websocket disconnected; reconnecting with backoff")
-            elif mtype == "client.seq_gap":
-                self.log.warning("seq gap on %s (expected %s, got %s): asking for a fresh "
-                                 "snapshot", body.get("channel"), body.get("expected"),
-                                 body.get("got"))
-            elif mtype == "client.resynced":
-                self.log.info("resynced %s for %d market(s)", body.get("channel"),
-                              len(body.get("tickers") or ()))
-            elif mtype == "error":
-                if body.get("code") == 25:
-                    self.log.warning("the exchange dropped this connection: the feed did not "
-                                     "keep up (error 25); reconnecting, books resync")
-                else:
-                    self.log.warning("exchange error message: %s", m.msg)
-            await store.room()
+            m = await ws.recv()
+            handle = data.get(m.type)
+            if handle is not None:
+                handle(m)
+            else:
+                event = events.get(m.type)
+                if event is not None:
+                    await event(m)
+            if store.backlogged:
+                await store.room()
 
-    def _seen_ms(self, ts_ms: Any) -> None:
-        if isinstance(ts_ms, int) and ts_ms > self.exchange_ms:
+    def _handlers(self) -> tuple[dict[str, Callable[[WsMessage], None]],
+                                 dict[str, Callable[[WsMessage], Awaitable[None]]]]:
+        data = {"orderbook_delta": self._on_delta, "ticker": self._on_ticker,
+                "orderbook_snapshot": self._on_snapshot, "trade": self._on_trade}
+        events = {"market_lifecycle_v2": self._on_lifecycle,
+                  "client.connected": self._on_connected,
+                  "client.disconnected": self._on_disconnected,
+                  "client.seq_gap": self._on_seq_gap, "client.resynced": self._on_resynced,
+                  "error": self._on_error}
+        return data, events
+
+    # -- data (KalshiWS has checked seq and applied deltas to its own books) -------------
+
+    def _on_delta(self, m: WsMessage) -> None:
+        body = m.msg
+        ticker = body["market_ticker"]
+        if ticker in self.followed:
+            self.tracker.delta(ticker, body["side"], dec(body["price_dollars"]),  # type: ignore[union-attr]
+                               dec(body["delta_fp"]), m.seq, m.received_at)
+            ts_ms = body.get("ts_ms") or m.raw.get("sending_ts_ms")
+            if type(ts_ms) is int and ts_ms > self.exchange_ms:  # _seen, inlined: hot path
+                self.exchange_ms = ts_ms
+
+    def _on_ticker(self, m: WsMessage) -> None:
+        body = m.msg
+        ticker = body.get("market_ticker")
+        if ticker in self.followed:
+            ts_ms = body.get("ts_ms")
+            self.tracker.tick(ticker, Quote.from_ws(body), utc_ms(ts_ms), "ws",  # type: ignore[union-attr]
+                              m.received_at)
+            self._seen(ts_ms or m.raw.get("sending_ts_ms"))
+
+    def _on_snapshot(self, m: WsMessage) -> None:
+        body = m.msg
+        ticker = body.get("market_ticker")
+        if ticker in self.followed:
+            yes = {dec(p): dec(q) for p, q in body.get("yes_dollars_fp") or ()}
+            no = {dec(p): dec(q) for p, q in body.get("no_dollars_fp") or ()}
+            st = self.tracker.markets.get(ticker)  # type: ignore[union-attr]
+            reason = "resync" if st is not None and st.has_book else "initial"
+            self.tracker.book(ticker, yes, no, "ws", reason, m.received_at)  # type: ignore[union-attr]
+            self._seen(m.raw.get("sending_ts_ms"))
+
+    def _on_trade(self, m: WsMessage) -> None:
+        body = m.msg
+        ticker = body.get("market_ticker")
+        if ticker in self.followed:
+            ts_ms = body.get("ts_ms") or 0
+            self.tracker.trade(ticker, body.get("trade_id") or "", ts_ms,  # type: ignore[union-attr]
+                               dec(body.get("yes_price_dollars")), dec(body.get("count_fp")),
+                               body.get("taker_outcome_side"), m.received_at)
+            self._seen(ts_ms or m.raw.get("sending_ts_ms"))
+
+    def _seen(self, ts_ms: Any) -> None:
+        """The exchange's time: a message's own ts_ms, else the venue's send time
+        (``sending_ts_ms``, top level of any message)."""
+        if type(ts_ms) is int and ts_ms > self.exchange_ms:
             self.exchange_ms = ts_ms
+
+    # -- lifecycle and connection events -------------------------------------------------
+
+    async def _on_lifecycle(self, m: WsMessage) -> None:
+        self._seen(m.raw.get("sending_ts_ms"))
+        if isinstance(m.msg, dict):
+            await self.lifecycle(m.msg)
+
+    async def _on_connected(self, m: WsMessage) -> None:
+        self.ws_down_since = None
+        if m.msg.get("reconnect"):
+            self.log.info("websocket reconnected; books resync from fresh snapshots")
+
+    async def _on_disconnected(self, m: WsMessage) -> None:
+        self.ws_down_since = time.monotonic()
+        self.log.warning("websocket disconnected; reconnecting with backoff")
+
+    async def _on_seq_gap(self, m: WsMessage) -> None:
+        body = m.msg
+        self.log.warning("seq gap on %s (expected %s, got %s): asking for a fresh snapshot",
+                         body.get("channel"), body.get("expected"), body.get("got"))
+
+    async def _on_resynced(self, m: WsMessage) -> None:
+        self.log.info("resynced %s for %d market(s)", m.msg.get("channel"),
+                      len(m.msg.get("tickers") or ()))
+
+    async def _on_error(self, m: WsMessage) -> None:
+        body = m.msg if isinstance(m.msg, dict) else {}
+        if body.get("code") == 25:
+            self.log.warning("the exchange dropped this connection: the feed did not "
+                             "keep up (error 25); reconnecting, books resync")
+        else:
+            self.log.warning("exchange error message: %s", m.msg)
 
     async def lifecycle(self, body: dict[str, Any]) -> None:
         ticker = body.get("market_ticker")
@@ -331,7 +428,7 @@ class MarketFeedService(Service):
                 return  # not open yet: "activated" follows
             await self.add_market(ticker)
         elif event in DONE_EVENTS:
-            await self.drop_market(ticker, event)
+            await self.drop_market(ticker, event, body.get("result"))
 
     # ------------------------------------------------------------------ fallback
 
@@ -429,7 +526,7 @@ class MarketFeedService(Service):
                     await self.drop_market(m.ticker, m.status or "closed")
                     continue
                 ts = m.updated_time or datetime.now(UTC)
-                self.tracker.tick(m.ticker, (
+                self.tracker.tick(m.ticker, Quote(
                     m.yes_bid_dollars, m.yes_ask_dollars, m.yes_bid_size_fp, m.yes_ask_size_fp,
                     m.last_price_dollars, m.volume_fp, m.open_interest_fp), ts, "http", received)
             await self.store.room()

@@ -20,12 +20,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from app.db import feed_log as history
+from app.db.pool import DatabaseWait
 from app.kalshi.models import to_decimal
 
 log = logging.getLogger("rec-market-feed.store")
@@ -36,11 +37,21 @@ QUOTE_COLS = ("ticker", "ts", "source", "yes_bid", "yes_ask", "yes_bid_size", "y
               "last_price", "volume", "open_interest")
 
 
+_DECIMALS: dict[str, Decimal] = {}  # wire strings seen: the feed's prices and sizes repeat
+
+
 def dec(value: Any) -> Decimal | None:
-    """A wire fixed-point value as Decimal (None stays None)."""
+    """A wire fixed-point value as Decimal (None stays None); a string seen before is one
+    dict lookup."""
+    got = _DECIMALS.get(value)
+    if got is not None:
+        return got
     if value is None or value == "":
         return None
-    return to_decimal(value)
+    got = to_decimal(value)
+    if type(value) is str and len(_DECIMALS) < 100_000:
+        _DECIMALS[value] = got
+    return got
 
 
 def utc_ms(ms: int | None) -> datetime:
@@ -62,7 +73,26 @@ def now_utc() -> datetime:
     return _clock[1]
 
 
-TickValues = tuple[Decimal | None, ...]  # yes_bid, yes_ask, sizes, last price, volume, OI
+class Quote(NamedTuple):
+    """A market's ticker values (``feed_quotes``; a TICK record when one changed)."""
+
+    yes_bid: Decimal | None
+    yes_ask: Decimal | None
+    yes_bid_size: Decimal | None
+    yes_ask_size: Decimal | None
+    last_price: Decimal | None
+    volume: Decimal | None
+    open_interest: Decimal | None
+
+    @classmethod
+    def from_ws(cls, body: dict[str, Any]) -> Quote:
+        """From a WS ``ticker`` message's fixed-point strings."""
+        get = body.get
+        return cls(dec(get("yes_bid_dollars")), dec(get("yes_ask_dollars")),
+                   dec(get("yes_bid_size_fp")), dec(get("yes_ask_size_fp")),
+                   dec(get("price_dollars")), dec(get("volume_fp")),
+                   dec(get("open_interest_fp")))
+
 
 
 @dataclass
@@ -72,7 +102,7 @@ class MarketState:
     yes: dict[Decimal, Decimal] = field(default_factory=dict)
     no: dict[Decimal, Decimal] = field(default_factory=dict)
     has_book: bool = False
-    tick: TickValues | None = None
+    tick: Quote | None = None
     last_snapshot_mono: float = 0.0
 
     def side(self, side: str) -> dict[Decimal, Decimal]:
@@ -192,7 +222,7 @@ class Tracker:
         st = self.markets.get(ticker)
         if st is None or not st.has_book or side not in ("yes", "no"):
             return False
-        levels = st.side(side)
+        levels = st.yes if side == "yes" else st.no
         old = levels.get(price, ZERO)
         qty = old + delta
         if qty <= 0:
@@ -200,7 +230,8 @@ class Tracker:
             qty = ZERO
         else:
             levels[price] = qty
-        b = self.store.batch
+        store = self.store
+        b = store.batch
         ms = int(time.time() * 1000)
         # net change per level per batch: a cancel and replace that restores a level within
         # one batch writes nothing; the last size of a level is kept
@@ -220,13 +251,14 @@ class Tracker:
         else:
             b.levels[key] = qty
         b.touched[ticker] = (ms, True, "ws")  # _touch, inlined: the feed's hottest call
-        if received is not None:
+        if received is not None and store.keep_latencies:
             b.received.append(received)
-        self.store.poke()
+        if store._first_at is None or b.deltas + b.records >= store.batch_rows:
+            store.poke()  # (inlined test: most deltas neither start nor fill a batch)
         return True
 
     # -- ticker values -------------------------------------------------------------------
-    def tick(self, ticker: str, values: TickValues, ts: datetime, source: str,
+    def tick(self, ticker: str, values: Quote, ts: datetime, source: str,
              received: float | None = None) -> bool:
         """Store a ticker record only if a value changed; returns True if one was written."""
         st = self.state(ticker)
@@ -270,7 +302,7 @@ class Tracker:
         b = self.store.batch
         prev = b.touched.get(ticker)
         b.touched[ticker] = (at, changed or (prev is not None and prev[1]), source)
-        if received is not None and changed:
+        if received is not None and changed and self.store.keep_latencies:
             b.received.append(received)
         self.store.poke()
 
@@ -280,8 +312,9 @@ class FeedStore:
 
     def __init__(self, pool: AsyncConnectionPool, *, name: str, batch_rows: int,
                  flush_interval: float, snapshot_interval: float,
-                 max_pending_batches: int = 50) -> None:
+                 max_pending_batches: int = 50, db: DatabaseWait | None = None) -> None:
         self.pool = pool
+        self.db = db or DatabaseWait(log, lambda _: None)
         self.name = name
         self.batch_rows = batch_rows
         self.flush_interval = flush_interval
@@ -293,6 +326,7 @@ class FeedStore:
         self._full = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        self.backlogged = False  # the consumer waits in room() (read inline on the hot path)
         self.snapshotted: set[str] = set()  # tickers with a committed snapshot this run
         self.snapshot_event = asyncio.Event()
         self.batches = 0
@@ -300,7 +334,6 @@ class FeedStore:
         self.last_commit_mono = 0.0
         self.latencies: list[float] = []  # receive -> commit, seconds (benchmarks read it)
         self.keep_latencies = False
-        self.failures = 0
         self.writing = False  # a batch is being committed
         self.ids: dict[str, int] = {}  # ticker -> feed_market_ids.id
         self.compacted = 0  # hot rows moved into segments
@@ -339,6 +372,7 @@ class FeedStore:
             self._full.set()
             if rows >= self.max_pending_rows:
                 self._room.clear()
+                self.backlogged = True
 
     async def room(self) -> None:
         """Wait while the database is too far behind (the feed then stops reading)."""
@@ -369,6 +403,7 @@ class FeedStore:
                 self.writing = False
             if self.batch.rows < self.max_pending_rows:
                 self._room.set()
+                self.backlogged = False
 
     async def flush_now(self) -> None:
         """Write what is buffered (on stop)."""
@@ -378,23 +413,8 @@ class FeedStore:
             await asyncio.wait_for(self.write(batch), 5)
 
     async def _write_until_done(self, batch: Batch) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self.write(batch)
-                if self.failures:
-                    log.info("database writes work again after %d failed attempt(s)",
-                             self.failures)
-                self.failures = 0
-                return
-            except (psycopg.OperationalError, psycopg.errors.AdminShutdown,
-                    psycopg.pool.PoolTimeout) as exc:
-                self.failures += 1
-                log.warning("feed batch of %d rows not written (%s); retrying in %.1fs",
-                            batch.rows, str(exc).strip().splitlines()[0] if str(exc) else
-                            type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(5.0, delay * 2)
+        """One transaction, retried whole while the database is down (a wait, not a crash)."""
+        await self.db.run(f"a feed batch of {batch.rows} rows", self.write, batch)
 
     async def write(self, b: Batch) -> None:
         if b.empty():

@@ -48,6 +48,13 @@
     });
   }
 
+  // depth bars: their width comes as data (the Content-Security-Policy allows no inline style)
+  function bars(root) {
+    root.querySelectorAll('.bar[data-width]').forEach(b => {
+      b.style.width = b.dataset.width + '%';
+    });
+  }
+
   async function get(url, accept) {
     const r = await fetch(url, { headers: { Accept: accept }, credentials: 'same-origin',
       cache: 'no-store' });
@@ -68,6 +75,7 @@
       else {
         const r = await get(el.dataset.src, 'text/html');
         el.innerHTML = await r.text();
+        bars(el);
         ages();
       }
       const now = Date.now();
@@ -168,6 +176,7 @@
     es.onerror = () => setLive(false, 'reconnecting');
   } else if (live) live.textContent = '';
   targets.filter(t => t.dataset.chart).forEach(t => refresh(t, { channel: 'load' }));
+  bars(document);
   ages();
   setInterval(ages, 1000);
 })();

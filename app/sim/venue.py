@@ -1,4 +1,4 @@
-"""The exchange core: markets, books, accounts, order operations, settlement.
+"""The simulated venue's core: markets, books, accounts, order operations, settlement.
 
 Everything runs on one asyncio loop and mutates state synchronously, so there are no
 locks. Observers (the WebSocket hub) get callbacks after each operation.
@@ -17,7 +17,7 @@ from app.sim.accounts import Account, FillRecord, SettlementRecord, stable_uuid
 from app.sim.errors import ExchangeError
 from app.sim.market import ACTIVE, CLOSED, DETERMINED, FINALIZED, Event, Market, Series
 from app.sim.matching import NO, YES, Book, LevelChange, Order, other
-from app.sim.units import CENT, ONE
+from app.sim.money import CENT, ONE
 from app.sim.wire import dollars
 
 TIFS = ("fill_or_kill", "good_till_canceled", "immediate_or_cancel")

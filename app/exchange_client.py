@@ -4,7 +4,7 @@
 and never sees a Settings object; services build their clients here:
 
     settings = config.load()
-    async with exchange.rest_client(settings) as rest:
+    async with exchange_client.rest_client(settings) as rest:
         await rest.start()          # reads the account's rate limits
         ...
 

@@ -1,0 +1,48 @@
+"""`rec ledger check [--json]`: rec's books against the exchange, side by side; exit 0 when
+they are equal, 1 with the differences, 2 when either record cannot be read."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+EX_UNREADABLE = 2
+
+
+async def check(settings):
+    """Read both records and compare them (the exchange through app.exchange_client's client)."""
+    import psycopg
+
+    from app import exchange_client
+    from app.db.pool import conninfo
+    from app.ledger import compare, records
+
+    async with exchange_client.rest_client(settings) as rest:
+        await rest.start()
+        record = await records.read_exchange(rest)
+    async with await psycopg.AsyncConnection.connect(conninfo(settings, "rec-ledger")) as conn:
+        books = await records.read_books(conn)
+    return compare.compare(books, record)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from app.cli import _settings
+    from app.ledger import report
+
+    try:
+        result = asyncio.run(check(_settings()))
+    except Exception as exc:  # the database or the exchange: say which and why, no traceback
+        print(f"rec: ledger check failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EX_UNREADABLE
+    print(report.to_json(result) if args.json else report.side_by_side(result))
+    return 0 if result.equal else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ledger = subparsers.add_parser("ledger", help="rec's books against the exchange")
+    sub = ledger.add_subparsers(dest="ledger_command", required=True)
+    c = sub.add_parser("check", help="orders, fills, positions, cash, P&L and fees: DB vs "
+                                     "exchange side by side; exit 1 on any difference")
+    c.add_argument("--json", action="store_true", help="the result as JSON")
+    c.set_defaults(func=cmd_check)

@@ -1,0 +1,74 @@
+"""How the pages show numbers, money, prices and times: the Jinja2 filters of the templates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+def _when(v: Any) -> dt.datetime:
+    return dt.datetime.fromisoformat(v) if isinstance(v, str) else v
+
+
+def money_cents(v: Any) -> str:
+    if v is None:
+        return "—"
+    sign = "-" if v < 0 else ""
+    return f"{sign}${abs(v) / 100:,.2f}"
+
+
+def money(v: Any) -> str:
+    """Dollars (a float from NUMERIC) with the sign first."""
+    if v is None:
+        return "—"
+    sign = "-" if v < 0 else ""
+    return f"{sign}${abs(v):,.2f}"
+
+
+def price(v: Any) -> str:
+    if v is None:
+        return "—"
+    return f"{v * 100:.1f}¢" if round(v * 100, 1) != round(v * 100) else f"{round(v * 100)}¢"
+
+
+def ago(v: Any) -> str:
+    if v is None:
+        return "never"
+    sec = (dt.datetime.now(dt.UTC) - _when(v)).total_seconds()
+    return duration(sec) + " ago"
+
+
+def duration(sec: Any) -> str:
+    if sec is None:
+        return "—"
+    sec = float(sec)
+    if sec < 0:
+        return "0s"
+    if sec < 120:
+        return f"{sec:.0f}s"
+    if sec < 7200:
+        return f"{sec / 60:.0f}m"
+    if sec < 172800:
+        return f"{sec / 3600:.1f}h"
+    return f"{sec / 86400:.1f}d"
+
+
+def num(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "—"
+    return f"{v:,.{digits}f}"
+
+
+def ts(v: Any) -> str:
+    if v is None:
+        return "—"
+    return _when(v).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def epoch(v: Any) -> float | None:
+    if v is None:
+        return None
+    return _when(v).timestamp()
+
+
+FILTERS = (money_cents, money, price, ago, duration, num, ts, epoch)

@@ -1,0 +1,145 @@
+"""The panels: one reader each, served as JSON (``/api/...``), as an HTML fragment
+(``/fragments/<name>``) and inside the pages. A reader answers ``{"data": ...}``, or
+``{"data": None, "missing"|"error": why}``: a page never fails for a table that is absent
+or a database that does not answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from fastapi import Request
+
+from app.web import data
+from app.web.intent_form import TICKER_RE
+from app.web.state import WebState
+
+STATUS_RE = r"^[a-z_]{1,32}$"
+FILTER_RE = r"^[A-Za-z0-9_.:\-]{0,128}$"  # part of a ticker or a strategy name
+
+
+async def read(fn: Callable[..., Awaitable[Any]], pool, *args, **kw) -> dict:
+    """``fn(pool, ...)``'s rows as a panel, or why there are none."""
+    if pool is None:
+        return {"data": None, "error": "no database connection"}
+    try:
+        return {"data": await fn(pool, *args, **kw)}
+    except data.Missing as exc:
+        return {"data": None, "missing": str(exc)}
+    except psycopg.DataError as exc:
+        return {"data": None, "error": f"not a valid query: {str(exc).splitlines()[0]}"}
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        return {"data": None, "error": f"database: {why}"}
+
+
+async def account(state: WebState, request: Request) -> dict:
+    return await read(data.account, state.pool)
+
+
+async def fills(state: WebState, request: Request) -> dict:
+    return await read(data.fills, state.pool)
+
+
+async def open_trades(state: WebState, request: Request) -> dict:
+    out = await read(data.open_trades, state.pool)
+    rules = await read(data.trading_settings, state.pool, data.EXIT_RULE_KEYS)
+    out["rules"] = rules.get("data")
+    return out
+
+
+async def strikes(state: WebState, request: Request) -> dict:
+    out = await read(data.strike_tables, state.pool)
+    out["series"] = (await read(data.series_status, state.pool)).get("data")
+    return out
+
+
+async def watchlist(state: WebState, request: Request) -> dict:
+    return await read(data.watchlist, state.pool)
+
+
+async def auto(state: WebState, request: Request) -> dict:
+    out = await read(data.trading_settings, state.pool, data.AUTO_KEYS)
+    out["manager"] = state.manager_url
+    return out
+
+
+async def markets(state: WebState, request: Request) -> dict:
+    return await read(data.markets, state.pool)
+
+
+async def book(state: WebState, request: Request) -> dict:
+    ticker = request.query_params.get("ticker") or ""
+    if not re.match(TICKER_RE, ticker):
+        return {"data": None, "ticker": None}
+    out = await read(data.book, state.pool, ticker)
+    out["ticker"] = ticker
+    return out
+
+
+def _trade_filters(q) -> tuple[dict, str | None]:
+    """The Trades page's filters from its query, or what is wrong with them."""
+    for key, pattern in (("status", STATUS_RE), ("market", FILTER_RE),
+                         ("strategy", FILTER_RE)):
+        if q.get(key) and not re.match(pattern, q[key]):
+            return {}, f"{key}: letters, digits and . _ : - only"
+    try:
+        since = dt.date.fromisoformat(q["since"]) if q.get("since") else None
+        until = dt.date.fromisoformat(q["until"]) if q.get("until") else None
+    except ValueError:
+        return {}, "since/until: dates as YYYY-MM-DD"
+    return {"status": q.get("status") or None, "ticker": q.get("market") or None,
+            "strategy": q.get("strategy") or None, "since": since, "until": until}, None
+
+
+async def trades(state: WebState, request: Request) -> dict:
+    q = request.query_params
+    filters, invalid = _trade_filters(q)
+    if invalid:
+        return {"data": None, "filters": {}, "invalid": invalid}
+    out = await read(data.trades, state.pool, **filters)
+    out["filters"] = dict(q)
+    return out
+
+
+async def services(state: WebState, request: Request) -> dict:
+    from app.web.systemd import services
+
+    return {"data": await services(state.expected_units, state.descriptions,
+                                   state.settings.journal_export_path),
+            "health": state.monitor.snapshot(with_units=True),
+            "failures": await read(data.unit_failures, state.pool)}
+
+
+async def model(state: WebState, request: Request) -> dict:
+    return await read(data.model, state.pool)
+
+
+async def feed(state: WebState, request: Request) -> dict:
+    return await read(data.feed_status, state.pool)
+
+
+PANELS: dict[str, Callable[[WebState, Request], Awaitable[dict]]] = {
+    "account": account, "fills": fills, "open_trades": open_trades, "strikes": strikes,
+    "watchlist": watchlist, "auto": auto, "markets": markets, "book": book, "trades": trades,
+    "services": services, "model": model, "feed": feed}
+
+
+async def context(state: WebState, request: Request, names: list[str]) -> dict:
+    """The named panels, for a page's template."""
+    return {n: await PANELS[n](state, request) for n in names}
+
+
+def effective_settings() -> list[dict]:
+    """Every setting with its environment name, value and source (secrets redacted)."""
+    from app import config
+
+    try:
+        return [{"key": v.key, "env": config.env_name(v.key), "value": v.value,
+                 "source": v.source} for v in config.provenance()]
+    except config.ConfigError as exc:
+        return [{"key": "error", "env": "", "value": str(exc), "source": ""}]

@@ -1,0 +1,141 @@
+"""The JSON API under ``/api/``: the panels' data, the market and model views, and the
+trading calls passed on to rec-trade-manager. All need a session (without one: 401)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
+
+from app.web import data, manager, panels
+from app.web.deps import CurrentSession, Pool, State, require_session
+from app.web.errors import error
+from app.web.intent_form import TICKER_RE, CloseTradeIn, OpenTradeIn
+from app.web.models import AUTH, WRITE, ErrorOut, ManagerOut, Panel
+from app.web.panels import FILTER_RE, STATUS_RE, read
+
+router = APIRouter(dependencies=[Depends(require_session)], responses=AUTH)
+
+
+@router.get("/api/account", response_model=Panel, tags=["account"])
+async def account(request: Request, state: State) -> dict:
+    return await panels.account(state, request)
+
+
+@router.get("/api/fills", response_model=Panel, tags=["account"])
+async def fills(pool: Pool, limit: int = Query(20, ge=1, le=1000)) -> dict:
+    return await read(data.fills, pool, limit)
+
+
+@router.get("/api/trades", response_model=Panel, tags=["trades"])
+async def trades(pool: Pool, status: str | None = Query(None, pattern=STATUS_RE),
+                 market: str | None = Query(None, pattern=FILTER_RE, max_length=128),
+                 strategy: str | None = Query(None, pattern=FILTER_RE, max_length=64),
+                 since: dt.date | None = None, until: dt.date | None = None,
+                 limit: int = Query(200, ge=1, le=1000)) -> dict:
+    return await read(data.trades, pool, status=status, ticker=market, strategy=strategy,
+                      since=since, until=until, limit=limit)
+
+
+@router.get("/api/trades/open", response_model=Panel, tags=["trades"])
+async def open_trades(request: Request, state: State) -> dict:
+    return await panels.open_trades(state, request)
+
+
+@router.post("/api/trades/open", response_model=ManagerOut, tags=["trades"], responses=WRITE)
+async def open_trade(state: State, session: CurrentSession, body: OpenTradeIn) -> JSONResponse:
+    intent = manager.open_intent(manager.new_key(), body.market, body.side, body.count,
+                                 body.limit_price)
+    return manager.passed_on(*await manager.call(state, session.user, "POST", "/trades",
+                                                 intent, manager.WAIT))
+
+
+@router.post("/api/trades/close", response_model=ManagerOut, tags=["trades"],
+             responses=WRITE)
+async def close_trade(state: State, session: CurrentSession,
+                      body: CloseTradeIn) -> JSONResponse:
+    intent = manager.close_intent(manager.new_key(), body.trade_id, body.limit_price)
+    return manager.passed_on(*await manager.call(state, session.user, "POST", "/trades",
+                                                 intent, manager.WAIT))
+
+
+@router.get("/api/trading-settings", response_model=Panel, tags=["trades"])
+async def trading_settings(pool: Pool) -> dict:
+    return await read(data.trading_settings, pool)
+
+
+@router.put("/api/trading-settings", response_model=ManagerOut, tags=["trades"],
+            responses=WRITE)
+async def change_trading_settings(state: State, session: CurrentSession,
+                                  body: dict[str, Any]) -> JSONResponse:
+    return manager.passed_on(*await manager.call(state, session.user, "PUT", "/settings",
+                                                 body))
+
+
+@router.get("/api/markets", response_model=Panel, tags=["markets"])
+async def markets(request: Request, state: State) -> dict:
+    out = await panels.markets(state, request)
+    for m in out.get("data") or ():
+        m["stale"] = m["feed_state"] != "closed" and (
+            m["age_sec"] is None or m["age_sec"] > state.stale_after)
+    return out
+
+
+@router.get("/api/markets/{ticker}/history", response_model=Panel, tags=["markets"])
+async def market_history(pool: Pool, ticker: str = PathParam(pattern=TICKER_RE),
+                         minutes: int = Query(120, ge=1, le=10_080)) -> dict:
+    return await read(data.market_history, pool, ticker, minutes)
+
+
+@router.get("/api/markets/{ticker}/book", response_model=Panel, tags=["markets"])
+async def market_book(pool: Pool, ticker: str = PathParam(pattern=TICKER_RE)) -> dict:
+    return await read(data.book, pool, ticker)
+
+
+@router.get("/api/feed", response_model=Panel, tags=["markets"])
+async def feed(request: Request, state: State) -> dict:
+    return await panels.feed(state, request)
+
+
+@router.get("/api/strike-table", response_model=Panel, tags=["pricing"])
+async def strike_table(request: Request, state: State) -> dict:
+    return await panels.strikes(state, request)
+
+
+@router.get("/api/watchlist", response_model=Panel, tags=["pricing"])
+async def watchlist(pool: Pool) -> dict:
+    return await read(data.watchlist, pool)
+
+
+@router.get("/api/index", response_model=Panel, tags=["pricing"])
+async def index(pool: Pool, minutes: int = Query(60, ge=1, le=1440)) -> dict:
+    return await read(data.index_history, pool, minutes)
+
+
+@router.get("/api/model", response_model=Panel, tags=["pricing"])
+async def model(pool: Pool) -> dict:
+    return await read(data.model, pool)
+
+
+@router.get("/api/model/{version}/reliability.png", tags=["pricing"],
+            responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorOut}})
+async def reliability_plot(pool: Pool, version: int) -> Response:
+    out = await read(data.reliability_png, pool, version)
+    if out.get("data"):
+        return Response(out["data"], media_type="image/png")
+    why = out.get("missing") or out.get("error")
+    return error(404, "not_found", f"version: model {version} has no reliability plot"
+                 + (f" ({why})" if why else ""), "version")
+
+
+@router.get("/api/services", tags=["services"])
+async def services(request: Request, state: State) -> dict:
+    return (await panels.services(state, request))["data"]
+
+
+@router.get("/api/settings", tags=["settings"])
+async def settings() -> dict:
+    return {"settings": panels.effective_settings()}

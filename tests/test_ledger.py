@@ -1,0 +1,85 @@
+"""`rec ledger check` end to end: the simulator, a real PostgreSQL, rec-account-sync,
+rec-trade-executor and rec-trade-manager as real processes. After real trades the books
+equal the exchange (exit 0); damaged on purpose, the check exits 1 naming the difference."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from tests import data_in_fixtures as di
+from tests import test_sim_fixtures as fx
+from tests import trading_fixtures as tf
+from tests.conftest import REC, REPO
+
+sim = fx.sim
+
+
+async def ledger_check(home) -> tuple[int, dict, str]:
+    """`rec ledger check --json` as a process (the simulator keeps serving meanwhile)."""
+    proc = await asyncio.create_subprocess_exec(
+        *REC, "ledger", "check", "--json", env=home.env, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode in (0, 1), err.decode()
+    return proc.returncode, json.loads(out), err.decode()
+
+
+async def open_trade(home, ticker: str, key: str, side: str, procs) -> int:
+    body = {"intent": "open", "idempotency_key": key, "market": ticker, "side": side,
+            "count": 2, "limit_price": "0.99", "strategy": "manual"}
+    r = await tf.post_trade(home, body, wait=10)
+    assert r.status_code == 201, r.text
+    trade_id = r.json()["trade"]["id"]
+    await tf.until_status(home, trade_id, "open", svc=procs["manager"])
+    return trade_id
+
+
+async def test_ledger_check_equal_after_trades_and_names_each_damage(
+        rec_home_db, start_service, sim):
+    home = rec_home_db
+    procs = await tf.start_trading(home, sim, start_service)
+    tickers = sim.open_tickers("KXBTCD")
+    kept = await open_trade(home, tickers[5], "ledger-1", "yes", procs)
+    closed = await open_trade(home, tickers[6], "ledger-2", "no", procs)
+    r = await tf.post_trade(home, {"intent": "close", "idempotency_key": "ledger-3",
+                                   "trade_id": closed, "close_method": "manual"})
+    assert r.status_code == 201, r.text
+    await tf.until_status(home, closed, "closed", svc=procs["manager"])
+
+    last: list = []
+
+    async def equal() -> bool:
+        last[:] = await ledger_check(home)
+        return last[0] == 0
+
+    await di.until(equal, 30, f"the books equal to the exchange ({last})", procs["sync"])
+    figures = last[1]["figures"]
+    assert figures["orders"] == {"books": 3, "exchange": 3}
+    assert figures["positions"] == {"books": 1, "exchange": 1}
+    assert figures["fees ($)"]["books"] == figures["fees ($)"]["exchange"]
+
+    conn = await di.connect(home)
+    # a trade's P&L changed: the check names the trade and the cents
+    await conn.execute("UPDATE trades SET pnl_cents = pnl_cents + 7 WHERE id = %s", (closed,))
+    code, got, _ = await ledger_check(home)
+    assert code == 1
+    kinds = {(d["kind"], d["ids"].get("trade_id"), d["cents"]) for d in got["differences"]}
+    assert ("trade_pnl", closed, 7) in kinds and ("cash", None, 7) in kinds, got
+    await conn.execute("UPDATE trades SET pnl_cents = pnl_cents - 7 WHERE id = %s", (closed,))
+    assert (await ledger_check(home))[0] == 0
+
+    # a fill row deleted from the books: the check names the fill and its trade
+    fill_id, order_id = (await di.rows(
+        conn, "SELECT f.trade_id, f.order_id FROM account_fills f JOIN trade_orders o "
+              "ON o.exchange_order_id = f.order_id WHERE o.trade_id = %s LIMIT 1", kept))[0]
+    await conn.execute("DELETE FROM account_fills WHERE trade_id = %s AND order_id = %s",
+                       (fill_id, order_id))
+    await conn.close()
+    code, got, _ = await ledger_check(home)
+    assert code == 1
+    missing = [d for d in got["differences"] if d["kind"] == "fill_missing"]
+    assert [(d["ids"]["fill"], d["ids"]["trade_id"]) for d in missing] == [(fill_id, kept)], got
+    assert got["figures"]["fills"]["books"] == got["figures"]["fills"]["exchange"] - 1
+    for p in procs.values():
+        assert p.terminate() == 0
