@@ -200,3 +200,30 @@ SELECT count(*) FILTER (WHERE created_at > now() - interval '1 minute'),
        extract(epoch FROM now() - max(created_at))::float8
 FROM trade_orders WHERE trade_id = %s AND leg LIKE 'close%%'
 """
+# an exchange order no leg owns, with fills (a fill made at the exchange behind rec's back):
+# adopted into an explicit trade of strategy and entry method 'unowned', submitted with its
+# leg acknowledged, so the state machine books it from the fills like any other open (its
+# contracts, cost and fees, then its close or settlement and P&L); an 'adopted' event names
+# the exchange order. The leg keeps the order's client_order_id ('unowned-<order id>' when it
+# had none), so it is never sent; nothing is written if that id is already a leg's
+ADOPT = """
+WITH t AS (
+    INSERT INTO trades (ticker, side, status, quantity, requested_count, limit_price, strategy,
+                        entry_method, reason)
+    SELECT %(ticker)s, %(side)s, 'submitted', %(count)s, %(count)s, %(price)s, 'unowned',
+           'unowned', %(reason)s
+    WHERE NOT EXISTS (SELECT 1 FROM trade_orders WHERE client_order_id = %(coid)s
+                      OR exchange_order_id = %(order_id)s)
+    RETURNING id),
+o AS (
+    INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, count, price,
+                              time_in_force, strategy, state, exchange_order_id, fill_count,
+                              remaining_count, acked_at)
+    SELECT %(coid)s, t.id, 'open', %(ticker)s, %(side)s, 'buy', %(count)s, %(price)s,
+           'good_till_canceled', 'unowned', 'accepted', %(order_id)s, %(filled)s,
+           %(remaining)s, now() FROM t),
+e AS (
+    INSERT INTO trade_events (trade_id, kind, to_status, detail)
+    SELECT t.id, 'adopted', 'submitted', %(detail)s::jsonb FROM t)
+SELECT id FROM t
+"""
