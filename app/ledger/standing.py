@@ -28,7 +28,8 @@ WITH i AS (
     VALUES (%s, %s, %s, %s, %s, %s) RETURNING id)
 DELETE FROM ledger_checks WHERE id <= (SELECT id FROM i) - %s
 """
-LAST_SQL = ("SELECT checked_at, ok, difference_count, adopted, error, differences "
+LAST_SQL = ("SELECT checked_at, extract(epoch FROM now() - checked_at)::float8, ok, "
+            "difference_count, adopted, error, differences "
             "FROM ledger_checks ORDER BY id DESC LIMIT 1")
 
 
@@ -115,6 +116,7 @@ async def last_check(conn) -> dict | None:
     row = await cur.fetchone()
     if row is None:
         return None
-    at, ok, count, adopted, error, differences = row
-    return {"checked_at": at, "ok": ok, "differences": count, "adopted": adopted,
-            "error": error, "kinds": sorted({d["kind"] for d in differences})}
+    at, age, ok, count, adopted, error, differences = row
+    return {"checked_at": at, "age_sec": round(age, 3), "ok": ok, "differences": count,
+            "adopted": adopted, "error": error,
+            "kinds": sorted({d["kind"] for d in differences})}
