@@ -287,6 +287,12 @@ class TradeManagerService(tc.TradingService):
                     break
                 if row["c_known"] is not None:
                     return await self._known_intent(cur, key, "open"), False
+                if row["c_in_doubt"] is not None:
+                    raise Conflict("market_in_doubt", f"order {row['c_in_doubt']} on "
+                                   f"{req['market']} has an unknown outcome (its answer was "
+                                   f"lost); no open on this market until the exchange's "
+                                   f"record settles it: send the intent again shortly",
+                                   in_doubt=row["c_in_doubt"])
                 s, market = self._remember(req["market"], row["c_settings"], row["c_market"])
                 risk.check_market(market, req)
                 risk.check_risk(s, req, row["c_held"], row["c_exposure"], row["c_pnl"])
