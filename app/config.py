@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     auto_entry_port: int = Port
     trade_supervisor_interval_sec: float = Field(ge=0.05, le=60)
     auto_entry_interval_sec: float = Field(ge=0.05, le=60)
+    # rec-trade-manager compares the books with the exchange at start and then this often
+    # (app/ledger/standing.py); rec-web's ledger check fails a result older than 3 of these
+    ledger_reconcile_interval_sec: float = Field(ge=1, le=86_400)
     # the rec services this host runs, comma-separated ("": every service of the account
     # mode); app hosts share the work this way (app.services.selected)
     services: str = Field(pattern=r"^[a-z0-9-]*(,[a-z0-9-]+)*$")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 
 from tests import data_in_fixtures as di
 from tests import test_sim_fixtures as fx
@@ -81,5 +82,56 @@ async def test_ledger_check_equal_after_trades_and_names_each_damage(
     missing = [d for d in got["differences"] if d["kind"] == "fill_missing"]
     assert [(d["ids"]["fill"], d["ids"]["trade_id"]) for d in missing] == [(fill_id, kept)], got
     assert got["figures"]["fills"]["books"] == got["figures"]["fills"]["exchange"] - 1
+    for p in procs.values():
+        assert p.terminate() == 0
+
+
+async def test_a_fill_made_at_the_exchange_directly_is_adopted_into_an_unowned_trade(
+        rec_home_db, start_service, sim):
+    """An order placed with the simulator's client (not through rec) fills: the manager's
+    standing reconciliation names the difference in the journal, adopts the order into an
+    ``unowned`` trade (visible in /status), books it from its fills, stores each run in
+    ledger_checks, says once that the books are equal again, and `rec ledger check` exits 0."""
+    home = rec_home_db
+    procs = await tf.start_trading(home, sim, start_service,
+                                   REC_LEDGER_RECONCILE_INTERVAL_SEC="1")
+    manager = procs["manager"]
+    ticker = sim.open_tickers("KXBTCD")[5]
+    order = await fx.place(sim.client(), ticker, side="yes", count=2, price=99)
+    assert order["fill_count_fp"] == "2.00", order
+
+    unowned: list = []
+
+    async def adopted_and_open() -> bool:
+        unowned[:] = (await tf.get(home, "/status")).json()["unowned"]
+        return [t["status"] for t in unowned] == ["open"]
+
+    await di.until(adopted_and_open, 30, f"an open unowned trade ({unowned})", manager)
+    (trade,) = unowned
+    assert (trade["ticker"], trade["side"], Decimal(trade["quantity"])) == (
+        ticker, "yes", 2), trade
+    assert Decimal(trade["fees"]) == tf.sim_fees(sim)
+    got = (await tf.get(home, f"/trades/{trade['id']}")).json()
+    (leg,) = got["orders"]
+    assert (leg["exchange_order_id"], leg["strategy"]) == (order["order_id"], "unowned")
+    assert "adopted" in [e["kind"] for e in got["events"]]
+
+    async def journal_says_equal() -> bool:
+        return "ledger: the books equal the exchange again" in manager.output
+
+    await di.until(journal_says_equal, 30, "the clean result after the adoption", manager)
+    out = manager.output
+    assert f"exchange order {order['order_id']}" in out and "adopted as trade" in out, out
+    assert out.count("ledger: the books equal the exchange again") == 1, out
+    code, result, _ = await ledger_check(home)
+    assert code == 0, result
+    conn = await di.connect(home)
+    rows = await di.rows(conn, "SELECT ok, difference_count, adopted "
+                               "FROM ledger_checks ORDER BY id")
+    await conn.close()
+    assert rows[-1][:3] == (True, 0, 0), rows[-1]
+    assert sum(r[2] for r in rows) == 1, rows  # adopted once, by one run
+    status = (await tf.get(home, "/status")).json()
+    assert status["ledger"]["ok"] is True and status["ledger"]["differences"] == 0, status
     for p in procs.values():
         assert p.terminate() == 0

@@ -194,3 +194,52 @@ async def test_a_database_restart_answers_503_not_500_and_the_intent_goes_throug
     assert len(tf.sim_orders(sim)) == 1
     assert procs["manager"].proc.poll() is None, procs["manager"].output[-3000:]
     assert "database unavailable" in procs["manager"].output
+
+
+async def test_an_order_in_doubt_blocks_opens_on_its_market_until_resolved(
+        rec_home_db, start_service, sim):
+    """NautilusTrader's rule: the answer of an open is lost and every retry meets a 503 (the
+    lookups too), so its outcome stays unknown: the leg is marked in doubt and another open on
+    that market is refused (409 market_in_doubt, naming the leg) while an open on another
+    market is taken. Once the exchange answers again, the in-doubt leg is settled from its
+    record (the order it holds booked) and the same market takes opens again."""
+    home = rec_home_db
+    procs = await tf.start_trading(home, sim, start_service)
+    trade_id, ticker = await lost_answer(sim, home, "doubt-1")
+    await sim.control("http_error", status=503, count=100_000,
+                      path_prefix="/trade-api/v2/portfolio")
+    await sim.control("release", path=ORDERS)
+    conn = await di.connect(home)
+
+    async def in_doubt() -> bool:
+        return (await di.rows(conn, "SELECT count(*) FROM trade_orders WHERE trade_id = %s "
+                                    "AND state = 'new' AND in_doubt_since IS NOT NULL",
+                              trade_id))[0][0] == 1
+
+    await di.until(in_doubt, 30, "the open leg in doubt", procs["executor"])
+    coid = (await di.rows(conn, "SELECT client_order_id FROM trade_orders WHERE trade_id = %s",
+                          trade_id))[0][0]
+    r = await tf.post_trade(home, open_body(ticker, "doubt-2"))
+    assert r.status_code == 409, r.text
+    assert (r.json()["code"], r.json()["in_doubt"]) == ("market_in_doubt", coid), r.json()
+    assert await tf.trade_status(home, trade_id) == "pending"
+    other = sim.open_tickers("KXBTCD")[6]
+    r = await tf.post_trade(home, open_body(other, "doubt-3"))
+    assert r.status_code == 201, r.text  # another market is not held up
+    assert f"order {coid} on {ticker}: outcome unknown" in procs["executor"].output
+
+    await sim.control("clear")
+    await assert_booked_ticker(sim, home, trade_id, ticker, procs["executor"])
+    r = await tf.post_trade(home, open_body(ticker, "doubt-2"), wait=10)
+    assert r.status_code == 201, r.text
+    await tf.until_status(home, r.json()["trade"]["id"], "open", within=30,
+                          svc=procs["manager"])
+    await conn.close()
+
+
+async def assert_booked_ticker(h: fx.SimHandle, home, trade_id: int, ticker: str, svc) -> None:
+    """The trade open with its leg accepted as the exchange's one order of its client_order_id."""
+    got = await tf.until_status(home, trade_id, "open", within=30, svc=svc)
+    (leg,) = got["orders"]
+    orders = [o for o in tf.sim_orders(h) if o.client_order_id == leg["client_order_id"]]
+    assert len(orders) == 1 and leg["exchange_order_id"] == orders[0].order_id, (leg, orders)

@@ -42,8 +42,10 @@ def test_aggregate_health_is_green_with_database_and_simulator(rec_home_db, star
     assert {n: checks.pop(n) for n in ("database", "exchange", "feed", "account")} == {
         "database": {"ok": True}, "exchange": {"ok": True}, "feed": {"ok": True},
         "account": {"ok": True}}
-    # no rec-price-feed or rec-coordinator here: their tables are awaited (within the grace)
-    assert checks == {"index": {"ok": True, "note": "waiting for the first index values: "
+    # no rec-price-feed, rec-coordinator or rec-trade-manager here: their tables are
+    # awaited (within the grace)
+    assert checks == {"ledger": {"ok": True, "note": "waiting for the first reconciliation"},
+                      "index": {"ok": True, "note": "waiting for the first index values: "
                                 "BRTI: no value stored yet, ETHUSD_RTI: no value stored yet"},
                       "strikes": {"ok": True, "note": "waiting for the first strike tables: "
                                   "KXBTCD: not priced yet, KXETHD: not priced yet"}}

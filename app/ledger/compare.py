@@ -106,9 +106,8 @@ def booked_cash(t: Trade) -> Decimal:
 
 def compare(books: Books, ex: ExchangeRecord) -> LedgerResult:
     r = LedgerResult()
-    legs = {leg.client_order_id: leg for leg in books.legs}
-    orders = _orders(r, legs, ex.orders)
-    owner = {o.order_id: legs.get(o.client_order_id or "") for o in ex.orders}
+    orders = _orders(r, books, ex.orders)
+    owner = {o.order_id: owning_leg(books, o) for o in ex.orders}
     _fills(r, books, ex, owner)
     money = _trade_money(ex.fills, owner)
     _trades(r, books, ex, money)
@@ -145,16 +144,27 @@ def compare(books: Books, ex: ExchangeRecord) -> LedgerResult:
     return r
 
 
-def _orders(r: LedgerResult, legs: dict[str, Leg], orders: list[Order]) -> dict[str, Order]:
+def owning_leg(books: Books, order: Order) -> Leg | None:
+    """The leg that owns an exchange order: by its client_order_id, else (an order made
+    without one, adopted as ``unowned``) by the exchange order id the leg names."""
+    by_coid, by_oid = books.leg_index
+    return by_coid.get(order.client_order_id or "") or by_oid.get(order.order_id)
+
+
+def _orders(r: LedgerResult, books: Books, orders: list[Order]) -> dict[str, Order]:
+    legs = books.leg_index[0]
     by_coid: dict[str, Order] = {}
-    counts = Counter(o.client_order_id for o in orders)
+    counts = Counter(o.client_order_id for o in orders if o.client_order_id)
     for o in orders:
         coid = o.client_order_id or ""
-        if counts[o.client_order_id] > 1 and coid not in by_coid:
-            r.add("duplicate_order", f"{counts[o.client_order_id]} exchange orders carry "
+        if counts[coid] > 1 and coid not in by_coid:
+            r.add("duplicate_order", f"{counts[coid]} exchange orders carry "
                   f"client_order_id {coid}", client_order_id=coid, order_id=o.order_id)
-        by_coid.setdefault(coid, o)
-        leg = legs.get(coid)
+        if coid:
+            by_coid.setdefault(coid, o)
+        else:
+            by_coid.setdefault(f"order:{o.order_id}", o)
+        leg = owning_leg(books, o)
         if leg is None:
             r.add("order_without_leg", f"exchange order {o.order_id} ({coid or 'no id'}, "
                   f"{o.ticker}, filled {o.fill_count_fp}) is no leg of rec's",
@@ -166,8 +176,9 @@ def _orders(r: LedgerResult, legs: dict[str, Leg], orders: list[Order]) -> dict[
         elif leg.exchange_order_id not in (None, o.order_id):
             r.add("order_id", f"leg {coid} names order {leg.exchange_order_id}, the exchange "
                   f"{o.order_id}", client_order_id=coid, trade_id=leg.trade_id)
+    order_ids = {o.order_id for o in orders}
     for coid, leg in legs.items():
-        if leg.state in SENT and coid not in by_coid:
+        if leg.state in SENT and coid not in by_coid and leg.exchange_order_id not in order_ids:
             r.add("leg_without_order", f"leg {coid} of trade {leg.trade_id} is {leg.state} "
                   f"but the exchange has no such order", client_order_id=coid,
                   trade_id=leg.trade_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from app.kalshi.models import Fill, MarketPosition, Order, Settlement
@@ -67,6 +68,12 @@ class Books:
     settlements: dict[str, tuple[str, int]]  # ticker -> (result, revenue cents)
     balance_cents: int | None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def leg_index(self) -> tuple[dict[str, Leg], dict[str, Leg]]:
+        """The legs by client_order_id and by the exchange order id they name."""
+        return ({leg.client_order_id: leg for leg in self.legs},
+                {leg.exchange_order_id: leg for leg in self.legs if leg.exchange_order_id})
 
 
 async def read_exchange(rest) -> ExchangeRecord:

@@ -11,7 +11,9 @@ order was looked up (``settle_refused``: a retry after a lost answer may meet ``
 while the first attempt's order executed). On start, before anything else, and every
 ``IN_DOUBT_EVERY_SEC`` after, every leg not final is looked up ("in doubt": new legs that may
 have been sent by a process killed before the answer came; accepted legs still resting, whose
-order may have ended unseen).
+order may have ended unseen). A leg whose write has an unknown outcome after the client's
+retries is marked in doubt (``in_doubt_since``): rec-trade-manager refuses opens on its
+market while it is (NautilusTrader's rule), until the exchange's record settles the leg.
 
 The exchange's schedule: during a trading pause no order is sent; legs wait (``pause_policy``
 ``wait``, up to ``intent_max_wait_sec``) or expire. Cancels still go through: a leg the manager
@@ -79,6 +81,10 @@ WHERE (state = 'new' OR (state = 'accepted' AND remaining_count > 0))
   AND created_at < now() - make_interval(secs => %s)
 ORDER BY created_at LIMIT %s
 """
+
+# a leg whose write has an unknown outcome (set once; the leg leaving 'new' ends the doubt)
+IN_DOUBT_MARK = ("UPDATE trade_orders SET in_doubt_since = now() WHERE client_order_id = %s "
+                 "AND state = 'new' AND in_doubt_since IS NULL")
 
 
 class TradeExecutorService(tc.TradingService):
@@ -370,6 +376,7 @@ class TradeExecutorService(tc.TradingService):
             await self.settle_refused(coid, ticker, "rejected", "invalid_price", str(exc))
             return
         except (KalshiRateLimited, KalshiServerError) as exc:
+            await self._in_doubt(coid, ticker, exc)
             self._later(coid, str(exc))
             return
         except KalshiHTTPError as exc:  # a 409 for this client_order_id included
@@ -382,9 +389,26 @@ class TradeExecutorService(tc.TradingService):
                                       exc.error_message or str(exc))
             return
         except KalshiError as exc:  # transport: outcome unknown after the client's retries
+            await self._in_doubt(coid, ticker, exc)
             self._later(coid, str(exc))
             return
         await self.accepted(coid, ack, (time.perf_counter() - t0) * 1000)
+
+    async def _in_doubt(self, coid: str, ticker: str, exc: Exception) -> None:
+        """The write's outcome is unknown after the client's retries (an earlier attempt may
+        have made the order): the leg is marked in doubt, so rec-trade-manager refuses opens
+        on its market until the exchange's record of the client_order_id settles it."""
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(IN_DOUBT_MARK, (coid,))
+                marked = cur.rowcount == 1
+        except Exception as db_exc:  # the retry and the in-doubt lookup still settle it
+            self.log.warning("order %s: could not mark it in doubt: %s", coid, db_exc)
+            return
+        if marked:
+            self.log.warning("order %s on %s: outcome unknown (%s): in doubt, no open on %s "
+                             "until the exchange's record settles it", coid, ticker, exc,
+                             ticker)
 
     async def settle_refused(self, coid: str, ticker: str, state: str, code: str | None,
                              text: str) -> None:

@@ -23,7 +23,12 @@ acknowledgement to ``POST /legs/{coid}/accepted``, where the leg's result and th
 it is answered. Results the executor writes itself arrive by NOTIFY (``results_loop``).
 
 Other endpoints: ``GET /trades``, ``GET /trades/{id}`` (with its events), ``GET/PUT
-/settings`` (the trading settings table, an audit row per change), ``POST /kill-switch``.
+/settings`` (the trading settings table, an audit row per change), ``POST /kill-switch``,
+``GET /status`` (trades by status, the ``unowned`` trades, the last ledger result).
+
+The books equal the exchange, always: the manager runs the ledger comparison at start and every
+``ledger_reconcile_interval_sec`` (app/ledger/standing.py), stores each result in
+``ledger_checks`` and adopts fills no trade owns into ``unowned`` trades (app/ledger/adopt.py).
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app import exchange_client
 from app.db.pool import conninfo, open_pool
+from app.ledger.standing import StandingLedger, last_check
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import OPEN, PENDING, BadInput, Json, error
@@ -54,6 +61,9 @@ from app.trading.risk import RiskRefused
 
 EXIT_GROUP = "supervisor"  # the order group of every close
 SWEEP_SEC = 0.5
+# the trades adopted for fills no trade owned (app/ledger/adopt.py), for /status
+UNOWNED_SQL = ("SELECT id, ticker, side, status, quantity, entry_cost, fees, pnl_cents, reason "
+               "FROM trades WHERE strategy = 'unowned' ORDER BY id")
 WRITER_LOCK = 13013  # session advisory lock: one rec-trade-manager per database
 
 
@@ -66,6 +76,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 class TradeManagerService(tc.TradingService):
     pool = None
     writer_conn = None
+    rest = None
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
@@ -93,6 +104,10 @@ class TradeManagerService(tc.TradingService):
         self.spawn(self.listen(), "manager-listen")
         self.spawn(self.loop(), "manager-loop")
         self.spawn(self.results_loop(), "manager-results")
+        self.rest = exchange_client.rest_client(s, timeout=10.0)
+        self.ledger = StandingLedger(self.pool, self.rest, s.ledger_reconcile_interval_sec,
+                                     self.log, self.reconcile)
+        self.spawn(self.ledger.loop(), "manager-ledger")
         await self.serve_http(phase, self.app(), s.trade_manager_port)
 
     async def _one_writer(self) -> None:
@@ -116,6 +131,8 @@ class TradeManagerService(tc.TradingService):
         await super().stop()
         if self.writer_conn is not None:
             await self.writer_conn.close()
+        if self.rest is not None:
+            await self.rest.aclose()
 
     async def _check_schema(self) -> None:
         async with self.pool.connection() as conn:
@@ -269,6 +286,12 @@ class TradeManagerService(tc.TradingService):
                     break
                 if row["c_known"] is not None:
                     return await self._known_intent(cur, key, "open"), False
+                if row["c_in_doubt"] is not None:
+                    raise Conflict("market_in_doubt", f"order {row['c_in_doubt']} on "
+                                   f"{req['market']} has an unknown outcome (its answer was "
+                                   f"lost); no open on this market until the exchange's "
+                                   f"record settles it: send the intent again shortly",
+                                   in_doubt=row["c_in_doubt"])
                 s, market = self._remember(req["market"], row["c_settings"], row["c_market"])
                 risk.check_market(market, req)
                 risk.check_risk(s, req, row["c_held"], row["c_exposure"], row["c_pnl"])
@@ -401,7 +424,10 @@ class TradeManagerService(tc.TradingService):
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT status, count(*) FROM trades GROUP BY status")
             counts = dict(await cur.fetchall())
-        return Json({"trades": counts, **self.stats,
+            cur = await conn.execute(UNOWNED_SQL)
+            unowned = [tc.row_dict(cur, r) for r in await cur.fetchall()]
+            ledger = await last_check(conn)
+        return Json({"trades": counts, "unowned": unowned, "ledger": ledger, **self.stats,
                      "transitions": self.stats["transitions"] + self.machine.transitions})
 
     async def h_post_trade(self, request: Request) -> Response:

@@ -4,12 +4,14 @@ bound, then READY."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 
 from app.config import ConfigError
 from app.db.pool import conninfo, open_pool, ping
 from app.exchange_client import endpoints
+from app.ledger.health import ledger_check
 from app.pricing.health import index_check, strike_table_check
 from app.runtime.http import HttpService
 from app.runtime.service import Phase
@@ -48,6 +50,7 @@ class WebService(HttpService):
                   "account": account_check(self.pool, account_after),
                   "exchange": exchange_check(endpoints(s).rest_base, self.client, exchange)}
         checks |= pricing_checks(self.pool, s, enabled_names(s))
+        checks |= ledger_checks(self.pool, s, enabled_names(s))
         units = expected_units(s.account_mode.value)
         self.monitor = HealthMonitor(checks, units,
                                      depends={n: "database" for n in checks
@@ -62,7 +65,7 @@ class WebService(HttpService):
                          descriptions={"rec-migrate.service": "database migrations (oneshot)"}
                          | {d.unit: d.description
                             for d in enabled(s.account_mode.value, REGISTRY)},
-                         ready_checks=[n for n in checks if n != "exchange"])
+                         ready_checks=[n for n in checks if n not in ("exchange", "ledger")])
         await self.serve_http(phase, create_app(state), s.web_port, **forwarding(s))
 
     async def stop(self) -> None:
@@ -83,15 +86,26 @@ def enabled_names(s) -> set[str]:
     return {d.name for d in enabled(s.account_mode.value, REGISTRY)}
 
 
+def first_value_grace(s) -> Callable[[], bool]:
+    """True for ``web_first_value_grace_sec`` from now (rec-web's start): a table with no row
+    yet is only "waiting" meanwhile."""
+    started = time.monotonic()
+    return lambda: time.monotonic() - started < s.web_first_value_grace_sec
+
+
+def ledger_checks(pool, s, services: set[str]) -> dict:
+    """rec-trade-manager's last reconciliation (when this host runs it), for /api/health."""
+    if "trade-manager" not in services:
+        return {}
+    return {"ledger": ledger_check(pool, s.ledger_reconcile_interval_sec,
+                                   first_value_grace(s))}
+
+
 def pricing_checks(pool, s, services: set[str]) -> dict:
     """The settlement index (when this host runs rec-price-feed) and the strike tables (when
     it runs rec-coordinator), for /readyz and /api/health. A table with no row yet is only
     "waiting" for ``web_first_value_grace_sec`` after rec-web starts."""
-    started = time.monotonic()
-
-    def waiting() -> bool:
-        return time.monotonic() - started < s.web_first_value_grace_sec
-
+    waiting = first_value_grace(s)
     checks = {}
     if "price-feed" in services:
         # the price feed marks an index stale after price_feed_stale_after_sec; the slack

@@ -7,13 +7,14 @@ from app.trading.states import LEG_ACCEPTED
 
 ACTIVE_SQL = "('pending', 'submitted', 'open', 'closing')"
 # An open intent in one statement (one round trip). ``c``: the idempotency key, the trading
-# settings, the market's trading fields and the risk figures. The trade, its open leg
-# (client_order_id = rec-<install>-<trade>-open), its first event, the intent and the
-# executor's NOTIFY are written only if the key is new, the settings and the market are exactly
-# the ones the manager checked the request against (its last copies, as jsonb text) and the
-# risk figures are within the bounds it computed from them (``_risk_bounds``). Otherwise nothing
-# is written and ``c`` is returned: the manager checks again with it (a refusal names the rule)
-# and retries.
+# settings, the market's trading fields, the risk figures and a leg on the market whose order write
+# is in doubt (``c_in_doubt``: while there is one, no open on that market is written). The trade,
+# its open leg (client_order_id = rec-<install>-<trade>-open), its first event, the intent and the
+# executor's NOTIFY are written only if the key is new, nothing is in doubt there, the settings and
+# the market are exactly the ones the manager checked the request against (its last copies, as
+# jsonb text) and the risk figures are within the bounds it computed from them (``_risk_bounds``).
+# Otherwise nothing is written and ``c`` is returned: the manager checks again with it (a refusal
+# names the rule) and retries.
 OPEN_SQL = f"""
 WITH c AS (
     SELECT (SELECT intent FROM trade_intents WHERE idempotency_key = %(key)s) AS c_known,
@@ -31,9 +32,11 @@ WITH c AS (
             FROM trades WHERE status IN {ACTIVE_SQL}) AS c_exposure,
            (SELECT coalesce(sum(pnl_cents), 0) FROM trades
             WHERE closed_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
-               AS c_pnl),
+               AS c_pnl,
+           (SELECT min(client_order_id) FROM trade_orders WHERE ticker = %(ticker)s
+            AND state = 'new' AND in_doubt_since IS NOT NULL) AS c_in_doubt),
 ok AS (
-    SELECT 1 FROM c WHERE c_known IS NULL AND c_settings = %(settings)s
+    SELECT 1 FROM c WHERE c_known IS NULL AND c_in_doubt IS NULL AND c_settings = %(settings)s
        AND c_market = %(market)s AND c_held <= %(max_held)s
        AND c_exposure <= %(max_exposure)s AND c_pnl > %(min_pnl)s),
 t AS (
@@ -199,4 +202,31 @@ SELECT count(*) FILTER (WHERE created_at > now() - interval '1 minute'),
                         AND (state <> 'accepted' OR remaining_count = 0)),
        extract(epoch FROM now() - max(created_at))::float8
 FROM trade_orders WHERE trade_id = %s AND leg LIKE 'close%%'
+"""
+# an exchange order no leg owns, with fills (a fill made at the exchange behind rec's back):
+# adopted into an explicit trade of strategy and entry method 'unowned', submitted with its
+# leg acknowledged, so the state machine books it from the fills like any other open (its
+# contracts, cost and fees, then its close or settlement and P&L); an 'adopted' event names
+# the exchange order. The leg keeps the order's client_order_id ('unowned-<order id>' when it
+# had none), so it is never sent; nothing is written if that id is already a leg's
+ADOPT = """
+WITH t AS (
+    INSERT INTO trades (ticker, side, status, quantity, requested_count, limit_price, strategy,
+                        entry_method, reason)
+    SELECT %(ticker)s, %(side)s, 'submitted', %(count)s, %(count)s, %(price)s, 'unowned',
+           'unowned', %(reason)s
+    WHERE NOT EXISTS (SELECT 1 FROM trade_orders WHERE client_order_id = %(coid)s
+                      OR exchange_order_id = %(order_id)s)
+    RETURNING id),
+o AS (
+    INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, count, price,
+                              time_in_force, strategy, state, exchange_order_id, fill_count,
+                              remaining_count, acked_at)
+    SELECT %(coid)s, t.id, 'open', %(ticker)s, %(side)s, 'buy', %(count)s, %(price)s,
+           'good_till_canceled', 'unowned', 'accepted', %(order_id)s, %(filled)s,
+           %(remaining)s, now() FROM t),
+e AS (
+    INSERT INTO trade_events (trade_id, kind, to_status, detail)
+    SELECT t.id, 'adopted', 'submitted', %(detail)s::jsonb FROM t)
+SELECT id FROM t
 """
