@@ -77,8 +77,14 @@ class Books:
 
 
 async def read_exchange(rest) -> ExchangeRecord:
-    """Every order, fill, position, settlement of the account and its balance."""
+    """Every order, fill, position, settlement of the account and its balance. Orders that
+    ended before the exchange's history cutoff (about two weeks) are served only by
+    ``/historical/orders``: both are read, and an order that moved between the two reads is
+    counted once (the live copy wins)."""
     orders = [o async for o in rest.iter_orders(limit=1000)]
+    live = {o.order_id for o in orders}
+    orders += [o async for o in rest.iter_historical_orders(limit=1000)
+               if o.order_id not in live]
     fills = [f async for f in rest.iter_fills(limit=1000)]
     positions = [p async for p in rest.iter_market_positions(limit=1000)]
     settlements = [s async for s in rest.iter_settlements(limit=1000)]
