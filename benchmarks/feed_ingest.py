@@ -157,7 +157,7 @@ def feed_settings() -> config.Settings:
     return config.load({"REC_CONFIG_DIR": d, "REC_CREDENTIALS_PATH": d, "REC_STATE_DIR": d})
 
 
-async def consume(port: int, dsn: str, compression: bool, profile: bool, done) -> dict:
+async def consume(port: int, dsn: str, compression: bool, profile: str | None, done) -> dict:
     """The feed's own consumer (``MarketFeedService.consume``) on KalshiWS, its Tracker and
     FeedStore committing to PostgreSQL: messages in, rows committed."""
     settings = feed_settings()
@@ -206,7 +206,7 @@ async def consume(port: int, dsn: str, compression: bool, profile: bool, done) -
            "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0,
            "seq_gaps": ws.stats.seq_gaps}
     if prof:
-        pstats.Stats(prof).sort_stats("tottime").print_stats(22)
+        pstats.Stats(prof).sort_stats(profile).print_stats(30)
     return out
 
 
@@ -246,7 +246,7 @@ class Done:
         return self.event.is_set()
 
 
-def run(dsn: str, rate: int, seconds: float, compression: bool, profile: bool,
+def run(dsn: str, rate: int, seconds: float, compression: bool, profile: str | None,
         limit: bool = False) -> dict:
     port = free_port()
     ctx = mp.get_context("spawn")
@@ -285,7 +285,10 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=35_000)
     ap.add_argument("--rounds", type=int, default=2,
                     help="unthrottled runs, each followed by the bare limit")
-    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile", nargs="?", const="tottime", default=None,
+                    choices=["tottime", "cumulative"],
+                    help="print the consumer's profile, sorted by tottime (default) or "
+                         "cumulative")
     ap.add_argument("--only", choices=["off", "on"], default=None,
                     help="only compression off or on")
     args = ap.parse_args()
@@ -306,7 +309,7 @@ def main() -> int:
                     print("(the machine did not go idle within 20 s: figures include other "
                           "load)")
                 full = run(dsn, 0, args.seconds, compression, args.profile)
-                limit = run(dsn, 0, args.seconds, compression, False, limit=True)
+                limit = run(dsn, 0, args.seconds, compression, None, limit=True)
                 print(f"{name}: unthrottled {full['rate']:9,.0f} msgs/s persisted "
                       f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog); "
                       f"consumer CPU {full['cpu_us']:.1f} us/msg; limit (bare websockets + "
@@ -315,7 +318,7 @@ def main() -> int:
                       f"load average {os.getloadavg()[0]:.2f}", flush=True)
             if args.rate:
                 wait_quiet()
-                paced = run(dsn, args.rate, args.seconds, compression, False)
+                paced = run(dsn, args.rate, args.seconds, compression, None)
                 print(f"{name}: paced {args.rate:,}/s -> {paced['rate']:9,.0f} msgs/s, "
                       f"tick->commit p50 {paced['p50_ms']:.1f} ms, p99 {paced['p99_ms']:.1f} ms "
                       f"(seq gaps {paced['seq_gaps']}); load average "

@@ -73,13 +73,14 @@ ORJSON_SAFE = frozenset({
 
 
 class _TrackedConnection(ClientConnection):
-    """Records when the last frame of any kind (data, ping, pong) arrived."""
+    """Records when bytes of any frame (data, ping, pong) last arrived: once per read from
+    the socket, not once per frame."""
 
     last_frame_at: float = 0.0
 
-    def process_event(self, event: Any) -> None:
+    def data_received(self, data: bytes) -> None:
         self.last_frame_at = self.loop.time()
-        super().process_event(event)
+        super().data_received(data)
 
 
 class KalshiWS(WsCommands, BookSync):
@@ -383,15 +384,20 @@ class KalshiWS(WsCommands, BookSync):
         """Route one frame: command replies, then sequence check, then the type's handler."""
         self.stats.messages += 1
         mtype = data.get("type", "")
-        was_pending = self._answer_command(mtype, data)  # may register a new sid
+        # a command's answer may register a new sid (data messages carry no id)
+        was_pending = data.get("id") is not None and self._answer_command(mtype, data)
         sid = data.get("sid")
         sub = self._by_sid.get(sid) if sid is not None else None
         if mtype in CONTROL_TYPES:
             self._on_control(mtype, data, sub, was_pending)
             return
         seq = data.get("seq")
-        if seq is not None and sub is not None and not self._check_seq(sub, seq, mtype):
-            return
+        if seq is not None and sub is not None:
+            last = sub.last_seq
+            if last is not None and seq == last + 1:  # in order: _check_seq's first case
+                sub.last_seq = seq
+            elif not self._check_seq(sub, seq, mtype):
+                return
         handler = self._DATA_HANDLERS.get(mtype)
         if handler is None or handler(self, _body(data), sub):
             self._emit_raw(mtype, data)
