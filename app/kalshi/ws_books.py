@@ -31,9 +31,6 @@ class SyncState:
         self.valid = True
         self.updates += 1
 
-    def apply_delta(self, msg: dict[str, Any]) -> None:
-        """Nothing to apply: the consumer's book checks the delta (:meth:`BookSync.resync`)."""
-
     def invalidate(self) -> None:
         self.valid = False
 
@@ -71,6 +68,8 @@ class BookSync:
         if book is None or not book.valid:
             self.stats.dropped_deltas += 1
             return False
+        if not self.keep_books:  # the consumer's own book checks it (:meth:`resync`)
+            return True
         try:
             book.apply_delta(body)
         except BookInconsistent as exc:
