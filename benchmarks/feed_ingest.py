@@ -153,7 +153,7 @@ def feed_settings() -> config.Settings:
     return config.load({"REC_CONFIG_DIR": d, "REC_CREDENTIALS_PATH": d, "REC_STATE_DIR": d})
 
 
-async def consume(port: int, dsn: str, compression: bool, profile: bool, done) -> dict:
+async def consume(port: int, dsn: str, compression: bool, profile: str | None, done) -> dict:
     """The feed's own consumer (``MarketFeedService.consume``) on KalshiWS, its Tracker and
     FeedStore committing to PostgreSQL: messages in, rows committed."""
     settings = feed_settings()
@@ -169,7 +169,7 @@ async def consume(port: int, dsn: str, compression: bool, profile: bool, done) -
     feed.followed = dict.fromkeys(TICKERS)
     ws = feed.ws = KalshiWS(f"ws://127.0.0.1:{port}/trade-api/ws/v2", None,
                             compression="deflate" if compression else None,
-                            ping_interval=None, queue_max=100_000)
+                            ping_interval=None, queue_max=100_000, keep_books=False)
     for ch in ("orderbook_delta", "ticker", "trade"):
         await ws.subscribe(ch, market_tickers=TICKERS)
     await ws.subscribe("market_lifecycle_v2")
@@ -202,7 +202,7 @@ async def consume(port: int, dsn: str, compression: bool, profile: bool, done) -
            "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0,
            "seq_gaps": ws.stats.seq_gaps}
     if prof:
-        pstats.Stats(prof).sort_stats("tottime").print_stats(22)
+        pstats.Stats(prof).sort_stats(profile).print_stats(30)
     return out
 
 
@@ -242,7 +242,7 @@ class Done:
         return self.event.is_set()
 
 
-def run(dsn: str, rate: int, seconds: float, compression: bool, profile: bool,
+def run(dsn: str, rate: int, seconds: float, compression: bool, profile: str | None,
         limit: bool = False) -> dict:
     port = free_port()
     ctx = mp.get_context("spawn")
@@ -281,7 +281,10 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=35_000)
     ap.add_argument("--rounds", type=int, default=2,
                     help="unthrottled runs, each followed by the bare limit")
-    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile", nargs="?", const="tottime", default=None,
+                    choices=["tottime", "cumulative"],
+                    help="print the consumer's profile, sorted by tottime (default) or "
+                         "cumulative")
     ap.add_argument("--only", choices=["off", "on"], default=None,
                     help="only compression off or on")
     args = ap.parse_args()
@@ -302,7 +305,7 @@ def main() -> int:
                     print("(the machine did not go idle within 20 s: figures include other "
                           "load)")
                 full = run(dsn, 0, args.seconds, compression, args.profile)
-                limit = run(dsn, 0, args.seconds, compression, False, limit=True)
+                limit = run(dsn, 0, args.seconds, compression, None, limit=True)
                 print(f"{name}: unthrottled {full['rate']:9,.0f} msgs/s persisted "
                       f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog); "
                       f"consumer CPU {full['cpu_us']:.1f} us/msg; limit (bare websockets + "
@@ -311,7 +314,7 @@ def main() -> int:
                       f"load average {os.getloadavg()[0]:.2f}", flush=True)
             if args.rate:
                 wait_quiet()
-                paced = run(dsn, args.rate, args.seconds, compression, False)
+                paced = run(dsn, args.rate, args.seconds, compression, None)
                 print(f"{name}: paced {args.rate:,}/s -> {paced['rate']:9,.0f} msgs/s, "
                       f"tick->commit p50 {paced['p50_ms']:.1f} ms, p99 {paced['p99_ms']:.1f} ms "
                       f"(seq gaps {paced['seq_gaps']}); load average "

@@ -22,7 +22,7 @@ from websockets.http11 import Request, Response
 
 from app.kalshi import signing
 from app.kalshi.errors import KalshiAuthError
-from app.kalshi.ws import KalshiWS, WsCommandError
+from app.kalshi.ws import KalshiWS, WsCommandError, WsNotConnected
 
 WS_PATH = "/trade-api/ws/v2"
 _KEY = signing.generate_private_key()
@@ -426,6 +426,76 @@ async def test_seq_gap_falls_back_to_resubscribe_when_snapshot_refused():
     finally:
         server.close()
         await server.wait_closed()
+
+
+def _own_book(book: dict[str, dict[Decimal, Decimal]], m) -> None:
+    """A consumer that keeps its own book (KalshiWS with keep_books=False)."""
+    body = m.msg
+    if m.type == "orderbook_snapshot":
+        for side in ("yes", "no"):
+            book[side] = {Decimal(p): Decimal(q) for p, q in body.get(f"{side}_dollars_fp", ())}
+    elif m.type == "orderbook_delta":
+        levels = book[body["side"]]
+        p = Decimal(body["price_dollars"])
+        q = levels.get(p, Decimal(0)) + Decimal(body["delta_fp"])
+        if q:
+            levels[p] = q
+        else:
+            levels.pop(p)
+
+
+async def test_without_its_own_books_a_gap_still_resyncs_and_batches_keep_order(exchange):
+    """keep_books=False: KalshiWS keeps no levels, yet drops what follows a gap and asks for a
+    snapshot as before; a consumer building its book from recv_batch() ends up exact."""
+    book: dict[str, dict[Decimal, Decimal]] = {"yes": {}, "no": {}}
+    seen: list[str] = []
+    biggest = 0
+    async with _client(exchange, keep_books=False) as ws:
+        await ws.subscribe("orderbook_delta", market_tickers=[T1])
+        await ws.wait_connected(within=5)
+        await _until(lambda: ws.books[T1].valid)
+        assert not hasattr(ws.books[T1], "yes")  # no copy of the levels
+        await exchange.delta(T1, "yes", "0.55", "1")
+        await exchange.delta(T1, "yes", "0.57", "6", skip=True)  # lost on the wire
+        await exchange.delta(T1, "no", "0.41", "2")  # after the gap: never handed out
+        await exchange.delta(T1, "yes", "0.55", "-3")
+        while "client.resynced" not in seen:
+            async with asyncio.timeout(5):
+                batch = await ws.recv_batch()
+            biggest = max(biggest, len(batch))
+            for m in batch:
+                seen.append(m.type)
+                _own_book(book, m)
+        await exchange.delta(T1, "yes", "0.57", "-1")
+        while (book["yes"], book["no"]) != exchange.book_maps(T1):
+            async with asyncio.timeout(5):
+                for m in await ws.recv_batch():
+                    _own_book(book, m)
+        assert ws.stats.seq_gaps == 1 and ws.stats.resyncs == 1 and ws.books[T1].valid
+        assert seen.count("orderbook_snapshot") == 2 and "client.seq_gap" in seen
+        assert biggest > 1  # connected + snapshot + deltas waiting: handed over at once
+    rest: list[str] = []
+    with pytest.raises(WsNotConnected):  # closed: what waits is handed out, then the end
+        while True:
+            rest += [m.type for m in await ws.recv_batch()]
+    assert rest[-1:] == ["client.disconnected"]
+
+
+async def test_consumer_reported_inconsistent_book_is_resynced(exchange):
+    """A consumer whose own book cannot take a delta calls resync(): the market is out of
+    sync (its deltas dropped) until a fresh snapshot has come."""
+    async with _client(exchange, keep_books=False) as ws:
+        await ws.subscribe("orderbook_delta", market_tickers=[T1, T2])
+        await ws.wait_connected(within=5)
+        await _until(lambda: ws.books[T1].valid and ws.books[T2].valid)
+        assert not ws.resync("KXNOT-FOLLOWED")
+        assert ws.resync(T1)
+        assert not ws.books[T1].valid and ws.books[T2].valid
+        await _next_of(ws, "client.resynced")
+        assert ws.books[T1].valid
+        snaps = [c for c in exchange.commands if c["cmd"] == "update_subscription"]
+        assert [s["params"]["market_tickers"] for s in snaps] == [[T1]]
+        assert snaps[0]["params"]["action"] == "get_snapshot"
 
 
 # ------------------------------------------------------------------ reconnect & heartbeat

@@ -9,6 +9,8 @@ import psycopg
 import pytest
 
 from app.db import feed_log
+from app.kalshi.book import BookInconsistent
+from app.services.market_feed.store import FeedStore, Tracker
 from tests import data_in_fixtures as di
 from tests import test_sim_fixtures as fx
 
@@ -341,3 +343,20 @@ async def test_sending_ts_ms_on_every_message_is_tolerated(rec_home_db, start_se
     for svc in svcs:
         assert "sending_ts_ms" not in svc.output, svc.output[-3000:]  # no complaint
         assert svc.terminate() == 0
+
+
+async def test_the_feeds_own_book_refuses_a_delta_it_cannot_take():
+    """KalshiWS keeps no levels for the feed (keep_books=False): the Tracker's book is the one
+    that sees a delta going below zero, leaves itself unchanged and says so (the feed then
+    asks KalshiWS.resync for a fresh snapshot)."""
+    store = FeedStore(None, name="t", batch_rows=100, flush_interval=1, snapshot_interval=3600)
+    store.ids["T"] = 1
+    tracker = Tracker(store)
+    tracker.book("T", {Decimal("0.40"): Decimal(5)}, {}, "ws", "initial")
+    with pytest.raises(BookInconsistent):
+        tracker.delta("T", "yes", Decimal("0.40"), Decimal(-6), 2)
+    with pytest.raises(BookInconsistent):
+        tracker.delta("T", "maybe", Decimal("0.40"), Decimal(1), 2)
+    assert tracker.markets["T"].yes == {Decimal("0.40"): Decimal(5)} and not store.batch.deltas
+    assert tracker.delta("T", "yes", Decimal("0.40"), Decimal(-5), 2)
+    assert tracker.markets["T"].yes == {} and store.batch.deltas == 1

@@ -19,9 +19,13 @@ One :class:`KalshiWS` holds one connection at a time and keeps it up:
   (the exchange then sees a slow client and may drop it: Kalshi error 25);
   :meth:`KalshiWS.lag` tells the queue depth and the age of its oldest message;
 * :attr:`KalshiWS.books` holds a local :class:`~app.kalshi.book.OrderBook` per
-  market of every ``orderbook_delta`` subscription.
+  market of every ``orderbook_delta`` subscription; a consumer that keeps its own books
+  passes ``keep_books=False`` and gets a :class:`~app.kalshi.ws_books.SyncState` per market
+  instead (in sync or not: the same seq checks, drops and resyncs, no levels), and reports a
+  delta its own book cannot take with :meth:`KalshiWS.resync`.
 
-Consumers read :meth:`KalshiWS.recv` (or ``async for``): Kalshi's data messages,
+Consumers read :meth:`KalshiWS.recv` (or ``async for``), or :meth:`KalshiWS.recv_batch`
+(every waiting message at once: one wake-up per batch of frames): Kalshi's data messages,
 plus the client's own events ``client.connected`` (``msg["reconnect"]`` tells a
 re-connection, after which account state should be reconciled over REST),
 ``client.disconnected``, ``client.seq_gap`` and ``client.resynced``.
@@ -47,11 +51,12 @@ from app.kalshi.book import OrderBook
 from app.kalshi.errors import KalshiAuthError
 from app.kalshi.models import loads
 from app.kalshi.urls import Endpoints
-from app.kalshi.ws_books import BookSync
+from app.kalshi.ws_books import BookSync, SyncState
 from app.kalshi.ws_commands import WsCommands
 from app.kalshi.ws_types import (  # re-exported: callers import these from here
     CONTROL_TYPES,
     ORDERBOOK,
+    MessageQueue,
     Subscription,
     WsCommandError,
     WsMessage,
@@ -68,13 +73,14 @@ ORJSON_SAFE = frozenset({
 
 
 class _TrackedConnection(ClientConnection):
-    """Records when the last frame of any kind (data, ping, pong) arrived."""
+    """Records when bytes of any frame (data, ping, pong) last arrived: once per read from
+    the socket, not once per frame."""
 
     last_frame_at: float = 0.0
 
-    def process_event(self, event: Any) -> None:
+    def data_received(self, data: bytes) -> None:
         self.last_frame_at = self.loop.time()
-        super().process_event(event)
+        super().data_received(data)
 
 
 class KalshiWS(WsCommands, BookSync):
@@ -94,6 +100,7 @@ class KalshiWS(WsCommands, BookSync):
         compression: str | None = "deflate",
         max_size: int | None = 16 * 2**20,
         queue_max: int = 100_000,
+        keep_books: bool = True,
         rng: random.Random | None = None,
     ) -> None:
         self.url = url
@@ -114,7 +121,8 @@ class KalshiWS(WsCommands, BookSync):
         self._room.set()
         self._rng = rng or random.Random()
 
-        self.books: dict[str, OrderBook] = {}
+        self.keep_books = keep_books
+        self.books: dict[str, OrderBook | SyncState] = {}
         self.subscriptions: list[Subscription] = []
         self.stats = WsStats()
         self.connected = asyncio.Event()
@@ -123,7 +131,7 @@ class KalshiWS(WsCommands, BookSync):
         self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], Subscription | None]] = {}
         self._by_sid: dict[int, Subscription] = {}
         self._conn: _TrackedConnection | None = None
-        self._queue: asyncio.Queue[WsMessage | None] = asyncio.Queue()
+        self._queue = MessageQueue()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -172,7 +180,7 @@ class KalshiWS(WsCommands, BookSync):
         for task in list(self._tasks):
             task.cancel()
         self._fail_pending(WsNotConnected("client closed"))
-        self._queue.put_nowait(None)
+        self._queue.end()
 
     async def __aenter__(self) -> KalshiWS:
         await self.start()
@@ -191,13 +199,26 @@ class KalshiWS(WsCommands, BookSync):
 
     async def recv(self) -> WsMessage:
         """The next message; raises the fatal error (auth) or WsNotConnected once stopped."""
-        m = await self._queue.get()
-        if m is None:  # stopped: leave the marker for every later call
-            self._queue.put_nowait(None)
-            raise self._fatal or WsNotConnected("client closed")
-        if not self._room.is_set() and self._queue.qsize() <= self.queue_max * 3 // 4:
-            self._room.set()
+        await self._wait_messages()
+        m = self._queue.take()
+        self._made_room()
         return m
+
+    async def recv_batch(self, limit: int = 1024) -> list[WsMessage]:
+        """Every waiting message (at least one, at most ``limit``), oldest first; raises as
+        :meth:`recv` does once stopped and drained."""
+        await self._wait_messages()
+        batch = self._queue.take_all(limit)
+        self._made_room()
+        return batch
+
+    async def _wait_messages(self) -> None:
+        if not await self._queue.wait():  # stopped, everything handed out
+            raise self._fatal or WsNotConnected("client closed")
+
+    def _made_room(self) -> None:
+        if not self._room.is_set() and len(self._queue) <= self.queue_max * 3 // 4:
+            self._room.set()
 
     def __aiter__(self) -> KalshiWS:
         return self
@@ -214,16 +235,14 @@ class KalshiWS(WsCommands, BookSync):
         return self._failures
 
     def pending_messages(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
 
     def lag(self) -> tuple[int, float]:
         """(messages waiting for the consumer, seconds the oldest of them has waited)."""
-        depth = self._queue.qsize()
-        if not depth:
+        oldest = self._queue.oldest()
+        if oldest is None:
             return 0, 0.0
-        oldest = self._queue._queue[0]  # type: ignore[attr-defined]  # a deque: peek
-        age = time.monotonic() - oldest.received_at if oldest is not None else 0.0
-        return depth, age
+        return len(self._queue), time.monotonic() - oldest.received_at
 
     # ------------------------------------------------------------------ connection loop
 
@@ -236,7 +255,7 @@ class KalshiWS(WsCommands, BookSync):
             except KalshiAuthError as exc:
                 log.error("kalshi ws: %s; giving up", exc)
                 self._fatal = exc
-                self._queue.put_nowait(None)
+                self._queue.end()
                 return
             except asyncio.CancelledError:
                 raise
@@ -351,7 +370,7 @@ class KalshiWS(WsCommands, BookSync):
                 continue
             if isinstance(data, dict):
                 self._dispatch(data)
-            depth = self._queue.qsize()
+            depth = len(self._queue)
             if depth >= self.queue_max:
                 # a slow consumer: stop reading until it has caught up a little
                 self.stats.queue_full_waits += 1
@@ -365,18 +384,23 @@ class KalshiWS(WsCommands, BookSync):
         """Route one frame: command replies, then sequence check, then the type's handler."""
         self.stats.messages += 1
         mtype = data.get("type", "")
-        was_pending = self._answer_command(mtype, data)  # may register a new sid
+        # a command's answer may register a new sid (data messages carry no id)
+        was_pending = data.get("id") is not None and self._answer_command(mtype, data)
         sid = data.get("sid")
         sub = self._by_sid.get(sid) if sid is not None else None
         if mtype in CONTROL_TYPES:
             self._on_control(mtype, data, sub, was_pending)
             return
         seq = data.get("seq")
-        if seq is not None and sub is not None and not self._check_seq(sub, seq, mtype):
-            return
+        if seq is not None and sub is not None:
+            last = sub.last_seq
+            if last is not None and seq == last + 1:  # in order: _check_seq's first case
+                sub.last_seq = seq
+            elif not self._check_seq(sub, seq, mtype):
+                return
         handler = self._DATA_HANDLERS.get(mtype)
         if handler is None or handler(self, _body(data), sub):
-            self._emit_raw(data)
+            self._emit_raw(mtype, data)
 
     def _on_control(
         self, mtype: str, data: dict[str, Any], sub: Subscription | None, was_pending: bool
@@ -388,7 +412,7 @@ class KalshiWS(WsCommands, BookSync):
             self._check_seq(sub, seq, mtype)
         if mtype == "error" and (not was_pending or data.get("sid") is not None):
             log.warning("kalshi ws: error message: %s", data.get("msg"))
-            self._emit_raw(data)
+            self._emit_raw(mtype, data)
 
     # data message type -> handler(body, subscription) -> pass the message on?
     _DATA_HANDLERS: ClassVar[
@@ -401,20 +425,12 @@ class KalshiWS(WsCommands, BookSync):
     # ------------------------------------------------------------------ queue
 
     def _emit(self, mtype: str, msg: Any, *, sid: int | None = None) -> None:
-        self._queue.put_nowait(WsMessage(type=mtype, msg=msg, sid=sid))
+        self._queue.put(WsMessage(type=mtype, msg=msg, sid=sid))
 
-    def _emit_raw(self, data: dict[str, Any]) -> None:
-        self._queue.put_nowait(
-            WsMessage(
-                type=data.get("type", ""),
-                msg=data.get("msg"),
-                sid=data.get("sid"),
-                seq=data.get("seq"),
-                id=data.get("id"),
-                sending_ts_ms=data.get("sending_ts_ms"),
-                raw=data,
-            )
-        )
+    def _emit_raw(self, mtype: str, data: dict[str, Any]) -> None:
+        get = data.get  # positional: the hot path makes one per data message
+        self._queue.put(WsMessage(mtype, get("msg"), get("sid"), get("seq"), get("id"),
+                                  get("sending_ts_ms"), data, time.monotonic()))
 
 
 def _body(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """KalshiWS's sequence checks and local order books: a gap or an inconsistent delta on
 ``orderbook_delta`` invalidates the books and asks for a fresh snapshot (``get_snapshot``),
-falling back to unsubscribe + subscribe when none comes."""
+falling back to unsubscribe + subscribe when none comes. With ``keep_books=False`` the books
+are :class:`SyncState` (in sync or not, no levels): the consumer keeps the levels."""
 
 from __future__ import annotations
 
@@ -15,13 +16,49 @@ from app.kalshi.ws_types import ORDERBOOK, Subscription, WsCommandError, WsNotCo
 log = logging.getLogger("app.kalshi.ws")
 
 
+class SyncState:
+    """A market's book state without its levels (KalshiWS with ``keep_books=False``): valid
+    from a snapshot until a gap, a resync or a lost connection, as an OrderBook is."""
+
+    __slots__ = ("ticker", "updates", "valid")
+
+    def __init__(self, ticker: str) -> None:
+        self.ticker = ticker
+        self.valid = False
+        self.updates = 0
+
+    def apply_snapshot(self, msg: dict[str, Any]) -> None:
+        self.valid = True
+        self.updates += 1
+
+    def invalidate(self) -> None:
+        self.valid = False
+
+
 class BookSync:
     """The book side of :class:`app.kalshi.ws.KalshiWS` (its state lives there)."""
+
+    def _book(self, ticker: str) -> OrderBook | SyncState:
+        """The market's book, made (not yet valid) when it has none."""
+        book = self.books.get(ticker)
+        if book is None:
+            book = self.books[ticker] = (OrderBook if self.keep_books else SyncState)(ticker)
+        return book
+
+    def resync(self, ticker: str) -> bool:
+        """The consumer's own book of ``ticker`` cannot take a delta (``keep_books=False``):
+        invalidate the market and ask for a fresh snapshot, as for an inconsistent delta on
+        KalshiWS's own book. False when no orderbook subscription covers ``ticker``."""
+        for sub in self.subscriptions:
+            if sub.channel == ORDERBOOK and sub.active and ticker in sub.market_tickers:
+                self._start_resync(sub, [ticker])
+                return True
+        return False
 
     def _on_snapshot(self, body: dict[str, Any], sub: Subscription | None) -> bool:
         ticker = body.get("market_ticker")
         if ticker:
-            self.books.setdefault(ticker, OrderBook(ticker)).apply_snapshot(body)
+            self._book(ticker).apply_snapshot(body)
         return True
 
     def _on_delta(self, body: dict[str, Any], sub: Subscription | None) -> bool:
@@ -31,6 +68,8 @@ class BookSync:
         if book is None or not book.valid:
             self.stats.dropped_deltas += 1
             return False
+        if not self.keep_books:  # the consumer's own book checks it (:meth:`resync`)
+            return True
         try:
             book.apply_delta(body)
         except BookInconsistent as exc:

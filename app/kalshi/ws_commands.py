@@ -9,7 +9,6 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from app.kalshi.book import OrderBook
 from app.kalshi.ws_types import (
     CONTROL_TYPES,
     ORDERBOOK,
@@ -41,7 +40,7 @@ class WsCommands:
         sub = Subscription(channel=channel, params=p)
         if channel == ORDERBOOK:
             for t in sub.market_tickers:
-                self.books.setdefault(t, OrderBook(t))
+                self._book(t)
         self.subscriptions.append(sub)
         if self._conn is not None and self.connected.is_set():
             try:
@@ -88,7 +87,7 @@ class WsCommands:
         if sub.channel == ORDERBOOK:
             for t in tickers:
                 if action == "add_markets":
-                    self.books.setdefault(t, OrderBook(t))
+                    self._book(t)
                 else:
                     self.books.pop(t, None)
         if sub.sid is None:
@@ -142,7 +141,7 @@ class WsCommands:
         sub.last_seq = None
         if sub.channel == ORDERBOOK:
             for t in sub.market_tickers:
-                self.books.setdefault(t, OrderBook(t)).invalidate()
+                self._book(t).invalidate()
         await self.command("subscribe", params, sub=sub)
 
     def _answer_command(self, mtype: str, data: dict[str, Any]) -> bool:

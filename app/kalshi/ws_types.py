@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,59 @@ class WsMessage:
     def data(self) -> Any:
         """Typed model of ``msg`` for ticker/trade/fill/user_order/... (else None)."""
         return parse_ws_msg(self.type, self.msg) if isinstance(self.msg, dict) else None
+
+
+class MessageQueue:
+    """KalshiWS's hand-over to its consumer: a deque the consumer takes from one message
+    (:meth:`take`) or every waiting message (:meth:`take_all`) at a time - one wake-up per
+    batch of frames read, not one queue step per message. Once :meth:`end` is called, what
+    is waiting is still handed out, then :meth:`wait` returns with nothing to take."""
+
+    def __init__(self) -> None:
+        self.items: deque[WsMessage] = deque()
+        self.ended = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def put(self, m: WsMessage) -> None:
+        self.items.append(m)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def end(self) -> None:
+        self.ended = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> bool:
+        """Until a message is waiting (True) or the queue has ended empty (False)."""
+        while not self.items:
+            if self.ended:
+                return False
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        return True
+
+    def oldest(self) -> WsMessage | None:
+        return self.items[0] if self.items else None
+
+    def take(self) -> WsMessage:
+        return self.items.popleft()
+
+    def take_all(self, limit: int) -> list[WsMessage]:
+        """Up to ``limit`` waiting messages, oldest first."""
+        items = self.items
+        if len(items) <= limit:
+            out = list(items)
+            items.clear()
+            return out
+        return [items.popleft() for _ in range(limit)]
 
 
 @dataclass

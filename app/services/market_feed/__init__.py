@@ -37,6 +37,7 @@ from typing import Any
 from app import exchange_client
 from app.config import Settings, csv_list
 from app.db.pool import DatabaseWait, open_pool
+from app.kalshi.book import BookInconsistent
 from app.kalshi.errors import KalshiError
 from app.kalshi.models import Market
 from app.kalshi.ws import KalshiWS, Subscription, WsMessage
@@ -119,7 +120,7 @@ class MarketFeedService(Service):
                 backoff_base=s.kalshi_ws_backoff_base_sec,
                 backoff_max=s.kalshi_ws_backoff_max_sec,
                 compression="deflate" if s.kalshi_ws_compression else None,
-                queue_max=s.kalshi_ws_queue_max)
+                queue_max=s.kalshi_ws_queue_max, keep_books=False)  # the Tracker keeps them
             await phase("connect websocket", self.open_ws())
             self.spawn(self.consume(), "feed-consumer")
             self.spawn(self.fallback_supervisor(), "feed-fallback")
@@ -314,16 +315,16 @@ class MarketFeedService(Service):
         ws, store = self.ws, self.store
         data, events = self._handlers()
         while True:
-            m = await ws.recv()
-            handle = data.get(m.type)
-            if handle is not None:
-                handle(m)
-            else:
-                event = events.get(m.type)
-                if event is not None:
-                    await event(m)
-            if store.backlogged:
-                await store.room()
+            for m in await ws.recv_batch():
+                handle = data.get(m.type)
+                if handle is not None:
+                    handle(m)
+                else:
+                    event = events.get(m.type)
+                    if event is not None:
+                        await event(m)
+                if store.backlogged:
+                    await store.room()
 
     def _handlers(self) -> tuple[dict[str, Callable[[WsMessage], None]],
                                  dict[str, Callable[[WsMessage], Awaitable[None]]]]:
@@ -336,14 +337,19 @@ class MarketFeedService(Service):
                   "error": self._on_error}
         return data, events
 
-    # -- data (KalshiWS has checked seq and applied deltas to its own books) -------------
+    # -- data (KalshiWS has checked seq and book sync; the Tracker keeps the levels) ------
 
     def _on_delta(self, m: WsMessage) -> None:
         body = m.msg
         ticker = body["market_ticker"]
         if ticker in self.followed:
-            self.tracker.delta(ticker, body["side"], dec(body["price_dollars"]),  # type: ignore[union-attr]
-                               dec(body["delta_fp"]), m.seq, m.received_at)
+            try:
+                self.tracker.delta(ticker, body["side"], dec(body["price_dollars"]),  # type: ignore[union-attr]
+                                   dec(body["delta_fp"]), m.seq, m.received_at)
+            except BookInconsistent as exc:
+                self.log.warning("%s; resyncing", exc)
+                self.ws.resync(ticker)  # type: ignore[union-attr]
+                return
             ts_ms = body.get("ts_ms") or m.raw.get("sending_ts_ms")
             if type(ts_ms) is int and ts_ms > self.exchange_ms:  # _seen, inlined: hot path
                 self.exchange_ms = ts_ms

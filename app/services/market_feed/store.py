@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.db import feed_log as history
 from app.db.pool import DatabaseWait
+from app.kalshi.book import BookInconsistent
 from app.kalshi.models import to_decimal
 
 log = logging.getLogger("rec-market-feed.store")
@@ -219,17 +220,24 @@ class Tracker:
 
     def delta(self, ticker: str, side: str, price: Decimal, delta: Decimal,
               seq: int | None, received: float | None = None) -> bool:
+        """Apply a WS delta to the market's book; False when it has none. Raises
+        BookInconsistent (nothing changed) when the level would go below zero or the side is
+        unknown: this book is the one the feed keeps (KalshiWS keeps none for it)."""
         st = self.markets.get(ticker)
-        if st is None or not st.has_book or side not in ("yes", "no"):
+        if st is None or not st.has_book:
             return False
+        if side not in ("yes", "no"):
+            raise BookInconsistent(f"{ticker}: delta with side {side!r}")
         levels = st.yes if side == "yes" else st.no
         old = levels.get(price, ZERO)
         qty = old + delta
-        if qty <= 0:
-            levels.pop(price, None)
-            qty = ZERO
-        else:
+        if qty < 0:
+            raise BookInconsistent(f"{ticker}: {side} {price} would go to {qty} after delta "
+                                   f"{delta}")
+        if qty:
             levels[price] = qty
+        else:
+            levels.pop(price, None)
         store = self.store
         b = store.batch
         ms = int(time.time() * 1000)
