@@ -290,8 +290,8 @@ class AutoEntryService(tc.TradingService):
 
     def app(self) -> Starlette:
         return Starlette(routes=[*self.health_routes(),
-                                 Route("/status", self.h_status)])
+                                 Route("/status", self.status_answer)])
 
-    async def h_status(self, request: Request) -> Response:
+    async def status_answer(self, request: Request) -> Response:
         return Json({**self.stats, "mode": self.mode, "spike_pause": self.spike.active,
                      "momentum": self.spike.momentum})

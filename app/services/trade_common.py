@@ -114,12 +114,12 @@ class TradingService(HttpService):
         return answer
 
     def health_routes(self) -> list[Route]:
-        return [Route("/healthz", self.h_health), Route("/readyz", self.h_ready)]
+        return [Route("/healthz", self.health_answer), Route("/readyz", self.ready_answer)]
 
-    async def h_health(self, request: Request) -> Response:
+    async def health_answer(self, request: Request) -> Response:
         return Json({"status": "ok"})
 
-    async def h_ready(self, request: Request) -> Response:
+    async def ready_answer(self, request: Request) -> Response:
         try:
             async with self.pool.connection(timeout=2) as conn:
                 await conn.execute("SELECT 1")

@@ -524,9 +524,9 @@ class TradeExecutorService(tc.TradingService):
     def app(self) -> Starlette:
         return Starlette(exception_handlers=self.exception_handlers(),
                          routes=[*self.health_routes(),
-                                 Route("/status", self.h_status)])
+                                 Route("/status", self.status_answer)])
 
-    async def h_status(self, request: Request) -> Response:
+    async def status_answer(self, request: Request) -> Response:
         return Json({**self.stats, "trading_active": self.trading_active,
                      "inflight": sorted(self.inflight), "order_groups": self.groups,
                      "order_groups_supported": self.groups_supported,

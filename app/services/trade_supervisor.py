@@ -262,10 +262,11 @@ class TradeSupervisorService(tc.TradingService):
 
     def app(self) -> Starlette:
         return Starlette(routes=[*self.health_routes(),
-                                 Route("/status", self.h_status), Route("/trades", self.h_trades)])
+                                 Route("/status", self.status_answer),
+                                 Route("/trades", self.trades_answer)])
 
-    async def h_status(self, request: Request) -> Response:
+    async def status_answer(self, request: Request) -> Response:
         return Json({**self.stats, "with_strike_table": self.with_strikes})
 
-    async def h_trades(self, request: Request) -> Response:
+    async def trades_answer(self, request: Request) -> Response:
         return Json({"trades": [v.as_dict() for v in self.views.values()]})

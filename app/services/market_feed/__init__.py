@@ -44,6 +44,7 @@ from app.kalshi.ws import KalshiWS, Subscription, WsMessage
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
 from app.services.market_feed.store import FeedStore, Quote, Tracker, dec, utc_ms
+from app.services.market_feed.upkeep import FeedUpkeep
 
 OPEN_STATUSES = frozenset({"active", "open"})
 FINAL_STATUSES = frozenset({"finalized", "settled"})  # a market's status that never changes
@@ -75,7 +76,7 @@ def event_of(ticker: str) -> str:
     return ticker.rsplit("-", 1)[0]
 
 
-class MarketFeedService(Service):
+class MarketFeedService(FeedUpkeep, Service):
     pool = None
     rest = None
     ws: KalshiWS | None = None
@@ -573,68 +574,3 @@ class MarketFeedService(Service):
                 self.notifier.status(text)
                 last_status = text
             await asyncio.sleep(2.0)
-
-    async def _write_status(self, mode: str) -> None:
-        depth, age = self.ws.lag() if self.ws is not None else (0, 0.0)
-        detail: dict[str, Any] = {"batches": self.store.batches if self.store else 0,
-                                  "rows": self.store.rows_written if self.store else 0,
-                                  "pruned": self.pruned}
-        if self.ws is not None:
-            st = self.ws.stats
-            detail.update(connects=st.connects, reconnects=st.reconnects,
-                          messages=st.messages, seq_gaps=st.seq_gaps, resyncs=st.resyncs,
-                          heartbeat_timeouts=st.heartbeat_timeouts,
-                          queue_full_waits=st.queue_full_waits)
-        async with self.pool.connection() as conn:  # type: ignore[union-attr]
-            await conn.execute(
-                "INSERT INTO feed_status (name, mode, since, queue_depth, queue_oldest_age_ms, "
-                "followed, detail, updated_at) VALUES ('market-feed', %s, now(), %s, %s, %s, "
-                "%s, now()) ON CONFLICT (name) DO UPDATE SET since = CASE WHEN "
-                "feed_status.mode = EXCLUDED.mode THEN feed_status.since ELSE now() END, "
-                "mode = EXCLUDED.mode, queue_depth = EXCLUDED.queue_depth, "
-                "queue_oldest_age_ms = EXCLUDED.queue_oldest_age_ms, "
-                "followed = EXCLUDED.followed, detail = EXCLUDED.detail, updated_at = now()",
-                (mode, depth, int(age * 1000), len(self.followed), json.dumps(detail)))
-
-    # ------------------------------------------------------------------ retention
-
-    async def prune_loop(self) -> None:
-        s = self.settings
-        while True:
-            await asyncio.sleep(s.market_feed_prune_interval_sec)
-            try:
-                await self.prune_once()
-            except Exception as exc:  # a failed round is retried next interval
-                self.log.warning("retention pruning failed: %s: %s", type(exc).__name__, exc)
-
-    async def prune_once(self) -> int:
-        """Delete segments past retention, ``market_feed_prune_batch_rows`` per transaction."""
-        s = self.settings
-        total = 0
-        while True:
-            async with self.pool.connection() as conn:  # type: ignore[union-attr]
-                cur = await conn.execute(
-                    "DELETE FROM feed_log WHERE id IN (SELECT id FROM feed_log WHERE t1 < "
-                    "now() - make_interval(days => %s) LIMIT %s)",
-                    (s.market_feed_retention_days, s.market_feed_prune_batch_rows))
-                n = cur.rowcount
-            total += n
-            if n < s.market_feed_prune_batch_rows:
-                break
-            await asyncio.sleep(0.05)  # let ingest have the database between batches
-        if total:
-            self.pruned += total
-            self.log.info("retention: deleted %d segments older than %d days", total,
-                          s.market_feed_retention_days)
-        return total
-
-    async def compact_loop(self) -> None:
-        """Move the committed batches into per-market segments every interval."""
-        s = self.settings
-        assert self.store is not None
-        while True:
-            await asyncio.sleep(s.market_feed_compact_interval_sec)
-            try:
-                await self.store.compact(s.market_feed_segment_sec)
-            except Exception as exc:  # the rows stay hot; the next round moves them
-                self.log.warning("feed log compaction failed: %s: %s", type(exc).__name__, exc)
