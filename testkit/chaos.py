@@ -8,14 +8,8 @@ benchmarks/chaos.py runs that test for any seed and length and prints its figure
 from __future__ import annotations
 
 import random
-import subprocess
-import time
 from collections import Counter
 from dataclasses import dataclass, field
-
-import psycopg
-
-from testkit.pg import PgServer, _as_postgres
 
 HOUR_MS = 3_600_000
 MIN_MS = 60_000
@@ -80,23 +74,6 @@ def pause_window(seed: int, hours: int, start_ms: int) -> tuple[int, int]:
     return begin, begin + 20 * MIN_MS
 
 
-def restart_pg(server: PgServer, timeout: float = 30) -> None:
-    """Stop the test PostgreSQL (fast shutdown: open connections are cut) and start it
-    again on the same data directory and port."""
-    args = server.proc.args
-    server.stop()
-    log = open(server.root / "server.log", "ab")
-    server.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=server.root, **_as_postgres())
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with psycopg.connect(server.dsn()):
-                return
-        except psycopg.OperationalError:
-            if server.proc.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 @dataclass

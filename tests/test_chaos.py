@@ -256,7 +256,7 @@ class Chaos:
         elif kind == "pg_restart":
             task = asyncio.create_task(self.manual_open())  # an intent in flight
             await asyncio.sleep(0.05)
-            await asyncio.to_thread(ck.restart_pg, self.pg)
+            await asyncio.to_thread(self.pg.restart)
             await task
         elif kind == "halt":
             await self.sim.control("halt", on=True)
