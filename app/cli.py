@@ -17,30 +17,13 @@ from app import config
 COMMAND_MODULES: list[str] = ["app.sim.cli", "app.pricing.cli", "app.ledger.cli"]
 
 
-EX_NOPERM = 77  # sysexits.h: the operator lacks the permission (run it with sudo)
 
 
 def _not_permitted(exc: OSError) -> int:
     where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
     print(f"rec: cannot read{where}: {exc.strerror or exc}; rec's configuration and credentials "
           f"are readable by root only: run it with sudo", file=sys.stderr)
-    return EX_NOPERM
-
-
-def _config_error(exc: config.ConfigError) -> int:
-    if "Permission denied" in str(exc):
-        print(f"rec: {exc}; rec's configuration and credentials are readable by root only: "
-              f"run it with sudo", file=sys.stderr)
-        return EX_NOPERM
-    print(f"rec: config error: {exc}", file=sys.stderr)
-    return config.EX_CONFIG
-
-
-def _settings() -> config.Settings:
-    try:
-        return config.load()
-    except config.ConfigError as exc:
-        raise SystemExit(_config_error(exc)) from None
+    return config.EX_NOPERM
 
 
 def check_selection(settings: config.Settings) -> None:
@@ -92,11 +75,11 @@ def cmd_services(args: argparse.Namespace) -> int:
     """The service registry with this host's effective settings (what the units are built from)."""
     from app import services
 
-    settings = _settings()
+    settings = config.load_or_exit()
     try:
         check_selection(settings)
     except config.ConfigError as exc:
-        return _config_error(exc)
+        return config.report_error(exc)
     described = services.describe(settings)
     if args.json:
         print(json.dumps(described, indent=2))
@@ -131,7 +114,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
             environ.update(unit_environment(args.unit))
         values = config.provenance(environ)
     except config.ConfigError as exc:
-        return _config_error(exc)
+        return config.report_error(exc)
     for note in config.unknown_environment(environ):
         print(f"rec: warning: {note}", file=sys.stderr)
     if args.json:
@@ -163,7 +146,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     from app.db.migrate import MigrationError, migrate
     from app.db.pool import conninfo, describe
 
-    settings = _settings()
+    settings = config.load_or_exit()
     if os.environ.get("INVOCATION_ID"):  # rec-migrate.service: back off after failed runs
         from app.runtime import restarts
 
@@ -191,7 +174,7 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     from app.db.backup import BackupError, backup
 
     try:
-        path = backup(_settings(), Path(args.file))
+        path = backup(config.load_or_exit(), Path(args.file))
     except BackupError as exc:
         print(f"rec: backup failed: {exc}", file=sys.stderr)
         return 1
@@ -203,7 +186,7 @@ def cmd_db_restore(args: argparse.Namespace) -> int:
     from app.db.backup import BackupError, restore
 
     try:
-        restore(_settings(), Path(args.file))
+        restore(config.load_or_exit(), Path(args.file))
     except BackupError as exc:
         print(f"rec: restore failed: {exc}", file=sys.stderr)
         return 1
@@ -217,7 +200,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     are ok."""
     from app import status
 
-    healthy, rows = asyncio.run(status.rows(_settings()))
+    healthy, rows = asyncio.run(status.rows(config.load_or_exit()))
     print("\n".join(rows))
     return 0 if healthy else 1
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +35,7 @@ from app.kalshi.urls import UrlConfigError, resolve
 
 ENV_PREFIX = "REC_"
 EX_CONFIG = 78
+EX_NOPERM = 77  # sysexits.h: the operator lacks the permission (run it with sudo)
 DEFAULT_FILE = Path(__file__).with_name("config.default.json")
 LOCAL_FILE_NAME = "config.local.json"
 ENV_FILE_NAME = "rec.env"
@@ -473,3 +475,22 @@ def init_local(config_dir: Path) -> tuple[Path, bool]:
 def csv_list(text: str) -> list[str]:
     """A comma-separated setting as a list, without empty items."""
     return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def report_error(exc: ConfigError) -> int:
+    """One line on stderr for a command run by the operator, and its exit status: 77 when
+    the files are readable by root only (run it with sudo), else 78."""
+    if "Permission denied" in str(exc):
+        print(f"rec: {exc}; rec's configuration and credentials are readable by root only: "
+              f"run it with sudo", file=sys.stderr)
+        return EX_NOPERM
+    print(f"rec: config error: {exc}", file=sys.stderr)
+    return EX_CONFIG
+
+
+def load_or_exit() -> Settings:
+    """:func:`load` for an operator's command: a config error is one line and the exit."""
+    try:
+        return load()
+    except ConfigError as exc:
+        raise SystemExit(report_error(exc)) from None

@@ -27,11 +27,11 @@ async def check(settings):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from app.cli import _settings
+    from app import config
     from app.ledger import report
 
     try:
-        result = asyncio.run(check(_settings()))
+        result = asyncio.run(check(config.load_or_exit()))
     except Exception as exc:  # the database or the exchange: say which and why, no traceback
         print(f"rec: ledger check failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EX_UNREADABLE

@@ -122,11 +122,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from app.db.pool import describe as where
     from app.pricing.series import parse_series
 
-    try:
-        s = config.load()
-    except config.ConfigError as exc:
-        print(f"rec: config error: {exc}", file=sys.stderr)
-        return config.EX_CONFIG
+    s = config.load_or_exit()
     indices = args.index or list(dict.fromkeys(ix for _, ix in
                                                parse_series(s.coordinator_series)))
     if not 0 < args.holdout < 1:
