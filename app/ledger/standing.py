@@ -72,6 +72,7 @@ class StandingLedger:
         result, books, record = await self.compare()
         adopted = await adopt.adopt(self.pool, books, record, self.log)
         if adopted:
+            self._journal(result)  # what this run found, before the adoption resolved it
             await self.sweep()  # the adopted trades booked from their fills
             result = (await self.compare())[0]
         self.runs += 1
