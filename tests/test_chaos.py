@@ -381,9 +381,11 @@ async def test_the_books_equal_the_exchange_through_seeded_chaos(
         for line in sorted(set(RAISED.findall(p.output)))[:5]:
             print(f"chaos: {name} raised: {line[:300]}")
     failed = [f"{i.name}: {i.figure}" for i in found if not i.holds]
-    if failed:  # what names the cause, in the failure's output
+    if failed:  # what names the cause, in the failure's output (and benchmarks/chaos.py's)
         for trade_id in ck.offending_trades(ledger, [row[0] for row in left])[:5]:
-            failed += await chaos.trade_record(trade_id)
+            record = await chaos.trade_record(trade_id)
+            print("\n".join(f"chaos: record {line}" for line in record))
+            failed += record
     assert not failed, "\n".join(failed)
 
 
