@@ -120,3 +120,46 @@ def invariants(acct, balance0: int, legs: dict[str, str], trades: list[tuple],
                   f"{ledger_rc} ({', '.join(f'{k} {n}' for k, n in kinds.items()) or 'equal'})",
                   ledger_rc == 0),
     ]
+
+
+# --- what names a failure's cause: the offending trades' whole record ---------------------------
+
+TRADE_SQL = ("SELECT id, status, ticker, side, quantity, entry_cost, exit_proceeds, fees, "
+             "pnl_cents, market_result, close_attempts, reason FROM trades WHERE id = %s")
+LEGS_SQL = ("SELECT leg, client_order_id, state, exchange_order_id, fill_count, remaining_count, "
+            "error_code, in_doubt_since IS NOT NULL AS in_doubt FROM trade_orders "
+            "WHERE trade_id = %s ORDER BY created_at")
+EVENTS_SQL = ("SELECT to_char(ts, 'HH24:MI:SS.MS'), kind, from_status, to_status, detail "
+              "FROM trade_events WHERE trade_id = %s ORDER BY id")
+
+
+def offending_trades(ledger: dict, unfinished_ids: list[int]) -> list[int]:
+    """The trades a ledger result names, and those left unfinished."""
+    ids = {d.get("ids", {}).get("trade_id") for d in ledger.get("differences", [])}
+    return sorted({i for i in ids if i is not None} | set(unfinished_ids))
+
+
+def sim_time(ms: int) -> str:
+    """A simulated time as hh:mm:ss.mmm UTC."""
+    return time.strftime("%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}"
+
+
+def exchange_lines(acct, coids: set[str]) -> tuple[list[str], list[int]]:
+    """The simulator's orders and fills of ``coids`` (prices in $, simulated times) and the
+    simulated moments they span."""
+    orders = [o for o in acct.orders.values() if o.client_order_id in coids]
+    oids = {o.order_id for o in orders}
+    fills = [f for f in acct.fills if f.order_id in oids]
+    lines = [f"  order {o.client_order_id} {o.order_id[:8]} {o.action} {o.side} "
+             f"{o.initial_count} at ${o.side_price / 10_000} {o.status} filled {o.filled} "
+             f"created {sim_time(o.created_ms)} updated {sim_time(o.updated_ms)}" for o in orders]
+    lines += [f"  fill {f.fill_id[:8]} of {f.order_id[:8]} {f.action} {f.side} {f.count} at "
+              f"YES ${f.yes_price / 10_000} fee ${f.fee / 10_000} "
+              f"{'taker' if f.is_taker else 'maker'} {sim_time(f.ts_ms)}" for f in fills]
+    return lines, [o.created_ms for o in orders] + [f.ts_ms for f in fills]
+
+
+def fault_lines(log: list[tuple[int, str, dict]], moments: list[int]) -> list[str]:
+    """The faults injected within a minute of any of ``moments`` (simulated ms)."""
+    return [f"  fault {sim_time(at)} {kind} {args or ''}" for at, kind, args in log
+            if any(abs(at - m) <= MIN_MS for m in moments)]

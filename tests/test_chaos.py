@@ -165,6 +165,9 @@ class Chaos:
         self.keys = itertools.count()
         self.later: list = []  # (at_ms, n, coroutine function) of restarts and halt ends
         self.paused = [list(ck.pause_window(SEED, HOURS, START_MS))]  # and the halts, ms
+        # (simulated ms, kind, args) of each fault as injected, and the scheduled pause
+        self.log: list[tuple[int, str, dict]] = [
+            (self.paused[0][0], "scheduled pause", {"until": ck.sim_time(self.paused[0][1])})]
 
     @property
     def now_ms(self) -> int:
@@ -236,6 +239,7 @@ class Chaos:
 
     async def apply(self, f: ck.Fault) -> None:
         kind, a, svc = f.kind, f.args, f.args.get("service")
+        self.log.append((self.now_ms, kind, a))
         if kind in ("kill9", "feed_outage_over_close"):
             if not self.stack.kill(svc):
                 self.faults[f"{kind} {svc} (skipped: down)"] += 1
@@ -275,6 +279,21 @@ class Chaos:
 
     async def _start(self, name: str) -> None:
         self.stack.start(name)
+
+    async def trade_record(self, trade_id: int) -> list[str]:
+        """A trade's whole record: its row, legs, events, the exchange's orders and fills of
+        its legs and the faults injected within a minute of them (simulated times)."""
+        row = await self.db(ck.TRADE_SQL, trade_id)
+        if not row:
+            return [f"trade {trade_id}: no such trade"]
+        market = self.sim.sim.exchange.markets.get(row[0][2])
+        close = (f" (market {market.status}, closes {ck.sim_time(market.close_ms)})"
+                 if market else "")
+        legs = await self.db(ck.LEGS_SQL, trade_id)
+        out = [f"trade {row[0]}{close}"] + [f"  leg {leg}" for leg in legs]
+        out += [f"  event {e}" for e in await self.db(ck.EVENTS_SQL, trade_id)]
+        lines, moments = ck.exchange_lines(self.acct, {leg[1] for leg in legs})
+        return out + lines + ck.fault_lines(self.log, moments)
 
     async def kill_in_flight(self) -> bool:
         """The simulator holds the next order's answer; the executor is killed (-9) while
@@ -355,13 +374,19 @@ async def test_the_books_equal_the_exchange_through_seeded_chaos(
         print(f"chaos: ledger {d['kind']}: {d['detail']}")
     for key, text in chaos.errors.items():
         print(f"chaos: first {key} answer: {text}")
-    for row in await chaos.db(UNFINISHED_SQL):
+    left = await chaos.db(UNFINISHED_SQL)
+    for row in left:
         print(f"chaos: unfinished trade {row}")
     for name, p in sorted(stack.procs.items()):  # the last run of each unit
         for line in sorted(set(RAISED.findall(p.output)))[:5]:
             print(f"chaos: {name} raised: {line[:300]}")
     failed = [f"{i.name}: {i.figure}" for i in found if not i.holds]
-    assert not failed, failed
+    if failed:  # what names the cause, in the failure's output (and benchmarks/chaos.py's)
+        for trade_id in ck.offending_trades(ledger, [row[0] for row in left])[:5]:
+            record = await chaos.trade_record(trade_id)
+            print("\n".join(f"chaos: record {line}" for line in record))
+            failed += record
+    assert not failed, "\n".join(failed)
 
 
 def test_the_fault_schedule_is_the_seeds_and_holds_every_kind():

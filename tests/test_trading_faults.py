@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import httpx
 
+from app.trading.money import cents
 from tests import data_in_fixtures as di
 from tests import test_sim_fixtures as fx
 from tests import trading_fixtures as tf
@@ -243,3 +244,101 @@ async def assert_booked_ticker(h: fx.SimHandle, home, trade_id: int, ticker: str
     (leg,) = got["orders"]
     orders = [o for o in tf.sim_orders(h) if o.client_order_id == leg["client_order_id"]]
     assert len(orders) == 1 and leg["exchange_order_id"] == orders[0].order_id, (leg, orders)
+
+
+# --- a leg whose fills the exchange made while its market settles (chaos seeds 14 and 16) -------
+
+async def settle_with_a_leg_in_flight(h: fx.SimHandle, home, svc, ticker: str, send) -> int:
+    """A witness trade holds a contract of ``ticker``; ``send()`` makes a leg (returning its
+    trade id) whose order the exchange executes while its answer is held; the market then
+    closes and settles (rec-account-sync books the settlement) and rec-trade-manager has
+    expired the witness, so it has seen the market end; then the answer is released. Returns
+    the trade of the leg."""
+    r = await tf.post_trade(home, open_body(ticker, "witness", count=1))
+    witness = r.json()["trade"]["id"]
+    await tf.until_status(home, witness, "open", svc=svc)
+    acct = h.sim.account(h.signer.key_id)
+    before = len(acct.orders)
+    await h.control("hold", path=ORDERS)
+    trade_id = await send()
+    await di.until(lambda: len(acct.orders) > before
+                   and not any(o.remaining for o in acct.orders.values()), 10,
+                   "the leg's order executed at the exchange")
+    m = h.sim.exchange.markets[ticker]
+    h.sim.exchange.close_market(m)
+    h.sim.exchange.settle_market(m, "no", "0.00")
+    got = await tf.until_status(home, witness, "expired", within=30, svc=svc)
+    assert got["trade"]["market_result"] == "no", got["trade"]
+    await h.control("release", path=ORDERS)
+    return trade_id
+
+
+def exchange_money(h: fx.SimHandle, trade_id: int) -> dict[str, Decimal]:
+    """What the exchange's fills of a trade's legs bought, sold and charged (YES side)."""
+    acct = h.sim.account(h.signer.key_id)
+    orders = {o.order_id: o for o in acct.orders.values()
+              if o.client_order_id.split("-")[-2] == str(trade_id)}
+    out = {"cost": Decimal(0), "proceeds": Decimal(0), "fees": Decimal(0)}
+    for f in acct.fills:
+        if f.order_id in orders:
+            value = f.count * Decimal(f.yes_price) / tf.UNIT
+            out["cost" if f.action == "buy" else "proceeds"] += value
+            out["fees"] += Decimal(f.fee) / tf.UNIT
+    return out
+
+
+async def test_a_close_filled_as_its_market_settles_is_booked_not_expired(
+        rec_home_db, start_service, sim):
+    """Chaos seed 16: a close's order executed, its answer not yet in, while the market
+    closed and settled. The trade stays closing until the close's fills are booked, then
+    closes with their proceeds and fees; it is not expired and settled as if it still held
+    the contracts (one fill's fee and the close's proceeds lost)."""
+    procs = await tf.start_trading(rec_home_db, sim, start_service)
+    ticker = sim.open_tickers("KXBTCD")[5]
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "held"))
+    trade_id = r.json()["trade"]["id"]
+    await tf.until_status(rec_home_db, trade_id, "open", svc=procs["manager"])
+
+    async def close() -> int:
+        r = await tf.post_trade(rec_home_db, {"intent": "close", "idempotency_key": "c",
+                                              "trade_id": trade_id, "close_method": "manual"})
+        assert r.status_code == 201, r.text
+        return trade_id
+
+    await settle_with_a_leg_in_flight(sim, rec_home_db, procs["manager"], ticker, close)
+    got = await tf.until_status(rec_home_db, trade_id, ("closed", "expired"), within=30,
+                                svc=procs["manager"])
+    t, ex = got["trade"], exchange_money(sim, trade_id)
+    assert t["status"] == "closed", got
+    assert (Decimal(t["fees"]), Decimal(t["exit_proceeds"])) == (ex["fees"], ex["proceeds"]), \
+        (t, ex)
+    assert t["pnl_cents"] == cents(ex["proceeds"] - ex["cost"] - ex["fees"]), (t, ex)
+
+
+async def test_an_open_filled_as_its_market_settles_is_booked_and_settled(
+        rec_home_db, start_service, sim):
+    """Chaos seed 14: an open's order executed, its answer not yet in, while the market
+    closed and settled. The trade stays pending until its leg is known, books the fill, then
+    expires and is settled from it; it is not expired as pending with the fill unbooked."""
+    procs = await tf.start_trading(rec_home_db, sim, start_service)
+    ticker = sim.open_tickers("KXBTCD")[5]
+
+    async def open_() -> int:
+        r = await tf.post_trade(rec_home_db, open_body(ticker, "in-flight"))
+        assert r.status_code == 201, r.text
+        return r.json()["trade"]["id"]
+
+    trade_id = await settle_with_a_leg_in_flight(sim, rec_home_db, procs["manager"], ticker,
+                                                 open_)
+
+    async def settled() -> bool:
+        got = (await tf.get(rec_home_db, f"/trades/{trade_id}")).json()["trade"]
+        return got["pnl_cents"] is not None or got["status"] not in ("pending", "submitted",
+                                                                    "open", "expired")
+
+    await di.until(settled, 30, f"trade {trade_id} settled", procs["manager"])
+    got = (await tf.get(rec_home_db, f"/trades/{trade_id}")).json()
+    t, ex = got["trade"], exchange_money(sim, trade_id)
+    assert (t["status"], t["market_result"]) == ("expired", "no"), got
+    assert (Decimal(t["entry_cost"]), Decimal(t["fees"])) == (ex["cost"], ex["fees"]), (t, ex)
+    assert t["pnl_cents"] == cents(-ex["cost"] - ex["fees"]), (t, ex)

@@ -117,9 +117,17 @@ async def test_a_settlement_record_settles_a_trade_while_the_market_still_reads_
                        "VALUES ('KXT-1', 'KXT', 'yes', 5, 500, now())")
     await drive(m)
     assert (await di.rows(conn, "SELECT status FROM markets"))[0][0] == "active"
+    # the close still rests as far as rec knows: it may have filled as the market ended, so
+    # the trade waits for the order's end (the exchange cancels it at the close)
+    assert (await trade(conn, closing))["status"] == "closing"
+    await conn.execute("INSERT INTO account_orders (order_id, ticker, status, fill_count, "
+                       "remaining_count) VALUES ('o-rest', 'KXT-1', 'canceled', 0, 0)")
+    await drive(m)  # the close failed: back to open
+    await drive(m)  # then expired from open and settled
     for tid, pnl in ((won, 200 - 100 - 2), (closing, 300 - 150 - 3)):
         t = await trade(conn, tid)
         assert (t["status"], t["market_result"], t["pnl_cents"]) == ("expired", "yes", pnl), t
         assert "settled yes" in t["reason"]
         assert [k for k, *_ in await event_kinds(conn, tid)][-2:] == ["market closed",
                                                                       "settled"]
+    assert "close failed" in [k for k, *_ in await event_kinds(conn, closing)]

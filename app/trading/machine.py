@@ -13,7 +13,9 @@ A leg's fate comes from the exchange's record of it, never from the trade's hope
 * a close leg rejected, expired or ended unfilled: ``closing -> open`` with the reason, so the
   exit rule may try again; a partial close leaves the rest open;
 * a market closed (its status) or settled (the exchange's settlement record, whichever comes
-  first): its trades expire, and the settlement is booked on those that held contracts.
+  first): its open trades expire, and the settlement is booked on those that held contracts.
+  A trade with a leg in flight waits for the leg (it may have filled as the market ended; the
+  exchange cancels what rests at the close) and expires from open once its fills are booked.
 """
 
 from __future__ import annotations

@@ -155,13 +155,17 @@ FROM c JOIN u USING (client_order_id)
 
 
 # a market that is no longer open, or whose settlement the exchange has booked (rec-account-
-# sync's account_settlements, whichever of the two witnesses comes first): its trades expire
-# (their orders are canceled there); trades are locked in id order (no deadlock with others)
+# sync's account_settlements, whichever of the two witnesses comes first): its open trades
+# expire; trades are locked in id order (no deadlock with others). A trade with a leg in
+# flight (pending, submitted, closing) is left to its leg: the order may have filled as the
+# market ended, so the leg's fate and fills are booked first (the exchange cancels what rests
+# at the close), and the trade expires from open after that, its settlement booked from what
+# it then holds.
 TO_EXPIRE = """
 SELECT t.id, t.status, m.status, s.market_result FROM trades t
 LEFT JOIN markets m ON m.ticker = t.ticker
 LEFT JOIN account_settlements s ON s.ticker = t.ticker
-WHERE t.status IN ('pending', 'open', 'closing')
+WHERE t.status = 'open'
   AND (m.status IN ('closed', 'determined', 'settled', 'finalized') OR s.ticker IS NOT NULL)
 ORDER BY t.id FOR UPDATE OF t
 """

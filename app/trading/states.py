@@ -3,7 +3,9 @@
     pending -> submitted -> open -> closing -> closed
     pending -> rejected | canceled | expired;  submitted -> canceled (nothing filled)
     closing -> open (a close that failed or was rejected: the exit rule may try again)
-    open/closing -> expired (the market closed or settled; the settlement is booked when known)
+    open -> expired (the market closed or settled; the settlement is booked when known). A
+    trade with a leg in flight (pending, submitted, closing) never expires from the market: the
+    leg may have filled as the market ended, so its fate and fills are booked first.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ TRANSITIONS = {
     PENDING: {SUBMITTED, REJECTED, CANCELED, EXPIRED},
     SUBMITTED: {OPEN, REJECTED, CANCELED, EXPIRED},
     OPEN: {CLOSING, EXPIRED},
-    CLOSING: {OPEN, CLOSED, EXPIRED},
+    CLOSING: {OPEN, CLOSED},
     EXPIRED: set(),
     CLOSED: set(),
     REJECTED: set(),
