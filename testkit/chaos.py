@@ -8,6 +8,7 @@ benchmarks/chaos.py runs that test for any seed and length and prints its figure
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
