@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal as D
 
+import pytest
+
 from app.kalshi.models import Fill, MarketPosition, Order, Settlement
 from app.ledger import compare as lc
 from app.ledger import report
@@ -112,3 +114,56 @@ def test_a_trade_left_open_on_a_settled_market_is_named():
     assert ("trade_unfinished", 1, None) in got
     assert ("cash", None, -200) in got
     assert [k for k in got if k[0] == "position_trades"]
+
+
+def test_a_difference_in_flight_between_two_reads_is_not_reported_one_that_stays_is():
+    # a fill the exchange had and rec-account-sync's mirror had not written yet, and a balance
+    # read a moment before it: gone by the second comparison. A changed P&L stays.
+    books, ex = equal_books()
+    in_flight = replace(books, fills=books.fills[:1], balance_cents=10_003)
+    damaged = replace(books, trades=[replace(books.trades[0], pnl_cents=21)])
+    first = lc.compare(in_flight, ex)
+    assert {d.kind for d in first.differences} >= {"fill_missing", "balance"}, kinds(first)
+    assert lc.persisting(first, lc.compare(books, ex)).equal
+    both = lc.compare(replace(damaged, fills=books.fills[:1]), ex)
+    kept = lc.persisting(both, lc.compare(damaged, ex))
+    assert sorted(kinds(kept)) == [("cash", None, 7), ("trade_pnl", 1, 7)], kinds(kept)
+    # a difference first seen in the second comparison waits for the next run
+    assert lc.persisting(lc.compare(books, ex), lc.compare(damaged, ex)).equal
+
+
+async def test_confirmed_compares_again_only_when_the_first_comparison_differs():
+    from app.ledger.standing import confirmed
+    books, ex = equal_books()
+    results = [lc.compare(replace(books, balance_cents=None), ex), lc.compare(books, ex)]
+    calls: list[int] = []
+
+    async def comparison() -> lc.LedgerResult:
+        calls.append(1)
+        return results[len(calls) - 1]
+
+    assert (await confirmed(comparison, wait=0)).equal and len(calls) == 2
+    calls.clear()
+    results.reverse()  # equal first: one comparison is enough
+    assert (await confirmed(comparison, wait=0)).equal and len(calls) == 1
+
+
+async def test_the_standing_run_waits_for_the_mirror_and_stores_nothing_before_it():
+    # the CI run of README command 1 (issue 21) failed on this: rec-trade-manager's first
+    # comparison ran before rec-account-sync had stored a balance, and /api/health said
+    # "1 difference (balance)" on a fresh install
+    import logging
+
+    from app.ledger import standing
+
+    books, ex = equal_books()
+    ledger = standing.StandingLedger(None, None, 60, logging.getLogger("t"), None)
+    snapshots = [replace(books, balance_cents=None)]
+
+    async def compare():
+        return lc.compare(snapshots[-1], ex), snapshots[-1], ex
+
+    ledger.compare = compare
+    with pytest.raises(standing.MirrorNotReady):
+        await ledger.run()
+    assert ledger.runs == 0 and ledger.last is None

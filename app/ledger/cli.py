@@ -1,5 +1,7 @@
 """`rec ledger check [--json]`: rec's books against the exchange, side by side; exit 0 when
-they are equal, 1 with the differences, 2 when either record cannot be read."""
+they are equal, 1 with the differences, 2 when either record cannot be read. A comparison that
+finds differences is made again a few seconds later and only what both found is reported
+(app/ledger/standing.py ``confirmed``): a fill in flight between the two reads is not one."""
 
 from __future__ import annotations
 
@@ -17,13 +19,18 @@ async def check(settings):
     from app import exchange_client
     from app.db.pool import conninfo
     from app.ledger import compare, records
+    from app.ledger.standing import confirmed
 
     async with exchange_client.rest_client(settings) as rest:
         await rest.start()
-        record = await records.read_exchange(rest)
-    async with await psycopg.AsyncConnection.connect(conninfo(settings, "rec-ledger")) as conn:
-        books = await records.read_books(conn)
-    return compare.compare(books, record)
+        async with await psycopg.AsyncConnection.connect(
+                conninfo(settings, "rec-ledger")) as conn:
+
+            async def comparison() -> compare.LedgerResult:
+                record = await records.read_exchange(rest)  # first: see app/ledger/standing.py
+                return compare.compare(await records.read_books(conn), record)
+
+            return await confirmed(comparison)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -63,6 +63,19 @@ class LedgerResult:
         self.differences.append(Difference(kind, ids, detail, cents))
 
 
+def _key(d: Difference) -> tuple[str, str]:
+    return d.kind, repr(sorted(d.ids.items()))
+
+
+def persisting(first: LedgerResult, again: LedgerResult) -> LedgerResult:
+    """``again`` (a second comparison a few seconds after ``first``) with only the
+    differences that ``first`` had too (same kind, same ids): what was in flight between the
+    reads of one comparison (a fill the mirror had not written yet, a balance read a moment
+    before a fill) has settled by the second and is not a difference of the books."""
+    seen = {_key(d) for d in first.differences}
+    return LedgerResult(again.figures, [d for d in again.differences if _key(d) in seen])
+
+
 def fill_price(fill: Fill, side: str) -> Decimal:
     """A fill's price per contract in ``side``'s dollars."""
     if side == "yes":

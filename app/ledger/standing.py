@@ -1,14 +1,19 @@
 """Reconciliation as a standing task of rec-trade-manager: the ledger comparison (the same as
 ``rec ledger check``) at start and then every ``ledger_reconcile_interval_sec``.
 
-Each run reads the exchange's record, then rec's books (in that order: a leg written before an
-order reaches the exchange is always in the books read after it), adopts the fills no trade
-owns (app/ledger/adopt.py; the manager's sweep then books them and the comparison is made
-again), and stores the result as a ``ledger_checks`` row (time, ok, figures, differences as
-JSON; the newest ``KEEP_ROWS`` are kept). In the journal: each difference a warning when the
-set of differences changes (one line a run while it stays the same), and the first clean
-result after differences says so once. A run that cannot read a record stores a failed row
-with the error and is tried again at the next interval.
+Each run reads the exchange's record, then rec's books (in that order: a leg written before
+an order reaches the exchange is always in the books read after it), adopts the fills no
+trade owns (app/ledger/adopt.py; the manager's sweep then books them and the comparison is
+made again), confirms what differs by a second comparison ``CONFIRM_SEC`` later (only what
+both found is a difference: a fill or balance in flight between the two reads of one
+comparison has settled by then), and stores the result as a ``ledger_checks`` row (time, ok,
+figures, differences as JSON; the newest ``KEEP_ROWS`` are kept). In the journal: each
+difference a warning when the set of differences changes (one line a run while it stays the
+same), and the first clean result after differences says so once. A run that cannot read a
+record stores a failed row with the error and is tried again at the next interval. Before
+rec-account-sync's first sync has stored the account (no balance row: a fresh install, or
+the manager up first) there is nothing to compare yet: the run waits for it, says so once
+and stores nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from app.ledger import adopt, compare, records, report
 from app.ledger.compare import LedgerResult
 
+CONFIRM_SEC = 3.0  # the second comparison after one that found differences
+MIRROR_WAIT_SEC = 2.0  # how often to look for rec-account-sync's first sync
 KEEP_ROWS = 10_080  # a week of runs at the default 60 s
 STORE_SQL = """
 WITH i AS (
@@ -33,15 +40,33 @@ LAST_SQL = ("SELECT checked_at, extract(epoch FROM now() - checked_at)::float8, 
             "FROM ledger_checks ORDER BY id DESC LIMIT 1")
 
 
+class MirrorNotReady(Exception):
+    """rec-account-sync has not stored the account yet: nothing to compare."""
+
+
+async def confirmed(comparison: Callable[[], Awaitable[LedgerResult]],
+                    first: LedgerResult | None = None,
+                    wait: float = CONFIRM_SEC) -> LedgerResult:
+    """``comparison()``'s result; when it differs, a second one ``wait`` seconds later keeps
+    only the differences both found (compare.persisting)."""
+    result = first if first is not None else await comparison()
+    if result.equal:
+        return result
+    await asyncio.sleep(wait)
+    return compare.persisting(result, await comparison())
+
+
 class StandingLedger:
     """``loop()`` runs the comparison now and every ``interval`` seconds. ``rest``: the
     exchange client (started by the loop, retried if it cannot be), ``pool``: the database,
     ``sweep``: the manager's reconcile, run after adopting so the new trades are booked."""
 
     def __init__(self, pool, rest, interval: float, log: logging.Logger,
-                 sweep: Callable[[], Awaitable[None]]) -> None:
+                 sweep: Callable[[], Awaitable[None]], confirm: float = CONFIRM_SEC) -> None:
         self.pool, self.rest, self.interval, self.log, self.sweep = (
             pool, rest, interval, log, sweep)
+        self.confirm = confirm
+        self.waited = False  # said once that the mirror is not there yet
         self.started = False
         self.last: LedgerResult | None = None
         self.runs = 0
@@ -51,6 +76,13 @@ class StandingLedger:
         while True:
             try:
                 await self.run()
+            except MirrorNotReady:
+                if not self.waited:
+                    self.log.info("ledger: waiting for rec-account-sync's first sync of the "
+                                  "account (no balance stored yet) before comparing")
+                    self.waited = True
+                await asyncio.sleep(min(self.interval, MIRROR_WAIT_SEC))
+                continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the exchange or the database: stored, tried again
@@ -68,13 +100,19 @@ class StandingLedger:
             books = await records.read_books(conn)
         return compare.compare(books, record), books, record
 
+    async def _result(self) -> LedgerResult:
+        return (await self.compare())[0]
+
     async def run(self) -> LedgerResult:
         result, books, record = await self.compare()
+        if books.balance_cents is None:
+            raise MirrorNotReady
         adopted = await adopt.adopt(self.pool, books, record, self.log)
         if adopted:
             self._journal(result)  # what this run found, before the adoption resolved it
             await self.sweep()  # the adopted trades booked from their fills
-            result = (await self.compare())[0]
+            result = await self._result()
+        result = await confirmed(self._result, result, self.confirm)
         self.runs += 1
         self.last = result
         self._journal(result)
