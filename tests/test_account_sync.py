@@ -116,6 +116,45 @@ async def test_ledger_in_db_equals_the_exchange_after_ws_drops_and_kill_9(
     assert again.terminate() == 0
 
 
+async def test_fills_behind_the_history_cutoff_reach_the_mirror(rec_home_db, start_service,
+                                                                 sim):
+    """Kalshi serves fills older than its history cutoff (about two weeks) only under
+    /historical/fills: a fresh install on an account with a history, and a sync that was away
+    longer than the cutoff, still mirror every fill (before: the mirror missed them all)."""
+    di.prepare(rec_home_db, sim, REC_ACCOUNT_SYNC_RECONCILE_INTERVAL_SEC="3600")
+    c, other = sim.client(), sim.client(fx.signer("other-key"))
+    ticker = sim.open_tickers("KXBTCD")[3]
+
+    async def cross(count: int) -> None:  # the test's account buys YES from another account
+        await fx.place(other, ticker, side="no", action="buy", count=count, price=1)
+        got = await fx.place(c, ticker, side="yes", action="buy", count=count, price=99)
+        assert got["fill_count_fp"] == f"{count}.00", got
+
+    await cross(2)
+    sim.sim.config.fill_history_ms = 0  # every fill made before now is historical
+    sim.sim.world.advance(1)
+    assert (await c.get("/portfolio/fills")).json()["fills"] == []
+    svc = start_service(rec_home_db, di.ACCOUNT)
+    await di.wait_notify(svc, "READY", "1")
+    conn = await di.connect(rec_home_db)
+
+    async def exact() -> bool:
+        return await db_ledger(conn) == ledger(sim)
+
+    await di.until(exact, 10, "the historical fills in the mirror", svc)
+    first = len((await db_ledger(conn))["fills"])
+    assert first > 0
+    assert svc.terminate() == 0
+    await cross(3)  # while the sync was away
+    sim.sim.world.advance(1)
+    again = start_service(rec_home_db, di.ACCOUNT)
+    await di.wait_notify(again, "READY", "1")
+    await di.until(exact, 10, "the fills made while away, historical by now", again)
+    assert len((await db_ledger(conn))["fills"]) > first
+    await conn.close()
+    assert again.terminate() == 0
+
+
 async def test_hung_positions_endpoint_exits_within_the_deadline_naming_the_step(
         rec_home_db, start_service, sim):
     di.prepare(rec_home_db, sim, REC_ACCOUNT_SYNC_INITIAL_DEADLINE_SEC="2")

@@ -59,12 +59,13 @@ async def test_ledger_check_equal_after_trades_and_names_each_damage(
     assert figures["orders"] == {"books": 3, "exchange": 3}
     assert figures["positions"] == {"books": 1, "exchange": 1}
     assert figures["fees ($)"]["books"] == figures["fees ($)"]["exchange"]
-    # the ended orders moved behind /historical/orders (Kalshi: after about two weeks): the
-    # check still finds every one of them
-    sim.sim.config.order_history_ms = 0
+    # the ended orders and the fills moved behind /historical/orders and /historical/fills
+    # (Kalshi: after about two weeks): the check still finds every one of them
+    sim.sim.config.order_history_ms = sim.sim.config.fill_history_ms = 0
     sim.sim.world.advance(1)
     code, got, _ = await ledger_check(home)
     assert code == 0 and got["figures"]["orders"] == {"books": 3, "exchange": 3}, got
+    assert got["figures"]["fills"] == figures["fills"], got
 
     conn = await di.connect(home)
     # a trade's P&L changed: the check names the trade and the cents

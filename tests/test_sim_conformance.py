@@ -149,7 +149,7 @@ UNSERVED = {
     "UpdateFCMEventContractDailyCap", "DeleteFCMEventContractDailyCap",
     "GetFCMSubtraderBlockedCategories", "UpdateFCMSubtraderBlockedCategories",
     "GetTargetBalanceAllocation", "SetTargetBalanceAllocation", "GetFCMPositions",
-    "GetMarketCandlesticksHistorical", "GetFillsHistorical", "GetHistoricalPositions",
+    "GetMarketCandlesticksHistorical", "GetHistoricalPositions",
     "GetTradesHistorical",
     "GetHistoricalMarkets", "GetHistoricalMarket",
 }
@@ -284,7 +284,7 @@ async def test_rest_responses_validate_against_openapi(sim):
                  "/account/endpoint_costs", "/series", "/series/KXBTCD",
                  "/events?with_nested_markets=true&limit=2", "/markets?limit=3",
                  f"/markets/{t}", f"/markets/{t}/orderbook?depth=3", "/markets/trades?limit=5",
-                 "/historical/cutoff", "/historical/orders"):
+                 "/historical/cutoff", "/historical/orders", "/historical/fills"):
         assert (await a.get(path)).status_code == 200, path
     ev = (await a.get("/events")).json()["events"][0]["event_ticker"]
     now_s = sim.sim.world.now_ms // 1000

@@ -15,13 +15,15 @@ from tests import test_sim_fixtures as fx
 from tests.test_sim_fixtures import ORDERS, order_body, signer
 
 HISTORY_MS = 60_000
+FILL_HISTORY_MS = 120_000
 
 
 @pytest.fixture
 async def quiet_sim(tmp_path):
     """No simulated liquidity, and orders archived one simulated minute after they end."""
     quiet = WorldParams(mm_levels=0, flow_rate_per_s=0.0)
-    handle, server = await fx.start_sim(tmp_path, world=quiet, order_history_ms=HISTORY_MS)
+    handle, server = await fx.start_sim(tmp_path, world=quiet, order_history_ms=HISTORY_MS,
+                                          fill_history_ms=FILL_HISTORY_MS)
     yield handle
     await fx.stop_sim(handle, server)
 
@@ -128,7 +130,24 @@ async def test_orders_older_than_the_cutoff_move_to_historical(quiet_sim):
     assert (await anon.get("/historical/orders")).status_code == 401
     cut = (await anon.get("/historical/cutoff")).json()
     assert cut["orders_updated_ts"] == iso(sim.sim.exchange.clock() - HISTORY_MS)
-    assert cut["trades_created_ts"] == cut["market_settled_ts"] == iso(0)
+    assert cut["trades_created_ts"] == iso(sim.sim.exchange.clock() - FILL_HISTORY_MS)
+    assert cut["market_settled_ts"] == iso(0)
+
+
+async def test_fills_older_than_the_cutoff_move_to_historical(quiet_sim):
+    sim = quiet_sim
+    a = sim.client()
+    t, other = sim.open_tickers()[:2]
+    await _trade(sim, t, count=2)
+    await sim.control("advance", seconds=FILL_HISTORY_MS // 1000 + 5)
+    await _trade(sim, other)
+    live = (await a.get("/portfolio/fills")).json()["fills"]
+    assert [f["ticker"] for f in live] == [other], live
+    r = await a.get("/historical/fills")
+    assert r.status_code == 200, r.text
+    assert [(f["ticker"], f["count_fp"]) for f in r.json()["fills"]] == [(t, "2.00")]
+    assert (await a.get("/historical/fills", params={"ticker": other})).json()["fills"] == []
+    assert (await sim.client(auth=False).get("/historical/fills")).status_code == 401
 
 
 async def test_every_ws_message_carries_the_send_time(quiet_sim):

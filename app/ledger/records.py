@@ -76,16 +76,22 @@ class Books:
                 {leg.exchange_order_id: leg for leg in self.legs if leg.exchange_order_id})
 
 
+def fill_key(f) -> tuple:
+    return (f.fill_id or f.trade_id, f.order_id)
+
+
 async def read_exchange(rest) -> ExchangeRecord:
     """Every order, fill, position, settlement of the account and its balance. Orders that
-    ended before the exchange's history cutoff (about two weeks) are served only by
-    ``/historical/orders``: both are read, and an order that moved between the two reads is
-    counted once (the live copy wins)."""
+    ended and fills made before the exchange's history cutoff (about two weeks) are served
+    only by ``/historical/orders`` and ``/historical/fills``: both sections are read, and a
+    record that moved between the two reads is counted once (the live copy wins)."""
     orders = [o async for o in rest.iter_orders(limit=1000)]
     live = {o.order_id for o in orders}
     orders += [o async for o in rest.iter_historical_orders(limit=1000)
                if o.order_id not in live]
     fills = [f async for f in rest.iter_fills(limit=1000)]
+    seen = {fill_key(f) for f in fills}
+    fills += [f async for f in rest.iter_historical_fills(limit=1000) if fill_key(f) not in seen]
     positions = [p async for p in rest.iter_market_positions(limit=1000)]
     settlements = [s async for s in rest.iter_settlements(limit=1000)]
     balance = await rest.get_balance()

@@ -293,6 +293,7 @@ class AccountSyncService(Service):
             "fills", prefix,
             lambda c: rest.get_fills(min_ts=min_ts, limit=limit, cursor=c),
             lambda items: self._fills([fill_row(f, "rest") for f in items]))
+        fills += await self._historical_fills(min_ts, prefix)
         counts["fills read"] = len(fills)
         counts["fills new"] = self.stats["fills_new"] - before
 
@@ -326,6 +327,23 @@ class AccountSyncService(Service):
             cursor = page.cursor
 
     # ------------------------------------------------------------------ writes
+
+    async def _historical_fills(self, min_ts: int | None, prefix: str) -> list:
+        """The fills before the exchange's history cutoff (about two weeks: they are only in
+        /historical/fills) when the mirror reaches back past it: a fresh install on an
+        account with a history, or a sync that was away longer than that."""
+        assert self.rest is not None
+        rest = self.rest
+        if min_ts is not None:
+            self._at("historical cutoff", prefix)
+            cutoff = (await rest.get_historical_cutoff()).trades_created_ts
+            if min_ts >= cutoff.timestamp():
+                return []
+        return await self._pages(
+            "historical fills", prefix,
+            lambda c: rest.get_historical_fills(
+                min_ts=min_ts, limit=self.settings.account_sync_page_limit, cursor=c),
+            lambda items: self._fills([fill_row(f, "rest") for f in items]))
 
     async def _many(self, sql: str, rows: list[tuple]) -> None:
         if not rows:

@@ -27,6 +27,8 @@ class SimConfig:
     # orders canceled or executed longer ago than this move to /historical/orders (Kalshi:
     # about two weeks)
     order_history_ms: int = 14 * 86_400_000
+    # fills made longer ago than this move to /historical/fills (Kalshi: the same two weeks)
+    fill_history_ms: int = 14 * 86_400_000
     # noise taker trades per market per minute (None: WorldParams' own rate); the setting
     # sim_activity defaults to a busy real BTC hour
     activity_per_min: float | None = None

@@ -4,7 +4,8 @@ settlements, and the historical orders with their cutoff.
 Since Kalshi v3.32: positions take `settlement_status` (unsettled by default; settled and
 all page by event ticker, and a cursor belongs to its status); fills take up to 100
 comma-separated tickers; orders canceled or executed before the cutoff (`order_history_ms`
-before now) are served by /historical/orders instead of /portfolio/orders.
+before now) are served by /historical/orders instead of /portfolio/orders, and fills made
+before theirs (`fill_history_ms`) by /historical/fills instead of /portfolio/fills.
 """
 
 from __future__ import annotations
@@ -161,12 +162,17 @@ async def historical_orders(ctx: Ctx) -> tuple[int, object]:
     return _order_page(ctx, True, ("canceled", "executed"))
 
 
+def fill_cutoff_ms(ctx: Ctx) -> int:
+    return ctx.sim.exchange.clock() - ctx.sim.config.fill_history_ms
+
+
 async def historical_cutoff(ctx: Ctx) -> tuple[int, object]:
-    """Only orders move to the historical section here; markets, fills and positions
-    never do, so their cutoffs are the epoch (nothing of them is historical)."""
+    """Orders and fills move to the historical section here; markets and positions never
+    do, so their cutoffs are the epoch (nothing of them is historical)."""
     never = iso(0)
     return 200, {"orders_updated_ts": iso(history_cutoff_ms(ctx)), "market_settled_ts": never,
-                 "trades_created_ts": never, "market_positions_last_updated_ts": never}
+                 "trades_created_ts": iso(fill_cutoff_ms(ctx)),
+                 "market_positions_last_updated_ts": never}
 
 
 # --- fills and settlements -------------------------------------------------------------------
@@ -184,13 +190,23 @@ def _account_history(ctx: Ctx, records_of: Callable[[Any], list], ts_of: Callabl
 
 
 async def list_fills(ctx: Ctx) -> tuple[int, object]:
-    """`ticker` takes up to 100 comma-separated tickers (Kalshi since v3.32)."""
+    """`ticker` takes up to 100 comma-separated tickers (Kalshi since v3.32); fills made
+    before the cutoff are only in /historical/fills."""
     tickers = _tickers(ctx.q("ticker"))
-    order_id = ctx.q("order_id")
+    order_id, cutoff = ctx.q("order_id"), fill_cutoff_ms(ctx)
     return _account_history(
         ctx, lambda a: a.fills, lambda f: f.ts_ms,
-        lambda f: (tickers is None or f.ticker in tickers)
+        lambda f: f.ts_ms >= cutoff and (tickers is None or f.ticker in tickers)
         and (order_id is None or f.order_id == order_id),
+        "fills", views.fill_dict)
+
+
+async def historical_fills(ctx: Ctx) -> tuple[int, object]:
+    """Fills made before the cutoff (one `ticker`, as the spec's TickerQuery)."""
+    ticker, cutoff = ctx.q("ticker"), fill_cutoff_ms(ctx)
+    return _account_history(
+        ctx, lambda a: a.fills, lambda f: f.ts_ms,
+        lambda f: f.ts_ms < cutoff and (ticker is None or f.ticker == ticker),
         "fills", views.fill_dict)
 
 

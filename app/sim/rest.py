@@ -272,6 +272,7 @@ ROUTES: list[tuple[str, str, Handler, bool, str, int | None]] = [
      "write", DEFAULT_COST),
     ("GET", "/historical/cutoff", portfolio.historical_cutoff, False, "read", DEFAULT_COST),
     ("GET", "/historical/orders", portfolio.historical_orders, True, "read", DEFAULT_COST),
+    ("GET", "/historical/fills", portfolio.historical_fills, True, "read", DEFAULT_COST),
     ("GET", "/portfolio/order_groups", og.list_groups, True, "read", DEFAULT_COST),
     ("POST", "/portfolio/order_groups/create", og.create_group, True, "write", DEFAULT_COST),
     ("GET", "/portfolio/order_groups/{order_group_id}", og.get_group, True, "read",

@@ -234,7 +234,8 @@ class Orders(MarketData):
 
     async def get_historical_cutoff(self) -> HistoricalCutoff:
         """Where live data ends: orders canceled or executed before ``orders_updated_ts`` are
-        only served by :meth:`get_historical_orders`."""
+        only served by :meth:`get_historical_orders`, fills made before ``trades_created_ts``
+        only by :meth:`get_historical_fills` (app/kalshi/http/portfolio.py)."""
         return HistoricalCutoff.model_validate(await self._get("/historical/cutoff"))
 
     async def get_historical_orders(self, **filters: Any) -> Page[Order]:

@@ -109,6 +109,14 @@ class Portfolio(RestBase):
                     lambda c, b=batch: self.get_fills(ticker=b, cursor=c, **filters)):
                 yield fill
 
+    async def get_historical_fills(self, **filters: Any) -> Page[Fill]:
+        """One page of archived fills (made before the cutoff: about two weeks); filters as
+        the spec's: ticker (one), min_ts, max_ts, limit, cursor, subaccount."""
+        return self._page(await self._get("/historical/fills", **filters), "fills", Fill)
+
+    def iter_historical_fills(self, **filters: Any) -> AsyncIterator[Fill]:
+        return self.paginate(lambda c: self.get_historical_fills(cursor=c, **filters))
+
     async def get_settlements(
         self,
         *,
