@@ -7,6 +7,11 @@ runs this from its standing reconciliation (app/ledger/standing.py).
 
 One trade per exchange order: it holds what the order bought, on the outcome side it built
 (``Order.outcome_side``), at the order's limit in that side's dollars.
+
+A position no trade owns is adopted through the fills that built it: every contract the
+exchange holds came from a fill (live or behind the history cutoff, both read), so once the
+unowned fills are adopted a position that still differs from the open trades is an error of
+the books, reported as ``position_trades`` and never papered over with an invented trade.
 """
 
 from __future__ import annotations
