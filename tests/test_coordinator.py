@@ -220,3 +220,5 @@ async def test_a_series_without_history_yet_is_reported_as_warming_up(rec_home_d
     assert {s: v[:2] for s, v in st.items()} == {
         "KXBTCD": (False, "warming up: no BRTI price stored yet"),
         "KXETHD": (False, "warming up: no ETHUSD_RTI price stored yet")}
+    states = await query(rec_home_db.db.dsn, "SELECT DISTINCT state FROM series_status")
+    assert states == [("warming",)], states  # a state of its own, not only the message

@@ -139,8 +139,9 @@ async def test_health_checks_name_a_stale_index_and_a_failing_series(rec_home_db
                 "VALUES ('BRTI', 'live', now(), ''), ('ETHUSD_RTI', 'stale', now() - "
                 "interval '30 s', 'no value for 30s')")
             await conn.execute(
-                "INSERT INTO series_status (series_ticker, ok, error) VALUES ('KXBTCD', true, "
-                "NULL), ('KXETHD', false, 'ETHUSD_RTI is stale: newest row 30s old')")
+                "INSERT INTO series_status (series_ticker, state, ok, error) VALUES ('KXBTCD', "
+                "'priced', true, NULL), ('KXETHD', 'failed', false, "
+                "'ETHUSD_RTI is stale: newest row 30s old')")
         with pytest.raises(PricingUnhealthy, match=r"^ETHUSD_RTI: stale \(no value for 30s\), "
                                                    r"last value 30s ago$"):
             await index_check(pool, series, 5)()
@@ -161,14 +162,22 @@ async def test_health_checks_name_a_stale_index_and_a_failing_series(rec_home_db
         # a series the coordinator reports as warming up (history still coming) is waiting too
         async with pool.connection() as conn:
             await conn.execute(
-                "INSERT INTO series_status (series_ticker, ok, error) VALUES ('KXSOLD', false, "
-                "'warming up: SOL_RTI: 30 returns stored, the lognormal needs 60, and no model "
-                "is built')")
+                "INSERT INTO series_status (series_ticker, state, ok, error) VALUES ('KXSOLD', "
+                "'warming', false, 'warming up: SOL_RTI: 30 returns stored, the lognormal "
+                "needs 60, and no model is built')")
         assert await strike_table_check(pool, solana, waiting=lambda: True)() == (
             "waiting for the first strike tables: KXSOLD: warming up: SOL_RTI: 30 returns "
             "stored, the lognormal needs 60, and no model is built")
         with pytest.raises(PricingUnhealthy, match=r"^KXSOLD: warming up: SOL_RTI: 30 returns"):
             await strike_table_check(pool, solana, waiting=lambda: False)()
+        # the state is the column, never parsed from the message: a failed series whose
+        # message happens to read "warming up" fails even while waiting
+        async with pool.connection() as conn:
+            await conn.execute("UPDATE series_status SET state = 'failed', "
+                               "error = 'warming up: a message, not a state' "
+                               "WHERE series_ticker = 'KXSOLD'")
+        with pytest.raises(PricingUnhealthy, match=r"^KXSOLD: warming up: a message"):
+            await strike_table_check(pool, solana, waiting=lambda: True)()
         # what is already stale fails even while waiting for the rest
         with pytest.raises(PricingUnhealthy, match=r"^ETHUSD_RTI: stale"):
             await index_check(pool, series + "," + solana, 5, waiting=lambda: True)()

@@ -17,7 +17,7 @@ from typing import Any
 
 from psycopg import errors
 
-from app.pricing.series import SeriesState, parse_series, state_of
+from app.pricing.series import SeriesState, parse_series
 
 Check = Callable[[], Awaitable[str | None]]
 
@@ -99,14 +99,14 @@ def strike_table_check(pool: Any, coordinator_series: str, max_age_sec: float = 
     def judge(name: str, row: tuple | None) -> Verdict:
         if row is None:
             return False, f"{name}: not priced yet"
-        ok, error, age = row
-        if not ok:
-            return state_of(ok, error) is not SeriesState.WARMING, f"{name}: {error}"
+        state, error, age = row
+        if state != SeriesState.PRICED:
+            return state != SeriesState.WARMING, f"{name}: {error}"
         if age > max_age_sec:
             return True, f"{name}: last cycle {age:.0f}s ago"
         return None
 
     return _table_check(
-        pool, "series_status", "SELECT series_ticker, ok, error, extract(epoch FROM now() - "
+        pool, "series_status", "SELECT series_ticker, state, error, extract(epoch FROM now() - "
         "updated_at)::float8 FROM series_status WHERE series_ticker = ANY(%s)",
         series, "strike tables", judge, waiting)

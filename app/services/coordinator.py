@@ -351,7 +351,7 @@ class CoordinatorService(Service):
 
     async def fail(self, series: str, index: str, state: SeriesState, reason: str,
                    t0: float) -> None:
-        _, error = status_columns(state, reason)
+        _, _, error = status_columns(state, reason)
         assert error is not None
         if _kind(self.failing.get(series)) != _kind(error):  # not again for a changed age
             self.log.warning("%s: not priced: %s", series, error)
@@ -369,14 +369,16 @@ class CoordinatorService(Service):
     @staticmethod
     async def _status(conn: Any, series: str, state: SeriesState, reason: str | None,
                       index: str, event: str | None, n: int, t0: float) -> None:
-        ok, error = status_columns(state, reason)
+        state_column, ok, error = status_columns(state, reason)
         await conn.execute(
-            "INSERT INTO series_status (series_ticker, ok, error, index_name, event_ticker, "
-            "rows, cycle_ms, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now()) "
-            "ON CONFLICT (series_ticker) DO UPDATE SET ok = EXCLUDED.ok, error = EXCLUDED.error, "
-            "index_name = EXCLUDED.index_name, event_ticker = EXCLUDED.event_ticker, "
-            "rows = EXCLUDED.rows, cycle_ms = EXCLUDED.cycle_ms, updated_at = now()",
-            (series, ok, error, index, event, n,
+            "INSERT INTO series_status (series_ticker, state, ok, error, index_name, "
+            "event_ticker, rows, cycle_ms, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now()) "
+            "ON CONFLICT (series_ticker) DO UPDATE SET state = EXCLUDED.state, ok = EXCLUDED.ok, "
+            "error = EXCLUDED.error, index_name = EXCLUDED.index_name, "
+            "event_ticker = EXCLUDED.event_ticker, rows = EXCLUDED.rows, "
+            "cycle_ms = EXCLUDED.cycle_ms, updated_at = now()",
+            (series, state_column, ok, error, index, event, n,
              d((time.perf_counter() - t0) * 1000, 3)))
 
 
