@@ -28,7 +28,7 @@ ORDER_COST = 10  # tokens per created order (single or batched item)
 
 # --- request parsing ------------------------------------------------------------------
 
-def _str(body: dict, name: str, required: bool = False, max_len: int = 256) -> str | None:
+def text_field(body: dict, name: str, required: bool = False, max_len: int = 256) -> str | None:
     v = body.get(name)
     if v is None:
         if required:
@@ -39,7 +39,7 @@ def _str(body: dict, name: str, required: bool = False, max_len: int = 256) -> s
     return v
 
 
-def _bool(body: dict, name: str) -> bool:
+def flag_field(body: dict, name: str) -> bool:
     v = body.get(name, False)
     if v is None:
         return False
@@ -48,7 +48,7 @@ def _bool(body: dict, name: str) -> bool:
     return v
 
 
-def _int(body: dict, name: str) -> int | None:
+def int_field(body: dict, name: str) -> int | None:
     v = body.get(name)
     if v is None:
         return None
@@ -57,7 +57,7 @@ def _int(body: dict, name: str) -> int | None:
     return v
 
 
-def _enum(body: dict, name: str, allowed: tuple[str, ...] | dict) -> str:
+def choice_field(body: dict, name: str, allowed: tuple[str, ...] | dict) -> str:
     v = body.get(name)
     if v is None:
         raise WireError("missing_parameters", f"missing required field: {name}")
@@ -80,22 +80,22 @@ def check_exchange_index(value: object) -> None:
     raise WireError("invalid_parameters", "exchange_index must be 0 (or -1 to auto-route)")
 
 
-def _price(body: dict, name: str = "price") -> int:
+def price_field(body: dict, name: str = "price") -> int:
     d = parse_dollars(body.get(name), name)
     if d is None:
         raise WireError("missing_parameters", f"missing required field: {name}")
     return price_units(d, name)
 
 
-def _count(body: dict, name: str = "count") -> int:
+def count_field(body: dict, name: str = "count") -> int:
     n = parse_fp_count(body.get(name), name)
     if n is None:
         raise WireError("missing_parameters", f"missing required field: {name}")
     return n
 
 
-def _expiration(body: dict, now_ms: int, name: str = "expiration_time") -> int | None:
-    exp = _int(body, name)
+def expiration_field(body: dict, now_ms: int, name: str = "expiration_time") -> int | None:
+    exp = int_field(body, name)
     if exp is None:
         return None
     if exp <= 0 or exp * 1000 <= now_ms:
@@ -107,29 +107,29 @@ def _expiration(body: dict, now_ms: int, name: str = "expiration_time") -> int |
 
 
 def _flags(body: dict, tif: str) -> tuple[bool, bool, bool]:
-    post_only, reduce_only = _bool(body, "post_only"), _bool(body, "reduce_only")
+    post_only, reduce_only = flag_field(body, "post_only"), flag_field(body, "reduce_only")
     if post_only and tif != "good_till_canceled":
         raise WireError("invalid_parameters", "post_only requires good_till_canceled")
     if reduce_only and tif != "immediate_or_cancel":
         raise WireError("invalid_parameters", "reduce_only requires immediate_or_cancel")
-    return post_only, reduce_only, _bool(body, "cancel_order_on_pause")
+    return post_only, reduce_only, flag_field(body, "cancel_order_on_pause")
 
 
 def parse_create(body: dict, now_ms: int) -> OrderRequest:
     """A CreateOrderV2Request as the exchange's OrderRequest."""
-    ticker = _str(body, "ticker", required=True)
-    side = _enum(body, "side", BOOK_SIDES)
-    count, price = _count(body), _price(body)
-    tif = _enum(body, "time_in_force", TIFS)
-    stp = _enum(body, "self_trade_prevention_type", STPS)
-    coid = _str(body, "client_order_id", max_len=MAX_CLIENT_ORDER_ID) or ""
-    expiration_ms = _expiration(body, now_ms)
+    ticker = text_field(body, "ticker", required=True)
+    side = choice_field(body, "side", BOOK_SIDES)
+    count, price = count_field(body), price_field(body)
+    tif = choice_field(body, "time_in_force", TIFS)
+    stp = choice_field(body, "self_trade_prevention_type", STPS)
+    coid = text_field(body, "client_order_id", max_len=MAX_CLIENT_ORDER_ID) or ""
+    expiration_ms = expiration_field(body, now_ms)
     if expiration_ms is not None and tif != "good_till_canceled":
         raise WireError("invalid_parameters", "expiration_time requires good_till_canceled")
     post_only, reduce_only, on_pause = _flags(body, tif)
-    group = _str(body, "order_group_id")
-    check_subaccount(_int(body, "subaccount"))
-    check_exchange_index(_int(body, "exchange_index"))
+    group = text_field(body, "order_group_id")
+    check_subaccount(int_field(body, "subaccount"))
+    check_exchange_index(int_field(body, "exchange_index"))
     assert ticker is not None
     return OrderRequest(ticker, YES, "buy" if side == "bid" else "sell", count, price, coid,
                         tif, post_only, reduce_only, stp, expiration_ms, on_pause, group)
@@ -195,7 +195,7 @@ async def batch_create(ctx: Ctx) -> tuple[int, object]:
     for item in items:  # the request's shape is checked whole, as the spec types it
         if not isinstance(item, dict):
             raise WireError("invalid_parameters", "each order must be an object")
-        _str(item, "client_order_id", max_len=MAX_CLIENT_ORDER_ID)
+        text_field(item, "client_order_id", max_len=MAX_CLIENT_ORDER_ID)
     _batch_size(ctx, len(items), ORDER_COST)
     ctx.charge("write", ORDER_COST * len(items))
     ex, acct = ctx.sim.exchange, ctx.account
@@ -254,9 +254,9 @@ async def batch_cancel(ctx: Ctx) -> tuple[int, object]:
     for o in items:
         if not isinstance(o, dict) or not isinstance(o.get("order_id"), str):
             raise WireError("invalid_parameters", "each order needs an order_id string")
-        check_subaccount(_int(o, "subaccount"))
-        check_exchange_index(_int(o, "exchange_index"))
-        _str(o, "market_ticker")
+        check_subaccount(int_field(o, "subaccount"))
+        check_exchange_index(int_field(o, "exchange_index"))
+        text_field(o, "market_ticker")
     _batch_size(ctx, len(items), CANCEL_COST)
     ctx.charge("write", CANCEL_COST * len(items))
     ex, acct = ctx.sim.exchange, ctx.account
@@ -287,18 +287,18 @@ async def amend_order(ctx: Ctx) -> tuple[int, object]:
     _routing(ctx)
     body = await ctx.body()
     ex, acct = ctx.sim.exchange, ctx.account
-    ticker = _str(body, "ticker", required=True)
-    side = _enum(body, "side", BOOK_SIDES)
-    price, count = _price(body), _count(body)
-    _str(body, "client_order_id", max_len=MAX_CLIENT_ORDER_ID)
-    new_id = _str(body, "updated_client_order_id", max_len=MAX_CLIENT_ORDER_ID)
-    check_exchange_index(_int(body, "exchange_index"))
-    exp = _int(body, "expiration_time")
+    ticker = text_field(body, "ticker", required=True)
+    side = choice_field(body, "side", BOOK_SIDES)
+    price, count = price_field(body), count_field(body)
+    text_field(body, "client_order_id", max_len=MAX_CLIENT_ORDER_ID)
+    new_id = text_field(body, "updated_client_order_id", max_len=MAX_CLIENT_ORDER_ID)
+    check_exchange_index(int_field(body, "exchange_index"))
+    exp = int_field(body, "expiration_time")
     expiration_ms: Any = KEEP
     if exp == 0:
         expiration_ms = None
     elif exp is not None:
-        expiration_ms = _expiration(body, ex.clock())
+        expiration_ms = expiration_field(body, ex.clock())
     order = ex.owned(acct, ctx.request.path_params["order_id"])
     before = Snapshot.of(order)
     assert ticker is not None
@@ -317,8 +317,8 @@ async def decrease_order(ctx: Ctx) -> tuple[int, object]:
     to = parse_fp_count(body.get("reduce_to"), "reduce_to", minimum=0)
     if (by is None) == (to is None):
         raise WireError("invalid_parameters", "exactly one of reduce_by or reduce_to is required")
-    check_exchange_index(_int(body, "exchange_index"))
-    _str(body, "market_ticker")
+    check_exchange_index(int_field(body, "exchange_index"))
+    text_field(body, "market_ticker")
     ex = ctx.sim.exchange
     order = ex.decrease(ctx.account, ctx.request.path_params["order_id"], by, to)
     return 200, {"order_id": order.order_id, "client_order_id": order.client_order_id,
