@@ -150,7 +150,9 @@ def test_account_api_matches_the_database(stack):
     assert set(pos) == {T_MID, T_HIGH}
     assert pos[T_MID]["side"] == "yes" and pos[T_MID]["count"] == 10
     assert pos[T_HIGH]["side"] == "no" and pos[T_HIGH]["count"] == 5
-    assert body["realised_pnl"] == 1.25
+    # one P&L definition (the trades' too): Kalshi's realized_pnl minus the fees paid
+    assert body["realised_pnl"] == pytest.approx(1.25 - 0.12)
+    assert body["fees_paid"] == pytest.approx(0.12)
     # YES valued at the best yes bid, NO at 1 - the yes ask; the book (newer than the
     # latest tick here) has yes 0.50 on top and no 0.48, so the yes ask is 0.52
     assert pos[T_MID]["yes_bid"] == 0.5 and pos[T_MID]["value"] == pytest.approx(5.0)
@@ -307,6 +309,70 @@ def test_readyz_passes_with_a_note_while_the_exchange_pauses_trading(rec_home_db
         r.json()["checks"]["feed"]["note"]
 
 
+def closed_trade_with_fills(dsn: str) -> int:
+    """A YES trade on T_LOW bought at 50¢ and sold at 45¢ (fees 5¢ each way), as the
+    manager, the executor and rec-account-sync store it: trade, orders, fills, position."""
+    (trade,), = sql(dsn, """
+        INSERT INTO trades (ticker, side, status, quantity, entry_price, exit_price, entry_cost,
+                            exit_proceeds, fees, fees_cents, pnl_cents, strategy, closed_at)
+        VALUES (%s, 'yes', 'closed', 2, 0.50, 0.45, 1.00, 0.90, 0.10, 10, -20, 'manual', now())
+        RETURNING id""", (T_LOW,))
+    for leg, action, price, book, yes in (("open", "buy", 0.50, "bid", 0.50),
+                                          ("close1", "sell", 0.45, "ask", 0.45)):
+        sql(dsn, "INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, "
+                 "action, count, price, time_in_force, strategy, exchange_order_id) VALUES "
+                 "(%s, %s, %s, %s, 'yes', %s, 2, %s, 'fill_or_kill', 'manual', %s)",
+            (f"t{trade}-{leg}", trade, leg, T_LOW, action, price, f"x{trade}-{leg}"))
+        sql(dsn, "INSERT INTO account_fills (trade_id, order_id, ticker, outcome_side, "
+                 "book_side, count, yes_price, no_price, fee, is_taker, created_time, source) "
+                 "VALUES (%s, %s, %s, %s, %s, 2, %s, %s, 0.05, true, now(), 'ws')",
+            (f"fill-{trade}-{leg}", f"x{trade}-{leg}", T_LOW, "yes" if book == "bid" else "no",
+             book, yes, round(1 - yes, 2)))
+    sql(dsn, "INSERT INTO account_positions (ticker, position, market_exposure, realized_pnl, "
+             "fees_paid) VALUES (%s, 0, 0, -0.10, 0.10)", (T_LOW,))
+    return trade
+
+
+def test_overview_and_trades_agree_on_pnl_and_fills_are_in_trader_words(stack):
+    """Issue 22: Overview said -$0.09 realised and Trades -$0.19 for one trade (one counted
+    the fees); the fills said "no / ask" for selling YES."""
+    url, dsn = stack["url"], stack["dsn"]
+    trade = closed_trade_with_fills(dsn)
+    try:
+        c, _ = login(url)
+        overview = c.get("/").text
+        # the seed's positions: realised 1.25, fees 0.12; this trade: -0.10 and 0.10
+        assert '<dd id="realised" class="pos">$0.93 <small id="fees">fees $0.22</small>' \
+            in overview, overview
+        trades = c.get("/trades", params={"market": T_LOW}).text
+        row = trades.split(f'<tr data-trade="{trade}">')[1].split("</tr>")[0]
+        assert '<td class="n pnl neg">-$0.20</td><td class="n fees">$0.10</td>' in row
+        fills = {f["trade_id"]: f for f in c.get("/api/fills").json()["data"]}
+        assert (fills[f"fill-{trade}-open"]["action"], fills[f"fill-{trade}-open"]["price"]) \
+            == ("Buy Yes", 0.5)
+        assert (fills[f"fill-{trade}-close1"]["action"],
+                fills[f"fill-{trade}-close1"]["price"]) == ("Sell Yes", 0.45)
+        assert fills["f1"]["action"] == "Buy Yes"  # not rec's order: the exposure it builds
+        assert '<td class="action">Sell Yes</td><td class="n">2</td><td class="n">45¢</td>' \
+            in overview
+        assert "ask" not in overview.split('id="fills"')[1]
+    finally:
+        sql(dsn, "DELETE FROM account_positions WHERE ticker = %s", (T_LOW,))
+        sql(dsn, "DELETE FROM account_fills WHERE trade_id LIKE %s", (f"fill-{trade}-%",))
+        sql(dsn, "DELETE FROM trade_orders WHERE trade_id = %s", (trade,))
+        sql(dsn, "DELETE FROM trade_events WHERE trade_id = %s", (trade,))
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+
+
+def test_a_refused_login_keeps_the_user_and_says_where_the_password_is(stack):
+    r = httpx.post(stack["url"] + "/login", data={"user": "trader7", "password": "nope"})
+    assert r.status_code == 401
+    assert 'name="user" autocomplete="username" required maxlength="256" value="trader7"' \
+        in r.text
+    hint = r.text.split('id="login-hint">')[1].split("</p>")[0]
+    assert "web_password" in hint and "scripts/up" in hint
+
+
 def test_openapi_and_docs_list_the_api(stack):
     c, _ = login(stack["url"])
     paths = set(c.get("/openapi.json").json()["paths"])
@@ -460,6 +526,59 @@ def test_browser_flags_a_stale_feed(stack, browser):
     finally:
         sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s",
             (T_HIGH,))
+        ctx.close()
+
+
+def test_browser_index_chart_shows_every_index_with_a_text_alternative(stack, browser):
+    """Issue 22: the chart took the last index by name (ETH), BTC was never drawn."""
+    url, dsn = stack["url"], stack["dsn"]
+    sql(dsn, "INSERT INTO index_prices (index_name, ts, price, momentum) SELECT 'ETHUSD_RTI', "
+             "date_trunc('second', now()) - (g || ' seconds')::interval, 3012.5, NULL "
+             "FROM generate_series(1, 300, 5) AS g")
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/monitor")
+        for name in ("BRTI", "ETHUSD_RTI"):
+            page.wait_for_selector(f'#index-chart figure[data-index="{name}"] canvas')
+        btc = page.get_attribute('#index-chart figure[data-index="BRTI"]', "aria-label")
+        eth = page.get_attribute('#index-chart figure[data-index="ETHUSD_RTI"]', "aria-label")
+        assert btc.startswith("index chart, BRTI: $91,") and "momentum " in btc, btc
+        assert "momentum: no data yet" not in btc
+        assert eth.startswith("index chart, ETHUSD_RTI: $3,012.50") and \
+            "momentum: no data yet" in eth, eth
+        # momentum is drawn on its own axis where there is some (BRTI), not where none (ETH)
+        assert page.locator('#index-chart figure[data-index="BRTI"] .u-legend') \
+            .text_content().count("momentum") == 1
+        assert "momentum" not in page.locator(
+            '#index-chart figure[data-index="ETHUSD_RTI"] .u-legend').text_content()
+        shot(page, "monitor-indices")
+    finally:
+        sql(dsn, "DELETE FROM index_prices WHERE index_name = 'ETHUSD_RTI'")
+        ctx.close()
+
+
+def test_browser_keyboard_focus_survives_a_live_redraw(stack, browser):
+    """Issue 22: every redraw threw the focus back to the page body, so Tab never got past
+    the strike table."""
+    url, dsn = stack["url"], stack["dsn"]
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/monitor")
+        live(page)
+        link = f'table.strikes tr[data-ticker="{T_LOW}"] td.buy a.btn'
+        page.focus(link)
+        sql(dsn, "UPDATE strike_table SET probability = 0.84, computed_at = now() "
+                 "WHERE market_ticker = %s", (T_LOW,))
+        sql(dsn, "SELECT pg_notify('strike_table', %s)", (SERIES,))
+        wait_js(page, f"document.querySelector('table.strikes tr[data-ticker=\"{T_LOW}\"] "
+                      ".prob').textContent === '84.0%'")
+        focused = page.evaluate("[document.activeElement.tagName, "
+                                "document.activeElement.getAttribute('href')]")
+        assert focused[0] == "A" and f"market={T_LOW}&side=yes" in focused[1], focused
+        page.keyboard.press("Tab")  # and Tab goes on from there
+        assert page.evaluate("document.activeElement !== document.body")
+    finally:
+        sql(dsn, "UPDATE strike_table SET probability = 0.83 WHERE market_ticker = %s", (T_LOW,))
         ctx.close()
 
 

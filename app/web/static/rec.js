@@ -67,6 +67,23 @@
     return a && el.contains(a) && /^(INPUT|SELECT|TEXTAREA)$/.test(a.tagName);
   }
 
+  // keyboard focus survives a redraw: the focused link or button is found again in the new
+  // content (same tag, target and text; else the same place among the focusable ones)
+  const FOCUSABLE = 'a[href],button,input,select,textarea,summary,[tabindex]';
+  function focusMark(el) {
+    const a = document.activeElement;
+    if (!a || a === document.body || !el.contains(a)) return null;
+    const sign = x => [x.tagName, x.getAttribute('href'), x.name, x.id, x.textContent.trim()]
+      .join('|');
+    return { sign: sign(a), index: [...el.querySelectorAll(FOCUSABLE)].indexOf(a), sign_of: sign };
+  }
+  function focusRestore(el, mark) {
+    if (!mark) return;
+    const all = [...el.querySelectorAll(FOCUSABLE)];
+    const again = all.find(x => mark.sign_of(x) === mark.sign) || all[mark.index];
+    if (again) again.focus({ preventScroll: true });
+  }
+
   async function refresh(el, ev) {
     if (el._busy || busyForm(el)) { el._dirty = ev || {}; return; }
     el._busy = true;
@@ -74,7 +91,10 @@
       if (el.dataset.chart) await drawChart(el);
       else {
         const r = await get(el.dataset.src, 'text/html');
-        el.innerHTML = await r.text();
+        const html = await r.text();
+        const mark = focusMark(el);
+        el.innerHTML = html;
+        focusRestore(el, mark);
         bars(el);
         ages();
       }
@@ -101,40 +121,82 @@
     p.hidden = !text;
   }
 
+  const usd = v => '$' + v.toLocaleString('en-US', { minimumFractionDigits: 2,
+    maximumFractionDigits: 2 });
+  const utc = t => new Date(t * 1000).toISOString().slice(11, 19) + ' UTC';
+
+  // one uPlot in ``box``: created on the first data, then only fed
+  function plot(box, series, axes, data) {
+    const width = Math.max(280, box.clientWidth - 8);
+    let u = charts.get(box);
+    if (!u) {
+      u = new uPlot({ width, height: 260, series, axes,
+        scales: { x: { time: true } }, legend: { live: false } }, data, box);
+      charts.set(box, u);
+    } else u.setData(data);
+  }
+
+  // the index chart: one chart per index (BTC and ETH apart: one price axis would flatten
+  // either), momentum on its own axis when rec-price-feed has computed it
+  function drawIndices(el, rows) {
+    const byName = new Map();
+    rows.forEach(r => { if (!byName.has(r.index_name)) byName.set(r.index_name, []);
+      byName.get(r.index_name).push(r); });
+    byName.forEach((mine, name) => {
+      let box = [...el.querySelectorAll('.index-chart')].find(b => b.dataset.index === name);
+      const hasMom = mine.some(r => r.momentum !== null && r.momentum !== undefined);
+      if (box && box._mom !== hasMom) { charts.get(box).destroy(); charts.delete(box); }
+      if (!box) {
+        box = document.createElement('figure');
+        box.className = 'index-chart';
+        box.dataset.index = name;
+        box.setAttribute('role', 'img');
+        const cap = document.createElement('figcaption');
+        box.append(cap);
+        el.append(box);
+      }
+      box._mom = hasMom;
+      const data = [mine.map(r => r.t), mine.map(r => r.price)];
+      const series = [{}, { label: name, stroke: '#2563eb', width: 2, scale: 'usd' }];
+      const axes = [{}, { scale: 'usd', size: 80, label: name + ' $' }];
+      if (hasMom) {
+        data.push(mine.map(r => r.momentum));
+        series.push({ label: 'momentum %', stroke: '#d97706', width: 1, scale: 'mom' });
+        axes.push({ scale: 'mom', side: 1, grid: { show: false }, label: 'momentum %' });
+      }
+      plot(box, series, axes, data);
+      const last = mine[mine.length - 1];
+      const words = `${name}: ${usd(last.price)} at ${utc(last.t)}` + (hasMom
+        ? `, momentum ${last.momentum === null ? 'not computed' : last.momentum.toFixed(2) + ' %'}`
+        : ', momentum: no data yet') + `; ${mine.length} seconds shown`;
+      box.setAttribute('aria-label', 'index chart, ' + words);
+      box.querySelector('figcaption').textContent = words;
+    });
+  }
+
   async function drawChart(el) {
     const body = await (await get(el.dataset.src, 'application/json')).json();
     if (body.missing || body.error) { chartMessage(el, body.missing || body.error); return; }
     const rows = body.data || [];
-    let data, series, axes, empty;
     if (el.dataset.chart === 'index') {
-      const name = rows.length ? rows[rows.length - 1].index_name : null;
-      const mine = rows.filter(r => r.index_name === name);
-      data = [mine.map(r => r.t), mine.map(r => r.price), mine.map(r => r.momentum)];
-      series = [{}, { label: name || 'index', stroke: '#2563eb', width: 2, scale: 'usd' },
-        { label: 'momentum', stroke: '#d97706', width: 1, scale: 'mom' }];
-      axes = [{}, { scale: 'usd', size: 70 }, { scale: 'mom', side: 1, grid: { show: false } }];
-      empty = 'No index prices in the last hour: is rec-price-feed running? (Services)';
-    } else {
-      const c = v => (v === null || v === undefined ? null : v * 100);
-      data = [rows.map(r => r.t), rows.map(r => c(r.yes_bid)), rows.map(r => c(r.yes_ask)),
-        rows.map(r => c(r.last_price))];
-      series = [{}, { label: 'bid ¢', stroke: '#16a34a', width: 1 },
-        { label: 'ask ¢', stroke: '#dc2626', width: 1 },
-        { label: 'last ¢', stroke: '#111827', width: 2, points: { show: true } }];
-      axes = [{}, { size: 50 }];
-      empty = 'No ticks for this market in the last two hours.';
+      chartMessage(el, rows.length ? '' :
+        'No index prices in the last hour: is rec-price-feed running? (Services)');
+      drawIndices(el, rows);
+      return;
     }
-    if (!data[0].length) { chartMessage(el, empty); }
-    else chartMessage(el, '');
-    const width = Math.max(280, el.clientWidth - 8);
-    let u = charts.get(el);
-    if (!u) {
-      u = new uPlot({ width, height: 260, series, axes,
-        scales: { x: { time: true } }, legend: { live: false } }, data, el);
-      charts.set(el, u);
-    } else {
-      u.setData(data);
-    }
+    const c = v => (v === null || v === undefined ? null : v * 100);
+    const data = [rows.map(r => r.t), rows.map(r => c(r.yes_bid)), rows.map(r => c(r.yes_ask)),
+      rows.map(r => c(r.last_price))];
+    const series = [{}, { label: 'bid ¢', stroke: '#16a34a', width: 1 },
+      { label: 'ask ¢', stroke: '#dc2626', width: 1 },
+      { label: 'last ¢', stroke: '#111827', width: 2, points: { show: true } }];
+    chartMessage(el, rows.length ? '' : 'No ticks for this market in the last two hours.');
+    plot(el, series, [{}, { size: 50, label: 'yes price ¢' }], data);
+    const last = rows[rows.length - 1];
+    el.setAttribute('role', 'img');
+    el.setAttribute('aria-label', last ? `price chart: at ${utc(last.t)} yes bid ` +
+      `${c(last.yes_bid)}¢, ask ${c(last.yes_ask)}¢, last ${c(last.last_price)}¢; ` +
+      `${rows.length} ticks shown` : 'price chart: no ticks in the last two hours');
   }
   window.addEventListener('resize', () => charts.forEach((u, el) =>
     u.setSize({ width: Math.max(280, el.clientWidth - 8), height: 260 })));
