@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -579,6 +581,90 @@ def test_browser_keyboard_focus_survives_a_live_redraw(stack, browser):
         assert page.evaluate("document.activeElement !== document.body")
     finally:
         sql(dsn, "UPDATE strike_table SET probability = 0.83 WHERE market_ticker = %s", (T_LOW,))
+        ctx.close()
+
+
+class Feeds:
+    """rec-market-feed's report and rec-price-feed's index seconds, written every 0.5 s as
+    those services do while they run; ``feed`` / ``index`` off: that one goes quiet."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn, self.feed, self.index = dsn, True, True
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stopped.is_set():
+                if self.feed:
+                    conn.execute("INSERT INTO feed_status (name, mode, since) VALUES "
+                                 "('market-feed', 'ws', now()) ON CONFLICT (name) DO UPDATE "
+                                 "SET updated_at = now()")
+                if self.index:
+                    conn.execute("INSERT INTO index_prices (index_name, ts, price) SELECT i, "
+                                 "date_trunc('second', now()), 91200 FROM unnest(%s::text[]) "
+                                 "AS i ON CONFLICT DO NOTHING", (["BRTI", "ETHUSD_RTI"],))
+                self.stopped.wait(0.5)
+
+    def __enter__(self) -> Feeds:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
+STALE = "document.querySelector('#stale')"
+
+
+def banner(page) -> str | None:
+    return page.evaluate(f"{STALE}.hidden ? null : {STALE}.textContent")
+
+
+def test_browser_says_data_stale_when_the_feed_the_index_or_rec_web_goes_quiet(stack,
+                                                                              browser):
+    """Issue 22: with rec-market-feed stopped the asks vanished with no word why and the
+    pill stayed "live"; with rec-web frozen for 60 s the pill stayed "live" too."""
+    url, dsn = stack["url"], stack["dsn"]
+    ctx, page = open_session(browser, url)
+    try:
+        with Feeds(dsn) as feeds:
+            for path in ("/settings", "/monitor"):  # a page without live panels too
+                page.goto(url + path)
+                wait_js(page, f"window.__rec.online && window.__rec.beat && {STALE}.hidden")
+                feeds.feed = False
+                t0 = time.monotonic()
+                until(lambda: (banner(page) or "").startswith("DATA STALE: market feed "),
+                      timeout=20, what="the market feed's stale banner")
+                print(f"{path}: feed quiet -> banner {time.monotonic() - t0:.1f} s "
+                      f"(load {os.getloadavg()[0]:.2f})")
+                assert "rec-coordinator withholds the asks after 10 s" in banner(page)
+                feeds.feed = True
+                wait_js(page, f"{STALE}.hidden")
+            feeds.index = False
+            until(lambda: "index BRTI" in (banner(page) or ""), timeout=20,
+                  what="the index's stale banner")
+            assert "P(yes) is not recomputed" in banner(page)
+            feeds.index = True
+            wait_js(page, f"{STALE}.hidden && window.__rec.online")
+            shot(page, "monitor-fresh")
+            # rec-web itself frozen: its stream says nothing, the page says so
+            os.kill(stack["web"].proc.pid, signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                until(lambda: (banner(page) or "").startswith(
+                    "DATA STALE: rec-web live stream "), timeout=20, what="the stream banner")
+                print(f"rec-web frozen -> banner {time.monotonic() - t0:.1f} s")
+                assert "nothing on this page is updating" in banner(page)
+                assert page.evaluate("window.__rec.online") is False
+                assert page.text_content("#live").startswith("offline: no word from rec-web")
+                assert page.get_attribute("#stale", "aria-live") == "polite"
+                shot(page, "monitor-stale")
+            finally:
+                os.kill(stack["web"].proc.pid, signal.SIGCONT)
+            wait_js(page, f"{STALE}.hidden && window.__rec.online", timeout=20)
+    finally:
         ctx.close()
 
 

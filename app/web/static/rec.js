@@ -1,21 +1,70 @@
 // rec-web: live panels and charts. One EventSource (/api/events, fed by PostgreSQL NOTIFY);
 // a notification re-fetches the panels and charts that listen to its channel. Nothing here
-// asks the server on a timer: the only timer re-computes the "data age" texts locally.
+// asks the server on a timer: the only timer re-computes the "data age" texts and the
+// "DATA STALE" banner locally, from rec-web's heartbeat and the stream's own silence.
 (() => {
   'use strict';
-  const rec = window.__rec = { events: [], updates: [], online: false, hellos: 0 };
+  const rec = window.__rec = { events: [], updates: [], online: false, hellos: 0,
+    db: false, lastEvent: 0, beat: null, beatAt: 0, stale: [], started: Date.now() };
   const live = document.getElementById('live');
+  const banner = document.getElementById('stale');
   const targets = [...document.querySelectorAll('[data-panel],[data-chart]')];
-  const channels = new Set(['hello', 'resync', 'offline']);
+  const channels = new Set(['hello', 'resync', 'offline', 'heartbeat']);
   targets.forEach(t => (t.dataset.channels || '').split(/\s+/).filter(Boolean)
     .forEach(c => channels.add(c)));
   const charts = new Map();
 
+  // the pill says "live" only while the database listener is up AND the stream is heard
   function setLive(on, why) {
+    rec.db = on;
+    rec.why = why;
+    pill();
+  }
+  function pill() {
+    const quiet = rec.stale.find(x => x.key === 'stream');
+    const on = rec.db && !quiet;
     rec.online = on;
     if (!live) return;
-    live.textContent = on ? 'live' : 'offline' + (why ? ': ' + why : '');
+    const why = quiet ? 'no word from rec-web for ' + Math.round(quiet.age) + ' s' : rec.why;
+    const text = on ? 'live' : 'offline' + (why ? ': ' + why : '');
+    if (live.textContent !== text) live.textContent = text;
     live.className = 'live ' + (on ? 'on' : 'off');
+  }
+
+  // honest freshness: what the last heartbeat said, aged by the time since it came, and
+  // the stream's own silence (a frozen rec-web sends nothing, and says nothing either)
+  function staleness() {
+    const now = Date.now();
+    const b = rec.beat;
+    const lim = (b && b.limits) || { stream: { after: 6, label: 'rec-web live stream',
+      why: 'nothing on this page is updating' } };
+    const out = [];
+    const heard = rec.lastEvent || rec.started;
+    const quiet = (now - heard) / 1000;
+    if (rec.source && quiet > lim.stream.after) {
+      out.push({ key: 'stream', what: lim.stream.label, age: quiet, why: lim.stream.why });
+    }
+    if (b && b.error) out.push({ key: 'heartbeat', what: 'data ages', text: b.error });
+    else if (b) {
+      const since = (now - rec.beatAt) / 1000;
+      const add = (key, what, age, l) => {
+        if (age === null || age === undefined) out.push({ key, what, never: true, why: l.why });
+        else if (age + since > l.after) out.push({ key, what, age: age + since, why: l.why });
+      };
+      add('market_feed', lim.market_feed.label, b.market_feed, lim.market_feed);
+      Object.entries(b.index || {}).forEach(([name, age]) =>
+        add('index:' + name, lim.index.label + ' ' + name, age, lim.index));
+    }
+    rec.stale = out;
+    pill();
+    if (!banner) return;
+    const words = x => x.what + ' ' + (x.text || (x.never ? 'never reported' :
+      Math.round(x.age) + ' s'));
+    const whys = [...new Set(out.map(x => x.why).filter(Boolean))];
+    const text = out.length ? 'DATA STALE: ' + out.map(words).join(', ') +
+      (whys.length ? ' — ' + whys.join('; ') : '') : '';
+    if (banner.textContent !== text) banner.textContent = text;
+    banner.hidden = !out.length;
   }
 
   function toLogin() {
@@ -204,8 +253,14 @@
   function onEvent(channel, e) {
     let d = {};
     try { d = JSON.parse(e.data); } catch (_) { /* keepalive */ }
-    rec.events.push({ channel, payload: d.payload, sent: d.at, at: Date.now() });
+    rec.lastEvent = Date.now();
+    rec.events.push({ channel, payload: d.payload, sent: d.at, at: rec.lastEvent });
     if (rec.events.length > 2000) rec.events.splice(0, 1000);
+    if (channel === 'heartbeat') {
+      try { rec.beat = JSON.parse(d.payload); rec.beatAt = rec.lastEvent; } catch (_) { /**/ }
+      staleness();
+      return;
+    }
     if (channel === 'offline') { setLive(false, d.payload); return; }
     if (channel === 'hello') {
       setLive(d.payload === 'online', d.payload === 'online' ? '' : 'database');
@@ -231,7 +286,7 @@
     });
   }
 
-  if (window.EventSource && targets.length) {
+  if (window.EventSource) {  // every page: the live panels, and the freshness banner
     const es = new EventSource('/api/events');
     rec.source = es;
     channels.forEach(c => es.addEventListener(c, e => onEvent(c, e)));
@@ -240,5 +295,5 @@
   targets.filter(t => t.dataset.chart).forEach(t => refresh(t, { channel: 'load' }));
   bars(document);
   ages();
-  setInterval(ages, 1000);
+  setInterval(() => { ages(); staleness(); }, 1000);
 })();
