@@ -366,6 +366,69 @@ def test_overview_and_trades_agree_on_pnl_and_fills_are_in_trader_words(stack):
         sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
 
 
+def test_the_ticket_states_the_order_type_and_refuses_past_the_risk_limit(stack):
+    """Issue 22: the form took 100,000 contracts while the limit was 25, and the order type
+    (fill-or-kill at the limit) was nowhere."""
+    c, csrf = login(stack["url"])
+    page = c.get("/manual", params={"market": T_MID, "side": "yes", "limit_price": "0.51",
+                                    "count": "2"}).text
+    assert 'name="count" type="number" min="1" max="25"' in page
+    assert "fill-or-kill at your limit" in page.split('id="order-type">')[1].split("</dd>")[0]
+    assert "at most <b>25</b> contracts per trade" in page
+    assert "you pay at most $1.06 (the fee $0.04 included)" in page  # 2 x 51c + 7% x 2 x .51 x .49
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "yes",
+                                     "count": "26", "limit_price": "0.51"})
+    assert r.status_code == 422 and 'data-field="count"' in r.text
+    assert "count: at most 25 contracts per trade (risk limit max_contracts_per_trade" in r.text
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "yes",
+                                     "count": "26", "limit_price": "0.51", "confirm": "yes",
+                                     "idempotency_key": "web-0123456789abcdef"})
+    assert r.status_code == 422 and "answered" not in r.text  # nothing was sent
+
+
+def test_the_ticket_warns_when_an_exit_rule_would_close_the_trade_at_once(stack):
+    """Issue 22: auto-stop on with an exit threshold of 0.40 closed a YES bought at P 35 %
+    one second later, with no word before."""
+    c, csrf = login(stack["url"])
+    # T_HIGH: P(yes) 12 % in the strike table, under the default threshold 0.40
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_HIGH, "side": "yes",
+                                     "count": "1", "limit_price": "0.21"})
+    assert r.status_code == 200 and 'id="confirm-open"' in r.text
+    warning = r.text.split('id="exit-warning">')[1].split("</p>")[0]
+    assert "auto-stop would close this trade at once (probability: P(YES) 12.0% is below " \
+           "the exit threshold 40%)" in warning, warning
+    # T_MID: P(yes) 46 %, momentum +3.5 (no rule against a YES): no warning
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "yes",
+                                     "count": "1", "limit_price": "0.51"})
+    assert r.status_code == 200 and 'id="exit-warning"' not in r.text
+    # a NO there: the momentum rule (+3.5 >= 0.36) would close it at once
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "no",
+                                     "count": "1", "limit_price": "0.51"})
+    assert "(momentum_spike: momentum 3.5 is past the exit threshold 0.36 against NO)" \
+        in r.text
+
+
+def test_the_trade_answer_follows_the_trade_to_its_final_state(stack):
+    """Issue 22: a 1c fill-or-kill entry said "submitted" and vanished as canceled. The
+    answer on the Manual trading page is a live panel of that trade (NOTIFY trades)."""
+    url, dsn = stack["url"], stack["dsn"]
+    (trade,), = sql(dsn, "INSERT INTO trades (ticker, side, status, quantity, limit_price) "
+                         "VALUES (%s, 'yes', 'submitted', 1, 0.01) RETURNING id", (T_LOW,))
+    try:
+        c, _ = login(url)
+        r = c.get("/fragments/trade_result", params={"id": trade}).text
+        assert f'trade #{trade}: <b class="status-submitted" id="result-status">submitted' in r
+        assert "followed live" in r
+        sql(dsn, "UPDATE trades SET status = 'canceled', reason = 'fill-or-kill order not "
+                 "filled at 1c' WHERE id = %s", (trade,))
+        r = c.get("/fragments/trade_result", params={"id": trade}).text
+        assert 'id="result-status">canceled</b> — <span id="result-reason">fill-or-kill ' \
+               'order not filled at 1c</span>' in r and 'id="result-final"' in r
+        assert c.get("/fragments/trade_result", params={"id": "x"}).status_code == 200
+    finally:
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+
+
 def test_a_refused_login_keeps_the_user_and_says_where_the_password_is(stack):
     r = httpx.post(stack["url"] + "/login", data={"user": "trader7", "password": "nope"})
     assert r.status_code == 401

@@ -174,6 +174,13 @@ async def open_trades(pool) -> list[dict]:
                       (list(TRADE_ACTIVE),))
 
 
+async def trade(pool, trade_id: int) -> dict | None:
+    """One trade's state, for the Manual trading page's answer that follows it."""
+    return await one(pool, "SELECT id, ticker, side, status, reason, quantity, "
+                           "requested_count, limit_price, entry_price, close_rule, updated_at "
+                           "FROM trades WHERE id = %s", (trade_id,))
+
+
 async def trades(pool, status: str | None = None, ticker: str | None = None,
                  strategy: str | None = None, since: dt.date | None = None,
                  until: dt.date | None = None, limit: int = 200) -> list[dict]:
