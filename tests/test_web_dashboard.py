@@ -731,6 +731,39 @@ def test_browser_says_data_stale_when_the_feed_the_index_or_rec_web_goes_quiet(s
         ctx.close()
 
 
+def test_browser_kill_switch_on_every_page_and_its_banner(stack, browser):
+    """Issue 22: a kill switch one click from every page (with a confirmation), and a banner on
+    every page while it or auto-entry is on."""
+    url, dsn = stack["url"], stack["dsn"]
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/docs")  # a page without live panels
+        live(page)
+        assert page.is_hidden("#kill-on") and page.is_hidden("#auto-on")
+        sql(dsn, "UPDATE trading_settings SET value = 'true' WHERE key IN ('kill_switch', "
+                 "'auto_entry_enabled')")
+        wait_js(page, "!document.querySelector('#kill-on').hidden && "
+                      "!document.querySelector('#auto-on').hidden")
+        assert page.text_content("#kill-on").startswith("KILL SWITCH ON: rec-trade-manager "
+                                                        "accepts no new entry")
+        shot(page, "docs-kill-switch-on")
+        sql(dsn, "UPDATE trading_settings SET value = 'false' WHERE key IN ('kill_switch', "
+                 "'auto_entry_enabled')")
+        wait_js(page, "document.querySelector('#kill-on').hidden && "
+                      "document.querySelector('#auto-on').hidden")
+        # one click to the confirmation, from any page; here no rec-trade-manager answers
+        page.click("#kill-switch")
+        page.wait_for_url(url + "/kill-switch?next=/docs")
+        assert "accepts no new entry" in page.text_content("#confirm-text")
+        page.check("input[name=close_open]")
+        page.click("#confirm-kill")
+        assert page.text_content("#kill-error").startswith("rec-trade-manager answered 50")
+    finally:
+        sql(dsn, "UPDATE trading_settings SET value = 'false' WHERE key IN ('kill_switch', "
+                 "'auto_entry_enabled')")
+        ctx.close()
+
+
 def test_browser_model_page_shows_the_calibration_and_the_reliability_plot(stack, browser):
     ctx, page = open_session(browser, stack["url"])
     try:
@@ -886,8 +919,8 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         page.goto(url + "/monitor")
         page.uncheck("#auto-form input[name=auto_stop]")
         page.fill("#auto-form input[name=auto_entry_position_size]", "3")
-        page.click("#auto-form button")
-        page.wait_for_url(url + "/monitor")
+        with page.expect_navigation():  # the page is /monitor already: wait for the new one
+            page.click("#auto-form button")
         assert not page.is_checked("#auto-form input[name=auto_stop]")
         assert page.input_value("#auto-form input[name=auto_entry_position_size]") == "3"
         audit = sql(home.db.dsn, "SELECT key, new_value::text, changed_by FROM "
@@ -895,6 +928,24 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         assert ("auto_stop", "false", "web:admin") in audit
         assert ("auto_entry_position_size", "3", "web:admin") in audit
         shot(page, "monitor-settings")
+
+        # the kill switch from any page, through its confirmation, and off again
+        page.goto(url + "/trades")
+        page.click("#kill-switch")
+        page.click("#confirm-kill")
+        page.wait_for_url(url + "/trades")
+        page.wait_for_selector("#kill-on", state="visible")
+        audit = sql(home.db.dsn, "SELECT key, new_value::text, changed_by FROM "
+                                 "trading_settings_audit ORDER BY id")
+        assert ("kill_switch", "true", "web:admin") in audit
+        shot(page, "trades-kill-switch-on")
+        page.click("#kill-on a")
+        assert "entries are accepted again" in page.text_content("#confirm-text")
+        page.click("#confirm-kill")
+        page.wait_for_url(url + "/trades")
+        page.wait_for_selector("#kill-on", state="hidden")
+        assert ("kill_switch", "false", "web:admin") in sql(
+            home.db.dsn, "SELECT key, new_value::text, changed_by FROM trading_settings_audit")
     finally:
         ctx.close()
 

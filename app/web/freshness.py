@@ -6,7 +6,7 @@ every browser as a ``heartbeat`` event (:class:`~app.web.live.Hub`):
 - the market feed: the age of rec-market-feed's own report (``feed_status``, written every
   2 s while it runs, whatever the markets do);
 - each index rec-price-feed writes (``price_feed_indices``): the age of its newest second;
-- the strike tables: the age of rec-coordinator's newest row.
+- the trading switches every page shows while they are on: the kill switch and auto-entry.
 
 With each age goes the limit past which the page calls it stale and why that matters to a
 trader (rec-coordinator withholds the asks after ``coordinator_max_market_age_sec`` without
@@ -63,7 +63,18 @@ async def snapshot(pool: Any, indices: list[str]) -> dict[str, Any]:
         return {"error": f"database: {type(exc).__name__}"}
     ages = {r["index_name"]: r["age"] for r in found}
     return {"market_feed": feed["age"] if feed else None,
-            "index": {name: ages.get(name) for name in indices}}
+            "index": {name: ages.get(name) for name in indices},
+            "trading": await trading(pool)}
+
+
+async def trading(pool: Any) -> dict[str, Any] | None:
+    """The switches every page shows while they are on (None: no trading settings here)."""
+    try:
+        found = await data.trading_settings(pool, ("kill_switch", "auto_entry_enabled",
+                                                   "auto_entry_dry_run"))
+    except data.Missing:
+        return None
+    return {k: v["value"] for k, v in found.items()}
 
 
 class Heartbeat:

@@ -33,6 +33,17 @@
 
   // honest freshness: what the last heartbeat said, aged by the time since it came, and
   // the stream's own silence (a frozen rec-web sends nothing, and says nothing either)
+  // the kill switch and auto-entry: a banner on every page while either is on
+  function switches(t) {
+    const kill = document.getElementById('kill-on');
+    const auto = document.getElementById('auto-on');
+    if (kill) kill.hidden = !(t && t.kill_switch);
+    if (auto) {
+      auto.hidden = !(t && t.auto_entry_enabled);
+      auto.querySelector('.dry').hidden = !(t && t.auto_entry_dry_run);
+    }
+  }
+
   function staleness() {
     const now = Date.now();
     const b = rec.beat;
@@ -259,6 +270,7 @@
     if (channel === 'heartbeat') {
       try { rec.beat = JSON.parse(d.payload); rec.beatAt = rec.lastEvent; } catch (_) { /**/ }
       staleness();
+      switches(rec.beat && rec.beat.trading);
       return;
     }
     if (channel === 'offline') { setLive(false, d.payload); return; }
