@@ -408,6 +408,21 @@ def test_the_ticket_warns_when_an_exit_rule_would_close_the_trade_at_once(stack)
         in r.text
 
 
+def test_the_strike_table_says_why_its_asks_are_withheld(stack):
+    """Issue 22: with rec-market-feed stopped the asks vanished with no word why, though
+    rec-coordinator had said it on its (priced) series' status."""
+    url, dsn = stack["url"], stack["dsn"]
+    why = "asks withheld: rec-market-feed is ws, last reported 14s ago"
+    sql(dsn, "INSERT INTO series_status (series_ticker, ok, error, index_name) VALUES "
+             "(%s, true, %s, 'BRTI')", (SERIES, why))
+    try:
+        c, _ = login(url)
+        r = c.get("/fragments/strikes").text
+        assert f'<p class="error" data-series-status="{SERIES}">{SERIES}: {why}</p>' in r
+    finally:
+        sql(dsn, "DELETE FROM series_status WHERE series_ticker = %s", (SERIES,))
+
+
 def test_the_trade_answer_follows_the_trade_to_its_final_state(stack):
     """Issue 22: a 1c fill-or-kill entry said "submitted" and vanished as canceled. The
     answer on the Manual trading page is a live panel of that trade (NOTIFY trades)."""
