@@ -31,8 +31,6 @@
     live.className = 'live ' + (on ? 'on' : 'off');
   }
 
-  // honest freshness: what the last heartbeat said, aged by the time since it came, and
-  // the stream's own silence (a frozen rec-web sends nothing, and says nothing either)
   // the kill switch and auto-entry: a banner on every page while either is on
   function switches(t) {
     const kill = document.getElementById('kill-on');
@@ -44,6 +42,8 @@
     }
   }
 
+  // honest freshness: what the last heartbeat said, aged by the time since it came, and
+  // the stream's own silence (a frozen rec-web sends nothing, and says nothing either)
   function staleness() {
     const now = Date.now();
     const b = rec.beat;
@@ -135,7 +135,8 @@
     if (!a || a === document.body || !el.contains(a)) return null;
     const sign = x => [x.tagName, x.getAttribute('href'), x.name, x.id, x.textContent.trim()]
       .join('|');
-    return { sign: sign(a), index: [...el.querySelectorAll(FOCUSABLE)].indexOf(a), sign_of: sign };
+    return { sign: sign(a), sign_of: sign,
+      index: [...el.querySelectorAll(FOCUSABLE)].indexOf(a) };
   }
   function focusRestore(el, mark) {
     if (!mark) return;
