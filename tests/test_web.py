@@ -185,3 +185,15 @@ def test_invalid_requests_are_refused_and_logged_with_the_client_address(rec_hom
     assert "Invalid HTTP request received." not in log
     assert "over 1048576 bytes: answered 413" in log
     assert "over 65536 bytes: answered 431" in log
+
+
+def test_the_strike_table_warm_up_hint_names_the_setting_rec_coordinator_reads():
+    """Issue 22: the hint named REC_MARKET_FEED_SERIES; rec-coordinator prices the series of
+    coordinator_series."""
+    from app import config
+    from app.web.views import templates
+
+    page = templates.get_template("panels/strikes.html").render(p={"data": {}, "series": []})
+    hint = page.split('id="no-strikes">')[1].split("</p>")[0]
+    assert config.env_name("coordinator_series") in hint
+    assert "MARKET_FEED_SERIES" not in hint

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -150,7 +152,9 @@ def test_account_api_matches_the_database(stack):
     assert set(pos) == {T_MID, T_HIGH}
     assert pos[T_MID]["side"] == "yes" and pos[T_MID]["count"] == 10
     assert pos[T_HIGH]["side"] == "no" and pos[T_HIGH]["count"] == 5
-    assert body["realised_pnl"] == 1.25
+    # one P&L definition (the trades' too): Kalshi's realized_pnl minus the fees paid
+    assert body["realised_pnl"] == pytest.approx(1.25 - 0.12)
+    assert body["fees_paid"] == pytest.approx(0.12)
     # YES valued at the best yes bid, NO at 1 - the yes ask; the book (newer than the
     # latest tick here) has yes 0.50 on top and no 0.48, so the yes ask is 0.52
     assert pos[T_MID]["yes_bid"] == 0.5 and pos[T_MID]["value"] == pytest.approx(5.0)
@@ -305,6 +309,148 @@ def test_readyz_passes_with_a_note_while_the_exchange_pauses_trading(rec_home_db
     assert r.status_code == 200
     assert "1 of 1 followed markets without data: exchange paused trading until" in \
         r.json()["checks"]["feed"]["note"]
+
+
+def closed_trade_with_fills(dsn: str) -> int:
+    """A YES trade on T_LOW bought at 50¢ and sold at 45¢ (fees 5¢ each way), as the
+    manager, the executor and rec-account-sync store it: trade, orders, fills, position."""
+    (trade,), = sql(dsn, """
+        INSERT INTO trades (ticker, side, status, quantity, entry_price, exit_price, entry_cost,
+                            exit_proceeds, fees, fees_cents, pnl_cents, strategy, closed_at)
+        VALUES (%s, 'yes', 'closed', 2, 0.50, 0.45, 1.00, 0.90, 0.10, 10, -20, 'manual', now())
+        RETURNING id""", (T_LOW,))
+    for leg, action, price, book, yes in (("open", "buy", 0.50, "bid", 0.50),
+                                          ("close1", "sell", 0.45, "ask", 0.45)):
+        sql(dsn, "INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, "
+                 "action, count, price, time_in_force, strategy, exchange_order_id) VALUES "
+                 "(%s, %s, %s, %s, 'yes', %s, 2, %s, 'fill_or_kill', 'manual', %s)",
+            (f"t{trade}-{leg}", trade, leg, T_LOW, action, price, f"x{trade}-{leg}"))
+        sql(dsn, "INSERT INTO account_fills (trade_id, order_id, ticker, outcome_side, "
+                 "book_side, count, yes_price, no_price, fee, is_taker, created_time, source) "
+                 "VALUES (%s, %s, %s, %s, %s, 2, %s, %s, 0.05, true, now(), 'ws')",
+            (f"fill-{trade}-{leg}", f"x{trade}-{leg}", T_LOW, "yes" if book == "bid" else "no",
+             book, yes, round(1 - yes, 2)))
+    sql(dsn, "INSERT INTO account_positions (ticker, position, market_exposure, realized_pnl, "
+             "fees_paid) VALUES (%s, 0, 0, -0.10, 0.10)", (T_LOW,))
+    return trade
+
+
+def test_overview_and_trades_agree_on_pnl_and_fills_are_in_trader_words(stack):
+    """Issue 22: Overview said -$0.09 realised and Trades -$0.19 for one trade (one counted
+    the fees); the fills said "no / ask" for selling YES."""
+    url, dsn = stack["url"], stack["dsn"]
+    trade = closed_trade_with_fills(dsn)
+    try:
+        c, _ = login(url)
+        overview = c.get("/").text
+        # the seed's positions: realised 1.25, fees 0.12; this trade: -0.10 and 0.10
+        assert '<dd id="realised" class="pos">$0.93 <small id="fees">fees $0.22</small>' \
+            in overview, overview
+        trades = c.get("/trades", params={"market": T_LOW}).text
+        row = trades.split(f'<tr data-trade="{trade}">')[1].split("</tr>")[0]
+        assert '<td class="n pnl neg">-$0.20</td><td class="n fees">$0.10</td>' in row
+        fills = {f["trade_id"]: f for f in c.get("/api/fills").json()["data"]}
+        assert (fills[f"fill-{trade}-open"]["action"], fills[f"fill-{trade}-open"]["price"]) \
+            == ("Buy Yes", 0.5)
+        assert (fills[f"fill-{trade}-close1"]["action"],
+                fills[f"fill-{trade}-close1"]["price"]) == ("Sell Yes", 0.45)
+        assert fills["f1"]["action"] == "Buy Yes"  # not rec's order: the exposure it builds
+        assert '<td class="action">Sell Yes</td><td class="n">2</td><td class="n">45¢</td>' \
+            in overview
+        assert "ask" not in overview.split('id="fills"')[1]
+    finally:
+        sql(dsn, "DELETE FROM account_positions WHERE ticker = %s", (T_LOW,))
+        sql(dsn, "DELETE FROM account_fills WHERE trade_id LIKE %s", (f"fill-{trade}-%",))
+        sql(dsn, "DELETE FROM trade_orders WHERE trade_id = %s", (trade,))
+        sql(dsn, "DELETE FROM trade_events WHERE trade_id = %s", (trade,))
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+
+
+def test_the_ticket_states_the_order_type_and_refuses_past_the_risk_limit(stack):
+    """Issue 22: the form took 100,000 contracts while the limit was 25, and the order type
+    (fill-or-kill at the limit) was nowhere."""
+    c, csrf = login(stack["url"])
+    page = c.get("/manual", params={"market": T_MID, "side": "yes", "limit_price": "0.51",
+                                    "count": "2"}).text
+    assert 'name="count" type="number" min="1" max="25"' in page
+    assert "fill-or-kill at your limit" in page.split('id="order-type">')[1].split("</dd>")[0]
+    assert "at most <b>25</b> contracts per trade" in page
+    assert "you pay at most $1.06 (the fee $0.04 included)" in page  # 2 x 51c + 7% x 2 x .51 x .49
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "yes",
+                                     "count": "26", "limit_price": "0.51"})
+    assert r.status_code == 422 and 'data-field="count"' in r.text
+    assert "count: at most 25 contracts per trade (risk limit max_contracts_per_trade" in r.text
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "yes",
+                                     "count": "26", "limit_price": "0.51", "confirm": "yes",
+                                     "idempotency_key": "web-0123456789abcdef"})
+    assert r.status_code == 422 and "answered" not in r.text  # nothing was sent
+
+
+def test_the_ticket_warns_when_an_exit_rule_would_close_the_trade_at_once(stack):
+    """Issue 22: auto-stop on with an exit threshold of 0.40 closed a YES bought at P 35 %
+    one second later, with no word before."""
+    c, csrf = login(stack["url"])
+    # T_HIGH: P(yes) 12 % in the strike table, under the default threshold 0.40
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_HIGH, "side": "yes",
+                                     "count": "1", "limit_price": "0.21"})
+    assert r.status_code == 200 and 'id="confirm-open"' in r.text
+    warning = r.text.split('id="exit-warning">')[1].split("</p>")[0]
+    assert "auto-stop would close this trade at once (probability: P(YES) 12.0% is below " \
+           "the exit threshold 40%)" in warning, warning
+    # T_MID: P(yes) 46 %, momentum +3.5 (no rule against a YES): no warning
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "yes",
+                                     "count": "1", "limit_price": "0.51"})
+    assert r.status_code == 200 and 'id="exit-warning"' not in r.text
+    # a NO there: the momentum rule (+3.5 >= 0.36) would close it at once
+    r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "no",
+                                     "count": "1", "limit_price": "0.51"})
+    assert "(momentum_spike: momentum 3.5 is past the exit threshold 0.36 against NO)" \
+        in r.text
+
+
+def test_the_strike_table_says_why_its_asks_are_withheld(stack):
+    """Issue 22: with rec-market-feed stopped the asks vanished with no word why, though
+    rec-coordinator had said it on its (priced) series' status."""
+    url, dsn = stack["url"], stack["dsn"]
+    why = "asks withheld: rec-market-feed is ws, last reported 14s ago"
+    sql(dsn, "INSERT INTO series_status (series_ticker, ok, error, index_name) VALUES "
+             "(%s, true, %s, 'BRTI')", (SERIES, why))
+    try:
+        c, _ = login(url)
+        r = c.get("/fragments/strikes").text
+        assert f'<p class="error" data-series-status="{SERIES}">{SERIES}: {why}</p>' in r
+    finally:
+        sql(dsn, "DELETE FROM series_status WHERE series_ticker = %s", (SERIES,))
+
+
+def test_the_trade_answer_follows_the_trade_to_its_final_state(stack):
+    """Issue 22: a 1c fill-or-kill entry said "submitted" and vanished as canceled. The
+    answer on the Manual trading page is a live panel of that trade (NOTIFY trades)."""
+    url, dsn = stack["url"], stack["dsn"]
+    (trade,), = sql(dsn, "INSERT INTO trades (ticker, side, status, quantity, limit_price) "
+                         "VALUES (%s, 'yes', 'submitted', 1, 0.01) RETURNING id", (T_LOW,))
+    try:
+        c, _ = login(url)
+        r = c.get("/fragments/trade_result", params={"id": trade}).text
+        assert f'trade #{trade}: <b class="status-submitted" id="result-status">submitted' in r
+        assert "followed live" in r
+        sql(dsn, "UPDATE trades SET status = 'canceled', reason = 'fill-or-kill order not "
+                 "filled at 1c' WHERE id = %s", (trade,))
+        r = c.get("/fragments/trade_result", params={"id": trade}).text
+        assert 'id="result-status">canceled</b> — <span id="result-reason">fill-or-kill ' \
+               'order not filled at 1c</span>' in r and 'id="result-final"' in r
+        assert c.get("/fragments/trade_result", params={"id": "x"}).status_code == 200
+    finally:
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+
+
+def test_a_refused_login_keeps_the_user_and_says_where_the_password_is(stack):
+    r = httpx.post(stack["url"] + "/login", data={"user": "trader7", "password": "nope"})
+    assert r.status_code == 401
+    assert 'name="user" autocomplete="username" required maxlength="256" value="trader7"' \
+        in r.text
+    hint = r.text.split('id="login-hint">')[1].split("</p>")[0]
+    assert "web_password" in hint and "scripts/up" in hint
 
 
 def test_openapi_and_docs_list_the_api(stack):
@@ -463,6 +609,176 @@ def test_browser_flags_a_stale_feed(stack, browser):
         ctx.close()
 
 
+def test_browser_index_chart_shows_every_index_with_a_text_alternative(stack, browser):
+    """Issue 22: the chart took the last index by name (ETH), BTC was never drawn."""
+    url, dsn = stack["url"], stack["dsn"]
+    sql(dsn, "INSERT INTO index_prices (index_name, ts, price, momentum) SELECT 'ETHUSD_RTI', "
+             "date_trunc('second', now()) - (g || ' seconds')::interval, 3012.5, NULL "
+             "FROM generate_series(1, 300, 5) AS g")
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/monitor")
+        for name in ("BRTI", "ETHUSD_RTI"):
+            page.wait_for_selector(f'#index-chart figure[data-index="{name}"] canvas')
+        btc = page.get_attribute('#index-chart figure[data-index="BRTI"]', "aria-label")
+        eth = page.get_attribute('#index-chart figure[data-index="ETHUSD_RTI"]', "aria-label")
+        assert btc.startswith("index chart, BRTI: $91,") and "momentum " in btc, btc
+        assert "momentum: no data yet" not in btc
+        assert eth.startswith("index chart, ETHUSD_RTI: $3,012.50") and \
+            "momentum: no data yet" in eth, eth
+        # momentum is drawn on its own axis where there is some (BRTI), not where none (ETH)
+        assert page.locator('#index-chart figure[data-index="BRTI"] .u-legend') \
+            .text_content().count("momentum") == 1
+        assert "momentum" not in page.locator(
+            '#index-chart figure[data-index="ETHUSD_RTI"] .u-legend').text_content()
+        shot(page, "monitor-indices")
+    finally:
+        sql(dsn, "DELETE FROM index_prices WHERE index_name = 'ETHUSD_RTI'")
+        ctx.close()
+
+
+def test_browser_keyboard_focus_survives_a_live_redraw(stack, browser):
+    """Issue 22: every redraw threw the focus back to the page body, so Tab never got past
+    the strike table."""
+    url, dsn = stack["url"], stack["dsn"]
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/monitor")
+        live(page)
+        link = f'table.strikes tr[data-ticker="{T_LOW}"] td.buy a.btn'
+        page.focus(link)
+        sql(dsn, "UPDATE strike_table SET probability = 0.84, computed_at = now() "
+                 "WHERE market_ticker = %s", (T_LOW,))
+        sql(dsn, "SELECT pg_notify('strike_table', %s)", (SERIES,))
+        wait_js(page, f"document.querySelector('table.strikes tr[data-ticker=\"{T_LOW}\"] "
+                      ".prob').textContent === '84.0%'")
+        focused = page.evaluate("[document.activeElement.tagName, "
+                                "document.activeElement.getAttribute('href')]")
+        assert focused[0] == "A" and f"market={T_LOW}&side=yes" in focused[1], focused
+        page.keyboard.press("Tab")  # and Tab goes on from there
+        assert page.evaluate("document.activeElement !== document.body")
+    finally:
+        sql(dsn, "UPDATE strike_table SET probability = 0.83 WHERE market_ticker = %s", (T_LOW,))
+        ctx.close()
+
+
+class Feeds:
+    """rec-market-feed's report and rec-price-feed's index seconds, written every 0.5 s as
+    those services do while they run; ``feed`` / ``index`` off: that one goes quiet."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn, self.feed, self.index = dsn, True, True
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stopped.is_set():
+                if self.feed:
+                    conn.execute("INSERT INTO feed_status (name, mode, since) VALUES "
+                                 "('market-feed', 'ws', now()) ON CONFLICT (name) DO UPDATE "
+                                 "SET updated_at = now()")
+                if self.index:
+                    conn.execute("INSERT INTO index_prices (index_name, ts, price) SELECT i, "
+                                 "date_trunc('second', now()), 91200 FROM unnest(%s::text[]) "
+                                 "AS i ON CONFLICT DO NOTHING", (["BRTI", "ETHUSD_RTI"],))
+                self.stopped.wait(0.5)
+
+    def __enter__(self) -> Feeds:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
+STALE = "document.querySelector('#stale')"
+
+
+def banner(page) -> str | None:
+    return page.evaluate(f"{STALE}.hidden ? null : {STALE}.textContent")
+
+
+def test_browser_says_data_stale_when_the_feed_the_index_or_rec_web_goes_quiet(stack,
+                                                                              browser):
+    """Issue 22: with rec-market-feed stopped the asks vanished with no word why and the
+    pill stayed "live"; with rec-web frozen for 60 s the pill stayed "live" too."""
+    url, dsn = stack["url"], stack["dsn"]
+    ctx, page = open_session(browser, url)
+    try:
+        with Feeds(dsn) as feeds:
+            for path in ("/settings", "/monitor"):  # a page without live panels too
+                page.goto(url + path)
+                wait_js(page, f"window.__rec.online && window.__rec.beat && {STALE}.hidden")
+                feeds.feed = False
+                t0 = time.monotonic()
+                until(lambda: (banner(page) or "").startswith("DATA STALE: market feed "),
+                      timeout=20, what="the market feed's stale banner")
+                print(f"{path}: feed quiet -> banner {time.monotonic() - t0:.1f} s "
+                      f"(load {os.getloadavg()[0]:.2f})")
+                assert "rec-coordinator withholds the asks after 10 s" in banner(page)
+                feeds.feed = True
+                wait_js(page, f"{STALE}.hidden")
+            feeds.index = False
+            until(lambda: "index BRTI" in (banner(page) or ""), timeout=20,
+                  what="the index's stale banner")
+            assert "P(yes) is not recomputed" in banner(page)
+            feeds.index = True
+            wait_js(page, f"{STALE}.hidden && window.__rec.online")
+            shot(page, "monitor-fresh")
+            # rec-web itself frozen: its stream says nothing, the page says so
+            os.kill(stack["web"].proc.pid, signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                until(lambda: (banner(page) or "").startswith(
+                    "DATA STALE: rec-web live stream "), timeout=20, what="the stream banner")
+                print(f"rec-web frozen -> banner {time.monotonic() - t0:.1f} s")
+                assert "nothing on this page is updating" in banner(page)
+                assert page.evaluate("window.__rec.online") is False
+                assert page.text_content("#live").startswith("offline: no word from rec-web")
+                assert page.get_attribute("#stale", "aria-live") == "polite"
+                shot(page, "monitor-stale")
+            finally:
+                os.kill(stack["web"].proc.pid, signal.SIGCONT)
+            wait_js(page, f"{STALE}.hidden && window.__rec.online", timeout=20)
+    finally:
+        ctx.close()
+
+
+def test_browser_kill_switch_on_every_page_and_its_banner(stack, browser):
+    """Issue 22: a kill switch one click from every page (with a confirmation), and a banner on
+    every page while it or auto-entry is on."""
+    url, dsn = stack["url"], stack["dsn"]
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/docs")  # a page without live panels
+        live(page)
+        assert page.is_hidden("#kill-on") and page.is_hidden("#auto-on")
+        sql(dsn, "UPDATE trading_settings SET value = 'true' WHERE key IN ('kill_switch', "
+                 "'auto_entry_enabled')")
+        wait_js(page, "!document.querySelector('#kill-on').hidden && "
+                      "!document.querySelector('#auto-on').hidden")
+        assert page.text_content("#kill-on").startswith("KILL SWITCH ON: rec-trade-manager "
+                                                        "accepts no new entry")
+        shot(page, "docs-kill-switch-on")
+        sql(dsn, "UPDATE trading_settings SET value = 'false' WHERE key IN ('kill_switch', "
+                 "'auto_entry_enabled')")
+        wait_js(page, "document.querySelector('#kill-on').hidden && "
+                      "document.querySelector('#auto-on').hidden")
+        # one click to the confirmation, from any page; here no rec-trade-manager answers
+        page.click("#kill-switch")
+        page.wait_for_url(url + "/kill-switch?next=/docs")
+        assert "accepts no new entry" in page.text_content("#confirm-text")
+        page.check("input[name=close_open]")
+        page.click("#confirm-kill")
+        assert page.text_content("#kill-error").startswith("rec-trade-manager answered 50")
+    finally:
+        sql(dsn, "UPDATE trading_settings SET value = 'false' WHERE key IN ('kill_switch', "
+                 "'auto_entry_enabled')")
+        ctx.close()
+
+
 def test_browser_model_page_shows_the_calibration_and_the_reliability_plot(stack, browser):
     ctx, page = open_session(browser, stack["url"])
     try:
@@ -618,8 +934,8 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         page.goto(url + "/monitor")
         page.uncheck("#auto-form input[name=auto_stop]")
         page.fill("#auto-form input[name=auto_entry_position_size]", "3")
-        page.click("#auto-form button")
-        page.wait_for_url(url + "/monitor")
+        with page.expect_navigation():  # the page is /monitor already: wait for the new one
+            page.click("#auto-form button")
         assert not page.is_checked("#auto-form input[name=auto_stop]")
         assert page.input_value("#auto-form input[name=auto_entry_position_size]") == "3"
         audit = sql(home.db.dsn, "SELECT key, new_value::text, changed_by FROM "
@@ -627,6 +943,24 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         assert ("auto_stop", "false", "web:admin") in audit
         assert ("auto_entry_position_size", "3", "web:admin") in audit
         shot(page, "monitor-settings")
+
+        # the kill switch from any page, through its confirmation, and off again
+        page.goto(url + "/trades")
+        page.click("#kill-switch")
+        page.click("#confirm-kill")
+        page.wait_for_url(url + "/trades")
+        page.wait_for_selector("#kill-on", state="visible")
+        audit = sql(home.db.dsn, "SELECT key, new_value::text, changed_by FROM "
+                                 "trading_settings_audit ORDER BY id")
+        assert ("kill_switch", "true", "web:admin") in audit
+        shot(page, "trades-kill-switch-on")
+        page.click("#kill-on a")
+        assert "entries are accepted again" in page.text_content("#confirm-text")
+        page.click("#confirm-kill")
+        page.wait_for_url(url + "/trades")
+        page.wait_for_selector("#kill-on", state="hidden")
+        assert ("kill_switch", "false", "web:admin") in sql(
+            home.db.dsn, "SELECT key, new_value::text, changed_by FROM trading_settings_audit")
     finally:
         ctx.close()
 

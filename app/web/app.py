@@ -7,7 +7,9 @@
   *panel* (``templates/panels/<name>.html``), also served alone at ``/fragments/<name>``;
   ``static/rec.js`` listens to ``/api/events`` (Server-Sent Events fed by PostgreSQL
   NOTIFY, :mod:`app.web.live`) and re-fetches the panels and charts a notification concerns.
-  No timers ask the server for anything.
+  No timers ask the server for anything: rec-web sends a ``heartbeat`` with the age of the
+  market feed and the indices (:mod:`app.web.freshness`), and every page shows "DATA STALE"
+  in its top bar when those, or the stream itself, go quiet.
 - ``/api/...`` serves the same data as JSON; ``/docs`` lists it (from the OpenAPI document,
   rendered here: no CDN).
 - Trading (manual open/close, auto-entry and auto-stop settings) goes through
@@ -23,6 +25,8 @@ are not redirected (a redirect would echo the Host header).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -30,8 +34,9 @@ from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
 from app.web import errors
+from app.web.freshness import Heartbeat
 from app.web.middleware import HeadAsGet, SecurityHeaders
-from app.web.routes import api, health, live, login, manual, pages
+from app.web.routes import api, health, kill, live, login, manual, pages
 from app.web.state import WebState
 from app.web.views import HERE
 
@@ -40,13 +45,31 @@ DESCRIPTION = ("rec-web: the trader's dashboard and its JSON API. Every path exc
                "session's CSRF token in X-CSRF-Token (GET /api/session).")
 
 
+def lifespan(state: WebState):
+    """The heartbeat on the event stream runs while the app serves (with a database)."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        beat = None
+        if state.pool is not None and state.settings is not None:
+            beat = Heartbeat(state.hub, state.pool, state.settings)
+            beat.start()
+        try:
+            yield
+        finally:
+            if beat is not None:
+                await beat.stop()
+
+    return run
+
+
 def create_app(state: WebState, title: str = "rec") -> FastAPI:
     app = FastAPI(title=title, docs_url=None, redoc_url=None, redirect_slashes=False,
-                  openapi_url=None, description=DESCRIPTION)
+                  openapi_url=None, description=DESCRIPTION, lifespan=lifespan(state))
     app.state.web = state
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
-    for area in (health, login, live, pages, manual, api):
+    for area in (health, login, live, pages, manual, kill, api):
         app.include_router(area.router)
     app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)

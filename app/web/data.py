@@ -94,8 +94,9 @@ async def account(pool) -> dict:
         LEFT JOIN feed_quotes t ON t.ticker = p.ticker
         """ + QUOTE.replace("m.ticker", "p.ticker") + """
         WHERE p.position <> 0 ORDER BY p.ticker""")
-    realised = await one(pool, "SELECT COALESCE(sum(realized_pnl), 0) AS r "
-                               "FROM account_positions")
+    # one P&L definition everywhere (the trades' pnl_cents too): after fees, fees beside it
+    realised = await one(pool, "SELECT COALESCE(sum(realized_pnl), 0) AS r, "
+                               "COALESCE(sum(fees_paid), 0) AS fees FROM account_positions")
     unrealised = 0.0
     unknown = []
     for p in positions:
@@ -116,7 +117,8 @@ async def account(pool) -> dict:
         "balance_cents": bal["balance_cents"] if bal else None,
         "portfolio_value_cents": bal["portfolio_value_cents"] if bal else None,
         "synced_at": bal["updated_at"] if bal else None,
-        "realised_pnl": realised["r"] if realised else 0,
+        "realised_pnl": round(realised["r"] - realised["fees"], 4) if realised else 0,
+        "fees_paid": realised["fees"] if realised else 0,
         "unrealised_pnl": round(unrealised, 4),
         "unrealised_unknown": unknown,
         "positions": positions,
@@ -124,10 +126,38 @@ async def account(pool) -> dict:
 
 
 async def fills(pool, limit: int = 20) -> list[dict]:
-    return await rows(pool, """
-        SELECT trade_id, order_id, ticker, outcome_side, book_side, count, yes_price,
-               no_price, fee, is_taker, created_time
-        FROM account_fills ORDER BY created_time DESC LIMIT %s""", (limit,))
+    """The latest fills in trader words: ``action`` ("Buy Yes", "Sell Yes", ...) and
+    ``price`` in that side's dollars. The exchange reports a fill on its one YES book (bid or
+    ask), which alone cannot tell "buy YES" from "sell NO"; rec's own order (trade_orders)
+    says which; a fill of an order rec did not send is named by the exposure it builds."""
+    try:
+        found = await rows(pool, """
+            SELECT f.trade_id, f.order_id, f.ticker, f.outcome_side, f.book_side, f.count,
+                   f.yes_price, f.no_price, f.fee, f.is_taker, f.created_time,
+                   o.side AS order_side, o.action AS order_action, o.trade_id AS rec_trade
+            FROM account_fills f
+            LEFT JOIN trade_orders o ON o.exchange_order_id = f.order_id
+                                     OR o.client_order_id = f.client_order_id
+            ORDER BY f.created_time DESC LIMIT %s""", (limit,))
+    except Missing:  # no trading tables in this database: the exchange's view alone
+        found = await rows(pool, """
+            SELECT trade_id, order_id, ticker, outcome_side, book_side, count, yes_price,
+                   no_price, fee, is_taker, created_time
+            FROM account_fills ORDER BY created_time DESC LIMIT %s""", (limit,))
+    for f in found:
+        f.update(fill_words(f))
+    return found
+
+
+def fill_words(f: dict) -> dict:
+    """``{"action": "Sell Yes", "side": "yes", "price": ...}`` of one fill row."""
+    side, action = f.get("order_side"), f.get("order_action")
+    if side is None or action is None:  # not rec's order: the exposure the fill builds
+        side, action = f["outcome_side"], "buy"
+    yes = f["yes_price"]
+    price = yes if side == "yes" else (f["no_price"] if f["no_price"] is not None
+                                       else None if yes is None else round(1 - yes, 4))
+    return {"action": f"{action.title()} {side.title()}", "side": side, "price": price}
 
 
 # ---- trades ----------------------------------------------------------------------------------
@@ -142,6 +172,13 @@ async def open_trades(pool) -> list[dict]:
     return await rows(pool, """
         SELECT * FROM trades WHERE status = ANY(%s) ORDER BY opened_at DESC""",
                       (list(TRADE_ACTIVE),))
+
+
+async def trade(pool, trade_id: int) -> dict | None:
+    """One trade's state, for the Manual trading page's answer that follows it."""
+    return await one(pool, "SELECT id, ticker, side, status, reason, quantity, "
+                           "requested_count, limit_price, entry_price, close_rule, updated_at "
+                           "FROM trades WHERE id = %s", (trade_id,))
 
 
 async def trades(pool, status: str | None = None, ticker: str | None = None,

@@ -6,7 +6,9 @@ fetches the panels that channel feeds. The connection is re-opened with a backof
 drops; while it is down the browsers get an ``offline`` event (the page says so), and a
 ``resync`` event when it is back, since notifications sent meanwhile are lost.
 
-rec-web itself publishes on ``units`` when systemd's view of the rec units changes.
+rec-web itself publishes on ``units`` when systemd's view of the rec units changes, and a
+``heartbeat`` every few seconds with the age of the data behind the pages
+(:mod:`app.web.freshness`): a browser that hears nothing for a while knows the stream is dead.
 """
 
 from __future__ import annotations
@@ -52,9 +54,12 @@ class Hub:
         self.subscribers: set[asyncio.Queue] = set()
         self.closed = False
         self.online = False
+        self.heartbeat: Event | None = None  # the last one: a new browser gets it at once
 
     def publish(self, channel: str, payload: str = "") -> None:
         event = Event(channel, payload, time.time())
+        if channel == "heartbeat":
+            self.heartbeat = event
         for q in list(self.subscribers):
             try:
                 q.put_nowait(event)
@@ -69,6 +74,8 @@ class Hub:
         try:
             yield b"retry: 2000\n\n"
             yield Event("hello", "online" if self.online else "offline", time.time()).sse()
+            if self.heartbeat is not None:
+                yield self.heartbeat.sse()
             while not self.closed:
                 try:
                     event = await asyncio.wait_for(q.get(), keepalive)

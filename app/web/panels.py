@@ -81,6 +81,14 @@ async def book(state: WebState, request: Request) -> dict:
     return out
 
 
+async def trade_result(state: WebState, request: Request) -> dict:
+    """One trade (``?id=``), followed by the answer on the Manual trading page."""
+    tid = request.query_params.get("id") or ""
+    if not tid.isdigit() or len(tid) > 18:
+        return {"data": None, "error": "id: a trade number"}
+    return await read(data.trade, state.pool, int(tid))
+
+
 def _trade_filters(q) -> tuple[dict, str | None]:
     """The Trades page's filters from its query, or what is wrong with them."""
     for key, pattern in (("status", STATUS_RE), ("market", FILTER_RE),
@@ -126,7 +134,7 @@ async def feed(state: WebState, request: Request) -> dict:
 PANELS: dict[str, Callable[[WebState, Request], Awaitable[dict]]] = {
     "account": account, "fills": fills, "open_trades": open_trades, "strikes": strikes,
     "watchlist": watchlist, "auto": auto, "markets": markets, "book": book, "trades": trades,
-    "services": services, "model": model, "feed": feed}
+    "services": services, "model": model, "feed": feed, "trade_result": trade_result}
 
 
 async def context(state: WebState, request: Request, names: list[str]) -> dict:

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.trading.settings_ranges import RANGES
+from app.trading.states import FINAL_STATES
 from app.web.deps import session_of, web_state
 from app.web.formats import FILTERS
 
@@ -19,6 +20,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters.update({f.__name__: f for f in FILTERS})
 # every trading setting's range (the table rec-trade-manager enforces) for the forms' bounds
 templates.env.globals["setting_ranges"] = RANGES
+templates.env.globals["final_states"] = FINAL_STATES  # a trade that will not change again
 
 NAV = [("/", "Overview"), ("/monitor", "Trade monitor"), ("/markets", "Markets"),
        ("/trades", "Trades"), ("/manual", "Manual trading"), ("/model", "Model"),

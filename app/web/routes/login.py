@@ -35,6 +35,7 @@ class LoginReply:
 
     request: Request
     target: str
+    user: str = ""  # typed: a refused login keeps it in the form
 
     @property
     def wants_json(self) -> bool:
@@ -44,7 +45,8 @@ class LoginReply:
                headers: dict[str, str] | None = None) -> Response:
         if self.wants_json:
             return error(status, code, message, field, headers)
-        r = page(self.request, "login.html", status=status, next=self.target, error=message)
+        r = page(self.request, "login.html", status=status, next=self.target, error=message,
+                 user=self.user[:MAX_FIELD])
         r.headers.update(headers or {})
         return r
 
@@ -66,13 +68,14 @@ def _limit_keys(request: Request, user: str) -> tuple[str, str]:
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
 async def login_form(request: Request, next: str = "/") -> HTMLResponse:
-    return page(request, "login.html", next=safe_next(next), error=None)
+    return page(request, "login.html", next=safe_next(next), error=None, user="")
 
 
 @router.post("/login", include_in_schema=False)
 async def login(request: Request, state: State, form: Form) -> Response:
     address = client_address(request)
-    reply = LoginReply(request, safe_next(str(form.get("next") or "/")))
+    reply = LoginReply(request, safe_next(str(form.get("next") or "/")),
+                       str(form.get("user") or ""))
     if not same_origin(request):
         log.warning("cross-origin login from %s refused", address)
         return reply.refuse(403, "origin", "cross-origin login refused")

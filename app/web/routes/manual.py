@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.trading import settings_ranges
-from app.web import manager, panels
+from app.web import manager, panels, ticket
 from app.web.deps import CurrentSession, Form, State, require_session
 from app.web.intent_form import KEY_RE, validate_close, validate_open
 from app.web.routes.pages import MONITOR_PANELS
@@ -36,7 +36,9 @@ async def manual(request: Request, state: State) -> HTMLResponse:
     q = request.query_params
     form = {"market": q.get("market", ""), "side": q.get("side", "yes"),
             "count": q.get("count", "1"), "limit_price": q.get("limit_price", "")}
+    values, errs = validate_open(form)
     return page(request, "manual.html", form=form, errors={}, step="form",
+                ticket=await ticket.ticket(state.pool, {} if errs else values),
                 **await panels.context(state, request, ["open_trades"]))
 
 
@@ -65,7 +67,9 @@ async def submitted(request: Request, state: State, user: str, intent: dict,
 async def open_trade(request: Request, state: State, form: Form,
                      session: CurrentSession) -> HTMLResponse:
     values, errs = validate_open(form)
-    ctx = await panels.context(state, request, ["open_trades"])
+    terms = await ticket.ticket(state.pool, {} if errs else values)
+    errs = errs or ticket.limit_error(values, await ticket.settings(state.pool))
+    ctx = {**await panels.context(state, request, ["open_trades"]), "ticket": terms}
     if shown := form_or_confirm(request, ctx, form, errs, form, "confirm", form=values):
         return shown
     key = str(form.get("idempotency_key") or "")

@@ -1,21 +1,81 @@
 // rec-web: live panels and charts. One EventSource (/api/events, fed by PostgreSQL NOTIFY);
 // a notification re-fetches the panels and charts that listen to its channel. Nothing here
-// asks the server on a timer: the only timer re-computes the "data age" texts locally.
+// asks the server on a timer: the only timer re-computes the "data age" texts and the
+// "DATA STALE" banner locally, from rec-web's heartbeat and the stream's own silence.
 (() => {
   'use strict';
-  const rec = window.__rec = { events: [], updates: [], online: false, hellos: 0 };
+  const rec = window.__rec = { events: [], updates: [], online: false, hellos: 0,
+    db: false, lastEvent: 0, beat: null, beatAt: 0, stale: [], started: Date.now() };
   const live = document.getElementById('live');
+  const banner = document.getElementById('stale');
   const targets = [...document.querySelectorAll('[data-panel],[data-chart]')];
-  const channels = new Set(['hello', 'resync', 'offline']);
+  const channels = new Set(['hello', 'resync', 'offline', 'heartbeat']);
   targets.forEach(t => (t.dataset.channels || '').split(/\s+/).filter(Boolean)
     .forEach(c => channels.add(c)));
   const charts = new Map();
 
+  // the pill says "live" only while the database listener is up AND the stream is heard
   function setLive(on, why) {
+    rec.db = on;
+    rec.why = why;
+    pill();
+  }
+  function pill() {
+    const quiet = rec.stale.find(x => x.key === 'stream');
+    const on = rec.db && !quiet;
     rec.online = on;
     if (!live) return;
-    live.textContent = on ? 'live' : 'offline' + (why ? ': ' + why : '');
+    const why = quiet ? 'no word from rec-web for ' + Math.round(quiet.age) + ' s' : rec.why;
+    const text = on ? 'live' : 'offline' + (why ? ': ' + why : '');
+    if (live.textContent !== text) live.textContent = text;
     live.className = 'live ' + (on ? 'on' : 'off');
+  }
+
+  // the kill switch and auto-entry: a banner on every page while either is on
+  function switches(t) {
+    const kill = document.getElementById('kill-on');
+    const auto = document.getElementById('auto-on');
+    if (kill) kill.hidden = !(t && t.kill_switch);
+    if (auto) {
+      auto.hidden = !(t && t.auto_entry_enabled);
+      auto.querySelector('.dry').hidden = !(t && t.auto_entry_dry_run);
+    }
+  }
+
+  // honest freshness: what the last heartbeat said, aged by the time since it came, and
+  // the stream's own silence (a frozen rec-web sends nothing, and says nothing either)
+  function staleness() {
+    const now = Date.now();
+    const b = rec.beat;
+    const lim = (b && b.limits) || { stream: { after: 6, label: 'rec-web live stream',
+      why: 'nothing on this page is updating' } };
+    const out = [];
+    const heard = rec.lastEvent || rec.started;
+    const quiet = (now - heard) / 1000;
+    if (rec.source && quiet > lim.stream.after) {
+      out.push({ key: 'stream', what: lim.stream.label, age: quiet, why: lim.stream.why });
+    }
+    if (b && b.error) out.push({ key: 'heartbeat', what: 'data ages', text: b.error });
+    else if (b) {
+      const since = (now - rec.beatAt) / 1000;
+      const add = (key, what, age, l) => {
+        if (age === null || age === undefined) out.push({ key, what, never: true, why: l.why });
+        else if (age + since > l.after) out.push({ key, what, age: age + since, why: l.why });
+      };
+      add('market_feed', lim.market_feed.label, b.market_feed, lim.market_feed);
+      Object.entries(b.index || {}).forEach(([name, age]) =>
+        add('index:' + name, lim.index.label + ' ' + name, age, lim.index));
+    }
+    rec.stale = out;
+    pill();
+    if (!banner) return;
+    const words = x => x.what + ' ' + (x.text || (x.never ? 'never reported' :
+      Math.round(x.age) + ' s'));
+    const whys = [...new Set(out.map(x => x.why).filter(Boolean))];
+    const text = out.length ? 'DATA STALE: ' + out.map(words).join(', ') +
+      (whys.length ? ' — ' + whys.join('; ') : '') : '';
+    if (banner.textContent !== text) banner.textContent = text;
+    banner.hidden = !out.length;
   }
 
   function toLogin() {
@@ -67,6 +127,24 @@
     return a && el.contains(a) && /^(INPUT|SELECT|TEXTAREA)$/.test(a.tagName);
   }
 
+  // keyboard focus survives a redraw: the focused link or button is found again in the new
+  // content (same tag, target and text; else the same place among the focusable ones)
+  const FOCUSABLE = 'a[href],button,input,select,textarea,summary,[tabindex]';
+  function focusMark(el) {
+    const a = document.activeElement;
+    if (!a || a === document.body || !el.contains(a)) return null;
+    const sign = x => [x.tagName, x.getAttribute('href'), x.name, x.id, x.textContent.trim()]
+      .join('|');
+    return { sign: sign(a), sign_of: sign,
+      index: [...el.querySelectorAll(FOCUSABLE)].indexOf(a) };
+  }
+  function focusRestore(el, mark) {
+    if (!mark) return;
+    const all = [...el.querySelectorAll(FOCUSABLE)];
+    const again = all.find(x => mark.sign_of(x) === mark.sign) || all[mark.index];
+    if (again) again.focus({ preventScroll: true });
+  }
+
   async function refresh(el, ev) {
     if (el._busy || busyForm(el)) { el._dirty = ev || {}; return; }
     el._busy = true;
@@ -74,7 +152,10 @@
       if (el.dataset.chart) await drawChart(el);
       else {
         const r = await get(el.dataset.src, 'text/html');
-        el.innerHTML = await r.text();
+        const html = await r.text();
+        const mark = focusMark(el);
+        el.innerHTML = html;
+        focusRestore(el, mark);
         bars(el);
         ages();
       }
@@ -101,40 +182,82 @@
     p.hidden = !text;
   }
 
+  const usd = v => '$' + v.toLocaleString('en-US', { minimumFractionDigits: 2,
+    maximumFractionDigits: 2 });
+  const utc = t => new Date(t * 1000).toISOString().slice(11, 19) + ' UTC';
+
+  // one uPlot in ``box``: created on the first data, then only fed
+  function plot(box, series, axes, data) {
+    const width = Math.max(280, box.clientWidth - 8);
+    let u = charts.get(box);
+    if (!u) {
+      u = new uPlot({ width, height: 260, series, axes,
+        scales: { x: { time: true } }, legend: { live: false } }, data, box);
+      charts.set(box, u);
+    } else u.setData(data);
+  }
+
+  // the index chart: one chart per index (BTC and ETH apart: one price axis would flatten
+  // either), momentum on its own axis when rec-price-feed has computed it
+  function drawIndices(el, rows) {
+    const byName = new Map();
+    rows.forEach(r => { if (!byName.has(r.index_name)) byName.set(r.index_name, []);
+      byName.get(r.index_name).push(r); });
+    byName.forEach((mine, name) => {
+      let box = [...el.querySelectorAll('.index-chart')].find(b => b.dataset.index === name);
+      const hasMom = mine.some(r => r.momentum !== null && r.momentum !== undefined);
+      if (box && box._mom !== hasMom) { charts.get(box).destroy(); charts.delete(box); }
+      if (!box) {
+        box = document.createElement('figure');
+        box.className = 'index-chart';
+        box.dataset.index = name;
+        box.setAttribute('role', 'img');
+        const cap = document.createElement('figcaption');
+        box.append(cap);
+        el.append(box);
+      }
+      box._mom = hasMom;
+      const data = [mine.map(r => r.t), mine.map(r => r.price)];
+      const series = [{}, { label: name, stroke: '#2563eb', width: 2, scale: 'usd' }];
+      const axes = [{}, { scale: 'usd', size: 80, label: name + ' $' }];
+      if (hasMom) {
+        data.push(mine.map(r => r.momentum));
+        series.push({ label: 'momentum %', stroke: '#d97706', width: 1, scale: 'mom' });
+        axes.push({ scale: 'mom', side: 1, grid: { show: false }, label: 'momentum %' });
+      }
+      plot(box, series, axes, data);
+      const last = mine[mine.length - 1];
+      const words = `${name}: ${usd(last.price)} at ${utc(last.t)}` + (hasMom
+        ? `, momentum ${last.momentum === null ? 'not computed' : last.momentum.toFixed(2) + ' %'}`
+        : ', momentum: no data yet') + `; ${mine.length} seconds shown`;
+      box.setAttribute('aria-label', 'index chart, ' + words);
+      box.querySelector('figcaption').textContent = words;
+    });
+  }
+
   async function drawChart(el) {
     const body = await (await get(el.dataset.src, 'application/json')).json();
     if (body.missing || body.error) { chartMessage(el, body.missing || body.error); return; }
     const rows = body.data || [];
-    let data, series, axes, empty;
     if (el.dataset.chart === 'index') {
-      const name = rows.length ? rows[rows.length - 1].index_name : null;
-      const mine = rows.filter(r => r.index_name === name);
-      data = [mine.map(r => r.t), mine.map(r => r.price), mine.map(r => r.momentum)];
-      series = [{}, { label: name || 'index', stroke: '#2563eb', width: 2, scale: 'usd' },
-        { label: 'momentum', stroke: '#d97706', width: 1, scale: 'mom' }];
-      axes = [{}, { scale: 'usd', size: 70 }, { scale: 'mom', side: 1, grid: { show: false } }];
-      empty = 'No index prices in the last hour: is rec-price-feed running? (Services)';
-    } else {
-      const c = v => (v === null || v === undefined ? null : v * 100);
-      data = [rows.map(r => r.t), rows.map(r => c(r.yes_bid)), rows.map(r => c(r.yes_ask)),
-        rows.map(r => c(r.last_price))];
-      series = [{}, { label: 'bid ¢', stroke: '#16a34a', width: 1 },
-        { label: 'ask ¢', stroke: '#dc2626', width: 1 },
-        { label: 'last ¢', stroke: '#111827', width: 2, points: { show: true } }];
-      axes = [{}, { size: 50 }];
-      empty = 'No ticks for this market in the last two hours.';
+      chartMessage(el, rows.length ? '' :
+        'No index prices in the last hour: is rec-price-feed running? (Services)');
+      drawIndices(el, rows);
+      return;
     }
-    if (!data[0].length) { chartMessage(el, empty); }
-    else chartMessage(el, '');
-    const width = Math.max(280, el.clientWidth - 8);
-    let u = charts.get(el);
-    if (!u) {
-      u = new uPlot({ width, height: 260, series, axes,
-        scales: { x: { time: true } }, legend: { live: false } }, data, el);
-      charts.set(el, u);
-    } else {
-      u.setData(data);
-    }
+    const c = v => (v === null || v === undefined ? null : v * 100);
+    const data = [rows.map(r => r.t), rows.map(r => c(r.yes_bid)), rows.map(r => c(r.yes_ask)),
+      rows.map(r => c(r.last_price))];
+    const series = [{}, { label: 'bid ¢', stroke: '#16a34a', width: 1 },
+      { label: 'ask ¢', stroke: '#dc2626', width: 1 },
+      { label: 'last ¢', stroke: '#111827', width: 2, points: { show: true } }];
+    chartMessage(el, rows.length ? '' : 'No ticks for this market in the last two hours.');
+    plot(el, series, [{}, { size: 50, label: 'yes price ¢' }], data);
+    const last = rows[rows.length - 1];
+    el.setAttribute('role', 'img');
+    el.setAttribute('aria-label', last ? `price chart: at ${utc(last.t)} yes bid ` +
+      `${c(last.yes_bid)}¢, ask ${c(last.yes_ask)}¢, last ${c(last.last_price)}¢; ` +
+      `${rows.length} ticks shown` : 'price chart: no ticks in the last two hours');
   }
   window.addEventListener('resize', () => charts.forEach((u, el) =>
     u.setSize({ width: Math.max(280, el.clientWidth - 8), height: 260 })));
@@ -142,8 +265,15 @@
   function onEvent(channel, e) {
     let d = {};
     try { d = JSON.parse(e.data); } catch (_) { /* keepalive */ }
-    rec.events.push({ channel, payload: d.payload, sent: d.at, at: Date.now() });
+    rec.lastEvent = Date.now();
+    rec.events.push({ channel, payload: d.payload, sent: d.at, at: rec.lastEvent });
     if (rec.events.length > 2000) rec.events.splice(0, 1000);
+    if (channel === 'heartbeat') {
+      try { rec.beat = JSON.parse(d.payload); rec.beatAt = rec.lastEvent; } catch (_) { /**/ }
+      staleness();
+      switches(rec.beat && rec.beat.trading);
+      return;
+    }
     if (channel === 'offline') { setLive(false, d.payload); return; }
     if (channel === 'hello') {
       setLive(d.payload === 'online', d.payload === 'online' ? '' : 'database');
@@ -169,7 +299,7 @@
     });
   }
 
-  if (window.EventSource && targets.length) {
+  if (window.EventSource) {  // every page: the live panels, and the freshness banner
     const es = new EventSource('/api/events');
     rec.source = es;
     channels.forEach(c => es.addEventListener(c, e => onEvent(c, e)));
@@ -178,5 +308,5 @@
   targets.filter(t => t.dataset.chart).forEach(t => refresh(t, { channel: 'load' }));
   bars(document);
   ages();
-  setInterval(ages, 1000);
+  setInterval(() => { ages(); staleness(); }, 1000);
 })();
