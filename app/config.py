@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # rec-trade-manager compares the books with the exchange at start and then this often
     # (app/ledger/standing.py); rec-web's ledger check fails a result older than 3 of these
     ledger_reconcile_interval_sec: float = Field(ge=1, le=86_400)
+    # retention (app/db/retention.py): rec-auto-entry's decisions; the trade events of
+    # finished trades (0 keeps them)
+    auto_entry_decisions_retention_days: int = Field(ge=1, le=3650)
+    trade_events_retention_days: int = Field(ge=0, le=36_500)
     # the rec services this host runs, comma-separated ("": every service of the account
     # mode); app hosts share the work this way (app.services.selected)
     services: str = Field(pattern=r"^[a-z0-9-]*(,[a-z0-9-]+)*$")

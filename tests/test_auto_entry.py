@@ -71,6 +71,8 @@ async def test_auto_entry_off_dry_run_and_on(rec_home_db, start_service, sim):
     await tf.put_strike(conn, ticker, probability="0.99", time_to_close_sec=600)
     await tf.put_watch(conn, ticker, "yes", "0.99", ask, (D("0.99") - ask) * 100)
     await tf.put(rec_home_db, "/settings", {"auto_entry_min_diff_cents": -100})
+    await conn.execute("INSERT INTO auto_entry_decisions (ts, decision, reason) VALUES "
+                       "(now() - interval '31 days', 'skip', 'older than the retention')")
     ae = start_service(rec_home_db, tf.AUTO_ENTRY)
     await di.wait_notify(ae, "READY", "1")
     url = f"http://127.0.0.1:{rec_home_db.env['REC_AUTO_ENTRY_PORT']}/status"
@@ -81,7 +83,9 @@ async def test_auto_entry_off_dry_run_and_on(rec_home_db, start_service, sim):
 
     await di.until(lambda: _cycles(status, 2), 10, "two cycles while off", ae)
     assert (await status())["mode"] == "off"
-    assert await di.count(conn, "auto_entry_decisions") == 0  # off: nothing evaluated
+    # off: nothing evaluated; the 31-day-old decision went at start (retention, 30 days)
+    assert await di.count(conn, "auto_entry_decisions") == 0
+    assert "retention: deleted 1 entry decisions older than 30 days" in ae.output
 
     await tf.put(rec_home_db, "/settings", {"auto_entry_dry_run": True})
     await di.until(lambda: _rows(conn, "decision = 'dry_run'"), 10, "a dry-run decision", ae)

@@ -41,7 +41,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.db import retention
 from app.db.pool import conninfo, open_pool
+from app.db.retention import Retention
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import Json
@@ -154,6 +156,9 @@ class AutoEntryService(tc.TradingService):
         await phase("first cycle", self.cycle())
         self.spawn(self.loop(), "auto-entry")
         self.spawn(self.listen(), "auto-entry-listen")
+        self.spawn(retention.prune_loop(self.pool, [Retention(
+            "auto_entry_decisions", "ts", s.auto_entry_decisions_retention_days,
+            what="entry decisions")], self.log), "auto-entry-retention")
         await self.serve_http(phase, self.app(), s.auto_entry_port)
 
     async def stop(self) -> None:

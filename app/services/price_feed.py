@@ -17,7 +17,7 @@ Staleness: an index with no tick for ``price_feed_stale_after_sec`` is marked ``
 ``index_freshness`` (one warning line, and STATUS= names it) until ticks come back; the
 client reconnects with backoff and jitter. Retention: rows older than
 ``price_feed_retention_days`` are deleted in batches of ``price_feed_prune_batch_rows`` by
-a task of their own, so pruning never holds up the writes.
+a task of their own (app/db/retention.py), so pruning never holds up the writes.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ import asyncio
 import contextlib
 import json
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from app import exchange_client
 from app.config import Settings, csv_list
+from app.db import retention
 from app.db.pool import DatabaseWait, open_pool
+from app.db.retention import Retention
 from app.kalshi.ws import KalshiWS, WsCommandError
 from app.pricing.index import DELTA_MINUTES, KEEP_SEC, IndexWindow, Row
 from app.runtime.notify import Notifier
@@ -85,7 +86,6 @@ class PriceFeedService(Service):
         self.state: dict[str, str] = dict.fromkeys(self.indices, "waiting")
         self.notifier = Notifier()
         self.rows_written = 0
-        self.pruned = 0
         self.started = time.monotonic()
         self.db = DatabaseWait(self.log, self.notifier.status)
 
@@ -104,7 +104,11 @@ class PriceFeedService(Service):
                     self.subscribe())
         self.spawn(self.consume(), "price-consumer")
         self.spawn(self.watch_staleness(), "price-staleness")
-        self.spawn(self.prune_loop(), "price-retention")
+        self.spawn(retention.prune_loop(
+            self.pool, [Retention("index_prices", "ts", s.price_feed_retention_days,
+                                  what="index rows")],
+            self.log, s.price_feed_prune_interval_sec, s.price_feed_prune_batch_rows),
+            "price-retention")
 
     async def stop(self) -> None:
         await super().stop()
@@ -242,35 +246,3 @@ class PriceFeedService(Service):
                 "state = EXCLUDED.state, detail = EXCLUDED.detail, updated_at = now()",
                 (index, state, detail))
             await conn.execute("SELECT pg_notify('index_price', %s)", (index,))
-
-    # ------------------------------------------------------------------ retention
-
-    async def prune_loop(self) -> None:
-        s = self.settings
-        while True:
-            try:
-                await self.prune_once()
-            except Exception as exc:  # a failed prune is retried next round, never fatal
-                self.log.warning("retention: %s: %s", type(exc).__name__, exc)
-            await asyncio.sleep(s.price_feed_prune_interval_sec)
-
-    async def prune_once(self) -> int:
-        s = self.settings
-        cutoff = datetime.now(UTC).timestamp() - s.price_feed_retention_days * 86_400
-        total = 0
-        while True:
-            async with self.pool.connection() as conn:  # type: ignore[union-attr]
-                cur = await conn.execute(
-                    "DELETE FROM index_prices WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
-                    "index_prices WHERE ts < to_timestamp(%s) LIMIT %s))",
-                    (cutoff, s.price_feed_prune_batch_rows))
-                n = cur.rowcount
-            total += n
-            if n < s.price_feed_prune_batch_rows:
-                break
-            await asyncio.sleep(0)  # other writers first
-        if total:
-            self.pruned += total
-            self.log.info("retention: deleted %d index rows older than %d days", total,
-                          s.price_feed_retention_days)
-        return total

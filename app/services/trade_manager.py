@@ -44,6 +44,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from app import exchange_client
+from app.db import retention
 from app.db.pool import conninfo, open_pool
 from app.ledger.standing import StandingLedger
 from app.runtime.service import Phase
@@ -102,6 +103,9 @@ class TradeManagerService(TradeManagerApi):
         self.ledger = StandingLedger(self.pool, self.rest, s.ledger_reconcile_interval_sec,
                                      self.log, self.reconcile)
         self.spawn(self.ledger.loop(), "manager-ledger")
+        self.spawn(retention.prune_loop(
+            self.pool, [sql.finished_trade_events(s.trade_events_retention_days)], self.log),
+            "manager-retention")
         await self.serve_http(phase, self.app(), s.trade_manager_port)
 
     async def _one_writer(self) -> None:

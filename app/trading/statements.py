@@ -3,7 +3,8 @@
 ``LEG_ACCEPTED`` (app/trading/states.py) is the column list both writers of an acknowledged leg
 use (the executor and the manager)."""
 
-from app.trading.states import LEG_ACCEPTED
+from app.db.retention import Retention
+from app.trading.states import FINAL_STATES, LEG_ACCEPTED
 
 ACTIVE_SQL = "('pending', 'submitted', 'open', 'closing')"
 # An open intent in one statement (one round trip). ``c``: the idempotency key, the trading
@@ -234,3 +235,10 @@ e AS (
     SELECT t.id, 'adopted', 'submitted', %(detail)s::jsonb FROM t)
 SELECT id FROM t
 """
+
+
+def finished_trade_events(days: float) -> Retention:
+    """rec-trade-manager's retention of the events of finished trades (0 days: kept)."""
+    finished = ", ".join(f"'{s}'" for s in FINAL_STATES)
+    return Retention("trade_events", "ts", days, what="events of finished trades",
+                     where=f"trade_id IN (SELECT id FROM trades WHERE status IN ({finished}))")
