@@ -205,7 +205,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
+    """rec's parser; given the command line (``commands``) that names a built-in command
+    (status, unit-failed, run, ...), without the command modules (``rec sim``, ``rec model``,
+    ``rec ledger``) and what they import (cryptography, ...)."""
     parser = argparse.ArgumentParser(prog="rec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -246,13 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument("--json", action="store_true", help="machine-readable (Ansible reads it)")
     svc.set_defaults(func=cmd_services)
 
+    if commands is not None and commands[:1] and commands[0] in sub.choices:
+        return parser  # a built-in command: the command modules' imports are not its cost
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     try:
         return args.func(args)
     except PermissionError as exc:

@@ -92,41 +92,64 @@ async def database_rows(settings: config.Settings) -> tuple[bool, list[str]]:
     return True, rows
 
 
-async def _http_row(client, what: str, url: str, judge) -> tuple[bool, list[str]]:
-    import httpx
+def _get(url: str, timeout: float) -> tuple[int, bytes]:
+    """GET ``url`` with the standard library (httpx and its TLS context cost this one-shot
+    command more than the request): (status code, body), an error status included."""
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
 
     try:
-        ok, detail = judge(await client.get(url))
-    except (httpx.HTTPError, ValueError) as exc:
+        with urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()
+
+
+def _unreachable(exc: Exception) -> str:
+    """Why a GET failed, in one line: "connection refused", "timed out", ..."""
+    from urllib.error import URLError
+
+    reason = exc.reason if isinstance(exc, URLError) else exc
+    if isinstance(reason, OSError) and reason.strerror:
+        return f"cannot connect: {reason.strerror}"
+    return f"{type(reason).__name__}: {reason}"
+
+
+async def _http_row(what: str, url: str, judge, timeout: float = 5) -> tuple[bool, list[str]]:
+    try:
+        ok, detail = judge(url, *await asyncio.to_thread(_get, url, timeout))
+    except ValueError as exc:  # a body that is not the JSON expected
         ok, detail = False, f"{url}: {type(exc).__name__}: {exc}"
+    except OSError as exc:  # URLError, refused, timed out
+        ok, detail = False, f"{url}: {_unreachable(exc)}"
     return ok, [_row(ok, what, detail)]
 
 
-def _exchange(r) -> tuple[bool, str]:
-    return r.status_code == 200, f"{r.url} answered {r.status_code}"
+def _exchange(url: str, code: int, _body: bytes) -> tuple[bool, str]:
+    return code == 200, f"{url} answered {code}"
 
 
-def _aggregate(r) -> tuple[bool, str]:
-    body = r.json()
-    ok = body.get("status") == "ok"
-    return ok, "all checks ok" if ok else "failing: " + ", ".join(body.get("failed", []))
+def _aggregate(_url: str, _code: int, body: bytes) -> tuple[bool, str]:
+    import json
+
+    answer = json.loads(body)
+    ok = answer.get("status") == "ok"
+    return ok, "all checks ok" if ok else "failing: " + ", ".join(answer.get("failed", []))
 
 
 async def rows(settings: config.Settings) -> tuple[bool, list[str]]:
-    import httpx
-
     from app import services
 
     only = services.selected(settings.services)
     rest = resolve(settings.account_mode, base_url=settings.kalshi_base_url or None,
                    ws_url=settings.kalshi_ws_url or None, sim_host=settings.target_host,
                    sim_port=settings.exchange_sim_port).rest_base
-    async with httpx.AsyncClient(timeout=5) as client:
-        checks = [unit_rows(services.expected_units(settings.account_mode.value, only=only)),
-                  database_rows(settings),
-                  _http_row(client, "exchange", f"{rest}/exchange/status", _exchange)]
-        if not only or "web" in only:  # REC_SERVICES without web: rec-web runs elsewhere
-            web = f"http://{settings.target_host}:{settings.web_port}/api/health"
-            checks.append(_http_row(client, "rec-web /api/health", web, _aggregate))
-        results = await asyncio.gather(*checks)
+    checks = [unit_rows(services.expected_units(settings.account_mode.value, only=only)),
+              database_rows(settings),
+              _http_row("exchange", f"{rest}/exchange/status", _exchange)]
+    if not only or "web" in only:  # REC_SERVICES without web: rec-web runs elsewhere
+        web = f"http://{settings.target_host}:{settings.web_port}/api/health"
+        checks.append(_http_row("rec-web /api/health", web, _aggregate))
+    results = await asyncio.gather(*checks)
     return all(ok for ok, _ in results), [line for _, lines in results for line in lines]

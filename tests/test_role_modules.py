@@ -6,10 +6,16 @@ as data."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import pwd
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROLE = Path(__file__).resolve().parent.parent / "ansible/roles/rec_services"
 
@@ -71,6 +77,16 @@ def test_check_mode_reports_without_touching_anything(rec_units, unit_dir):
     assert sorted(p.name for p in unit_dir.iterdir()) == before
 
 
+def test_check_mode_names_the_users_it_would_create(rec_units, unit_dir):
+    files = {"rec-web.service": "[Service]\nUser=rec-no-such-user-xq\n",
+             "rec-migrate.service": "[Service]\nUser=root\n"}
+    assert rec_units.users(files) == ["rec-no-such-user-xq", "root"]
+    result = rec_units.apply(str(unit_dir), files, [], check_mode=True)
+    assert result["users_created"] == ["rec-no-such-user-xq"] and result["changed"]
+    with pytest.raises(KeyError):
+        pwd.getpwnam("rec-no-such-user-xq")  # check mode created nobody
+
+
 def render(template: Path, **variables) -> str:
     import jinja2
 
@@ -95,3 +111,63 @@ def test_rec_postgres_takes_extra_hba_entries_and_settings_as_data():
                   rec_postgres_port=5432, rec_postgres_tls=False,
                   rec_postgres_settings={"shared_buffers": "256MB", "work_mem": "it's"})
     assert conf.splitlines()[-2:] == ["shared_buffers = '256MB'", "work_mem = 'it''s'"]
+
+
+# ---- the units as the role renders them (tasks/main.yml), from `rec services --json` -------
+
+def render_every_unit(described: dict) -> dict[str, str]:
+    """File name -> content of every unit the role writes (rec.target and the .path aside),
+    with an instance of the rec-failure@ template."""
+    enabled = [s for s in described["services"] if s["enabled"]]
+    common = {**yaml.safe_load((ROLE / "defaults/main.yml").read_text()),
+              "rec_services__registry": described,
+              "rec_services__all_units": described["units"],
+              "rec_services__db_ip_allow": next(
+                  (s["ip_allow"] for s in enabled if s["database"] and not s["exchange"]
+                   and not s["public"] and s["ip_allow"]), [])}
+    templates = ROLE / "templates"
+    files = {name: render(templates / f"{name}.j2", **common)
+             for name in ("rec-migrate.service", "rec-failures.service")}
+    files["rec-failure@rec-web.service"] = render(templates / "rec-failure@.service.j2",
+                                                  **common)
+    for s in enabled:
+        files[s["unit"]] = render(templates / "rec-service.service.j2", **common, unit=s)
+    return files
+
+
+@pytest.fixture
+def every_unit(rec_home) -> dict[str, str]:
+    r = rec_home.rec("services", "--json")
+    assert r.returncode == 0, r.stderr
+    return render_every_unit(json.loads(r.stdout))
+
+
+def test_every_unit_runs_as_a_user_of_its_own(every_unit, rec_units):
+    """Issue 21 item 6: every unit ran as `rec`, so any `rec` process read every unit's
+    credentials (/run/credentials/<unit>/ carries user:<User=>:r--). Now each unit's user is
+    its own name; the two failure recorders share one."""
+    users = {name: re.findall(r"^User=(.*)$", text, re.M) for name, text in every_unit.items()}
+    expected = {name: ["rec-failures" if name.startswith("rec-failure")
+                       else name.removesuffix(".service")] for name in every_unit}
+    assert users == expected
+    assert rec_units.users(every_unit) == sorted({u for [u] in expected.values()})
+    for name, text in every_unit.items():
+        # StateDirectory= would chown the shared /var/lib/rec to each unit's user in turn
+        assert not re.search(r"^StateDirectory", text, re.M), name
+        assert re.findall(r"^(Group|ReadWritePaths|UMask)=(.*)$", text, re.M) == [
+            ("Group", "rec"), ("ReadWritePaths", "/var/lib/rec"), ("UMask", "0027")], name
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_every_unit_exposure_is_at_most_0_9(every_unit, tmp_path):
+    """`systemd-analyze security` of every rendered unit (offline: the unit files as written;
+    Molecule's verify measures the loaded units). rec-web and rec-migrate scored 1.1."""
+    for name, text in every_unit.items():
+        (tmp_path / name).write_text(text)
+    r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
+                        *(str(tmp_path / name) for name in every_unit)],
+                       capture_output=True, text=True, timeout=120)
+    levels = {m[0]: float(m[1]) for m in re.findall(
+        r"Overall exposure level for (\S+): ([0-9.]+)", r.stdout)}
+    assert sorted(levels) == sorted(every_unit), r.stdout + r.stderr
+    assert {n: v for n, v in levels.items() if v > 0.9} == {}

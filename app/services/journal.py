@@ -83,7 +83,7 @@ class Tails:
 def write_atomically(path: Path, body: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(body))
-    os.chmod(tmp, 0o640)  # rec-web runs as the same user; the group may read it too
+    os.chmod(tmp, 0o640)  # rec-web reads it through the group (each unit its own user)
     os.replace(tmp, path)
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/python
 """Ansible module: make the rec unit files in one round trip.
 
-Writes the unit files it is given (only those whose bytes differ, atomically, root:root 0644),
+Creates the system user every unit file names (`User=`: each unit its own identity, primary
+group `group`), writes the unit files it is given (only those whose bytes differ, atomically,
+root:root 0644),
 stops, disables and removes every rec unit file in the directory it was NOT given (what the
 registry no longer holds, or this account mode leaves out), runs one `systemctl daemon-reload`
 when anything changed, and enables the units named in `enable`. Operators' drop-in
@@ -11,6 +13,7 @@ directories (`rec-web.service.d/`) are left alone.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import subprocess
 import tempfile
@@ -24,6 +27,7 @@ options:
   dir: {type: path, required: true, description: Unit directory (/etc/systemd/system).}
   files: {type: dict, required: true, description: File name -> content of every rec unit.}
   enable: {type: list, elements: str, default: [], description: Units to enable.}
+  group: {type: str, required: true, description: Primary group of the units' users.}
 """
 
 # what this role owns in the unit directory: rec.target, rec-<name>.service, rec-<name>@.service,
@@ -70,6 +74,30 @@ def write(unit_dir: str, name: str, content: str) -> None:
         raise
 
 
+def users(files: dict[str, str]) -> list[str]:
+    """The users the unit files run as (``User=``), each once."""
+    return sorted({m for content in files.values()
+                   for m in re.findall(r"^User=(\S+)$", content, re.M)})
+
+
+def missing_users(names: list[str]) -> list[str]:
+    out = []
+    for name in names:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            out.append(name)
+    return out
+
+
+def create_user(name: str, group: str) -> None:
+    """A system user with no home and no shell: a unit's identity, nothing to log in as."""
+    subprocess.run(["useradd", "--system", "--gid", group, "--no-create-home",
+                    "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                    "--comment", f"rec unit {name}", name],
+                   capture_output=True, text=True, check=True)
+
+
 def not_enabled(units: list[str]) -> list[str]:
     if not units:
         return []
@@ -77,11 +105,15 @@ def not_enabled(units: list[str]) -> list[str]:
     return [u for u, s in zip(units, states, strict=False) if s not in ("enabled", "static")]
 
 
-def apply(unit_dir: str, files: dict[str, str], enable: list[str], check_mode: bool) -> dict:
+def apply(unit_dir: str, files: dict[str, str], enable: list[str], check_mode: bool,
+          group: str = "rec") -> dict:
     removed, written = stale(unit_dir, files), differing(unit_dir, files)
+    created = missing_users(users(files))
     if check_mode:
-        return {"changed": bool(removed or written), "written": written, "removed": removed,
-                "enabled": enable}
+        return {"changed": bool(removed or written or created), "written": written,
+                "removed": removed, "enabled": enable, "users_created": created}
+    for name in created:
+        create_user(name, group)
     # a unit to remove still runs: stop it and drop its rec.target.wants link first
     instances = [u for u in removed if "@" not in u]  # a template (rec-x@.service) never runs
     if instances:
@@ -97,8 +129,8 @@ def apply(unit_dir: str, files: dict[str, str], enable: list[str], check_mode: b
     to_enable = not_enabled(enable)
     if to_enable:
         systemctl("enable", *to_enable)
-    return {"changed": bool(removed or written or to_enable), "written": written,
-            "removed": removed, "enabled": to_enable}
+    return {"changed": bool(removed or written or to_enable or created), "written": written,
+            "removed": removed, "enabled": to_enable, "users_created": created}
 
 
 def main() -> None:
@@ -107,12 +139,13 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={"dir": {"type": "path", "required": True},
                        "files": {"type": "dict", "required": True},
-                       "enable": {"type": "list", "elements": "str", "default": []}},
+                       "enable": {"type": "list", "elements": "str", "default": []},
+                       "group": {"type": "str", "required": True}},
         supports_check_mode=True)
     p = module.params
     try:
         result = apply(p["dir"], {k: str(v) for k, v in p["files"].items()}, p["enable"],
-                       module.check_mode)
+                       module.check_mode, p["group"])
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
         module.fail_json(msg=f"rec_units: {detail.strip()}")
