@@ -75,6 +75,13 @@ async def kill_between_send_and_ack(sim, home, start_service, procs, clock, acct
     clock.resume()
 
 
+async def table_sizes(conn) -> dict[str, tuple[int, int]]:
+    """Every table's bytes on disk (with its indexes and TOAST) and its live rows."""
+    return {t: (size, rows) for t, size, rows in await di.rows(
+        conn, "SELECT relname, pg_total_relation_size(relid), n_live_tup "
+              "FROM pg_stat_user_tables")}
+
+
 async def test_a_simulated_day_trades_on_its_own_exactly_once_through_faults(
         fast_sim, rec_home_db, start_service):  # noqa: F811 - the fixture
     sim = fast_sim
@@ -84,6 +91,7 @@ async def test_a_simulated_day_trades_on_its_own_exactly_once_through_faults(
     procs = await tf.start_all(rec_home_db, sim, start_service,
                                {**SETTINGS, "auto_entry_max_ttc_sec": 3400})
     conn = await di.connect(rec_home_db)
+    sizes0 = await table_sizes(conn)
     clock = tf.SimClock(sim, SPEED)
     mgr = procs["trade-manager"]
     await until_sim(sim, at(0.08), mgr)
@@ -122,6 +130,10 @@ async def test_a_simulated_day_trades_on_its_own_exactly_once_through_faults(
         conn, "SELECT ticker, market_result FROM account_settlements")}
     held_to_close = await di.rows(conn, "SELECT ticker, market_result FROM trades "
                                         "WHERE status = 'expired' AND entry_cost IS NOT NULL")
+    if os.environ.get("REC_DAY_DISK"):  # benchmarks/disk_growth.py: each table's growth
+        for table, (size, tuples) in (await table_sizes(conn)).items():
+            print(f"disk: {table} {size - sizes0.get(table, (0, 0))[0]} "
+                  f"{tuples - sizes0.get(table, (0, 0))[1]}")
     await conn.close()
     ledger_cents, fees = tf.assert_ledger(acct, balance0, trades)
     # exactly one exchange order per intent: every order is a leg's, every sent leg has one
