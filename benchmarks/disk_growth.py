@@ -11,8 +11,9 @@ start and the end, and prints per table: the growth per simulated day, the reten
 it (app/db/retention.py, rec-market-feed's own for ``feed_log``) and its size after a year at
 the defaults of app/config.default.json. A table kept for ever grows 365 days' worth; one with
 a retention of N days holds N days' worth; a working-set table (rows replaced, not added:
-the current books, the open segments) holds what it holds after the run. The simulator's activity is a busy real BTC hour
-(``sim_activity``), so these figures are an upper bound for a quiet market.
+the current books, the open segments) holds what it holds after the run. The simulator's
+activity is a busy real BTC hour (``sim_activity``), so these figures are an upper bound for a
+quiet market.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ RETENTION = {
 }
 # tables whose rows are replaced, not added (the current books, the open segments, the newest
 # quote and status of each thing): their size is a working set however long rec runs
-WORKING_SET = {"feed_log_hot", "feed_log_open", "feed_book_levels", "feed_quotes", "feed_status",
-               "feed_freshness", "strike_table", "watchlist", "series_status", "index_freshness",
+WORKING_SET = {"feed_log_hot", "feed_log_open", "feed_book_levels", "feed_status",
+               "strike_table", "watchlist", "series_status", "index_freshness",
                "account_balance", "account_sync_state", "trading_settings"}
 MIB = 1024 * 1024
 
