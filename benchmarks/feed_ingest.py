@@ -9,7 +9,9 @@ the feed's Tracker and FeedStore against a real PostgreSQL (testkit's) - and pri
 * the sustained persisted rate (msgs/s) unthrottled,
 * tick -> commit latency p50/p99 paced at --rate (default 35,000 msgs/s),
 
-each with permessage-deflate off and on. ``--profile`` prints where the consumer's time goes.
+each with permessage-deflate off and on, and where the CPU went per message across the
+processes: this consumer, PostgreSQL (its server and every backend) and the producer. The
+bare client beside it is the limit. ``--profile`` prints where the consumer's time goes.
 
     .venv/bin/python -m benchmarks.feed_ingest [--seconds 6] [--rate 35000] [--profile]
 """
@@ -28,6 +30,7 @@ import random
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import orjson
 from psycopg_pool import AsyncConnectionPool
@@ -242,8 +245,28 @@ class Done:
         return self.event.is_set()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its children it has reaped (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def family_cpu(pid: int) -> float:
+    """CPU time of a process and of every child it has, alive or reaped (PostgreSQL: the
+    postmaster, its backends and its background workers)."""
+    total = cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def run(dsn: str, rate: int, seconds: float, compression: bool, profile: str | None,
-        limit: bool = False) -> dict:
+        limit: bool = False, pg_pid: int | None = None) -> dict:
+    """One producer run against this process's consumer (or the bare client: ``limit``);
+    adds the CPU each process spent per message (``cpu``: consumer, postgres, producer)."""
     port = free_port()
     ctx = mp.get_context("spawn")
     ready, done = ctx.Event(), Done(ctx.Event(), ctx.Value("q", 0))
@@ -251,12 +274,23 @@ def run(dsn: str, rate: int, seconds: float, compression: bool, profile: str | N
     proc.start()
     try:
         ready.wait(20)
+        before = (time.process_time(), family_cpu(pg_pid) if pg_pid else 0.0,
+                  cpu_seconds(proc.pid))
         work = bare(port, compression) if limit else consume(port, dsn, compression, profile,
                                                               done)
-        return asyncio.run(work)
+        out = asyncio.run(work)
+        after = (time.process_time(), family_cpu(pg_pid) if pg_pid else 0.0,
+                 cpu_seconds(proc.pid))
+        n = max(out["received"], 1)
+        out["cpu"] = [(b - a) / n * 1e6 for a, b in zip(before, after, strict=True)]
+        return out
     finally:
         proc.terminate()
         proc.join(10)
+
+
+def cpu_text(cpu: list[float]) -> str:
+    return f"consumer {cpu[0]:.1f}, postgres {cpu[1]:.1f}, producer {cpu[2]:.1f}"
 
 
 def wait_quiet(limit: float = 20.0) -> bool:
@@ -304,7 +338,8 @@ def main() -> int:
                 if not wait_quiet():
                     print("(the machine did not go idle within 20 s: figures include other "
                           "load)")
-                full = run(dsn, 0, args.seconds, compression, args.profile)
+                full = run(dsn, 0, args.seconds, compression, args.profile,
+                           pg_pid=server.proc.pid)
                 limit = run(dsn, 0, args.seconds, compression, None, limit=True)
                 print(f"{name}: unthrottled {full['rate']:9,.0f} msgs/s persisted "
                       f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog); "
@@ -312,6 +347,8 @@ def main() -> int:
                       f"orjson, same frames) {limit['rate']:9,.0f} msgs/s: "
                       f"{full['rate'] / max(limit['rate'], 1e-9):.2f}x of it; "
                       f"load average {os.getloadavg()[0]:.2f}", flush=True)
+                print(f"    CPU us/msg over the run: rec: {cpu_text(full['cpu'])}; "
+                      f"bare: {cpu_text(limit['cpu'])}", flush=True)
             if args.rate:
                 wait_quiet()
                 paced = run(dsn, args.rate, args.seconds, compression, None)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import random
@@ -43,8 +44,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
 from app.kalshi import signing
 from app.kalshi.book import OrderBook
@@ -53,6 +54,7 @@ from app.kalshi.models import loads
 from app.kalshi.urls import Endpoints
 from app.kalshi.ws_books import BookSync, SyncState
 from app.kalshi.ws_commands import WsCommands
+from app.kalshi.ws_frames import FeedConnection
 from app.kalshi.ws_types import (  # re-exported: callers import these from here
     CONTROL_TYPES,
     ORDERBOOK,
@@ -70,17 +72,6 @@ ORJSON_SAFE = frozenset({
     "orderbook_delta", "orderbook_snapshot", "ticker", "trade", "fill", "user_order",
     "market_position", "subscribed", "unsubscribed", "ok", "error",
 })
-
-
-class _TrackedConnection(ClientConnection):
-    """Records when bytes of any frame (data, ping, pong) last arrived: once per read from
-    the socket, not once per frame."""
-
-    last_frame_at: float = 0.0
-
-    def data_received(self, data: bytes) -> None:
-        self.last_frame_at = self.loop.time()
-        super().data_received(data)
 
 
 class KalshiWS(WsCommands, BookSync):
@@ -117,8 +108,6 @@ class KalshiWS(WsCommands, BookSync):
         self.compression = compression
         self.max_size = max_size
         self.queue_max = max(1, queue_max)
-        self._room = asyncio.Event()
-        self._room.set()
         self._rng = rng or random.Random()
 
         self.keep_books = keep_books
@@ -130,7 +119,7 @@ class KalshiWS(WsCommands, BookSync):
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], Subscription | None]] = {}
         self._by_sid: dict[int, Subscription] = {}
-        self._conn: _TrackedConnection | None = None
+        self._conn: FeedConnection | None = None
         self._queue = MessageQueue()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -217,8 +206,9 @@ class KalshiWS(WsCommands, BookSync):
             raise self._fatal or WsNotConnected("client closed")
 
     def _made_room(self) -> None:
-        if not self._room.is_set() and len(self._queue) <= self.queue_max * 3 // 4:
-            self._room.set()
+        conn = self._conn
+        if conn is not None and conn.held and len(self._queue) <= self.queue_max * 3 // 4:
+            conn.resume()
 
     def __aiter__(self) -> KalshiWS:
         return self
@@ -284,7 +274,8 @@ class KalshiWS(WsCommands, BookSync):
                 close_timeout=2,
                 compression=self.compression,
                 max_size=self.max_size,
-                create_connection=_TrackedConnection,
+                create_connection=functools.partial(FeedConnection,  # type: ignore[arg-type]
+                                                    on_message=self._on_frame),
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -293,7 +284,7 @@ class KalshiWS(WsCommands, BookSync):
                     f"websocket handshake refused: HTTP {status}", status=status
                 ) from None
             raise
-        assert isinstance(conn, _TrackedConnection)
+        assert isinstance(conn, FeedConnection)
         self._conn = conn
         self.stats.connects += 1
         reconnect = self._ever_connected
@@ -344,7 +335,7 @@ class KalshiWS(WsCommands, BookSync):
                 fut.set_exception(exc)
         self._pending.clear()
 
-    async def _watchdog(self, conn: _TrackedConnection) -> None:
+    async def _watchdog(self, conn: FeedConnection) -> None:
         loop = asyncio.get_running_loop()
         conn.last_frame_at = loop.time()
         step = max(0.05, min(1.0, self.heartbeat_timeout / 4))
@@ -356,27 +347,36 @@ class KalshiWS(WsCommands, BookSync):
                 log.warning("kalshi ws: no frame for %.1fs; reconnecting", idle)
                 return
 
-    async def _reader(self, conn: _TrackedConnection) -> None:
-        async for raw in conn:
-            try:
-                # orjson is three times faster; the types in ORJSON_SAFE carry no JSON number
-                # with a fraction (money and counts are fixed-point strings), the rest are
-                # parsed again with every fraction as Decimal
-                data = orjson.loads(raw)
-                if type(data) is dict and data.get("type") not in ORJSON_SAFE:
-                    data = loads(raw)
-            except ValueError:
-                log.warning("kalshi ws: unparseable frame: %.200r", raw)
-                continue
-            if isinstance(data, dict):
-                self._dispatch(data)
-            depth = len(self._queue)
-            if depth >= self.queue_max:
-                # a slow consumer: stop reading until it has caught up a little
-                self.stats.queue_full_waits += 1
-                self.stats.max_queue_depth = max(self.stats.max_queue_depth, depth)
-                self._room.clear()
-                await self._room.wait()
+    async def _reader(self, conn: FeedConnection) -> None:
+        """Messages arrive through the connection's ``on_message`` (:meth:`_on_frame`); this
+        ends with the connection, raising unless it was closed cleanly."""
+        await conn.wait_closed()
+        exc = conn.protocol.close_exc
+        if not isinstance(exc, ConnectionClosedOK):
+            raise exc
+
+    def _on_frame(self, raw: bytes) -> bool:
+        """One data message from the connection; False when the queue is full (the
+        connection then stops reading until the consumer has caught up a little)."""
+        try:
+            # orjson is three times faster; the types in ORJSON_SAFE carry no JSON number
+            # with a fraction (money and counts are fixed-point strings), the rest are
+            # parsed again with every fraction as Decimal
+            data = orjson.loads(raw)
+            if type(data) is dict and data.get("type") not in ORJSON_SAFE:
+                data = loads(raw)
+        except ValueError:
+            log.warning("kalshi ws: unparseable frame: %.200r", raw)
+            return True
+        if isinstance(data, dict):
+            self._dispatch(data)
+        depth = len(self._queue)
+        if depth < self.queue_max:
+            return True
+        # a slow consumer: stop reading until it has caught up a little
+        self.stats.queue_full_waits += 1
+        self.stats.max_queue_depth = max(self.stats.max_queue_depth, depth)
+        return False
 
     # ------------------------------------------------------------------ message handling
 

@@ -1,0 +1,152 @@
+"""KalshiWS's connection: websockets' asyncio ClientConnection whose data messages go
+straight to a callback, in order, as they are read - not through websockets' message queue.
+
+For every message websockets runs its frame parser (a generator), queues the message and
+wakes the task that reads it: about two thirds of a bare websockets + orjson client's CPU per
+message (``benchmarks/feed_ingest.py``), which the market feed pays for some 100,000 small
+frames a second. Once the connection is open, :class:`FeedConnection` splits what it reads
+into frames itself:
+
+* a whole text or binary frame - FIN set, no RSV bit (not compressed), not masked, within
+  ``max_size``, no fragmented message under way - goes to ``on_message`` as bytes;
+* every other frame (ping, pong, close, a fragment, a compressed or masked frame, one too
+  large) is fed whole to websockets' protocol, which answers pings, checks, decompresses,
+  closes and fails the connection as it always does; its data messages go to ``on_message``
+  too, fragments joined, in the order of the stream.
+
+Until the handshake is done, and once a close has begun, every byte goes to the protocol.
+
+``on_message`` returns False when its consumer is full: the connection then stops reading
+from the socket and keeps the bytes it has not handled; :meth:`FeedConnection.resume` goes on.
+The one difference a peer can see: a text frame that is not UTF-8 is handed on (the JSON
+parser rejects it) instead of closing the connection with 1007.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.frames import BINARY, CONT, TEXT, Frame
+from websockets.protocol import OPEN, Protocol
+
+# the first byte of a whole text / binary frame: FIN, no RSV bit, opcode 1 / 2
+_WHOLE_TEXT, _WHOLE_BINARY = 0x81, 0x82
+_DATA = frozenset({TEXT, BINARY, CONT})
+
+OnMessage = Callable[[bytes], bool]
+
+
+class FeedConnection(ClientConnection):
+    """A client connection that hands data messages to ``on_message`` (see the module) and
+    records when bytes last arrived (``last_frame_at``: the heartbeat watch)."""
+
+    def __init__(self, protocol: Protocol, *, on_message: OnMessage, **kw: Any) -> None:
+        super().__init__(protocol, **kw)
+        self.on_message = on_message
+        self.last_frame_at = 0.0
+        self._rest = b""  # read and not handled yet: a partial frame, or all held while paused
+        self._held = False  # the consumer is full: reading paused
+        self._fragments: list[bytes] = []
+
+    # -- reading -------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.last_frame_at = self.loop.time()
+        if self._rest:
+            data = self._rest + data
+            self._rest = b""
+        if self._held:  # (a transport may deliver what it already read)
+            self._rest = data
+            return
+        self._receive(data)
+
+    def resume(self) -> None:
+        """The consumer has room again: handle what was held, then read on."""
+        if not self._held:
+            return
+        self._held = False
+        data, self._rest = self._rest, b""
+        if data:
+            self._receive(data)
+        if not self._held and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _receive(self, data: bytes) -> None:
+        protocol = self.protocol
+        if protocol.state is not OPEN or protocol.reader.buffer:
+            super().data_received(data)  # the handshake, a close, or bytes the protocol holds
+            return
+        on_message = self.on_message
+        limit = protocol.max_message_size
+        pos = 0
+        whole = not self._fragments
+        while (bounds := frame_bounds(data, pos)) is not None:
+            start, end = bounds
+            if ((data[pos] == _WHOLE_TEXT or data[pos] == _WHOLE_BINARY)
+                    and data[pos + 1] < 0x80 and whole
+                    and (limit is None or end - start <= limit)):
+                if not on_message(data[start:end]):
+                    self._hold()
+            else:
+                super().data_received(data[pos:end])  # one whole frame: the protocol's
+                if protocol.state is not OPEN:
+                    if end < len(data):
+                        super().data_received(data[end:])
+                    return
+                whole = not self._fragments
+            pos = end
+            if self._held:
+                break
+        self._rest = data[pos:]
+
+    def process_event(self, event: Any) -> None:
+        """The protocol's data frames go to ``on_message`` too (fragments joined)."""
+        if not isinstance(event, Frame) or event.opcode not in _DATA:
+            super().process_event(event)  # the handshake's response, ping, pong, close
+            return
+        if event.opcode is not CONT:
+            self._fragments = []
+        if not event.fin:
+            self._fragments.append(event.data)
+            return
+        data = event.data
+        if self._fragments:
+            data = b"".join((*self._fragments, data))
+            self._fragments = []
+        if not self.on_message(data):
+            self._hold()
+
+    @property
+    def held(self) -> bool:
+        """Reading is paused until :meth:`resume` (the consumer was full)."""
+        return self._held
+
+    def _hold(self) -> None:
+        if not self._held:
+            self._held = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+
+
+def frame_bounds(data: bytes, pos: int) -> tuple[int, int] | None:
+    """(where its payload starts, where it ends) of the frame at ``pos`` in ``data``; None
+    when ``data`` does not hold the whole frame."""
+    n = len(data)
+    if n - pos < 2:
+        return None
+    second = data[pos + 1]
+    size, head = second & 0x7F, 2
+    if size == 126:
+        if n - pos < 4:
+            return None
+        size, head = int.from_bytes(data[pos + 2:pos + 4], "big"), 4
+    elif size == 127:
+        if n - pos < 10:
+            return None
+        size, head = int.from_bytes(data[pos + 2:pos + 10], "big"), 10
+    if second & 0x80:
+        head += 4  # a masking key (a server's frame has none: the protocol refuses it)
+    end = pos + head + size
+    return (pos + head, end) if end <= n else None
