@@ -42,19 +42,12 @@ from app.services.market_feed import MarketFeedService
 from app.services.market_feed.store import FeedStore, Tracker
 from testkit import pg as pgserver
 from testkit.net import free_port
+from testkit.ws import ws_frame
 
 TICKERS = [f"KXBTCD-25NOV2517-T{100_000 + 250 * i - 0.01:.2f}" for i in range(20)]
 
 
 # ---------------------------------------------------------------- producer (own process)
-
-def _frame(payload: bytes) -> bytes:
-    """An unmasked, unfragmented server text frame."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
-
 
 def _snapshot(sid: int, seq: int, ticker: str, book: dict) -> str:
     levels = {side: [[f"0.{p:02d}00", f"{q}.00"] for p, q in sorted(book[side].items())]
@@ -106,7 +99,7 @@ def _deltas(rng: random.Random, books: dict, sid: int, seq: int, n: int) -> list
 
 async def _send(ws, msgs: list[str], raw: bool) -> None:
     if raw:  # pre-framed writes: the producer costs little (limits.md)
-        ws.transport.write(b"".join(_frame(m.encode()) for m in msgs))
+        ws.transport.write(b"".join(ws_frame(m.encode()) for m in msgs))
         if ws.transport.get_write_buffer_size() > 2**22:
             await asyncio.sleep(0.001)
     else:

@@ -14,7 +14,8 @@ into frames itself:
   closes and fails the connection as it always does; its data messages go to ``on_message``
   too, fragments joined, in the order of the stream.
 
-Until the handshake is done, and once a close has begun, every byte goes to the protocol.
+The handshake's response goes to the protocol (frames read with it are split as above);
+once a close has begun, every byte does.
 
 ``on_message`` returns False when its consumer is full: the connection then stops reading
 from the socket and keeps the bytes it has not handled; :meth:`FeedConnection.resume` goes on.
@@ -29,7 +30,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.frames import BINARY, CONT, TEXT, Frame
-from websockets.protocol import OPEN, Protocol
+from websockets.protocol import CONNECTING, OPEN, Protocol
 
 # the first byte of a whole text / binary frame: FIN, no RSV bit, opcode 1 / 2
 _WHOLE_TEXT, _WHOLE_BINARY = 0x81, 0x82
@@ -73,11 +74,25 @@ class FeedConnection(ClientConnection):
         if not self._held and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
-    def _receive(self, data: bytes) -> None:
+    def _framed(self, data: bytes) -> bytes:
+        """What of ``data`` is for :meth:`_receive` to split; the rest goes to the protocol
+        here: the handshake's response, everything once a close has begun (or a refused
+        handshake), everything while the protocol holds part of a frame."""
         protocol = self.protocol
-        if protocol.state is not OPEN or protocol.reader.buffer:
-            super().data_received(data)  # the handshake, a close, or bytes the protocol holds
-            return
+        if protocol.state is CONNECTING:  # the response, then maybe frames
+            head = data.find(b"\r\n\r\n") + 4
+            if head < 4:
+                head = len(data)
+            super().data_received(data[:head])
+            data = data[head:]
+        if data and (protocol.state is not OPEN or protocol.reader.buffer):
+            super().data_received(data)
+            return b""
+        return data
+
+    def _receive(self, data: bytes) -> None:
+        data = self._framed(data)
+        protocol = self.protocol
         on_message = self.on_message
         limit = protocol.max_message_size
         pos = 0
