@@ -383,24 +383,28 @@ class KalshiWS(WsCommands, BookSync):
     def _dispatch(self, data: dict[str, Any]) -> None:
         """Route one frame: command replies, then sequence check, then the type's handler."""
         self.stats.messages += 1
-        mtype = data.get("type", "")
+        get = data.get
+        mtype = get("type", "")
         # a command's answer may register a new sid (data messages carry no id)
-        was_pending = data.get("id") is not None and self._answer_command(mtype, data)
-        sid = data.get("sid")
+        was_pending = get("id") is not None and self._answer_command(mtype, data)
+        sid = get("sid")
         sub = self._by_sid.get(sid) if sid is not None else None
         if mtype in CONTROL_TYPES:
             self._on_control(mtype, data, sub, was_pending)
             return
-        seq = data.get("seq")
+        seq = get("seq")
         if seq is not None and sub is not None:
             last = sub.last_seq
             if last is not None and seq == last + 1:  # in order: _check_seq's first case
                 sub.last_seq = seq
             elif not self._check_seq(sub, seq, mtype):
                 return
+        msg = get("msg")
         handler = self._DATA_HANDLERS.get(mtype)
-        if handler is None or handler(self, _body(data), sub):
-            self._emit_raw(mtype, data)
+        if handler is None or handler(self, msg if isinstance(msg, dict) else {}, sub):
+            # _emit_raw, inlined: the hot path makes one per data message
+            self._queue.put(WsMessage(mtype, msg, sid, seq, get("id"), get("sending_ts_ms"),
+                                      data, time.monotonic()))
 
     def _on_control(
         self, mtype: str, data: dict[str, Any], sub: Subscription | None, was_pending: bool
@@ -431,11 +435,6 @@ class KalshiWS(WsCommands, BookSync):
         get = data.get  # positional: the hot path makes one per data message
         self._queue.put(WsMessage(mtype, get("msg"), get("sid"), get("seq"), get("id"),
                                   get("sending_ts_ms"), data, time.monotonic()))
-
-
-def _body(data: dict[str, Any]) -> dict[str, Any]:
-    msg = data.get("msg")
-    return msg if isinstance(msg, dict) else {}
 
 
 __all__ = [
