@@ -10,9 +10,10 @@ into frames itself:
 * a whole text or binary frame - FIN set, no RSV bit (not compressed), not masked, within
   ``max_size``, no fragmented message under way - goes to ``on_message`` as bytes;
 * every other frame (ping, pong, close, a fragment, a compressed or masked frame, one too
-  large) is fed whole to websockets' protocol, which answers pings, checks, decompresses,
-  closes and fails the connection as it always does; its data messages go to ``on_message``
-  too, fragments joined, in the order of the stream.
+  large) is fed whole to websockets' protocol (the frames between two of the first kind in
+  one go; after a fragment or a compressed frame, the rest of the read), which answers
+  pings, checks, decompresses, closes and fails the connection as it always does; its data
+  messages go to ``on_message`` too, fragments joined, in the order of the stream.
 
 The handshake's response goes to the protocol (frames read with it are split as above);
 once a close has begun, every byte does.
@@ -92,29 +93,38 @@ class FeedConnection(ClientConnection):
 
     def _receive(self, data: bytes) -> None:
         data = self._framed(data)
-        protocol = self.protocol
         on_message = self.on_message
-        limit = protocol.max_message_size
-        pos = 0
+        limit = self.protocol.max_message_size
         whole = not self._fragments
+        pos = run = 0  # run: where the frames not yet given to the protocol begin
         while (bounds := frame_bounds(data, pos)) is not None:
             start, end = bounds
-            if ((data[pos] == _WHOLE_TEXT or data[pos] == _WHOLE_BINARY)
-                    and data[pos + 1] < 0x80 and whole
-                    and (limit is None or end - start <= limit)):
+            first = data[pos]
+            if ((first == _WHOLE_TEXT or first == _WHOLE_BINARY) and data[pos + 1] < 0x80
+                    and whole and (limit is None or end - start <= limit)):
+                if run < pos and not self._to_protocol(data, run, pos):
+                    return
                 if not on_message(data[start:end]):
                     self._hold()
-            else:
-                super().data_received(data[pos:end])  # one whole frame: the protocol's
-                if protocol.state is not OPEN:
-                    if end < len(data):
-                        super().data_received(data[end:])
-                    return
-                whole = not self._fragments
+                run = end
+            elif first & 0x0F < 3:  # a fragment or a compressed frame: the protocol's, and
+                whole = False  # so is every data frame after it in this read (in order)
             pos = end
             if self._held:
                 break
+        if run < pos and not self._to_protocol(data, run, pos):
+            return
         self._rest = data[pos:]
+
+    def _to_protocol(self, data: bytes, start: int, end: int) -> bool:
+        """Whole frames (``data[start:end]``) to the protocol; False when a close began
+        (then the protocol has every byte after them too)."""
+        super().data_received(data[start:end])
+        if self.protocol.state is OPEN:
+            return True
+        if end < len(data):
+            super().data_received(data[end:])
+        return False
 
     def process_event(self, event: Any) -> None:
         """The protocol's data frames go to ``on_message`` too (fragments joined)."""
