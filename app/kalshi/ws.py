@@ -386,7 +386,8 @@ class KalshiWS(WsCommands, BookSync):
         get = data.get
         mtype = get("type", "")
         # a command's answer may register a new sid (data messages carry no id)
-        was_pending = get("id") is not None and self._answer_command(mtype, data)
+        cid = get("id")
+        was_pending = cid is not None and self._answer_command(mtype, data)
         sid = get("sid")
         sub = self._by_sid.get(sid) if sid is not None else None
         if mtype in CONTROL_TYPES:
@@ -403,7 +404,7 @@ class KalshiWS(WsCommands, BookSync):
         handler = self._DATA_HANDLERS.get(mtype)
         if handler is None or handler(self, msg if isinstance(msg, dict) else {}, sub):
             # _emit_raw, inlined: the hot path makes one per data message
-            self._queue.put(WsMessage(mtype, msg, sid, seq, get("id"), get("sending_ts_ms"),
+            self._queue.put(WsMessage(mtype, msg, sid, seq, cid, get("sending_ts_ms"),
                                       data, time.monotonic()))
 
     def _on_control(
