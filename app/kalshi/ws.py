@@ -14,8 +14,10 @@ One :class:`KalshiWS` holds one connection at a time and keeps it up:
   reported to the consumer (``client.seq_gap``) so it can reconcile over REST;
 * a heartbeat timeout closes a connection on which no frame at all (data, ping
   or pong) arrived for ``heartbeat_timeout`` seconds - Kalshi pings every 10 s;
+* messages are parsed and queued as their frames are read (the connection,
+  :class:`~app.kalshi.ws_frames.FeedConnection`, splits the frames itself);
 * the queue to the consumer is bounded (``queue_max``): when it is full the
-  reader stops reading, so a slow consumer never grows memory without limit
+  connection stops reading, so a slow consumer never grows memory without limit
   (the exchange then sees a slow client and may drop it: Kalshi error 25);
   :meth:`KalshiWS.lag` tells the queue depth and the age of its oldest message;
 * :attr:`KalshiWS.books` holds a local :class:`~app.kalshi.book.OrderBook` per
@@ -290,7 +292,7 @@ class KalshiWS(WsCommands, BookSync):
         reconnect = self._ever_connected
         if reconnect:
             self.stats.reconnects += 1
-        reader = asyncio.create_task(self._reader(conn), name="kalshi-ws-reader")
+        reader = asyncio.create_task(self._until_closed(conn), name="kalshi-ws-reader")
         watchdog = asyncio.create_task(self._watchdog(conn), name="kalshi-ws-heartbeat")
         try:
             self._by_sid.clear()
@@ -347,7 +349,7 @@ class KalshiWS(WsCommands, BookSync):
                 log.warning("kalshi ws: no frame for %.1fs; reconnecting", idle)
                 return
 
-    async def _reader(self, conn: FeedConnection) -> None:
+    async def _until_closed(self, conn: FeedConnection) -> None:
         """Messages arrive through the connection's ``on_message`` (:meth:`_on_frame`); this
         ends with the connection, raising unless it was closed cleanly."""
         await conn.wait_closed()
