@@ -11,7 +11,9 @@ the feed's Tracker and FeedStore against a real PostgreSQL (testkit's) - and pri
 
 each with permessage-deflate off and on, and where the CPU went per message across the
 processes: this consumer, PostgreSQL (its server and every backend) and the producer. The
-bare client beside it is the limit. ``--profile`` prints where the consumer's time goes.
+bare websockets client beside it is the limit the ratio is taken against; rec's own framing
+(KalshiWS's FeedConnection) + orjson, nothing kept, is printed too: what parsing alone costs
+with the framing rec uses. ``--profile`` prints where the consumer's time goes.
 
     .venv/bin/python -m benchmarks.feed_ingest [--seconds 6] [--rate 35000] [--profile]
 """
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -34,10 +37,12 @@ from pathlib import Path
 
 import orjson
 from psycopg_pool import AsyncConnectionPool
+from websockets.asyncio.client import connect
 
 from app import config
 from app.db.migrate import migrate
 from app.kalshi.ws import KalshiWS
+from app.kalshi.ws_frames import FeedConnection
 from app.services.market_feed import MarketFeedService
 from app.services.market_feed.store import FeedStore, Tracker
 from testkit import pg as pgserver
@@ -202,16 +207,18 @@ async def consume(port: int, dsn: str, compression: bool, profile: str | None, d
     return out
 
 
+async def _subscribe_all(ws) -> None:
+    for i, ch in enumerate(("orderbook_delta", "ticker", "trade", "market_lifecycle_v2")):
+        await ws.send(orjson.dumps({"id": i + 1, "cmd": "subscribe",
+                                    "params": {"channels": [ch]}}))
+
+
 async def bare(port: int, compression: bool) -> dict:
     """The limit: the same frames through a bare websockets client and orjson, nothing kept."""
-    from websockets.asyncio.client import connect
-
     n = 0
     async with connect(f"ws://127.0.0.1:{port}/trade-api/ws/v2", max_size=None, max_queue=None,
                        compression="deflate" if compression else None) as ws:
-        for i, ch in enumerate(("orderbook_delta", "ticker", "trade", "market_lifecycle_v2")):
-            await ws.send(orjson.dumps({"id": i + 1, "cmd": "subscribe",
-                                        "params": {"channels": [ch]}}))
+        await _subscribe_all(ws)
         first = 0.0
         async for raw in ws:
             msg = orjson.loads(raw)
@@ -221,6 +228,32 @@ async def bare(port: int, compression: bool) -> dict:
                 n += 1
             elif msg.get("type") == "bench_done":
                 break
+        last = time.monotonic()
+    return {"received": n, "rate": n / (last - first) if n else 0.0}
+
+
+async def framing(port: int, compression: bool) -> dict:
+    """What parsing alone costs with rec's own framing (KalshiWS's FeedConnection) and orjson,
+    nothing kept: the same frames; rec splits its frames itself, so it can beat :func:`bare`."""
+    n, first, done = 0, 0.0, asyncio.Event()
+
+    def on_message(raw: bytes) -> bool:
+        nonlocal n, first
+        kind = orjson.loads(raw).get("type")
+        if kind == "orderbook_delta":
+            if not n:
+                first = time.monotonic()
+            n += 1
+        elif kind == "bench_done":
+            done.set()
+        return True
+
+    async with connect(f"ws://127.0.0.1:{port}/trade-api/ws/v2", max_size=None,
+                       compression="deflate" if compression else None,
+                       create_connection=functools.partial(FeedConnection,
+                                                           on_message=on_message)) as ws:
+        await _subscribe_all(ws)
+        await done.wait()
         last = time.monotonic()
     return {"received": n, "rate": n / (last - first) if n else 0.0}
 
@@ -257,9 +290,10 @@ def family_cpu(pid: int) -> float:
 
 
 def run(dsn: str, rate: int, seconds: float, compression: bool, profile: str | None,
-        limit: bool = False, pg_pid: int | None = None) -> dict:
-    """One producer run against this process's consumer (or the bare client: ``limit``);
-    adds the CPU each process spent per message (``cpu``: consumer, postgres, producer)."""
+        client: str = "rec", pg_pid: int | None = None) -> dict:
+    """One producer run against this process's ``client`` (``rec``: the feed's consumer;
+    ``bare``: the limit; ``framing``: rec's framing + orjson alone); adds the CPU each
+    process spent per message (``cpu``: consumer, postgres, producer)."""
     port = free_port()
     ctx = mp.get_context("spawn")
     ready, done = ctx.Event(), Done(ctx.Event(), ctx.Value("q", 0))
@@ -269,8 +303,8 @@ def run(dsn: str, rate: int, seconds: float, compression: bool, profile: str | N
         ready.wait(20)
         before = (time.process_time(), family_cpu(pg_pid) if pg_pid else 0.0,
                   cpu_seconds(proc.pid))
-        work = bare(port, compression) if limit else consume(port, dsn, compression, profile,
-                                                              done)
+        work = (consume(port, dsn, compression, profile, done) if client == "rec"
+                else bare(port, compression) if client == "bare" else framing(port, compression))
         out = asyncio.run(work)
         after = (time.process_time(), family_cpu(pg_pid) if pg_pid else 0.0,
                  cpu_seconds(proc.pid))
@@ -333,7 +367,8 @@ def main() -> int:
                           "load)")
                 full = run(dsn, 0, args.seconds, compression, args.profile,
                            pg_pid=server.proc.pid)
-                limit = run(dsn, 0, args.seconds, compression, None, limit=True)
+                limit = run(dsn, 0, args.seconds, compression, None, client="bare")
+                lean = run(dsn, 0, args.seconds, compression, None, client="framing")
                 print(f"{name}: unthrottled {full['rate']:9,.0f} msgs/s persisted "
                       f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog); "
                       f"consumer CPU {full['cpu_us']:.1f} us/msg; limit (bare websockets + "
@@ -342,6 +377,9 @@ def main() -> int:
                       f"load average {os.getloadavg()[0]:.2f}", flush=True)
                 print(f"    CPU us/msg over the run: rec: {cpu_text(full['cpu'])}; "
                       f"bare: {cpu_text(limit['cpu'])}", flush=True)
+                print(f"    rec's own framing + orjson alone (nothing kept): "
+                      f"{lean['rate']:9,.0f} msgs/s, consumer {lean['cpu'][0]:.1f} us/msg: rec "
+                      f"{full['rate'] / max(lean['rate'], 1e-9):.2f}x of it", flush=True)
             if args.rate:
                 wait_quiet()
                 paced = run(dsn, args.rate, args.seconds, compression, None)
