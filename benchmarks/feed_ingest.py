@@ -9,7 +9,11 @@ the feed's Tracker and FeedStore against a real PostgreSQL (testkit's) - and pri
 * the sustained persisted rate (msgs/s) unthrottled,
 * tick -> commit latency p50/p99 paced at --rate (default 35,000 msgs/s),
 
-each with permessage-deflate off and on. ``--profile`` prints where the consumer's time goes.
+each with permessage-deflate off and on, and where the CPU went per message across the
+processes: this consumer, PostgreSQL (its server and every backend) and the producer. The
+bare websockets client beside it is the limit the ratio is taken against; rec's own framing
+(KalshiWS's FeedConnection) + orjson, nothing kept, is printed too: what parsing alone costs
+with the framing rec uses. ``--profile`` prints where the consumer's time goes.
 
     .venv/bin/python -m benchmarks.feed_ingest [--seconds 6] [--rate 35000] [--profile]
 """
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -28,30 +33,26 @@ import random
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import orjson
 from psycopg_pool import AsyncConnectionPool
+from websockets.asyncio.client import connect
 
 from app import config
 from app.db.migrate import migrate
 from app.kalshi.ws import KalshiWS
+from app.kalshi.ws_frames import FeedConnection
 from app.services.market_feed import MarketFeedService
 from app.services.market_feed.store import FeedStore, Tracker
 from testkit import pg as pgserver
 from testkit.net import free_port
+from testkit.ws import ws_frame
 
 TICKERS = [f"KXBTCD-25NOV2517-T{100_000 + 250 * i - 0.01:.2f}" for i in range(20)]
 
 
 # ---------------------------------------------------------------- producer (own process)
-
-def _frame(payload: bytes) -> bytes:
-    """An unmasked, unfragmented server text frame."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
-
 
 def _snapshot(sid: int, seq: int, ticker: str, book: dict) -> str:
     levels = {side: [[f"0.{p:02d}00", f"{q}.00"] for p, q in sorted(book[side].items())]
@@ -103,7 +104,7 @@ def _deltas(rng: random.Random, books: dict, sid: int, seq: int, n: int) -> list
 
 async def _send(ws, msgs: list[str], raw: bool) -> None:
     if raw:  # pre-framed writes: the producer costs little (limits.md)
-        ws.transport.write(b"".join(_frame(m.encode()) for m in msgs))
+        ws.transport.write(b"".join(ws_frame(m.encode()) for m in msgs))
         if ws.transport.get_write_buffer_size() > 2**22:
             await asyncio.sleep(0.001)
     else:
@@ -206,16 +207,18 @@ async def consume(port: int, dsn: str, compression: bool, profile: str | None, d
     return out
 
 
+async def _subscribe_all(ws) -> None:
+    for i, ch in enumerate(("orderbook_delta", "ticker", "trade", "market_lifecycle_v2")):
+        await ws.send(orjson.dumps({"id": i + 1, "cmd": "subscribe",
+                                    "params": {"channels": [ch]}}))
+
+
 async def bare(port: int, compression: bool) -> dict:
     """The limit: the same frames through a bare websockets client and orjson, nothing kept."""
-    from websockets.asyncio.client import connect
-
     n = 0
     async with connect(f"ws://127.0.0.1:{port}/trade-api/ws/v2", max_size=None, max_queue=None,
                        compression="deflate" if compression else None) as ws:
-        for i, ch in enumerate(("orderbook_delta", "ticker", "trade", "market_lifecycle_v2")):
-            await ws.send(orjson.dumps({"id": i + 1, "cmd": "subscribe",
-                                        "params": {"channels": [ch]}}))
+        await _subscribe_all(ws)
         first = 0.0
         async for raw in ws:
             msg = orjson.loads(raw)
@@ -225,6 +228,32 @@ async def bare(port: int, compression: bool) -> dict:
                 n += 1
             elif msg.get("type") == "bench_done":
                 break
+        last = time.monotonic()
+    return {"received": n, "rate": n / (last - first) if n else 0.0}
+
+
+async def framing(port: int, compression: bool) -> dict:
+    """What parsing alone costs with rec's own framing (KalshiWS's FeedConnection) and orjson,
+    nothing kept: the same frames; rec splits its frames itself, so it can beat :func:`bare`."""
+    n, first, done = 0, 0.0, asyncio.Event()
+
+    def on_message(raw: bytes) -> bool:
+        nonlocal n, first
+        kind = orjson.loads(raw).get("type")
+        if kind == "orderbook_delta":
+            if not n:
+                first = time.monotonic()
+            n += 1
+        elif kind == "bench_done":
+            done.set()
+        return True
+
+    async with connect(f"ws://127.0.0.1:{port}/trade-api/ws/v2", max_size=None,
+                       compression="deflate" if compression else None,
+                       create_connection=functools.partial(FeedConnection,
+                                                           on_message=on_message)) as ws:
+        await _subscribe_all(ws)
+        await done.wait()
         last = time.monotonic()
     return {"received": n, "rate": n / (last - first) if n else 0.0}
 
@@ -242,8 +271,29 @@ class Done:
         return self.event.is_set()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its children it has reaped (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def family_cpu(pid: int) -> float:
+    """CPU time of a process and of every child it has, alive or reaped (PostgreSQL: the
+    postmaster, its backends and its background workers)."""
+    total = cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def run(dsn: str, rate: int, seconds: float, compression: bool, profile: str | None,
-        limit: bool = False) -> dict:
+        client: str = "rec", pg_pid: int | None = None) -> dict:
+    """One producer run against this process's ``client`` (``rec``: the feed's consumer;
+    ``bare``: the limit; ``framing``: rec's framing + orjson alone); adds the CPU each
+    process spent per message (``cpu``: consumer, postgres, producer)."""
     port = free_port()
     ctx = mp.get_context("spawn")
     ready, done = ctx.Event(), Done(ctx.Event(), ctx.Value("q", 0))
@@ -251,12 +301,23 @@ def run(dsn: str, rate: int, seconds: float, compression: bool, profile: str | N
     proc.start()
     try:
         ready.wait(20)
-        work = bare(port, compression) if limit else consume(port, dsn, compression, profile,
-                                                              done)
-        return asyncio.run(work)
+        before = (time.process_time(), family_cpu(pg_pid) if pg_pid else 0.0,
+                  cpu_seconds(proc.pid))
+        work = (consume(port, dsn, compression, profile, done) if client == "rec"
+                else bare(port, compression) if client == "bare" else framing(port, compression))
+        out = asyncio.run(work)
+        after = (time.process_time(), family_cpu(pg_pid) if pg_pid else 0.0,
+                 cpu_seconds(proc.pid))
+        n = max(out["received"], 1)
+        out["cpu"] = [(b - a) / n * 1e6 for a, b in zip(before, after, strict=True)]
+        return out
     finally:
         proc.terminate()
         proc.join(10)
+
+
+def cpu_text(cpu: list[float]) -> str:
+    return f"consumer {cpu[0]:.1f}, postgres {cpu[1]:.1f}, producer {cpu[2]:.1f}"
 
 
 def wait_quiet(limit: float = 20.0) -> bool:
@@ -304,14 +365,21 @@ def main() -> int:
                 if not wait_quiet():
                     print("(the machine did not go idle within 20 s: figures include other "
                           "load)")
-                full = run(dsn, 0, args.seconds, compression, args.profile)
-                limit = run(dsn, 0, args.seconds, compression, None, limit=True)
+                full = run(dsn, 0, args.seconds, compression, args.profile,
+                           pg_pid=server.proc.pid)
+                limit = run(dsn, 0, args.seconds, compression, None, client="bare")
+                lean = run(dsn, 0, args.seconds, compression, None, client="framing")
                 print(f"{name}: unthrottled {full['rate']:9,.0f} msgs/s persisted "
                       f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog); "
                       f"consumer CPU {full['cpu_us']:.1f} us/msg; limit (bare websockets + "
                       f"orjson, same frames) {limit['rate']:9,.0f} msgs/s: "
                       f"{full['rate'] / max(limit['rate'], 1e-9):.2f}x of it; "
                       f"load average {os.getloadavg()[0]:.2f}", flush=True)
+                print(f"    CPU us/msg over the run: rec: {cpu_text(full['cpu'])}; "
+                      f"bare: {cpu_text(limit['cpu'])}", flush=True)
+                print(f"    rec's own framing + orjson alone (nothing kept): "
+                      f"{lean['rate']:9,.0f} msgs/s, consumer {lean['cpu'][0]:.1f} us/msg: rec "
+                      f"{full['rate'] / max(lean['rate'], 1e-9):.2f}x of it", flush=True)
             if args.rate:
                 wait_quiet()
                 paced = run(dsn, args.rate, args.seconds, compression, None)

@@ -22,7 +22,8 @@ from websockets.http11 import Request, Response
 
 from app.kalshi import signing
 from app.kalshi.errors import KalshiAuthError
-from app.kalshi.ws import KalshiWS, WsCommandError, WsNotConnected
+from app.kalshi.ws import KalshiWS, WsCommandError, WsMessage, WsNotConnected
+from app.kalshi.ws_types import MessageQueue
 
 WS_PATH = "/trade-api/ws/v2"
 _KEY = signing.generate_private_key()
@@ -581,3 +582,22 @@ async def test_server_pings_keep_a_quiet_connection_alive():
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_the_queue_wakes_its_consumer_after_a_cancelled_wait():
+    """MessageQueue forgets a waiter once woken; a wait cancelled before any message (a
+    consumer task stopped) leaves nothing that breaks the next consumer's wait."""
+    q = MessageQueue()
+    first = asyncio.create_task(q.wait())
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    for n in range(3):
+        waiting = asyncio.create_task(q.wait())
+        await asyncio.sleep(0)
+        q.put(WsMessage("ticker", {"n": n}))
+        assert await asyncio.wait_for(waiting, 2) is True
+        assert q.take().msg == {"n": n}
+    q.end()
+    assert await asyncio.wait_for(q.wait(), 2) is False

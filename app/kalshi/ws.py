@@ -14,8 +14,10 @@ One :class:`KalshiWS` holds one connection at a time and keeps it up:
   reported to the consumer (``client.seq_gap``) so it can reconcile over REST;
 * a heartbeat timeout closes a connection on which no frame at all (data, ping
   or pong) arrived for ``heartbeat_timeout`` seconds - Kalshi pings every 10 s;
+* messages are parsed and queued as their frames are read (the connection,
+  :class:`~app.kalshi.ws_frames.FeedConnection`, splits the frames itself);
 * the queue to the consumer is bounded (``queue_max``): when it is full the
-  reader stops reading, so a slow consumer never grows memory without limit
+  connection stops reading, so a slow consumer never grows memory without limit
   (the exchange then sees a slow client and may drop it: Kalshi error 25);
   :meth:`KalshiWS.lag` tells the queue depth and the age of its oldest message;
 * :attr:`KalshiWS.books` holds a local :class:`~app.kalshi.book.OrderBook` per
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import random
@@ -43,8 +46,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
 from app.kalshi import signing
 from app.kalshi.book import OrderBook
@@ -53,6 +56,7 @@ from app.kalshi.models import loads
 from app.kalshi.urls import Endpoints
 from app.kalshi.ws_books import BookSync, SyncState
 from app.kalshi.ws_commands import WsCommands
+from app.kalshi.ws_frames import FeedConnection
 from app.kalshi.ws_types import (  # re-exported: callers import these from here
     CONTROL_TYPES,
     ORDERBOOK,
@@ -70,17 +74,6 @@ ORJSON_SAFE = frozenset({
     "orderbook_delta", "orderbook_snapshot", "ticker", "trade", "fill", "user_order",
     "market_position", "subscribed", "unsubscribed", "ok", "error",
 })
-
-
-class _TrackedConnection(ClientConnection):
-    """Records when bytes of any frame (data, ping, pong) last arrived: once per read from
-    the socket, not once per frame."""
-
-    last_frame_at: float = 0.0
-
-    def data_received(self, data: bytes) -> None:
-        self.last_frame_at = self.loop.time()
-        super().data_received(data)
 
 
 class KalshiWS(WsCommands, BookSync):
@@ -117,8 +110,6 @@ class KalshiWS(WsCommands, BookSync):
         self.compression = compression
         self.max_size = max_size
         self.queue_max = max(1, queue_max)
-        self._room = asyncio.Event()
-        self._room.set()
         self._rng = rng or random.Random()
 
         self.keep_books = keep_books
@@ -130,7 +121,7 @@ class KalshiWS(WsCommands, BookSync):
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], Subscription | None]] = {}
         self._by_sid: dict[int, Subscription] = {}
-        self._conn: _TrackedConnection | None = None
+        self._conn: FeedConnection | None = None
         self._queue = MessageQueue()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -217,8 +208,9 @@ class KalshiWS(WsCommands, BookSync):
             raise self._fatal or WsNotConnected("client closed")
 
     def _made_room(self) -> None:
-        if not self._room.is_set() and len(self._queue) <= self.queue_max * 3 // 4:
-            self._room.set()
+        conn = self._conn
+        if conn is not None and conn.held and len(self._queue) <= self.queue_max * 3 // 4:
+            conn.resume()
 
     def __aiter__(self) -> KalshiWS:
         return self
@@ -284,7 +276,8 @@ class KalshiWS(WsCommands, BookSync):
                 close_timeout=2,
                 compression=self.compression,
                 max_size=self.max_size,
-                create_connection=_TrackedConnection,
+                create_connection=functools.partial(FeedConnection,  # type: ignore[arg-type]
+                                                    on_message=self._on_frame),
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -293,13 +286,13 @@ class KalshiWS(WsCommands, BookSync):
                     f"websocket handshake refused: HTTP {status}", status=status
                 ) from None
             raise
-        assert isinstance(conn, _TrackedConnection)
+        assert isinstance(conn, FeedConnection)
         self._conn = conn
         self.stats.connects += 1
         reconnect = self._ever_connected
         if reconnect:
             self.stats.reconnects += 1
-        reader = asyncio.create_task(self._reader(conn), name="kalshi-ws-reader")
+        reader = asyncio.create_task(self._until_closed(conn), name="kalshi-ws-reader")
         watchdog = asyncio.create_task(self._watchdog(conn), name="kalshi-ws-heartbeat")
         try:
             self._by_sid.clear()
@@ -344,7 +337,7 @@ class KalshiWS(WsCommands, BookSync):
                 fut.set_exception(exc)
         self._pending.clear()
 
-    async def _watchdog(self, conn: _TrackedConnection) -> None:
+    async def _watchdog(self, conn: FeedConnection) -> None:
         loop = asyncio.get_running_loop()
         conn.last_frame_at = loop.time()
         step = max(0.05, min(1.0, self.heartbeat_timeout / 4))
@@ -356,51 +349,65 @@ class KalshiWS(WsCommands, BookSync):
                 log.warning("kalshi ws: no frame for %.1fs; reconnecting", idle)
                 return
 
-    async def _reader(self, conn: _TrackedConnection) -> None:
-        async for raw in conn:
-            try:
-                # orjson is three times faster; the types in ORJSON_SAFE carry no JSON number
-                # with a fraction (money and counts are fixed-point strings), the rest are
-                # parsed again with every fraction as Decimal
-                data = orjson.loads(raw)
-                if type(data) is dict and data.get("type") not in ORJSON_SAFE:
-                    data = loads(raw)
-            except ValueError:
-                log.warning("kalshi ws: unparseable frame: %.200r", raw)
-                continue
-            if isinstance(data, dict):
-                self._dispatch(data)
-            depth = len(self._queue)
-            if depth >= self.queue_max:
-                # a slow consumer: stop reading until it has caught up a little
-                self.stats.queue_full_waits += 1
-                self.stats.max_queue_depth = max(self.stats.max_queue_depth, depth)
-                self._room.clear()
-                await self._room.wait()
+    async def _until_closed(self, conn: FeedConnection) -> None:
+        """Messages arrive through the connection's ``on_message`` (:meth:`_on_frame`); this
+        ends with the connection, raising unless it was closed cleanly."""
+        await conn.wait_closed()
+        exc = conn.protocol.close_exc
+        if not isinstance(exc, ConnectionClosedOK):
+            raise exc
+
+    def _on_frame(self, raw: bytes) -> bool:
+        """One data message from the connection; False when the queue is full (the
+        connection then stops reading until the consumer has caught up a little)."""
+        try:
+            # orjson is three times faster; the types in ORJSON_SAFE carry no JSON number
+            # with a fraction (money and counts are fixed-point strings), the rest are
+            # parsed again with every fraction as Decimal
+            data = orjson.loads(raw)
+            if type(data) is dict and data.get("type") not in ORJSON_SAFE:
+                data = loads(raw)
+        except ValueError:
+            log.warning("kalshi ws: unparseable frame: %.200r", raw)
+            return True
+        if isinstance(data, dict):
+            self._dispatch(data)
+        depth = len(self._queue)
+        if depth < self.queue_max:
+            return True
+        # a slow consumer: stop reading until it has caught up a little
+        self.stats.queue_full_waits += 1
+        self.stats.max_queue_depth = max(self.stats.max_queue_depth, depth)
+        return False
 
     # ------------------------------------------------------------------ message handling
 
     def _dispatch(self, data: dict[str, Any]) -> None:
         """Route one frame: command replies, then sequence check, then the type's handler."""
         self.stats.messages += 1
-        mtype = data.get("type", "")
+        get = data.get
+        mtype = get("type", "")
         # a command's answer may register a new sid (data messages carry no id)
-        was_pending = data.get("id") is not None and self._answer_command(mtype, data)
-        sid = data.get("sid")
+        cid = get("id")
+        was_pending = cid is not None and self._answer_command(mtype, data)
+        sid = get("sid")
         sub = self._by_sid.get(sid) if sid is not None else None
         if mtype in CONTROL_TYPES:
             self._on_control(mtype, data, sub, was_pending)
             return
-        seq = data.get("seq")
+        seq = get("seq")
         if seq is not None and sub is not None:
             last = sub.last_seq
             if last is not None and seq == last + 1:  # in order: _check_seq's first case
                 sub.last_seq = seq
             elif not self._check_seq(sub, seq, mtype):
                 return
+        msg = get("msg")
         handler = self._DATA_HANDLERS.get(mtype)
-        if handler is None or handler(self, _body(data), sub):
-            self._emit_raw(mtype, data)
+        if handler is None or handler(self, msg if isinstance(msg, dict) else {}, sub):
+            # _emit_raw, inlined: the hot path makes one per data message
+            self._queue.put(WsMessage(mtype, msg, sid, seq, cid, get("sending_ts_ms"),
+                                      data, time.monotonic()))
 
     def _on_control(
         self, mtype: str, data: dict[str, Any], sub: Subscription | None, was_pending: bool
@@ -431,11 +438,6 @@ class KalshiWS(WsCommands, BookSync):
         get = data.get  # positional: the hot path makes one per data message
         self._queue.put(WsMessage(mtype, get("msg"), get("sid"), get("seq"), get("id"),
                                   get("sending_ts_ms"), data, time.monotonic()))
-
-
-def _body(data: dict[str, Any]) -> dict[str, Any]:
-    msg = data.get("msg")
-    return msg if isinstance(msg, dict) else {}
 
 
 __all__ = [

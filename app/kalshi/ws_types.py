@@ -61,12 +61,14 @@ class MessageQueue:
     def put(self, m: WsMessage) -> None:
         self.items.append(m)
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:  # the consumer waits: wake it once
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def end(self) -> None:
         self.ended = True
-        waiter = self._waiter
+        waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
@@ -76,7 +78,7 @@ class MessageQueue:
             if self.ended:
                 return False
             waiter = self._waiter
-            if waiter is None or waiter.done():
+            if waiter is None or waiter.done():  # (done: a cancelled wait's)
                 waiter = self._waiter = asyncio.get_running_loop().create_future()
             await waiter
         return True

@@ -261,8 +261,9 @@ class Tracker:
         b.touched[ticker] = (ms, True, "ws")  # _touch, inlined: the feed's hottest call
         if received is not None and store.keep_latencies:
             b.received.append(received)
-        if store._first_at is None or b.deltas + b.records >= store.batch_rows:
-            store.poke()  # (inlined test: most deltas neither start nor fill a batch)
+        rows = b.deltas + b.records
+        if store._first_at is None or rows == store.batch_rows or rows >= store.max_pending_rows:
+            store.poke()  # (inlined test: most deltas neither start, fill nor overfill a batch)
         return True
 
     # -- ticker values -------------------------------------------------------------------
