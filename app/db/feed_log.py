@@ -36,6 +36,7 @@ applied (:func:`book_at`).
 
 from __future__ import annotations
 
+import asyncio
 import lzma
 import struct
 import uuid
@@ -408,15 +409,20 @@ async def compact(conn: Any, segment_sec: float) -> tuple[int, int]:
         for market, chunks in due.items():
             chunks.sort()
             raw = b"".join(segment_bytes(d) for _, _, d in chunks) + per.pop(market, b"")
+            # packing (columns + LZMA at preset 9) off the event loop: the feed's consumer
+            # shares it, and lzma releases the GIL
+            packed = await asyncio.to_thread(pack_segment, raw)
             await conn.execute(
                 "INSERT INTO feed_log (market, t0, t1, sealed, data) VALUES (%s, %s, now(), "
-                "true, %s)", (market, chunks[0][1], pack_segment(raw)))
+                "true, %s)", (market, chunks[0][1], packed))
         if per:
             markets = list(per)
+            blobs = await asyncio.to_thread(
+                lambda: [pack_segment(bytes(per[m])) for m in markets])
             await conn.execute(
                 "INSERT INTO feed_log_open (market, t0, data) SELECT * FROM "
                 "unnest(%s::int[], array_fill(now(), array[%s]), %s::bytea[])",
-                (markets, len(markets), [pack_segment(bytes(per[m])) for m in markets]))
+                (markets, len(markets), blobs))
         await conn.execute("DELETE FROM feed_log_hot WHERE id <= %s", (hot[-1][0],))
     return len(hot), len(due) + len(per)
 

@@ -6,8 +6,8 @@ the table. One place for the pruning every service does:
 - rec-auto-entry: ``auto_entry_decisions`` (``auto_entry_decisions_retention_days``);
 - rec-trade-manager: ``trade_events`` of finished trades (``trade_events_retention_days``,
   0 keeps them: they are the trades' own history);
-- rec-market-feed prunes its packed ``feed_log`` segments itself (whole segments by their end
-  time, app/services/market_feed/upkeep.py).
+- rec-market-feed: whole ``feed_log`` segments by their end time
+  (``market_feed_retention_days``).
 
 What is never pruned: the books (``trades``, ``trade_orders``, ``trade_intents`` and the
 ``account_*`` mirror), which the ledger compares with the exchange; ``ledger_checks`` keeps its
@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 BATCH_ROWS = 5_000
 INTERVAL_SEC = 300.0
+PAUSE_SEC = 0.05  # between batches: the owner's writers have the database meanwhile
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,14 @@ async def prune(pool, r: Retention, batch_rows: int = BATCH_ROWS) -> int:
         total += n
         if n < batch_rows:
             return total
-        await asyncio.sleep(0)  # other writers first
+        await asyncio.sleep(PAUSE_SEC)
 
 
 async def prune_loop(pool, retentions: list[Retention], log: logging.Logger,
-                     interval: float = INTERVAL_SEC, batch_rows: int = BATCH_ROWS) -> None:
+                     interval: float = INTERVAL_SEC, batch_rows: int = BATCH_ROWS,
+                     on_pruned: Callable[[int], None] | None = None) -> None:
     """Prune every ``retentions`` entry now and every ``interval`` seconds; a failed round is
-    a warning and tried again, never fatal."""
+    a warning and tried again, never fatal. ``on_pruned(n)``: told what each round deleted."""
     while True:
         for r in retentions:
             try:
@@ -67,4 +70,6 @@ async def prune_loop(pool, retentions: list[Retention], log: logging.Logger,
                 continue
             if n:
                 log.info("retention: deleted %d %s older than %g days", n, r.what, r.days)
+                if on_pruned is not None:
+                    on_pruned(n)
         await asyncio.sleep(interval)

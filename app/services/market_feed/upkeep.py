@@ -10,6 +10,8 @@ import logging
 from typing import Any
 
 from app.config import Settings
+from app.db import retention
+from app.db.retention import Retention
 from app.kalshi.ws import KalshiWS
 from app.services.market_feed.store import FeedStore
 
@@ -47,35 +49,17 @@ class FeedUpkeep:
 
     # ------------------------------------------------------------------ retention
 
-    async def prune_loop(self) -> None:
+    def prune_loop(self):
+        """Whole segments past ``market_feed_retention_days`` (app/db/retention.py)."""
         s = self.settings
-        while True:
-            await asyncio.sleep(s.market_feed_prune_interval_sec)
-            try:
-                await self.prune_once()
-            except Exception as exc:  # a failed round is retried next interval
-                self.log.warning("retention pruning failed: %s: %s", type(exc).__name__, exc)
+        return retention.prune_loop(
+            self.pool, [Retention("feed_log", "t1", s.market_feed_retention_days,
+                                  what="segments")],
+            self.log, s.market_feed_prune_interval_sec, s.market_feed_prune_batch_rows,
+            on_pruned=self._pruned)
 
-    async def prune_once(self) -> int:
-        """Delete segments past retention, ``market_feed_prune_batch_rows`` per transaction."""
-        s = self.settings
-        total = 0
-        while True:
-            async with self.pool.connection() as conn:  # type: ignore[union-attr]
-                cur = await conn.execute(
-                    "DELETE FROM feed_log WHERE id IN (SELECT id FROM feed_log WHERE t1 < "
-                    "now() - make_interval(days => %s) LIMIT %s)",
-                    (s.market_feed_retention_days, s.market_feed_prune_batch_rows))
-                n = cur.rowcount
-            total += n
-            if n < s.market_feed_prune_batch_rows:
-                break
-            await asyncio.sleep(0.05)  # let ingest have the database between batches
-        if total:
-            self.pruned += total
-            self.log.info("retention: deleted %d segments older than %d days", total,
-                          s.market_feed_retention_days)
-        return total
+    def _pruned(self, n: int) -> None:
+        self.pruned += n
 
     async def compact_loop(self) -> None:
         """Move the committed batches into per-market segments every interval."""
