@@ -746,6 +746,69 @@ def test_browser_says_data_stale_when_the_feed_the_index_or_rec_web_goes_quiet(s
         ctx.close()
 
 
+def test_browser_markets_go_stale_with_the_banner_when_the_feed_goes_quiet(stack, browser):
+    """Issue 22: with rec-market-feed stopped the Markets page marked its rows STALE only
+    after market_feed_stale_after_sec (107-121 s); now with the banner's judgement."""
+    url, dsn = stack["url"], stack["dsn"]
+    row = f'#markets tr[data-ticker="{T_MID}"]'
+    ctx, page = open_session(browser, url)
+    try:
+        with Feeds(dsn) as feeds:
+            sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s",
+                (T_MID,))
+            page.goto(url + "/markets")
+            wait_js(page, f"window.__rec.beat && {STALE}.hidden")
+            assert page.text_content(f"{row} .badge") == "live"
+            feeds.feed = False
+            # the market's own last message is seconds old (the limit is 30 s here)
+            sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s",
+                (T_MID,))
+            until(lambda: (banner(page) or "").startswith("DATA STALE: market feed "),
+                  timeout=20, what="the market feed's stale banner")
+            wait_js(page, f"document.querySelector('{row} .badge').textContent === 'STALE'")
+            assert "stale" in page.get_attribute(row, "class")
+            c, _ = login(url)
+            body = c.get("/api/markets").json()
+            assert body["feed_stale"] is True
+            m = {x["ticker"]: x for x in body["data"]}
+            assert m[T_MID]["stale"] is True and m[T_MID]["age_sec"] < 30
+            page.reload()  # drawn by the server: the same judgement
+            assert page.text_content(f"{row} .badge") == "STALE"
+            shot(page, "markets-feed-quiet")
+            feeds.feed = True
+            sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s",
+                (T_MID,))
+            wait_js(page, f"{STALE}.hidden && document.querySelector('{row} .badge')"
+                          ".textContent === 'live'", timeout=20)
+    finally:
+        ctx.close()
+
+
+def test_the_strike_check_says_when_the_asks_are_withheld(stack):
+    """Issue 22: rec-web's health said "strikes ok" while rec-market-feed was stopped and
+    rec-coordinator withheld every ask; now the check's note says so."""
+    import asyncio
+
+    from psycopg_pool import AsyncConnectionPool
+
+    from app.pricing.health import strike_table_check
+
+    async def check() -> str | None:
+        async with AsyncConnectionPool(stack["dsn"], min_size=1, max_size=1) as pool:
+            return await strike_table_check(pool, f"{SERIES}:BRTI")()
+
+    why = "asks withheld: rec-market-feed is ws, last reported 14s ago"
+    sql(stack["dsn"], "INSERT INTO series_status (series_ticker, state, ok, error, index_name) "
+                      "VALUES (%s, 'priced', true, %s, 'BRTI')", (SERIES, why))
+    try:
+        assert asyncio.run(check()) == f"{SERIES}: {why}"
+        sql(stack["dsn"], "UPDATE series_status SET error = NULL WHERE series_ticker = %s",
+            (SERIES,))
+        assert asyncio.run(check()) is None
+    finally:
+        sql(stack["dsn"], "DELETE FROM series_status WHERE series_ticker = %s", (SERIES,))
+
+
 def test_browser_kill_switch_on_every_page_and_its_banner(stack, browser):
     """Issue 22: a kill switch one click from every page (with a confirmation), and a banner on
     every page while it or auto-entry is on."""

@@ -14,7 +14,7 @@ import psycopg
 import psycopg_pool
 from fastapi import Request
 
-from app.web import data
+from app.web import data, freshness
 from app.web.intent_form import TICKER_RE
 from app.web.state import WebState
 
@@ -69,7 +69,19 @@ async def auto(state: WebState, request: Request) -> dict:
 
 
 async def markets(state: WebState, request: Request) -> dict:
-    return await read(data.markets, state.pool)
+    """The followed markets, each ``stale`` as the top bar's banner judges the market feed:
+    rec-market-feed's own report older than the banner's limit makes every live row stale at
+    once; a market with no message of its own for ``market_feed_stale_after_sec`` is stale
+    alone (``static/rec.js`` keeps both true between redraws)."""
+    out = await read(data.markets, state.pool)
+    feed = await read(freshness.snapshot, state.pool, [])
+    age = (feed.get("data") or {}).get("market_feed")
+    quiet = freshness.limits(state.settings)["market_feed"]["after"]
+    out["feed_stale"] = age is not None and age > quiet
+    for m in out.get("data") or ():
+        m["stale"] = m["feed_state"] != "closed" and (
+            out["feed_stale"] or m["age_sec"] is None or m["age_sec"] > state.stale_after)
+    return out
 
 
 async def book(state: WebState, request: Request) -> dict:

@@ -14,7 +14,7 @@ from app.web import data, manager, panels
 from app.web.deps import CurrentSession, Pool, State, require_session
 from app.web.errors import error
 from app.web.intent_form import TICKER_RE, CloseTradeIn, OpenTradeIn
-from app.web.models import AUTH, WRITE, ErrorOut, ManagerOut, Panel
+from app.web.models import AUTH, WRITE, ErrorOut, ManagerOut, MarketsPanel, Panel
 from app.web.panels import FILTER_RE, STATUS_RE, read
 
 router = APIRouter(dependencies=[Depends(require_session)], responses=AUTH)
@@ -75,13 +75,9 @@ async def change_trading_settings(state: State, session: CurrentSession,
                                                  body))
 
 
-@router.get("/api/markets", response_model=Panel, tags=["markets"])
+@router.get("/api/markets", response_model=MarketsPanel, tags=["markets"])
 async def markets(request: Request, state: State) -> dict:
-    out = await panels.markets(state, request)
-    for m in out.get("data") or ():
-        m["stale"] = m["feed_state"] != "closed" and (
-            m["age_sec"] is None or m["age_sec"] > state.stale_after)
-    return out
+    return await panels.markets(state, request)
 
 
 @router.get("/api/markets/{ticker}/history", response_model=Panel, tags=["markets"])

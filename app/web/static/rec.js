@@ -89,15 +89,20 @@
     return (s / 86400).toFixed(1) + 'd';
   }
 
+  // a market's row is stale when its own last message is too old, or when the banner calls
+  // the whole market feed stale (the same judgement as panels.markets on the server, whose
+  // word stands until the first heartbeat)
   function ages() {
     const now = Date.now() / 1000;
+    const feedQuiet = rec.beat ? rec.stale.some(x => x.key === 'market_feed' && !x.never)
+      : !!document.querySelector('table[data-feed-stale="true"]');
     document.querySelectorAll('.age[data-ts]').forEach(a => {
       const t = parseFloat(a.dataset.ts);
       if (!t) return;
       const s = Math.max(0, now - t);
       a.textContent = fmtAge(s) + ' ago';
       const limit = parseFloat(a.dataset.staleAfter);
-      const stale = s > limit;
+      const stale = s > limit || (feedQuiet && !!a.closest('tr[data-ticker]'));
       a.classList.toggle('stale', stale);
       const row = a.closest('tr[data-ticker]');
       if (row && row.querySelector('.badge')) {
@@ -271,6 +276,7 @@
     if (channel === 'heartbeat') {
       try { rec.beat = JSON.parse(d.payload); rec.beatAt = rec.lastEvent; } catch (_) { /**/ }
       staleness();
+      ages();
       switches(rec.beat && rec.beat.trading);
       return;
     }
@@ -308,5 +314,5 @@
   targets.filter(t => t.dataset.chart).forEach(t => refresh(t, { channel: 'load' }));
   bars(document);
   ages();
-  setInterval(() => { ages(); staleness(); }, 1000);
+  setInterval(() => { staleness(); ages(); }, 1000);
 })();
