@@ -423,6 +423,40 @@ def test_the_strike_table_says_why_its_asks_are_withheld(stack):
         sql(dsn, "DELETE FROM series_status WHERE series_ticker = %s", (SERIES,))
 
 
+def test_browser_shows_resting_orders_and_partial_fills_with_a_cancel(stack, browser):
+    """Issue 22 "Missing" 5: rec's resting orders with what filled, and a cancel button (the
+    manager's answer is the end-to-end test's; here it is not running: the page says so)."""
+    url, dsn = stack["url"], stack["dsn"]
+    (trade,), = sql(dsn, "INSERT INTO trades (ticker, side, status, quantity, requested_count, "
+                         "limit_price, strategy) VALUES (%s, 'yes', 'submitted', 2, 5, 0.40, "
+                         "'manual') RETURNING id", (T_MID,))
+    sql(dsn, "INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, "
+             "count, price, time_in_force, strategy, state, exchange_order_id, fill_count, "
+             "remaining_count, acked_at) VALUES (%s, %s, 'open', %s, 'yes', 'buy', 5, 0.40, "
+             "'good_till_canceled', 'manual', 'accepted', %s, 2, 3, now())",
+        (f"t{trade}-open", trade, T_MID, f"x{trade}-open"))
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/manual")
+        order = f'#resting-orders tr[data-trade="{trade}"]'
+        assert page.text_content(f"{order} .filled") == "2 of 5"
+        assert page.text_content(f"{order} .remaining") == "3"
+        assert "Buy Yes" in page.text_content(order)
+        assert "good till canceled" in page.text_content(order)
+        assert page.text_content(f'#open-trades tr[data-trade="{trade}"] .partial') == \
+            "of 5: partly filled"
+        shot(page, "manual-resting-partial")
+        page.click(f"{order} button.cancel-order")
+        assert "What has filled stays bought" in page.text_content("#confirm-text")
+        page.click("#confirm-cancel")
+        assert "rec-trade-manager did not answer" in page.text_content("#result")
+    finally:
+        sql(dsn, "DELETE FROM trade_orders WHERE trade_id = %s", (trade,))
+        sql(dsn, "DELETE FROM trade_events WHERE trade_id = %s", (trade,))
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+        ctx.close()
+
+
 def test_the_trade_answer_follows_the_trade_to_its_final_state(stack):
     """Issue 22: a 1c fill-or-kill entry said "submitted" and vanished as canceled. The
     answer on the Manual trading page is a live panel of that trade (NOTIFY trades)."""
@@ -942,7 +976,7 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         except TimeoutError:
             raise AssertionError(f"{n} not READY:\n{p.output[-3000:]}") from None
     url = f"http://127.0.0.1:{home.env['REC_WEB_PORT']}"
-    c, _ = login(url)
+    c, csrf = login(url)
     markets = until(lambda: [
         m for m in c.get("/api/markets").json()["data"]
         if m["yes_ask"] and 0.15 <= m["yes_ask"] <= 0.85 and not m["stale"]
@@ -992,6 +1026,32 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         page.goto(url + f"/trades?market={ticker}")
         assert page.locator(f'#trades tr[data-trade="{trade_id}"] .status-closed').count() == 1
         shot(page, "trades")
+
+        # a resting entry, cancelled from the Manual trading page through the confirmation
+        r = c.put("/api/trading-settings", json={"open_time_in_force": "good_till_canceled"},
+                  headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 200, r.text
+        r = c.post("/api/trades/open", json={"market": ticker, "side": "yes", "count": 1,
+                                             "limit_price": 0.02},
+                   headers={"X-CSRF-Token": csrf})
+        resting = r.json()["body"]["trade"]
+        assert resting["status"] == "submitted", r.text
+        page.goto(url + "/manual")
+        live(page)
+        order = f'#resting-orders tr[data-trade="{resting["id"]}"]'
+        page.wait_for_selector(f"{order} button.cancel-order", timeout=15_000)
+        assert page.text_content(f"{order} .filled") == "0 of 1"
+        assert page.text_content(f"{order} .remaining") == "1"
+        shot(page, "manual-resting")
+        page.click(f"{order} button.cancel-order")
+        assert f"trade #{resting['id']}" in page.text_content("#confirm-text")
+        page.click("#confirm-cancel")
+        assert "answered 202" in page.text_content("#result"), page.text_content("#result")
+        wait_js(page, "document.querySelector('#result-status').textContent === 'canceled'",
+                timeout=20)
+        page.wait_for_selector(order, state="detached")
+        c.put("/api/trading-settings", json={"open_time_in_force": "fill_or_kill"},
+              headers={"X-CSRF-Token": csrf})
 
         # auto-entry / auto-stop and the size go through the manager, which audits them
         page.goto(url + "/monitor")

@@ -49,6 +49,7 @@ async def open_trades(state: WebState, request: Request) -> dict:
     out = await read(data.open_trades, state.pool)
     rules = await read(data.trading_settings, state.pool, data.EXIT_RULE_KEYS)
     out["rules"] = rules.get("data")
+    out["resting"] = (await read(data.resting_orders, state.pool)).get("data")
     return out
 
 

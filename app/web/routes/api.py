@@ -62,6 +62,15 @@ async def close_trade(state: State, session: CurrentSession,
                                                  intent, manager.WAIT))
 
 
+@router.post("/api/trades/{trade_id}/cancel", response_model=ManagerOut, tags=["trades"],
+             responses=WRITE)
+async def cancel_order(state: State, session: CurrentSession,
+                       trade_id: int = PathParam(ge=1, le=2**62)) -> JSONResponse:
+    """Cancel what rests of a trade's entry (rec-trade-manager ``POST /trades/{id}/cancel``)."""
+    return manager.passed_on(*await manager.call(state, session.user, "POST",
+                                                 f"/trades/{trade_id}/cancel", None))
+
+
 @router.get("/api/trading-settings", response_model=Panel, tags=["trades"])
 async def trading_settings(pool: Pool) -> dict:
     return await read(data.trading_settings, pool)
