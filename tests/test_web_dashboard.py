@@ -457,6 +457,46 @@ def test_browser_shows_resting_orders_and_partial_fills_with_a_cancel(stack, bro
         ctx.close()
 
 
+def test_browser_open_trades_show_live_pnl_and_the_nearest_exit_rule(stack, browser):
+    """Issue 22 "Missing" 6: per open trade the mark, unrealised P&L after fees (the closed
+    trades' definition), P(side), time to close and the exit rule nearest to firing, live."""
+    url, dsn = stack["url"], stack["dsn"]
+    # 4 YES at 45¢ (cost $1.80, $0.04 fees paid); the yes bid is 50¢: 4 x 0.50 - 1.80 - 0.04
+    # - Kalshi's fee for selling 4 at 50¢ (0.07 x 4 x 0.5 x 0.5 = $0.07) = $0.09
+    (trade,), = sql(dsn, "INSERT INTO trades (ticker, side, status, quantity, entry_price, "
+                         "entry_cost, fees, strategy) VALUES (%s, 'yes', 'open', 4, 0.45, 1.80, "
+                         "0.04, 'manual') RETURNING id", (T_MID,))
+    sql(dsn, "UPDATE strike_table SET probability = 0.46, momentum = 3.5, computed_at = now() "
+             "WHERE market_ticker = %s", (T_MID,))
+    ctx, page = open_session(browser, url)
+    try:
+        c, _ = login(url)
+        got = {t["id"]: t for t in c.get("/api/trades/open").json()["data"]}[trade]["live"]
+        assert got["mark"] == 0.5 and got["unrealised"] == pytest.approx(0.09)
+        assert got["exit_fee"] == pytest.approx(0.07)
+        assert got["nearest_rule"] == "probability"  # 6 of 40 points, momentum 3.86 of 0.36
+        row = f'#open-trades tr[data-trade="{trade}"]'
+        page.goto(url + "/")
+        live(page)
+        assert page.text_content(f"{row} .mark") == "50¢"
+        assert page.text_content(f"{row} .unrealised").startswith("$0.09")
+        assert page.text_content(f"{row} .p-side") == "46.0%"
+        assert page.text_content(f"{row} .closes-in") in ("39m", "40m")
+        assert page.text_content(f"{row} .nearest-rule") == "probability: 6.0pp from firing"
+        shot(page, "overview-open-trade-pnl")
+        # P(YES) falls under the exit threshold: the page says the rule fires, live
+        sql(dsn, "UPDATE strike_table SET probability = 0.35, computed_at = now() "
+                 "WHERE market_ticker = %s", (T_MID,))
+        sql(dsn, "SELECT pg_notify('strike_table', %s)", (SERIES,))
+        wait_js(page, f"document.querySelector('{row} .nearest-rule').textContent"
+                      ".startsWith('FIRING: probability')")
+    finally:
+        sql(dsn, "UPDATE strike_table SET probability = 0.46 WHERE market_ticker = %s",
+            (T_MID,))
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+        ctx.close()
+
+
 def test_the_trade_answer_follows_the_trade_to_its_final_state(stack):
     """Issue 22: a 1c fill-or-kill entry said "submitted" and vanished as canceled. The
     answer on the Manual trading page is a live panel of that trade (NOTIFY trades)."""

@@ -46,7 +46,11 @@ async def fills(state: WebState, request: Request) -> dict:
 
 
 async def open_trades(state: WebState, request: Request) -> dict:
+    from app.web.trade_pnl import annotate  # it reads through this module's read()
+
     out = await read(data.open_trades, state.pool)
+    if out.get("data"):
+        await annotate(state.pool, out["data"])
     rules = await read(data.trading_settings, state.pool, data.EXIT_RULE_KEYS)
     out["rules"] = rules.get("data")
     out["resting"] = (await read(data.resting_orders, state.pool)).get("data")

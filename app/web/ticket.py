@@ -59,15 +59,19 @@ def limit_error(values: dict[str, Any], s: dict[str, Any]) -> dict[str, str]:
 
 
 async def market_view(pool: Any, market: str, side: str) -> dict[str, Any]:
-    """P(side), momentum and time to close (strike table) and the best bid of ``side``."""
+    """P(side), momentum and time to close (strike table, as rec-trade-supervisor reads
+    them), the best bid of ``side`` and ``close_in``: seconds to the market's close."""
     out: dict[str, Any] = {}
     row = await read(data.one, pool, """
         SELECT probability, momentum, time_to_close_sec,
                (SELECT max(price) FROM feed_book_levels b WHERE b.ticker = %(m)s
-                AND b.side = %(s)s) AS bid
+                AND b.side = %(s)s) AS bid,
+               (SELECT extract(epoch FROM close_time - now())::float8 FROM markets
+                WHERE ticker = %(m)s) AS close_in
         FROM (SELECT 1) one LEFT JOIN strike_table st ON st.market_ticker = %(m)s""",
                      {"m": market, "s": side})
     r = row.get("data") or {}
+    out["close_in"] = r.get("close_in")
     if r.get("probability") is not None:
         p_yes = Decimal(str(r["probability"]))
         out["probability"] = p_yes if side == "yes" else 1 - p_yes
