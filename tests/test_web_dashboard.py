@@ -497,6 +497,73 @@ def test_browser_open_trades_show_live_pnl_and_the_nearest_exit_rule(stack, brow
         ctx.close()
 
 
+def test_browser_trade_history_in_trader_words_csv_daily_pnl_and_the_ledger(stack, browser):
+    """Issue 22 "Missing" 10: why a trade opened and why it closed (the exit rule and the
+    numbers rec-trade-supervisor saw), the CSV export, the daily P&L, and the ledger check's
+    result on the Overview."""
+    import csv
+    import io
+
+    url, dsn = stack["url"], stack["dsn"]
+    (trade,), = sql(dsn, """
+        INSERT INTO trades (ticker, side, status, quantity, limit_price, entry_price,
+                            exit_price, entry_cost, exit_proceeds, fees, fees_cents, pnl_cents,
+                            strategy, entry_method, close_method, close_rule, closed_at)
+        VALUES (%s, 'yes', 'closed', 2, 0.50, 0.45, 0.30, 0.90, 0.60, 0.06, 6, -36, 'manual',
+                'manual', 'auto', 'probability', now()) RETURNING id""", (T_HIGH,))
+    sql(dsn, "INSERT INTO trade_events (trade_id, kind, from_status, to_status, detail) "
+             "VALUES (%s, 'close requested', 'open', 'closing', %s)",
+        (trade, json.dumps({"close_rule": "probability", "close_detail": {
+            "probability": "0.35", "threshold": "0.40", "time_to_close_sec": "1200"}})))
+    sql(dsn, "INSERT INTO ledger_checks (ok, difference_count, differences) VALUES "
+             "(false, 2, %s)", (json.dumps([{"kind": "fill_missing"},
+                                             {"kind": "position_differs"}]),))
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + f"/trades?market={T_HIGH}")
+        row = f'#trades tr[data-trade="{trade}"]'
+        assert page.text_content(f"{row} .opened") == \
+            "Buy 2 Yes by hand at 45¢ average (limit 50¢)"
+        assert page.text_content(f"{row} .closed") == (
+            "Sell 2 Yes at 30¢ average: exit rule probability fired (P(YES) 35.0% is below "
+            "the exit threshold 40%)")
+        # the daily summary: today's closed trades, as the database sums them
+        today, n, pnl = sql(dsn, "SELECT (now() AT TIME ZONE 'UTC')::date::text, count(*), "
+                                 "sum(pnl_cents) FROM trades WHERE closed_at::date = "
+                                 "(now() AT TIME ZONE 'UTC')::date AND pnl_cents IS NOT NULL")[0]
+        day = page.locator(f'#daily-pnl tr[data-day="{today}"] td')
+        assert day.nth(1).text_content() == str(n)
+        from app.web.formats import money_cents
+        assert day.nth(4).text_content() == money_cents(pnl)
+        shot(page, "trades-history")
+        # the export: the same filter, the same words
+        href = page.get_attribute("#trades-csv", "href")
+        assert href == f"/api/trades.csv?market={T_HIGH}"
+        c, _ = login(url)
+        r = c.get(href)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+        got = {int(x["id"]): x for x in csv.DictReader(io.StringIO(r.text))}
+        assert got[trade]["pnl_dollars"] == "-0.36" and got[trade]["fees"] == "0.06"
+        assert got[trade]["closed"].startswith("Sell 2 Yes at 30¢ average: exit rule")
+        assert c.get("/api/trades.csv?since=yesterday").status_code == 422
+        # the ledger's last check on the Overview
+        page.goto(url + "/")
+        assert page.text_content("#ledger-result").startswith(
+            "DIFFERENCES: 2 differences between rec's books and the exchange's "
+            "(fill_missing, position_differs)")
+        sql(dsn, "INSERT INTO ledger_checks (ok, difference_count, adopted) VALUES "
+                 "(true, 0, 1)")
+        page.goto(url + "/")
+        assert page.text_content("#ledger-result").startswith("OK: rec's trades, fills and "
+                                                              "positions agree")
+        shot(page, "overview-ledger")
+    finally:
+        sql(dsn, "DELETE FROM ledger_checks")
+        sql(dsn, "DELETE FROM trade_events WHERE trade_id = %s", (trade,))
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+        ctx.close()
+
+
 def test_the_trade_answer_follows_the_trade_to_its_final_state(stack):
     """Issue 22: a 1c fill-or-kill entry said "submitted" and vanished as canceled. The
     answer on the Manual trading page is a live panel of that trade (NOTIFY trades)."""

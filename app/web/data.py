@@ -333,6 +333,19 @@ async def reliability_png(pool, version: int) -> bytes | None:
     return bytes(row[0]) if row and row[0] is not None else None
 
 
+async def ledger(pool) -> dict | None:
+    """rec-trade-manager's last reconciliation of rec's books with the exchange's
+    (``ledger_checks``, :func:`app.ledger.standing.last_check`); None: no run yet."""
+    from app.ledger.standing import last_check
+
+    try:
+        async with pool.connection() as conn:
+            found = await last_check(conn)
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        raise Missing(str(exc).splitlines()[0]) from None
+    return None if found is None else clean(found)
+
+
 # ---- readiness -------------------------------------------------------------------------------
 
 async def unit_failures(pool, hours: int = 24, limit: int = 20) -> list[dict]:

@@ -106,7 +106,7 @@ async def trade_result(state: WebState, request: Request) -> dict:
     return await read(data.trade, state.pool, int(tid))
 
 
-def _trade_filters(q) -> tuple[dict, str | None]:
+def trade_filters(q) -> tuple[dict, str | None]:
     """The Trades page's filters from its query, or what is wrong with them."""
     for key, pattern in (("status", STATUS_RE), ("market", FILTER_RE),
                          ("strategy", FILTER_RE)):
@@ -123,12 +123,20 @@ def _trade_filters(q) -> tuple[dict, str | None]:
 
 async def trades(state: WebState, request: Request) -> dict:
     q = request.query_params
-    filters, invalid = _trade_filters(q)
+    filters, invalid = trade_filters(q)
     if invalid:
         return {"data": None, "filters": {}, "invalid": invalid}
+    from app.web import history
+
     out = await read(data.trades, state.pool, **filters)
+    history.tell(out.get("data") or [])
     out["filters"] = dict(q)
+    out["daily"] = (await read(history.daily, state.pool)).get("data")
     return out
+
+
+async def ledger(state: WebState, request: Request) -> dict:
+    return await read(data.ledger, state.pool)
 
 
 async def services(state: WebState, request: Request) -> dict:
@@ -151,7 +159,8 @@ async def feed(state: WebState, request: Request) -> dict:
 PANELS: dict[str, Callable[[WebState, Request], Awaitable[dict]]] = {
     "account": account, "fills": fills, "open_trades": open_trades, "strikes": strikes,
     "watchlist": watchlist, "auto": auto, "markets": markets, "book": book, "trades": trades,
-    "services": services, "model": model, "feed": feed, "trade_result": trade_result}
+    "services": services, "model": model, "feed": feed, "trade_result": trade_result,
+    "ledger": ledger}
 
 
 async def context(state: WebState, request: Request, names: list[str]) -> dict:

@@ -41,6 +41,15 @@ RULE_WORDS = {
 }
 
 
+def rule_words(rule: str, side: str, detail: dict[str, Any]) -> str:
+    """An exit rule that fired, in words, with its numbers (rec-trade-supervisor's detail)."""
+    try:
+        return RULE_WORDS[rule].format(side=side.upper(), side_upper=side.upper(),
+                                       **{k: Decimal(str(x)) for k, x in detail.items()})
+    except (KeyError, ValueError, ArithmeticError):  # a rule or numbers not known here
+        return ", ".join(f"{k} {x}" for k, x in detail.items()) or "its numbers not recorded"
+
+
 async def settings(pool: Any) -> dict[str, Any]:
     """The trading settings the ticket needs (values only), or {} without them."""
     found = await read(data.trading_settings, pool, LIMIT_KEYS + data.EXIT_RULE_KEYS)
@@ -95,8 +104,7 @@ def instant_exit(s: dict[str, Any], form: dict[str, Any], m: dict[str, Any]) -> 
     if fired is None:
         return None
     rule, detail = fired
-    words = RULE_WORDS[rule].format(side=form["side"].upper(), side_upper=form["side"].upper(),
-                                    **{k: Decimal(str(x)) for k, x in detail.items()})
+    words = rule_words(rule, form["side"], detail)
     return (f"auto-stop would close this trade at once ({rule}: {words}); it would buy at the "
             f"ask and sell at the bid a second later. Switch the rule off on the Trade monitor "
             f"or pick another market.")

@@ -65,10 +65,7 @@ def nearest_words(v: View, s: dict[str, Any]) -> tuple[str | None, str]:
     fired = exit_rule(v, s)
     if fired is not None:
         rule, detail = fired
-        words = ticket.RULE_WORDS[rule].format(
-            side=v.side.upper(), side_upper=v.side.upper(),
-            **{k: Decimal(str(x)) for k, x in detail.items()})
-        return rule, f"FIRING: {rule}: {words}"
+        return rule, f"FIRING: {rule}: {ticket.rule_words(rule, v.side, detail)}"
     near = distances(v, s)
     if not near:
         return None, "no exit rule on can be judged (no P(side), momentum or bid)"

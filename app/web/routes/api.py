@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
-from app.web import data, manager, panels
+from app.web import data, history, manager, panels
 from app.web.deps import CurrentSession, Pool, State, require_session
 from app.web.errors import error
 from app.web.intent_form import TICKER_RE, CloseTradeIn, OpenTradeIn
@@ -36,8 +36,26 @@ async def trades(pool: Pool, status: str | None = Query(None, pattern=STATUS_RE)
                  strategy: str | None = Query(None, pattern=FILTER_RE, max_length=64),
                  since: dt.date | None = None, until: dt.date | None = None,
                  limit: int = Query(200, ge=1, le=1000)) -> dict:
-    return await read(data.trades, pool, status=status, ticker=market, strategy=strategy,
-                      since=since, until=until, limit=limit)
+    out = await read(data.trades, pool, status=status, ticker=market, strategy=strategy,
+                     since=since, until=until, limit=limit)
+    history.tell(out.get("data") or [])
+    return out
+
+
+@router.get("/api/trades.csv", tags=["trades"],
+            responses={200: {"content": {"text/csv": {}}, "description": "the trades"},
+                       422: {"model": ErrorOut}})
+async def trades_csv(request: Request, state: State) -> Response:
+    """The Trades page's trades (its filters, up to 10,000) as CSV, with how each opened and
+    why it closed in words."""
+    filters, invalid = panels.trade_filters(request.query_params)
+    if invalid:
+        return error(422, "invalid_field", invalid, field=invalid.split(":")[0])
+    out = await read(data.trades, state.pool, **filters, limit=10_000)
+    if out.get("data") is None:
+        return error(503, "unavailable", str(out.get("missing") or out.get("error")))
+    return Response(history.as_csv(history.tell(out["data"])), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="rec-trades.csv"'})
 
 
 @router.get("/api/trades/open", response_model=Panel, tags=["trades"])
