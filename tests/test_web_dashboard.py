@@ -1009,14 +1009,72 @@ def test_browser_services_page_shows_each_unit_state(stack, browser):
         ctx.close()
 
 
+PAGES = ["/", "/monitor", f"/markets?ticker={T_MID}", "/trades", "/manual",
+         f"/manual?market={T_LOW}&side=yes&limit_price=0.81", "/model", "/services",
+         "/settings", "/docs", "/kill-switch"]
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
+         "has_touch": True}
+# a tap target: what is not a link inside a sentence (WCAG 2.5.5's inline exception)
+SMALL_TARGETS = """[...document.querySelectorAll(
+    'a, button, input:not([type=hidden]), select, summary')].filter(e => {
+  if (!e.getClientRects().length) return false;
+  if (e.tagName === 'A' && e.closest('p, dd, small, figcaption, code, pre, ol, .hint')
+      && !e.closest('nav')) return false;
+  const box = (e.type === 'checkbox' ? e.closest('label') || e : e).getBoundingClientRect();
+  return box.height < 44 || box.width < 44;
+}).map(e => e.outerHTML.slice(0, 80))"""
+# the buy buttons, the close/cancel buttons and the P&L: on the screen, never hidden
+OFF_SCREEN = """[...document.querySelectorAll(
+    'td.buy .btn, button.close-trade, button.cancel-order, td.unrealised, td.pnl, ' +
+    '#positions td.n')].filter(e => {
+  const r = e.getBoundingClientRect();
+  return !e.getClientRects().length || r.width === 0 || r.left < 0 || r.right > innerWidth;
+}).map(e => e.outerHTML.slice(0, 80))"""
+
+
+def test_browser_on_a_phone_a_menu_big_tap_targets_and_nothing_hidden(stack, browser):
+    """Issue 22 "Missing" 9: at 390x844 a menu instead of a sideways-scrolling nav, tap
+    targets of at least 44 px, and the buy buttons and P&L columns on the screen (tables
+    become cards), on every page."""
+    url, dsn = stack["url"], stack["dsn"]
+    (trade,), = sql(dsn, "INSERT INTO trades (ticker, side, status, quantity, entry_price, "
+                         "entry_cost, fees, strategy) VALUES (%s, 'yes', 'open', 4, 0.45, 1.80, "
+                         "0.04, 'manual') RETURNING id", (T_MID,))
+    ctx, page = open_session(browser, url, **PHONE)
+    try:
+        seen = {"buy": 0, "pnl": 0}
+        for path in PAGES:
+            page.goto(url + path)
+            assert not page.is_visible("#nav a"), path  # behind the menu
+            page.click("#menu-toggle")
+            links = page.locator("#nav a")
+            assert links.count() == 9
+            for i in range(links.count()):
+                box = links.nth(i).bounding_box()
+                assert box["height"] >= 44 and box["x"] >= 0 and \
+                    box["x"] + box["width"] <= 390, (path, i, box)
+            page.click("#menu-toggle")
+            assert page.evaluate(SMALL_TARGETS) == [], path
+            assert page.evaluate(OFF_SCREEN) == [], path
+            seen["buy"] += page.locator("td.buy .btn").count()
+            seen["pnl"] += page.locator("td.unrealised, td.pnl").count()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 391, path
+        assert seen["buy"] and seen["pnl"]  # the checks above saw some
+        page.goto(url + "/monitor")
+        page.click("#menu-toggle")
+        page.click("#nav a[href='/trades']")
+        page.wait_for_url(url + "/trades")
+    finally:
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+        ctx.close()
+
+
 def test_browser_every_page_renders_on_a_phone_and_a_desktop(stack, browser):
-    pages = ["/", "/monitor", f"/markets?ticker={T_MID}", "/trades", "/manual",
-             f"/manual?market={T_LOW}&side=yes&limit_price=0.81", "/model", "/services",
-             "/settings", "/docs"]
-    for label, ctx_args in (("desktop", {"viewport": {"width": 1280, "height": 900}}),
-                            ("phone", {"viewport": {"width": 390, "height": 844},
-                                       "device_scale_factor": 2, "is_mobile": True,
-                                       "has_touch": True})):
+    """Every page at 1280x900 and 390x844: no error, nothing wider than a phone; the
+    screenshots are written to ARTIFACTS (desktop-<page>.png, phone-<page>.png)."""
+    pages = PAGES
+    for label, ctx_args in (("desktop", DESKTOP), ("phone", PHONE)):
         ctx, page = open_session(browser, stack["url"], **ctx_args)
         errors: list[str] = []
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))

@@ -113,6 +113,27 @@
     });
   }
 
+  // phone: every table is a stack of cards, each cell labelled by its column's heading
+  // (data-label, shown by rec.css below 640 px), so no column (buy, P&L) is off the screen
+  function labels(root) {
+    root.querySelectorAll('table').forEach(t => {
+      const heads = [...t.querySelectorAll('thead th')].map(th => th.textContent.trim());
+      t.querySelectorAll('tbody tr').forEach(tr => [...tr.children].forEach((td, i) => {
+        if (td.colSpan === 1 && heads[i] && !td.dataset.label) td.dataset.label = heads[i];
+      }));
+    });
+  }
+
+  // phone: the pages behind a menu button instead of a sideways-scrolling row of links
+  const menu = document.getElementById('menu-toggle');
+  if (menu) {
+    menu.addEventListener('click', () => {
+      const open = menu.getAttribute('aria-expanded') !== 'true';
+      menu.setAttribute('aria-expanded', String(open));
+      document.getElementById('nav').classList.toggle('open', open);
+    });
+  }
+
   // depth bars: their width comes as data (the Content-Security-Policy allows no inline style)
   function bars(root) {
     root.querySelectorAll('.bar[data-width]').forEach(b => {
@@ -162,6 +183,7 @@
         el.innerHTML = html;
         focusRestore(el, mark);
         bars(el);
+        labels(el);
         ages();
       }
       const now = Date.now();
@@ -313,6 +335,7 @@
   } else if (live) live.textContent = '';
   targets.filter(t => t.dataset.chart).forEach(t => refresh(t, { channel: 'load' }));
   bars(document);
+  labels(document);
   ages();
   setInterval(() => { staleness(); ages(); }, 1000);
 })();
