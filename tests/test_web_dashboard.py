@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +29,7 @@ from testkit.web import (
     T_HIGH,
     T_LOW,
     T_MID,
+    Feeds,
     until,
     wait_js,
 )
@@ -801,37 +801,6 @@ def test_browser_keyboard_focus_survives_a_live_redraw(stack, browser):
     finally:
         sql(dsn, "UPDATE strike_table SET probability = 0.83 WHERE market_ticker = %s", (T_LOW,))
         ctx.close()
-
-
-class Feeds:
-    """rec-market-feed's report and rec-price-feed's index seconds, written every 0.5 s as
-    those services do while they run; ``feed`` / ``index`` off: that one goes quiet."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn, self.feed, self.index = dsn, True, True
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self.stopped.is_set():
-                if self.feed:
-                    conn.execute("INSERT INTO feed_status (name, mode, since) VALUES "
-                                 "('market-feed', 'ws', now()) ON CONFLICT (name) DO UPDATE "
-                                 "SET updated_at = now()")
-                if self.index:
-                    conn.execute("INSERT INTO index_prices (index_name, ts, price) SELECT i, "
-                                 "date_trunc('second', now()), 91200 FROM unnest(%s::text[]) "
-                                 "AS i ON CONFLICT DO NOTHING", (["BRTI", "ETHUSD_RTI"],))
-                self.stopped.wait(0.5)
-
-    def __enter__(self) -> Feeds:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stopped.set()
-        self.thread.join()
 
 
 STALE = "document.querySelector('#stale')"
