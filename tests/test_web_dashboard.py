@@ -883,7 +883,9 @@ def test_browser_markets_go_stale_with_the_banner_when_the_feed_goes_quiet(stack
             m = {x["ticker"]: x for x in body["data"]}
             assert m[T_MID]["stale"] is True and m[T_MID]["age_sec"] < 30
             page.reload()  # drawn by the server: the same judgement
-            assert page.text_content(f"{row} .badge") == "STALE"
+            assert page.text_content(f"{row} .badge") == "STALE", page.evaluate(
+                "[document.querySelector('#markets').dataset.feedStale, "
+                "JSON.stringify(window.__rec.beat), JSON.stringify(window.__rec.stale)]")
             shot(page, "markets-feed-quiet")
             feeds.feed = True
             sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s",

@@ -296,7 +296,11 @@
     rec.events.push({ channel, payload: d.payload, sent: d.at, at: rec.lastEvent });
     if (rec.events.length > 2000) rec.events.splice(0, 1000);
     if (channel === 'heartbeat') {
-      try { rec.beat = JSON.parse(d.payload); rec.beatAt = rec.lastEvent; } catch (_) { /**/ }
+      // a heartbeat replayed to a new page was measured `held` seconds ago
+      try {
+        rec.beat = JSON.parse(d.payload);
+        rec.beatAt = rec.lastEvent - 1000 * (d.held || 0);
+      } catch (_) { /**/ }
       staleness();
       ages();
       switches(rec.beat && rec.beat.trading);
