@@ -900,23 +900,28 @@ def test_the_strike_check_says_when_the_asks_are_withheld(stack):
     """Issue 22: rec-web's health said "strikes ok" while rec-market-feed was stopped and
     rec-coordinator withheld every ask; now the check's note says so."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from psycopg_pool import AsyncConnectionPool
 
     from app.pricing.health import strike_table_check
 
-    async def check() -> str | None:
+    async def checked() -> str | None:
         async with AsyncConnectionPool(stack["dsn"], min_size=1, max_size=1) as pool:
             return await strike_table_check(pool, f"{SERIES}:BRTI")()
+
+    def check() -> str | None:  # in a thread of its own: the browser's loop runs in this one
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, checked()).result()
 
     why = "asks withheld: rec-market-feed is ws, last reported 14s ago"
     sql(stack["dsn"], "INSERT INTO series_status (series_ticker, state, ok, error, index_name) "
                       "VALUES (%s, 'priced', true, %s, 'BRTI')", (SERIES, why))
     try:
-        assert asyncio.run(check()) == f"{SERIES}: {why}"
+        assert check() == f"{SERIES}: {why}"
         sql(stack["dsn"], "UPDATE series_status SET error = NULL WHERE series_ticker = %s",
             (SERIES,))
-        assert asyncio.run(check()) is None
+        assert check() is None
     finally:
         sql(stack["dsn"], "DELETE FROM series_status WHERE series_ticker = %s", (SERIES,))
 
