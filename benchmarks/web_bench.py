@@ -7,10 +7,14 @@ and NOTIFY -> browser update latency.
   and the uPlot canvas made), over --loads navigations;
 - update latency: the strike table's row changes in PostgreSQL and ``pg_notify('strike_table')``
   is sent; the time from just before the NOTIFY until the new value is in the page (the
-  browser's clock, the same machine), over --updates changes, one at a time.
+  browser's clock, the same machine), over --updates changes, one at a time;
+- feed quiet -> DATA STALE: rec-market-feed's report (``feed_status``) and the index seconds
+  are written every 0.5 s as those services do (testkit.web.Feeds); the report stops and the
+  time until the top bar of /monitor says "DATA STALE: market feed" is measured (issue 22's
+  goal: within 10 s), over --quiet trials, with the load average.
 
 Real PostgreSQL (testkit), real `rec run web`, Debian's /usr/bin/chromium. Usage:
-    .venv/bin/python -m benchmarks.web_bench [--loads 20] [--updates 200]
+    .venv/bin/python -m benchmarks.web_bench [--loads 20] [--updates 200] [--quiet 5]
 """
 
 from __future__ import annotations
@@ -31,7 +35,18 @@ from benchmarks.simproc import service_env
 from testkit import pg as pgserver
 from testkit.net import free_port
 from testkit.notify import NotifySocket
-from testkit.web import CHROMIUM, CHROMIUM_ARGS, EVENT, SEED, SERIES, T_HIGH, T_LOW, T_MID, wait_js
+from testkit.web import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    EVENT,
+    SEED,
+    SERIES,
+    T_HIGH,
+    T_LOW,
+    T_MID,
+    Feeds,
+    wait_js,
+)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -44,10 +59,34 @@ def line(name: str, ms: list[float]) -> str:
             f"p99 {pct(ms, 99):7.1f} ms  max {max(ms):7.1f} ms")
 
 
+BANNER = ("(() => { const b = document.querySelector('#stale'); "
+          "return b.hidden ? '' : b.textContent; })()")
+
+
+def stale_banner_times(page, dsn: str, trials: int) -> list[float]:
+    """ms from rec-market-feed's last report to "DATA STALE: market feed" on /monitor."""
+    out = []
+    with Feeds(dsn) as feeds:
+        page.goto(page.url.rsplit("/", 1)[0] + "/monitor")
+        for _ in range(trials):
+            feeds.feed = True
+            wait_js(page, "window.__rec.online && window.__rec.beat && "
+                          "document.querySelector('#stale').hidden", timeout=30)
+            time.sleep(1.0)  # a few reports while the page is fresh
+            feeds.feed = False
+            t1 = time.monotonic()
+            while not page.evaluate(BANNER).startswith("DATA STALE: market feed"):
+                assert time.monotonic() - t1 < 60, "no stale banner within 60 s"
+                time.sleep(0.05)
+            out.append((time.monotonic() - feeds.last_feed) * 1000)  # from the last report
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--loads", type=int, default=20)
     ap.add_argument("--updates", type=int, default=200)
+    ap.add_argument("--quiet", type=int, default=5)
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -106,12 +145,17 @@ def main() -> int:
                     conn.execute("SELECT pg_notify('strike_table', %s)", (SERIES,))
                     wait_js(page, "window.__seen !== null")  # the page's CSP refuses eval
                     latency.append(page.evaluate("window.__seen") - t0)
+            quiet = stale_banner_times(page, dsn, args.quiet)
             browser.close()
         print(f"rec-web in Chromium ({os.cpu_count()} CPUs), {args.loads} loads, "
               f"{args.updates} updates")
         print(line("trade monitor: navigation -> strike table", dom))
         print(line("trade monitor: navigation -> index chart drawn", chart))
         print(line("NOTIFY strike_table -> new value in the page", latency))
+        if quiet:
+            print(line("market feed quiet -> DATA STALE banner", quiet) +
+                  f"  (goal <= 10000 ms: {'met' if max(quiet) <= 10_000 else 'MISSED'})")
+        print("load average (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         return 0
     finally:
         if proc is not None:

@@ -1,12 +1,17 @@
 """rec-web's dashboard data and browser helpers, shared by tests/test_web_dashboard.py and
 benchmarks/web_bench.py: one hourly BTC event of three strikes (`SEED`, written into a migrated
 database the way the data services write it), Debian's Chromium and its flags, and `wait_js`,
-which polls the page because its CSP refuses the eval behind Playwright's wait_for_function."""
+which polls the page because its CSP refuses the eval behind Playwright's wait_for_function,
+and `Feeds`, rec-market-feed's and rec-price-feed's heartbeat writes (the stale banner's
+input)."""
 
 from __future__ import annotations
 
 import shutil
+import threading
 import time
+
+import psycopg
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -77,3 +82,36 @@ def wait_js(page, expression: str, timeout: float = 10.0) -> None:
     """Until ``expression`` holds in the page, polled from here: Playwright's
     wait_for_function compiles its predicate with eval, which the pages' CSP refuses."""
     until(lambda: page.evaluate(expression), timeout, what=expression)
+
+
+class Feeds:
+    """rec-market-feed's report and rec-price-feed's index seconds, written every 0.5 s as
+    those services do while they run; ``feed`` / ``index`` off: that one goes quiet."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn, self.feed, self.index = dsn, True, True
+        self.last_feed = 0.0  # time.monotonic() of the last report written
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stopped.is_set():
+                if self.feed:
+                    conn.execute("INSERT INTO feed_status (name, mode, since) VALUES "
+                                 "('market-feed', 'ws', now()) ON CONFLICT (name) DO UPDATE "
+                                 "SET updated_at = now()")
+                    self.last_feed = time.monotonic()
+                if self.index:
+                    conn.execute("INSERT INTO index_prices (index_name, ts, price) SELECT i, "
+                                 "date_trunc('second', now()), 91200 FROM unnest(%s::text[]) "
+                                 "AS i ON CONFLICT DO NOTHING", (["BRTI", "ETHUSD_RTI"],))
+                self.stopped.wait(0.5)
+
+    def __enter__(self) -> Feeds:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()

@@ -95,5 +95,9 @@ async def test_supervisor_watches_open_trades_and_closes_through_the_manager(
     got = await tf.until_status(rec_home_db, trade_id, "closed", within=15, svc=sup)
     t = got["trade"]
     assert t["close_method"] == "auto" and t["close_rule"] == "probability"
+    # the rule's numbers go with the close (rec-web's trade history says them)
+    [asked] = [e["detail"] for e in got["events"] if e["kind"] == "close requested"]
+    assert D(asked["close_detail"]["probability"]) == D("0.20")
+    assert D(asked["close_detail"]["threshold"]) == D("0.40")
     assert "exit rule probability fired" in sup.output
     await conn.close()

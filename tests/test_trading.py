@@ -393,3 +393,35 @@ def test_json_answers_are_as_before_and_fall_back_for_what_orjson_refuses():
         b'{"d":"0.1000","t":"2026-11-26T14:00:00+00:00","3":null}')
     assert json.loads(Json({"x\ud800": 2**70}).body) == {"x\ud800": 2**70}
     assert datetime.fromisoformat(json.loads(Json({"t": t}).body)["t"]).tzinfo == UTC
+
+
+async def test_a_trader_cancels_a_resting_entry_through_the_manager(
+        rec_home_db, start_service, sim):
+    """Issue 22 (rec-web's resting orders): ``POST /trades/{id}/cancel`` gives up what rests
+    of an entry; rec-trade-executor cancels it at the exchange and the trade, with nothing
+    filled, ends canceled; the event names the rule ("manual") and who asked."""
+    procs = await tf.start_trading(rec_home_db, sim, start_service)
+    r = await tf.put(rec_home_db, "/settings", {"open_time_in_force": "good_till_canceled"})
+    assert r.status_code == 200, r.text
+    ticker = sim.open_tickers("KXBTCD")[5]
+    r = await tf.post_trade(rec_home_db, open_body(ticker, "cx-rest", count=1, price="0.02"),
+                            wait=5)
+    resting = r.json()["trade"]
+    assert resting["status"] == "submitted", r.text
+    [order] = tf.sim_orders(sim)
+    assert order.status == "resting"
+    async with httpx.AsyncClient(base_url=tf.manager_url(rec_home_db)) as c:
+        r = await c.post(f"/trades/{resting['id']}/cancel", params={"by": "web:admin"})
+        assert r.status_code == 202, r.text
+        assert r.json()["cancel"] == "requested"
+        got = await tf.until_status(rec_home_db, resting["id"], "canceled",
+                                    svc=procs["manager"])
+        assert order.status == "canceled"
+        kinds = {e["kind"]: e for e in got["events"]}
+        assert kinds["cancel requested"]["detail"]["rule"] == "manual"
+        assert kinds["cancel requested"]["detail"]["by"] == "web:admin"
+        r = await c.post(f"/trades/{resting['id']}/cancel")  # nothing rests any more
+        assert r.status_code == 409 and r.json()["code"] == "not_resting", r.text
+        assert r.json()["status"] == "canceled"
+        r = await c.post("/trades/999999/cancel")
+        assert r.status_code == 404 and r.json()["code"] == "unknown_trade", r.text

@@ -107,3 +107,17 @@ def test_a_setting_in_range_is_stored_as_json():
     assert settings_ranges.check("max_contracts_per_trade", Decimal(25)) == 25
     assert settings_ranges.check("auto_entry_min_diff_cents", -100) == -100
     assert settings_ranges.table()["max_contracts_per_trade"]["high"] == Decimal(100_000)
+
+
+@pytest.mark.parametrize("detail", [["0.2"], {"p": True}, {"p": "x" * 65}, {"bad key!": 1},
+                                    {f"k{i}": 1 for i in range(9)}])
+def test_a_close_carries_the_exit_rules_numbers_or_is_refused_naming_them(detail):
+    """rec-trade-supervisor sends the numbers it saw (rec-web's trade history says them)."""
+    close = {"intent": "close", "idempotency_key": "c-2", "trade_id": 7,
+             "close_method": "auto", "close_rule": "probability"}
+    _, req = intents.validate_intent({**close, "close_detail": {"probability": "0.35",
+                                                                "threshold": 0.4}})
+    assert req["close_detail"] == {"probability": "0.35", "threshold": "0.4"}
+    with pytest.raises(intents.BadInput) as exc:
+        intents.validate_intent({**close, "close_detail": detail})
+    assert exc.value.field == "close_detail"

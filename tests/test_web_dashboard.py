@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +29,7 @@ from testkit.web import (
     T_HIGH,
     T_LOW,
     T_MID,
+    Feeds,
     until,
     wait_js,
 )
@@ -423,6 +423,147 @@ def test_the_strike_table_says_why_its_asks_are_withheld(stack):
         sql(dsn, "DELETE FROM series_status WHERE series_ticker = %s", (SERIES,))
 
 
+def test_browser_shows_resting_orders_and_partial_fills_with_a_cancel(stack, browser):
+    """Issue 22 "Missing" 5: rec's resting orders with what filled, and a cancel button (the
+    manager's answer is the end-to-end test's; here it is not running: the page says so)."""
+    url, dsn = stack["url"], stack["dsn"]
+    (trade,), = sql(dsn, "INSERT INTO trades (ticker, side, status, quantity, requested_count, "
+                         "limit_price, strategy) VALUES (%s, 'yes', 'submitted', 2, 5, 0.40, "
+                         "'manual') RETURNING id", (T_MID,))
+    sql(dsn, "INSERT INTO trade_orders (client_order_id, trade_id, leg, ticker, side, action, "
+             "count, price, time_in_force, strategy, state, exchange_order_id, fill_count, "
+             "remaining_count, acked_at) VALUES (%s, %s, 'open', %s, 'yes', 'buy', 5, 0.40, "
+             "'good_till_canceled', 'manual', 'accepted', %s, 2, 3, now())",
+        (f"t{trade}-open", trade, T_MID, f"x{trade}-open"))
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/manual")
+        order = f'#resting-orders tr[data-trade="{trade}"]'
+        assert page.text_content(f"{order} .filled") == "2 of 5"
+        assert page.text_content(f"{order} .remaining") == "3"
+        assert "Buy Yes" in page.text_content(order)
+        assert "good till canceled" in page.text_content(order)
+        assert page.text_content(f'#open-trades tr[data-trade="{trade}"] .partial') == \
+            "of 5: partly filled"
+        shot(page, "manual-resting-partial")
+        page.click(f"{order} button.cancel-order")
+        assert "What has filled stays bought" in page.text_content("#confirm-text")
+        page.click("#confirm-cancel")
+        assert "rec-trade-manager did not answer" in page.text_content("#result")
+    finally:
+        sql(dsn, "DELETE FROM trade_orders WHERE trade_id = %s", (trade,))
+        sql(dsn, "DELETE FROM trade_events WHERE trade_id = %s", (trade,))
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+        ctx.close()
+
+
+def test_browser_open_trades_show_live_pnl_and_the_nearest_exit_rule(stack, browser):
+    """Issue 22 "Missing" 6: per open trade the mark, unrealised P&L after fees (the closed
+    trades' definition), P(side), time to close and the exit rule nearest to firing, live."""
+    url, dsn = stack["url"], stack["dsn"]
+    # 4 YES at 45¢ (cost $1.80, $0.04 fees paid); the yes bid is 50¢: 4 x 0.50 - 1.80 - 0.04
+    # - Kalshi's fee for selling 4 at 50¢ (0.07 x 4 x 0.5 x 0.5 = $0.07) = $0.09
+    (trade,), = sql(dsn, "INSERT INTO trades (ticker, side, status, quantity, entry_price, "
+                         "entry_cost, fees, strategy) VALUES (%s, 'yes', 'open', 4, 0.45, 1.80, "
+                         "0.04, 'manual') RETURNING id", (T_MID,))
+    sql(dsn, "UPDATE strike_table SET probability = 0.46, momentum = 3.5, computed_at = now() "
+             "WHERE market_ticker = %s", (T_MID,))
+    ctx, page = open_session(browser, url)
+    try:
+        c, _ = login(url)
+        got = {t["id"]: t for t in c.get("/api/trades/open").json()["data"]}[trade]["live"]
+        assert got["mark"] == 0.5 and got["unrealised"] == pytest.approx(0.09)
+        assert got["exit_fee"] == pytest.approx(0.07)
+        assert got["nearest_rule"] == "probability"  # 6 of 40 points, momentum 3.86 of 0.36
+        row = f'#open-trades tr[data-trade="{trade}"]'
+        page.goto(url + "/")
+        live(page)
+        assert page.text_content(f"{row} .mark") == "50¢"
+        assert page.text_content(f"{row} .unrealised").startswith("$0.09")
+        assert page.text_content(f"{row} .p-side") == "46.0%"
+        assert page.text_content(f"{row} .closes-in") in ("39m", "40m")
+        assert page.text_content(f"{row} .nearest-rule") == "probability: 6.0pp from firing"
+        shot(page, "overview-open-trade-pnl")
+        # P(YES) falls under the exit threshold: the page says the rule fires, live
+        sql(dsn, "UPDATE strike_table SET probability = 0.35, computed_at = now() "
+                 "WHERE market_ticker = %s", (T_MID,))
+        sql(dsn, "SELECT pg_notify('strike_table', %s)", (SERIES,))
+        wait_js(page, f"document.querySelector('{row} .nearest-rule').textContent"
+                      ".startsWith('FIRING: probability')")
+    finally:
+        sql(dsn, "UPDATE strike_table SET probability = 0.46 WHERE market_ticker = %s",
+            (T_MID,))
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+        ctx.close()
+
+
+def test_browser_trade_history_in_trader_words_csv_daily_pnl_and_the_ledger(stack, browser):
+    """Issue 22 "Missing" 10: why a trade opened and why it closed (the exit rule and the
+    numbers rec-trade-supervisor saw), the CSV export, the daily P&L, and the ledger check's
+    result on the Overview."""
+    import csv
+    import io
+
+    url, dsn = stack["url"], stack["dsn"]
+    (trade,), = sql(dsn, """
+        INSERT INTO trades (ticker, side, status, quantity, limit_price, entry_price,
+                            exit_price, entry_cost, exit_proceeds, fees, fees_cents, pnl_cents,
+                            strategy, entry_method, close_method, close_rule, closed_at)
+        VALUES (%s, 'yes', 'closed', 2, 0.50, 0.45, 0.30, 0.90, 0.60, 0.06, 6, -36, 'manual',
+                'manual', 'auto', 'probability', now()) RETURNING id""", (T_HIGH,))
+    sql(dsn, "INSERT INTO trade_events (trade_id, kind, from_status, to_status, detail) "
+             "VALUES (%s, 'close requested', 'open', 'closing', %s)",
+        (trade, json.dumps({"close_rule": "probability", "close_detail": {
+            "probability": "0.35", "threshold": "0.40", "time_to_close_sec": "1200"}})))
+    sql(dsn, "INSERT INTO ledger_checks (ok, difference_count, differences) VALUES "
+             "(false, 2, %s)", (json.dumps([{"kind": "fill_missing"},
+                                             {"kind": "position_differs"}]),))
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + f"/trades?market={T_HIGH}")
+        row = f'#trades tr[data-trade="{trade}"]'
+        assert page.text_content(f"{row} .opened") == \
+            "Buy 2 Yes by hand at 45¢ average (limit 50¢)"
+        assert page.text_content(f"{row} .closed") == (
+            "Sell 2 Yes at 30¢ average: exit rule probability fired (P(YES) 35.0% is below "
+            "the exit threshold 40%)")
+        # the daily summary: today's closed trades, as the database sums them
+        today, n, pnl = sql(dsn, "SELECT (now() AT TIME ZONE 'UTC')::date::text, count(*), "
+                                 "sum(pnl_cents) FROM trades WHERE closed_at::date = "
+                                 "(now() AT TIME ZONE 'UTC')::date AND pnl_cents IS NOT NULL")[0]
+        day = page.locator(f'#daily-pnl tr[data-day="{today}"] td')
+        assert day.nth(1).text_content() == str(n)
+        from app.web.formats import money_cents
+        assert day.nth(4).text_content() == money_cents(pnl)
+        shot(page, "trades-history")
+        # the export: the same filter, the same words
+        href = page.get_attribute("#trades-csv", "href")
+        assert href == f"/api/trades.csv?market={T_HIGH}"
+        c, _ = login(url)
+        r = c.get(href)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+        got = {int(x["id"]): x for x in csv.DictReader(io.StringIO(r.text))}
+        assert got[trade]["pnl_dollars"] == "-0.36" and got[trade]["fees"] == "0.06"
+        assert got[trade]["closed"].startswith("Sell 2 Yes at 30¢ average: exit rule")
+        assert c.get("/api/trades.csv?since=yesterday").status_code == 422
+        # the ledger's last check on the Overview
+        page.goto(url + "/")
+        assert page.text_content("#ledger-result").startswith(
+            "DIFFERENCES: 2 differences between rec's books and the exchange's "
+            "(fill_missing, position_differs)")
+        sql(dsn, "INSERT INTO ledger_checks (ok, difference_count, adopted) VALUES "
+                 "(true, 0, 1)")
+        page.goto(url + "/")
+        assert page.text_content("#ledger-result").startswith("OK: rec's trades, fills and "
+                                                              "positions agree")
+        shot(page, "overview-ledger")
+    finally:
+        sql(dsn, "DELETE FROM ledger_checks")
+        sql(dsn, "DELETE FROM trade_events WHERE trade_id = %s", (trade,))
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+        ctx.close()
+
+
 def test_the_trade_answer_follows_the_trade_to_its_final_state(stack):
     """Issue 22: a 1c fill-or-kill entry said "submitted" and vanished as canceled. The
     answer on the Manual trading page is a live panel of that trade (NOTIFY trades)."""
@@ -662,37 +803,6 @@ def test_browser_keyboard_focus_survives_a_live_redraw(stack, browser):
         ctx.close()
 
 
-class Feeds:
-    """rec-market-feed's report and rec-price-feed's index seconds, written every 0.5 s as
-    those services do while they run; ``feed`` / ``index`` off: that one goes quiet."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn, self.feed, self.index = dsn, True, True
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self.stopped.is_set():
-                if self.feed:
-                    conn.execute("INSERT INTO feed_status (name, mode, since) VALUES "
-                                 "('market-feed', 'ws', now()) ON CONFLICT (name) DO UPDATE "
-                                 "SET updated_at = now()")
-                if self.index:
-                    conn.execute("INSERT INTO index_prices (index_name, ts, price) SELECT i, "
-                                 "date_trunc('second', now()), 91200 FROM unnest(%s::text[]) "
-                                 "AS i ON CONFLICT DO NOTHING", (["BRTI", "ETHUSD_RTI"],))
-                self.stopped.wait(0.5)
-
-    def __enter__(self) -> Feeds:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stopped.set()
-        self.thread.join()
-
-
 STALE = "document.querySelector('#stale')"
 
 
@@ -744,6 +854,76 @@ def test_browser_says_data_stale_when_the_feed_the_index_or_rec_web_goes_quiet(s
             wait_js(page, f"{STALE}.hidden && window.__rec.online", timeout=20)
     finally:
         ctx.close()
+
+
+def test_browser_markets_go_stale_with_the_banner_when_the_feed_goes_quiet(stack, browser):
+    """Issue 22: with rec-market-feed stopped the Markets page marked its rows STALE only
+    after market_feed_stale_after_sec (107-121 s); now with the banner's judgement."""
+    url, dsn = stack["url"], stack["dsn"]
+    row = f'#markets tr[data-ticker="{T_MID}"]'
+    ctx, page = open_session(browser, url)
+    try:
+        with Feeds(dsn) as feeds:
+            sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s",
+                (T_MID,))
+            page.goto(url + "/markets")
+            wait_js(page, f"window.__rec.beat && {STALE}.hidden")
+            assert page.text_content(f"{row} .badge") == "live"
+            feeds.feed = False
+            # the market's own last message is seconds old (the limit is 30 s here)
+            sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s",
+                (T_MID,))
+            until(lambda: (banner(page) or "").startswith("DATA STALE: market feed "),
+                  timeout=20, what="the market feed's stale banner")
+            wait_js(page, f"document.querySelector('{row} .badge').textContent === 'STALE'")
+            assert "stale" in page.get_attribute(row, "class")
+            c, _ = login(url)
+            body = c.get("/api/markets").json()
+            assert body["feed_stale"] is True
+            m = {x["ticker"]: x for x in body["data"]}
+            assert m[T_MID]["stale"] is True and m[T_MID]["age_sec"] < 30
+            page.reload()  # drawn by the server: the same judgement
+            assert page.text_content(f"{row} .badge") == "STALE", page.evaluate(
+                "[document.querySelector('#markets').dataset.feedStale, "
+                "JSON.stringify(window.__rec.beat), JSON.stringify(window.__rec.stale)]")
+            shot(page, "markets-feed-quiet")
+            feeds.feed = True
+            sql(dsn, "UPDATE feed_freshness SET last_message_at = now() WHERE ticker = %s",
+                (T_MID,))
+            wait_js(page, f"{STALE}.hidden && document.querySelector('{row} .badge')"
+                          ".textContent === 'live'", timeout=20)
+    finally:
+        ctx.close()
+
+
+def test_the_strike_check_says_when_the_asks_are_withheld(stack):
+    """Issue 22: rec-web's health said "strikes ok" while rec-market-feed was stopped and
+    rec-coordinator withheld every ask; now the check's note says so."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from psycopg_pool import AsyncConnectionPool
+
+    from app.pricing.health import strike_table_check
+
+    async def checked() -> str | None:
+        async with AsyncConnectionPool(stack["dsn"], min_size=1, max_size=1) as pool:
+            return await strike_table_check(pool, f"{SERIES}:BRTI")()
+
+    def check() -> str | None:  # in a thread of its own: the browser's loop runs in this one
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, checked()).result()
+
+    why = "asks withheld: rec-market-feed is ws, last reported 14s ago"
+    sql(stack["dsn"], "INSERT INTO series_status (series_ticker, state, ok, error, index_name) "
+                      "VALUES (%s, 'priced', true, %s, 'BRTI')", (SERIES, why))
+    try:
+        assert check() == f"{SERIES}: {why}"
+        sql(stack["dsn"], "UPDATE series_status SET error = NULL WHERE series_ticker = %s",
+            (SERIES,))
+        assert check() is None
+    finally:
+        sql(stack["dsn"], "DELETE FROM series_status WHERE series_ticker = %s", (SERIES,))
 
 
 def test_browser_kill_switch_on_every_page_and_its_banner(stack, browser):
@@ -805,14 +985,72 @@ def test_browser_services_page_shows_each_unit_state(stack, browser):
         ctx.close()
 
 
+PAGES = ["/", "/monitor", f"/markets?ticker={T_MID}", "/trades", "/manual",
+         f"/manual?market={T_LOW}&side=yes&limit_price=0.81", "/model", "/services",
+         "/settings", "/docs", "/kill-switch"]
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
+         "has_touch": True}
+# a tap target: what is not a link inside a sentence (WCAG 2.5.5's inline exception)
+SMALL_TARGETS = """[...document.querySelectorAll(
+    'a, button, input:not([type=hidden]), select, summary')].filter(e => {
+  if (!e.getClientRects().length) return false;
+  if (e.tagName === 'A' && e.closest('p, dd, small, figcaption, code, pre, ol, .hint')
+      && !e.closest('nav')) return false;
+  const box = (e.type === 'checkbox' ? e.closest('label') || e : e).getBoundingClientRect();
+  return box.height < 44 || box.width < 44;
+}).map(e => e.outerHTML.slice(0, 80))"""
+# the buy buttons, the close/cancel buttons and the P&L: on the screen, never hidden
+OFF_SCREEN = """[...document.querySelectorAll(
+    'td.buy .btn, button.close-trade, button.cancel-order, td.unrealised, td.pnl, ' +
+    '#positions td.n')].filter(e => {
+  const r = e.getBoundingClientRect();
+  return !e.getClientRects().length || r.width === 0 || r.left < 0 || r.right > innerWidth;
+}).map(e => e.outerHTML.slice(0, 80))"""
+
+
+def test_browser_on_a_phone_a_menu_big_tap_targets_and_nothing_hidden(stack, browser):
+    """Issue 22 "Missing" 9: at 390x844 a menu instead of a sideways-scrolling nav, tap
+    targets of at least 44 px, and the buy buttons and P&L columns on the screen (tables
+    become cards), on every page."""
+    url, dsn = stack["url"], stack["dsn"]
+    (trade,), = sql(dsn, "INSERT INTO trades (ticker, side, status, quantity, entry_price, "
+                         "entry_cost, fees, strategy) VALUES (%s, 'yes', 'open', 4, 0.45, 1.80, "
+                         "0.04, 'manual') RETURNING id", (T_MID,))
+    ctx, page = open_session(browser, url, **PHONE)
+    try:
+        seen = {"buy": 0, "pnl": 0}
+        for path in PAGES:
+            page.goto(url + path)
+            assert not page.is_visible("#nav a"), path  # behind the menu
+            page.click("#menu-toggle")
+            links = page.locator("#nav a")
+            assert links.count() == 9
+            for i in range(links.count()):
+                box = links.nth(i).bounding_box()
+                assert box["height"] >= 44 and box["x"] >= 0 and \
+                    box["x"] + box["width"] <= 390, (path, i, box)
+            page.click("#menu-toggle")
+            assert page.evaluate(SMALL_TARGETS) == [], path
+            assert page.evaluate(OFF_SCREEN) == [], path
+            seen["buy"] += page.locator("td.buy .btn").count()
+            seen["pnl"] += page.locator("td.unrealised, td.pnl").count()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 391, path
+        assert seen["buy"] and seen["pnl"]  # the checks above saw some
+        page.goto(url + "/monitor")
+        page.click("#menu-toggle")
+        page.click("#nav a[href='/trades']")
+        page.wait_for_url(url + "/trades")
+    finally:
+        sql(dsn, "DELETE FROM trades WHERE id = %s", (trade,))
+        ctx.close()
+
+
 def test_browser_every_page_renders_on_a_phone_and_a_desktop(stack, browser):
-    pages = ["/", "/monitor", f"/markets?ticker={T_MID}", "/trades", "/manual",
-             f"/manual?market={T_LOW}&side=yes&limit_price=0.81", "/model", "/services",
-             "/settings", "/docs"]
-    for label, ctx_args in (("desktop", {"viewport": {"width": 1280, "height": 900}}),
-                            ("phone", {"viewport": {"width": 390, "height": 844},
-                                       "device_scale_factor": 2, "is_mobile": True,
-                                       "has_touch": True})):
+    """Every page at 1280x900 and 390x844: no error, nothing wider than a phone; the
+    screenshots are written to ARTIFACTS (desktop-<page>.png, phone-<page>.png)."""
+    pages = PAGES
+    for label, ctx_args in (("desktop", DESKTOP), ("phone", PHONE)):
         ctx, page = open_session(browser, stack["url"], **ctx_args)
         errors: list[str] = []
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
@@ -879,7 +1117,7 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         except TimeoutError:
             raise AssertionError(f"{n} not READY:\n{p.output[-3000:]}") from None
     url = f"http://127.0.0.1:{home.env['REC_WEB_PORT']}"
-    c, _ = login(url)
+    c, csrf = login(url)
     markets = until(lambda: [
         m for m in c.get("/api/markets").json()["data"]
         if m["yes_ask"] and 0.15 <= m["yes_ask"] <= 0.85 and not m["stale"]
@@ -929,6 +1167,32 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         page.goto(url + f"/trades?market={ticker}")
         assert page.locator(f'#trades tr[data-trade="{trade_id}"] .status-closed').count() == 1
         shot(page, "trades")
+
+        # a resting entry, cancelled from the Manual trading page through the confirmation
+        r = c.put("/api/trading-settings", json={"open_time_in_force": "good_till_canceled"},
+                  headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 200, r.text
+        r = c.post("/api/trades/open", json={"market": ticker, "side": "yes", "count": 1,
+                                             "limit_price": 0.02},
+                   headers={"X-CSRF-Token": csrf})
+        resting = r.json()["body"]["trade"]
+        assert resting["status"] == "submitted", r.text
+        page.goto(url + "/manual")
+        live(page)
+        order = f'#resting-orders tr[data-trade="{resting["id"]}"]'
+        page.wait_for_selector(f"{order} button.cancel-order", timeout=15_000)
+        assert page.text_content(f"{order} .filled") == "0 of 1"
+        assert page.text_content(f"{order} .remaining") == "1"
+        shot(page, "manual-resting")
+        page.click(f"{order} button.cancel-order")
+        assert f"trade #{resting['id']}" in page.text_content("#confirm-text")
+        page.click("#confirm-cancel")
+        assert "answered 202" in page.text_content("#result"), page.text_content("#result")
+        wait_js(page, "document.querySelector('#result-status').textContent === 'canceled'",
+                timeout=20)
+        page.wait_for_selector(order, state="detached")
+        c.put("/api/trading-settings", json={"open_time_in_force": "fill_or_kill"},
+              headers={"X-CSRF-Token": csrf})
 
         # auto-entry / auto-stop and the size go through the manager, which audits them
         page.goto(url + "/monitor")

@@ -93,8 +93,12 @@ def index_check(pool: Any, coordinator_series: str, max_age_sec: float,
 def strike_table_check(pool: Any, coordinator_series: str, max_age_sec: float = 10.0,
                        waiting: Callable[[], bool] | None = None) -> Check:
     """Every followed series was priced in a recent cycle; else the failing ones and why. A
-    series still warming up (its first history coming) is waiting, like one not priced yet."""
+    series still warming up (its first history coming) is waiting, like one not priced yet.
+    A priced series whose asks rec-coordinator withholds (rec-market-feed quiet: its
+    ``error`` says so) passes with that as the note: the probabilities are current, the asks
+    are not there to trade on (rec-web's market feed check is the one that fails)."""
     series = [s for s, _ in parse_series(coordinator_series)]
+    withheld: list[str] = []
 
     def judge(name: str, row: tuple | None) -> Verdict:
         if row is None:
@@ -104,9 +108,18 @@ def strike_table_check(pool: Any, coordinator_series: str, max_age_sec: float = 
             return state != SeriesState.WARMING, f"{name}: {error}"
         if age > max_age_sec:
             return True, f"{name}: last cycle {age:.0f}s ago"
+        if error:
+            withheld.append(f"{name}: {error}")
         return None
 
-    return _table_check(
+    table = _table_check(
         pool, "series_status", "SELECT series_ticker, state, error, extract(epoch FROM now() - "
         "updated_at)::float8 FROM series_status WHERE series_ticker = ANY(%s)",
         series, "strike tables", judge, waiting)
+
+    async def check() -> str | None:
+        withheld.clear()
+        notes = [await table(), *withheld]
+        return "; ".join(n for n in notes if n) or None
+
+    return check

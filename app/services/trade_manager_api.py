@@ -38,6 +38,7 @@ class TradeManagerApi(tc.TradingService):
             Route("/trades", self.post_trade_answer, methods=["POST"]),
             Route("/trades", self.list_answer),
             Route("/trades/{trade_id:int}", self.trade_answer),
+            Route("/trades/{trade_id:int}/cancel", self.cancel_answer, methods=["POST"]),
             Route("/settings", self.settings_answer),
             Route("/settings", self.put_settings_answer, methods=["PUT"]),
             Route("/kill-switch", self.kill_switch_answer, methods=["POST"]),
@@ -202,6 +203,30 @@ class TradeManagerApi(tc.TradingService):
         if changed:
             self.wake.set()
         return changed
+
+    async def cancel_answer(self, request: Request) -> Response:
+        """Give up a resting entry: rec-trade-executor cancels it at the exchange; what
+        filled before stays (the trade opens with it), else the trade ends canceled. 202 with
+        the leg, or 409 when the trade has no entry resting."""
+        trade_id = request.path_params["trade_id"]
+        by = request.query_params.get("by", "api")
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql.CANCEL_ENTRY, {"trade_id": trade_id, "by": by,
+                                                        "channel": tc.CH_ORDERS})
+            row = await cur.fetchone()
+            cur = await conn.execute("SELECT * FROM trades WHERE id = %s", (trade_id,))
+            found = await cur.fetchone()
+            trade = tc.row_dict(cur, found) if found else None
+        if row is None:
+            status = trade["status"] if trade else None
+            return error(409 if trade else 404, "not_resting" if trade else "unknown_trade",
+                         f"trade {trade_id} has no entry resting" + (
+                             f" (it is {status})" if trade else ": it does not exist"),
+                         status=status)
+        self.log.warning("trade %d: its resting entry %s is canceled (manual, by %s)",
+                         trade_id, row[1], by)
+        return Json({"trade": trade, "client_order_id": row[1], "cancel": "requested"},
+                    status_code=202)
 
     async def kill_switch_answer(self, request: Request) -> Response:
         try:

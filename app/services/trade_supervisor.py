@@ -232,6 +232,7 @@ class TradeSupervisorService(tc.TradingService):
             return
         body = {"intent": "close", "idempotency_key": f"sup-{v.trade_id}-{v.close_attempts + 1}",
                 "trade_id": v.trade_id, "close_method": "auto", "close_rule": rule,
+                "close_detail": {k: str(x) for k, x in why.items()},
                 "limit_price": str(limit)}
         self.log.warning("trade %d (%s %s): exit rule %s fired %s; closing at %s", v.trade_id,
                          v.ticker, v.side, rule, {k: str(x) for k, x in why.items()}, limit)

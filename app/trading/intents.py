@@ -34,7 +34,7 @@ INTENTS = ("open", "close")
 OPEN_FIELDS = ("intent", "idempotency_key", "market", "side", "count", "limit_price",
                "strategy", "entry_method")
 CLOSE_FIELDS = ("intent", "idempotency_key", "trade_id", "limit_price", "close_method",
-                "close_rule")
+                "close_rule", "close_detail")
 MAX_COUNT = RANGES["max_contracts_per_trade"].high  # the most a user may allow per trade
 PRICE_HINT = "must be a price in dollars, e.g. \"0.55\""
 
@@ -136,6 +136,21 @@ def _trade_id(body: Mapping[str, Any]) -> int:
     return trade_id
 
 
+def rule_detail(body: Mapping[str, Any]) -> dict[str, str] | None:
+    """The numbers of the exit rule that fired (``{"probability": "0.20", "threshold":
+    "0.40"}``): at most 8 names, each value a number or text of at most 64 characters."""
+    v = body.get("close_detail")
+    if v is None:
+        return None
+    if not isinstance(v, dict) or len(v) > 8:
+        raise BadInput("close_detail", "must be an object of at most 8 names")
+    for k, x in v.items():
+        if not KEY_RE.match(str(k)) or isinstance(x, bool) or not isinstance(
+                x, str | int | float) or len(str(x)) > 64:
+            raise BadInput("close_detail", "names and values: short names, numbers or text")
+    return {str(k): str(x) for k, x in v.items()}
+
+
 _OPEN: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any] | None], Any]] = {
     "idempotency_key": lambda b, _: text(b, "idempotency_key", KEY_RE),
     "market": lambda b, _: text(b, "market", TICKER_RE),
@@ -153,6 +168,7 @@ _CLOSE: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any] | None], Any]] 
     "close_method": lambda b, _: text(b, "close_method", choices=CLOSE_METHODS,
                                       required=False, default="manual"),
     "close_rule": lambda b, _: text(b, "close_rule", required=False),
+    "close_detail": lambda b, _: rule_detail(b),
 }
 
 

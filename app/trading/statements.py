@@ -155,6 +155,28 @@ FROM c JOIN u USING (client_order_id)
 """
 
 
+# one resting entry given up by a trader (POST /trades/{id}/cancel): its leg becomes 'cancel'
+# as CANCEL_RESTING does it, the event names the rule 'manual' and who asked
+CANCEL_ENTRY = """
+WITH c AS (
+    SELECT o.client_order_id, o.trade_id FROM trade_orders o JOIN trades t ON t.id = o.trade_id
+    WHERE t.id = %(trade_id)s AND t.status = 'submitted' AND o.leg = 'open'
+      AND o.state = 'accepted' AND o.remaining_count > 0
+    FOR UPDATE OF o),
+u AS (
+    UPDATE trade_orders o SET state = 'cancel' FROM c
+    WHERE o.client_order_id = c.client_order_id AND o.state = 'accepted'
+    RETURNING o.client_order_id, o.trade_id),
+e AS (
+    INSERT INTO trade_events (trade_id, kind, detail)
+    SELECT trade_id, 'cancel requested',
+           jsonb_build_object('client_order_id', client_order_id, 'rule', 'manual',
+                              'by', %(by)s::text)
+    FROM u)
+SELECT trade_id, client_order_id, pg_notify(%(channel)s, client_order_id) FROM u
+"""
+
+
 # a market that is no longer open, or whose settlement the exchange has booked (rec-account-
 # sync's account_settlements, whichever of the two witnesses comes first): its open trades
 # expire; trades are locked in id order (no deadlock with others). A trade with a leg in

@@ -174,6 +174,29 @@ async def open_trades(pool) -> list[dict]:
                       (list(TRADE_ACTIVE),))
 
 
+async def resting_orders(pool) -> list[dict]:
+    """rec's orders resting on the book now (accepted, something remaining, not seen ended by
+    rec-account-sync), with what filled: ``order`` in trader words ("Buy Yes"), and
+    ``cancelable`` for an entry rec-trade-manager can give up (``POST /trades/{id}/cancel``);
+    a leg whose cancel is requested is ``state`` 'cancel' until rec-trade-executor has it."""
+    found = await rows(pool, """
+        SELECT o.trade_id, o.client_order_id, o.leg, o.ticker, o.side, o.action, o.count,
+               o.price, o.time_in_force, o.state, coalesce(o.fill_count, 0) AS fill_count,
+               coalesce(o.remaining_count, o.count) AS remaining_count, o.acked_at,
+               t.status AS trade_status
+        FROM trade_orders o JOIN trades t ON t.id = o.trade_id
+        WHERE o.state IN ('accepted', 'cancel') AND coalesce(o.remaining_count, o.count) > 0
+          AND t.status = ANY(%s)
+          AND NOT EXISTS (SELECT 1 FROM account_orders a WHERE a.order_id = o.exchange_order_id
+                          AND a.status IN ('executed', 'canceled'))
+        ORDER BY o.acked_at DESC NULLS LAST, o.client_order_id""", (list(TRADE_ACTIVE),))
+    for o in found:
+        o["order"] = f"{o['action'].title()} {o['side'].title()}"
+        o["cancelable"] = (o["leg"] == "open" and o["state"] == "accepted"
+                           and o["trade_status"] == "submitted")
+    return found
+
+
 async def trade(pool, trade_id: int) -> dict | None:
     """One trade's state, for the Manual trading page's answer that follows it."""
     return await one(pool, "SELECT id, ticker, side, status, reason, quantity, "
@@ -308,6 +331,19 @@ async def reliability_png(pool, version: int) -> bytes | None:
     except psycopg.errors.UndefinedTable as exc:
         raise Missing(str(exc).splitlines()[0]) from None
     return bytes(row[0]) if row and row[0] is not None else None
+
+
+async def ledger(pool) -> dict | None:
+    """rec-trade-manager's last reconciliation of rec's books with the exchange's
+    (``ledger_checks``, :func:`app.ledger.standing.last_check`); None: no run yet."""
+    from app.ledger.standing import last_check
+
+    try:
+        async with pool.connection() as conn:
+            found = await last_check(conn)
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        raise Missing(str(exc).splitlines()[0]) from None
+    return None if found is None else clean(found)
 
 
 # ---- readiness -------------------------------------------------------------------------------

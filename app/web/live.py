@@ -42,8 +42,13 @@ class Event:
     payload: str
     at: float  # time.time() when rec-web received it
 
-    def sse(self) -> bytes:
-        data = json.dumps({"channel": self.channel, "payload": self.payload, "at": self.at})
+    def sse(self, replayed: bool = False) -> bytes:
+        """The event on the wire; ``replayed`` (an old event sent to a new browser) adds
+        ``held``: the seconds since it was published, which the page adds to its ages."""
+        body = {"channel": self.channel, "payload": self.payload, "at": self.at}
+        if replayed:
+            body["held"] = round(max(0.0, time.time() - self.at), 3)
+        data = json.dumps(body)
         return f"event: {self.channel}\ndata: {data}\n\n".encode()
 
 
@@ -75,7 +80,7 @@ class Hub:
             yield b"retry: 2000\n\n"
             yield Event("hello", "online" if self.online else "offline", time.time()).sse()
             if self.heartbeat is not None:
-                yield self.heartbeat.sse()
+                yield self.heartbeat.sse(replayed=True)
             while not self.closed:
                 try:
                     event = await asyncio.wait_for(q.get(), keepalive)

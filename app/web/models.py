@@ -56,6 +56,13 @@ class Panel(BaseModel):
     data: Any = None
 
 
+class MarketsPanel(Panel):
+    """The followed markets; ``feed_stale``: rec-market-feed's own report is older than the
+    stale banner's limit, so every live market is stale."""
+
+    feed_stale: bool | None = None
+
+
 class ManagerOut(BaseModel):
     """rec-trade-manager's answer, passed on as it came (``status`` is its HTTP status)."""
 

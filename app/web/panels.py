@@ -14,7 +14,7 @@ import psycopg
 import psycopg_pool
 from fastapi import Request
 
-from app.web import data
+from app.web import data, freshness
 from app.web.intent_form import TICKER_RE
 from app.web.state import WebState
 
@@ -46,9 +46,14 @@ async def fills(state: WebState, request: Request) -> dict:
 
 
 async def open_trades(state: WebState, request: Request) -> dict:
+    from app.web.trade_pnl import annotate  # it reads through this module's read()
+
     out = await read(data.open_trades, state.pool)
+    if out.get("data"):
+        await annotate(state.pool, out["data"])
     rules = await read(data.trading_settings, state.pool, data.EXIT_RULE_KEYS)
     out["rules"] = rules.get("data")
+    out["resting"] = (await read(data.resting_orders, state.pool)).get("data")
     return out
 
 
@@ -69,7 +74,19 @@ async def auto(state: WebState, request: Request) -> dict:
 
 
 async def markets(state: WebState, request: Request) -> dict:
-    return await read(data.markets, state.pool)
+    """The followed markets, each ``stale`` as the top bar's banner judges the market feed:
+    rec-market-feed's own report older than the banner's limit makes every live row stale at
+    once; a market with no message of its own for ``market_feed_stale_after_sec`` is stale
+    alone (``static/rec.js`` keeps both true between redraws)."""
+    out = await read(data.markets, state.pool)
+    feed = await read(freshness.snapshot, state.pool, [])
+    age = (feed.get("data") or {}).get("market_feed")
+    quiet = freshness.limits(state.settings)["market_feed"]["after"]
+    out["feed_stale"] = age is not None and age > quiet
+    for m in out.get("data") or ():
+        m["stale"] = m["feed_state"] != "closed" and (
+            out["feed_stale"] or m["age_sec"] is None or m["age_sec"] > state.stale_after)
+    return out
 
 
 async def book(state: WebState, request: Request) -> dict:
@@ -89,7 +106,7 @@ async def trade_result(state: WebState, request: Request) -> dict:
     return await read(data.trade, state.pool, int(tid))
 
 
-def _trade_filters(q) -> tuple[dict, str | None]:
+def trade_filters(q) -> tuple[dict, str | None]:
     """The Trades page's filters from its query, or what is wrong with them."""
     for key, pattern in (("status", STATUS_RE), ("market", FILTER_RE),
                          ("strategy", FILTER_RE)):
@@ -106,12 +123,20 @@ def _trade_filters(q) -> tuple[dict, str | None]:
 
 async def trades(state: WebState, request: Request) -> dict:
     q = request.query_params
-    filters, invalid = _trade_filters(q)
+    filters, invalid = trade_filters(q)
     if invalid:
         return {"data": None, "filters": {}, "invalid": invalid}
+    from app.web import history
+
     out = await read(data.trades, state.pool, **filters)
+    history.tell(out.get("data") or [])
     out["filters"] = dict(q)
+    out["daily"] = (await read(history.daily, state.pool)).get("data")
     return out
+
+
+async def ledger(state: WebState, request: Request) -> dict:
+    return await read(data.ledger, state.pool)
 
 
 async def services(state: WebState, request: Request) -> dict:
@@ -134,7 +159,8 @@ async def feed(state: WebState, request: Request) -> dict:
 PANELS: dict[str, Callable[[WebState, Request], Awaitable[dict]]] = {
     "account": account, "fills": fills, "open_trades": open_trades, "strikes": strikes,
     "watchlist": watchlist, "auto": auto, "markets": markets, "book": book, "trades": trades,
-    "services": services, "model": model, "feed": feed, "trade_result": trade_result}
+    "services": services, "model": model, "feed": feed, "trade_result": trade_result,
+    "ledger": ledger}
 
 
 async def context(state: WebState, request: Request, names: list[str]) -> dict:

@@ -41,6 +41,15 @@ RULE_WORDS = {
 }
 
 
+def rule_words(rule: str, side: str, detail: dict[str, Any]) -> str:
+    """An exit rule that fired, in words, with its numbers (rec-trade-supervisor's detail)."""
+    try:
+        return RULE_WORDS[rule].format(side=side.upper(), side_upper=side.upper(),
+                                       **{k: Decimal(str(x)) for k, x in detail.items()})
+    except (KeyError, ValueError, ArithmeticError):  # a rule or numbers not known here
+        return ", ".join(f"{k} {x}" for k, x in detail.items()) or "its numbers not recorded"
+
+
 async def settings(pool: Any) -> dict[str, Any]:
     """The trading settings the ticket needs (values only), or {} without them."""
     found = await read(data.trading_settings, pool, LIMIT_KEYS + data.EXIT_RULE_KEYS)
@@ -59,15 +68,19 @@ def limit_error(values: dict[str, Any], s: dict[str, Any]) -> dict[str, str]:
 
 
 async def market_view(pool: Any, market: str, side: str) -> dict[str, Any]:
-    """P(side), momentum and time to close (strike table) and the best bid of ``side``."""
+    """P(side), momentum and time to close (strike table, as rec-trade-supervisor reads
+    them), the best bid of ``side`` and ``close_in``: seconds to the market's close."""
     out: dict[str, Any] = {}
     row = await read(data.one, pool, """
         SELECT probability, momentum, time_to_close_sec,
                (SELECT max(price) FROM feed_book_levels b WHERE b.ticker = %(m)s
-                AND b.side = %(s)s) AS bid
+                AND b.side = %(s)s) AS bid,
+               (SELECT extract(epoch FROM close_time - now())::float8 FROM markets
+                WHERE ticker = %(m)s) AS close_in
         FROM (SELECT 1) one LEFT JOIN strike_table st ON st.market_ticker = %(m)s""",
                      {"m": market, "s": side})
     r = row.get("data") or {}
+    out["close_in"] = r.get("close_in")
     if r.get("probability") is not None:
         p_yes = Decimal(str(r["probability"]))
         out["probability"] = p_yes if side == "yes" else 1 - p_yes
@@ -91,8 +104,7 @@ def instant_exit(s: dict[str, Any], form: dict[str, Any], m: dict[str, Any]) -> 
     if fired is None:
         return None
     rule, detail = fired
-    words = RULE_WORDS[rule].format(side=form["side"].upper(), side_upper=form["side"].upper(),
-                                    **{k: Decimal(str(x)) for k, x in detail.items()})
+    words = rule_words(rule, form["side"], detail)
     return (f"auto-stop would close this trade at once ({rule}: {words}); it would buy at the "
             f"ask and sell at the bid a second later. Switch the rule off on the Trade monitor "
             f"or pick another market.")

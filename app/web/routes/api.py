@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
-from app.web import data, manager, panels
+from app.web import data, history, manager, panels
 from app.web.deps import CurrentSession, Pool, State, require_session
 from app.web.errors import error
 from app.web.intent_form import TICKER_RE, CloseTradeIn, OpenTradeIn
-from app.web.models import AUTH, WRITE, ErrorOut, ManagerOut, Panel
+from app.web.models import AUTH, WRITE, ErrorOut, ManagerOut, MarketsPanel, Panel
 from app.web.panels import FILTER_RE, STATUS_RE, read
 
 router = APIRouter(dependencies=[Depends(require_session)], responses=AUTH)
@@ -36,8 +36,26 @@ async def trades(pool: Pool, status: str | None = Query(None, pattern=STATUS_RE)
                  strategy: str | None = Query(None, pattern=FILTER_RE, max_length=64),
                  since: dt.date | None = None, until: dt.date | None = None,
                  limit: int = Query(200, ge=1, le=1000)) -> dict:
-    return await read(data.trades, pool, status=status, ticker=market, strategy=strategy,
-                      since=since, until=until, limit=limit)
+    out = await read(data.trades, pool, status=status, ticker=market, strategy=strategy,
+                     since=since, until=until, limit=limit)
+    history.tell(out.get("data") or [])
+    return out
+
+
+@router.get("/api/trades.csv", tags=["trades"],
+            responses={200: {"content": {"text/csv": {}}, "description": "the trades"},
+                       422: {"model": ErrorOut}})
+async def trades_csv(request: Request, state: State) -> Response:
+    """The Trades page's trades (its filters, up to 10,000) as CSV, with how each opened and
+    why it closed in words."""
+    filters, invalid = panels.trade_filters(request.query_params)
+    if invalid:
+        return error(422, "invalid_field", invalid, field=invalid.split(":")[0])
+    out = await read(data.trades, state.pool, **filters, limit=10_000)
+    if out.get("data") is None:
+        return error(503, "unavailable", str(out.get("missing") or out.get("error")))
+    return Response(history.as_csv(history.tell(out["data"])), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="rec-trades.csv"'})
 
 
 @router.get("/api/trades/open", response_model=Panel, tags=["trades"])
@@ -62,6 +80,15 @@ async def close_trade(state: State, session: CurrentSession,
                                                  intent, manager.WAIT))
 
 
+@router.post("/api/trades/{trade_id}/cancel", response_model=ManagerOut, tags=["trades"],
+             responses=WRITE)
+async def cancel_order(state: State, session: CurrentSession,
+                       trade_id: int = PathParam(ge=1, le=2**62)) -> JSONResponse:
+    """Cancel what rests of a trade's entry (rec-trade-manager ``POST /trades/{id}/cancel``)."""
+    return manager.passed_on(*await manager.call(state, session.user, "POST",
+                                                 f"/trades/{trade_id}/cancel", None))
+
+
 @router.get("/api/trading-settings", response_model=Panel, tags=["trades"])
 async def trading_settings(pool: Pool) -> dict:
     return await read(data.trading_settings, pool)
@@ -75,13 +102,9 @@ async def change_trading_settings(state: State, session: CurrentSession,
                                                  body))
 
 
-@router.get("/api/markets", response_model=Panel, tags=["markets"])
+@router.get("/api/markets", response_model=MarketsPanel, tags=["markets"])
 async def markets(request: Request, state: State) -> dict:
-    out = await panels.markets(state, request)
-    for m in out.get("data") or ():
-        m["stale"] = m["feed_state"] != "closed" and (
-            m["age_sec"] is None or m["age_sec"] > state.stale_after)
-    return out
+    return await panels.markets(state, request)
 
 
 @router.get("/api/markets/{ticker}/history", response_model=Panel, tags=["markets"])

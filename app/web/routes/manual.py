@@ -99,6 +99,23 @@ async def close_trade(request: Request, state: State, form: Form,
     return shown
 
 
+@router.post("/manual/cancel", response_class=HTMLResponse)
+async def cancel_order(request: Request, state: State, form: Form,
+                       session: CurrentSession) -> HTMLResponse:
+    """Give up a resting entry (what filled stays), confirmed once more."""
+    cancel, errs = validate_close({"trade_id": form.get("trade_id")})
+    ctx = await panels.context(state, request, ["open_trades"])
+    if shown := form_or_confirm(request, ctx, form, errs, BLANK, "confirm_cancel", form=BLANK,
+                                cancel=cancel):
+        return shown
+    status, answer = await manager.call(state, session.user, "POST",
+                                        f"/trades/{cancel['trade_id']}/cancel", None)
+    log.warning("manual cancel of trade %s's entry by %s: manager answered %s",
+                cancel["trade_id"], session.user, status)
+    return result(request, status, answer, await panels.context(state, request,
+                                                                ["open_trades"]), BLANK)
+
+
 def auto_settings(form: dict[str, str]) -> tuple[dict[str, Any], str | None]:
     """The Trade monitor's auto form as the manager's settings, or what is wrong with it."""
     body: dict[str, Any] = {"auto_entry_enabled": form.get("auto_entry_enabled") == "on",

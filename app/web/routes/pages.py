@@ -26,7 +26,8 @@ async def fragment(request: Request, state: State, name: str) -> Response:
 @router.get("/", response_class=HTMLResponse)
 async def overview(request: Request, state: State) -> HTMLResponse:
     return page(request, "overview.html",
-                **await panels.context(state, request, ["account", "open_trades", "fills"]))
+                **await panels.context(state, request, ["account", "ledger", "open_trades",
+                                                         "fills"]))
 
 
 @router.get("/monitor", response_class=HTMLResponse)

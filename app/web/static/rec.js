@@ -89,15 +89,20 @@
     return (s / 86400).toFixed(1) + 'd';
   }
 
+  // a market's row is stale when its own last message is too old, or when the banner calls
+  // the whole market feed stale (the same judgement as panels.markets on the server, whose
+  // word stands until the first heartbeat)
   function ages() {
     const now = Date.now() / 1000;
+    const feedQuiet = rec.beat ? rec.stale.some(x => x.key === 'market_feed' && !x.never)
+      : !!document.querySelector('table[data-feed-stale="true"]');
     document.querySelectorAll('.age[data-ts]').forEach(a => {
       const t = parseFloat(a.dataset.ts);
       if (!t) return;
       const s = Math.max(0, now - t);
       a.textContent = fmtAge(s) + ' ago';
       const limit = parseFloat(a.dataset.staleAfter);
-      const stale = s > limit;
+      const stale = s > limit || (feedQuiet && !!a.closest('tr[data-ticker]'));
       a.classList.toggle('stale', stale);
       const row = a.closest('tr[data-ticker]');
       if (row && row.querySelector('.badge')) {
@@ -105,6 +110,27 @@
         row.classList.toggle('fresh', !stale);
         row.querySelector('.badge').textContent = stale ? 'STALE' : 'live';
       }
+    });
+  }
+
+  // phone: every table is a stack of cards, each cell labelled by its column's heading
+  // (data-label, shown by rec.css below 640 px), so no column (buy, P&L) is off the screen
+  function labels(root) {
+    root.querySelectorAll('table').forEach(t => {
+      const heads = [...t.querySelectorAll('thead th')].map(th => th.textContent.trim());
+      t.querySelectorAll('tbody tr').forEach(tr => [...tr.children].forEach((td, i) => {
+        if (td.colSpan === 1 && heads[i] && !td.dataset.label) td.dataset.label = heads[i];
+      }));
+    });
+  }
+
+  // phone: the pages behind a menu button instead of a sideways-scrolling row of links
+  const menu = document.getElementById('menu-toggle');
+  if (menu) {
+    menu.addEventListener('click', () => {
+      const open = menu.getAttribute('aria-expanded') !== 'true';
+      menu.setAttribute('aria-expanded', String(open));
+      document.getElementById('nav').classList.toggle('open', open);
     });
   }
 
@@ -157,6 +183,7 @@
         el.innerHTML = html;
         focusRestore(el, mark);
         bars(el);
+        labels(el);
         ages();
       }
       const now = Date.now();
@@ -269,8 +296,13 @@
     rec.events.push({ channel, payload: d.payload, sent: d.at, at: rec.lastEvent });
     if (rec.events.length > 2000) rec.events.splice(0, 1000);
     if (channel === 'heartbeat') {
-      try { rec.beat = JSON.parse(d.payload); rec.beatAt = rec.lastEvent; } catch (_) { /**/ }
+      // a heartbeat replayed to a new page was measured `held` seconds ago
+      try {
+        rec.beat = JSON.parse(d.payload);
+        rec.beatAt = rec.lastEvent - 1000 * (d.held || 0);
+      } catch (_) { /**/ }
       staleness();
+      ages();
       switches(rec.beat && rec.beat.trading);
       return;
     }
@@ -307,6 +339,7 @@
   } else if (live) live.textContent = '';
   targets.filter(t => t.dataset.chart).forEach(t => refresh(t, { channel: 'load' }));
   bars(document);
+  labels(document);
   ages();
-  setInterval(() => { ages(); staleness(); }, 1000);
+  setInterval(() => { staleness(); ages(); }, 1000);
 })();
