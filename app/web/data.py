@@ -9,10 +9,12 @@ showing anything made up. An empty table is an empty list: the page says what is
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg.rows import dict_row
 
 from app.db import feed_log
@@ -367,3 +369,18 @@ async def account_age(pool) -> float | None:
     r = await one(pool, "SELECT extract(epoch FROM now() - updated_at) AS age FROM "
                         "account_balance")
     return None if r is None else r["age"]
+
+
+async def read(fn: Callable[..., Awaitable[Any]], pool, *args, **kw) -> dict:
+    """``fn(pool, ...)``'s rows as a panel, or why there are none."""
+    if pool is None:
+        return {"data": None, "error": "no database connection"}
+    try:
+        return {"data": await fn(pool, *args, **kw)}
+    except Missing as exc:
+        return {"data": None, "missing": str(exc)}
+    except psycopg.DataError as exc:
+        return {"data": None, "error": f"not a valid query: {str(exc).splitlines()[0]}"}
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        return {"data": None, "error": f"database: {why}"}

@@ -8,33 +8,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import psycopg
-import psycopg_pool
 from fastapi import Request
 
-from app.web import data, freshness
+from app.web import data, freshness, history
+from app.web.data import read
 from app.web.intent_form import TICKER_RE
 from app.web.state import WebState
+from app.web.trade_pnl import annotate
 
 STATUS_RE = r"^[a-z_]{1,32}$"
 FILTER_RE = r"^[A-Za-z0-9_.:\-]{0,128}$"  # part of a ticker or a strategy name
-
-
-async def read(fn: Callable[..., Awaitable[Any]], pool, *args, **kw) -> dict:
-    """``fn(pool, ...)``'s rows as a panel, or why there are none."""
-    if pool is None:
-        return {"data": None, "error": "no database connection"}
-    try:
-        return {"data": await fn(pool, *args, **kw)}
-    except data.Missing as exc:
-        return {"data": None, "missing": str(exc)}
-    except psycopg.DataError as exc:
-        return {"data": None, "error": f"not a valid query: {str(exc).splitlines()[0]}"}
-    except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-        why = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
-        return {"data": None, "error": f"database: {why}"}
 
 
 async def account(state: WebState, request: Request) -> dict:
@@ -46,7 +30,6 @@ async def fills(state: WebState, request: Request) -> dict:
 
 
 async def open_trades(state: WebState, request: Request) -> dict:
-    from app.web.trade_pnl import annotate  # it reads through this module's read()
 
     out = await read(data.open_trades, state.pool)
     if out.get("data"):
@@ -126,7 +109,6 @@ async def trades(state: WebState, request: Request) -> dict:
     filters, invalid = trade_filters(q)
     if invalid:
         return {"data": None, "filters": {}, "invalid": invalid}
-    from app.web import history
 
     out = await read(data.trades, state.pool, **filters)
     history.tell(out.get("data") or [])

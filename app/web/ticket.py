@@ -18,7 +18,7 @@ from typing import Any
 from app.services.trade_supervisor import View, exit_rule
 from app.trading.money import fee_dollars
 from app.web import data
-from app.web.panels import read
+from app.web.data import read
 
 LIMIT_KEYS = ("max_contracts_per_trade", "max_contracts_per_market",
               "max_open_exposure_dollars", "max_daily_loss_dollars", "open_time_in_force",

@@ -11,11 +11,12 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
 from app.web import data, history, manager, panels
+from app.web.data import read
 from app.web.deps import CurrentSession, Pool, State, require_session
 from app.web.errors import error
 from app.web.intent_form import TICKER_RE, CloseTradeIn, OpenTradeIn
 from app.web.models import AUTH, WRITE, ErrorOut, ManagerOut, MarketsPanel, Panel
-from app.web.panels import FILTER_RE, STATUS_RE, read
+from app.web.panels import FILTER_RE, STATUS_RE
 
 router = APIRouter(dependencies=[Depends(require_session)], responses=AUTH)
 

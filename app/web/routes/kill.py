@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.web import data, manager
+from app.web.data import read
 from app.web.deps import CurrentSession, Form, State, require_session
-from app.web.panels import read
 from app.web.routes.login import safe_next
 from app.web.views import page
 

@@ -148,10 +148,21 @@
     return r;
   }
 
+  // a panel is not redrawn while the trader types in it, nor once a form in it has been
+  // changed: the redraw would put the old values back right as the form is sent (a field
+  // loses focus when its button is clicked, and the held redraw ran then)
   function busyForm(el) {
+    if (el._edited) return true;
     const a = document.activeElement;
     return a && el.contains(a) && /^(INPUT|SELECT|TEXTAREA)$/.test(a.tagName);
   }
+  ['input', 'change'].forEach(kind => document.addEventListener(kind, e => {
+    if (!e.target.form) return;
+    targets.forEach(t => { if (t.contains(e.target)) t._edited = true; });
+  }));
+  document.addEventListener('reset', e => {
+    targets.forEach(t => { if (t.contains(e.target)) t._edited = false; });
+  });
 
   // keyboard focus survives a redraw: the focused link or button is found again in the new
   // content (same tag, target and text; else the same place among the focusable ones)
