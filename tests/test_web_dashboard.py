@@ -1174,7 +1174,7 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         assert r.status_code == 200, r.text
         r = c.post("/api/trades/open", json={"market": ticker, "side": "yes", "count": 1,
                                              "limit_price": 0.02},
-                   headers={"X-CSRF-Token": csrf})
+                   headers={"X-CSRF-Token": csrf}, timeout=40)  # rec-web waits up to 35 s
         resting = r.json()["body"]["trade"]
         assert resting["status"] == "submitted", r.text
         page.goto(url + "/manual")
