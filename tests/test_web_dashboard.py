@@ -803,6 +803,33 @@ def test_browser_keyboard_focus_survives_a_live_redraw(stack, browser):
         ctx.close()
 
 
+def test_browser_a_redraw_on_its_way_never_resets_a_form_the_trader_changed(stack, browser):
+    """The auto form went back to its old values when a redraw fetched before the trader
+    unchecked a box arrived after it, and the form was sent so (the manual-trade test met it
+    twice in CI): a panel whose form was changed keeps the trader's values."""
+    url, dsn = stack["url"], stack["dsn"]
+    ctx, page = open_session(browser, url)
+    held: list = []
+    try:
+        page.goto(url + "/monitor")
+        live(page)
+        box = "#auto-form input[name=auto_stop]"
+        assert page.is_checked(box)
+        page.route("**/fragments/auto*", lambda route: held.append(route))
+        sql(dsn, "SELECT pg_notify('trading_settings', 'test')")
+        for _ in range(100):  # Playwright hands the request over while it is waiting
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert held, "the auto panel's redraw never started"
+        page.uncheck(box)  # while the redraw is on its way
+        held[0].continue_()
+        page.wait_for_timeout(1000)  # the answer arrives and is (not) drawn
+        assert not page.is_checked(box)
+    finally:
+        ctx.close()
+
+
 STALE = "document.querySelector('#stale')"
 
 
@@ -1200,7 +1227,8 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         page.fill("#auto-form input[name=auto_entry_position_size]", "3")
         with page.expect_navigation():  # the page is /monitor already: wait for the new one
             page.click("#auto-form button")
-        assert not page.is_checked("#auto-form input[name=auto_stop]")
+        assert not page.is_checked("#auto-form input[name=auto_stop]"), (
+            page.text_content("main") or "")[:3000]
         assert page.input_value("#auto-form input[name=auto_entry_position_size]") == "3"
         audit = sql(home.db.dsn, "SELECT key, new_value::text, changed_by FROM "
                                  "trading_settings_audit ORDER BY id")

@@ -190,6 +190,8 @@
       else {
         const r = await get(el.dataset.src, 'text/html');
         const html = await r.text();
+        // the trader may have started on a form in it while this was on its way
+        if (busyForm(el)) { el._dirty = ev || {}; return; }
         const mark = focusMark(el);
         el.innerHTML = html;
         focusRestore(el, mark);
