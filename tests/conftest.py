@@ -218,9 +218,9 @@ def start_service():
         sp.close()
 
 
-def start_exchange_sim(home: RecHome, start_service) -> ServiceProcess:
-    """Run `rec run exchange-sim` for ``home`` with a Kalshi key of its own registered (as
-    the role does in sim mode); returns the simulator once READY."""
+def register_sim_key(home: RecHome) -> None:
+    """A Kalshi key of ``home``'s own, registered with the simulator (as the role does in sim
+    mode) and given to the services as their credentials."""
     from app.kalshi.signing import generate_private_key, private_pem, public_pem
     from app.sim.cli import register_public_key
 
@@ -229,6 +229,12 @@ def start_exchange_sim(home: RecHome, start_service) -> ServiceProcess:
     register_public_key(Path(home.env["REC_STATE_DIR"]) / "sim-keys", key_id, public_pem(key))
     home.credential("kalshi_key_id", key_id)
     home.credential("kalshi_private_key", private_pem(key).decode())
+
+
+def start_exchange_sim(home: RecHome, start_service) -> ServiceProcess:
+    """Run `rec run exchange-sim` for ``home`` with a Kalshi key of its own registered (as
+    the role does in sim mode); returns the simulator once READY."""
+    register_sim_key(home)
     sim = start_service(home, "exchange-sim")
     sim.notify.wait_for("READY", "1", timeout=30)
     return sim

@@ -60,11 +60,6 @@ async def services(request: Request, state: State) -> HTMLResponse:
                 **await panels.context(state, request, ["services"]))
 
 
-@router.get("/settings", response_class=HTMLResponse)
-async def settings(request: Request) -> HTMLResponse:
-    return page(request, "settings.html", values=panels.effective_settings())
-
-
 @router.get("/docs", response_class=HTMLResponse)
 async def api_docs(request: Request) -> HTMLResponse:
     return page(request, "docs.html", openapi=request.app.openapi())
