@@ -5,14 +5,19 @@ against real processes (the simulator, rec-trade-manager, rec-web) and a real Po
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import psycopg
 import pytest
 
 from testkit.net import free_port
-from testkit.web import EVENT, SEED, SERIES, T_HIGH, T_LOW, T_MID
+from testkit.web import EVENT, SEED, SERIES, T_HIGH, T_LOW, T_MID, wait_js
 from tests import test_web_dashboard
 from tests.conftest import module_home, register_sim_key, running
 from tests.test_web_dashboard import (
+    DESKTOP,
+    PHONE,
     login,
     open_session,
     seed_history,
@@ -104,3 +109,172 @@ def test_browser_trading_settings_are_edited_with_ranges_a_confirmation_and_an_a
                                              "auto_stop": True, "auto_entry_position_size": 1},
               headers={"X-CSRF-Token": csrf})
         ctx.close()
+
+
+# ---- 2. human market names ---------------------------------------------------------------
+
+ET = ZoneInfo("America/New_York")
+T_RANGE = "KXBTC-26NOV2614-B91000"
+ETH_EVENT = "KXETHD-26NOV2614"
+T_ETH = f"{ETH_EVENT}-T3049.99"
+
+
+def et_words(close: dt.datetime) -> str:
+    """"6 PM ET" (and the day when it is not today in New York), written out here."""
+    et = close.astimezone(ET)
+    words = f"{(et.hour % 12) or 12} {'AM' if et.hour < 12 else 'PM'} ET"
+    if et.date() != dt.datetime.now(ET).date():
+        words += " " + et.strftime("%a %b ") + str(et.day)
+    return words
+
+
+@pytest.fixture(scope="module")
+def named_markets(cockpit):
+    """A range market of BTC and a threshold market of ETH beside the seeded BTC event, all
+    closing on the hour (two hours from now), and a trade closed at 01:00 UTC today: the
+    evening before in New York."""
+    dsn = cockpit["dsn"]
+    sql(dsn, "UPDATE markets SET close_time = date_trunc('hour', now()) + interval '2 hours'")
+    sql(dsn, """
+        INSERT INTO markets (ticker, event_ticker, series_ticker, title, status, strike_type,
+                             floor_strike, cap_strike, close_time, followed)
+        VALUES (%s, 'KXBTC-26NOV2614', 'KXBTC', 'Bitcoin range', 'active', 'between', 90750,
+                91249.99, date_trunc('hour', now()) + interval '2 hours', true),
+               (%s, %s, 'KXETHD', 'Ethereum above', 'active', 'greater', 3049.99, NULL,
+                date_trunc('hour', now()) + interval '3 hours', true)""",
+        (T_RANGE, T_ETH, ETH_EVENT))
+    sql(dsn, "INSERT INTO feed_freshness (ticker, last_message_at, source, state) VALUES "
+             "(%s, now(), 'ws', 'live'), (%s, now(), 'ws', 'live')", (T_RANGE, T_ETH))
+    (trade,), = sql(dsn, """
+        INSERT INTO trades (ticker, side, status, quantity, entry_price, exit_price, entry_cost,
+                            exit_proceeds, fees, fees_cents, pnl_cents, strategy, entry_method,
+                            close_method, opened_at, closed_at)
+        VALUES (%s, 'yes', 'closed', 2, 0.40, 0.55, 0.80, 1.10, 0.04, 4, 26, 'manual',
+                'manual', 'manual', date_trunc('day', now() AT TIME ZONE 'UTC')
+                AT TIME ZONE 'UTC', date_trunc('day', now() AT TIME ZONE 'UTC')
+                AT TIME ZONE 'UTC' + interval '1 hour') RETURNING id""", (T_LOW,))
+    close, closed = sql(dsn, "SELECT close_time, closed_at FROM markets, trades "
+                             "WHERE markets.ticker = %s AND trades.id = %s", (T_LOW, trade))[0]
+    return {"close": close, "trade": trade, "closed_at": closed}
+
+
+def test_browser_markets_have_human_names_grouped_by_event_with_a_countdown_and_search(
+        cockpit, named_markets, browser):
+    """Issue 22 "Missing" 3: "BTC above $90,999.99 at 6 PM ET" from the market's own fields,
+    grouped by event (BTC apart from ETH, range apart from threshold), the close in New York
+    time with a live countdown, and a search that filters as the trader types; the name leads
+    wherever a market is shown (Markets, Trade monitor, the ticket, Trades), the ticker
+    after it; the daily P&L by day in New York."""
+    url = cockpit["url"]
+    when = et_words(named_markets["close"])
+    low = f"BTC above $90,999.99 at {when}"
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/markets")
+        groups = page.locator("#markets tbody.event")
+        assert groups.evaluate_all("g => g.map(x => x.dataset.asset)") == ["BTC", "BTC", "ETH"]
+        heads = page.locator("#markets tbody.event .event-name").all_text_contents()
+        assert heads[:2] == [f"BTC at {when}: above a strike", f"BTC at {when}: in a range"] \
+            or heads[:2] == [f"BTC at {when}: in a range", f"BTC at {when}: above a strike"]
+        row = f'#markets tr[data-ticker="{T_LOW}"]'
+        assert page.text_content(f"{row} .mname") == low
+        assert page.text_content(f"{row} small.ticker") == T_LOW
+        assert page.text_content(f'#markets tr[data-ticker="{T_RANGE}"] .mname') == \
+            f"BTC between $90,750 and $91,249.99 at {when}"
+        eth_when = et_words(named_markets["close"] + dt.timedelta(hours=1))
+        assert page.text_content(f'#markets tr[data-ticker="{T_ETH}"] .mname') == \
+            f"ETH above $3,049.99 at {eth_when}"
+        # the countdown runs: "6 PM ET · closes in 1:59:58", a second later another
+        clock = page.locator(f"{row} .countdown")
+        first = clock.text_content()
+        assert first.startswith(f"{when} · closes in "), first
+        # the page's own timer moves it
+        wait_js(page, f"document.querySelector('{row} .countdown').textContent !== '{first}'")
+        # search as the trader types
+        visible = "[...document.querySelectorAll('#markets tr[data-ticker]')]" \
+                  ".filter(r => r.getClientRects().length).map(r => r.dataset.ticker)"
+        page.type("#market-search", "eth")
+        assert page.evaluate(visible) == [T_ETH]
+        page.fill("#market-search", "")
+        page.type("#market-search", "between 90,750")
+        assert page.evaluate(visible) == [T_RANGE]
+        page.fill("#market-search", "doge")
+        page.dispatch_event("#market-search", "input")
+        assert page.evaluate(visible) == [] and page.is_visible("#no-match")
+        page.fill("#market-search", "")
+        page.dispatch_event("#market-search", "input")
+        assert len(page.evaluate(visible)) == 5
+        shot(page, "markets-named")
+
+        # the name leads everywhere a market is shown
+        page.goto(url + "/monitor")
+        cell = f'table.strikes tr[data-ticker="{T_LOW}"] td.market'
+        assert page.text_content(f"{cell} .mname") == low
+        assert page.text_content(f"{cell} small.ticker") == T_LOW
+        assert page.locator("#strikes-title, .card h3").first.text_content().startswith(
+            f"BTC at {when}: above a strike")
+        page.goto(url + f"/manual?market={T_LOW}&side=yes&limit_price=0.81")
+        assert page.text_content("#market-card h2 .mname") == low
+        page.click("#review-open")
+        assert f"Buy 1 YES of {low} {T_LOW}" in " ".join(
+            page.text_content("#confirm-text").split())
+        page.goto(url + "/trades")
+        trow = f'#trades tr[data-trade="{named_markets["trade"]}"]'
+        assert page.text_content(f"{trow} .mname") == low
+        # the daily P&L by the day in New York: 01:00 UTC is the evening before there
+        et_day = named_markets["closed_at"].astimezone(ET).date().isoformat()
+        utc_day = named_markets["closed_at"].astimezone(dt.UTC).date().isoformat()
+        assert et_day != utc_day
+        assert page.locator(f'#daily-pnl tr[data-day="{et_day}"]').count() == 1
+        assert page.locator(f'#daily-pnl tr[data-day="{utc_day}"]').count() == 0
+        shot(page, "trades-named")
+    finally:
+        ctx.close()
+
+
+# ---- 4. the ticket beside the market -------------------------------------------------------
+
+def test_browser_the_ticket_shows_the_market_beside_it_quotes_depth_p_and_edge(cockpit,
+                                                                              browser):
+    """Issue 22 "Missing" 4: beside the order ticket, the market's bid/ask/last, the top of
+    its book, P(yes) and the model's edge on each side, live, with the fee, the worst case,
+    the order type and the limits the ticket already states."""
+    url, dsn = cockpit["url"], cockpit["dsn"]
+    for label, args in (("desktop", DESKTOP), ("phone", PHONE)):
+        ctx, page = open_session(browser, url, **args)
+        try:
+            page.goto(url + f"/manual?market={T_MID}&side=yes&limit_price=0.52&count=2")
+            card = "#market-card"
+            # the book (newer than the last tick) has yes 50¢ on top and no 48¢: ask 52¢
+            assert page.text_content(f"{card} .q-bid") == "50¢"
+            assert page.text_content(f"{card} .q-ask") == "52¢"
+            assert page.text_content(f"{card} .q-no-ask") == "50¢"
+            assert page.text_content(f"{card} .q-last") == "51¢"
+            assert page.text_content(f"{card} .q-prob") == "46.0%"
+            # P(yes) 46% against a 52¢ ask; P(no) 54% against 50¢
+            assert page.text_content(f"{card} .q-edge-yes") == "-6.0¢"
+            assert page.text_content(f"{card} .q-edge-no") == "+4.0¢"
+            depth = page.locator(f"{card} .book-yes tbody tr")
+            assert depth.all_text_contents() == ["50¢120", "49¢300"]
+            assert page.locator(f"{card} .book-no tbody tr").all_text_contents() == \
+                ["48¢200", "47¢50"]
+            # and what the ticket stated before stays beside it
+            for part in ("#order-type", "#worst-case", "#risk-limits"):
+                assert page.is_visible(part), part
+            if label == "desktop":  # beside it: side by side on a desk
+                form, beside = (page.locator(x).bounding_box() for x in ("#manual", card))
+                assert beside["x"] > form["x"] + form["width"] - 1, (form, beside)
+                # live: the strike table moves, the card follows without a reload
+                page.evaluate("window.__noReload = true")
+                wait_js(page, "window.__rec && window.__rec.online === true")
+                sql(dsn, "UPDATE strike_table SET probability = 0.60, computed_at = now() "
+                         "WHERE market_ticker = %s", (T_MID,))
+                sql(dsn, "SELECT pg_notify('strike_table', %s)", (SERIES,))
+                wait_js(page, f"document.querySelector('{card} .q-edge-yes').textContent "
+                              "=== '+8.0¢'")
+                assert page.evaluate("window.__noReload") is True
+            shot(page, f"{label}-manual-ticket")
+        finally:
+            sql(dsn, "UPDATE strike_table SET probability = 0.46 WHERE market_ticker = %s",
+                (T_MID,))
+            ctx.close()

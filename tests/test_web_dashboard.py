@@ -528,9 +528,10 @@ def test_browser_trade_history_in_trader_words_csv_daily_pnl_and_the_ledger(stac
             "Sell 2 Yes at 30¢ average: exit rule probability fired (P(YES) 35.0% is below "
             "the exit threshold 40%)")
         # the daily summary: today's closed trades, as the database sums them
-        today, n, pnl = sql(dsn, "SELECT (now() AT TIME ZONE 'UTC')::date::text, count(*), "
-                                 "sum(pnl_cents) FROM trades WHERE closed_at::date = "
-                                 "(now() AT TIME ZONE 'UTC')::date AND pnl_cents IS NOT NULL")[0]
+        et = "AT TIME ZONE 'America/New_York'"  # the day in New York (ET), Kalshi's
+        today, n, pnl = sql(dsn, f"SELECT (now() {et})::date::text, count(*), sum(pnl_cents) "
+                                 f"FROM trades WHERE (closed_at {et})::date = (now() {et})::date "
+                                 "AND pnl_cents IS NOT NULL")[0]
         day = page.locator(f'#daily-pnl tr[data-day="{today}"] td')
         assert day.nth(1).text_content() == str(n)
         from app.web.formats import money_cents
@@ -1111,7 +1112,8 @@ def test_browser_manual_trade_confirmation_and_the_managers_answer(stack, browse
         page.goto(stack["url"] + f"/manual?market={T_LOW}&side=yes&limit_price=0.81")
         page.fill("input[name=count]", "2")
         page.click("#review-open")
-        assert "Buy 2 YES of " + T_LOW in page.text_content("#confirm-text")
+        text = page.text_content("#confirm-text")  # the market's name, then its ticker
+        assert "Buy 2 YES of BTC above $90,999.99 at " in text and T_LOW in text, text
         shot(page, "manual-confirm")
         page.click("#confirm-open")
         text = page.text_content("#result")
@@ -1161,7 +1163,8 @@ def test_browser_opens_and_closes_a_manual_trade_against_the_simulator(
         page.goto(url + f"/manual?market={ticker}&side=yes&limit_price={ask}")
         page.fill("input[name=count]", "2")
         page.click("#review-open")
-        assert f"Buy 2 YES of {ticker}" in page.text_content("#confirm-text")
+        text = page.text_content("#confirm-text")  # the market's name, then its ticker
+        assert "Buy 2 YES of BTC " in text and ticker in text, text
         page.click("#confirm-open")
         status = page.text_content("#result-status")
         assert status in ("pending", "submitted", "open"), page.text_content("#result")

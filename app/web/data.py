@@ -248,8 +248,9 @@ async def trades(pool, status: str | None = None, ticker: str | None = None,
 async def markets(pool) -> list[dict]:
     """Followed markets with their latest quote and the age of their data."""
     return await rows(pool, """
-        SELECT m.ticker, m.title, m.series_ticker, m.status, m.close_time, m.floor_strike,
-               q.yes_bid, q.yes_ask, t.last_price, t.volume, q.quote_ts,
+        SELECT m.ticker, m.title, m.series_ticker, m.event_ticker, m.status, m.close_time,
+               m.strike_type, m.floor_strike, m.cap_strike, q.yes_bid, q.yes_ask,
+               t.last_price, t.volume, q.quote_ts,
                f.last_message_at, f.state AS feed_state, f.source,
                extract(epoch FROM now() - f.last_message_at) AS age_sec
         FROM markets m

@@ -71,4 +71,11 @@ def epoch(v: Any) -> float | None:
     return _when(v).timestamp()
 
 
-FILTERS = (money_cents, money, price, ago, duration, num, ts, epoch)
+def et_time(v: Any) -> str:
+    """A close time (seconds since the epoch) in New York's words: "2 PM ET"."""
+    from app.web.names import close_words
+
+    return "" if v is None else close_words(dt.datetime.fromtimestamp(float(v), dt.UTC))
+
+
+FILTERS = (money_cents, money, price, ago, duration, num, ts, epoch, et_time)

@@ -90,10 +90,11 @@ def as_csv(trades: list[dict[str, Any]]) -> str:
 
 
 async def daily(pool: Any, days: int = 30) -> list[dict[str, Any]]:
-    """Per day (UTC) of closing, the last ``days``: trades closed, won, lost, P&L after fees,
-    fees, and ``bar`` (the day's P&L as a share of the largest, for the page's bars)."""
+    """Per day of closing in New York (ET: Kalshi's day), the last ``days``: trades closed,
+    won, lost, P&L after fees, fees, and ``bar`` (the day's P&L as a share of the largest,
+    for the page's bars)."""
     found = await data.rows(pool, """
-        SELECT date_trunc('day', closed_at AT TIME ZONE 'UTC')::date::text AS day,
+        SELECT (closed_at AT TIME ZONE 'America/New_York')::date::text AS day,
                count(*) AS trades, count(*) FILTER (WHERE pnl_cents > 0) AS won,
                count(*) FILTER (WHERE pnl_cents < 0) AS lost,
                COALESCE(sum(pnl_cents), 0) AS pnl_cents, COALESCE(sum(fees), 0) AS fees

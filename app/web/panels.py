@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from app.web import data, freshness, history
+from app.web import data, freshness, history, names, ticket
 from app.web.data import read
 from app.web.intent_form import TICKER_RE
 from app.web.state import WebState
@@ -21,33 +21,45 @@ STATUS_RE = r"^[a-z_]{1,32}$"
 FILTER_RE = r"^[A-Za-z0-9_.:\-]{0,128}$"  # part of a ticker or a strategy name
 
 
+async def named(state: WebState, out: dict, key: str = "ticker") -> dict:
+    """The panel's rows with their markets in words (:func:`names.annotate`)."""
+    if out.get("data"):
+        await read(names.annotate, state.pool, out["data"], key)
+    return out
+
+
 async def account(state: WebState, request: Request) -> dict:
-    return await read(data.account, state.pool)
+    out = await read(data.account, state.pool)
+    if out.get("data"):
+        await read(names.annotate, state.pool, out["data"]["positions"])
+    return out
 
 
 async def fills(state: WebState, request: Request) -> dict:
-    return await read(data.fills, state.pool)
+    return await named(state, await read(data.fills, state.pool))
 
 
 async def open_trades(state: WebState, request: Request) -> dict:
 
-    out = await read(data.open_trades, state.pool)
+    out = await named(state, await read(data.open_trades, state.pool))
     if out.get("data"):
         await annotate(state.pool, out["data"])
     rules = await read(data.trading_settings, state.pool, data.EXIT_RULE_KEYS)
     out["rules"] = rules.get("data")
-    out["resting"] = (await read(data.resting_orders, state.pool)).get("data")
+    out["resting"] = (await named(state, await read(data.resting_orders, state.pool))).get("data")
     return out
 
 
 async def strikes(state: WebState, request: Request) -> dict:
     out = await read(data.strike_tables, state.pool)
+    for rows in (out.get("data") or {}).values():
+        await read(names.annotate, state.pool, rows, "market_ticker")
     out["series"] = (await read(data.series_status, state.pool)).get("data")
     return out
 
 
 async def watchlist(state: WebState, request: Request) -> dict:
-    return await read(data.watchlist, state.pool)
+    return await named(state, await read(data.watchlist, state.pool), "market_ticker")
 
 
 async def auto(state: WebState, request: Request) -> dict:
@@ -69,7 +81,22 @@ async def markets(state: WebState, request: Request) -> dict:
     for m in out.get("data") or ():
         m["stale"] = m["feed_state"] != "closed" and (
             out["feed_stale"] or m["age_sec"] is None or m["age_sec"] > state.stale_after)
+    out["groups"] = market_groups(out.get("data") or [])
     return out
+
+
+def market_groups(rows: list[dict]) -> list[dict]:
+    """The markets named (``name``, ``close_ts``) and grouped by event: BTC's apart from
+    ETH's, each asset's events by close time, the markets of one in the order they came."""
+    groups: dict[str, dict] = {}
+    for m in rows:
+        m["name"], m["close_ts"] = names.name(m), names.epoch(m["close_time"])
+        g = groups.setdefault(m["event_ticker"], {
+            "event": m["event_ticker"], "name": names.event_name(m),
+            "asset": names.asset(m["series_ticker"], m["ticker"]), "close_ts": m["close_ts"],
+            "rows": []})
+        g["rows"].append(m)
+    return sorted(groups.values(), key=lambda g: (g["asset"], g["close_ts"] or 0, g["event"]))
 
 
 async def book(state: WebState, request: Request) -> dict:
@@ -77,6 +104,20 @@ async def book(state: WebState, request: Request) -> dict:
     if not re.match(TICKER_RE, ticker):
         return {"data": None, "ticker": None}
     out = await read(data.book, state.pool, ticker)
+    out["ticker"] = ticker
+    return out
+
+
+async def ticket_market(state: WebState, request: Request) -> dict:
+    """The market beside the order ticket (``?ticker=``): quotes, depth, P(yes), edge."""
+    return await market_beside(state, request.query_params.get("ticker") or "")
+
+
+async def market_beside(state: WebState, ticker: str) -> dict:
+    """:func:`ticket.market_card` as a panel (``ticker`` None when it is no ticker)."""
+    if not re.match(TICKER_RE, ticker):
+        return {"data": None, "ticker": None}
+    out = await read(ticket.market_card, state.pool, ticker)
     out["ticker"] = ticker
     return out
 
@@ -110,7 +151,7 @@ async def trades(state: WebState, request: Request) -> dict:
     if invalid:
         return {"data": None, "filters": {}, "invalid": invalid}
 
-    out = await read(data.trades, state.pool, **filters)
+    out = await named(state, await read(data.trades, state.pool, **filters))
     history.tell(out.get("data") or [])
     out["filters"] = dict(q)
     out["daily"] = (await read(history.daily, state.pool)).get("data")
@@ -142,6 +183,7 @@ PANELS: dict[str, Callable[[WebState, Request], Awaitable[dict]]] = {
     "account": account, "fills": fills, "open_trades": open_trades, "strikes": strikes,
     "watchlist": watchlist, "auto": auto, "markets": markets, "book": book, "trades": trades,
     "services": services, "model": model, "feed": feed, "trade_result": trade_result,
+    "ticket_market": ticket_market,
     "ledger": ledger}
 
 

@@ -5,6 +5,9 @@
   here, before anything is sent;
 - the order type in words (``open_time_in_force``: fill-or-kill at the limit by default), the
   worst case (the limit times the count plus Kalshi's fee) and the fee;
+- the market beside it (:func:`market_card`): its name, the best bid and ask, the last price,
+  the top levels of the book, P(yes) and the model's edge on each side (P(side) minus that
+  side's ask, in cents: what rec-coordinator's ``diff`` is);
 - the exit rules that would close the trade at once: rec-trade-supervisor's own
   :func:`~app.services.trade_supervisor.exit_rule` applied to the trade as it would be the
   moment it opens (P(side) and momentum from the strike table, the close price from the book).
@@ -17,8 +20,8 @@ from typing import Any
 
 from app.services.trade_supervisor import View, exit_rule
 from app.trading.money import fee_dollars
-from app.web import data
-from app.web.data import read
+from app.web import data, names
+from app.web.data import QUOTE, read
 
 LIMIT_KEYS = ("max_contracts_per_trade", "max_contracts_per_market",
               "max_open_exposure_dollars", "max_daily_loss_dollars", "open_time_in_force",
@@ -126,3 +129,38 @@ async def ticket(pool: Any, form: dict[str, Any]) -> dict[str, Any]:
             out["warning"] = instant_exit(s, form, await market_view(pool, form["market"],
                                                                      form["side"]))
     return out
+
+
+DEPTH = 5  # the book's top levels shown beside the ticket
+
+
+def edge_cents(p: Any, ask: Any) -> float | None:
+    """P(side) minus the ask of that side, in cents (positive: the model thinks it cheap)."""
+    if p is None or ask is None:
+        return None
+    return round(100 * (float(p) - float(ask)), 1)
+
+
+async def market_card(pool: Any, ticker: str) -> dict[str, Any] | None:
+    """The market beside the ticket: ``name``, ``yes_bid``/``yes_ask``/``no_ask``/``last``,
+    ``probability`` (P(yes), the strike table's), ``edge`` by side in cents and ``depth``
+    (the top :data:`DEPTH` bids of each side); None for a market the feed has not stored."""
+    m = await data.one(pool, """
+        SELECT m.ticker, m.series_ticker, m.title, m.strike_type, m.floor_strike,
+               m.cap_strike, m.close_time, q.yes_bid, q.yes_ask, t.last_price, q.quote_ts,
+               st.probability, st.computed_at
+        FROM markets m
+        LEFT JOIN feed_quotes t ON t.ticker = m.ticker
+        """ + QUOTE + """
+        LEFT JOIN strike_table st ON st.market_ticker = m.ticker
+        WHERE m.ticker = %s""", (ticker,))
+    if m is None:
+        return None
+    book = await data.book(pool, ticker)
+    m["name"], m["close_ts"] = names.name(m), names.epoch(m["close_time"])
+    m["no_ask"] = None if m["yes_bid"] is None else round(1 - m["yes_bid"], 4)
+    p = m["probability"]
+    m["edge"] = {"yes": edge_cents(p, m["yes_ask"]),
+                 "no": edge_cents(None if p is None else 1 - p, m["no_ask"])}
+    m["depth"] = {side: book[side][:DEPTH] for side in ("yes", "no")}
+    return m

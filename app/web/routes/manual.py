@@ -39,6 +39,7 @@ async def manual(request: Request, state: State) -> HTMLResponse:
     values, errs = validate_open(form)
     return page(request, "manual.html", form=form, errors={}, step="form",
                 ticket=await ticket.ticket(state.pool, {} if errs else values),
+                ticket_market=await panels.market_beside(state, form["market"]),
                 **await panels.context(state, request, ["open_trades"]))
 
 
@@ -69,7 +70,8 @@ async def open_trade(request: Request, state: State, form: Form,
     values, errs = validate_open(form)
     terms = await ticket.ticket(state.pool, {} if errs else values)
     errs = errs or ticket.limit_error(values, await ticket.settings(state.pool))
-    ctx = {**await panels.context(state, request, ["open_trades"]), "ticket": terms}
+    ctx = {**await panels.context(state, request, ["open_trades"]), "ticket": terms,
+           "ticket_market": await panels.market_beside(state, str(values["market"]))}
     if shown := form_or_confirm(request, ctx, form, errs, form, "confirm", form=values):
         return shown
     key = str(form.get("idempotency_key") or "")

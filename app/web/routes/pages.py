@@ -39,7 +39,10 @@ async def trade_monitor(request: Request, state: State) -> HTMLResponse:
 @router.get("/markets", response_class=HTMLResponse)
 async def markets(request: Request, state: State) -> HTMLResponse:
     ctx = await panels.context(state, request, ["markets", "book", "feed"])
-    return page(request, "markets.html", ticker=ctx["book"].get("ticker"), **ctx)
+    ticker = ctx["book"].get("ticker")
+    named = next((m for g in ctx["markets"].get("groups") or () for m in g["rows"]
+                  if m["ticker"] == ticker), {})
+    return page(request, "markets.html", ticker=ticker, market_name=named.get("name"), **ctx)
 
 
 @router.get("/trades", response_class=HTMLResponse)

@@ -113,6 +113,43 @@
     });
   }
 
+  // a market's close: its time in New York and a live countdown ("2 PM ET · closes in 39:12")
+  function countdowns() {
+    const now = Date.now() / 1000;
+    document.querySelectorAll('.countdown[data-close]').forEach(c => {
+      const left = Math.round(parseFloat(c.dataset.close) - now);
+      const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+      const pad = n => String(n).padStart(2, '0');
+      const text = c.dataset.when + (left <= 0 ? ' · closed' : ' · closes in ' +
+        (h ? h + ':' + pad(m) : m) + ':' + pad(s));
+      if (c.textContent !== text) c.textContent = text;
+    });
+  }
+
+  // the Markets page's search: every word typed is in the market's name or ticker ("$" and
+  // "," aside); an event whose markets all miss is hidden with them
+  const search = document.getElementById('market-search');
+  function searchMarkets() {
+    if (!search) return;
+    const norm = t => t.toLowerCase().replace(/[$,]/g, '');
+    const words = norm(search.value).split(/\s+/).filter(Boolean);
+    let shown = 0;
+    document.querySelectorAll('#markets tbody.event').forEach(g => {
+      let any = false;
+      g.querySelectorAll('tr[data-ticker]').forEach(tr => {
+        const hay = norm(tr.dataset.search || '');
+        const hit = words.every(w => hay.includes(w));
+        tr.hidden = !hit;
+        any = any || hit;
+      });
+      g.hidden = !any;
+      if (any) shown += 1;
+    });
+    const none = document.getElementById('no-match');
+    if (none) none.hidden = shown > 0;
+  }
+  if (search) search.addEventListener('input', searchMarkets);
+
   // phone: every table is a stack of cards, each cell labelled by its column's heading
   // (data-label, shown by rec.css below 640 px), so no column (buy, P&L) is off the screen
   function labels(root) {
@@ -198,6 +235,8 @@
         bars(el);
         labels(el);
         ages();
+        countdowns();
+        searchMarkets();
       }
       const now = Date.now();
       el.dataset.updated = String(now);
@@ -354,5 +393,7 @@
   bars(document);
   labels(document);
   ages();
-  setInterval(() => { staleness(); ages(); }, 1000);
+  countdowns();
+  searchMarkets();
+  setInterval(() => { staleness(); ages(); countdowns(); }, 1000);
 })();
