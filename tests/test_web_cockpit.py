@@ -278,3 +278,84 @@ def test_browser_the_ticket_shows_the_market_beside_it_quotes_depth_p_and_edge(c
             sql(dsn, "UPDATE strike_table SET probability = 0.46 WHERE market_ticker = %s",
                 (T_MID,))
             ctx.close()
+
+
+# ---- 3. the index chart --------------------------------------------------------------------
+
+PLOT = "window.__rec.plots[{name!r}]"
+
+
+def plotted(page, name: str) -> dict:
+    """What uPlot holds for ``name``: its x and price columns, the x scale, what it drew."""
+    return page.evaluate(f"""(() => {{ const u = {PLOT.format(name=name)};
+        return u ? {{ t: u.data[0], price: u.data[1], min: u.scales.x.min,
+                     max: u.scales.x.max, drawn: u._drawn || null,
+                     axes: u.axes.map(a => a.label) }} : null; }})()""")
+
+
+def test_browser_index_chart_picks_index_and_range_zooms_and_draws_strikes_and_window(
+        cockpit, browser):
+    """Issue 22 "Missing" 7: pick the index and the time range (15 m / 1 h / 6 h / 24 h), the
+    plotted data follows; drag to zoom, double-click to reset; dollars and ET on the axes; the
+    strikes of the open series and the settlement window before the close drawn on it."""
+    url, dsn = cockpit["url"], cockpit["dsn"]
+    # BRTI 50 min back (every 10 s, older than the seeded 10 minutes); ETH for the last 5 min
+    sql(dsn, "INSERT INTO index_prices (index_name, ts, price) SELECT 'BRTI', "
+             "date_trunc('second', now()) - (g || ' seconds')::interval, 91150 "
+             "FROM generate_series(610, 3000, 10) AS g ON CONFLICT DO NOTHING")
+    sql(dsn, "INSERT INTO index_prices (index_name, ts, price) SELECT 'ETHUSD_RTI', "
+             "date_trunc('second', now()) - (g || ' seconds')::interval, 3012.5 "
+             "FROM generate_series(1, 300, 5) AS g ON CONFLICT DO NOTHING")
+    (close,), = sql(dsn, "SELECT extract(epoch FROM max(close_time))::float8 FROM strike_table")
+    ctx, page = open_session(browser, url)
+    try:
+        page.goto(url + "/monitor")
+        page.wait_for_selector('#index-chart figure[data-index="BRTI"] canvas')
+        wait_js(page, f"{PLOT.format(name='BRTI')} && {PLOT.format(name='BRTI')}._drawn")
+        hour = plotted(page, "BRTI")
+        assert hour["axes"] == ["time (ET)", "BRTI ($)", "momentum %"]
+        # the strikes of the open series, each drawn across the chart
+        assert sorted(hour["drawn"]["strikes"]) == [90999.99, 91249.99, 91499.99]
+        # the close is 40 minutes ahead: the x axis runs on to it, its window shaded
+        assert hour["t"][-1] == close and hour["price"][-1] is None
+        assert hour["drawn"]["window"] == [close - 60, close]
+        assert min(hour["t"]) < close - 3000 - 2400 + 60  # data from 50 minutes ago
+
+        page.click('#chart-range button[data-minutes="15"]')
+        wait_js(page, f"{PLOT.format(name='BRTI')}.data[0][0] > {hour['t'][0] + 1800}")
+        quarter = plotted(page, "BRTI")
+        assert len(quarter["t"]) < len(hour["t"])
+        assert max(quarter["t"]) < close and quarter["drawn"]["window"] is None  # beyond reach
+        assert page.get_attribute('#chart-range button[data-minutes="15"]',
+                                  "aria-pressed") == "true"
+        page.click('#chart-range button[data-minutes="1440"]')
+        wait_js(page, f"{PLOT.format(name='BRTI')}.data[0].length !== {len(quarter['t'])}")
+
+        # zoom: drag across the middle of the chart; double-click resets
+        page.click('#chart-range button[data-minutes="60"]')
+        wait_js(page, f"{PLOT.format(name='BRTI')}.data[0].length === {len(hour['t'])}")
+        full = plotted(page, "BRTI")
+        box = page.locator('#index-chart figure[data-index="BRTI"] .u-over').bounding_box()
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + box["width"] * 0.3, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=5)
+        page.mouse.move(box["x"] + box["width"] * 0.6, y, steps=5)
+        page.mouse.up()
+        zoomed = plotted(page, "BRTI")
+        assert full["min"] < zoomed["min"] < zoomed["max"] < full["max"], (full, zoomed)
+        shot(page, "monitor-chart-zoomed")
+        page.dblclick('#index-chart figure[data-index="BRTI"] .u-over')
+        wait_js(page, f"{PLOT.format(name='BRTI')}.scales.x.min === {full['min']}")
+
+        # the other index: its own prices, and no strikes (none of its series is priced)
+        page.select_option("#chart-index", "ETHUSD_RTI")
+        wait_js(page, f"{PLOT.format(name='ETHUSD_RTI')} && "
+                      f"{PLOT.format(name='ETHUSD_RTI')}._drawn")
+        eth = plotted(page, "ETHUSD_RTI")
+        assert set(eth["price"]) == {3012.5} and eth["drawn"]["strikes"] == []
+        assert page.locator("#index-chart figure").count() == 1
+        shot(page, "monitor-chart-eth")
+    finally:
+        sql(dsn, "DELETE FROM index_prices WHERE index_name = 'ETHUSD_RTI' OR price = 91150")
+        ctx.close()

@@ -312,10 +312,34 @@ async def series_status(pool) -> list[dict]:
     return await rows(pool, "SELECT * FROM series_status ORDER BY series_ticker")
 
 
-async def index_history(pool, minutes: int = 60) -> list[dict]:
+CHART_POINTS = 1500  # at most this many points per index: longer ranges are averaged
+
+
+async def index_history(pool, minutes: int = 60, index: str | None = None) -> list[dict]:
+    """The index seconds of the last ``minutes`` (one index, or all), averaged over buckets
+    of ``step`` seconds so that a chart gets at most :data:`CHART_POINTS` points."""
+    step = max(1, -(-minutes * 60 // CHART_POINTS))
     return await rows(pool, """
-        SELECT index_name, extract(epoch FROM ts) AS t, price, momentum FROM index_prices
-        WHERE ts > now() - make_interval(mins => %s) ORDER BY index_name, ts""", (minutes,))
+        SELECT index_name, floor(extract(epoch FROM ts) / %(step)s) * %(step)s AS t,
+               avg(price) AS price, avg(momentum) AS momentum
+        FROM index_prices
+        WHERE ts > now() - make_interval(mins => %(minutes)s)
+          AND (%(index)s::text IS NULL OR index_name = %(index)s)
+        GROUP BY 1, 2 ORDER BY 1, 2""", {"step": step, "minutes": minutes, "index": index})
+
+
+async def chart_marks(pool, index: str) -> dict:
+    """What the index chart draws over the prices: the strikes of ``index``'s open series
+    (the strike table's) and the settlement window of the next close (``close``, seconds
+    since the epoch, and the ``window_sec`` before it whose average settles)."""
+    found = await rows(pool, """
+        SELECT market_ticker, series_ticker, strike, extract(epoch FROM close_time) AS close,
+               window_sec FROM strike_table
+        WHERE index_name = %s AND close_time > now() ORDER BY close_time, strike""", (index,))
+    nearest = found[0]["close"] if found else None
+    return {"strikes": [{"strike": r["strike"], "ticker": r["market_ticker"]}
+                        for r in found if r["close"] == nearest],
+            "close": nearest, "window_sec": found[0]["window_sec"] if found else None}
 
 
 async def model(pool) -> dict | None:

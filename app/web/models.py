@@ -63,6 +63,13 @@ class MarketsPanel(Panel):
     feed_stale: bool | None = None
 
 
+class IndexPanel(Panel):
+    """An index's seconds; ``marks``: the strikes of its open series and the settlement
+    window of the next close (with ``index=``)."""
+
+    marks: dict | None = None
+
+
 class ManagerOut(BaseModel):
     """rec-trade-manager's answer, passed on as it came (``status`` is its HTTP status)."""
 

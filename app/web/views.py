@@ -27,13 +27,19 @@ NAV = [("/", "Overview"), ("/monitor", "Trade monitor"), ("/markets", "Markets")
        ("/services", "Services"), ("/settings", "Settings"), ("/docs", "API")]
 
 
+def indices(state: Any) -> list[str]:
+    """The indices rec-price-feed writes (``price_feed_indices``): the index chart's choice."""
+    return [i for i in str(getattr(state.settings, "price_feed_indices", "") or "").split(",")
+            if i]
+
+
 def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
     state = web_state(request)
     s = getattr(request.state, "session", None) or session_of(request)
     return templates.TemplateResponse(
         request, name, {"title": request.app.title, "nav": NAV, "path": request.url.path,
                         "session": s, "mode": getattr(state.settings, "account_mode", None),
-                        "stale_after": state.stale_after, **ctx},
+                        "stale_after": state.stale_after, "indices": indices(state), **ctx},
         status_code=status)
 
 

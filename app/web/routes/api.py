@@ -15,10 +15,19 @@ from app.web.data import read
 from app.web.deps import CurrentSession, Pool, State, require_session
 from app.web.errors import error
 from app.web.intent_form import TICKER_RE, CloseTradeIn, OpenTradeIn
-from app.web.models import AUTH, WRITE, ErrorOut, ManagerOut, MarketsPanel, Panel
+from app.web.models import (
+    AUTH,
+    WRITE,
+    ErrorOut,
+    IndexPanel,
+    ManagerOut,
+    MarketsPanel,
+    Panel,
+)
 from app.web.panels import FILTER_RE, STATUS_RE
 
 router = APIRouter(dependencies=[Depends(require_session)], responses=AUTH)
+INDEX_RE = r"^[A-Za-z0-9_]{1,64}$"  # an index name (price_feed_indices)
 
 
 @router.get("/api/account", response_model=Panel, tags=["account"])
@@ -134,9 +143,15 @@ async def watchlist(pool: Pool) -> dict:
     return await read(data.watchlist, pool)
 
 
-@router.get("/api/index", response_model=Panel, tags=["pricing"])
-async def index(pool: Pool, minutes: int = Query(60, ge=1, le=1440)) -> dict:
-    return await read(data.index_history, pool, minutes)
+@router.get("/api/index", response_model=IndexPanel, tags=["pricing"])
+async def index(pool: Pool, minutes: int = Query(60, ge=1, le=1440),
+                index: str | None = Query(None, pattern=INDEX_RE)) -> dict:
+    """The index seconds (averaged to at most 1,500 points an index); with ``index``, that
+    one alone and the strikes and settlement window the chart draws."""
+    out = await read(data.index_history, pool, minutes, index)
+    if index:
+        out["marks"] = (await read(data.chart_marks, pool, index)).get("data")
+    return out
 
 
 @router.get("/api/model", response_model=Panel, tags=["pricing"])

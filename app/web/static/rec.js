@@ -120,7 +120,8 @@
       const left = Math.round(parseFloat(c.dataset.close) - now);
       const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
       const pad = n => String(n).padStart(2, '0');
-      const text = c.dataset.when + (left <= 0 ? ' · closed' : ' · closes in ' +
+      const when = c.dataset.when ? c.dataset.when + ' · ' : '';
+      const text = when + (left <= 0 ? 'closed' : 'closes in ' +
         (h ? h + ':' + pad(m) : m) + ':' + pad(s));
       if (c.textContent !== text) c.textContent = text;
     });
@@ -276,52 +277,169 @@
     } else u.setData(data);
   }
 
-  // the index chart: one chart per index (BTC and ETH apart: one price axis would flatten
-  // either), momentum on its own axis when rec-price-feed has computed it
-  function drawIndices(el, rows) {
-    const byName = new Map();
-    rows.forEach(r => { if (!byName.has(r.index_name)) byName.set(r.index_name, []);
-      byName.get(r.index_name).push(r); });
-    byName.forEach((mine, name) => {
-      let box = [...el.querySelectorAll('.index-chart')].find(b => b.dataset.index === name);
-      const hasMom = mine.some(r => r.momentum !== null && r.momentum !== undefined);
-      if (box && box._mom !== hasMom) { charts.get(box).destroy(); charts.delete(box); }
-      if (!box) {
-        box = document.createElement('figure');
-        box.className = 'index-chart';
-        box.dataset.index = name;
-        box.setAttribute('role', 'img');
-        const cap = document.createElement('figcaption');
-        box.append(cap);
-        el.append(box);
+  // the index chart: the index picked (#chart-index) over the range picked (#chart-range),
+  // time in New York (ET), dollars on the left, momentum on its own axis on the right; the
+  // strikes of the index's open series drawn across it (those within reach of the price) and
+  // the settlement window before the next close shaded. Drag across it to zoom, double-click
+  // to reset; a live update keeps the zoom. ``rec.plots[index]`` is the uPlot (tests read it).
+  rec.plots = {};
+  const NY = 'America/New_York';
+  const etTime = t => new Date(t * 1000).toLocaleTimeString('en-US', { timeZone: NY,
+    hour: 'numeric', minute: '2-digit', second: '2-digit' }) + ' ET';
+  function strikesNear(marks, price) {
+    return ((marks && marks.strikes) || []).map(s => s.strike)
+      .filter(s => price && Math.abs(s - price) <= 0.01 * price);
+  }
+  function drawMarks(u) {
+    const m = u._marks || {};
+    const ctx = u.ctx, b = u.bbox;
+    const drawn = { strikes: [], window: null };
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(b.left, b.top, b.width, b.height);
+    ctx.clip();
+    if (m.close && m.window_sec) {
+      const x0 = u.valToPos(m.close - m.window_sec, 'x', true);
+      const x1 = u.valToPos(m.close, 'x', true);
+      if (x1 >= b.left && x0 <= b.left + b.width) {
+        ctx.fillStyle = 'rgba(220, 38, 38, 0.15)';
+        ctx.fillRect(x0, b.top, Math.max(2, x1 - x0), b.height);
+        drawn.window = [m.close - m.window_sec, m.close];
       }
-      box._mom = hasMom;
-      const data = [mine.map(r => r.t), mine.map(r => r.price)];
-      const series = [{}, { label: name, stroke: '#2563eb', width: 2, scale: 'usd' }];
-      const axes = [{}, { scale: 'usd', size: 80, label: name + ' $' }];
-      if (hasMom) {
-        data.push(mine.map(r => r.momentum));
-        series.push({ label: 'momentum %', stroke: '#d97706', width: 1, scale: 'mom' });
-        axes.push({ scale: 'mom', side: 1, grid: { show: false }, label: 'momentum %' });
-      }
-      plot(box, series, axes, data);
-      const last = mine[mine.length - 1];
-      const words = `${name}: ${usd(last.price)} at ${utc(last.t)}` + (hasMom
-        ? `, momentum ${last.momentum === null ? 'not computed' : last.momentum.toFixed(2) + ' %'}`
-        : ', momentum: no data yet') + `; ${mine.length} seconds shown`;
-      box.setAttribute('aria-label', 'index chart, ' + words);
-      box.querySelector('figcaption').textContent = words;
+    }
+    ctx.setLineDash([6, 4]);
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = '#6b7280';
+    ctx.fillStyle = '#374151';
+    ctx.font = `${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
+    const [lo, hi] = [u.scales.usd.min, u.scales.usd.max];
+    ((m.strikes) || []).forEach(s => {
+      if (s.strike < lo || s.strike > hi) return;
+      const y = u.valToPos(s.strike, 'usd', true);
+      ctx.beginPath();
+      ctx.moveTo(b.left, y);
+      ctx.lineTo(b.left + b.width, y);
+      ctx.stroke();
+      ctx.fillText(usd(s.strike), b.left + 4, y - 3);
+      drawn.strikes.push(s.strike);
+    });
+    ctx.restore();
+    u._drawn = drawn;
+  }
+  function indexChart(box, name, hasMom, width) {
+    const series = [{ label: 'time (ET)', value: (u, t) => t === null ? '—' : etTime(t) },
+      { label: name, stroke: '#2563eb', width: 2, scale: 'usd', spanGaps: true,
+        value: (u, v) => v === null ? '—' : usd(v) }];
+    const axes = [{ label: 'time (ET)', labelSize: 20 },
+      { scale: 'usd', size: 90, label: name + ' ($)', labelSize: 20,
+        values: (u, vals) => vals.map(v => '$' + v.toLocaleString('en-US')) }];
+    if (hasMom) {
+      series.push({ label: 'momentum %', stroke: '#d97706', width: 1, scale: 'mom',
+        spanGaps: true });
+      axes.push({ scale: 'mom', side: 1, grid: { show: false }, label: 'momentum %',
+        labelSize: 20 });
+    }
+    const u = new uPlot({ width, height: 300, series, axes, legend: { live: false },
+      tzDate: t => uPlot.tzDate(new Date(t * 1000), NY),
+      cursor: { drag: { x: true, y: false, setScale: true } },
+      scales: { x: { time: true }, usd: { range: (u, lo, hi) => {
+        const near = strikesNear(u._marks, u._last);
+        const all = [lo, hi, ...near].filter(v => v !== null && v !== undefined);
+        if (!all.length) return [0, 1];
+        const a = Math.min(...all), z = Math.max(...all), pad = Math.max(1, (z - a) * 0.05);
+        return [a - pad, z + pad];
+      } } },
+      hooks: { draw: [drawMarks], setSelect: [u => { if (u.select.width > 0) u._zoomed = true; }] },
+    }, null, box);
+    u.over.addEventListener('dblclick', () => { u._zoomed = false; });
+    return u;
+  }
+  function drawIndex(el, rows, marks) {
+    const name = el.dataset.index;
+    let box = el.querySelector('figure.index-chart');
+    const hasMom = rows.some(r => r.momentum !== null && r.momentum !== undefined);
+    if (box && (box.dataset.index !== name || box._mom !== hasMom)) {
+      const old = charts.get(box);
+      if (old) old.destroy();
+      charts.delete(box);
+      box.remove();
+      box = null;
+    }
+    if (!box) {
+      box = document.createElement('figure');
+      box.className = 'index-chart';
+      box.dataset.index = name;
+      box.setAttribute('role', 'img');
+      box.append(document.createElement('figcaption'));
+      el.append(box);
+    }
+    box._mom = hasMom;
+    const data = [rows.map(r => r.t), rows.map(r => r.price)];
+    if (hasMom) data.push(rows.map(r => r.momentum));
+    // the next close within the range's reach: the x axis runs on to it (a point of no data)
+    const last = rows[rows.length - 1];
+    const reach = 60 * parseFloat(el.dataset.minutes || '60');
+    if (last && marks && marks.close && marks.close > last.t && marks.close - last.t <= reach) {
+      data.forEach((col, i) => col.push(i === 0 ? marks.close : null));
+    }
+    let u = charts.get(box);
+    if (!u) {
+      u = indexChart(box, name, hasMom, Math.max(280, (box.clientWidth || el.clientWidth) - 8));
+      charts.set(box, u);
+      u._marks = marks;
+      u._last = last && last.price;
+      u.setData(data);
+    } else {
+      u._marks = marks;
+      u._last = last && last.price;
+      u.setData(data, !u._zoomed);
+    }
+    rec.plots[name] = u;
+    const near = strikesNear(marks, last && last.price);
+    const words = last ? `${name}: ${usd(last.price)} at ${etTime(last.t)}` + (hasMom
+      ? `, momentum ${last.momentum === null ? 'not computed' : last.momentum.toFixed(2) + ' %'}`
+      : ', momentum: no data yet') + `; ${rows.length} points over ${el.dataset.minutes} min` +
+      (near.length ? `; strikes drawn: ${near.map(usd).join(', ')}` : '') +
+      (marks && marks.close ? `; settles on the ${marks.window_sec} s average before ` +
+        etTime(marks.close) : '') : `${name}: no prices in the last ${el.dataset.minutes} min`;
+    box.setAttribute('aria-label', 'index chart, ' + words);
+    box.querySelector('figcaption').textContent = words;
+  }
+
+  // the chart's pickers: another index or range fetches anew (and forgets the zoom)
+  const indexBox = document.getElementById('index-chart');
+  function chartSource() {
+    const el = indexBox;
+    el.dataset.src = `/api/index?minutes=${el.dataset.minutes}&index=` +
+      encodeURIComponent(el.dataset.index);
+    const fig = el.querySelector('figure.index-chart');
+    const u = fig && charts.get(fig);
+    if (u) u._zoomed = false;
+    refresh(el, { channel: 'picker' });
+  }
+  const pickIndex = document.getElementById('chart-index');
+  if (indexBox && pickIndex) {
+    pickIndex.addEventListener('change', () => {
+      indexBox.dataset.index = pickIndex.value;
+      chartSource();
     });
   }
+  document.querySelectorAll('#chart-range button[data-minutes]').forEach(b =>
+    b.addEventListener('click', () => {
+      document.querySelectorAll('#chart-range button').forEach(x =>
+        x.setAttribute('aria-pressed', String(x === b)));
+      indexBox.dataset.minutes = b.dataset.minutes;
+      chartSource();
+    }));
 
   async function drawChart(el) {
     const body = await (await get(el.dataset.src, 'application/json')).json();
     if (body.missing || body.error) { chartMessage(el, body.missing || body.error); return; }
     const rows = body.data || [];
     if (el.dataset.chart === 'index') {
-      chartMessage(el, rows.length ? '' :
-        'No index prices in the last hour: is rec-price-feed running? (Services)');
-      drawIndices(el, rows);
+      chartMessage(el, rows.length ? '' : `No ${el.dataset.index} prices in the last ` +
+        `${el.dataset.minutes} min: is rec-price-feed running? (Services)`);
+      drawIndex(el, rows, body.marks);
       return;
     }
     const c = v => (v === null || v === undefined ? null : v * 100);
@@ -339,7 +457,7 @@
       `${rows.length} ticks shown` : 'price chart: no ticks in the last two hours');
   }
   window.addEventListener('resize', () => charts.forEach((u, el) =>
-    u.setSize({ width: Math.max(280, el.clientWidth - 8), height: 260 })));
+    u.setSize({ width: Math.max(280, el.clientWidth - 8), height: u.height })));
 
   function onEvent(channel, e) {
     let d = {};
