@@ -6,17 +6,29 @@ against real processes (the simulator, rec-trade-manager, rec-web) and a real Po
 from __future__ import annotations
 
 import datetime as dt
+import json
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
 from testkit.net import free_port
-from testkit.web import EVENT, SEED, SERIES, T_HIGH, T_LOW, T_MID, wait_js
+from testkit.web import (
+    AXE_FAILS,
+    EVENT,
+    SEED,
+    SERIES,
+    T_HIGH,
+    T_LOW,
+    T_MID,
+    axe_violations,
+    wait_js,
+)
 from tests import test_web_dashboard
 from tests.conftest import module_home, register_sim_key, running
 from tests.test_web_dashboard import (
     DESKTOP,
+    PAGES,
     PHONE,
     login,
     open_session,
@@ -359,3 +371,38 @@ def test_browser_index_chart_picks_index_and_range_zooms_and_draws_strikes_and_w
     finally:
         sql(dsn, "DELETE FROM index_prices WHERE index_name = 'ETHUSD_RTI' OR price = 91150")
         ctx.close()
+
+
+# ---- 5. accessibility: axe-core on every page ----------------------------------------------
+
+def test_browser_axe_finds_nothing_serious_on_any_page(cockpit, browser):
+    """Issue 22: an accessibility pass with axe-core (testkit/vendor/axe-core) on every page,
+    desktop and phone: no serious or critical violation."""
+    url = cockpit["url"]
+    found, lesser = {}, {}
+    for label, args in (("desktop", DESKTOP), ("phone", PHONE)):
+        ctx = browser.new_context(**args)  # the login page first, then every page behind it
+        try:
+            page = ctx.new_page()
+            page.goto(url + "/login")
+            if bad := axe_violations(page):
+                found[f"{label} /login"] = bad
+        finally:
+            ctx.close()
+        ctx, page = open_session(browser, url, **args)
+        try:
+            for path in [*PAGES, "/settings?advanced"]:
+                page.goto(url + path)
+                if path.startswith("/monitor"):
+                    page.wait_for_selector("#index-chart figure canvas")
+                if path.endswith("?advanced"):
+                    page.click("#advanced summary")
+                every = axe_violations(page, ("critical", "serious", "moderate", "minor"))
+                if bad := [v for v in every if v["impact"] in AXE_FAILS]:
+                    found[f"{label} {path}"] = bad
+                for v in every:
+                    lesser[v["id"]] = lesser.get(v["id"], 0) + 1
+        finally:
+            ctx.close()
+    print(f"axe-core: violations by rule (pages): {lesser}")
+    assert found == {}, json.dumps(found, indent=1)

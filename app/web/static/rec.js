@@ -369,7 +369,6 @@
       box = document.createElement('figure');
       box.className = 'index-chart';
       box.dataset.index = name;
-      box.setAttribute('role', 'img');
       box.append(document.createElement('figcaption'));
       el.append(box);
     }
@@ -402,7 +401,10 @@
       (near.length ? `; strikes drawn: ${near.map(usd).join(', ')}` : '') +
       (marks && marks.close ? `; settles on the ${marks.window_sec} s average before ` +
         etTime(marks.close) : '') : `${name}: no prices in the last ${el.dataset.minutes} min`;
+    // the text alternative: on the figure (its name) and on the drawing itself (an image)
     box.setAttribute('aria-label', 'index chart, ' + words);
+    u.root.setAttribute('role', 'img');
+    u.root.setAttribute('aria-label', 'index chart, ' + words);
     box.querySelector('figcaption').textContent = words;
   }
 
