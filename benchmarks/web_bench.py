@@ -38,13 +38,10 @@ from testkit.notify import NotifySocket
 from testkit.web import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    EVENT,
-    SEED,
     SERIES,
-    T_HIGH,
-    T_LOW,
     T_MID,
     Feeds,
+    seed,
     wait_js,
 )
 
@@ -101,9 +98,7 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "app.cli", "db", "migrate"], env=env, check=True,
                        capture_output=True)
         dsn = server.dsn("rec", "bench-pw", "rec")
-        with psycopg.connect(dsn, autocommit=True, cursor_factory=psycopg.ClientCursor) as c:
-            c.execute(SEED, {"low": T_LOW, "mid": T_MID, "high": T_HIGH, "event": EVENT,
-                             "series": SERIES})
+        seed(dsn)
         notify = NotifySocket.open()
         env["NOTIFY_SOCKET"] = str(notify.path)
         proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run", "web"], env=env,

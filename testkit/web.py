@@ -79,6 +79,13 @@ VALUES (%(low)s, 'yes', %(series)s, 0.83, 0.81, 2, 1500, now());
 """
 
 
+def seed(dsn: str) -> None:
+    """:data:`SEED` written into the migrated database at ``dsn``."""
+    with psycopg.connect(dsn, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
+        conn.execute(SEED, {"low": T_LOW, "mid": T_MID, "high": T_HIGH, "event": EVENT,
+                            "series": SERIES})
+
+
 def wait_js(page, expression: str, timeout: float = 10.0) -> None:
     """Until ``expression`` holds in the page, polled from here: Playwright's
     wait_for_function compiles its predicate with eval, which the pages' CSP refuses."""

@@ -9,19 +9,16 @@ import datetime as dt
 import json
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 
 from testkit.net import free_port
 from testkit.web import (
     AXE_FAILS,
-    EVENT,
-    SEED,
     SERIES,
-    T_HIGH,
     T_LOW,
     T_MID,
     axe_violations,
+    seed,
     wait_js,
 )
 from tests import test_web_dashboard
@@ -46,10 +43,7 @@ def cockpit(tmp_path_factory, pg):
     with module_home(tmp_path_factory, pg, "cockpit", REC_TRADE_MANAGER_PORT=str(free_port()),
                      REC_SIM_MAINTENANCE_WINDOW="",
                      REC_WEB_FIRST_VALUE_GRACE_SEC="3600") as (home, dsn):
-        with psycopg.connect(dsn, autocommit=True,
-                             cursor_factory=psycopg.ClientCursor) as conn:
-            conn.execute(SEED, {"low": T_LOW, "mid": T_MID, "high": T_HIGH, "event": EVENT,
-                                "series": SERIES})
+        seed(dsn)
         seed_history(dsn)
         register_sim_key(home)
         with running(home, "exchange-sim", "trade-manager", "web") as procs:

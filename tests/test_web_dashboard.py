@@ -23,13 +23,12 @@ from testkit.net import free_port
 from testkit.web import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    EVENT,
-    SEED,
     SERIES,
     T_HIGH,
     T_LOW,
     T_MID,
     Feeds,
+    seed,
     until,
     wait_js,
 )
@@ -54,10 +53,7 @@ def stack(tmp_path_factory, pg):
                      REC_SIM_MAINTENANCE_WINDOW="",  # the sim always trades
                      # no rec-price-feed/rec-coordinator here: their health waits all along
                      REC_WEB_FIRST_VALUE_GRACE_SEC="3600") as (home, dsn):
-        with psycopg.connect(dsn, autocommit=True,
-                             cursor_factory=psycopg.ClientCursor) as conn:
-            conn.execute(SEED, {"low": T_LOW, "mid": T_MID, "high": T_HIGH, "event": EVENT,
-                                "series": SERIES})
+        seed(dsn)
         seed_history(dsn)
         seed_model(dsn)
         with running(home, "exchange-sim", "web") as procs:
@@ -207,7 +203,8 @@ def test_manual_forms_ask_to_confirm_with_a_fresh_key(stack):
     c, csrf = login(stack["url"])
     r = c.post("/manual/open", data={"csrf": csrf, "market": T_MID, "side": "yes",
                                      "count": "3", "limit_price": "45c"})
-    assert r.status_code == 200 and f"Buy <b>3</b> YES of <b>{T_MID}</b>" in r.text
+    assert r.status_code == 200 and "Buy <b>3</b> YES of <b>BTC above $91,249.99 at " \
+        in r.text and f'<small class="ticker">{T_MID}</small>' in r.text
     r = c.post("/manual/close", data={"csrf": csrf, "trade_id": "7", "limit_price": "0.4"})
     assert r.status_code == 200 and "Close trade #7 at no less than 40¢" in r.text
     assert 'name="idempotency_key" value="web-' in r.text
