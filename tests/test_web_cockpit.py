@@ -267,6 +267,9 @@ def test_browser_the_ticket_shows_the_market_beside_it_quotes_depth_p_and_edge(c
             # and what the ticket stated before stays beside it
             for part in ("#order-type", "#worst-case", "#risk-limits"):
                 assert page.is_visible(part), part
+            # 2 at 52¢ is $1.04 and Kalshi's fee $0.04: $1.08 at worst, $2 - $1.08 at best
+            assert "you pay at most $1.08" in page.text_content("#worst-case")
+            assert page.text_content("#best-case").startswith("the most you can win is $0.92")
             if label == "desktop":  # beside it: side by side on a desk
                 form, beside = (page.locator(x).bounding_box() for x in ("#manual", card))
                 assert beside["x"] > form["x"] + form["width"] - 1, (form, beside)

@@ -120,11 +120,12 @@ async def ticket(pool: Any, form: dict[str, Any]) -> dict[str, Any]:
         "limits": {k: s[k] for k in LIMIT_KEYS if k in s and k != "open_time_in_force"},
         "order_type": ORDER_TYPES.get(str(s.get("open_time_in_force")),
                                       "unknown: rec-trade-manager's settings are not readable"),
-        "warning": None, "fee": None, "worst": None}
+        "warning": None, "fee": None, "worst": None, "best": None}
     price, count = form.get("limit_price"), form.get("count")
     if isinstance(price, Decimal) and isinstance(count, int):
         out["fee"] = fee_dollars(Decimal(count), price)
         out["worst"] = price * count + out["fee"]
+        out["best"] = count - out["worst"]  # each contract pays $1 when it settles your way
         if form.get("market") and form.get("side") in ("yes", "no"):
             out["warning"] = instant_exit(s, form, await market_view(pool, form["market"],
                                                                      form["side"]))
