@@ -108,6 +108,18 @@ def test_browser_trading_settings_are_edited_with_ranges_a_confirmation_and_an_a
         assert page.input_value(trade) == "30" and \
             not page.is_checked("#settings-form input[name=auto_stop]")
         shot(page, "settings-saved")
+
+        # a change made elsewhere between the review and the confirmation is not undone
+        page.fill(trade, "40")
+        page.click("#review-settings")
+        c, csrf = login(url)
+        assert c.put("/api/trading-settings", json={"max_contracts_per_trade": 35},
+                     headers={"X-CSRF-Token": csrf}).status_code == 200
+        page.click("#confirm-settings")
+        err = page.text_content('#settings-errors li[data-field="max_contracts_per_trade"]')
+        assert "changed meanwhile to 35" in err, err
+        assert setting(dsn, "max_contracts_per_trade") == 35
+        assert page.input_value(trade) == "35"  # the form shows it as it is now
     finally:
         c, csrf = login(url)
         c.put("/api/trading-settings", json={"max_contracts_per_trade": 25,

@@ -10,6 +10,7 @@ row per key (who, when, old -> new).
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -67,12 +68,16 @@ def same(a: Any, b: Any) -> bool:
 def parse(posted: dict[str, str], current: dict[str, Any]) -> tuple[dict[str, Any],
                                                                     dict[str, str]]:
     """The settings the posted form changes (``{key: value as stored}``) and the errors by
-    key, each checked against its range. A checkbox not sent is off; only the keys the form
-    showed (``current``) are read."""
+    key, each checked against its range. The whole form: every key it showed (a checkbox not
+    sent is off). The confirmation (:func:`as_form`): only its ``keys``, each refused when
+    its value is no longer the one the trader saw (``was_<key>``: another change came
+    between, which this one would undo unseen)."""
     changes: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    for key in KEYS:
-        if key not in current:
+    confirming = "keys" in posted
+    keys = str(posted["keys"]).split(",") if confirming else KEYS
+    for key in keys:
+        if key not in current or key not in RANGES:
             continue
         r = RANGES[key]
         typed = str(posted.get(key) or "").strip()
@@ -86,23 +91,22 @@ def parse(posted: dict[str, str], current: dict[str, Any]) -> tuple[dict[str, An
         except (ValueError, InvalidOperation):
             errors[key] = f"{key}: {typed or 'empty'} is not {r.describe()}"
             continue
-        if not same(value, current[key]["value"]):
+        now = current[key]["value"]
+        if confirming and not same(json.loads(posted.get(f"was_{key}") or "null"), now):
+            errors[key] = (f"{key}: changed meanwhile to {json.dumps(now)} (see the changes "
+                           f"below); review yours again")
+        elif not same(value, now):
             changes[key] = value
     return changes, errors
 
 
 def as_form(changes: dict[str, Any], current: dict[str, Any]) -> dict[str, str]:
-    """The whole form again as hidden fields (the confirm step posts it once more)."""
-    out = {}
-    for key in KEYS:
-        if key not in current:
-            continue
-        v = changes.get(key, current[key]["value"])
-        if RANGES[key].kind == "bool":
-            if v:
-                out[key] = "on"
-        else:
-            out[key] = str(v)
+    """The confirmation's hidden fields: the changed keys (``keys``), each new value and the
+    value it replaces (``was_<key>``, JSON)."""
+    out = {"keys": ",".join(changes)}
+    for key, v in changes.items():
+        out[key] = ("on" if v else "off") if RANGES[key].kind == "bool" else str(v)
+        out[f"was_{key}"] = json.dumps(current[key]["value"])
     return out
 
 

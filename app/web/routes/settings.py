@@ -43,8 +43,9 @@ async def change(request: Request, state: State, form: Form,
     if not current:
         return await shown(request, state, status=503)
     changes, errors = settings_form.parse(form, current)
-    if errors:
-        return await shown(request, state, status=422, errors=errors, typed=form)
+    if errors:  # the form as typed; after a confirmation, as the settings are now
+        return await shown(request, state, status=422 if "keys" not in form else 409,
+                           errors=errors, typed=None if "keys" in form else form)
     if not changes:
         return await shown(request, state, nothing=True)
     if form.get("confirm") != "yes":
