@@ -224,7 +224,11 @@ def test_browser_markets_have_human_names_grouped_by_event_with_a_countdown_and_
         assert len(page.evaluate(visible)) == 5
         shot(page, "markets-named")
 
-        # the name leads everywhere a market is shown
+        # the name leads everywhere a market is shown; its price chart's times are in ET
+        page.click(f"{row} a")
+        assert page.text_content("h2 .mname") == low
+        wait_js(page, "(document.querySelector('#market-chart').getAttribute('aria-label') "
+                      "|| '').includes(' ET yes bid')")
         page.goto(url + "/monitor")
         cell = f'table.strikes tr[data-ticker="{T_LOW}"] td.market'
         assert page.text_content(f"{cell} .mname") == low

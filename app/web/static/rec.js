@@ -264,15 +264,15 @@
 
   const usd = v => '$' + v.toLocaleString('en-US', { minimumFractionDigits: 2,
     maximumFractionDigits: 2 });
-  const utc = t => new Date(t * 1000).toISOString().slice(11, 19) + ' UTC';
 
-  // one uPlot in ``box``: created on the first data, then only fed
+  // one uPlot in ``box`` (time in New York): created on the first data, then only fed
   function plot(box, series, axes, data) {
     const width = Math.max(280, box.clientWidth - 8);
     let u = charts.get(box);
     if (!u) {
-      u = new uPlot({ width, height: 260, series, axes,
-        scales: { x: { time: true } }, legend: { live: false } }, data, box);
+      u = new uPlot({ width, height: 260, series, axes, tzDate: t => uPlot.tzDate(
+        new Date(t * 1000), NY), scales: { x: { time: true } }, legend: { live: false } },
+      data, box);
       charts.set(box, u);
     } else u.setData(data);
   }
@@ -451,10 +451,11 @@
       { label: 'ask ¢', stroke: '#dc2626', width: 1 },
       { label: 'last ¢', stroke: '#111827', width: 2, points: { show: true } }];
     chartMessage(el, rows.length ? '' : 'No ticks for this market in the last two hours.');
-    plot(el, series, [{}, { size: 50, label: 'yes price ¢' }], data);
+    plot(el, series, [{ label: 'time (ET)', labelSize: 20 }, { size: 50, label: 'yes price ¢' }],
+      data);
     const last = rows[rows.length - 1];
     el.setAttribute('role', 'img');
-    el.setAttribute('aria-label', last ? `price chart: at ${utc(last.t)} yes bid ` +
+    el.setAttribute('aria-label', last ? `price chart: at ${etTime(last.t)} yes bid ` +
       `${c(last.yes_bid)}¢, ask ${c(last.yes_ask)}¢, last ${c(last.last_price)}¢; ` +
       `${rows.length} ticks shown` : 'price chart: no ticks in the last two hours');
   }
