@@ -197,3 +197,19 @@ def test_the_strike_table_warm_up_hint_names_the_setting_rec_coordinator_reads()
     hint = page.split('id="no-strikes">')[1].split("</p>")[0]
     assert config.env_name("coordinator_series") in hint
     assert "MARKET_FEED_SERIES" not in hint
+
+
+def test_page_times_are_new_york_times_and_no_heading_says_utc():
+    """Every time a trader reads is on New York's clock, as the names and the countdowns are
+    (the fills, trades and audit said UTC beside an ET close time). Daylight saving counts."""
+    import datetime as dt
+    from pathlib import Path
+
+    from app.web.formats import ts
+
+    assert ts(dt.datetime(2026, 7, 1, 16, 0, tzinfo=dt.UTC)) == "2026-07-01 12:00:00"  # EDT
+    assert ts("2026-12-07T16:00:00+00:00") == "2026-12-07 11:00:00"  # EST
+    assert ts(None) == "—"
+    templates = Path(__file__).parent.parent / "app" / "web" / "templates"
+    saying_utc = [p.name for p in templates.rglob("*.html") if "UTC" in p.read_text()]
+    assert saying_utc == []

@@ -60,9 +60,12 @@ def num(v: Any, digits: int = 2) -> str:
 
 
 def ts(v: Any) -> str:
+    """A time the trader reads: New York's clock, as every other time on the pages."""
+    from app.web.names import ET
+
     if v is None:
         return "—"
-    return _when(v).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return _when(v).astimezone(ET).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def epoch(v: Any) -> float | None:
