@@ -31,6 +31,9 @@ CREATE INDEX market_status_log_ticker_idx ON market_status_log (ticker, at);
 
 CREATE FUNCTION markets_status_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF current_setting('rec.importing', true) = 'on' THEN  -- rec record import: the file's log
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status
        OR NEW.result IS DISTINCT FROM OLD.result THEN
         INSERT INTO market_status_log (ticker, status, result)
