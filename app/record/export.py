@@ -77,8 +77,7 @@ class Sink:
     """Rows into the temporary file, a row group at a time."""
 
     def __init__(self, path: Path) -> None:
-        self.writer = pq.ParquetWriter(path, schema.SCHEMA, compression="zstd",
-                                       store_decimal_as_integer=True)
+        self.writer = pq.ParquetWriter(path, schema.SCHEMA, **schema.WRITE_OPTIONS)
         self.rows: list[dict[str, Any]] = []
         self.count = 0
         self.kinds: Counter[str] = Counter()
