@@ -66,40 +66,37 @@ def _ms(ts: Any) -> int:
     return round(ts.timestamp() * 1000)
 
 
-def _market(conn: psycopg.Connection, row: dict[str, Any]) -> int:
+def _market(row: dict[str, Any]) -> tuple:
     values = [row[c] for c in MARKET_ROW]
     values[-1] = values[-1] or "{}"  # raw
-    return conn.execute(INSERT_MARKET, (*values, row["ts"])).rowcount
+    return (*values, row["ts"])
 
 
-def _status(conn: psycopg.Connection, row: dict[str, Any]) -> int:
-    return conn.execute(
-        "INSERT INTO market_status_log (ticker, status, result, at) SELECT %(t)s, %(s)s, "
-        "%(r)s, %(at)s WHERE NOT EXISTS (SELECT 1 FROM market_status_log WHERE ticker = %(t)s "
-        "AND status = %(s)s AND result IS NOT DISTINCT FROM %(r)s AND at = %(at)s)",
-        {"t": row["ticker"], "s": row["status"], "r": row["result"], "at": row["ts"]}).rowcount
+INSERT_STATUS = (
+    "INSERT INTO market_status_log (ticker, status, result, at) SELECT %(t)s, %(s)s, %(r)s, "
+    "%(at)s WHERE NOT EXISTS (SELECT 1 FROM market_status_log WHERE ticker = %(t)s AND "
+    "status = %(s)s AND result IS NOT DISTINCT FROM %(r)s AND at = %(at)s)")
+INSERT_INDEX_TICK = (
+    "INSERT INTO index_ticks (index_name, ts, value, channel, sending_ms, received_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING")
+INSERT_INDEX_SECOND = (
+    f"INSERT INTO index_prices (index_name, ts, price, {', '.join(schema.INDEX_STATS)}, "
+    f"received_at) VALUES ({', '.join(['%s'] * (len(schema.INDEX_STATS) + 4))}) "
+    "ON CONFLICT DO NOTHING")
 
-
-def _index_tick(conn: psycopg.Connection, row: dict[str, Any]) -> int:
-    return conn.execute(
-        "INSERT INTO index_ticks (index_name, ts, value, channel, sending_ms, received_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (row["index_name"], row["ts"], row["value"], row["channel"], row["sending_ms"],
-         row["received_at"])).rowcount
-
-
-def _index_second(conn: psycopg.Connection, row: dict[str, Any]) -> int:
-    stats = [row[k] for k in schema.INDEX_STATS]
-    return conn.execute(
-        f"INSERT INTO index_prices (index_name, ts, price, {', '.join(schema.INDEX_STATS)}, "
-        f"received_at) VALUES ({', '.join(['%s'] * (len(stats) + 4))}) "
-        "ON CONFLICT DO NOTHING",
-        (row["index_name"], row["ts"], row["value"], *stats, row["received_at"])).rowcount
-
-
-TABLES = {"market": ("markets", _market), "status": ("market_status_log", _status),
-          "index_tick": ("index_ticks", _index_tick),
-          "index_second": ("index_prices", _index_second)}
+# kind -> (table, statement, its parameters from a row)
+TABLES: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
+    "market": ("markets", INSERT_MARKET, _market),
+    "status": ("market_status_log", INSERT_STATUS,
+               lambda r: {"t": r["ticker"], "s": r["status"], "r": r["result"], "at": r["ts"]}),
+    "index_tick": ("index_ticks", INSERT_INDEX_TICK,
+                   lambda r: (r["index_name"], r["ts"], r["value"], r["channel"],
+                              r["sending_ms"], r["received_at"])),
+    "index_second": ("index_prices", INSERT_INDEX_SECOND,
+                     lambda r: (r["index_name"], r["ts"], r["value"],
+                                *(r[k] for k in schema.INDEX_STATS), r["received_at"])),
+}
+BATCH = 5_000
 
 
 def load(dsn: str, path: str, progress: Callable[[str], None]) -> dict[str, int]:
@@ -107,14 +104,27 @@ def load(dsn: str, path: str, progress: Callable[[str], None]) -> dict[str, int]
     schema.read_manifest(path)  # refuses what this rec cannot read
     added: Counter[str] = Counter()
     per_market: dict[str, list[dict[str, Any]]] = {}
+    pending: dict[str, list] = {kind: [] for kind in TABLES}
+
+    def flush(kind: str) -> None:
+        table, statement, _ = TABLES[kind]
+        with conn.cursor() as cur:
+            cur.executemany(statement, pending[kind])
+            added[table] += max(cur.rowcount, 0)
+        pending[kind] = []
+
     with psycopg.connect(dsn) as conn, conn.transaction():
         conn.execute("SET LOCAL rec.importing = 'on'")  # the file's status log, not a new one
         for row in rows(path):
-            if row["kind"] in KINDS:
+            kind = row["kind"]
+            if kind in KINDS:
                 per_market.setdefault(row["ticker"], []).append(row)
-            else:
-                table, insert = TABLES[row["kind"]]
-                added[table] += insert(conn, row)
+                continue
+            pending[kind].append(TABLES[kind][2](row))
+            if len(pending[kind]) >= BATCH:
+                flush(kind)
+        for kind in TABLES:
+            flush(kind)
         ids = _market_ids(conn, list(per_market))
         hot = export.hot_parts(conn)
         for n, (ticker, recs) in enumerate(sorted(per_market.items()), 1):
