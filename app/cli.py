@@ -14,7 +14,8 @@ from pathlib import Path
 from app import config
 
 # modules that add their own subcommands with register(subparsers)
-COMMAND_MODULES: list[str] = ["app.sim.cli", "app.pricing.cli", "app.ledger.cli"]
+COMMAND_MODULES: list[str] = ["app.sim.cli", "app.pricing.cli", "app.ledger.cli",
+                              "app.record.cli"]
 
 
 

@@ -183,3 +183,40 @@ async def test_health_checks_name_a_stale_index_and_a_failing_series(rec_home_db
             await index_check(pool, series + "," + solana, 5, waiting=lambda: True)()
     finally:
         await pool.close()
+
+
+async def test_every_5hz_value_is_stored_with_the_venues_send_time(sim, rec_home_db,
+                                                                    start_service):
+    """index_prices keeps one row a second; index_ticks keeps every value the 5 Hz channel
+    published (five a second), with its sending_ts_ms: what a replay plays back."""
+    import json
+    from decimal import Decimal
+
+    from tests.test_sim_fixtures import drain
+
+    point_at_sim(rec_home_db, sim, REC_PRICE_FEED_CHANNEL="cfbenchmarks_value_5hz")
+    await migrate(rec_home_db)
+    svc = start_service(rec_home_db, "price-feed")
+    await wait_notify(svc, "READY", "1")
+    ws = await sim.ws()  # the test's own subscriber sees what the channel published
+    await ws.send(json.dumps({"id": 1, "cmd": "subscribe", "params": {
+        "channels": ["cfbenchmarks_value_5hz"], "index_ids": ["BRTI"]}}))
+    await drain(ws)
+    await sim.control("advance", seconds=6)
+    published = {(m["msg"]["source_ts_ms"], Decimal(m["msg"]["value_usd"]), m["sending_ts_ms"])
+                 for m in await drain(ws) if m["type"] == "cfbenchmarks_value_5hz"}
+    await ws.close()
+    assert len(published) > 4 * 6  # about five a second
+
+    async def stored():
+        rows = await query(rec_home_db.db.dsn,
+                           "SELECT (extract(epoch FROM ts) * 1000)::bigint, value, sending_ms "
+                           "FROM index_ticks WHERE index_name = 'BRTI' AND channel = "
+                           "'cfbenchmarks_value_5hz'")
+        return set(rows) if len(rows) >= len(published) else None
+
+    assert await eventually(stored, timeout=30, what="every BRTI tick") == published
+    per_second = await query(rec_home_db.db.dsn,
+                             "SELECT count(*) FROM index_prices WHERE index_name = 'BRTI'")
+    assert per_second == [(6,)]
+    assert svc.terminate() == 0

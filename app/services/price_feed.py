@@ -9,9 +9,11 @@ restart keeps its deltas); the WebSocket subscription, with ``indexlist`` checke
 the exchange does not list is a warning, not a guess). READY after that.
 
 Then, for each tick: the row of its second (price, 1-minute average, deltas over 1, 2, 3, 4,
-15 and 30 minutes in percent, momentum; :mod:`app.pricing.index`) is written with its
-``index_freshness`` row and ``NOTIFY index_price, '<index>'`` in one transaction. Seconds
-with no value get no row: a gap stays visible.
+15 and 30 minutes in percent, momentum; :mod:`app.pricing.index`) is written with the tick
+itself (``index_ticks``: every published value, the 5 Hz channel's too, with the venue's
+``sending_ts_ms``; what a replay plays back), its ``index_freshness`` row and
+``NOTIFY index_price, '<index>'`` in one transaction. Seconds with no value get no row: a
+gap stays visible.
 
 Staleness: an index with no tick for ``price_feed_stale_after_sec`` is marked ``stale`` in
 ``index_freshness`` (one warning line, and STATUS= names it) until ticks come back; the
@@ -46,6 +48,9 @@ INSERT_ROW = (
     "avg_1m = EXCLUDED.avg_1m, d1m = EXCLUDED.d1m, d2m = EXCLUDED.d2m, d3m = EXCLUDED.d3m, "
     "d4m = EXCLUDED.d4m, d15m = EXCLUDED.d15m, d30m = EXCLUDED.d30m, "
     "momentum = EXCLUDED.momentum, received_at = now()")
+INSERT_TICK = (
+    "INSERT INTO index_ticks (index_name, ts, value, channel, sending_ms) "
+    "VALUES (%s, to_timestamp(%s / 1000.0), %s, %s, %s) ON CONFLICT DO NOTHING")
 UPSERT_FRESHNESS = (
     "INSERT INTO index_freshness (index_name, state, last_ts, last_received_at, detail, "
     "updated_at) VALUES (%s, %s, to_timestamp(%s), now(), %s, now()) "
@@ -106,7 +111,9 @@ class PriceFeedService(Service):
         self.spawn(self.watch_staleness(), "price-staleness")
         self.spawn(retention.prune_loop(
             self.pool, [Retention("index_prices", "ts", s.price_feed_retention_days,
-                                  what="index rows")],
+                                  what="index rows"),
+                        Retention("index_ticks", "ts", s.price_feed_retention_days,
+                                  what="index ticks")],
             self.log, s.price_feed_prune_interval_sec, s.price_feed_prune_batch_rows),
             "price-retention")
 
@@ -179,9 +186,10 @@ class PriceFeedService(Service):
             if tick is None:
                 self.log.warning("unreadable %s message: %.200r", m.type, m.msg)
                 continue
-            await self.on_tick(*tick)
+            await self.on_tick(*tick, channel=m.type, sending_ms=m.sending_ts_ms)
 
-    async def on_tick(self, index: str, ts_ms: int, value: float) -> None:
+    async def on_tick(self, index: str, ts_ms: int, value: float,
+                      channel: str = "cfbenchmarks_value", sending_ms: int | None = None) -> None:
         if index not in self.windows or value <= 0:
             return
         if ts_ms <= self.last_tick_ms.get(index, -1):
@@ -189,22 +197,23 @@ class PriceFeedService(Service):
         self.last_tick_ms[index] = ts_ms
         self.last_seen[index] = time.monotonic()
         row = self.windows[index].add(ts_ms // 1000, value)
-        await self.write(index, row)
+        await self.write(index, row, (index, ts_ms, dec(value), channel, sending_ms))
         if self.state[index] != "live":
             if self.state[index] == "stale":
                 self.log.warning("%s is live again", index)
             self.state[index] = "live"
             self._status()
 
-    async def write(self, index: str, row: Row) -> None:
+    async def write(self, index: str, row: Row, tick: tuple) -> None:
         """One transaction, retried while the database is down (the ticks wait in the
         WebSocket client's queue)."""
-        await self.db.run(f"writing the {index} row", self._write_once, index, row)
+        await self.db.run(f"writing the {index} row", self._write_once, index, row, tick)
         self.rows_written += 1
 
-    async def _write_once(self, index: str, row: Row) -> None:
+    async def _write_once(self, index: str, row: Row, tick: tuple) -> None:
         async with self.pool.connection() as conn:  # type: ignore[union-attr]
             async with conn.transaction():
+                await conn.execute(INSERT_TICK, tick)
                 await conn.execute(INSERT_ROW, row_params(index, row))
                 await conn.execute(UPSERT_FRESHNESS, (index, "live", row.ts, ""))
                 await conn.execute("SELECT pg_notify('index_price', %s)", (index,))
