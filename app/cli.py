@@ -263,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except PermissionError as exc:
         return _not_permitted(exc)
+    except BrokenPipeError:
+        # `rec ... | head` closed the pipe: stop quietly, as other Unix commands do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for such a command
 
 
 if __name__ == "__main__":

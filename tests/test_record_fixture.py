@@ -79,3 +79,17 @@ def test_the_fixture_imports_and_exports_the_same(rec_home_db, tmp_path):
     again = schema.read_manifest(str(out))
     for key in ("coverage", "index_gaps", "counts", "window", "series"):
         assert again[key] == m[key], key
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`rec record info FILE | head -1`: the reader closes the pipe before rec writes; rec stops
+    quietly with 141 (128 + SIGPIPE), as Unix commands do, not with a BrokenPipeError trace."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "record", "info", str(FIXTURE)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the interpreter has even started: every write meets EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
