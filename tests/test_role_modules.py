@@ -38,8 +38,9 @@ def rec_units():
 @pytest.fixture
 def unit_dir(tmp_path):
     for name in ("rec.target", "rec-migrate.service", "rec-web.service", "rec-gone.service",
-                 "rec-failure@.service", "ssh.service", "rec-web.service.d/override.conf",
-                 "recorder.service", "rec.target.wants/rec-web.service"):
+                 "rec-web.socket", "rec-failure@.service", "ssh.service",
+                 "rec-web.service.d/override.conf", "recorder.service",
+                 "rec.target.wants/rec-web.service"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(f"[Unit]\nDescription={name}\n")
     return tmp_path
@@ -48,12 +49,13 @@ def unit_dir(tmp_path):
 def test_every_rec_unit_not_rendered_this_run_is_stale(rec_units, unit_dir):
     rendered = {n: "" for n in ("rec.target", "rec-migrate.service", "rec-web.service",
                                 "rec-failure@.service")}
-    # rec-gone.service: a service deleted from the registry; the operator's drop-in folder,
-    # another package's units and rec.target's wants folder are not the role's to remove
-    assert rec_units.stale(str(unit_dir), rendered) == ["rec-gone.service"]
+    # rec-gone.service: a service deleted from the registry; rec-web.socket: rec-web now binds
+    # loopback (no socket activation); the operator's drop-in folder, another package's units
+    # and rec.target's wants folder are not the role's to remove
+    assert rec_units.stale(str(unit_dir), rendered) == ["rec-gone.service", "rec-web.socket"]
     assert rec_units.stale(str(unit_dir), {}) == sorted(
         ["rec.target", "rec-migrate.service", "rec-web.service", "rec-gone.service",
-         "rec-failure@.service"])
+         "rec-web.socket", "rec-failure@.service"])
 
 
 def test_only_files_whose_bytes_differ_are_written(rec_units, unit_dir):
@@ -116,8 +118,8 @@ def test_rec_postgres_takes_extra_hba_entries_and_settings_as_data():
 # ---- the units as the role renders them (tasks/main.yml), from `rec services --json` -------
 
 def render_every_unit(described: dict) -> dict[str, str]:
-    """File name -> content of every unit the role writes (rec.target and the .path aside),
-    with an instance of the rec-failure@ template."""
+    """File name -> content of every service unit the role writes (rec.target, the .path and
+    the .socket units aside), with an instance of the rec-failure@ template."""
     enabled = [s for s in described["services"] if s["enabled"]]
     common = {**yaml.safe_load((ROLE / "defaults/main.yml").read_text()),
               "rec_services__registry": described,
@@ -135,8 +137,22 @@ def render_every_unit(described: dict) -> dict[str, str]:
     return files
 
 
-@pytest.fixture
-def every_unit(rec_home) -> dict[str, str]:
+# the settings an inventory gives rec.env (rec_app/templates/rec.env.j2) that change the units
+INVENTORY_ENV = {"rec_app_bind_host": "REC_BIND_HOST", "rec_app_account_mode": "REC_ACCOUNT_MODE"}
+
+
+def inventory_env(name: str) -> dict[str, str]:
+    group_vars = yaml.safe_load(
+        (ROLE.parents[2] / "inventories" / name / "group_vars/rec_app.yml").read_text())
+    return {env: str(group_vars[var]) for var, env in INVENTORY_ENV.items() if var in group_vars}
+
+
+# the role's defaults (rec-web on loopback) and the dev guest's (scripts/up: rec-web on every
+# address, for podman's port mapping, so systemd listens for it: rec-web.socket)
+@pytest.fixture(params=["defaults", "dev"])
+def every_unit(request, rec_home) -> dict[str, str]:
+    if request.param != "defaults":
+        rec_home.env.update(inventory_env(request.param))
     r = rec_home.rec("services", "--json")
     assert r.returncode == 0, r.stderr
     return render_every_unit(json.loads(r.stdout))
