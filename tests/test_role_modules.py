@@ -121,6 +121,16 @@ def test_rec_app_files_and_directories_change_only_where_they_differ(rec_files, 
     assert [d["after"] for d in result["diff"]] == ["n\n"]  # the content diff: the new file only
     assert os.stat(spool).st_mode & 0o7777 == 0o770 and os.stat(conf).st_mode & 0o7777 == 0o640
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
+    # a file the one shared user left 0600 in the spool: the group may read and replace it
+    old = Path(spool) / "rec-web.service.json"
+    old.write_text("{}")
+    old.chmod(0o600)
+    share = {"owner": me, "dirs": [spool]}
+    assert rec_files.apply([], [], True, group_rw=share)["changed_paths"] == [str(old)]
+    assert old.stat().st_mode & 0o777 == 0o600  # check mode
+    assert rec_files.apply([], [], False, group_rw=share)["changed_paths"] == [str(old)]
+    assert old.stat().st_mode & 0o777 == 0o660
+    assert not rec_files.apply([], [], False, group_rw=share)["changed"]
 
 
 def render(template: Path, **variables) -> str:

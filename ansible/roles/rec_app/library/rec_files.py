@@ -37,6 +37,11 @@ options:
     elements: dict
     default: []
     description: Files (path, content, owner, group, mode) written when they differ.
+  group_rw:
+    type: dict
+    description: >-
+      Files under these directories (dirs) owned by this user (owner) that the group cannot
+      read and write are given g+rw (what a host that ran every unit as one user left 0600).
 """
 
 
@@ -106,8 +111,28 @@ def create_identity(group: str | None, user: dict | None, check_mode: bool) -> l
     return created
 
 
+def share_with_group(dirs: list[str], owner: str, check_mode: bool) -> list[str]:
+    """Files under ``dirs`` owned by ``owner`` without g+rw: given it (named)."""
+    try:
+        uid = pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        return []  # no such user yet: nothing of theirs
+    out = []
+    for top in dirs:
+        for root, _, names in os.walk(top):
+            for name in names:
+                path = os.path.join(root, name)
+                st = os.lstat(path)
+                if (stat.S_ISREG(st.st_mode) and st.st_uid == uid
+                        and st.st_mode & 0o060 != 0o060):
+                    out.append(path)
+                    if not check_mode:
+                        os.chmod(path, stat.S_IMODE(st.st_mode) | 0o060)
+    return out
+
+
 def apply(dirs: list[dict], files: list[dict], check_mode: bool, group: str | None = None,
-          user: dict | None = None) -> dict:
+          user: dict | None = None, group_rw: dict | None = None) -> dict:
     changed = create_identity(group, user, check_mode)
     for d in dirs:
         if differs(d["path"], d["owner"], d["group"], d["mode"], check_mode):
@@ -129,6 +154,8 @@ def apply(dirs: list[dict], files: list[dict], check_mode: bool, group: str | No
                          "after": f["content"]})
         if not check_mode:
             write(f["path"], content, f["owner"], f["group"], f["mode"])
+    if group_rw:
+        changed += share_with_group(group_rw["dirs"], group_rw["owner"], check_mode)
     return {"changed": bool(changed), "changed_paths": changed, "diff": diff}
 
 
@@ -138,12 +165,12 @@ def main() -> None:
     entry = {"type": "list", "elements": "dict", "default": []}
     module = AnsibleModule(
         argument_spec={"group": {"type": "str"}, "user": {"type": "dict"},
-                       "dirs": entry, "files": entry},
+                       "dirs": entry, "files": entry, "group_rw": {"type": "dict"}},
         supports_check_mode=True)
     p = module.params
     try:
         result = apply(p["dirs"], [{**f, "content": str(f["content"])} for f in p["files"]],
-                       module.check_mode, p["group"], p["user"])
+                       module.check_mode, p["group"], p["user"], p["group_rw"])
     except (OSError, KeyError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
         module.fail_json(msg=f"rec_files: {detail.strip()}")
