@@ -7,6 +7,7 @@ import functools
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,11 @@ from testkit.notify import NotifySocket
 
 REPO = Path(__file__).resolve().parent.parent
 REC = [sys.executable, "-m", "app.cli"]
+# what systemd does for a unit with a socket (socket activation): the listening socket as fd 3,
+# LISTEN_FDS=1 and LISTEN_PID the pid that runs the command
+SOCKET_ACTIVATED = [sys.executable, "-c", "import os, sys; os.dup2(int(sys.argv[1]), 3); "
+                    "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1'); "
+                    "os.execv(sys.argv[2], sys.argv[2:])"]
 APP_USER = "rec_test"
 APP_PASSWORD = "rec-test-" + uuid.uuid4().hex[:8]
 WEB_USER = "admin"  # rec-web's login in tests (REC_WEB_USER's default)
@@ -162,7 +168,8 @@ class ServiceProcess:
     """`rec run <service>` as a real subprocess with a test-owned NOTIFY_SOCKET."""
 
     def __init__(self, home: RecHome, service: str, watchdog_usec: int | None = None,
-                 extra_env: dict[str, str] | None = None, freeze_on_ready: bool = False) -> None:
+                 extra_env: dict[str, str] | None = None, freeze_on_ready: bool = False,
+                 listen: socket.socket | None = None) -> None:
         self.notify = NotifySocket.open()
         if freeze_on_ready:
             # SIGSTOP the service the moment READY=1 arrives: whatever it had not done
@@ -179,8 +186,12 @@ class ServiceProcess:
         env.update(extra_env or {})
         self.log_path = home.root / f"{service.replace(':', '_')}.log"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([*REC, "run", service], env=env, cwd=REPO,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        command = [*REC, "run", service]
+        if listen is not None:  # ``listen`` handed over as systemd would
+            command = [*SOCKET_ACTIVATED, str(listen.fileno()), *command]
+        self.proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=self._log,
+                                     stderr=subprocess.STDOUT,
+                                     pass_fds=() if listen is None else (listen.fileno(),))
         self.env = env
 
     @property

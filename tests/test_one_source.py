@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import jinja2
 import pytest
 import yaml
 
 from app import services
 from app.config import DEFAULT_FILE
+from testkit.net import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 ROLES = REPO / "ansible/roles"
@@ -275,7 +278,9 @@ def test_registry_entries_are_loadable_services_with_settings_ports():
 @pytest.mark.parametrize(("env", "service", "allow"), [
     ({}, "exchange-sim", ["localhost"]),
     ({}, "web", ["localhost"]),  # bound to loopback, database local, exchange local
-    ({"REC_BIND_HOST": "0.0.0.0"}, "web", None),  # a public port takes any peer
+    # a public port on every address is rec-web.socket's (socket activation), which takes any
+    # peer; the service keeps its own filter (it scored 1.1 without: issue 21 item 6)
+    ({"REC_BIND_HOST": "0.0.0.0"}, "web", ["localhost"]),
     ({"REC_DB_HOST": "192.0.2.10"}, "web", ["localhost", "192.0.2.10"]),
     ({"REC_DB_HOST": "db.internal"}, "web", None),  # a name has no address to allow
     ({"REC_ACCOUNT_MODE": "demo"}, "web", None),  # the real exchange is on the internet
@@ -301,6 +306,10 @@ def test_units_that_talk_only_to_loopback_and_the_database_get_an_ip_filter(
         assert "IPAddressDeny=any" in unit and f"IPAddressAllow={' '.join(allow)}" in unit
     else:
         assert "IPAddressDeny" not in unit
+    # systemd listens for the service exactly when it binds a non-loopback address
+    assert entry["listen"] == (f"0.0.0.0:{entry['port']}" if env.get("REC_BIND_HOST") == "0.0.0.0"
+                               else None)
+    assert ("Wants=rec-web.socket" in unit) == bool(entry["listen"])
 
 
 def test_rec_status_on_a_host_without_rec_web_asks_no_rec_web(rec_home_db, start_service):
@@ -318,6 +327,27 @@ def test_the_simulator_binds_rec_sim_bind_host_for_other_app_hosts(rec_home, sta
     sim = start_service(rec_home, "exchange-sim")
     sim.notify.wait_for("READY", "1")
     assert f"0.0.0.0:{rec_home.env['REC_EXCHANGE_SIM_PORT']}" in sim.output
+
+
+def test_a_public_service_serves_the_socket_systemd_passes(rec_home_db, start_service):
+    """rec-web.socket listens on the public port (socket activation, so rec-web.service keeps
+    IPAddressDeny=any): rec-web serves that socket, never binds its own; the port held here
+    would make a bind of its own fail. A socket on another port than the settings' is a
+    config error naming both."""
+    sim = start_service(rec_home_db, "exchange-sim")
+    sim.notify.wait_for("READY", "1")
+    assert rec_home_db.rec("db", "migrate").returncode == 0
+    port = int(rec_home_db.env["REC_WEB_PORT"])
+    with socket.create_server(("127.0.0.1", port)) as listening:
+        web = start_service(rec_home_db, "web", listen=listening)
+        web.notify.wait_for("READY", "1")
+        assert f"serve http on 127.0.0.1:{port} (socket from systemd)" in web.output
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        web.terminate()
+    with socket.create_server(("127.0.0.1", free_port())) as other:
+        web = start_service(rec_home_db, "web", listen=other)
+        assert web.wait() == 78
+        assert f"http port {port} (settings) but systemd passes a socket on " in web.output
 
 
 def test_only_public_services_bind_the_bind_host(rec_home_db, start_service):

@@ -5,8 +5,10 @@ as data."""
 
 from __future__ import annotations
 
+import grp
 import importlib.util
 import json
+import os
 import pwd
 import re
 import shutil
@@ -38,8 +40,9 @@ def rec_units():
 @pytest.fixture
 def unit_dir(tmp_path):
     for name in ("rec.target", "rec-migrate.service", "rec-web.service", "rec-gone.service",
-                 "rec-failure@.service", "ssh.service", "rec-web.service.d/override.conf",
-                 "recorder.service", "rec.target.wants/rec-web.service"):
+                 "rec-web.socket", "rec-failure@.service", "ssh.service",
+                 "rec-web.service.d/override.conf", "recorder.service",
+                 "rec.target.wants/rec-web.service"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(f"[Unit]\nDescription={name}\n")
     return tmp_path
@@ -48,12 +51,13 @@ def unit_dir(tmp_path):
 def test_every_rec_unit_not_rendered_this_run_is_stale(rec_units, unit_dir):
     rendered = {n: "" for n in ("rec.target", "rec-migrate.service", "rec-web.service",
                                 "rec-failure@.service")}
-    # rec-gone.service: a service deleted from the registry; the operator's drop-in folder,
-    # another package's units and rec.target's wants folder are not the role's to remove
-    assert rec_units.stale(str(unit_dir), rendered) == ["rec-gone.service"]
+    # rec-gone.service: a service deleted from the registry; rec-web.socket: rec-web now binds
+    # loopback (no socket activation); the operator's drop-in folder, another package's units
+    # and rec.target's wants folder are not the role's to remove
+    assert rec_units.stale(str(unit_dir), rendered) == ["rec-gone.service", "rec-web.socket"]
     assert rec_units.stale(str(unit_dir), {}) == sorted(
         ["rec.target", "rec-migrate.service", "rec-web.service", "rec-gone.service",
-         "rec-failure@.service"])
+         "rec-web.socket", "rec-failure@.service"])
 
 
 def test_only_files_whose_bytes_differ_are_written(rec_units, unit_dir):
@@ -87,6 +91,48 @@ def test_check_mode_names_the_users_it_would_create(rec_units, unit_dir):
         pwd.getpwnam("rec-no-such-user-xq")  # check mode created nobody
 
 
+@pytest.fixture(scope="module")
+def rec_files():
+    return _load(ROLE.parent / "rec_app/library/rec_files.py", "rec_files")
+
+
+def test_rec_app_files_and_directories_change_only_where_they_differ(rec_files, tmp_path):
+    """rec_app's group, user, directories and files in one round trip (a task each cost ~0.3 s
+    on every re-converge): a second run changes nothing; a mode is set to all its digits
+    (a setgid bit cleared as well as set); check mode touches nothing."""
+    me = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    spool, conf = str(tmp_path / "spool"), str(tmp_path / "rec.env")
+    dirs = [{"path": spool, "owner": me, "group": group, "mode": "2770"}]
+    files = [{"path": conf, "content": "REC_X=1\n", "owner": me, "group": group, "mode": "0640"}]
+    planned = rec_files.apply(dirs, files, check_mode=True)
+    assert planned["changed_paths"] == [spool, conf] and not os.path.exists(spool)
+    assert rec_files.apply(dirs, files, check_mode=False)["changed_paths"] == [spool, conf]
+    assert oct(os.stat(spool).st_mode & 0o7777) == "0o2770"
+    assert Path(conf).read_text() == "REC_X=1\n" and os.stat(conf).st_mode & 0o7777 == 0o640
+    assert rec_files.apply(dirs, files, check_mode=False) == {
+        "changed": False, "changed_paths": [], "diff": []}
+    os.chmod(conf, 0o644)  # only the mode differs: set, content left as it is
+    dirs[0]["mode"] = "0770"  # the setgid bit goes
+    files.append({"path": str(tmp_path / "new"), "content": "n\n", "owner": me,
+                  "group": group, "mode": "0600"})
+    result = rec_files.apply(dirs, files, check_mode=False)
+    assert result["changed_paths"] == [spool, conf, str(tmp_path / "new")]
+    assert [d["after"] for d in result["diff"]] == ["n\n"]  # the content diff: the new file only
+    assert os.stat(spool).st_mode & 0o7777 == 0o770 and os.stat(conf).st_mode & 0o7777 == 0o640
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
+    # a file the one shared user left 0600 in the spool: the group may read and replace it
+    old = Path(spool) / "rec-web.service.json"
+    old.write_text("{}")
+    old.chmod(0o600)
+    share = {"owner": me, "dirs": [spool]}
+    assert rec_files.apply([], [], True, group_rw=share)["changed_paths"] == [str(old)]
+    assert old.stat().st_mode & 0o777 == 0o600  # check mode
+    assert rec_files.apply([], [], False, group_rw=share)["changed_paths"] == [str(old)]
+    assert old.stat().st_mode & 0o777 == 0o660
+    assert not rec_files.apply([], [], False, group_rw=share)["changed"]
+
+
 def render(template: Path, **variables) -> str:
     import jinja2
 
@@ -116,8 +162,8 @@ def test_rec_postgres_takes_extra_hba_entries_and_settings_as_data():
 # ---- the units as the role renders them (tasks/main.yml), from `rec services --json` -------
 
 def render_every_unit(described: dict) -> dict[str, str]:
-    """File name -> content of every unit the role writes (rec.target and the .path aside),
-    with an instance of the rec-failure@ template."""
+    """File name -> content of every service unit the role writes (rec.target, the .path and
+    the .socket units aside), with an instance of the rec-failure@ template."""
     enabled = [s for s in described["services"] if s["enabled"]]
     common = {**yaml.safe_load((ROLE / "defaults/main.yml").read_text()),
               "rec_services__registry": described,
@@ -135,8 +181,22 @@ def render_every_unit(described: dict) -> dict[str, str]:
     return files
 
 
-@pytest.fixture
-def every_unit(rec_home) -> dict[str, str]:
+# the settings an inventory gives rec.env (rec_app/templates/rec.env.j2) that change the units
+INVENTORY_ENV = {"rec_app_bind_host": "REC_BIND_HOST", "rec_app_account_mode": "REC_ACCOUNT_MODE"}
+
+
+def inventory_env(name: str) -> dict[str, str]:
+    group_vars = yaml.safe_load(
+        (ROLE.parents[2] / "inventories" / name / "group_vars/rec_app.yml").read_text())
+    return {env: str(group_vars[var]) for var, env in INVENTORY_ENV.items() if var in group_vars}
+
+
+# the role's defaults (rec-web on loopback) and the dev guest's (scripts/up: rec-web on every
+# address, for podman's port mapping, so systemd listens for it: rec-web.socket)
+@pytest.fixture(params=["defaults", "dev"])
+def every_unit(request, rec_home) -> dict[str, str]:
+    if request.param != "defaults":
+        rec_home.env.update(inventory_env(request.param))
     r = rec_home.rec("services", "--json")
     assert r.returncode == 0, r.stderr
     return render_every_unit(json.loads(r.stdout))

@@ -16,6 +16,8 @@ import logging
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.config import ConfigError
+from app.runtime.notify import listen_sockets
 from app.runtime.service import Phase, Service
 
 log = logging.getLogger(__name__)
@@ -155,7 +157,9 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """``await start()`` returns once the socket is bound and the app's lifespan ran."""
 
-    def __init__(self, app, host: str, port: int, **options) -> None:
+    def __init__(self, app, host: str, port: int, sockets: list | None = None,
+                 **options) -> None:
+        self.sockets = sockets  # already listening (socket activation): served, not bound
         options.setdefault("http", LimitedHttpProtocol)
         self.config = uvicorn.Config(
             LimitBody(app), host=host, port=port, log_config=None, access_log=False,
@@ -174,7 +178,7 @@ class HttpServer:
             self.config.load()
         self.server.lifespan = self.config.lifespan_class(self.config)
         try:
-            await self.server.startup()
+            await self.server.startup(sockets=self.sockets)
         except SystemExit:
             raise BindError(
                 f"cannot serve on {self.config.host}:{self.config.port} (see the line above)"
@@ -204,8 +208,20 @@ class HttpService(Service):
     async def serve_http(self, phase: Phase, app, port: int, what: str = "http",
                          host: str | None = None, **options) -> None:
         """Bind ``host``, else REC_BIND_HOST if the service is public (its port is reached
-        from other hosts), else REC_TARGET_HOST, where rec's own services reach each other."""
+        from other hosts), else REC_TARGET_HOST, where rec's own services reach each other.
+        A public service serves the socket systemd passed instead, if any (rec-<name>.socket:
+        the unit's IP allow-list then stays closed to the world, services.listen)."""
         host = host or (self.settings.bind_host if self.public else self.settings.target_host)
+        sockets = listen_sockets() if self.public else []
+        if sockets:
+            address = "{}:{}".format(*sockets[0].getsockname()[:2])
+            if sockets[0].getsockname()[1] != port:
+                raise ConfigError(f"{what} port {port} (settings) but systemd passes a socket "
+                                  f"on {address}: set the port in rec.env (the play renders "
+                                  f"the socket unit from it), not in a drop-in")
+            self.http = HttpServer(app, host, port, sockets=sockets, **options)
+            await phase(f"serve {what} on {address} (socket from systemd)", self.http.start())
+            return
         self.http = HttpServer(app, host, port, **options)
         await phase(f"bind {what} {host}:{port}", self.http.start())
 

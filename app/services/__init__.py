@@ -152,14 +152,31 @@ def _ip(host: str) -> str | None:
         return "localhost" if host == "localhost" else None
 
 
+def _loopback(address: str | None) -> bool:
+    return address in ("127.0.0.1", "::1", "localhost")
+
+
+def listen(spec: ServiceDef, settings: Settings) -> str | None:
+    """Where systemd listens for a public port bound to a non-loopback address
+    (``ListenStream=`` of rec-<name>.socket, socket activation), or None: the service binds its
+    port itself. The socket unit's own IP filter (none) is what applies to its peers, so the
+    service keeps its allow-list (systemd.resource-control(5), socket-activated services)."""
+    address = _ip(settings.bind_host)
+    if not (spec.public and spec.port) or address is None or _loopback(address):
+        return None
+    port = getattr(settings, spec.port)
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def ip_allow(spec: ServiceDef, settings: Settings) -> list[str] | None:
     """The addresses a unit may talk to (IPAddressAllow=, with IPAddressDeny=any), or None
-    when it must reach the world: a public port, a simulator other app hosts use (REC_SIM_BIND_HOST
-    not loopback), or a real exchange (demo/prod)."""
-    if spec.public and _ip(settings.bind_host) not in ("127.0.0.1", "::1", "localhost"):
+    when it must reach the world: a public port it binds itself to a non-loopback address (a
+    host name: no socket unit, see :func:`listen`), a simulator other app hosts use
+    (REC_SIM_BIND_HOST not loopback), or a real exchange (demo/prod)."""
+    if spec.public and not _loopback(_ip(settings.bind_host)) and not listen(spec, settings):
         return None
-    if spec.name == LOCAL_EXCHANGE and settings.sim_bind_host and _ip(
-            settings.sim_bind_host) not in ("127.0.0.1", "::1", "localhost"):
+    if spec.name == LOCAL_EXCHANGE and settings.sim_bind_host and not _loopback(
+            _ip(settings.sim_bind_host)):
         return None
     if spec.exchange and settings.account_mode.value != "sim":
         return None
@@ -202,6 +219,7 @@ def describe(settings: Settings, registry: tuple[ServiceDef, ...] | None = None)
             "credentials": list(s.credentials),
             "after": after,
             "public": s.public,
+            "listen": listen(s, settings),
             "journal": s.journal,
             "network": s.network,
             "ip_allow": ip_allow(s, settings) if s.network else [],

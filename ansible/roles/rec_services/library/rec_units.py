@@ -31,8 +31,8 @@ options:
 """
 
 # what this role owns in the unit directory: rec.target, rec-<name>.service, rec-<name>@.service,
-# rec-<name>.path
-OWNED = re.compile(r"^rec(-[a-z0-9][a-z0-9-]*@?)?\.(service|target|path)$")
+# rec-<name>.path, rec-<name>.socket
+OWNED = re.compile(r"^rec(-[a-z0-9][a-z0-9-]*@?)?\.(service|target|path|socket)$")
 
 
 def owned_files(unit_dir: str) -> set[str]:
