@@ -251,3 +251,23 @@ def test_rec_status_shows_the_last_good_backup_and_says_stale_without_failing(
     assert line.startswith("WRN") and "STALE (older than 26h): last good 27.0h ago" in line
     books.env["REC_BACKUP_MAX_AGE_HOURS"] = "30"
     assert status_backup_line(books).startswith("ok ")
+
+
+def test_the_services_page_shows_the_last_backup(books, tmp_path, start_service):
+    import httpx
+
+    from tests.conftest import WEB_PASSWORD, WEB_USER
+
+    web = start_service(books, "web")
+    web.notify.wait_for("READY", "1", timeout=60)
+    c = httpx.Client(base_url=f"http://127.0.0.1:{books.env['REC_WEB_PORT']}", timeout=30)
+    assert c.post("/login", data={"user": WEB_USER, "password": WEB_PASSWORD}).status_code \
+        in (200, 303)
+    assert "<b>Last backup:</b> none yet" in c.get("/services").text
+    assert run_job(books.db, "--dir", str(tmp_path)).returncode == 0
+    with psycopg.connect(books.db.dsn) as conn:
+        conn.execute("UPDATE backup_runs SET started_at = started_at - interval '30 hours'")
+    page = c.get("/services").text
+    [dump] = tmp_path.glob("*.dump")
+    assert '<p id="backup" class="warning"><b>Last backup:</b> STALE (older than 26h): ' \
+           "last good 30.0h ago" in page and str(dump) in page
