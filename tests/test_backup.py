@@ -271,3 +271,14 @@ def test_the_services_page_shows_the_last_backup(books, tmp_path, start_service)
     [dump] = tmp_path.glob("*.dump")
     assert '<p id="backup" class="warning"><b>Last backup:</b> STALE (older than 26h): ' \
            "last good 30.0h ago" in page and str(dump) in page
+
+
+def test_rec_backup_run_with_the_apps_connection_records_a_manual_run(books, tmp_path):
+    r = books.rec("backup", "run", "--dir", str(tmp_path / "manual"))
+    assert r.returncode == 0, r.stderr
+    [dump] = (tmp_path / "manual").iterdir()
+    assert dump.name.endswith("-manual.dump")
+    assert [row[:3] for row in runs(books.db)] == [("manual", "ok", str(dump))]
+    listing = books.rec("backup", "runs")
+    assert listing.returncode == 0 and "manual      " in listing.stdout and str(dump) in \
+        listing.stdout

@@ -1,4 +1,5 @@
-"""Explicit backup and restore with PostgreSQL's own tools. Never run at boot."""
+"""Explicit backup and restore with PostgreSQL's own tools (never run at boot), the
+environment they connect with, and the backup ``rec db migrate`` takes before migrating."""
 
 from __future__ import annotations
 

@@ -15,16 +15,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from app.db import backup_job
     from app.db.backup import pg_env
 
-    env = pg_env(config.load_or_exit())
-    run = backup_job.take(args.dir, "manual", env, args.keep_daily, args.keep_weekly,
-                          args.copy_to)
-    backup_job.say(run.summary(), 6 if run.ok else 3)
-    try:
-        backup_job.record(run, env)
-    except backup_job.JobError as exc:
-        backup_job.say(str(exc), 3)
-        return 1
-    return 0 if run.ok else 1
+    return backup_job.take_and_record(args.dir, "manual", pg_env(config.load_or_exit()),
+                                      args.keep_daily, args.keep_weekly, args.copy_to)
 
 
 def _dsn(args: argparse.Namespace) -> str:

@@ -194,6 +194,20 @@ def record(run: Run, env: dict[str, str] | None = None) -> None:
         raise JobError(f"run not recorded in backup_runs: {proc.stderr.strip()}")
 
 
+def take_and_record(directory: Path, kind: str, env: dict[str, str] | None = None,
+                    keep_daily: int = KEEP_DAILY, keep_weekly: int = KEEP_WEEKLY,
+                    copy_to: str | None = None) -> int:
+    """One run, said in the journal and recorded: the exit status (0: dumped and recorded)."""
+    run = take(directory, kind, env, keep_daily, keep_weekly, copy_to)
+    say(run.summary(), 6 if run.ok else 3)
+    try:
+        record(run, env)
+    except JobError as exc:
+        say(str(exc), 3)
+        return 1
+    return 0 if run.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rec-backup", description=__doc__.split("\n\n")[0])
     p.add_argument("--dir", type=Path, required=True, help="where the dumps are kept")
@@ -207,14 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.keep_daily < 1 or args.keep_weekly < 0:
         p.error("--keep-daily must be at least 1 and --keep-weekly at least 0")
-    run = take(args.dir, args.kind, None, args.keep_daily, args.keep_weekly, args.copy_to)
-    say(run.summary(), 6 if run.ok else 3)
-    try:
-        record(run)
-    except JobError as exc:
-        say(str(exc), 3)
-        return 1
-    return 0 if run.ok else 1
+    return take_and_record(args.dir, args.kind, None, args.keep_daily, args.keep_weekly,
+                           args.copy_to)
 
 
 if __name__ == "__main__":
