@@ -15,7 +15,7 @@ from app import config
 
 # modules that add their own subcommands with register(subparsers)
 COMMAND_MODULES: list[str] = ["app.sim.cli", "app.pricing.cli", "app.ledger.cli",
-                              "app.record.cli"]
+                              "app.record.cli", "app.db.backup_cli"]
 
 
 
@@ -144,6 +144,7 @@ def cmd_config_init(args: argparse.Namespace) -> int:
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from app.db.backup import BackupError, BeforeMigrate
     from app.db.migrate import MigrationError, migrate
     from app.db.pool import conninfo, describe
 
@@ -156,14 +157,19 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
             print(f"<4>{failures.count} failed run(s) in a row: waiting {delay:.0f}s", flush=True)
             time.sleep(delay)
     print(f"migrating {describe(settings)}", flush=True)
+    first = BeforeMigrate(settings) if settings.backup_before_migrate else None
     try:
-        migrate(conninfo(settings, "rec-migrate"), progress=lambda m: print(m, flush=True))
-    except MigrationError as exc:
+        migrate(conninfo(settings, "rec-migrate"), progress=lambda m: print(m, flush=True),
+                before=first)
+    except (MigrationError, BackupError) as exc:
         print(f"rec: migration error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # psycopg errors: say what and where, no traceback
         print(f"rec: migration failed on {describe(settings)}: {exc}".strip(), file=sys.stderr)
         return 1
+    finally:
+        if first:
+            first.record()
     if os.environ.get("INVOCATION_ID"):
         from app.runtime import restarts
 

@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(ge=1, le=100)
     db_connect_timeout_sec: float = Field(gt=0, le=300)
 
+    # backups (docs/bundle.md, "Backups"): `rec db migrate` dumps a database that has data
+    # before it applies migrations, into backup_before_migrate_dir; `rec status` and the
+    # Services page call the last good backup STALE past backup_max_age_hours
+    backup_before_migrate: bool
+    backup_before_migrate_dir: Path
+    backup_max_age_hours: float = Field(gt=0, le=24 * 366)
+
     # exchange
     account_mode: AccountMode
     kalshi_base_url: str

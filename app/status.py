@@ -84,12 +84,21 @@ async def database_rows(settings: config.Settings) -> tuple[bool, list[str]]:
     try:
         async with conn:
             found = await (await conn.execute(FAILURES_SQL)).fetchall()
+            rows.append(await backup_row(conn, settings))
     except psycopg.Error as exc:  # e.g. rec-migrate has not run yet
         return True, [*rows, f"      unit failures unknown: {type(exc).__name__}"]
     for unit, count, last, what in found:
         rows.append(f"      {unit} failed {count}x in the last 24h, last at "
                     f"{last:%Y-%m-%d %H:%M:%S %Z}: {what.rstrip('=')}")
     return True, rows
+
+
+async def backup_row(conn, settings: config.Settings) -> str:
+    """The last good backup: a warning when STALE, never a health failure (app.db.backup_status)."""
+    from app.db.backup_status import last_backup
+
+    last = await last_backup(conn, settings.backup_max_age_hours)
+    return f"{'WRN' if last.stale else 'ok '} {'backup':<32} {last.text}"
 
 
 def _get(url: str, timeout: float) -> tuple[int, bytes]:

@@ -126,6 +126,7 @@ def base_env(root: Path) -> dict[str, str]:
         REC_CONFIG_DIR=str(root / "etc"),
         REC_CREDENTIALS_PATH=str(root / "credentials"),
         REC_STATE_DIR=str(root / "state"),
+        REC_BACKUP_BEFORE_MIGRATE_DIR=str(root / "backups"),
         REC_WEB_PORT=str(free_port()),
         REC_EXCHANGE_SIM_PORT=str(free_port()),
         REC_LOG_LEVEL="debug",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,8 +59,13 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def migrate(conninfo: str, directory: Path = MIGRATIONS_DIR, progress=print,
-            lock_timeout_sec: float = LOCK_WAIT_SEC) -> list[str]:
-    """Apply pending migrations; return the names applied (empty when up to date)."""
+            lock_timeout_sec: float = LOCK_WAIT_SEC,
+            before: Callable[[list[Migration]], object] | None = None) -> list[str]:
+    """Apply pending migrations; return the names applied (empty when up to date).
+
+    ``before(pending)`` runs first when there are pending migrations and the database has
+    been migrated before (it has a schema and maybe data), under the lock: the backup taken
+    before migrating (app/db/backup.py); an exception from it applies nothing."""
     migrations = discover(directory)
     applied_now: list[str] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -80,6 +86,9 @@ def migrate(conninfo: str, directory: Path = MIGRATIONS_DIR, progress=print,
                     "SELECT version, name, checksum FROM schema_migrations"
                 ).fetchall()
             }
+            pending = [m for m in migrations if m.version not in done]
+            if pending and done and before is not None:
+                before(pending)
             for mig in migrations:
                 if mig.version in done:
                     name, checksum = done[mig.version]

@@ -382,6 +382,17 @@ async def unit_failures(pool, hours: int = 24, limit: int = 20) -> list[dict]:
                             "hours => %s) ORDER BY ts DESC LIMIT %s", (hours, limit))
 
 
+async def last_backup(pool, max_age_hours: float) -> dict:
+    """The last good backup, as `rec status` says it (app.db.backup_status)."""
+    from app.db.backup_status import last_backup as read_last
+
+    try:
+        async with pool.connection() as conn:
+            return (await read_last(conn, max_age_hours)).as_dict()
+    except psycopg.errors.UndefinedTable as exc:
+        raise Missing(str(exc).splitlines()[0]) from None
+
+
 async def stale_markets(pool, stale_after: float) -> tuple[int, list[str]]:
     """(followed live markets, those whose last message is older than ``stale_after``)."""
     found = await rows(pool, """

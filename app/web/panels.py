@@ -168,7 +168,9 @@ async def services(state: WebState, request: Request) -> dict:
     return {"data": await services(state.expected_units, state.descriptions,
                                    state.settings.journal_export_path),
             "health": state.monitor.snapshot(with_units=True),
-            "failures": await read(data.unit_failures, state.pool)}
+            "failures": await read(data.unit_failures, state.pool),
+            "backup": await read(data.last_backup, state.pool,
+                                 state.settings.backup_max_age_hours)}
 
 
 async def model(state: WebState, request: Request) -> dict:
