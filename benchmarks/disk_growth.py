@@ -30,6 +30,7 @@ DEFAULTS = json.loads((ROOT / "app" / "config.default.json").read_text())
 RETENTION = {
     "feed_log": "market_feed_retention_days",
     "index_prices": "price_feed_retention_days",
+    "index_ticks": "price_feed_retention_days",  # pruned with index_prices (rec-price-feed)
     "auto_entry_decisions": "auto_entry_decisions_retention_days",
     "trade_events": "trade_events_retention_days",
 }
