@@ -170,7 +170,8 @@ async def consume(port: int, dsn: str, compression: bool, profile: str | None, d
     feed.followed = dict.fromkeys(TICKERS)
     ws = feed.ws = KalshiWS(f"ws://127.0.0.1:{port}/trade-api/ws/v2", None,
                             compression="deflate" if compression else None,
-                            ping_interval=None, queue_max=100_000, keep_books=False)
+                            ping_interval=None, queue_max=100_000, keep_books=False,
+                            delta_runs=True)
     for ch in ("orderbook_delta", "ticker", "trade"):
         await ws.subscribe(ch, market_tickers=TICKERS)
     await ws.subscribe("market_lifecycle_v2")
