@@ -369,19 +369,26 @@ def test_the_feeds_own_book_refuses_a_delta_it_cannot_take():
     tracker.book("T", {Decimal("0.40"): Decimal(5)}, {}, "ws", "initial")
     bad = [_delta("T", "yes", "0.4000", "-6.00"), _delta("T", "maybe", "0.40", "1.00"),
            _delta("T", "no", "0.40", None), _delta("T", "no", "x", "1.00")]
-    latest, refused = tracker.ws_deltas(bad)
-    assert [t for t, _ in refused] == ["T"] * 4 and latest == 0
+    refused = tracker.ws_deltas(bad)
+    assert [t for t, _ in refused] == ["T"] * 4
     assert "would go to -1" in refused[0][1] and "'maybe'" in refused[1][1]
     assert tracker.markets["T"].yes == {Decimal("0.40"): Decimal(5)} and not store.batch.deltas
     assert not tracker.markets["T"].no and not store.batch.net
-    ok = [_delta("T", "yes", "0.4000", "-5.00", ts=7), _delta("U", "yes", "0.10", "1.00", ts=9),
-          _delta("T", "no", "0.60", "2.00", ts=8), _delta("T", "no", "0.60", "-1.00", ts=8)]
-    assert tracker.ws_deltas(ok) == (8, [])  # U has no book: skipped
+    ok = [_delta("T", "yes", "0.4000", "-5.00"), _delta("U", "yes", "0.10", "1.00"),
+          _delta("T", "no", "0.60", "2.00"), _delta("T", "no", "0.60", "-1.00")]
+    assert tracker.ws_deltas(ok) == []  # U has no book: skipped
     st = tracker.markets["T"]
     assert st.yes == {} and st.no == {Decimal("0.60"): Decimal(1)} and store.batch.deltas == 3
     assert {k: v[:2] for k, v in store.batch.net.items()} == {
         ("T", "yes", Decimal("0.40")): [Decimal(5), Decimal(0)],
         ("T", "no", Decimal("0.60")): [Decimal(0), Decimal(1)]}
+    # the current book to store: the netted sizes, or a full book of the batch, in order
+    tracker.book("T", {Decimal("0.30"): Decimal(2)}, {}, "ws", "resync")
+    assert store.batch.levels == {} and not store.batch.net  # the book came after them
+    tracker.ws_deltas([_delta("T", "yes", "0.30", "1.00"), _delta("T", "no", "0.50", "4.00")])
+    store.batch.net_records()
+    assert store.batch.replaced["T"] == ({Decimal("0.30"): Decimal(3)},
+                                         {Decimal("0.50"): Decimal(4)})
 
 
 async def test_a_lifecycle_message_between_deltas_applies_in_stream_order(app_db, tmp_path):

@@ -343,12 +343,12 @@ class MarketFeedService(FeedUpkeep, Service):
     def _on_deltas(self, m: WsMessage) -> None:
         """A run of orderbook_delta frames (KalshiWS's ``delta_runs``) into the Tracker's
         books; a market whose book refused a delta is resynced."""
-        latest, refused = self.tracker.ws_deltas(m.msg, m.received_at)  # type: ignore[union-attr]
-        if latest > self.exchange_ms:
-            self.exchange_ms = latest
-        for ticker, why in refused:
+        frames = m.msg
+        for ticker, why in self.tracker.ws_deltas(frames, m.received_at):  # type: ignore[union-attr]
             self.log.warning("%s: %s; resyncing", ticker, why)
             self.ws.resync(ticker)  # type: ignore[union-attr]
+        last = frames[-1]  # the exchange's time: the stream's latest, once a run
+        self._seen(last["msg"].get("ts_ms") or last.get("sending_ts_ms"))
 
     def _on_ticker(self, m: WsMessage) -> None:
         body = m.msg

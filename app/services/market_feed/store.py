@@ -142,9 +142,18 @@ class Batch:
         self.records += 1
 
     def net_records(self) -> None:
-        """Move the netted deltas into the log (in the order they were first seen)."""
+        """Move the netted deltas into the log (in the order they were first seen) and their
+        sizes into the current book: ``levels``, or the market's full book of this batch
+        (``replaced``; a full book nets what came before it first: :meth:`Tracker.book`)."""
         level = history.level
-        for (_, side, price), (before, after, ms, mid) in self.net.items():
+        levels, replaced = self.levels, self.replaced
+        for key, (before, after, ms, mid) in self.net.items():
+            ticker, side, price = key
+            full = replaced.get(ticker)
+            if full is None:
+                levels[key] = after
+            else:
+                _set_level(full[0] if side == "yes" else full[1], price, after)
             if after != before:
                 self.log += level(mid, ms, side, price, after)
                 self.records += 1
@@ -226,24 +235,24 @@ class Tracker:
         return n
 
     def ws_deltas(self, frames: list[dict[str, Any]], received: float | None = None,
-                  ) -> tuple[int, list[tuple[str, str]]]:
+                  ) -> list[tuple[str, str]]:
         """WS ``orderbook_delta`` frames (parsed; KalshiWS has checked their seq and that
         each market is in sync) applied to the books in stream order and netted per level
-        into the batch, in one loop: the feed's hot path, no call per delta.
+        into the batch (:meth:`Batch.net_records`), in one loop: the feed's hot path, no call
+        per delta.
 
         A market without a book here (not followed, no snapshot yet) is skipped. A delta this
         book cannot take - a level below zero, an unknown side, a price or size that is not a
         number - changes nothing and is returned as (ticker, why): the market needs a resync
-        (KalshiWS keeps no levels for the feed). Returns (the latest exchange time in the
-        applied frames in ms, 0 if none; the refused)."""
+        (KalshiWS keeps no levels for the feed)."""
         markets = self.markets
         store = self.store
         b = store.batch
-        net, replaced, levels_now, touched = b.net, b.replaced, b.levels, b.touched
+        net, touched = b.net, b.touched
         ms = int(time.time() * 1000)
         mark = (ms, True, "ws")  # freshness (_touch): changed now, over WS
         cache = _DECIMALS
-        latest = applied = 0
+        applied = 0
         refused: list[tuple[str, str]] = []
         for frame in frames:
             body = frame["msg"]
@@ -278,19 +287,11 @@ class Tracker:
                 net[key] = [old, qty, ms, st.mid]
             else:
                 cell[1], cell[2] = qty, ms
-            rep = replaced.get(ticker)
-            if rep is None:
-                levels_now[key] = qty
-            else:  # a full book of this market in this batch: the change goes into it
-                _set_level(rep[0] if side == "yes" else rep[1], price, qty)
             touched[ticker] = mark
             applied += 1
-            ts = body.get("ts_ms") or frame.get("sending_ts_ms")
-            if type(ts) is int and ts > latest:
-                latest = ts
         if applied:
             store.took_deltas(applied, received)
-        return latest, refused
+        return refused
 
     # -- ticker values -------------------------------------------------------------------
     def tick(self, ticker: str, values: Quote, ts: datetime, source: str,
