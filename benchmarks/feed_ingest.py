@@ -367,13 +367,15 @@ def ratio_rounds(dsn: str, args: argparse.Namespace, compression: bool, pg_pid: 
               f"bare {limit['rate']:9,.0f} msgs/s: {ratios[-1]:.2f}x; CPU us/msg rec: "
               f"{cpu_text(full['cpu'])}; bare: consumer {limit['cpu'][0]:.1f}, producer "
               f"{limit['cpu'][2]:.1f}; load average {loads[-1]:.2f}", flush=True)
+    per_cpu = [b["cpu"][0] / max(r["cpu"][0], 1e-9) for r, b in zip(recs, bares, strict=True)]
     print(f"{name}: rec / bare websockets + orjson (same frames, same run): median "
           f"{median(ratios):.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)}); rec "
           f"{median([r['rate'] for r in recs]):,.0f} msgs/s, consumer "
           f"{median([r['cpu'][0] for r in recs]):.1f} us/msg; bare "
           f"{median([r['rate'] for r in bares]):,.0f} msgs/s, consumer "
-          f"{median([r['cpu'][0] for r in bares]):.1f} us/msg; load average "
-          f"{min(loads):.2f}-{max(loads):.2f}", flush=True)
+          f"{median([r['cpu'][0] for r in bares]):.1f} us/msg; messages per second of "
+          f"consumer CPU, rec / bare: median {median(per_cpu):.2f}x (the machine's other "
+          f"load moves it less); load average {min(loads):.2f}-{max(loads):.2f}", flush=True)
 
 
 def main() -> int:

@@ -369,20 +369,20 @@ class KalshiWS(WsCommands, BookSync):
         """One data message from the connection; False when the queue is full (the
         connection then stops reading until the consumer has caught up a little)."""
         try:
-            # orjson is three times faster; the types in ORJSON_SAFE carry no JSON number
-            # with a fraction (money and counts are fixed-point strings), the rest are
-            # parsed again with every fraction as Decimal
             data = orjson.loads(raw)
-            if type(data) is dict and data.get("type") not in ORJSON_SAFE:
-                data = loads(raw)
         except ValueError:
             log.warning("kalshi ws: unparseable frame: %.200r", raw)
             return True
-        if isinstance(data, dict):
-            if self.delta_runs and data.get("type") == ORDERBOOK:
+        if type(data) is dict:
+            mtype = data.get("type")
+            if mtype == ORDERBOOK and self.delta_runs:
                 self._in_run(data)
-            else:
+            elif mtype in ORJSON_SAFE:
                 self._dispatch(data)
+            else:  # orjson is three times faster; the types in ORJSON_SAFE carry no JSON
+                # number with a fraction (money and counts are fixed-point strings), the rest
+                # are parsed again with every fraction as Decimal
+                self._dispatch(loads(raw))
         depth = self._queue.count
         if depth < self.queue_max:
             return True
