@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import cProfile
 import functools
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -397,6 +398,7 @@ def main() -> int:
         server.create_app_db("rec", "rec", "bench-pw")
         dsn = server.dsn("rec", "bench-pw", "rec")
         migrate(dsn, progress=lambda _: None)
+        gc.freeze()  # as rec-market-feed does once started; for rec and the bare client alike
         print("rec-market-feed ingest: producer process -> KalshiWS -> Tracker -> commit "
               f"({len(TICKERS)} markets, batches per the market_feed_batch_rows / "
               "market_feed_flush_interval_ms defaults)")
