@@ -394,7 +394,8 @@ def test_the_feeds_own_book_refuses_a_delta_it_cannot_take():
 async def test_a_lifecycle_message_between_deltas_applies_in_stream_order(app_db, tmp_path):
     """The feed takes deltas in runs (delta_runs): deltas, a lifecycle message closing one of
     their markets, then more deltas, all read at once, are applied in stream order - the
-    closed market's deltas before it count, the one after it does not."""
+    closed market's deltas before it count, the one after it does not; a delta its book
+    cannot take has that market resynced."""
     migrate(app_db.dsn, progress=lambda _: None)
     ex = FakeWsExchange()
     server, ex.url = await ws_fake.start_fake(ex)
@@ -427,11 +428,26 @@ async def test_a_lifecycle_message_between_deltas_applies_in_stream_order(app_db
             y20 = (T2, "yes", Decimal("0.20"))
             await di.until(lambda: y20 in store.batch.net and store.batch.net[y20][1] == 6, 5,
                            "the last delta applied")
+            assert T1 not in feed.followed and T1 not in tracker.markets
+            net = store.batch.net
+            assert net[(T1, "yes", Decimal("0.55"))][:2] == [Decimal(10), Decimal(11)]
+            assert net[y20][:2] == [Decimal(3), Decimal(6)]
+            # a delta the feed's own book cannot take (below zero): that market is resynced
+            for conn, subs in ex.subs.items():
+                sid, sub = next((k, v) for k, v in subs.items()
+                                if v["channel"] == "orderbook_delta")
+                sub["seq"] += 1
+                await ex.send(conn, {"type": "orderbook_delta", "sid": sid, "seq": sub["seq"],
+                                     "msg": {"market_ticker": T2, "side": "no",
+                                             "price_dollars": "0.3000", "delta_fp": "-1.00"}})
+
+            def resynced() -> bool:
+                return any(c["cmd"] == "update_subscription"
+                           and c["params"]["market_tickers"] == [T2] for c in ex.commands)
+
+            await di.until(resynced, 5, "a snapshot asked for T2")
             consumer.cancel()
             await asyncio.gather(consumer, return_exceptions=True)
-        assert T1 not in feed.followed and T1 not in tracker.markets
-        assert store.batch.net[(T1, "yes", Decimal("0.55"))][:2] == [Decimal(10), Decimal(11)]
-        assert store.batch.net[y20][:2] == [Decimal(3), Decimal(6)]
     finally:
         await pool.close()
         server.close()
