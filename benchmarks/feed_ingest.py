@@ -15,7 +15,11 @@ bare websockets client beside it is the limit the ratio is taken against; rec's 
 (KalshiWS's FeedConnection) + orjson, nothing kept, is printed too: what parsing alone costs
 with the framing rec uses. ``--profile`` prints where the consumer's time goes.
 
-    .venv/bin/python -m benchmarks.feed_ingest [--seconds 6] [--rate 35000] [--profile]
+``--rounds`` short runs of rec and of the bare client in turn give as many ratios; the median
+is the figure (one long run swung 0.5-1.0x with the machine's other load).
+
+    .venv/bin/python -m benchmarks.feed_ingest [--seconds 3] [--rounds 5] [--rate 35000]
+        [--only off|on] [--profile]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import asyncio
 import contextlib
 import cProfile
 import functools
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -170,7 +175,8 @@ async def consume(port: int, dsn: str, compression: bool, profile: str | None, d
     feed.followed = dict.fromkeys(TICKERS)
     ws = feed.ws = KalshiWS(f"ws://127.0.0.1:{port}/trade-api/ws/v2", None,
                             compression="deflate" if compression else None,
-                            ping_interval=None, queue_max=100_000, keep_books=False)
+                            ping_interval=None, queue_max=100_000, keep_books=False,
+                            delta_runs=True)
     for ch in ("orderbook_delta", "ticker", "trade"):
         await ws.subscribe(ch, market_tickers=TICKERS)
     await ws.subscribe("market_lifecycle_v2")
@@ -336,12 +342,50 @@ def wait_quiet(limit: float = 20.0) -> bool:
     return False
 
 
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def ratio_rounds(dsn: str, args: argparse.Namespace, compression: bool, pg_pid: int) -> None:
+    """``--rounds`` short unthrottled runs of rec and of the limit, in turn (rec first in even
+    rounds, the limit first in odd ones: a drift in the machine's load falls on both), each
+    round's ratio and the median of them, with the load average each round began at."""
+    name = "permessage-deflate " + ("on " if compression else "off")
+    ratios, loads, recs, bares = [], [], [], []
+    for i in range(args.rounds):
+        loads.append(os.getloadavg()[0])
+        order = ("rec", "bare") if i % 2 == 0 else ("bare", "rec")
+        got = {c: run(dsn, 0, args.seconds, compression, args.profile if c == "rec" else None,
+                      client=c, pg_pid=pg_pid if c == "rec" else None) for c in order}
+        full, limit = got["rec"], got["bare"]
+        ratios.append(full["rate"] / max(limit["rate"], 1e-9))
+        recs.append(full)
+        bares.append(limit)
+        print(f"{name} round {i + 1}: rec {full['rate']:9,.0f} msgs/s persisted "
+              f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog), "
+              f"bare {limit['rate']:9,.0f} msgs/s: {ratios[-1]:.2f}x; CPU us/msg rec: "
+              f"{cpu_text(full['cpu'])}; bare: consumer {limit['cpu'][0]:.1f}, producer "
+              f"{limit['cpu'][2]:.1f}; load average {loads[-1]:.2f}", flush=True)
+    per_cpu = [b["cpu"][0] / max(r["cpu"][0], 1e-9) for r, b in zip(recs, bares, strict=True)]
+    print(f"{name}: rec / bare websockets + orjson (same frames, same run): median "
+          f"{median(ratios):.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)}); rec "
+          f"{median([r['rate'] for r in recs]):,.0f} msgs/s, consumer "
+          f"{median([r['cpu'][0] for r in recs]):.1f} us/msg; bare "
+          f"{median([r['rate'] for r in bares]):,.0f} msgs/s, consumer "
+          f"{median([r['cpu'][0] for r in bares]):.1f} us/msg; messages per second of "
+          f"consumer CPU, rec / bare: median {median(per_cpu):.2f}x (the machine's other "
+          f"load moves it less); load average {min(loads):.2f}-{max(loads):.2f}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of each run")
     ap.add_argument("--rate", type=int, default=35_000)
-    ap.add_argument("--rounds", type=int, default=2,
-                    help="unthrottled runs, each followed by the bare limit")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="unthrottled rounds of rec and the bare limit in turn (the median "
+                         "ratio is the figure)")
     ap.add_argument("--profile", nargs="?", const="tottime", default=None,
                     choices=["tottime", "cumulative"],
                     help="print the consumer's profile, sorted by tottime (default) or "
@@ -354,6 +398,7 @@ def main() -> int:
         server.create_app_db("rec", "rec", "bench-pw")
         dsn = server.dsn("rec", "bench-pw", "rec")
         migrate(dsn, progress=lambda _: None)
+        gc.freeze()  # as rec-market-feed does once started; for rec and the bare client alike
         print("rec-market-feed ingest: producer process -> KalshiWS -> Tracker -> commit "
               f"({len(TICKERS)} markets, batches per the market_feed_batch_rows / "
               "market_feed_flush_interval_ms defaults)")
@@ -361,27 +406,14 @@ def main() -> int:
             if args.only and (args.only == "on") != compression:
                 continue
             name = "permessage-deflate " + ("on " if compression else "off")
-            for _ in range(args.rounds):  # rec and the limit alternately, in one window
-                if not wait_quiet():
-                    print("(the machine did not go idle within 20 s: figures include other "
-                          "load)")
-                full = run(dsn, 0, args.seconds, compression, args.profile,
-                           pg_pid=server.proc.pid)
-                limit = run(dsn, 0, args.seconds, compression, None, client="bare")
-                lean = run(dsn, 0, args.seconds, compression, None, client="framing")
-                print(f"{name}: unthrottled {full['rate']:9,.0f} msgs/s persisted "
-                      f"({full['received']:,} msgs; p99 {full['p99_ms']:.0f} ms with backlog); "
-                      f"consumer CPU {full['cpu_us']:.1f} us/msg; limit (bare websockets + "
-                      f"orjson, same frames) {limit['rate']:9,.0f} msgs/s: "
-                      f"{full['rate'] / max(limit['rate'], 1e-9):.2f}x of it; "
-                      f"load average {os.getloadavg()[0]:.2f}", flush=True)
-                print(f"    CPU us/msg over the run: rec: {cpu_text(full['cpu'])}; "
-                      f"bare: {cpu_text(limit['cpu'])}", flush=True)
-                print(f"    rec's own framing + orjson alone (nothing kept): "
-                      f"{lean['rate']:9,.0f} msgs/s, consumer {lean['cpu'][0]:.1f} us/msg: rec "
-                      f"{full['rate'] / max(lean['rate'], 1e-9):.2f}x of it", flush=True)
+            if not wait_quiet():
+                print("(the machine did not go idle within 20 s: figures include other load)")
+            ratio_rounds(dsn, args, compression, server.proc.pid)
+            lean = run(dsn, 0, args.seconds, compression, None, client="framing")
+            print(f"    rec's own framing + orjson alone (nothing kept): {lean['rate']:9,.0f} "
+                  f"msgs/s, consumer {lean['cpu'][0]:.1f} us/msg; load average "
+                  f"{os.getloadavg()[0]:.2f}", flush=True)
             if args.rate:
-                wait_quiet()
                 paced = run(dsn, args.rate, args.seconds, compression, None)
                 print(f"{name}: paced {args.rate:,}/s -> {paced['rate']:9,.0f} msgs/s, "
                       f"tick->commit p50 {paced['p50_ms']:.1f} ms, p99 {paced['p99_ms']:.1f} ms "

@@ -10,6 +10,7 @@ what a consumer would notice: the local book equals the server's book again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from decimal import Decimal
@@ -22,8 +23,9 @@ from websockets.http11 import Request, Response
 
 from app.kalshi import signing
 from app.kalshi.errors import KalshiAuthError
-from app.kalshi.ws import KalshiWS, WsCommandError, WsMessage, WsNotConnected
-from app.kalshi.ws_types import MessageQueue
+from app.kalshi.ws import DELTA_RUN, KalshiWS, WsCommandError, WsMessage, WsNotConnected
+from app.kalshi.ws_types import RUN_MAX, MessageQueue
+from testkit.ws import ws_frame
 
 WS_PATH = "/trade-api/ws/v2"
 _KEY = signing.generate_private_key()
@@ -53,6 +55,7 @@ class FakeWsExchange:
         self.rejected = 0
         self.silent = False
         self.sending_ts = False  # stamp every message with sending_ts_ms (API 3.32+)
+        self.held: dict[ServerConnection, list[bytes]] | None = None  # see together()
 
     # ------------------------------------------------------------------ handshake
 
@@ -107,7 +110,7 @@ class FakeWsExchange:
 
     async def on_subscribe(self, conn: ServerConnection, cid: Any, params: dict) -> None:
         channel = params["channels"][0]
-        if channel not in ("orderbook_delta", "fill", "ticker", "trade"):
+        if channel not in ("orderbook_delta", "fill", "ticker", "trade", "market_lifecycle_v2"):
             await self.error(conn, cid, 8, "Unknown channel name")
             return
         sid = self.next_sid
@@ -156,7 +159,22 @@ class FakeWsExchange:
     async def send(self, conn: ServerConnection, payload: dict[str, Any]) -> None:
         if self.sending_ts:
             payload = {**payload, "sending_ts_ms": int(time.time() * 1000)}
+        if self.held is not None:
+            self.held.setdefault(conn, []).append(ws_frame(json.dumps(payload).encode()))
+            return
         await conn.send(json.dumps(payload))
+
+    @contextlib.asynccontextmanager
+    async def together(self):
+        """What is sent inside goes out as one write per connection: the client reads it
+        all at once (frames framed here, as the server would)."""
+        self.held = {}
+        try:
+            yield
+        finally:
+            held, self.held = self.held, None
+            for conn, frames in held.items():
+                conn.transport.write(b"".join(frames))
 
     async def snapshot(
         self, conn: ServerConnection, sid: int, ticker: str, cid: int | None = None
@@ -213,6 +231,16 @@ class FakeWsExchange:
                     },
                 )
 
+    async def lifecycle(self, ticker: str, event: str) -> None:
+        for conn, subs in list(self.subs.items()):
+            for sid, sub in subs.items():
+                if sub["channel"] == "market_lifecycle_v2":
+                    sub["seq"] += 1
+                    await self.send(conn, {"type": "market_lifecycle_v2", "sid": sid,
+                                           "seq": sub["seq"],
+                                           "msg": {"market_ticker": ticker,
+                                                   "event_type": event}})
+
     async def fill(self, trade_id: str) -> None:
         for conn, subs in list(self.subs.items()):
             for sid, sub in subs.items():
@@ -246,7 +274,7 @@ class FakeWsExchange:
         return dict(b["yes"]), dict(b["no"])
 
 
-async def _start(exchange: FakeWsExchange):
+async def start_fake(exchange: FakeWsExchange):
     server = await serve(
         exchange.handler,
         "127.0.0.1",
@@ -262,13 +290,13 @@ async def _start(exchange: FakeWsExchange):
 @pytest.fixture
 async def exchange():
     ex = FakeWsExchange()
-    server, ex.url = await _start(ex)
+    server, ex.url = await start_fake(ex)
     yield ex
     server.close()
     await server.wait_closed()
 
 
-def _client(ex: FakeWsExchange, **kw: Any) -> KalshiWS:
+def fake_client(ex: FakeWsExchange, **kw: Any) -> KalshiWS:
     kw.setdefault("backoff_base", 0.02)
     kw.setdefault("backoff_max", 0.2)
     kw.setdefault("snapshot_timeout", 1.0)
@@ -293,7 +321,7 @@ async def _next_of(ws: KalshiWS, mtype: str, within: float = 5.0):
 
 
 async def test_signed_handshake_is_verified(exchange):
-    async with _client(exchange) as ws:
+    async with fake_client(exchange) as ws:
         await ws.wait_connected(within=5)
         assert exchange.handshakes == 1 and exchange.rejected == 0
         first = await ws.recv()
@@ -317,7 +345,7 @@ async def test_wrong_key_fails_with_auth_error_instead_of_looping(exchange):
 
 
 async def test_consumer_loop_ends_when_the_client_is_closed(exchange):
-    ws = _client(exchange)
+    ws = fake_client(exchange)
     await ws.start()
     await ws.wait_connected(within=5)
     seen = []
@@ -338,7 +366,7 @@ async def test_every_message_may_carry_sending_ts_ms(exchange):
     snapshots, deltas and data all work as before, and the consumer sees the venue's time."""
     exchange.sending_ts = True
     before = int(time.time() * 1000)
-    async with _client(exchange) as ws:
+    async with fake_client(exchange) as ws:
         await ws.wait_connected(within=5)
         await ws.subscribe("orderbook_delta", market_tickers=[T1])
         await ws.subscribe("fill")
@@ -357,7 +385,7 @@ async def test_every_message_may_carry_sending_ts_ms(exchange):
 
 
 async def test_commands_carry_increasing_ids_and_errors_raise(exchange):
-    async with _client(exchange) as ws:
+    async with fake_client(exchange) as ws:
         await ws.wait_connected(within=5)
         await ws.subscribe("ticker", market_tickers=[T1])
         await ws.subscribe("fill")
@@ -374,7 +402,7 @@ async def test_commands_carry_increasing_ids_and_errors_raise(exchange):
 
 
 async def test_book_is_built_from_snapshot_and_deltas(exchange):
-    async with _client(exchange) as ws:
+    async with fake_client(exchange) as ws:
         await ws.subscribe("orderbook_delta", market_tickers=[T1, T2])
         await ws.wait_connected(within=5)
         await _until(lambda: ws.books[T1].valid and ws.books[T2].valid)
@@ -391,7 +419,7 @@ async def test_book_is_built_from_snapshot_and_deltas(exchange):
 
 
 async def test_seq_gap_asks_for_a_snapshot_and_rebuilds_the_book(exchange):
-    async with _client(exchange) as ws:
+    async with fake_client(exchange) as ws:
         await ws.subscribe("orderbook_delta", market_tickers=[T1, T2])
         await ws.wait_connected(within=5)
         await _until(lambda: ws.books[T1].valid)
@@ -412,9 +440,9 @@ async def test_seq_gap_asks_for_a_snapshot_and_rebuilds_the_book(exchange):
 
 async def test_seq_gap_falls_back_to_resubscribe_when_snapshot_refused():
     ex = FakeWsExchange(get_snapshot=False)
-    server, ex.url = await _start(ex)
+    server, ex.url = await start_fake(ex)
     try:
-        async with _client(ex) as ws:
+        async with fake_client(ex) as ws:
             await ws.subscribe("orderbook_delta", market_tickers=[T1])
             await ws.wait_connected(within=5)
             await _until(lambda: ws.books[T1].valid)
@@ -430,12 +458,18 @@ async def test_seq_gap_falls_back_to_resubscribe_when_snapshot_refused():
 
 
 def _own_book(book: dict[str, dict[Decimal, Decimal]], m) -> None:
-    """A consumer that keeps its own book (KalshiWS with keep_books=False)."""
-    body = m.msg
-    if m.type == "orderbook_snapshot":
+    """A consumer that keeps its own book (KalshiWS with keep_books=False; with delta_runs,
+    a run's frames are its deltas in order)."""
+    for mtype, body in ([(f["type"], f["msg"]) for f in m.msg] if m.type == DELTA_RUN
+                        else [(m.type, m.msg)]):
+        _own_level(book, mtype, body)
+
+
+def _own_level(book: dict[str, dict[Decimal, Decimal]], mtype: str, body: dict) -> None:
+    if mtype == "orderbook_snapshot":
         for side in ("yes", "no"):
             book[side] = {Decimal(p): Decimal(q) for p, q in body.get(f"{side}_dollars_fp", ())}
-    elif m.type == "orderbook_delta":
+    elif mtype == "orderbook_delta":
         levels = book[body["side"]]
         p = Decimal(body["price_dollars"])
         q = levels.get(p, Decimal(0)) + Decimal(body["delta_fp"])
@@ -445,13 +479,16 @@ def _own_book(book: dict[str, dict[Decimal, Decimal]], m) -> None:
             levels.pop(p)
 
 
-async def test_without_its_own_books_a_gap_still_resyncs_and_batches_keep_order(exchange):
+@pytest.mark.parametrize("runs", [False, True], ids=["messages", "delta-runs"])
+async def test_without_its_own_books_a_gap_still_resyncs_and_batches_keep_order(exchange,
+                                                                                 runs):
     """keep_books=False: KalshiWS keeps no levels, yet drops what follows a gap and asks for a
-    snapshot as before; a consumer building its book from recv_batch() ends up exact."""
+    snapshot as before; a consumer building its book from recv_batch() ends up exact - with
+    deltas one message each or in runs (delta_runs: the feed's fast path)."""
     book: dict[str, dict[Decimal, Decimal]] = {"yes": {}, "no": {}}
     seen: list[str] = []
     biggest = 0
-    async with _client(exchange, keep_books=False) as ws:
+    async with fake_client(exchange, keep_books=False, delta_runs=runs) as ws:
         await ws.subscribe("orderbook_delta", market_tickers=[T1])
         await ws.wait_connected(within=5)
         await _until(lambda: ws.books[T1].valid)
@@ -473,7 +510,9 @@ async def test_without_its_own_books_a_gap_still_resyncs_and_batches_keep_order(
                 for m in await ws.recv_batch():
                     _own_book(book, m)
         assert ws.stats.seq_gaps == 1 and ws.stats.resyncs == 1 and ws.books[T1].valid
+        assert ws.stats.dropped_deltas == 1  # the one after that, with the book out of sync
         assert seen.count("orderbook_snapshot") == 2 and "client.seq_gap" in seen
+        assert (DELTA_RUN in seen) == runs and ("orderbook_delta" in seen) != runs
         assert biggest > 1  # connected + snapshot + deltas waiting: handed over at once
     rest: list[str] = []
     with pytest.raises(WsNotConnected):  # closed: what waits is handed out, then the end
@@ -485,7 +524,7 @@ async def test_without_its_own_books_a_gap_still_resyncs_and_batches_keep_order(
 async def test_consumer_reported_inconsistent_book_is_resynced(exchange):
     """A consumer whose own book cannot take a delta calls resync(): the market is out of
     sync (its deltas dropped) until a fresh snapshot has come."""
-    async with _client(exchange, keep_books=False) as ws:
+    async with fake_client(exchange, keep_books=False) as ws:
         await ws.subscribe("orderbook_delta", market_tickers=[T1, T2])
         await ws.wait_connected(within=5)
         await _until(lambda: ws.books[T1].valid and ws.books[T2].valid)
@@ -503,7 +542,7 @@ async def test_consumer_reported_inconsistent_book_is_resynced(exchange):
 
 
 async def test_dropped_connection_reconnects_and_resubscribes(exchange):
-    async with _client(exchange) as ws:
+    async with fake_client(exchange) as ws:
         await ws.subscribe("orderbook_delta", market_tickers=[T1])
         await ws.subscribe("fill")
         await ws.wait_connected(within=5)
@@ -541,7 +580,7 @@ async def test_subscriptions_made_before_the_server_is_up_are_sent_on_connect():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ex.url = f"ws://127.0.0.1:{port}{WS_PATH}"
-    ws = _client(ex)
+    ws = fake_client(ex)
     await ws.subscribe("orderbook_delta", market_tickers=[T2])
     await ws.start()
     await asyncio.sleep(0.3)  # a few refused attempts
@@ -558,9 +597,9 @@ async def test_subscriptions_made_before_the_server_is_up_are_sent_on_connect():
 
 async def test_silent_connection_hits_the_heartbeat_timeout_and_reconnects():
     ex = FakeWsExchange(ping_interval=None)
-    server, ex.url = await _start(ex)
+    server, ex.url = await start_fake(ex)
     try:
-        async with _client(ex, heartbeat_timeout=0.4, ping_interval=None) as ws:
+        async with fake_client(ex, heartbeat_timeout=0.4, ping_interval=None) as ws:
             await ws.wait_connected(within=5)
             t0 = time.monotonic()
             await _until(lambda: ex.handshakes >= 2, within=5)
@@ -573,9 +612,9 @@ async def test_silent_connection_hits_the_heartbeat_timeout_and_reconnects():
 
 async def test_server_pings_keep_a_quiet_connection_alive():
     ex = FakeWsExchange(ping_interval=0.1)
-    server, ex.url = await _start(ex)
+    server, ex.url = await start_fake(ex)
     try:
-        async with _client(ex, heartbeat_timeout=0.4, ping_interval=None) as ws:
+        async with fake_client(ex, heartbeat_timeout=0.4, ping_interval=None) as ws:
             await ws.wait_connected(within=5)
             await asyncio.sleep(1.2)
             assert ws.stats.heartbeat_timeouts == 0 and ex.handshakes == 1
@@ -601,3 +640,57 @@ async def test_the_queue_wakes_its_consumer_after_a_cancelled_wait():
         assert q.take().msg == {"n": n}
     q.end()
     assert await asyncio.wait_for(q.wait(), 2) is False
+
+
+async def test_delta_runs_keep_the_stream_order_with_every_other_message(exchange):
+    """delta_runs: deltas read together come as one run, but a message of another kind
+    between them ends it - the consumer sees delta, lifecycle, delta in stream order."""
+    async with fake_client(exchange, keep_books=False, delta_runs=True) as ws:
+        await ws.subscribe("orderbook_delta", market_tickers=[T1, T2])
+        await ws.subscribe("market_lifecycle_v2")
+        await ws.wait_connected(within=5)
+        await _until(lambda: ws.books[T1].valid and ws.books[T2].valid)
+        while ws.pending_messages():
+            await ws.recv_batch()
+        async with exchange.together():
+            await exchange.delta(T1, "yes", "0.55", "1")
+            await exchange.delta(T2, "yes", "0.20", "2")
+            await exchange.lifecycle(T1, "deactivated")
+            await exchange.delta(T1, "yes", "0.55", "-4")
+        await _until(lambda: ws.pending_messages() == 4)
+        got = await ws.recv_batch()
+        assert [m.type for m in got] == [DELTA_RUN, "market_lifecycle_v2", DELTA_RUN]
+        first, _, last = got
+        assert [(f["msg"]["market_ticker"], f["msg"]["delta_fp"]) for f in first.msg] == [
+            (T1, "1.00"), (T2, "2.00")]
+        assert [f["msg"]["delta_fp"] for f in last.msg] == ["-4.00"]
+        assert [f["seq"] for f in first.msg + last.msg] == [
+            first.msg[0]["seq"], first.msg[0]["seq"] + 1, first.msg[0]["seq"] + 2]
+        assert ws.lag() == (0, 0.0) and ws.stats.seq_gaps == 0
+
+
+def test_delta_runs_need_a_consumer_that_keeps_its_own_books():
+    with pytest.raises(ValueError, match="own books"):
+        KalshiWS("ws://127.0.0.1:9/trade-api/ws/v2", None, delta_runs=True)
+
+
+def test_a_run_counts_each_of_its_messages_and_ends_where_another_message_comes():
+    """MessageQueue's runs: len() and the backpressure bound count every frame in a run; a
+    run closes at another message, at the consumer's take and at RUN_MAX frames."""
+    q = MessageQueue()
+    for n in range(3):
+        q.put_in_run({"n": n})
+    q.put(WsMessage("ticker", {}))
+    q.put_in_run({"n": 3})
+    assert len(q) == 5 and [m.type for m in q.items] == [DELTA_RUN, "ticker", DELTA_RUN]
+    assert [f["n"] for f in q.items[0].msg] == [0, 1, 2]
+    q.put_in_run({"n": 4})  # the tail run is open
+    assert [f["n"] for f in q.items[-1].msg] == [3, 4] and len(q) == 6
+    assert q.take().type == DELTA_RUN and len(q) == 3
+    assert len(q.take_all(1)) == 1 and len(q) == 2  # the ticker; the run stays
+    q.put_in_run({"n": 5})  # a take closed the run: a new one
+    assert [len(m.msg) for m in q.items] == [2, 1] and len(q) == 3
+    assert len(q.take_all(10)) == 2 and len(q) == 0
+    for n in range(RUN_MAX + 1):
+        q.put_in_run({"n": n})
+    assert [len(m.msg) for m in q.items] == [RUN_MAX, 1] and len(q) == RUN_MAX + 1

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from decimal import Decimal
 
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
+from app import config
 from app.db import feed_log
-from app.kalshi.book import BookInconsistent
+from app.db.migrate import migrate
+from app.services.market_feed import MarketFeedService
 from app.services.market_feed.store import FeedStore, Tracker
 from tests import data_in_fixtures as di
+from tests import test_kalshi_ws as ws_fake
 from tests import test_sim_fixtures as fx
+from tests.test_kalshi_ws import T1, T2, FakeWsExchange
 
 sim = fx.sim
 
@@ -345,18 +351,104 @@ async def test_sending_ts_ms_on_every_message_is_tolerated(rec_home_db, start_se
         assert svc.terminate() == 0
 
 
-async def test_the_feeds_own_book_refuses_a_delta_it_cannot_take():
+def _delta(ticker: str, side: str, price: str, delta: str, ts: int = 0) -> dict:
+    """An orderbook_delta frame as parsed off the wire."""
+    return {"type": "orderbook_delta", "sid": 1, "seq": 1,
+            "msg": {"market_ticker": ticker, "side": side, "price_dollars": price,
+                    "delta_fp": delta, "ts_ms": ts}}
+
+
+def test_the_feeds_own_book_refuses_a_delta_it_cannot_take():
     """KalshiWS keeps no levels for the feed (keep_books=False): the Tracker's book is the one
-    that sees a delta going below zero, leaves itself unchanged and says so (the feed then
-    asks KalshiWS.resync for a fresh snapshot)."""
+    that sees a delta going below zero (or one it cannot read), leaves itself unchanged and
+    says so (the feed then asks KalshiWS.resync for a fresh snapshot); the deltas around it
+    apply, in order, netted per level."""
     store = FeedStore(None, name="t", batch_rows=100, flush_interval=1, snapshot_interval=3600)
-    store.ids["T"] = 1
+    store.ids.update(T=1, U=2)
     tracker = Tracker(store)
     tracker.book("T", {Decimal("0.40"): Decimal(5)}, {}, "ws", "initial")
-    with pytest.raises(BookInconsistent):
-        tracker.delta("T", "yes", Decimal("0.40"), Decimal(-6), 2)
-    with pytest.raises(BookInconsistent):
-        tracker.delta("T", "maybe", Decimal("0.40"), Decimal(1), 2)
+    bad = [_delta("T", "yes", "0.4000", "-6.00"), _delta("T", "maybe", "0.40", "1.00"),
+           _delta("T", "no", "0.40", None), _delta("T", "no", "x", "1.00")]
+    refused = tracker.ws_deltas(bad)
+    assert [t for t, _ in refused] == ["T"] * 4
+    assert "would go to -1" in refused[0][1] and "'maybe'" in refused[1][1]
     assert tracker.markets["T"].yes == {Decimal("0.40"): Decimal(5)} and not store.batch.deltas
-    assert tracker.delta("T", "yes", Decimal("0.40"), Decimal(-5), 2)
-    assert tracker.markets["T"].yes == {} and store.batch.deltas == 1
+    assert not tracker.markets["T"].no and not store.batch.net
+    ok = [_delta("T", "yes", "0.4000", "-5.00"), _delta("U", "yes", "0.10", "1.00"),
+          _delta("T", "no", "0.60", "2.00"), _delta("T", "no", "0.60", "-1.00")]
+    assert tracker.ws_deltas(ok) == []  # U has no book: skipped
+    st = tracker.markets["T"]
+    assert st.yes == {} and st.no == {Decimal("0.60"): Decimal(1)} and store.batch.deltas == 3
+    assert {k: v[:2] for k, v in store.batch.net.items()} == {
+        ("T", "yes", Decimal("0.40")): [Decimal(5), Decimal(0)],
+        ("T", "no", Decimal("0.60")): [Decimal(0), Decimal(1)]}
+    # the current book to store: the netted sizes, or a full book of the batch, in order
+    tracker.book("T", {Decimal("0.30"): Decimal(2)}, {}, "ws", "resync")
+    assert store.batch.levels == {} and not store.batch.net  # the book came after them
+    tracker.ws_deltas([_delta("T", "yes", "0.30", "1.00"), _delta("T", "no", "0.50", "4.00")])
+    store.batch.net_records()
+    assert store.batch.replaced["T"] == ({Decimal("0.30"): Decimal(3)},
+                                         {Decimal("0.50"): Decimal(4)})
+
+
+async def test_a_lifecycle_message_between_deltas_applies_in_stream_order(app_db, tmp_path):
+    """The feed takes deltas in runs (delta_runs): deltas, a lifecycle message closing one of
+    their markets, then more deltas, all read at once, are applied in stream order - the
+    closed market's deltas before it count, the one after it does not; a delta its book
+    cannot take has that market resynced."""
+    migrate(app_db.dsn, progress=lambda _: None)
+    ex = FakeWsExchange()
+    server, ex.url = await ws_fake.start_fake(ex)
+    pool = AsyncConnectionPool(app_db.dsn, min_size=1, max_size=2, open=False)
+    await pool.open(wait=True)
+    feed = MarketFeedService(config.load({"REC_CONFIG_DIR": str(tmp_path)}))
+    feed.pool = pool
+    feed.store = store = FeedStore(pool, name="t", batch_rows=10_000, flush_interval=60,
+                                   snapshot_interval=3600)
+    feed.tracker = tracker = Tracker(store)
+    await store.ensure_ids([T1, T2])
+    feed.followed = dict.fromkeys([T1, T2])
+    feed.ws = ws = ws_fake.fake_client(ex, keep_books=False, delta_runs=True)
+    await ws.subscribe("orderbook_delta", market_tickers=[T1, T2])
+    await ws.subscribe("market_lifecycle_v2")
+    try:
+        async with ws:
+            consumer = asyncio.create_task(feed.consume())
+            await di.until(lambda: {T1, T2} <= set(tracker.markets), 5, "both books")
+            consumer.cancel()  # the next messages wait until they are all read
+            await asyncio.gather(consumer, return_exceptions=True)
+            async with ex.together():
+                await ex.delta(T1, "yes", "0.55", "1")
+                await ex.delta(T2, "yes", "0.20", "2")
+                await ex.lifecycle(T1, "deactivated")
+                await ex.delta(T1, "yes", "0.55", "-4")
+                await ex.delta(T2, "yes", "0.20", "1")
+            await di.until(lambda: ws.pending_messages() == 5, 5, "the burst read")
+            consumer = asyncio.create_task(feed.consume())
+            y20 = (T2, "yes", Decimal("0.20"))
+            await di.until(lambda: y20 in store.batch.net and store.batch.net[y20][1] == 6, 5,
+                           "the last delta applied")
+            assert T1 not in feed.followed and T1 not in tracker.markets
+            net = store.batch.net
+            assert net[(T1, "yes", Decimal("0.55"))][:2] == [Decimal(10), Decimal(11)]
+            assert net[y20][:2] == [Decimal(3), Decimal(6)]
+            # a delta the feed's own book cannot take (below zero): that market is resynced
+            for conn, subs in ex.subs.items():
+                sid, sub = next((k, v) for k, v in subs.items()
+                                if v["channel"] == "orderbook_delta")
+                sub["seq"] += 1
+                await ex.send(conn, {"type": "orderbook_delta", "sid": sid, "seq": sub["seq"],
+                                     "msg": {"market_ticker": T2, "side": "no",
+                                             "price_dollars": "0.3000", "delta_fp": "-1.00"}})
+
+            def resynced() -> bool:
+                return any(c["cmd"] == "update_subscription"
+                           and c["params"]["market_tickers"] == [T2] for c in ex.commands)
+
+            await di.until(resynced, 5, "a snapshot asked for T2")
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+    finally:
+        await pool.close()
+        server.close()
+        await server.wait_closed()

@@ -79,6 +79,27 @@ def test_frame_bounds_reads_every_length_form():
             assert frame_bounds(frame[:cut], 0) is None
 
 
+async def test_a_stream_read_in_two_pieces_cut_anywhere_gives_the_same_messages():
+    """Every length form (7-bit, 16-bit - both read inline - and 64-bit), the stream cut at
+    every byte of each frame's head and just after it: the same messages, in order."""
+    payloads = [b"a" * 5, b"b" * 125, b"c" * 126, b"d" * 300, b"e" * 65_535, b"f" * 70_000]
+    frames = [ws_frame(p) for p in payloads]
+    stream = b"".join(frames)
+    heads = [sum(map(len, frames[:i])) for i in range(len(frames))]
+    cuts = sorted({c for h in heads for c in range(h + 1, h + 12)} | {len(stream) - 1})
+    client = Client()
+
+    async def read_cut(conn: FeedConnection) -> None:
+        for cut in cuts:
+            client.got.clear()
+            conn.data_received(stream[:cut])  # as two reads off the socket
+            conn.data_received(stream[cut:])
+            assert client.got == payloads, f"cut at {cut}"
+        await conn.close()
+
+    await client.run(lambda ws: asyncio.sleep(0), until=read_cut)
+
+
 async def test_split_long_and_fragmented_messages_arrive_whole_in_order_and_pings_answered():
     client = Client()
     pong: list[float] = []

@@ -24,7 +24,10 @@ One :class:`KalshiWS` holds one connection at a time and keeps it up:
   market of every ``orderbook_delta`` subscription; a consumer that keeps its own books
   passes ``keep_books=False`` and gets a :class:`~app.kalshi.ws_books.SyncState` per market
   instead (in sync or not: the same seq checks, drops and resyncs, no levels), and reports a
-  delta its own book cannot take with :meth:`KalshiWS.resync`.
+  delta its own book cannot take with :meth:`KalshiWS.resync`; with ``delta_runs=True`` too,
+  the ``orderbook_delta`` messages that follow each other in the stream come as runs
+  (:data:`~app.kalshi.ws_types.DELTA_RUN` messages whose ``msg`` lists their frames, the
+  parsed dicts, in order): no message object per delta, the same checks on each.
 
 Consumers read :meth:`KalshiWS.recv` (or ``async for``), or :meth:`KalshiWS.recv_batch`
 (every waiting message at once: one wake-up per batch of frames): Kalshi's data messages,
@@ -59,6 +62,7 @@ from app.kalshi.ws_commands import WsCommands
 from app.kalshi.ws_frames import FeedConnection
 from app.kalshi.ws_types import (  # re-exported: callers import these from here
     CONTROL_TYPES,
+    DELTA_RUN,
     ORDERBOOK,
     MessageQueue,
     Subscription,
@@ -94,6 +98,7 @@ class KalshiWS(WsCommands, BookSync):
         max_size: int | None = 16 * 2**20,
         queue_max: int = 100_000,
         keep_books: bool = True,
+        delta_runs: bool = False,
         rng: random.Random | None = None,
     ) -> None:
         self.url = url
@@ -112,7 +117,10 @@ class KalshiWS(WsCommands, BookSync):
         self.queue_max = max(1, queue_max)
         self._rng = rng or random.Random()
 
+        if delta_runs and keep_books:
+            raise ValueError("delta_runs is for a consumer that keeps its own books")
         self.keep_books = keep_books
+        self.delta_runs = delta_runs
         self.books: dict[str, OrderBook | SyncState] = {}
         self.subscriptions: list[Subscription] = []
         self.stats = WsStats()
@@ -209,7 +217,7 @@ class KalshiWS(WsCommands, BookSync):
 
     def _made_room(self) -> None:
         conn = self._conn
-        if conn is not None and conn.held and len(self._queue) <= self.queue_max * 3 // 4:
+        if conn is not None and conn.held and self._queue.count <= self.queue_max * 3 // 4:
             conn.resume()
 
     def __aiter__(self) -> KalshiWS:
@@ -361,18 +369,21 @@ class KalshiWS(WsCommands, BookSync):
         """One data message from the connection; False when the queue is full (the
         connection then stops reading until the consumer has caught up a little)."""
         try:
-            # orjson is three times faster; the types in ORJSON_SAFE carry no JSON number
-            # with a fraction (money and counts are fixed-point strings), the rest are
-            # parsed again with every fraction as Decimal
             data = orjson.loads(raw)
-            if type(data) is dict and data.get("type") not in ORJSON_SAFE:
-                data = loads(raw)
         except ValueError:
             log.warning("kalshi ws: unparseable frame: %.200r", raw)
             return True
-        if isinstance(data, dict):
-            self._dispatch(data)
-        depth = len(self._queue)
+        if type(data) is dict:
+            mtype = data.get("type")
+            if mtype == ORDERBOOK and self.delta_runs:
+                self._in_run(data)
+            elif mtype in ORJSON_SAFE:
+                self._dispatch(data)
+            else:  # orjson is three times faster; the types in ORJSON_SAFE carry no JSON
+                # number with a fraction (money and counts are fixed-point strings), the rest
+                # are parsed again with every fraction as Decimal
+                self._dispatch(loads(raw))
+        depth = self._queue.count
         if depth < self.queue_max:
             return True
         # a slow consumer: stop reading until it has caught up a little
@@ -409,6 +420,27 @@ class KalshiWS(WsCommands, BookSync):
             self._queue.put(WsMessage(mtype, msg, sid, seq, cid, get("sending_ts_ms"),
                                       data, time.monotonic()))
 
+    def _in_run(self, data: dict[str, Any]) -> None:
+        """An orderbook_delta frame with ``delta_runs``: :meth:`_dispatch`'s steps for it,
+        inlined (the feed's hot path): its subscription's seq, its market in sync, then into
+        the queue's run."""
+        self.stats.messages += 1
+        sid = data.get("sid")
+        sub = self._by_sid.get(sid) if sid is not None else None
+        seq = data.get("seq")
+        if seq is not None and sub is not None:
+            last = sub.last_seq
+            if last is not None and seq == last + 1:
+                sub.last_seq = seq
+            elif not self._check_seq(sub, seq, ORDERBOOK):
+                return
+        msg = data.get("msg")
+        book = self.books.get(msg.get("market_ticker")) if type(msg) is dict else None
+        if book is None or not book.valid:  # BookSync._on_delta without levels
+            self.stats.dropped_deltas += 1
+            return
+        self._queue.put_in_run(data)
+
     def _on_control(
         self, mtype: str, data: dict[str, Any], sub: Subscription | None, was_pending: bool
     ) -> None:
@@ -441,6 +473,7 @@ class KalshiWS(WsCommands, BookSync):
 
 
 __all__ = [
+    "DELTA_RUN",
     "ORDERBOOK",
     "KalshiWS",
     "Subscription",

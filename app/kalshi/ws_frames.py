@@ -96,11 +96,23 @@ class FeedConnection(ClientConnection):
         on_message = self.on_message
         limit = self.protocol.max_message_size
         whole = not self._fragments
+        n = len(data)
         pos = run = 0  # run: where the frames not yet given to the protocol begin
-        while (bounds := frame_bounds(data, pos)) is not None:
-            start, end = bounds
+        while n - pos > 1 and not self._held:
+            # frame_bounds, inlined for an unmasked frame of up to 64 KiB (one per message)
+            second = data[pos + 1]
+            if second < 126:
+                start = pos + 2
+                end = start + second
+            elif second == 126 and n - pos > 3:
+                start = pos + 4
+                end = start + (data[pos + 2] << 8 | data[pos + 3])
+            else:
+                start, end = frame_bounds(data, pos) or (n, n + 1)
+            if end > n:  # not all read yet
+                break
             first = data[pos]
-            if ((first == _WHOLE_TEXT or first == _WHOLE_BINARY) and data[pos + 1] < 0x80
+            if ((first == _WHOLE_TEXT or first == _WHOLE_BINARY) and second < 0x80
                     and whole and (limit is None or end - start <= limit)):
                 if run < pos and not self._to_protocol(data, run, pos):
                     return
@@ -110,8 +122,6 @@ class FeedConnection(ClientConnection):
             elif first & 0x0F < 3:  # a fragment or a compressed frame: the protocol's, and
                 whole = False  # so is every data frame after it in this read (in order)
             pos = end
-            if self._held:
-                break
         if run < pos and not self._to_protocol(data, run, pos):
             return
         self._rest = data[pos:]

@@ -13,6 +13,9 @@ from app.kalshi.models import parse_ws_msg
 
 CONTROL_TYPES = frozenset({"subscribed", "unsubscribed", "ok", "error"})
 ORDERBOOK = "orderbook_delta"
+# a run of orderbook_delta messages (KalshiWS with ``delta_runs``): ``msg`` is their frames
+DELTA_RUN = "orderbook_delta.run"
+RUN_MAX = 512  # messages in one run at most: the consumer's unit of work between checks
 
 
 class WsCommandError(KalshiError):
@@ -48,23 +51,42 @@ class MessageQueue:
     """KalshiWS's hand-over to its consumer: a deque the consumer takes from one message
     (:meth:`take`) or every waiting message (:meth:`take_all`) at a time - one wake-up per
     batch of frames read, not one queue step per message. Once :meth:`end` is called, what
-    is waiting is still handed out, then :meth:`wait` returns with nothing to take."""
+    is waiting is still handed out, then :meth:`wait` returns with nothing to take.
+
+    :meth:`put_in_run` adds a frame to the run of frames at the queue's tail (a
+    :data:`DELTA_RUN` message whose ``msg`` lists them, stamped when its first came), or
+    begins one: what the consumer has not taken yet and nothing else has followed. A run is
+    one item in the deque, in stream order with every other message; :attr:`count` and
+    ``len()`` count the messages in it."""
 
     def __init__(self) -> None:
         self.items: deque[WsMessage] = deque()
+        self.count = 0  # messages waiting, each of a run's frames counted
         self.ended = False
         self._waiter: asyncio.Future[None] | None = None
+        self._run: list[dict[str, Any]] | None = None  # the open run's frames
 
     def __len__(self) -> int:
-        return len(self.items)
+        return self.count
 
     def put(self, m: WsMessage) -> None:
         self.items.append(m)
+        self.count += 1
+        self._run = None
         waiter = self._waiter
         if waiter is not None:  # the consumer waits: wake it once
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def put_in_run(self, frame: dict[str, Any]) -> None:
+        run = self._run
+        if run is not None and len(run) < RUN_MAX:
+            run.append(frame)
+            self.count += 1
+            return
+        self.put(WsMessage(DELTA_RUN, [frame], received_at=time.monotonic()))
+        self._run = self.items[-1].msg
 
     def end(self) -> None:
         self.ended = True
@@ -87,16 +109,28 @@ class MessageQueue:
         return self.items[0] if self.items else None
 
     def take(self) -> WsMessage:
-        return self.items.popleft()
+        m = self.items.popleft()
+        self.count -= _size(m)
+        self._run = None
+        return m
 
     def take_all(self, limit: int) -> list[WsMessage]:
-        """Up to ``limit`` waiting messages, oldest first."""
+        """Up to ``limit`` waiting items (a run is one), oldest first."""
         items = self.items
+        self._run = None
         if len(items) <= limit:
             out = list(items)
             items.clear()
+            self.count = 0
             return out
-        return [items.popleft() for _ in range(limit)]
+        out = [items.popleft() for _ in range(limit)]
+        self.count -= sum(map(_size, out))
+        return out
+
+
+def _size(m: WsMessage) -> int:
+    """How many messages a queued item is (a run: its frames)."""
+    return len(m.msg) if m.type == DELTA_RUN else 1
 
 
 @dataclass

@@ -27,7 +27,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.db import feed_log as history
 from app.db.pool import DatabaseWait
-from app.kalshi.book import BookInconsistent
 from app.kalshi.models import to_decimal
 
 log = logging.getLogger("rec-market-feed.store")
@@ -143,9 +142,18 @@ class Batch:
         self.records += 1
 
     def net_records(self) -> None:
-        """Move the netted deltas into the log (in the order they were first seen)."""
+        """Move the netted deltas into the log (in the order they were first seen) and their
+        sizes into the current book: ``levels``, or the market's full book of this batch
+        (``replaced``; a full book nets what came before it first: :meth:`Tracker.book`)."""
         level = history.level
-        for (_, side, price), (before, after, ms, mid) in self.net.items():
+        levels, replaced = self.levels, self.replaced
+        for key, (before, after, ms, mid) in self.net.items():
+            ticker, side, price = key
+            full = replaced.get(ticker)
+            if full is None:
+                levels[key] = after
+            else:
+                _set_level(full[0] if side == "yes" else full[1], price, after)
             if after != before:
                 self.log += level(mid, ms, side, price, after)
                 self.records += 1
@@ -155,6 +163,14 @@ class Batch:
 
     def empty(self) -> bool:
         return not (self.rows or self.levels or self.replaced or self.touched or self.quotes)
+
+
+def _set_level(levels: dict[Decimal, Decimal], price: Decimal, qty: Decimal) -> None:
+    """A level's new size (0: gone)."""
+    if qty:
+        levels[price] = qty
+    else:
+        levels.pop(price, None)
 
 
 # how long a public trade's exchange id is remembered to drop the same trade seen again
@@ -218,53 +234,64 @@ class Tracker:
         self._touch(ticker, ms, n > 0, source, received)
         return n
 
-    def delta(self, ticker: str, side: str, price: Decimal, delta: Decimal,
-              seq: int | None, received: float | None = None) -> bool:
-        """Apply a WS delta to the market's book; False when it has none. Raises
-        BookInconsistent (nothing changed) when the level would go below zero or the side is
-        unknown: this book is the one the feed keeps (KalshiWS keeps none for it)."""
-        st = self.markets.get(ticker)
-        if st is None or not st.has_book:
-            return False
-        if side not in ("yes", "no"):
-            raise BookInconsistent(f"{ticker}: delta with side {side!r}")
-        levels = st.yes if side == "yes" else st.no
-        old = levels.get(price, ZERO)
-        qty = old + delta
-        if qty < 0:
-            raise BookInconsistent(f"{ticker}: {side} {price} would go to {qty} after delta "
-                                   f"{delta}")
-        if qty:
-            levels[price] = qty
-        else:
-            levels.pop(price, None)
+    def ws_deltas(self, frames: list[dict[str, Any]], received: float | None = None,
+                  ) -> list[tuple[str, str]]:
+        """WS ``orderbook_delta`` frames (parsed; KalshiWS has checked their seq and that
+        each market is in sync) applied to the books in stream order and netted per level
+        into the batch (:meth:`Batch.net_records`), in one loop: the feed's hot path, no call
+        per delta.
+
+        A market without a book here (not followed, no snapshot yet) is skipped. A delta this
+        book cannot take - a level below zero, an unknown side, a price or size that is not a
+        number - changes nothing and is returned as (ticker, why): the market needs a resync
+        (KalshiWS keeps no levels for the feed)."""
+        markets = self.markets
         store = self.store
         b = store.batch
+        net, touched = b.net, b.touched
         ms = int(time.time() * 1000)
-        # net change per level per batch: a cancel and replace that restores a level within
-        # one batch writes nothing; the last size of a level is kept
-        key = (ticker, side, price)
-        b.deltas += 1
-        net = b.net.get(key)
-        if net is None:
-            b.net[key] = [old, qty, ms, st.mid]
-        else:
-            net[1], net[2] = qty, ms
-        if ticker in b.replaced:
-            rep = b.replaced[ticker][0 if side == "yes" else 1]
+        mark = (ms, True, "ws")  # freshness (_touch): changed now, over WS
+        cache = _DECIMALS
+        applied = 0
+        refused: list[tuple[str, str]] = []
+        for frame in frames:
+            body = frame["msg"]
+            ticker = body["market_ticker"]
+            st = markets.get(ticker)
+            if st is None or not st.has_book:
+                continue
+            side = body.get("side")
+            levels = st.yes if side == "yes" else st.no if side == "no" else None
+            try:  # (dec's own first step, inlined: a 0 is looked up again)
+                price = cache.get(body["price_dollars"]) or dec(body["price_dollars"])
+                delta = cache.get(body["delta_fp"]) or dec(body["delta_fp"])
+                old = levels.get(price, ZERO)  # type: ignore[union-attr]
+                qty = old + delta
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                refused.append((ticker, f"delta with side {side!r}" if levels is None else
+                                f"unreadable delta {body!r}: {type(exc).__name__}"))
+                continue
+            if qty < 0:
+                refused.append((ticker, f"{side} {price} would go to {qty} after delta "
+                                        f"{delta}"))
+                continue
             if qty:
-                rep[price] = qty
+                levels[price] = qty  # type: ignore[index]
             else:
-                rep.pop(price, None)
-        else:
-            b.levels[key] = qty
-        b.touched[ticker] = (ms, True, "ws")  # _touch, inlined: the feed's hottest call
-        if received is not None and store.keep_latencies:
-            b.received.append(received)
-        rows = b.deltas + b.records
-        if store._first_at is None or rows == store.batch_rows or rows >= store.max_pending_rows:
-            store.poke()  # (inlined test: most deltas neither start, fill nor overfill a batch)
-        return True
+                levels.pop(price, None)  # type: ignore[union-attr]
+            # net change per level per batch: a cancel and replace that restores a level
+            # within one batch writes nothing; the last size of a level is kept
+            key = (ticker, side, price)
+            cell = net.get(key)
+            if cell is None:
+                net[key] = [old, qty, ms, st.mid]
+            else:
+                cell[1], cell[2] = qty, ms
+            touched[ticker] = mark
+            applied += 1
+        if applied:
+            store.took_deltas(applied, received)
+        return refused
 
     # -- ticker values -------------------------------------------------------------------
     def tick(self, ticker: str, values: Quote, ts: datetime, source: str,
@@ -372,6 +399,14 @@ class FeedStore:
         return moved
 
     # -- producer side -------------------------------------------------------------------
+    def took_deltas(self, n: int, received: float | None) -> None:
+        """``n`` deltas netted into the batch (received at ``received``, monotonic)."""
+        b = self.batch
+        b.deltas += n
+        if received is not None and self.keep_latencies:
+            b.received += [received] * n
+        self.poke()
+
     def poke(self) -> None:
         if self._first_at is None:
             self._first_at = time.monotonic()
