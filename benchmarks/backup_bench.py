@@ -21,8 +21,8 @@ from pathlib import Path
 
 import psycopg
 
+from app.backup.drill import restore_into
 from app.db import backup_job
-from app.db.backup_drill import restore_into
 from app.db.migrate import migrate
 from testkit import pg as pgserver
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.services.trade_supervisor import View, close_limit, exit_rule
+from app.trading.exits import View, close_limit, exit_rule
 from tests import data_in_fixtures as di
 from tests import test_sim_fixtures as fx
 from tests import trading_fixtures as tf

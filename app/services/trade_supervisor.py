@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -42,6 +41,7 @@ from app.db.pool import open_pool
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import Json
+from app.trading.exits import View, close_limit, exit_rule
 
 ONE = Decimal(1)
 
@@ -56,27 +56,6 @@ WHERE t.status = 'open' ORDER BY t.id
 STRIKE_COLS = (", s.index_price, s.probability, s.buffer, s.momentum, s.time_to_close_sec, "
                "s.yes_ask, s.no_ask")
 STRIKE_JOIN = "LEFT JOIN strike_table s ON s.market_ticker = t.ticker"
-
-
-@dataclass
-class View:
-    trade_id: int
-    ticker: str
-    side: str
-    quantity: Decimal
-    entry_price: Decimal | None
-    time_in_trade_sec: int
-    index_price: Decimal | None = None
-    probability: Decimal | None = None  # of the trade's side
-    buffer: Decimal | None = None
-    momentum: Decimal | None = None
-    time_to_close_sec: int | None = None
-    close_price: Decimal | None = None
-    unrealised_pnl_cents: int | None = None
-    close_attempts: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def build_view(row: tuple, with_strikes: bool) -> View:
@@ -97,40 +76,6 @@ def build_view(row: tuple, with_strikes: bool) -> View:
         value = qty * bid - tc.fee_dollars(qty, bid)
         v.unrealised_pnl_cents = tc.cents(value - cost - (fees or 0))
     return v
-
-
-def exit_rule(v: View, s: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """The first exit rule that fires for ``v`` under the settings ``s`` (None: hold)."""
-    if not s.get("auto_stop", True):
-        return None
-    if (s.get("exit_probability_enabled") and v.probability is not None
-            and v.time_to_close_sec is not None
-            and v.probability < Decimal(str(s["exit_probability_threshold"]))
-            and v.time_to_close_sec >= int(s["exit_probability_min_ttc_sec"])):
-        return "probability", {"probability": v.probability,
-                               "threshold": s["exit_probability_threshold"],
-                               "time_to_close_sec": v.time_to_close_sec}
-    if s.get("exit_momentum_enabled") and v.momentum is not None:
-        t = Decimal(str(s["exit_momentum_threshold"]))
-        if (v.side == "no" and v.momentum >= t) or (v.side == "yes" and v.momentum <= -t):
-            return "momentum_spike", {"momentum": v.momentum, "threshold": t}
-    if v.close_price is not None and v.entry_price is not None:
-        move = (v.close_price - v.entry_price) * 100
-        if s.get("stop_loss_enabled") and move <= -Decimal(str(s["stop_loss_cents"])):
-            return "stop_loss", {"close_price": v.close_price, "entry_price": v.entry_price,
-                                 "stop_loss_cents": s["stop_loss_cents"]}
-        if s.get("take_profit_enabled") and move >= Decimal(str(s["take_profit_cents"])):
-            return "take_profit", {"close_price": v.close_price, "entry_price": v.entry_price,
-                                   "take_profit_cents": s["take_profit_cents"]}
-    return None
-
-
-def close_limit(v: View, slip: Decimal) -> Decimal | None:
-    """The close's limit: ``slip`` under the close price (the best bid of the trade's side),
-    at least $0.01; None without a bid (a close there could not fill: it waits)."""
-    if v.close_price is None or v.close_price <= 0:
-        return None
-    return max(Decimal("0.01"), v.close_price - slip)
 
 
 class TradeSupervisorService(tc.TradingService):

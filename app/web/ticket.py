@@ -9,7 +9,7 @@
   the top levels of the book, P(yes) and the model's edge on each side (P(side) minus that
   side's ask, in cents: what rec-coordinator's ``diff`` is);
 - the exit rules that would close the trade at once: rec-trade-supervisor's own
-  :func:`~app.services.trade_supervisor.exit_rule` applied to the trade as it would be the
+  :func:`~app.trading.exits.exit_rule` applied to the trade as it would be the
   moment it opens (P(side) and momentum from the strike table, the close price from the book).
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from app.services.trade_supervisor import View, exit_rule
+from app.trading.exits import View, exit_rule
 from app.trading.money import fee_dollars
 from app.web import data, names
 from app.web.data import QUOTE, read

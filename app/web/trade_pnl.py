@@ -7,7 +7,7 @@
   fee for selling at the mark;
 - P(side) and momentum from the strike table, the time to the market's close;
 - the exit rule nearest to firing: rec-trade-supervisor's own
-  :func:`~app.services.trade_supervisor.exit_rule` says whether one fires now; else each rule
+  :func:`~app.trading.exits.exit_rule` says whether one fires now; else each rule
   that is on, with how far its number is from its threshold (in its own units) and that
   distance as a share of the threshold, the smallest share being the nearest.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from app.services.trade_supervisor import View, exit_rule
+from app.trading.exits import View, exit_rule
 from app.trading.money import fee_dollars
 from app.web import ticket
 

@@ -29,7 +29,7 @@ def _dsn(args: argparse.Namespace) -> str:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-    from app.db.backup_drill import DrillError, drill
+    from app.backup.drill import DrillError, drill
 
     try:
         result = asyncio.run(drill(_dsn(args), args.file))
