@@ -118,6 +118,35 @@ def test_tarball_is_byte_identical_for_identical_content(tmp_path, monkeypatch):
     assert out1.read_bytes() != out2.read_bytes()
 
 
+def test_tarball_of_the_same_inputs_is_not_packed_again(tmp_path, monkeypatch):
+    """A re-converge with nothing changed leaves the bundle as it is without packing ~120 MB
+    again (~4 s); any change of a file's bytes or mode, or a tarball that is not the one the
+    stamp describes, packs it again."""
+    src = tmp_path / "src"
+    src.mkdir()
+    make_tree(src)
+    out = tmp_path / "b.tar.gz"
+    assert wh.write_tarball(wh.bundle_files(src), out)
+    first = out.read_bytes()
+
+    class NoPacking:
+        def __init__(self, *a, **k):
+            raise AssertionError("packed again for the same inputs")
+
+    with monkeypatch.context() as m:
+        m.setattr(wh.gzip, "GzipFile", NoPacking)
+        assert not wh.write_tarball(wh.bundle_files(src), out)
+        (src / "app/sub/mod.py").write_text("y = 4\n")
+        with pytest.raises(AssertionError, match="packed again"):
+            wh.write_tarball(wh.bundle_files(src), out)
+    assert wh.write_tarball(wh.bundle_files(src), out) and out.read_bytes() != first
+    (src / "app/sub/mod.py").chmod(0o755)
+    assert wh.write_tarball(wh.bundle_files(src), out)
+    out.write_bytes(b"not the bundle")  # changed behind the stamp's back
+    assert wh.write_tarball(wh.bundle_files(src), out)
+    assert tarfile.open(out).getnames()
+
+
 def accepted_tags(arch: str, py: str) -> set:
     version = tuple(int(x) for x in py.split("."))
     interp = "cp" + py.replace(".", "")
