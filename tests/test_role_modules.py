@@ -93,7 +93,7 @@ def test_check_mode_names_the_users_it_would_create(rec_units, unit_dir):
 
 @pytest.fixture(scope="module")
 def rec_files():
-    return _load(ROLE.parent / "rec_app/library/rec_files.py", "rec_files")
+    return _load(ROLE.parent.parent / "library/rec_files.py", "rec_files")
 
 
 def test_rec_app_files_and_directories_change_only_where_they_differ(rec_files, tmp_path):
