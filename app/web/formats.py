@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
+
+ET = ZoneInfo("America/New_York")  # every time a trader reads is on New York's clock
 
 
 def _when(v: Any) -> dt.datetime:
@@ -61,8 +64,6 @@ def num(v: Any, digits: int = 2) -> str:
 
 def ts(v: Any) -> str:
     """A time the trader reads: New York's clock, as every other time on the pages."""
-    from app.web.names import ET
-
     if v is None:
         return "—"
     return _when(v).astimezone(ET).strftime("%Y-%m-%d %H:%M:%S")
@@ -74,10 +75,21 @@ def epoch(v: Any) -> float | None:
     return _when(v).timestamp()
 
 
+def close_words(close_time: Any, now: dt.datetime | None = None) -> str:
+    """"7 PM ET", "7:15 PM ET", with " Thu Nov 27" when that is not today in New York."""
+    if close_time is None:
+        return ""
+    et = _when(close_time).astimezone(ET)
+    today = (now or dt.datetime.now(dt.UTC)).astimezone(ET).date()
+    hour = et.strftime("%I").lstrip("0")
+    words = f"{hour}{et.strftime(':%M') if et.minute else ''} {et.strftime('%p')} ET"
+    if et.date() != today:
+        words += f" {et.strftime('%a %b')} {et.day}"
+    return words
+
+
 def et_time(v: Any) -> str:
     """A close time (seconds since the epoch) in New York's words: "2 PM ET"."""
-    from app.web.names import close_words
-
     return "" if v is None else close_words(dt.datetime.fromtimestamp(float(v), dt.UTC))
 
 

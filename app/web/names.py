@@ -15,11 +15,10 @@ import datetime as dt
 import re
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from app.web import data
+from app.web.formats import close_words, epoch
 
-ET = ZoneInfo("America/New_York")
 ASSETS = (("KXBTC", "BTC"), ("KXETH", "ETH"), ("KXSOL", "SOL"), ("KXXRP", "XRP"),
           ("KXDOGE", "DOGE"))
 STRIKE_IN_TICKER = re.compile(r"-([TB])(\d+(?:\.\d+)?)$")
@@ -57,21 +56,6 @@ def strike_words(m: dict[str, Any]) -> str:
     return ""
 
 
-def close_words(close_time: Any, now: dt.datetime | None = None) -> str:
-    """"7 PM ET", "7:15 PM ET", with " Thu Nov 27" when that is not today in New York."""
-    if close_time is None:
-        return ""
-    t = close_time if isinstance(close_time, dt.datetime) else \
-        dt.datetime.fromisoformat(str(close_time))
-    et = t.astimezone(ET)
-    today = (now or dt.datetime.now(dt.UTC)).astimezone(ET).date()
-    hour = et.strftime("%I").lstrip("0")
-    words = f"{hour}{et.strftime(':%M') if et.minute else ''} {et.strftime('%p')} ET"
-    if et.date() != today:
-        words += f" {et.strftime('%a %b')} {et.day}"
-    return words
-
-
 def name(m: dict[str, Any], now: dt.datetime | None = None) -> str:
     """"BTC above $91,249.99 at 2 PM ET"; the title (or ticker) when its fields are unknown."""
     strike = strike_words(m)
@@ -88,12 +72,6 @@ def event_name(m: dict[str, Any], now: dt.datetime | None = None) -> str:
     when = close_words(m.get("close_time"), now)
     return f"{asset(m.get('series_ticker'), m.get('ticker') or '')}" + (
         f" at {when}" if when else "") + f": {what}"
-
-
-def epoch(v: Any) -> float | None:
-    if v is None:
-        return None
-    return (v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(str(v))).timestamp()
 
 
 async def annotate(pool: Any, rows: list[dict[str, Any]], key: str = "ticker") -> None:
