@@ -36,25 +36,19 @@ def pg_env(settings: Settings) -> dict[str, str]:
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if not path:
-        raise BackupError(f"{name} not found: install the postgresql-client package")
-    return path
+    try:
+        return backup_job.tool(name)
+    except backup_job.JobError as exc:
+        raise BackupError(str(exc)) from None
 
 
 def backup(settings: Settings, target: Path) -> Path:
-    """Write a custom-format dump to ``target`` (refuses to overwrite)."""
-    if target.exists():
-        raise BackupError(f"{target} exists; choose a new file name")
-    partial = target.with_name(target.name + ".partial")
-    proc = subprocess.run(
-        [_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={partial}"],
-        env=pg_env(settings), capture_output=True, text=True,
-    )
-    if proc.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise BackupError(f"pg_dump failed: {proc.stderr.strip()}")
-    partial.rename(target)
+    """Write a custom-format dump to ``target`` (refuses to overwrite): the backup job's own
+    dump (app/db/backup_job.py), with the app's connection."""
+    try:
+        backup_job.dump(target, pg_env(settings))
+    except backup_job.JobError as exc:
+        raise BackupError(str(exc)) from None
     return target
 
 
