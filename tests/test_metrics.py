@@ -1,0 +1,186 @@
+"""Prometheus metrics (app/runtime/metrics.py): each service, a real process, writes its
+textfile from its event loop; the numbers move where they are born; `rec metrics` and
+rec-web's /metrics/<service> serve the files."""
+
+from __future__ import annotations
+
+import itertools
+import stat
+import time
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.runtime import restarts
+from tests import data_in_fixtures as di
+from tests import test_sim_fixtures as fx
+from tests import trading_fixtures as tf
+from tests.test_trading import open_body
+
+sim = fx.sim
+FAST = {"REC_METRICS_INTERVAL_SEC": "0.2"}
+
+
+def metrics_file(home, name: str) -> Path:
+    return Path(home.env["REC_STATE_DIR"]) / "metrics" / f"rec_{name}.prom"
+
+
+def samples(home, name: str) -> dict[tuple[str, tuple], float]:
+    """The file ``name`` wrote: {(sample name, sorted labels): value}; {} while there is none."""
+    path = metrics_file(home, name)
+    if not path.exists():
+        return {}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(path.read_text())
+            for s in family.samples}
+
+
+def value(home, name: str, sample: str, **labels: str) -> float | None:
+    want = tuple(sorted({"service": name, **labels}.items()))
+    return samples(home, name).get((sample, want))
+
+
+def wait_value(home, name: str, sample: str, ok, within: float = 20, svc=None, **labels):
+    deadline = time.monotonic() + within
+    while True:
+        got = value(home, name, sample, **labels)
+        if got is not None and ok(got):
+            return got
+        if time.monotonic() > deadline:
+            tail = f"\n{svc.output[-3000:]}" if svc is not None else ""
+            raise AssertionError(f"{sample}{labels or ''} of {name}: {got!r}{tail}")
+        time.sleep(0.05)
+
+
+async def until_value(home, name: str, sample: str, ok, within: float = 20, svc=None,
+                      **labels):
+    """:func:`wait_value` for async tests: the simulator runs on the test's event loop."""
+    def check():
+        got = value(home, name, sample, **labels)
+        return got is not None and ok(got) and (got,)
+
+    return (await di.until(check, within, f"{sample}{labels or ''} of {name}", svc))[0]
+
+
+def test_a_service_writes_its_file_rewrites_it_and_leaves_rec_up_0_on_stop(rec_home,
+                                                                             start_service):
+    svc = start_service(rec_home, "tests.fake_services:SleepyPhases", extra_env=FAST)
+    svc.notify.wait_for("READY", "1")
+    first = wait_value(rec_home, "sleepy", "rec_last_write_timestamp_seconds", bool, svc=svc)
+    assert value(rec_home, "sleepy", "rec_up") == 1
+    started = value(rec_home, "sleepy", "rec_start_time_seconds")
+    assert started is not None and abs(started - time.time()) < 60
+    assert value(rec_home, "sleepy", "rec_restarts_total") == 0
+    # every sample carries the service label (the file name gives the node exporter none)
+    assert all(dict(labels).get("service") == "sleepy" for _, labels in samples(rec_home,
+                                                                               "sleepy"))
+    # rewritten while it runs, readable by the node exporter
+    wait_value(rec_home, "sleepy", "rec_last_write_timestamp_seconds", lambda t: t > first)
+    assert stat.S_IMODE(metrics_file(rec_home, "sleepy").stat().st_mode) == 0o644
+    assert svc.terminate() == 0
+    assert value(rec_home, "sleepy", "rec_up") == 0
+
+
+def test_failed_runs_counted_by_unit_failed_are_rec_restarts_total(rec_home, start_service):
+    state = Path(rec_home.env["REC_STATE_DIR"])
+    for _ in range(2):
+        restarts.record_failure(state, "sleepy")
+    restarts.reset(state, "sleepy")  # READY resets the run of failures, not the total
+    svc = start_service(rec_home, "tests.fake_services:SleepyPhases", extra_env=FAST)
+    svc.notify.wait_for("READY", "1")
+    assert wait_value(rec_home, "sleepy", "rec_restarts_total", bool, svc=svc) == 2
+    svc.terminate()
+
+
+def test_a_blocked_event_loop_stops_the_writes(rec_home, start_service):
+    svc = start_service(rec_home, "tests.fake_services:BlocksLoop",
+                        extra_env={**FAST, "REC_TEST_BLOCK_AFTER": "1",
+                                   "REC_TEST_BLOCK_SEC": "2"})
+    svc.notify.wait_for("READY", "1")
+    writes: set[float] = set()
+    deadline = time.monotonic() + 15
+    while "loop unblocked" not in svc.output and time.monotonic() < deadline:
+        if (t := value(rec_home, "blocker", "rec_last_write_timestamp_seconds")) is not None:
+            writes.add(t)
+        time.sleep(0.02)
+    wait_value(rec_home, "blocker", "rec_last_write_timestamp_seconds",
+               lambda t: t > max(writes))
+    writes.add(value(rec_home, "blocker", "rec_last_write_timestamp_seconds"))
+    times = sorted(writes)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) < 0.5  # every 0.2 s while the loop runs
+    assert max(gaps) >= 1.8  # none while it is blocked for 2 s
+    svc.terminate()
+
+
+def test_metrics_disabled_writes_no_file(rec_home, start_service):
+    svc = start_service(rec_home, "tests.fake_services:SleepyPhases",
+                        extra_env={**FAST, "REC_METRICS_ENABLED": "false"})
+    svc.notify.wait_for("READY", "1")
+    time.sleep(0.6)
+    assert not metrics_file(rec_home, "sleepy").exists()
+    assert svc.terminate() == 0
+
+
+async def test_market_feed_counts_messages_received_and_stored_after_the_simulator_sends(
+        rec_home_db, start_service, sim):
+    svc = await di.started(start_service, rec_home_db, sim, **FAST)
+    home = rec_home_db
+    received = await until_value(home, "market-feed", "rec_messages_received_total", bool,
+                                 svc=svc, feed="market")
+    stored = await until_value(home, "market-feed", "rec_messages_stored_total", bool,
+                               feed="market")
+    for _ in range(3):
+        sim.sim.world.advance(20)
+    await until_value(home, "market-feed", "rec_messages_received_total",
+                      lambda v: v > received, svc=svc, feed="market")
+    await until_value(home, "market-feed", "rec_messages_stored_total", lambda v: v > stored,
+                      svc=svc, feed="market")
+    staleness = value(home, "market-feed", "rec_feed_staleness_seconds", feed="market")
+    assert staleness is not None and 0 <= staleness < 30
+    assert value(home, "market-feed", "rec_queue_depth", queue="market-ws") is not None
+    assert value(home, "market-feed", "rec_queue_age_seconds", queue="market-ws") is not None
+    # the database pool: its size, and every wait for a connection in the histogram
+    assert value(home, "market-feed", "rec_db_pool_size") >= 1
+    assert value(home, "market-feed", "rec_db_pool_available") is not None
+    assert value(home, "market-feed", "rec_db_pool_wait_seconds_count") > 0
+    # only what this service measures: no trading or ledger series in the feed's file
+    names = {n for n, _ in samples(home, "market-feed")}
+    assert not {n for n in names if n.startswith(("rec_orders", "rec_ledger", "rec_intents"))}
+    assert svc.terminate() == 0
+
+
+async def test_an_intent_moves_the_managers_and_the_executors_counters(rec_home_db,
+                                                                         start_service, sim):
+    procs = await tf.start_trading(rec_home_db, sim, start_service, sync=False, **FAST)
+    home = rec_home_db
+    sent0 = await until_value(home, "trade-executor", "rec_orders_sent_total", lambda v: True,
+                              svc=procs["executor"])
+    assert value(home, "trade-executor", "rec_orders_in_doubt") == 0
+    assert value(home, "trade-executor", "rec_orders_in_doubt_oldest_age_seconds") == 0
+    ticker = sim.open_tickers("KXBTCD")[5]
+    r = await tf.post_trade(home, open_body(ticker, "m-open-1"), wait=10)
+    assert r.status_code == 201, r.text
+    await until_value(home, "trade-manager", "rec_intents_total", lambda v: v == 1,
+                      svc=procs["manager"], kind="open")
+    await until_value(home, "trade-executor", "rec_orders_sent_total",
+                      lambda v: v == sent0 + 1, svc=procs["executor"])
+    await until_value(home, "trade-executor", "rec_orders_accepted_total", lambda v: v >= 1)
+    assert value(home, "trade-executor", "rec_order_round_trip_seconds_count") >= 1
+    for svc in procs.values():
+        assert svc.terminate() == 0
+
+
+def test_rec_metrics_prints_the_files_or_one_services(rec_home, start_service):
+    svc = start_service(rec_home, "tests.fake_services:SleepyPhases", extra_env=FAST)
+    svc.notify.wait_for("READY", "1")
+    wait_value(rec_home, "sleepy", "rec_up", bool, svc=svc)
+    every = rec_home.rec("metrics")
+    assert every.returncode == 0, every.stderr
+    assert str(metrics_file(rec_home, "sleepy")) in every.stdout
+    assert 'rec_up{service="sleepy"} 1.0' in every.stdout
+    assert svc.terminate() == 0
+    one = rec_home.rec("metrics", "web")
+    assert one.returncode == 1 and "no metrics file for web" in one.stderr
+    unknown = rec_home.rec("metrics", "nope")
+    assert unknown.returncode == 2 and "no service 'nope'" in unknown.stderr
