@@ -9,6 +9,7 @@ import stat
 import time
 from pathlib import Path
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.runtime import restarts
@@ -16,6 +17,7 @@ from tests import data_in_fixtures as di
 from tests import test_sim_fixtures as fx
 from tests import trading_fixtures as tf
 from tests.test_trading import open_body
+from tests.test_web_dashboard import login
 
 sim = fx.sim
 FAST = {"REC_METRICS_INTERVAL_SEC": "0.2"}
@@ -184,3 +186,37 @@ def test_rec_metrics_prints_the_files_or_one_services(rec_home, start_service):
     assert one.returncode == 1 and "no metrics file for web" in one.stderr
     unknown = rec_home.rec("metrics", "nope")
     assert unknown.returncode == 2 and "no service 'nope'" in unknown.stderr
+
+
+def test_rec_web_serves_a_services_file_behind_the_login_and_the_services_page_links_it(
+        rec_home_db, start_service):
+    home = rec_home_db
+    home.env.update(FAST, REC_MONITORING_URL="http://127.0.0.1:9090/")
+    assert home.rec("db", "migrate").returncode == 0
+    svc = start_service(home, "web")
+    svc.notify.wait_for("READY", "1")
+    wait_value(home, "web", "rec_up", bool, svc=svc)
+    url = f"http://127.0.0.1:{home.env['REC_WEB_PORT']}"
+    anonymous = httpx.get(url + "/metrics/web", timeout=10)
+    # a link an operator follows: to the login, and back here after it
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/login?next=/metrics/web"
+    client, _ = login(url)
+    try:
+        r = client.get("/metrics/web")
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+        names = {s.name for f in text_string_to_metric_families(r.text) for s in f.samples}
+        assert {"rec_up", "rec_db_pool_size", "rec_last_write_timestamp_seconds"} <= names
+        head = client.head("/metrics/web")
+        assert head.status_code == 200 and head.content == b""
+        assert client.get("/metrics/nope").status_code == 404
+        missing = client.get("/metrics/market-feed")  # a service that does not run here
+        assert missing.status_code == 404 and "no metrics file" in missing.json()["message"]
+        page = client.get("/services").text
+        assert '<a class="metrics" href="/metrics/web">metrics</a>' in page
+        assert '<a class="metrics" href="/metrics/backup">' in page
+        assert '<a id="monitoring" href="http://127.0.0.1:9090/"' in page
+    finally:
+        client.close()
+    assert svc.terminate() == 0
