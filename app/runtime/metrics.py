@@ -124,12 +124,14 @@ POOL_AVAILABLE = Gauge("rec_db_pool_available", "connections idle in the pool", 
 DATABASE = (POOL_WAIT, POOL_SIZE, POOL_AVAILABLE)
 
 
+_used: set[MetricWrapperBase] = set()
+
+
 def use(*groups: tuple[MetricWrapperBase, ...]) -> None:
     """Register the metrics of ``groups`` with this process's registry (once each)."""
-    for group in groups:
-        for metric in group:
-            if metric not in REGISTRY._collector_to_names:
-                REGISTRY.register(metric)
+    for metric in (m for group in groups for m in group if m not in _used):
+        REGISTRY.register(metric)
+        _used.add(metric)
 
 
 def gauge_from(gauge: Gauge, read: Callable[[], float], **labels: str) -> None:
