@@ -152,9 +152,9 @@ async def test_market_feed_counts_messages_received_and_stored_after_the_simulat
     assert svc.terminate() == 0
 
 
-async def test_an_intent_moves_the_managers_and_the_executors_counters(rec_home_db,
-                                                                         start_service, sim):
-    procs = await tf.start_trading(rec_home_db, sim, start_service, sync=False, **FAST)
+async def test_an_intent_moves_the_trading_counters_and_the_ledger_check_is_reported(
+        rec_home_db, start_service, sim):
+    procs = await tf.start_trading(rec_home_db, sim, start_service, **FAST)
     home = rec_home_db
     sent0 = await until_value(home, "trade-executor", "rec_orders_sent_total", lambda v: True,
                               svc=procs["executor"])
@@ -169,6 +169,10 @@ async def test_an_intent_moves_the_managers_and_the_executors_counters(rec_home_
                       lambda v: v == sent0 + 1, svc=procs["executor"])
     await until_value(home, "trade-executor", "rec_orders_accepted_total", lambda v: v >= 1)
     assert value(home, "trade-executor", "rec_order_round_trip_seconds_count") >= 1
+    # the manager's comparison of the books with the exchange: when, and what it found
+    await until_value(home, "trade-manager", "rec_ledger_last_check_timestamp_seconds", bool,
+                      within=30, svc=procs["manager"])
+    assert value(home, "trade-manager", "rec_ledger_differences") == 0
     for svc in procs.values():
         assert svc.terminate() == 0
 
