@@ -16,6 +16,7 @@ from app.runtime import restarts
 from tests import data_in_fixtures as di
 from tests import test_sim_fixtures as fx
 from tests import trading_fixtures as tf
+from tests.pricing_support import migrate, point_at_sim, wait_notify
 from tests.test_trading import open_body
 from tests.test_web_dashboard import login
 
@@ -149,6 +150,27 @@ async def test_market_feed_counts_messages_received_and_stored_after_the_simulat
     # only what this service measures: no trading or ledger series in the feed's file
     names = {n for n, _ in samples(home, "market-feed")}
     assert not {n for n in names if n.startswith(("rec_orders", "rec_ledger", "rec_intents"))}
+    assert svc.terminate() == 0
+
+
+async def test_price_feed_counts_index_values_and_reports_each_indexs_staleness(
+        rec_home_db, start_service, sim):
+    home = rec_home_db
+    point_at_sim(home, sim, **FAST)
+    await migrate(home)
+    svc = start_service(home, "price-feed")
+    await wait_notify(svc, "READY", "1")
+    await sim.control("advance", seconds=5)
+    received = await until_value(home, "price-feed", "rec_messages_received_total", bool,
+                                 svc=svc, feed="price")
+    await until_value(home, "price-feed", "rec_messages_stored_total", bool, feed="price")
+    await sim.control("advance", seconds=5)
+    await until_value(home, "price-feed", "rec_messages_received_total",
+                      lambda v: v >= received + 10, svc=svc, feed="price")  # 5 s x 2 indices
+    for index in ("BRTI", "ETHUSD_RTI"):
+        assert 0 <= value(home, "price-feed", "rec_index_staleness_seconds", index=index) < 30
+    assert value(home, "price-feed", "rec_feed_staleness_seconds", feed="price") < 30
+    assert value(home, "price-feed", "rec_queue_depth", queue="price-ws") is not None
     assert svc.terminate() == 0
 
 
