@@ -18,6 +18,7 @@ from tests import test_sim_fixtures as fx
 from tests import trading_fixtures as tf
 from tests.pricing_support import migrate, point_at_sim, wait_notify
 from tests.test_trading import open_body
+from tests.test_trading_faults import ORDERS, lost_answer
 from tests.test_web_dashboard import login
 
 sim = fx.sim
@@ -197,6 +198,30 @@ async def test_an_intent_moves_the_trading_counters_and_the_ledger_check_is_repo
     assert value(home, "trade-manager", "rec_ledger_differences") == 0
     for svc in procs.values():
         assert svc.terminate() == 0
+
+
+async def test_a_leg_in_doubt_is_counted_with_its_age_until_the_exchange_settles_it(
+        rec_home_db, start_service, sim):
+    """The answer of an open is lost and the exchange answers 503 to everything after: the
+    leg is in doubt (rec_orders_in_doubt 1, its age growing) until the exchange answers
+    again and its record settles the leg (0)."""
+    home = rec_home_db
+    procs = await tf.start_trading(home, sim, start_service, sync=False, **FAST)
+    executor = procs["executor"]
+    await lost_answer(sim, home, "doubt-1")
+    await sim.control("http_error", status=503, count=100_000,
+                      path_prefix="/trade-api/v2/portfolio")
+    await sim.control("release", path=ORDERS)
+    await until_value(home, "trade-executor", "rec_orders_in_doubt", lambda v: v == 1,
+                      within=30, svc=executor)
+    age = await until_value(home, "trade-executor", "rec_orders_in_doubt_oldest_age_seconds",
+                            lambda v: v > 0, svc=executor)
+    await until_value(home, "trade-executor", "rec_orders_in_doubt_oldest_age_seconds",
+                      lambda v: v >= age + 1, svc=executor)  # read when written: it grows
+    await sim.control("clear")
+    await until_value(home, "trade-executor", "rec_orders_in_doubt", lambda v: v == 0,
+                      within=30, svc=executor)
+    assert value(home, "trade-executor", "rec_orders_in_doubt_oldest_age_seconds") == 0
 
 
 def test_rec_metrics_prints_the_files_or_one_services(rec_home, start_service):
