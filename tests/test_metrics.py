@@ -192,6 +192,13 @@ async def test_an_intent_moves_the_trading_counters_and_the_ledger_check_is_repo
                       lambda v: v == sent0 + 1, svc=procs["executor"])
     await until_value(home, "trade-executor", "rec_orders_accepted_total", lambda v: v >= 1)
     assert value(home, "trade-executor", "rec_order_round_trip_seconds_count") >= 1
+    # a market the exchange closed while rec still reads it open: refused, by its code
+    closed = sim.open_tickers("KXBTCD")[6]
+    sim.sim.exchange.close_market(sim.sim.exchange.markets[closed])
+    r = await tf.post_trade(home, open_body(closed, "m-open-2"))
+    assert r.status_code == 201, r.text
+    await until_value(home, "trade-executor", "rec_orders_rejected_total", lambda v: v == 1,
+                      svc=procs["executor"], reason="market_closed")
     # the manager's comparison of the books with the exchange: when, and what it found
     await until_value(home, "trade-manager", "rec_ledger_last_check_timestamp_seconds", bool,
                       within=30, svc=procs["manager"])
