@@ -212,6 +212,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Every metrics file there is (or SERVICE's), as the node exporter reads it."""
+    from app.runtime import metrics
+
+    settings = config.load_or_exit()
+    if args.service and args.service not in metrics.known():
+        print(f"rec: no service {args.service!r}; known: {', '.join(metrics.known())}",
+              file=sys.stderr)
+        return 2
+    wanted = [args.service] if args.service else metrics.names(settings)
+    shown = 0
+    for name in wanted:
+        text = metrics.read(settings, name)
+        if text is None:
+            continue
+        if not args.service:
+            print(f"# ---- {metrics.path(settings, name)}")
+        print(text, end="")
+        shown += 1
+    if not shown:
+        print(f"rec: no metrics file {'for ' + args.service + ' ' if args.service else ''}"
+              f"in {metrics.directory(settings)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
     """rec's parser; given the command line (``commands``) that names a built-in command
     (status, unit-failed, run, ...), without the command modules (``rec sim``, ``rec model``,
@@ -251,6 +277,10 @@ def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
     failed.add_argument("--drain", action="store_true",
                         help="record the spooled failures in the database")
     failed.set_defaults(func=cmd_unit_failed)
+
+    m = sub.add_parser("metrics", help="the services' Prometheus metrics files")
+    m.add_argument("service", nargs="?", help="one service's (e.g. market-feed, backup)")
+    m.set_defaults(func=cmd_metrics)
 
     svc = sub.add_parser("services", help="the registered services and their units")
     svc.add_argument("--json", action="store_true", help="machine-readable (Ansible reads it)")

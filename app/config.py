@@ -198,6 +198,13 @@ class Settings(BaseSettings):
     journal_export_path: str = Field(pattern=r"^/.+")
     journal_export_interval_sec: float = Field(ge=0.1, le=60)
     journal_directory: str = Field(pattern=r"^(/.*)?$")  # "": the system journal
+    # Prometheus metrics (app/runtime/metrics.py): each service's textfile in metrics_dir
+    # (relative: under state_dir), rewritten every metrics_interval_sec; the Services page
+    # links monitoring_url ("": no link)
+    metrics_enabled: bool
+    metrics_dir: Path
+    metrics_interval_sec: float = Field(ge=0.1, le=3600)
+    monitoring_url: str = Field(pattern=r"^(https?://\S+)?$")
 
     # service runtime: phase deadlines and the stop timeout are the runner's; the unit's
     # WatchdogSec=, TimeoutStartSec= and TimeoutStopSec= are built from watchdog_sec,
@@ -218,8 +225,9 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if not self.state_dir.is_absolute():
             raise ValueError(f"state_dir: must be an absolute path (got {self.state_dir})")
-        if not self.sim_keys_dir.is_absolute():
-            object.__setattr__(self, "sim_keys_dir", self.state_dir / self.sim_keys_dir)
+        for key in ("sim_keys_dir", "metrics_dir"):
+            if not getattr(self, key).is_absolute():
+                object.__setattr__(self, key, self.state_dir / getattr(self, key))
         self._check_timeouts()
         self._check_ranges()
         self._check_urls()

@@ -15,8 +15,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from app.db import backup_job
     from app.db.backup import pg_env
 
-    return backup_job.take_and_record(args.dir, "manual", pg_env(config.load_or_exit()),
-                                      args.keep_daily, args.keep_weekly, args.copy_to)
+    settings = config.load_or_exit()
+    return backup_job.take_and_record(args.dir, "manual", pg_env(settings), args.keep_daily,
+                                      args.keep_weekly, args.copy_to,
+                                      settings.metrics_dir if settings.metrics_enabled else None)
 
 
 def _dsn(args: argparse.Namespace) -> str:

@@ -9,7 +9,12 @@ connecting over the local socket with peer authentication (no credentials); and 
 data), with the app's connection in the ``PG*`` environment (app/db/backup.py builds it).
 
     python3 backup_job.py --dir /var/backups/rec [--kind scheduled] [--keep-daily 7]
-        [--keep-weekly 4] [--copy-to DEST]
+        [--keep-weekly 4] [--copy-to DEST] [--metrics-dir /var/lib/rec/metrics]
+
+A good run also writes ``rec_backup.prom`` (the last success's time, size and duration, for
+the node exporter's textfile collector) into ``--metrics-dir`` when that directory exists and
+is writable and prometheus_client is importable (Debian: python3-prometheus-client); when it
+cannot, one warning and the backup still counts.
 
 Exit 0 when the dump was written and recorded, 1 otherwise (the error is in the journal and,
 when the database answers, in ``backup_runs``).
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 KINDS = ("scheduled", "pre-migrate", "manual")
+METRICS_DIR = Path("/var/lib/rec/metrics")  # rec_app's; the node exporter reads it
 KEEP_DAILY = 7
 KEEP_WEEKLY = 4
 _NAME = re.compile(r"^rec-(\d{8}T\d{6}Z)-([a-z-]+)\.dump$")
@@ -194,12 +200,42 @@ def record(run: Run, env: dict[str, str] | None = None) -> None:
         raise JobError(f"run not recorded in backup_runs: {proc.stderr.strip()}")
 
 
+def write_metrics(run: Run, directory: Path) -> bool:
+    """``rec_backup.prom`` in ``directory`` for a good run; False (one warning) when it
+    cannot be written. Never raises: metrics never fail a backup."""
+    try:
+        from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+    except ImportError:
+        say("metrics: prometheus_client not installed (python3-prometheus-client): "
+            "no rec_backup.prom", 4)
+        return False
+    registry = CollectorRegistry()
+    for name, text, value in (
+            ("rec_backup_last_success_timestamp_seconds", "when the last good backup ended",
+             run.started_at.timestamp() + run.duration_sec),
+            ("rec_backup_last_size_bytes", "size of the last good dump", run.size_bytes or 0),
+            ("rec_backup_last_duration_seconds", "how long the last good backup took",
+             run.duration_sec)):
+        Gauge(name, text, ["service"], registry=registry).labels(service="backup").set(value)
+    target = directory / "rec_backup.prom"
+    try:
+        write_to_textfile(str(target), registry)
+        os.chmod(target, 0o644)  # the node exporter reads it (UMask=0077 gives 0600)
+    except OSError as exc:
+        say(f"metrics: cannot write {target}: {exc}", 4)
+        return False
+    return True
+
+
 def take_and_record(directory: Path, kind: str, env: dict[str, str] | None = None,
                     keep_daily: int = KEEP_DAILY, keep_weekly: int = KEEP_WEEKLY,
-                    copy_to: str | None = None) -> int:
-    """One run, said in the journal and recorded: the exit status (0: dumped and recorded)."""
+                    copy_to: str | None = None, metrics_dir: Path | None = None) -> int:
+    """One run, said in the journal and recorded: the exit status (0: dumped and recorded).
+    A good run's figures also go to ``metrics_dir`` when it exists (:func:`write_metrics`)."""
     run = take(directory, kind, env, keep_daily, keep_weekly, copy_to)
     say(run.summary(), 6 if run.ok else 3)
+    if run.ok and metrics_dir is not None and metrics_dir.is_dir():
+        write_metrics(run, metrics_dir)
     try:
         record(run, env)
     except JobError as exc:
@@ -218,11 +254,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="the newest dump of each of the last N weeks that have one")
     p.add_argument("--copy-to", default="", help="[user@]host:path (rsync over ssh) or a "
                                                  "local directory; empty: no copy")
+    p.add_argument("--metrics-dir", default=str(METRICS_DIR),
+                   help="where rec_backup.prom goes when the directory exists; empty: nowhere")
     args = p.parse_args(argv)
     if args.keep_daily < 1 or args.keep_weekly < 0:
         p.error("--keep-daily must be at least 1 and --keep-weekly at least 0")
     return take_and_record(args.dir, args.kind, None, args.keep_daily, args.keep_weekly,
-                           args.copy_to)
+                           args.copy_to, Path(args.metrics_dir) if args.metrics_dir else None)
 
 
 if __name__ == "__main__":

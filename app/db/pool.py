@@ -13,6 +13,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from app.config import Settings
+from app.runtime import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,6 +69,22 @@ async def wait_reachable(settings: Settings, application_name: str) -> None:
             return
 
 
+class MeasuredPool(AsyncConnectionPool):
+    """The pool whose every wait for a connection is ``rec_db_pool_wait_seconds``."""
+
+    async def getconn(self, timeout: float | None = None) -> Any:
+        t0 = time.perf_counter()
+        conn = await super().getconn(timeout)
+        metrics.POOL_WAIT.observe(time.perf_counter() - t0)
+        return conn
+
+
+def _measure(pool: AsyncConnectionPool) -> None:
+    metrics.use(metrics.DATABASE)
+    metrics.gauge_from(metrics.POOL_SIZE, lambda: pool.get_stats()["pool_size"])
+    metrics.gauge_from(metrics.POOL_AVAILABLE, lambda: pool.get_stats()["pool_available"])
+
+
 async def open_pool(settings: Settings, application_name: str,
                     autocommit: bool = False) -> AsyncConnectionPool:
     """Open the pool once the database answers; bounded by db_connect_timeout_sec.
@@ -75,7 +92,7 @@ async def open_pool(settings: Settings, application_name: str,
     ``autocommit``: a statement outside ``conn.transaction()`` is its own transaction (one
     round trip instead of BEGIN, the statement and COMMIT)."""
     await wait_reachable(settings, application_name)
-    pool = AsyncConnectionPool(
+    pool = MeasuredPool(
         conninfo(settings, application_name),
         min_size=max(1, settings.db_pool_min),
         max_size=settings.db_pool_max,
@@ -91,6 +108,7 @@ async def open_pool(settings: Settings, application_name: str,
         await pool.close()
         raise
     log.info("database pool open: %s", describe(settings))
+    _measure(pool)
     return pool
 
 

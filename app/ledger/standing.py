@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from app.ledger import adopt, compare, records, report
 from app.ledger.compare import LedgerResult
+from app.runtime import metrics
 
 CONFIRM_SEC = 3.0  # the second comparison after one that found differences
 MIRROR_WAIT_SEC = 2.0  # how often to look for rec-account-sync's first sync
@@ -71,6 +73,7 @@ class StandingLedger:
         self.last: LedgerResult | None = None
         self.runs = 0
         self._said: frozenset | None = None  # the differences last written to the journal
+        metrics.use(metrics.LEDGER)
 
     async def loop(self) -> None:
         while True:
@@ -115,6 +118,8 @@ class StandingLedger:
         result = await confirmed(self._result, result, self.confirm)
         self.runs += 1
         self.last = result
+        metrics.LEDGER_DIFFERENCES.set(len(result.differences))
+        metrics.LEDGER_CHECKED.set(time.time())
         self._journal(result)
         body = report.to_dict(result)
         async with self.pool.connection() as conn:

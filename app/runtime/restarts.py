@@ -5,7 +5,8 @@ must never leave a unit failed for good), every ``RestartSec=`` seconds. So that
 database is away does not hammer it, each failed run is counted in the state directory (by
 ``rec unit-failed``, the units' ``ExecStopPost=``, which sees every failure: exit codes,
 crashes, watchdog kills) and the next start first waits ``base * 2**(n-1)`` seconds, capped,
-with the wait in ``STATUS=`` and the journal. READY resets the count.
+with the wait in ``STATUS=`` and the journal. READY resets the count; the total of failed
+runs (``rec_restarts_total``, app/runtime/metrics.py) is kept beside it and never reset.
 """
 
 from __future__ import annotations
@@ -32,8 +33,16 @@ class Failures:
         return min(CAP_SEC, BASE_SEC * 2 ** (self.count - 1))
 
 
-def _path(state_dir: Path, name: str) -> Path:
-    return state_dir / "restarts" / f"{name}.json"
+def _path(state_dir: Path, name: str, suffix: str = ".json") -> Path:
+    return state_dir / "restarts" / f"{name}{suffix}"
+
+
+def total(state_dir: Path, name: str) -> int:
+    """Every failed run of ``name`` counted here, READY or not since."""
+    try:
+        return int(_path(state_dir, name, ".total").read_text())
+    except (OSError, ValueError):
+        return 0
 
 
 def read(state_dir: Path, name: str) -> Failures:
@@ -53,6 +62,9 @@ def record_failure(state_dir: Path, name: str, now: float | None = None) -> Fail
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"count": count, "last": now}))
     tmp.replace(path)
+    counted = _path(state_dir, name, ".total")
+    tmp.write_text(str(total(state_dir, name) + 1))
+    tmp.replace(counted)
     return Failures(count, now)
 
 

@@ -1,7 +1,8 @@
 """``rec run <service>``: the systemd protocol, done once for every service.
 
 Order of events, each visible in the journal and in STATUS=:
-config (+ the credentials the service declares) -> logging -> watchdog task -> a backoff wait
+config (+ the credentials the service declares) -> logging -> watchdog and metrics tasks (both
+from the event loop: a blocked loop stops them) -> a backoff wait
 after failed runs in a row (app.runtime.restarts) -> startup phases (each with a deadline) ->
 READY=1 -> run -> SIGTERM -> STOPPING=1 -> stop() within the stop timeout -> exit 0.
 
@@ -18,7 +19,7 @@ import time
 from typing import Any
 
 from app import config
-from app.runtime import crash, logs, restarts
+from app.runtime import crash, logs, metrics, restarts
 from app.runtime.notify import Notifier, watchdog, watchdog_interval
 from app.runtime.service import Service
 
@@ -72,11 +73,17 @@ class Runner:
         interval = watchdog_interval()
         if interval:
             dog = asyncio.create_task(watchdog(self.notifier, interval), name="watchdog")
+        writer = metrics.Writer(self.settings, self.service.name) \
+            if self.settings.metrics_enabled else None
+        written = asyncio.create_task(writer.loop(), name="metrics") if writer else None
         try:
             return await self._lifecycle()
         finally:
             if dog:
                 dog.cancel()
+            if writer and written:
+                written.cancel()
+                writer.last()
 
     def _on_signal(self, sig: int) -> None:
         if not self.stop_requested.is_set():

@@ -32,10 +32,12 @@ from app.kalshi.errors import KalshiError
 from app.kalshi.models import Fill, MarketPosition, Order, Settlement
 from app.kalshi.rest import RetryPolicy
 from app.kalshi.ws import KalshiWS
+from app.runtime import metrics
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
 
 ONE = Decimal(1)
+FEED, QUEUE = "account", "account-ws"  # labels of this service's metrics (app.runtime.metrics)
 TERMINAL = frozenset({"canceled", "executed"})
 
 
@@ -162,6 +164,8 @@ class AccountSyncService(Service):
         self.stats = {"fills_new": 0, "reconciles": 0}
         self._lock = asyncio.Lock()  # one reconcile at a time
         self.db = DatabaseWait(self.log, self.notifier.status)
+        metrics.use(metrics.DATA_IN)
+        metrics.queue_from(QUEUE, lambda: self.ws.lag() if self.ws else (0, 0.0))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -397,8 +401,10 @@ class AccountSyncService(Service):
             "client.connected": self._on_connected, "client.disconnected": self._on_disconnected,
             "client.seq_gap": self._on_seq_gap, "error": self._on_error,
         }
+        received = metrics.RECEIVED.labels(feed=FEED)
         while True:
             m = await ws.recv()
+            received.inc()
             handler = handlers.get(m.type)
             if handler is not None:
                 await handler(m.msg if isinstance(m.msg, dict) else {})

@@ -38,8 +38,12 @@ from app.db.pool import DatabaseWait, open_pool
 from app.db.retention import Retention
 from app.kalshi.ws import KalshiWS, WsCommandError
 from app.pricing.index import DELTA_MINUTES, KEEP_SEC, IndexWindow, Row
+from app.runtime import metrics
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
+
+FEED = "price"  # the feed label of this service's metrics (app/runtime/metrics.py)
+QUEUE = "price-ws"  # the WebSocket client's queue of received messages
 
 INSERT_ROW = (
     "INSERT INTO index_prices (index_name, ts, price, avg_1m, d1m, d2m, d3m, d4m, d15m, d30m, "
@@ -93,6 +97,20 @@ class PriceFeedService(Service):
         self.rows_written = 0
         self.started = time.monotonic()
         self.db = DatabaseWait(self.log, self.notifier.status)
+        self.last_message: float | None = None  # monotonic receipt time of any message
+        self.received = metrics.RECEIVED.labels(feed=FEED)
+        self.stored = metrics.STORED.labels(feed=FEED)
+        self._measure()
+
+    def _measure(self) -> None:
+        metrics.use(metrics.DATA_IN)
+        clock = time.monotonic
+        metrics.gauge_from(metrics.FEED_STALENESS,
+                           metrics.since(clock, lambda: self.last_message), feed=FEED)
+        for ix in self.indices:
+            metrics.gauge_from(metrics.INDEX_STALENESS, metrics.since(
+                clock, lambda ix=ix: self.last_seen.get(ix, self.started)), index=ix)
+        metrics.queue_from(QUEUE, lambda: self.ws.lag() if self.ws else (0, 0.0))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -182,6 +200,8 @@ class PriceFeedService(Service):
                 continue
             if m.type not in ("cfbenchmarks_value", "cfbenchmarks_value_5hz"):
                 continue
+            self.received.inc()
+            self.last_message = time.monotonic()
             tick = parse_tick(m.type, m.msg) if isinstance(m.msg, dict) else None
             if tick is None:
                 self.log.warning("unreadable %s message: %.200r", m.type, m.msg)
@@ -209,6 +229,7 @@ class PriceFeedService(Service):
         WebSocket client's queue)."""
         await self.db.run(f"writing the {index} row", self._write_once, index, row, tick)
         self.rows_written += 1
+        self.stored.inc()
 
     async def _write_once(self, index: str, row: Row, tick: tuple) -> None:
         async with self.pool.connection() as conn:  # type: ignore[union-attr]

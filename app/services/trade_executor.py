@@ -62,6 +62,7 @@ from app.kalshi.http1 import Http1Pool
 from app.kalshi.models import OrderAck
 from app.kalshi.prices import InvalidPrice
 from app.kalshi.rest import ORDERS_V2, RetryPolicy
+from app.runtime import metrics
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import Json
@@ -85,6 +86,9 @@ ORDER BY created_at LIMIT %s
 # a leg whose write has an unknown outcome (set once; the leg leaving 'new' ends the doubt)
 IN_DOUBT_MARK = ("UPDATE trade_orders SET in_doubt_since = now() WHERE client_order_id = %s "
                  "AND state = 'new' AND in_doubt_since IS NULL")
+# the legs in doubt now and since when the oldest is (rec_orders_in_doubt*)
+IN_DOUBT_COUNT = ("SELECT count(*), extract(epoch FROM min(in_doubt_since))::float8 "
+                  "FROM trade_orders WHERE state = 'new' AND in_doubt_since IS NOT NULL")
 
 
 class TradeExecutorService(tc.TradingService):
@@ -106,6 +110,10 @@ class TradeExecutorService(tc.TradingService):
                                       "recovered": 0, "retries_later": 0, "in_doubt_resolved": 0,
                                       "paused_waits": 0, "canceled": 0, "reported": 0,
                                       "last_error": None}
+        self.oldest_in_doubt: float | None = None  # epoch seconds: since when it is in doubt
+        metrics.use(metrics.ORDERS)
+        metrics.gauge_from(metrics.IN_DOUBT_AGE,
+                           metrics.since(time.time, lambda: self.oldest_in_doubt))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -147,6 +155,8 @@ class TradeExecutorService(tc.TradingService):
         async with self.pool.connection() as conn:
             cur = await conn.execute(IN_DOUBT, (min_age_sec, IN_DOUBT_BATCH))
             rows = await cur.fetchall()
+            count, self.oldest_in_doubt = await (await conn.execute(IN_DOUBT_COUNT)).fetchone()
+            metrics.IN_DOUBT.set(count)
         for coid, ticker, state, oid in rows:
             if coid in self.inflight:
                 continue
@@ -370,6 +380,7 @@ class TradeExecutorService(tc.TradingService):
             kw["order_group_id"] = group
         t0 = time.perf_counter()
         self.stats["sent"] += 1
+        metrics.ORDERS_SENT.inc()
         try:
             ack = await self.rest.create_order(ticker, side, action, count, price, **kw)
         except InvalidPrice as exc:
@@ -392,7 +403,9 @@ class TradeExecutorService(tc.TradingService):
             await self._in_doubt(coid, ticker, exc)
             self._later(coid, str(exc))
             return
-        await self.accepted(coid, ack, (time.perf_counter() - t0) * 1000)
+        took = time.perf_counter() - t0
+        metrics.ROUND_TRIP.observe(took)
+        await self.accepted(coid, ack, took * 1000)
 
     async def _in_doubt(self, coid: str, ticker: str, exc: Exception) -> None:
         """The write's outcome is unknown after the client's retries (an earlier attempt may
@@ -498,6 +511,7 @@ class TradeExecutorService(tc.TradingService):
         self.log.warning("order %s: %s; again in %.1fs (same client_order_id)", coid, why, wait)
 
     async def accepted(self, coid: str, ack: OrderAck, ms: float | None) -> None:
+        metrics.ORDERS_ACCEPTED.inc()
         if ack.recovered:
             self.stats["recovered"] += 1
         if ms is not None and coid.endswith("-open") and await self._report(coid, ack, ms):
@@ -516,6 +530,8 @@ class TradeExecutorService(tc.TradingService):
         await self._record(coid, state, "new", "state = %s, error_code = %s, error_text = %s, "
                            "acked_at = now(), attempts = attempts + 1",
                            (state, error_code, error_text))
+        if state == "rejected":
+            metrics.ORDERS_REJECTED.labels(reason=error_code or "unknown").inc()
         self.log.warning("order %s %s by the exchange: %s: %s", coid, state, error_code,
                          error_text)
 

@@ -47,6 +47,7 @@ from app import exchange_client
 from app.db import retention
 from app.db.pool import conninfo, open_pool
 from app.ledger.standing import StandingLedger
+from app.runtime import metrics
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import OPEN, PENDING, BadInput
@@ -81,6 +82,7 @@ class TradeManagerService(TradeManagerApi):
         self.results_ready = asyncio.Event()
         self.leftover: set[str] = set()  # announced legs that are not accepted opens
         self.stats = {"intents": 0, "refused": 0, "transitions": 0, "reported_acks": 0}
+        metrics.use(metrics.TRADES)
         self.machine: TradeMachine = TradeMachine(None, self.log)
         self._open_lock = asyncio.Lock()
         self._kill_waits: dict[int, str] = {}  # kill-switch closes waiting: the last reason

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.ledger.standing import last_check
+from app.runtime import metrics
 from app.services import trade_common as tc
 from app.services.trade_common import PENDING, BadInput, Json, error
 from app.trading import intents, settings_ranges
@@ -62,6 +63,7 @@ class TradeManagerApi(tc.TradingService):
         waiter = asyncio.get_running_loop().create_future() if wait else None
         try:
             kind, req = intents.validate_intent(await tc.json_body(request))
+            metrics.INTENTS.labels(kind=kind).inc()
             if kind == "open":
                 trade, created = await self.open_trade(req, waiter)
             else:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
+from app.runtime import metrics
 from app.web import data, freshness, history, names, ticket
 from app.web.data import read
 from app.web.intent_form import TICKER_RE
@@ -170,7 +171,9 @@ async def services(state: WebState, request: Request) -> dict:
             "health": state.monitor.snapshot(with_units=True),
             "failures": await read(data.unit_failures, state.pool),
             "backup": await read(data.last_backup, state.pool,
-                                 state.settings.backup_max_age_hours)}
+                                 state.settings.backup_max_age_hours),
+            "metrics": {"names": metrics.known(),
+                        "monitoring_url": state.settings.monitoring_url}}
 
 
 async def model(state: WebState, request: Request) -> dict:

@@ -41,9 +41,10 @@ from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.errors import KalshiError
 from app.kalshi.models import Market
 from app.kalshi.ws import DELTA_RUN, KalshiWS, Subscription, WsMessage
+from app.runtime import metrics
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
-from app.services.market_feed.store import FeedStore, Quote, Tracker, dec, utc_ms
+from app.services.market_feed.store import FEED, FeedStore, Quote, Tracker, dec, utc_ms
 from app.services.market_feed.upkeep import FeedUpkeep
 
 OPEN_STATUSES = frozenset({"active", "open"})
@@ -51,6 +52,7 @@ FINAL_STATUSES = frozenset({"finalized", "settled"})  # a market's status that n
 DONE_ORDER = ("deactivated", "closed", "determined", "settled", "finalized")  # as they come
 DONE_EVENTS = frozenset({"deactivated", "determined", "settled", "closed"})
 ORDERBOOKS_PER_CALL = 100
+FEED_QUEUE = "market-ws"  # the WebSocket client's queue of received messages
 
 
 SAVE_MARKET = (
@@ -99,6 +101,15 @@ class MarketFeedService(FeedUpkeep, Service):
         self.tracker: Tracker | None = None
         self.pruned = 0
         self.db = DatabaseWait(self.log, self.notifier.status)
+        self.last_message: float | None = None  # monotonic time of the newest batch received
+        self.received = metrics.RECEIVED.labels(feed=FEED)
+        self._measure()
+
+    def _measure(self) -> None:
+        metrics.use(metrics.DATA_IN)
+        metrics.gauge_from(metrics.FEED_STALENESS,
+                           metrics.since(time.monotonic, lambda: self.last_message), feed=FEED)
+        metrics.queue_from(FEED_QUEUE, lambda: self.ws.lag() if self.ws else (0, 0.0))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -321,8 +332,12 @@ class MarketFeedService(FeedUpkeep, Service):
         assert self.ws is not None and self.store is not None
         ws, store = self.ws, self.store
         data, events = self._handlers()
+        received = self.received
         while True:
-            for m in await ws.recv_batch():
+            batch = await ws.recv_batch()
+            received.inc(len(batch))  # per batch, not per message: the hot path
+            self.last_message = time.monotonic()
+            for m in batch:
                 handle = data.get(m.type)
                 if handle is not None:
                     handle(m)
@@ -517,7 +532,8 @@ class MarketFeedService(FeedUpkeep, Service):
             chunk = tickers[i:i + ORDERBOOKS_PER_CALL]
             data = await self.rest.request("GET", "/markets/orderbooks",
                                            params={"tickers": chunk})
-            received = time.monotonic()
+            received = self.last_message = time.monotonic()
+            self.received.inc(len(data.get("orderbooks") or ()))
             for item in data.get("orderbooks") or []:
                 t = item.get("ticker")
                 if t not in self.followed:

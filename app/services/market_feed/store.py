@@ -28,10 +28,12 @@ from psycopg_pool import AsyncConnectionPool
 from app.db import feed_log as history
 from app.db.pool import DatabaseWait
 from app.kalshi.models import to_decimal
+from app.runtime import metrics
 
 log = logging.getLogger("rec-market-feed.store")
 
 NOTIFY_CHANNEL = "rec_market_feed"
+FEED = "market"  # the feed label of rec-market-feed's metrics (app/runtime/metrics.py)
 ZERO = Decimal(0)
 QUOTE_COLS = ("ticker", "ts", "source", "yes_bid", "yes_ask", "yes_bid_size", "yes_ask_size",
               "last_price", "volume", "open_interest")
@@ -367,6 +369,7 @@ class FeedStore:
         self.snapshot_event = asyncio.Event()
         self.batches = 0
         self.rows_written = 0
+        self.stored = metrics.STORED.labels(feed=FEED)
         self.last_commit_mono = 0.0
         self.latencies: list[float] = []  # receive -> commit, seconds (benchmarks read it)
         self.keep_latencies = False
@@ -483,6 +486,7 @@ class FeedStore:
         done = time.monotonic()
         self.batches += 1
         self.rows_written += b.rows
+        self.stored.inc(b.rows)
         self.last_commit_mono = done
         if self.keep_latencies:
             self.latencies.extend(done - r for r in b.received)

@@ -1,12 +1,14 @@
 """The dashboard's pages and their panels alone (``/fragments/<name>``, re-fetched by
-``static/rec.js`` on a notification), the API's documentation page and its OpenAPI document.
-All need a session (without one: a redirect to the login)."""
+``static/rec.js`` on a notification), the API's documentation page and its OpenAPI document,
+and each service's Prometheus metrics file as the node exporter reads it (``/metrics/<name>``,
+linked from the Services page). All need a session (without one: a redirect to the login)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
+from app.runtime import metrics
 from app.web import panels
 from app.web.deps import State, require_session
 from app.web.errors import error
@@ -61,6 +63,18 @@ async def model(request: Request, state: State) -> HTMLResponse:
 async def services(request: Request, state: State) -> HTMLResponse:
     return page(request, "services.html",
                 **await panels.context(state, request, ["services"]))
+
+
+@router.get("/metrics/{service}", response_class=PlainTextResponse)
+async def service_metrics(state: State, service: str) -> Response:
+    if service not in metrics.known():
+        return error(404, "not_found", f"service: no service {service!r}", "service")
+    text = metrics.read(state.settings, service) if state.settings else None
+    if text is None:
+        return error(404, "not_found", f"service: no metrics file of {service} on this host "
+                                       "(not running here, or metrics_enabled is off)",
+                     "service")
+    return Response(text, media_type=metrics.CONTENT_TYPE)
 
 
 @router.get("/docs", response_class=HTMLResponse)
