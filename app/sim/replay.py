@@ -22,17 +22,30 @@ The clock: ``run(speed)`` keeps it at wall time x speed (0: manual, ``advance()`
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.sim.accounts import Account, stable_uuid
 from app.sim.candles import Candles
 from app.sim.market import ACTIVE, CLOSED, FINALIZED, INITIALIZED, Event, Market, Series
 from app.sim.matching import NO, YES, Order, other
 from app.sim.money import ONE
-from app.sim.replay_file import (BOOK, CLOSE, INDEX, INDEX_SECOND, LEVEL, OPEN, SETTLE,
-                                 TRADE, RecordedMarket, Recording)
+from app.sim.replay_file import (
+    BOOK,
+    CLOSE,
+    INDEX,
+    INDEX_SECOND,
+    LEVEL,
+    OPEN,
+    SETTLE,
+    TRADE,
+    RecordedMarket,
+    Recording,
+)
 from app.sim.replay_fills import QueueModel
 from app.sim.venue import Exchange, Observer, TradeRecord
 from app.sim.world import WorldParams, announce
@@ -74,6 +87,9 @@ class ReplayWorld:
         self._next = 0  # the next event of recording.events
         self._second = self.now_ms // 1000
         self._level_seq = 0
+        self._speed = 0.0
+        self._waiting: list[tuple[int, int, asyncio.Future]] = []  # orders held (latency)
+        self._apply = self._handlers()
         self._add_markets()
 
     # --- what World offers its callers -------------------------------------------------
@@ -107,13 +123,17 @@ class ReplayWorld:
     async def order_latency(self) -> None:
         """Hold an order until ``latency_ms`` of simulated time has passed (it reaches the
         exchange then, against the book of then); nothing to wait for under a manual clock."""
-        if self.latency_ms <= 0 or self._speed <= 0 and not self.flat_out:
+        if self.latency_ms <= 0 or (self._speed <= 0 and not self.flat_out) or self.done:
             return
-        due = self.now_ms + self.latency_ms
-        while self.now_ms < due and not self.done:
-            await asyncio.sleep(0.001)
+        due = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (self.now_ms + self.latency_ms, id(due), due))
+        await due
 
-    _speed = 0.0
+    def _wake(self) -> None:
+        while self._waiting and (self._waiting[0][0] <= self.now_ms or self.done):
+            _, _, due = heapq.heappop(self._waiting)
+            if not due.done():
+                due.set_result(None)
 
     # --- time ----------------------------------------------------------------------------
     def step(self) -> None:
@@ -133,7 +153,7 @@ class ReplayWorld:
             ts, kind, _, payload = events[self._next]
             self._next += 1
             self._clock(ts)
-            self._apply(kind, payload)
+            self._apply[kind](payload)
             n += 1
         self._clock(int(target_ms))
         return n
@@ -148,18 +168,20 @@ class ReplayWorld:
             return
         wall0, sim0 = time.monotonic(), self.now_ms
         while True:
-            await asyncio.sleep(tick_s)
             target = sim0 + (time.monotonic() - wall0) * speed * 1000
-            while self.advance_to(target, BATCH) == BATCH:
-                await asyncio.sleep(0)
+            # a full batch: more is due, after the event loop has had its turn
+            await asyncio.sleep(0 if self.advance_to(target, BATCH) == BATCH else tick_s)
 
     async def _run_flat_out(self) -> None:
+        """As fast as the slowest WebSocket client reads: a batch of events, then a wait
+        while a client has more than BACKLOG messages queued."""
+        events = self.rec.events
         while not self.done:
-            self.advance_to(self.rec.events[min(self._next + BATCH, len(self.rec.events)) - 1][0],
-                            BATCH)
-            await asyncio.sleep(0)
-            while self._backlog() > BACKLOG:
+            if self._backlog() > BACKLOG:
                 await asyncio.sleep(0.002)
+                continue
+            self.advance_to(events[min(self._next + BATCH, len(events)) - 1][0], BATCH)
+            await asyncio.sleep(0)
 
     def _backlog(self) -> int:
         hub = next((o for o in self.exchange.observers if hasattr(o, "conns")), None)
@@ -169,6 +191,8 @@ class ReplayWorld:
         if ts <= self.now_ms:
             return
         self.now_ms = ts
+        if self._waiting:
+            self._wake()
         second = ts // 1000
         while self._second < second:
             self._second += 1
@@ -182,30 +206,28 @@ class ReplayWorld:
                 self.candles.sample(m, self.exchange.books.get(t), at_ms)
 
     # --- the recording's events ------------------------------------------------------------
-    def _apply(self, kind: int, payload) -> None:
-        if kind == LEVEL:
-            ticker, side, price, size = payload
-            self._set_level(ticker, side, price, size)
-        elif kind == TRADE:
-            self._print(*payload)
-        elif kind == BOOK:
-            self._set_book(*payload)
-        elif kind in (INDEX, INDEX_SECOND):
-            self._index(*payload)
-        elif kind == OPEN:
-            m = self.exchange.markets[payload]
-            if m.status == INITIALIZED:
-                self.exchange.open_market(m)
-        elif kind == CLOSE:
-            m = self.exchange.markets[payload]
-            if m.status == ACTIVE:
-                self.exchange.close_market(m)
-                self._levels = {k: o for k, o in self._levels.items() if k[0] != m.ticker}
-        elif kind == SETTLE:
-            m = self.exchange.markets[payload]
-            r = self.rec.markets[payload]
-            if m.status == CLOSED:
-                self.exchange.settle_market(m, r.result, r.expiration_value)
+    def _handlers(self) -> dict[int, Callable[[Any], None]]:
+        return {LEVEL: lambda p: self._set_level(*p), TRADE: lambda p: self._print(*p),
+                BOOK: lambda p: self._set_book(*p), INDEX: lambda p: self._index(*p),
+                INDEX_SECOND: lambda p: self._index(*p), OPEN: self._open,
+                CLOSE: self._close, SETTLE: self._settle}
+
+    def _open(self, ticker: str) -> None:
+        m = self.exchange.markets[ticker]
+        if m.status == INITIALIZED:
+            self.exchange.open_market(m)
+
+    def _close(self, ticker: str) -> None:
+        m = self.exchange.markets[ticker]
+        if m.status == ACTIVE:
+            self.exchange.close_market(m)
+            self._levels = {k: o for k, o in self._levels.items() if k[0] != ticker}
+
+    def _settle(self, ticker: str) -> None:
+        m = self.exchange.markets[ticker]
+        r = self.rec.markets[ticker]
+        if m.status == CLOSED:
+            self.exchange.settle_market(m, r.result, r.expiration_value)
 
     def _live(self, ticker: str) -> Market | None:
         m = self.exchange.markets.get(ticker)
@@ -216,7 +238,7 @@ class ReplayWorld:
         if self._live(ticker) is None:
             return
         want = {(YES, p): s for p, s in yes} | {(NO, p): s for p, s in no}
-        for (t, side, price) in [k for k in self._levels if k[0] == ticker]:
+        for (_, side, price) in [k for k in self._levels if k[0] == ticker]:
             if (side, price) not in want:
                 self._set_level(ticker, side, price, 0)
         for (side, price), size in want.items():
