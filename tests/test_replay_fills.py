@@ -6,6 +6,8 @@ derived by hand in the comments."""
 
 from __future__ import annotations
 
+import asyncio
+
 from app.sim.accounts import Account
 from app.sim.matching import NO, YES
 from app.sim.replay import ReplayWorld
@@ -166,3 +168,25 @@ def test_the_market_settles_on_the_recorded_result():
     m = w.exchange.markets[TK]
     assert (m.status, m.result) == ("finalized", "no")
     assert rec(w).cash == CASH - paid + 10 * 10_000  # NO pays $1 a contract
+
+
+async def test_an_order_meets_the_book_latency_ms_after_it_was_sent():
+    # NO bid 60c x10 (YES ask 40c) until 1.3 s, then 55c x10 (YES ask 45c)
+    w = world(book(0, yes=[(30, 10)], no=[(60, 10)]), level(1.3, NO, 60, 0),
+              level(1.3, NO, 55, 10), latency_ms=500)
+    w.advance(1)
+
+    async def send():  # what the REST handler does: the latency, then the exchange
+        await w.order_latency()
+        return buy(w, YES, 10, 42, tif="immediate_or_cancel")
+
+    sent = asyncio.create_task(send())
+    await asyncio.sleep(0)
+    w.advance_to(T0 + 1400)
+    await asyncio.sleep(0)
+    assert not sent.done()  # 400 ms of the 500 gone
+    w.advance_to(T0 + 1500)
+    o = await sent
+    # sent at 1.0 s the IOC buy at 42c would have taken the 40c ask; it arrives at 1.5 s,
+    # when the ask is 45c: nothing fills
+    assert (o.filled, o.status) == (0, "canceled")

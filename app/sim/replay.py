@@ -87,10 +87,10 @@ class ReplayWorld:
         self._next = 0  # the next event of recording.events
         self._second = self.now_ms // 1000
         self._level_seq = 0
-        self._speed = 0.0
         self._waiting: list[tuple[int, int, asyncio.Future]] = []  # orders held (latency)
         self._apply = self._handlers()
         self._add_markets()
+        self.advance_to(self.now_ms)  # what the recording holds at its first instant
 
     # --- what World offers its callers -------------------------------------------------
     @property
@@ -121,9 +121,10 @@ class ReplayWorld:
         self.exchange.set_trading(not self.halted)
 
     async def order_latency(self) -> None:
-        """Hold an order until ``latency_ms`` of simulated time has passed (it reaches the
-        exchange then, against the book of then); nothing to wait for under a manual clock."""
-        if self.latency_ms <= 0 or (self._speed <= 0 and not self.flat_out) or self.done:
+        """Hold an order until ``latency_ms`` of simulated time has passed: it reaches the
+        exchange then, against the book of then (under a manual clock, when the clock is
+        advanced that far; at once when the recording has ended)."""
+        if self.latency_ms <= 0 or self.done:
             return
         due = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (self.now_ms + self.latency_ms, id(due), due))
@@ -160,7 +161,6 @@ class ReplayWorld:
 
     async def run(self, speed: float, tick_s: float = 0.02) -> None:
         """Play the recording at wall time x ``speed`` (0: manual), or flat out."""
-        self._speed = speed
         if self.flat_out:
             await self._run_flat_out()
             return
