@@ -13,6 +13,7 @@ import pytest
 
 from tests import test_sim_fixtures as fx
 from tests.test_sim_fixtures import drain, recv_json
+from tests.test_sim_ws import _apply  # a snapshot or a delta applied to a {(side, price): size}
 
 FIXTURE = str(Path(__file__).parent / "fixtures" / "rec-sim.parquet")
 START_MS = 1_764_086_400_000  # the recording's window starts 2025-11-25T16:00Z
@@ -38,20 +39,6 @@ def recorded_book(ticker: str, at_ms: int) -> dict[tuple[str, str], float]:
       select side, price, arg_max(size, seq) from every group by side, price"""
     rows = duckdb.execute(sql, {"t": ticker, "at": at_ms}).fetchall()
     return {(side, f"{price:.4f}"): float(size) for side, price, size in rows if size > 0}
-
-
-def _apply(book: dict, msg: dict) -> None:
-    m = msg["msg"]
-    if msg["type"] == "orderbook_snapshot":
-        book.clear()
-        for side in ("yes", "no"):
-            for p, q in m.get(f"{side}_dollars_fp", []):
-                book[(side, p)] = float(q)
-        return
-    k = (m["side"], m["price_dollars"])
-    book[k] = book.get(k, 0) + float(m["delta_fp"])
-    if abs(book[k]) < 1e-9:
-        del book[k]
 
 
 @pytest.fixture
