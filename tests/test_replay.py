@@ -105,3 +105,24 @@ async def test_replay_plays_the_index_and_settles_on_the_recorded_result(replay)
     await replay.control("advance", seconds=3600 + 61)
     m = (await replay.client().get(f"/markets/{TICKER}")).json()["market"]
     assert (m["status"], m["result"]) == ("finalized", result)
+
+
+def test_rec_run_exchange_sim_replays_the_file_its_settings_name(rec_home, start_service):
+    """The settings reach the service: `rec run exchange-sim` with REC_SIM_REPLAY_FILE
+    serves the recording's markets (and none of the generated world's), on its first
+    instant, open as recorded."""
+    import httpx
+
+    rec_home.env.update(REC_SIM_KEYS_DIR=str(rec_home.root / "state" / "sim-keys"),
+                        REC_SIM_REPLAY_FILE=FIXTURE, REC_SIM_SPEED="0")
+    svc = start_service(rec_home, "exchange-sim")
+    svc.notify.wait_for("READY", "1", timeout=60)
+    base = f"http://127.0.0.1:{rec_home.env['REC_EXCHANGE_SIM_PORT']}"
+    assert httpx.get(base + "/healthz").json()["sim_time_ms"] == START_MS
+    got = httpx.get(base + "/trade-api/v2/markets", params={"status": "open",
+                                                            "limit": 1000}).json()
+    recorded = {r[0] for r in duckdb.execute(
+        f"select ticker from '{FIXTURE}' where kind = 'market' and "
+        "epoch_ms(open_time) <= $at and epoch_ms(close_time) > $at", {"at": START_MS}).fetchall()}
+    assert {m["ticker"] for m in got["markets"]} == recorded and len(recorded) == 22
+    assert svc.terminate() == 0
