@@ -61,14 +61,24 @@ async def main() -> int:
         world.flat_out = True
         await world.run(0)
         await _drained(b)
-        wall = time.monotonic() - t0
+        sent_s = time.monotonic() - t0
+        # the feed's own word (its STATUS=, every few seconds) that its queue is empty: an
+        # upper bound on when it had taken in the last message
+        after = time.monotonic()
+        done = await asyncio.to_thread(notify.wait_until, lambda ms: any(
+            m.at >= after and " queue 0 " in m.fields.get("STATUS", "") for m in ms), 300)
+        wall = max(m.at for m in done if m.at >= after and " queue 0 " in
+                   m.fields.get("STATUS", "")) - t0
         sent = b.sim.hub.sent - sent0
         load = os.getloadavg()
         print(f"replay of {args.file.name}: {window_s / 3600:.2f} h recorded, {events:,} "
               f"events, {len(world.rec.markets)} markets")
         print(f"  simulator replay -> WebSocket -> rec-market-feed: {sent:,} messages in "
-              f"{wall:.1f} s wall = {sent / wall:,.0f} msgs/s, {window_s / wall:.0f}x real "
-              f"time (goal >= 100x)")
+              f"{wall:.1f} s wall (all sent and read by {sent_s:.1f} s; the feed's queue "
+              f"empty by {wall:.1f} s) = {sent / wall:,.0f} msgs/s, {window_s / wall:.0f}x "
+              f"real time (goal >= 100x)")
+        followed = [s for s in notify.statuses() if "markets" in s][-1:]
+        print(f"  rec-market-feed's last status: {followed[0] if followed else '-'}")
         print(f"  load average before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, after "
               f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} cores)")
         return 0

@@ -49,10 +49,12 @@ from app.sim.replay_file import (
 from app.sim.replay_fills import QueueModel
 from app.sim.venue import Exchange, Observer, TradeRecord
 from app.sim.world import WorldParams, announce
+from app.sim.ws import Hub
 
 REPLAY_ACCOUNT = "sim-replay"  # the recorded liquidity and the recorded takers
 BATCH = 2_000  # events applied between two yields to the event loop
 BACKLOG = 5_000  # flat out: wait while a WebSocket client has more than this queued
+OPEN_WAIT_S = 5.0  # flat out: at most this long for the clients to follow a new market
 
 
 @dataclass
@@ -89,6 +91,7 @@ class ReplayWorld:
         self._level_seq = 0
         self._waiting: list[tuple[int, int, asyncio.Future]] = []  # orders held (latency)
         self._apply = self._handlers()
+        self._opened: list[str] = []  # markets opened by the batch being played
         self._add_markets()
         self.advance_to(self.now_ms)  # what the recording holds at its first instant
 
@@ -174,17 +177,38 @@ class ReplayWorld:
 
     async def _run_flat_out(self) -> None:
         """As fast as the slowest WebSocket client reads: a batch of events, then a wait
-        while a client has more than BACKLOG messages queued."""
+        while a client has more than BACKLOG messages queued. A market that opens holds
+        the replay until every client following markets by ticker has subscribed to it
+        (at most OPEN_WAIT_S of wall time: a client may not want it), as a live feed has
+        the time to before the market trades."""
         events = self.rec.events
         while not self.done:
             if self._backlog() > BACKLOG:
                 await asyncio.sleep(0.002)
                 continue
+            self._opened.clear()
             self.advance_to(events[min(self._next + BATCH, len(events)) - 1][0], BATCH)
+            if self._opened:
+                await self._subscribed(set(self._opened))
             await asyncio.sleep(0)
 
+    async def _subscribed(self, tickers: set[str]) -> None:
+        hub = self._hub()
+        if hub is None:
+            return
+        end = time.monotonic() + OPEN_WAIT_S
+        while time.monotonic() < end:
+            following = [s for s in hub.by_channel["orderbook_delta"] if s.tickers is not None]
+            if all(tickers <= set().union(*(s.tickers for s in following if s.conn is c))
+                   for c in {s.conn for s in following}):
+                return
+            await asyncio.sleep(0.005)
+
+    def _hub(self) -> Hub | None:
+        return next((o for o in self.exchange.observers if isinstance(o, Hub)), None)
+
     def _backlog(self) -> int:
-        hub = next((o for o in self.exchange.observers if hasattr(o, "conns")), None)
+        hub = self._hub()
         return max((c.queue.qsize() for c in hub.conns), default=0) if hub else 0
 
     def _clock(self, ts: int) -> None:
@@ -216,6 +240,7 @@ class ReplayWorld:
         m = self.exchange.markets[ticker]
         if m.status == INITIALIZED:
             self.exchange.open_market(m)
+            self._opened.append(ticker)
 
     def _close(self, ticker: str) -> None:
         m = self.exchange.markets[ticker]
