@@ -287,9 +287,9 @@ class ReplayWorld:
             if size <= 0:
                 return
             self._level_seq += 1
-            order = Order(stable_uuid("replay-level", ticker, side, price, self._level_seq),
-                          self._level_seq, REPLAY_ACCOUNT, ticker, side, "buy", price, size,
-                          created_ms=self.now_ms, updated_ms=self.now_ms, remaining=size)
+            order = Order(f"replay-level-{self._level_seq}", self._level_seq, REPLAY_ACCOUNT,
+                          ticker, side, "buy", price, size, created_ms=self.now_ms,
+                          updated_ms=self.now_ms, remaining=size)
             self._levels[key] = order
             book.add(order)
         else:
