@@ -190,3 +190,51 @@ async def test_an_order_meets_the_book_latency_ms_after_it_was_sent():
     # sent at 1.0 s the IOC buy at 42c would have taken the 40c ask; it arrives at 1.5 s,
     # when the ask is 45c: nothing fills
     assert (o.filled, o.status) == (0, "canceled")
+
+
+def test_the_reader_takes_the_exchanges_time_of_a_change_when_the_file_has_it(tmp_path):
+    """Format 2 adds ``exchange_ts`` (and other columns) to the market kinds: a book change
+    plays at the exchange's time, not at rec's receive time; unknown columns and kinds are
+    ignored."""
+    import json as _json
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from app.record import schema
+    from app.sim.replay_file import load
+
+    def at(ms: int) -> datetime:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+
+    base = {c: None for c in schema.COLUMNS}
+    rows = [
+        {**base, "kind": "market", "ts": at(T0), "ticker": TK, "series": "KXTEST",
+         "event_ticker": "KXTEST-25NOV2512", "title": "Test?", "status": "settled",
+         "result": "yes", "strike_type": "greater", "floor_strike": Decimal("1"),
+         "open_time": at(T0), "close_time": at(T0 + HOUR), "expiration_time": at(T0 + HOUR),
+         "price_level_structure": "linear_cent", "raw": "{}"},
+        # received at +2.0 s and +2.5 s; the exchange made them at +1.9 s and +1.0 s
+        {**base, "kind": "level", "ts": at(T0 + 2000), "ticker": TK, "series": "KXTEST",
+         "seq": 1, "side": "yes", "price": Decimal("0.4000"), "size": Decimal("7")},
+        {**base, "kind": "level", "ts": at(T0 + 2500), "ticker": TK, "series": "KXTEST",
+         "seq": 2, "side": "yes", "price": Decimal("0.4100"), "size": Decimal("3")},
+        {**base, "kind": "gap", "ts": at(T0 + 2600), "ticker": TK, "series": "KXTEST",
+         "seq": 3},
+    ]
+    exchange_ts = [None, at(T0 + 1900), at(T0 + 1000), None]
+    table = pa.Table.from_pylist(rows, schema=schema.SCHEMA).append_column(
+        pa.field("exchange_ts", schema.MS), pa.array(exchange_ts, schema.MS))
+    path = tmp_path / "v2ish.parquet"
+    manifest = {"format": schema.FORMAT, "format_version": schema.VERSION,
+                "window": {"from": "2025-11-25T16:00:00Z", "to": "2025-11-25T17:00:00Z"}}
+    pq.write_table(table.replace_schema_metadata({schema.MANIFEST_KEY: _json.dumps(
+        manifest).encode()}), path)
+    rec = load(str(path))
+    levels = [(e[0] - T0, e[3][2]) for e in rec.events if e[1] == LEVEL]
+    assert levels == [(1000, 4100), (1900, 4000)]  # the exchange's order, not the receipt's
+    w = ReplayWorld(rec)
+    w.advance_to(T0 + 1500)
+    assert depth(w, YES) == [(41, 3)]
