@@ -126,3 +126,11 @@ def test_rec_run_exchange_sim_replays_the_file_its_settings_name(rec_home, start
         "epoch_ms(open_time) <= $at and epoch_ms(close_time) > $at", {"at": START_MS}).fetchall()}
     assert {m["ticker"] for m in got["markets"]} == recorded and len(recorded) == 22
     assert svc.terminate() == 0
+
+
+def test_a_replay_file_that_is_no_recording_is_a_config_error(rec_home, start_service):
+    rec_home.env.update(REC_SIM_KEYS_DIR=str(rec_home.root / "state" / "sim-keys"),
+                        REC_SIM_REPLAY_FILE=str(rec_home.root / "missing.parquet"))
+    svc = start_service(rec_home, "exchange-sim")
+    assert svc.wait(60) == 78  # EX_CONFIG: systemd does not restart it in a loop
+    assert "sim_replay_file:" in svc.output and "missing.parquet" in svc.output
