@@ -238,3 +238,24 @@ def test_the_reader_takes_the_exchanges_time_of_a_change_when_the_file_has_it(tm
     w = ReplayWorld(rec)
     w.advance_to(T0 + 1500)
     assert depth(w, YES) == [(41, 3)]
+
+
+def test_an_amended_price_takes_the_back_of_its_new_level_and_a_halt_fills_nothing():
+    w = world(book(0, yes=[(50, 30), (49, 12)], no=[(45, 40)]),
+              trade(10, 49, 12, NO),  # would fill rec at 49c behind nothing: 12 ahead
+              trade(20, 49, 5, NO),   # the 12 ahead are gone: 5 fill rec
+              trade(30, 49, 5, NO))   # trading halted: the print fills nothing of rec's
+    w.advance(1)
+    o = buy(w, YES, 10, 50)
+    assert w.queues.ahead(o) == 30
+    w.exchange.amend(rec(w), o.order_id, TK, YES, 4900, None, None)
+    # the back of the 49c level: the 12 recorded there
+    assert (o.price, w.queues.ahead(o)) == (4900, 12)
+    w.advance(10)
+    assert (o.filled, w.queues.ahead(o)) == (0, 0)
+    w.advance(10)
+    assert o.filled == 5
+    w.halted = True
+    w.sync_trading()
+    w.advance(10)
+    assert o.filled == 5 and w.exchange.markets[TK].volume == 12 + 5 + 5

@@ -321,7 +321,9 @@ class ReplayWorld:
         m = self.exchange.markets.get(ticker)
         if m is None or size <= 0:
             return
-        for order, n in self.queues.on_print(ticker, yes_price, size, taker_side):
+        fills = self.queues.on_print(ticker, yes_price, size, taker_side) \
+            if m.status == ACTIVE and self.exchange.trading_active else []
+        for order, n in fills:
             self.exchange.fill_resting(self.acct, order, n)
             size -= n
         if size > 0:
