@@ -30,7 +30,9 @@ def test_the_figures_of_a_few_trades():
     assert r.max_drawdown_cents == 50
     assert r.per_entry == {"auto": -20, "manual": 20}
     assert r.per_exit == {"exit_probability": 30, "settlement": -30}
-    assert "max drawdown $0.50" in r.text() and "win rate 67%" in r.text()
+    text = r.text()
+    assert "max drawdown $0.50" in text and "win rate 67%" in text
+    assert "P&L by exit settlement: -$0.30" in text
 
 
 def test_the_digest_follows_orders_fills_and_pnl_only():

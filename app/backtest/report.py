@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 
+def usd(cents: int) -> str:
+    return f"{'-' if cents < 0 else ''}${abs(cents) / 100:,.2f}"
+
+
 @dataclass(frozen=True)
 class Trade:
     id: int
@@ -47,11 +51,11 @@ class Report:
     def text(self) -> str:
         rate = "-" if self.win_rate is None else f"{self.win_rate:.0%}"
         lines = [f"trades {self.trades} ({self.with_pnl} with P&L), P&L after fees "
-                 f"${self.pnl_cents / 100:,.2f}, fees ${self.fees:,.4f}, win rate {rate} "
+                 f"{usd(self.pnl_cents)}, fees ${self.fees:,.4f}, win rate {rate} "
                  f"({self.wins} of {self.with_pnl}), max drawdown "
-                 f"${self.max_drawdown_cents / 100:,.2f}"]
+                 f"{usd(self.max_drawdown_cents)}"]
         for name, per in (("entry", self.per_entry), ("exit", self.per_exit)):
-            lines += [f"  P&L by {name} {rule}: ${cents / 100:,.2f}"
+            lines += [f"  P&L by {name} {rule}: {usd(cents)}"
                       for rule, cents in sorted(per.items())]
         lines.append(f"digest (orders, fills, P&L): {self.digest}")
         return "\n".join(lines)
