@@ -1,6 +1,7 @@
 """`rec backtest` end to end on the checked-in recording: a scratch database beside rec's
-own, the simulator replaying the window, every trading service a real process; it prints
-the report with its digest and leaves no scratch database behind."""
+own, the simulator replaying the window (fills by the replay's fill model), every trading
+service a real process; rec's books equal the simulator's ledger to the cent, the report
+comes with its digest, no scratch database is left behind."""
 
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ def test_rec_backtest_runs_the_bundle_on_a_window_and_prints_its_report(rec_home
     m = re.search(r"^trades (\d+) \((\d+) with P&L\), P&L after fees -?\$[\d,.]+, fees "
                   r"\$[\d.]+, win rate", r.stdout, re.M)
     assert m and int(m[1]) >= int(m[2]), r.stdout
+    assert int(m[2]) >= 1, r.stdout  # it traded: the books' check below bites
+    # rec's trades (P&L after fees, fees) equal the simulator's ledger to the cent
+    assert re.search(r"^rec's books against the exchange's ledger: .*: match$", r.stdout,
+                     re.M), r.stdout
     assert re.search(r"^digest \(orders, fills, P&L\): [0-9a-f]{64}$", r.stdout, re.M)
     with psycopg.connect(pg.dsn()) as conn:
         left = conn.execute("SELECT datname FROM pg_database "

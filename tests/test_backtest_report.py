@@ -44,3 +44,10 @@ def test_the_digest_follows_orders_fills_and_pnl_only():
                  *TRADES[1:]]
     assert build(other_pnl, ORDERS, FILLS).digest != d
     assert build(TRADES, [(*ORDERS[0][:7], "canceled")], FILLS).digest != d
+
+
+def test_the_books_are_checked_against_the_exchanges_ledger():
+    assert build(TRADES, ORDERS, FILLS).books_match is None
+    assert build(TRADES, ORDERS, FILLS, ledger=(0, Decimal("0.1"))).books_match is True
+    r = build(TRADES, ORDERS, FILLS, ledger=(-1, Decimal("0.1")))
+    assert r.books_match is False and r.text().count("DIFFER") == 1

@@ -43,6 +43,15 @@ class Report:
     per_entry: dict[str, int] = field(default_factory=dict)
     per_exit: dict[str, int] = field(default_factory=dict)
     digest: str = ""
+    # the exchange's side: the account's balance change (cents) and its fills' fees ($)
+    ledger: tuple[int, Decimal] | None = None
+
+    @property
+    def books_match(self) -> bool | None:
+        """rec's P&L and fees equal the exchange's ledger (None: no ledger given)."""
+        if self.ledger is None:
+            return None
+        return (self.pnl_cents, self.fees) == self.ledger
 
     @property
     def win_rate(self) -> float | None:
@@ -57,6 +66,11 @@ class Report:
         for name, per in (("entry", self.per_entry), ("exit", self.per_exit)):
             lines += [f"  P&L by {name} {rule}: {usd(cents)}"
                       for rule, cents in sorted(per.items())]
+        if self.ledger is not None:
+            lines.append(f"rec's books against the exchange's ledger: P&L {usd(self.pnl_cents)} "
+                         f"/ balance change {usd(self.ledger[0])}, fees ${self.fees:,.4f} / "
+                         f"${self.ledger[1]:,.4f}: "
+                         + ("match" if self.books_match else "DIFFER"))
         lines.append(f"digest (orders, fills, P&L): {self.digest}")
         return "\n".join(lines)
 
@@ -70,7 +84,8 @@ def digest(orders: list[tuple], fills: list[tuple], trades: list[Trade]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def build(trades: list[Trade], orders: list[tuple], fills: list[tuple]) -> Report:
+def build(trades: list[Trade], orders: list[tuple], fills: list[tuple],
+          ledger: tuple[int, Decimal] | None = None) -> Report:
     done = sorted((t for t in trades if t.pnl_cents is not None),
                   key=lambda t: (t.closed_ms is None, t.closed_ms or 0, t.id))
     per_entry: dict[str, int] = defaultdict(int)
@@ -87,7 +102,8 @@ def build(trades: list[Trade], orders: list[tuple], fills: list[tuple]) -> Repor
                   fees=sum((t.fees for t in trades), Decimal(0)),
                   wins=sum(1 for t in done if (t.pnl_cents or 0) > 0),
                   max_drawdown_cents=drawdown, per_entry=dict(per_entry),
-                  per_exit=dict(per_exit), digest=digest(orders, fills, trades))
+                  per_exit=dict(per_exit), digest=digest(orders, fills, trades),
+                  ledger=ledger)
 
 
 # rec's trades as build() takes them (a row per trade, in id order)
@@ -99,6 +115,13 @@ TRADES_SQL = ("SELECT id, ticker, entry_method, coalesce(close_rule, close_metho
 def trade(row: tuple) -> Trade:
     id_, ticker, entry, exit_, pnl, fees, closed = row
     return Trade(id_, ticker, entry, exit_, pnl, Decimal(fees), closed)
+
+
+def ledger(account, balance0: int) -> tuple[int, Decimal]:
+    """The account's balance change since ``balance0`` in cents and its fills' fees in
+    dollars (the simulator's units are $0.0001)."""
+    return ((account.balance - balance0) // 100,
+            sum((Decimal(f.fee) / 10_000 for f in account.fills), Decimal(0)))
 
 
 def exchange_record(account) -> tuple[list[tuple], list[tuple]]:

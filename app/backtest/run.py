@@ -119,6 +119,8 @@ async def backtest(settings: Settings, run: Run, say: Callable[[str], None]) -> 
     start = run.start_ms if run.start_ms is not None else world.rec.start_ms
     end = run.end_ms if run.end_ms is not None else world.rec.end_ms
     world.advance_to(start)
+    account = sim.account(key_id)
+    balance0 = account.balance
     server = HttpServer(app, "127.0.0.1", 0, **uvicorn_options(cfg))
     procs: list[subprocess.Popen] = []
     async with scratch_database(conninfo(settings)) as db:
@@ -145,8 +147,8 @@ async def backtest(settings: Settings, run: Run, say: Callable[[str], None]) -> 
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(30)
             await server.stop()
-    return report.build([report.trade(r) for r in rows],
-                        *report.exchange_record(sim.account(key_id)))
+    return report.build([report.trade(r) for r in rows], *report.exchange_record(account),
+                        ledger=report.ledger(account, balance0))
 
 
 def _start(service: str, env: dict[str, str], log: Path) -> subprocess.Popen:
