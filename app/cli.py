@@ -15,7 +15,7 @@ from app import config
 
 # modules that add their own subcommands with register(subparsers)
 COMMAND_MODULES: list[str] = ["app.sim.cli", "app.pricing.cli", "app.ledger.cli",
-                              "app.record.cli", "app.backup.cli"]
+                              "app.record.cli", "app.backup.cli", "app.backtest.cli"]
 
 
 

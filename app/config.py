@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     sim_maintenance_window: str = Field(
         pattern=r"^((mon|tue|wed|thu|fri|sat|sun) ([01][0-9]|2[0-3]):[0-5][0-9]"
                 r"-([01][0-9]|2[0-4]):[0-5][0-9])?$")
+    # replay (docs/replay.md): a recording (`rec record export`) played instead of the
+    # generated world ("": generate), the order-to-exchange latency in simulated ms, and
+    # playing as fast as the WebSocket clients read (sim_speed then unused)
+    sim_replay_file: str = ""
+    sim_replay_latency_ms: int = Field(default=0, ge=0, le=60_000)
+    sim_replay_flat_out: bool = False
 
     # rec-market-feed: what to follow (comma-separated lists), how, and what to keep
     market_feed_mode: Literal["ws", "http"]

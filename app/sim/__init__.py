@@ -6,6 +6,8 @@ injection and test helpers (faults.py; off unless REC_SIM_FAULTS_ENABLED).
 
 - world.py      seeded BTC price process, hourly KXBTCD (above) / KXBTC (range) events,
                 open/close/settle schedule, speed factor (0 = manual clock)
+- replay.py     or a recording played instead (sim_replay_file, docs/replay.md): replay_file.py
+                reads it, replay_fills.py the queue-position fill model
 - liquidity.py  market maker around fair value + noise takers
 - venue.py      the exchange core: markets, accounts, order operations, settlement,
                 observer callbacks; money.py the $0.0001 money unit and price grids

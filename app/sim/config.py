@@ -37,6 +37,12 @@ class SimConfig:
     maintenance_weekday: int | None = 3
     maintenance_minutes_et: tuple[int, int] = (180, 300)  # start, end after midnight ET
     world: WorldParams = field(default_factory=WorldParams)
+    # replay (docs/replay.md): a recording to play instead of the generated world ("" =
+    # generate), the time an order takes to reach the replayed exchange, and whether to
+    # play as fast as the WebSocket clients read (speed is then ignored)
+    replay_file: str = ""
+    replay_latency_ms: int = 0
+    replay_flat_out: bool = False
 
     def world_params(self) -> WorldParams:
         w = self.world
@@ -82,4 +88,7 @@ def sim_config(settings: Settings) -> SimConfig:
         maintenance_weekday=weekday,
         maintenance_minutes_et=minutes,
         activity_per_min=settings.sim_activity,
+        replay_file=settings.sim_replay_file,
+        replay_latency_ms=settings.sim_replay_latency_ms,
+        replay_flat_out=settings.sim_replay_flat_out,
     )

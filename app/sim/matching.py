@@ -203,16 +203,35 @@ class Book:
                         continue
                     return matches, True
                 n = min(want, maker.remaining)
-                maker.remaining -= n
-                maker.filled += n
-                self.qty[opp][maker_price] -= n
-                self.changes.append(LevelChange(opp, maker_price, -n, maker))
-                if maker.remaining == 0:
-                    level.popleft()
-                    maker.in_book = False
-                    maker.status = "executed"
                 want -= n
-                matches.append(Match(maker, n, maker_price, ONE - maker_price))
+                matches.append(self.take(maker, n, keep_level=True))
             if maker_price in self.levels[opp]:
                 self._drop_if_empty(opp, maker_price)
         return matches, False
+
+    def take(self, maker: Order, n: int, keep_level: bool = False) -> Match:
+        """Fill ``n`` of the resting ``maker`` (an outside taker, or match()'s own walk);
+        keep_level leaves an emptied level for the caller to drop."""
+        maker.remaining -= n
+        maker.filled += n
+        self.qty[maker.outcome][maker.price] -= n
+        self.changes.append(LevelChange(maker.outcome, maker.price, -n, maker))
+        if maker.remaining == 0:
+            self.levels[maker.outcome][maker.price].remove(maker)
+            maker.in_book = False
+            maker.status = "executed"
+            if not keep_level:
+                self._drop_if_empty(maker.outcome, maker.price)
+        return Match(maker, n, maker.price, ONE - maker.price)
+
+    def resize(self, order: Order, remaining: int) -> None:
+        """Set a resting order's size in place (its queue place kept); 0 takes it out."""
+        if remaining <= 0:
+            self.remove(order)
+            order.remaining = 0
+            return
+        delta = remaining - order.remaining
+        if delta:
+            order.remaining = remaining
+            self.qty[order.outcome][order.price] += delta
+            self.changes.append(LevelChange(order.outcome, order.price, delta, order))

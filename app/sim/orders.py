@@ -178,6 +178,7 @@ def _created(o: Order, before: Snapshot, ts_ms: int) -> dict:
 async def create_order(ctx: Ctx) -> tuple[int, object]:
     ex = ctx.sim.exchange
     req = parse_create(await ctx.body(), ex.clock())
+    await ctx.sim.world.order_latency()
     try:
         order = ex.place(ctx.account, req)
     except ExchangeError as exc:  # CreateOrderV2 lists 400, not 404 (an unknown market)

@@ -17,7 +17,7 @@ from app.sim.ws import Hub
 class Sim:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
-        self.world = World(config.world_params())
+        self.world = make_world(config)
         self.exchange = self.world.exchange
         self.hub = Hub(self.exchange, config.ws_max_queue)
         self.exchange.observers.append(self.hub)
@@ -33,3 +33,14 @@ class Sim:
         """Charge `cost` tokens to `who` (key id, or client address) or raise RateLimited."""
         if not self.limiter.allow(who, bucket, cost):
             raise RateLimited()
+
+
+def make_world(config: SimConfig) -> World:
+    """The generated world, or the replay of ``config.replay_file`` when one is set."""
+    if not config.replay_file:
+        return World(config.world_params())
+    from app.sim.replay import ReplayWorld
+    from app.sim.replay_file import load
+
+    return ReplayWorld(load(config.replay_file), config.replay_latency_ms,  # type: ignore[return-value]
+                       config.replay_flat_out)

@@ -271,6 +271,26 @@ class Exchange:
 
     def _execute(self, acct: Account, taker: Order, m: Market, book: Book) -> None:
         matches, stopped = book.match(taker)
+        self._settle_matches(acct, taker, m, book, matches, stopped)
+
+    def fill_resting(self, taker_acct: Account, maker: Order, count: int) -> None:
+        """An outside taker (``taker_acct``, unlimited: the replay's recorded flow) fills
+        ``count`` of the resting ``maker`` at the maker's price, whatever stands ahead of
+        it in the book: the replay's fill model decides who fills, this books it."""
+        m = self.markets[maker.ticker]
+        book = self.books[m.ticker]
+        outcome = other(maker.outcome)
+        req = OrderRequest(m.ticker, side=outcome, action="buy", count=count,
+                           price=ONE - maker.price, tif="immediate_or_cancel")
+        taker = self._new_order(taker_acct, m, req, req.price if outcome == YES else maker.price)
+        match = book.take(maker, count)
+        self._settle_matches(taker_acct, taker, m, book, [match], False)
+        taker.status = "executed"
+        self._publish(m, [])
+        self.order_groups.run_due()
+
+    def _settle_matches(self, acct: Account, taker: Order, m: Market, book: Book,
+                        matches: list, stopped: bool) -> None:
         now = self.clock()
         touched: list[tuple[Account, Order]] = []
         for mt in matches:

@@ -7,6 +7,7 @@ channel carry six. Contract counts travel as fp strings with two decimals ("10.0
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -50,6 +51,7 @@ def iso(ts_ms: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
 
 
+@functools.lru_cache(maxsize=4096)  # every ticker message renders its second: mostly the same
 def iso_s(ts_s: int) -> str:
     ts_s = min(max(ts_s, 0), MAX_UNIX_S)
     return datetime.fromtimestamp(ts_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -252,6 +252,10 @@ class World:
         for _ in range(seconds):
             self.step()
 
+    async def order_latency(self) -> None:
+        """The time an order takes to reach the exchange (the replay world's setting; none
+        here)."""
+
     async def run(self, speed: float, tick_s: float = 0.05, max_steps: int = 2000) -> None:
         """Keep the simulated clock at wall time x speed until cancelled."""
         if speed <= 0:
@@ -386,13 +390,7 @@ class World:
     def _add(self, ev: Event, markets: list[Market]) -> None:
         self.exchange.add_event(ev, markets)
         self._live.append(ev)
-        for obs in self.exchange.observers:
-            obs.lifecycle({"event_ticker": ev.event_ticker, "series_ticker": ev.series_ticker,
-                           "title": ev.title, "subtitle": ev.sub_title,
-                           "collateral_return_type": "", "exchange_index": 0,
-                           "strike_date": ev.strike_ms // 1000}, kind="event_lifecycle")
-            for m in markets:
-                obs.lifecycle(_created_msg(m, ev))
+        announce(self.exchange, ev, markets)
         if self.now_ms >= markets[0].open_ms:
             for m in markets:
                 self.exchange.open_market(m)
@@ -442,6 +440,17 @@ class World:
         if m.index_id == ETH_INDEX:
             return self.mm_eth, self.flow_eth
         return self.mm, self.flow
+
+
+def announce(exchange: Exchange, ev: Event, markets: list[Market]) -> None:
+    """The lifecycle channel's news of a new event and its markets."""
+    for obs in exchange.observers:
+        obs.lifecycle({"event_ticker": ev.event_ticker, "series_ticker": ev.series_ticker,
+                       "title": ev.title, "subtitle": ev.sub_title,
+                       "collateral_return_type": "", "exchange_index": 0,
+                       "strike_date": ev.strike_ms // 1000}, kind="event_lifecycle")
+        for m in markets:
+            obs.lifecycle(_created_msg(m, ev))
 
 
 def _et_ms(day: datetime, minutes: int) -> int:

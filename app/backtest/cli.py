@@ -1,0 +1,47 @@
+"""`rec backtest [--from] [--to] [--speed] [--settings FILE] [--latency-ms] FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime
+
+
+def _ms(text: str | None) -> int | None:
+    if not text:
+        return None
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from app import config
+    from app.backtest.run import Run, backtest, load_trading
+    from app.record.schema import BadFile, read_manifest
+
+    try:
+        read_manifest(args.file)
+        run = Run(args.file, _ms(args.start), _ms(args.end), args.speed,
+                  load_trading(args.settings), args.latency_ms)
+    except (BadFile, ValueError, OSError) as exc:
+        print(f"rec backtest: {exc}", file=sys.stderr)
+        return 2
+    result = asyncio.run(backtest(config.load(), run, lambda s: print(s, file=sys.stderr)))
+    print(result.text())
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("backtest", help="the trading bundle on a replayed recording "
+                                               "(docs/replay.md)")
+    p.add_argument("file", help="a recording (`rec record export`)")
+    p.add_argument("--from", dest="start", help="window start, ISO 8601 (default: the file's)")
+    p.add_argument("--to", dest="end", help="window end, ISO 8601 (default: the file's)")
+    p.add_argument("--speed", type=float, default=60.0,
+                   help="simulated seconds per wall second (default 60)")
+    p.add_argument("--settings", help="trading settings, JSON (rec-trade-manager's PUT "
+                                      "/settings body)")
+    p.add_argument("--latency-ms", type=int, default=0,
+                   help="simulated ms an order takes to reach the exchange")
+    p.set_defaults(func=cmd_backtest)
