@@ -72,7 +72,7 @@ GAP_REASONS = {GAP_SEQ_BOOK: ("seq", "orderbook_delta"), GAP_SEQ_TRADE: ("seq", 
                GAP_OUTAGE: ("outage", None)}
 
 NONE16, NONE32, NONE64 = 0xFFFF, 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
-NONE_STEP = -(1 << 31)  # a step of _EXACT that is not known
+NONE_STEP = -(1 << 63)  # a step of _EXACT that is not known
 SIDES = ("yes", "no")
 TAKER = (None, "yes", "no")
 
@@ -82,7 +82,9 @@ _TRADE = struct.Struct("<BIqHIBB")  # kind, market, ms, price, count, taker, id 
 _BOOK = struct.Struct("<BIqHH")  # kind, market, ms, yes levels, no levels
 _PAIR = struct.Struct("<HI")
 _HEAD = struct.Struct("<BIq")
-_EXACT = struct.Struct("<Qii")  # seq (NONE64: none), other time and send time as steps
+# seq (NONE64: none), the other time and the send time as steps (64 bits: a simulator's or a
+# replay's exchange clock may be far from rec's)
+_EXACT = struct.Struct("<Qqq")
 _GAP = struct.Struct("<BIqBQQq")  # kind, market, ms, reason, expected seq, got seq, since ms
 RAW, ZLIB, COLUMNS, LZMA1, LZMA = 0, 1, 2, 3, 4  # the first byte of a feed_log segment
 # LZMA segments: by column, then raw LZMA2 (no container: a segment is a few kB); about a
@@ -120,11 +122,8 @@ def _dq(v: int, none: int) -> Decimal | None:
 # ---- encoding (the feed's hot path) ------------------------------------------------------------
 
 def _step(v: int | None, ms: int) -> int:
-    """``v`` as a step from ``ms`` (an _EXACT field); NONE_STEP when unknown or out of range."""
-    if v is None:
-        return NONE_STEP
-    d = v - ms
-    return d if NONE_STEP < d < 1 << 31 else NONE_STEP
+    """``v`` as a step from ``ms`` (an _EXACT field); NONE_STEP when unknown."""
+    return NONE_STEP if v is None else v - ms
 
 
 def exact(ms: int, seq: int | None, other: int | None, sending: int | None) -> bytes:
@@ -367,7 +366,7 @@ def pack_segment(raw: bytes, form: int = LZMA) -> bytes:
 # its fields (a BOOK's and a TRADE id's variable part as bytes); then (LZMA form only) the
 # _EXACT fields of EXACT records and the fields of GAP records
 _COLS = ("B", "q", "B", "H", "I", "H", "H", "I", "I", "H", "Q", "Q", "H", "I", "B", "B", "B",
-         "B", "Q", "i", "i", "B", "Q", "Q", "q")
+         "B", "Q", "q", "q", "B", "Q", "Q", "q")
 _OLD_COLS = 18  # the columns of the forms before migration 018
 
 
