@@ -119,8 +119,8 @@ class Batch:
     trades: int = 0
     snapshots: int = 0
     # WS deltas netted per level: key -> [size before the batch, size now, ms, market id,
-    # (seq, ts_ms, sending_ts_ms) of the last delta]; written as LEVEL records when the size
-    # differs at the end of the batch
+    # the last delta's frame (its seq, ts_ms, sending_ts_ms)]; written as LEVEL records when
+    # the size differs at the end of the batch
     net: dict[tuple[str, str, Decimal], list] = field(default_factory=dict)
     deltas: int = 0  # deltas netted into ``net``
     quotes: dict[str, tuple] = field(default_factory=dict)  # ticker -> feed_quotes row
@@ -149,7 +149,7 @@ class Batch:
         (``replaced``; a full book nets what came before it first: :meth:`Tracker.book`)."""
         level = history.level
         levels, replaced = self.levels, self.replaced
-        for key, (before, after, ms, mid, ex) in self.net.items():
+        for key, (before, after, ms, mid, frame) in self.net.items():
             ticker, side, price = key
             full = replaced.get(ticker)
             if full is None:
@@ -157,7 +157,8 @@ class Batch:
             else:
                 _set_level(full[0] if side == "yes" else full[1], price, after)
             if after != before:
-                self.log += level(mid, ms, side, price, after, False, ex)
+                self.log += level(mid, ms, side, price, after, False, (
+                    frame.get("seq"), frame["msg"].get("ts_ms"), frame.get("sending_ts_ms")))
                 self.records += 1
                 self.levels_written += 1
         self.net.clear()
@@ -289,12 +290,11 @@ class Tracker:
             # net change per level per batch: a cancel and replace that restores a level
             # within one batch writes nothing; the last size of a level is kept
             key = (ticker, side, price)
-            ex = (frame.get("seq"), body.get("ts_ms"), frame.get("sending_ts_ms"))
             cell = net.get(key)
             if cell is None:
-                net[key] = [old, qty, ms, st.mid, ex]
+                net[key] = [old, qty, ms, st.mid, frame]
             else:
-                cell[1], cell[2], cell[4] = qty, ms, ex
+                cell[1], cell[2], cell[4] = qty, ms, frame
             touched[ticker] = mark
             applied += 1
         if applied:
