@@ -147,7 +147,7 @@ class Batch:
         """Move the netted deltas into the log (in the order they were first seen) and their
         sizes into the current book: ``levels``, or the market's full book of this batch
         (``replaced``; a full book nets what came before it first: :meth:`Tracker.book`)."""
-        level = history.level
+        level = history.level_ws
         levels, replaced = self.levels, self.replaced
         for key, (before, after, ms, mid, frame) in self.net.items():
             ticker, side, price = key
@@ -157,8 +157,7 @@ class Batch:
             else:
                 _set_level(full[0] if side == "yes" else full[1], price, after)
             if after != before:
-                self.log += level(mid, ms, side, price, after, False, (
-                    frame.get("seq"), frame["msg"].get("ts_ms"), frame.get("sending_ts_ms")))
+                self.log += level(mid, ms, side, price, after, frame)
                 self.records += 1
                 self.levels_written += 1
         self.net.clear()
