@@ -19,7 +19,8 @@ WebSocket with ``EXACT`` set in the kind byte and three more fields after the re
 (``_EXACT``): the exchange's ``seq`` of the message, the record's other clock as a step from
 its time (LEVEL and BOOK: their time is rec's receive time, the step gives the delta's
 ``ts_ms``; TICK and TRADE: their time is the exchange's, the step gives rec's receive time),
-and the venue's send time ``sending_ts_ms`` as a step from the record's time. A LEVEL nets the
+and the venue's send time ``sending_ts_ms`` as a step from the exchange's time (from the
+record's time when the exchange's is not known). A LEVEL nets the
 deltas of its level within one batch: it keeps the last delta's seq and times. Records
 without ``EXACT`` (REST polling, everything stored before) decode as before, the missing
 fields None.
@@ -127,11 +128,15 @@ def _step(v: int | None, ms: int) -> int:
     return NONE_STEP if v is None else v - ms
 
 
-def exact(ms: int, seq: int | None, other: int | None, sending: int | None) -> bytes:
+def exact(ms: int, seq: int | None, other: int | None, sending: int | None,
+          exchange: int | None = None) -> bytes:
     """The _EXACT fields of a record of time ``ms``: the exchange's seq, the other clock
-    (LEVEL, BOOK: the exchange's time; TICK, TRADE: rec's receive time) and the venue's send
-    time, both in epoch ms."""
-    return _EXACT.pack(NONE64 if seq is None else seq, _step(other, ms), _step(sending, ms))
+    (LEVEL, BOOK: the exchange's time, also given as ``exchange``; TICK, TRADE: rec's receive
+    time) and the venue's send time, both in epoch ms. The send time is stored as a step
+    from the exchange's time (``exchange``, else ``ms``): the venue sends as the change
+    happens, so the step is mostly 0 or a few ms, and costs next to nothing compressed."""
+    return _EXACT.pack(NONE64 if seq is None else seq, _step(other, ms),
+                       _step(sending, ms if exchange is None else exchange))
 
 
 def _flag(kind: int, http: bool, ex: tuple | None) -> int:
@@ -143,7 +148,7 @@ def level(market: int, ms: int, side: str, price: Decimal, size: Decimal,
     """A LEVEL; ``ex``: (seq, the exchange's time, send time) of the delta (:func:`exact`)."""
     out = _LEVEL.pack(_flag(LEVEL, http, ex), market, ms, side != "yes",
                       int(price * 10_000), int(size * 100))
-    return out if ex is None else out + exact(ms, *ex)
+    return out if ex is None else out + exact(ms, *ex, ex[1])
 
 
 def level_ws(market: int, ms: int, side: str, price: Decimal, size: Decimal,
@@ -156,7 +161,7 @@ def level_ws(market: int, ms: int, side: str, price: Decimal, size: Decimal,
     return _LEVEL_WS.pack(LEVEL | EXACT, market, ms, side != "yes", int(price * 10_000),
                           int(size * 100), NONE64 if seq is None else seq,
                           NONE_STEP if ts is None else ts - ms,
-                          NONE_STEP if sent is None else sent - ms)
+                          NONE_STEP if sent is None else sent - (ms if ts is None else ts))
 
 
 def tick(market: int, ms: int, values: tuple, http: bool = False,
@@ -203,7 +208,7 @@ def book(market: int, ms: int, yes: dict[Decimal, Decimal], no: dict[Decimal, De
         parts.extend(_PAIR.pack(int(p * 10_000), int(q * 100))
                      for p, q in sorted(side.items(), reverse=True))
     if ex is not None:
-        parts.append(exact(ms, *ex))
+        parts.append(exact(ms, *ex, ex[1]))
     return b"".join(parts)
 
 
@@ -284,7 +289,8 @@ def _exact_fields(r: Record, data: bytes | memoryview, i: int) -> None:
         r.exchange_ms = other_ms
     else:
         r.received_ms = other_ms
-    r.sending_ms = None if sending == NONE_STEP else r.ms + sending
+    base = r.ms if r.exchange_ms is None else r.exchange_ms
+    r.sending_ms = None if sending == NONE_STEP else base + sending
 
 
 def _base(data: bytes | memoryview, i: int, flag: int) -> tuple[Record, int]:
