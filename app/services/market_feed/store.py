@@ -119,8 +119,9 @@ class Batch:
     trades: int = 0
     snapshots: int = 0
     # WS deltas netted per level: key -> [size before the batch, size now, ms, market id,
-    # the last delta's frame (its seq, ts_ms, sending_ts_ms)]; written as LEVEL records when
-    # the size differs at the end of the batch
+    # the last delta's seq, ts_ms, sending_ts_ms]; written as LEVEL records when the size
+    # differs at the end of the batch (the numbers, not the frame: a frame kept until then
+    # would outlive gen 0 and make the full collections the feed avoids: gc.freeze in start)
     net: dict[tuple[str, str, Decimal], list] = field(default_factory=dict)
     deltas: int = 0  # deltas netted into ``net``
     quotes: dict[str, tuple] = field(default_factory=dict)  # ticker -> feed_quotes row
@@ -149,7 +150,7 @@ class Batch:
         (``replaced``; a full book nets what came before it first: :meth:`Tracker.book`)."""
         level = history.level_ws
         levels, replaced = self.levels, self.replaced
-        for key, (before, after, ms, mid, frame) in self.net.items():
+        for key, (before, after, ms, mid, seq, ts, sent) in self.net.items():
             ticker, side, price = key
             full = replaced.get(ticker)
             if full is None:
@@ -157,7 +158,7 @@ class Batch:
             else:
                 _set_level(full[0] if side == "yes" else full[1], price, after)
             if after != before:
-                self.log += level(mid, ms, side, price, after, frame)
+                self.log += level(mid, ms, side, price, after, seq, ts, sent)
                 self.records += 1
                 self.levels_written += 1
         self.net.clear()
@@ -291,9 +292,11 @@ class Tracker:
             key = (ticker, side, price)
             cell = net.get(key)
             if cell is None:
-                net[key] = [old, qty, ms, st.mid, frame]
+                net[key] = [old, qty, ms, st.mid, frame.get("seq"), body.get("ts_ms"),
+                            frame.get("sending_ts_ms")]
             else:
-                cell[1], cell[2], cell[4] = qty, ms, frame
+                cell[1], cell[2], cell[4], cell[5], cell[6] = (
+                    qty, ms, frame.get("seq"), body.get("ts_ms"), frame.get("sending_ts_ms"))
             touched[ticker] = mark
             applied += 1
         if applied:
