@@ -2,7 +2,8 @@
 """rec-market-feed ingest: WebSocket -> parse (KalshiWS) -> books -> history records -> commit.
 
 A producer process speaks Kalshi's WS protocol (subscribe answers, orderbook_snapshot, then
-orderbook_delta with per-subscription seq, each stamped with the wall-clock ms at send) as
+orderbook_delta with per-subscription seq, each stamped with the wall-clock ms at send, in
+the delta's ts_ms and the message's sending_ts_ms) as
 fast as it can or paced at a rate. This process runs the feed's own pipeline - KalshiWS,
 the feed's Tracker and FeedStore against a real PostgreSQL (testkit's) - and prints:
 
@@ -103,7 +104,8 @@ def _deltas(rng: random.Random, books: dict, sid: int, seq: int, n: int) -> list
         seq += 1
         msgs.append(f'{{"type":"orderbook_delta","sid":{sid},"seq":{seq},"msg":'
                     f'{{"market_ticker":"{t}","price_dollars":"0.{p:02d}00",'
-                    f'"delta_fp":"{d}.00","side":"{side}","ts_ms":{ts}}}}}')
+                    f'"delta_fp":"{d}.00","side":"{side}","ts_ms":{ts}}},'
+                    f'"sending_ts_ms":{ts}}}')  # (Kalshi's send time, since 2026-10-01)
     return msgs
 
 

@@ -64,7 +64,7 @@ def parts_of(conn: psycopg.Connection, table: str) -> dict[str, int]:
 def records(conn: psycopg.Connection) -> dict[str, int]:
     """The feed's history records by kind (decoded from the segments and hot batches)."""
     names = {feed_log.LEVEL: "level changes", feed_log.TICK: "ticker changes",
-             feed_log.TRADE: "trades", feed_log.BOOK: "snapshots"}
+             feed_log.TRADE: "trades", feed_log.BOOK: "snapshots", feed_log.GAP: "gaps"}
     out = dict.fromkeys(names.values(), 0)
     blobs = [feed_log.segment_bytes(d) for (d,) in conn.execute(
         "SELECT data FROM feed_log UNION ALL SELECT data FROM feed_log_open")]
@@ -184,6 +184,9 @@ async def main() -> int:
               + ")")
         print(f"    (the {packed} segments and chunks: {unpacked / 2**10:.1f} KiB of records, "
               f"{stored / 2**10:.1f} KiB compressed)")
+        n = sum(kinds.values())
+        print(f"    bytes per record: {stored / max(n, 1):.2f} compressed (LZMA segments and "
+              f"chunks), {unpacked / max(n, 1):.1f} unpacked; {n:,} records")
         print(f"  every poll, one JSONB row per event:  {base / 2**20:8.2f} MiB  "
               f"{base_rows:>9,} rows")
         print(f"  every poll, one row per market:       {per_row / 2**20:8.2f} MiB  "

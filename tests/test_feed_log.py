@@ -55,13 +55,94 @@ def test_every_record_kind_round_trips_exactly():
     assert fl.replay(recs) == ({D("0.0015"): D("3.5")}, {D("0.43"): D(7), D("0.44"): D("12.25")})
 
 
-@pytest.mark.parametrize("form", [fl.ZLIB, fl.COLUMNS, fl.LZMA])
+@pytest.mark.parametrize("form", [fl.ZLIB, fl.COLUMNS, fl.LZMA1, fl.LZMA])
 def test_segments_give_back_the_same_records(form):
     raw = sample() * 50
     blob = fl.pack_segment(raw, form)
     assert blob[0] == form
     assert fl.segment_bytes(blob) == raw
     assert len(blob) < len(raw) / 5
+
+
+def exact_sample() -> bytes:
+    """Records as the feed writes them since migration 018: the WebSocket's with the
+    exchange's seq, the other clock and the venue's send time; GAPs."""
+    return b"".join([
+        fl.book(7, 2_000, YES, NO, ex=(10, 1_990, 1_995)),
+        fl.level(7, 2_005, "yes", D("0.5600"), D("0"), ex=(11, 1_999, 2_001)),
+        fl.level(7, 2_006, "no", D("0.4400"), D("1.00"), http=True),  # polled: as before
+        fl.tick(7, 2_010, (D("0.5500"),) + (None,) * 6, ex=(None, 2_013, 2_011)),
+        fl.trade(7, 2_020, D("0.5600"), D("2.00"), "yes", ex=(12, 2_024, None)),
+        fl.gap(7, 2_030, fl.GAP_SEQ_BOOK, expected=12, got=15),
+        fl.gap(7, 2_040, fl.GAP_OUTAGE, since=2_031),
+        fl.level(7, 2_041, "yes", D("0.5700"), D("4.00"), ex=(2**40, None, 2_040)),
+    ])
+
+
+def test_exact_and_gap_records_round_trip_and_old_forms_still_decode():
+    recs = list(fl.records(exact_sample()))
+    assert [r.kind for r in recs] == [fl.BOOK, fl.LEVEL, fl.LEVEL, fl.TICK, fl.TRADE, fl.GAP,
+                                      fl.GAP, fl.LEVEL]
+    times = [(r.seq, r.exchange_ms, r.received_ms, r.sending_ms) for r in recs]
+    assert times == [(10, 1_990, 2_000, 1_995), (11, 1_999, 2_005, 2_001),
+                     (None, None, 2_006, None), (None, 2_010, 2_013, 2_011),
+                     (12, 2_020, 2_024, None), (None,) * 4, (None,) * 4,
+                     (2**40, None, 2_041, 2_040)]
+    assert recs[0].data == (YES, NO) and recs[1].data == ("yes", D("0.56"), D(0))
+    assert recs[4].data["yes_price"] == D("0.56") and recs[4].data["trade_id"] is None
+    assert recs[5].data == {"reason": "seq", "channel": "orderbook_delta", "expected": 12,
+                            "got": 15, "since_ms": 2_030}
+    assert recs[6].data == {"reason": "outage", "channel": None, "expected": None,
+                            "got": None, "since_ms": 2_031}
+    assert fl.replay(recs) == ({D("0.57"): D(4), D("0.0015"): D("3.5")},
+                               {D("0.43"): D(7), D("0.44"): D(1)})
+    # the LZMA form holds them (old and new records mixed); the old forms cannot
+    raw = (sample() + exact_sample()) * 20
+    blob = fl.pack_segment(raw)
+    assert blob[0] == fl.LZMA and fl.segment_bytes(blob) == raw
+    assert fl.split(raw)[7][0] == raw
+    for form in (fl.LZMA1, fl.COLUMNS):
+        with pytest.raises(ValueError, match="EXACT and GAP"):
+            fl.pack_segment(exact_sample(), form)
+    # what was stored before 018 (old records in an LZMA1 segment) reads as it did: no
+    # seq, the one clock it had
+    old = list(fl.records(fl.segment_bytes(fl.pack_segment(sample(), fl.LZMA1))))
+    assert [(r.seq, r.exchange_ms, r.received_ms, r.sending_ms) for r in old] == [
+        (None, None, r.ms, None) if r.kind in (fl.BOOK, fl.LEVEL) else (None, r.ms, None, None)
+        for r in old]
+    assert [r.data for r in old] == [r.data for r in fl.records(sample())]
+
+
+def test_the_feed_keeps_each_levels_last_delta_and_writes_gaps_before_the_resync():
+    feed = st.FeedStore(None, name="t", batch_rows=10_000, flush_interval=1,
+                        snapshot_interval=3600)
+    feed.ids["M"] = 7
+    tracker = st.Tracker(feed)
+    t = int(time.time() * 1000) - 60_000  # the exchange's times: a minute before rec's
+    tracker.book("M", {D("0.5"): D(10)}, {}, "ws", "initial", ex=(1, t + 900, t + 905))
+
+    def delta(seq: int, price: str, qty: str, ts: int) -> dict:
+        return {"type": "orderbook_delta", "sid": 1, "seq": seq, "sending_ts_ms": ts + 3,
+                "msg": {"market_ticker": "M", "side": "yes", "price_dollars": price,
+                        "delta_fp": qty, "ts_ms": ts}}
+
+    # two deltas on one level net to one LEVEL: its size, seq and times are the last's
+    assert tracker.ws_deltas([delta(2, "0.5", "-4", t + 1_000),
+                              delta(3, "0.6", "1", t + 1_001),
+                              delta(4, "0.5", "-1", t + 1_002)]) == []
+    tracker.gap("M", fl.GAP_SEQ_BOOK, expected=5, got=8)
+    # the resync's book is what the tracker has: no level changed, still a BOOK after a GAP
+    tracker.book("M", {D("0.5"): D(5), D("0.6"): D(1)}, {}, "ws", "resync",
+                  ex=(9, t + 1_100, t + 1_104))
+    tracker.book("M", {D("0.5"): D(5), D("0.6"): D(1)}, {}, "ws", "resync", ex=(10, 1, 2))
+    recs = list(fl.records(bytes(feed.batch.log)))
+    assert [r.kind for r in recs] == [fl.BOOK, fl.LEVEL, fl.LEVEL, fl.GAP, fl.BOOK]
+    assert [(r.data, r.seq, r.exchange_ms, r.sending_ms) for r in recs[1:3]] == [
+        (("yes", D("0.5"), D(5)), 4, t + 1_002, t + 1_005),
+        (("yes", D("0.6"), D(1)), 3, t + 1_001, t + 1_004)]
+    assert recs[3].data["expected"] == 5 and recs[3].data["got"] == 8
+    assert (recs[4].seq, recs[4].exchange_ms, recs[4].sending_ms) == (9, t + 1_100, t + 1_104)
+    assert recs[4].data == ({D("0.5"): D(5), D("0.6"): D(1)}, {})
 
 
 def test_split_keeps_each_markets_records_in_order():

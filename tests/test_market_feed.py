@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
+from collections import Counter
+from datetime import UTC, datetime
 from decimal import Decimal
 
+import duckdb
+import orjson
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
@@ -13,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from app import config
 from app.db import feed_log
 from app.db.migrate import migrate
+from app.record import schema
 from app.services.market_feed import MarketFeedService
 from app.services.market_feed.store import FeedStore, Tracker
 from tests import data_in_fixtures as di
@@ -81,19 +87,23 @@ async def test_books_in_db_equal_the_simulator_after_seq_gaps(rec_home_db, start
 async def test_nothing_changed_writes_no_row(rec_home_db, start_service, sim):
     svc = await di.started(start_service, rec_home_db, sim)
     conn = await di.connect(rec_home_db)
-    async def counts() -> int:
-        return len(await di.log_records(conn))
+    async def counts() -> Counter:
+        return Counter(r.kind for r in await di.log_records(conn))
 
     # let the first batches settle, then reconnect: fresh snapshots and ticker messages
-    # that repeat what is stored must write nothing
+    # that repeat what is stored write nothing but the outage: a GAP and the resync's BOOK
+    # per market (the replay must know the data was not whole meanwhile)
     before = await counts()
     await di.until(lambda: svc.output.count("batches") >= 0, 1)
     await sim.sim.hub.drop_all()
     await di.until(lambda: "websocket reconnected" in svc.output, 15, "reconnect", svc)
     t0 = await di.count(conn, "feed_freshness")
     assert t0 > 0
-    after = await counts()
-    assert after == before, (before, after)
+    markets = len(followed(sim))
+    await di.until(lambda: _count(di.log_records(conn), before.total() + 2 * markets), 15,
+                   "the outage's records", svc)
+    await asyncio.sleep(1.0)  # (a batch's time: anything more would be in by now)
+    assert await counts() - before == {feed_log.BOOK: markets, feed_log.GAP: markets}
     await conn.close()
     assert svc.terminate() == 0
 
@@ -126,6 +136,15 @@ async def test_lifecycle_opened_market_is_followed_and_closed_one_dropped(
 
     await di.until(lambda: _equal(market_states(conn, gone), want), 10,
                    "dropped markets' status", svc)
+    # and the lifecycle messages themselves: settlement value, determination and settlement
+    # times (the simulator's, to the second as the messages carry them)
+    ex = sim.sim.exchange.markets
+    lifecycle = {t: (v, d.timestamp() * 1000, s.timestamp() * 1000) for t, v, d, s in
+                 await di.rows(conn, "SELECT ticker, settlement_value, determined_at, "
+                                     "settled_at FROM markets WHERE ticker = ANY(%s)", gone)}
+    assert lifecycle == {t: (Decimal(ex[t].settlement_value).scaleb(-4),
+                             ex[t].determined_ms // 1000 * 1000, ex[t].settled_ms // 1000 * 1000)
+                         for t in gone}
     assert "now following" in svc.output and "no longer following" in svc.output
     await conn.close()
     assert svc.terminate() == 0
@@ -452,3 +471,134 @@ async def test_a_lifecycle_message_between_deltas_applies_in_stream_order(app_db
         await pool.close()
         server.close()
         await server.wait_closed()
+
+
+def _sent_frames(monkeypatch, sim) -> list[dict]:
+    """Every frame the simulator sends from now on, as the feed reads it (stamped with
+    sending_ts_ms)."""
+    from app.sim import ws as sim_ws
+
+    sent: list[dict] = []
+    stamped = sim_ws.Hub._stamped
+
+    def keep(hub, text: str) -> str:
+        out = stamped(hub, text)
+        sent.append(orjson.loads(out))
+        return out
+
+    monkeypatch.setattr(sim_ws.Hub, "_stamped", keep)
+    return sent
+
+
+def _book_sub(sim):
+    """The simulator's orderbook_delta subscription of the (one) feed connection."""
+    return next(sub for conn in sim.sim.hub.conns for sub in conn.subs.values()
+                if sub.channel == "orderbook_delta")
+
+
+async def test_records_keep_the_exchanges_seq_and_times_and_gaps_are_recorded(
+        rec_home_db, start_service, sim, monkeypatch, tmp_path):
+    sent = _sent_frames(monkeypatch, sim)
+    t0 = int(time.time() * 1000)
+    svc = await di.started(start_service, rec_home_db, sim)
+    tickers = followed(sim)
+    conn = await di.connect(rec_home_db)
+    sim.sim.world.advance(20)
+    # a sequence gap: the next delta skips 3 seqs
+    expected = _book_sub(sim).seq + 1
+    assert sim.sim.hub.skip_seq(None, 3) == 1
+    sim.sim.world.advance(20)
+
+    async def gaps(reason: str) -> list[feed_log.Record]:
+        return [r for r in await di.log_records(conn, tickers)
+                if r.kind == feed_log.GAP and r.data["reason"] == reason]
+
+    await di.until(lambda: _count(gaps("seq"), len(tickers)), 15, "a seq GAP per market", svc)
+    assert {(r.data["channel"], r.data["expected"], r.data["got"]) for r in await gaps("seq")
+            } == {("orderbook_delta", expected, expected + 3)}
+    # an outage: every connection dropped, the feed reconnects
+    down = int(time.time() * 1000)
+    await sim.sim.hub.drop_all()
+    await di.until(lambda: "websocket reconnected" in svc.output, 15, "reconnect", svc)
+    sim.sim.world.advance(20)
+    await di.until(lambda: _count(gaps("outage"), len(tickers)), 15, "an outage GAP per market",
+                   svc)
+
+    async def same() -> bool:
+        return await di.db_books(conn, tickers) == di.sim_books(sim, tickers)
+
+    await di.until(same, 20, "books exact after the gaps", svc)
+    t1 = int(time.time() * 1000)
+    ids = dict(await di.rows(conn, "SELECT id, ticker FROM feed_market_ids"))
+    recs = await di.log_records(conn, tickers)
+    for ticker in tickers:  # each GAP is followed by the market's resync BOOK
+        mine = [r for r in recs if ids[r.market] == ticker]
+        kinds = [r.kind for r in mine]
+        for i in (i for i, k in enumerate(kinds) if k == feed_log.GAP):
+            assert feed_log.BOOK in kinds[i + 1:], (ticker, kinds[i:])
+    for r in await gaps("outage"):
+        assert down <= r.data["since_ms"] <= r.ms <= t1
+
+    # every WebSocket record keeps what the simulator sent: seq, ts_ms, sending_ts_ms
+    def frames(kind: str) -> dict[tuple, dict]:
+        return {(f["seq"] if "seq" in f else f["msg"]["ts_ms"], f["msg"]["market_ticker"],
+                 f["sending_ts_ms"]): f for f in sent if f.get("type") == kind}
+
+    deltas, snaps, trades = frames("orderbook_delta"), frames("orderbook_snapshot"), \
+        frames("trade")
+    ticks = frames("ticker")
+    checked = {feed_log.LEVEL: 0, feed_log.BOOK: 0, feed_log.TRADE: 0, feed_log.TICK: 0}
+    for r in recs:
+        if r.kind == feed_log.GAP or r.http:
+            continue
+        ticker = ids[r.market]
+        assert r.sending_ms is not None and t0 <= r.received_ms <= t1, r
+        if r.kind == feed_log.LEVEL:
+            key = (r.seq, ticker, r.sending_ms)
+            if key in snaps:  # a level a snapshot changed
+                assert snaps[key]["msg"].get("ts_ms") == r.exchange_ms, r
+            else:
+                f = deltas[key]["msg"]
+                assert (f["side"], Decimal(f["price_dollars"]), f["ts_ms"]) == (
+                    r.data[0], r.data[1], r.exchange_ms)
+        elif r.kind == feed_log.BOOK:
+            assert (r.seq, ticker, r.sending_ms) in snaps, r
+        elif r.kind == feed_log.TRADE:
+            f = trades[(r.seq, ticker, r.sending_ms)]["msg"]
+            assert (f["ts_ms"], Decimal(f["yes_price_dollars"])) == (r.exchange_ms,
+                                                                     r.data["yes_price"])
+        else:
+            assert r.seq is None and (r.exchange_ms, ticker, r.sending_ms) in ticks, r
+        checked[r.kind] += 1
+    assert all(checked.values()), checked
+
+    # the export lists the gaps: as rows, and per market in the manifest
+    out = tmp_path / "gaps.parquet"
+    lo = min(r.ms for r in recs)
+    r = rec_home_db.rec("record", "export", "--from", _iso(lo), "--to", _iso(t1 + 1000),
+                        str(out))
+    assert r.returncode == 0, r.stderr
+    m = schema.read_manifest(str(out))
+    listed = {(t, g["reason"], g.get("expected"), g.get("got"))
+              for t, c in m["coverage"].items() for g in c.get("gaps", ())}
+    assert listed == {(t, "seq", expected, expected + 3) for t in tickers} | {
+        (t, "outage", None, None) for t in tickers}
+    rows = duckdb.sql(f"SELECT ticker, gap_reason, expected_seq, got_seq FROM '{out}' "
+                      "WHERE kind = 'gap'").fetchall()
+    assert set(rows) == listed and len(rows) == 2 * len(tickers)
+    levels = duckdb.sql(f"SELECT count(*), count(exchange_ts), count(sending_ms), "
+                        f"count(received_at) FROM '{out}' WHERE kind = 'level' AND "
+                        "exchange_seq IS NOT NULL").fetchall()
+    assert levels[0][0] == checked[feed_log.LEVEL] and len(set(levels[0])) == 1, levels
+    info = rec_home_db.rec("record", "info", str(out))
+    assert info.returncode == 0 and f"market gaps: {2 * len(tickers)}" in info.stdout
+    await conn.close()
+    assert svc.terminate() == 0
+
+
+async def _count(got, n: int) -> bool:
+    return len(await got) >= n
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()

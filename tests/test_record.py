@@ -42,8 +42,9 @@ def seed(dsn: str) -> None:
                          "status, open_time, close_time, floor_strike, raw) VALUES "
                          "(%s, %s, %s, 't', 'active', %s, %s, 100000, '{\"a\": 1}')",
                          (ticker, ticker.rsplit("-", 1)[0], series, at(opened), at(closed)))
-        conn.execute("UPDATE markets SET status = 'determined', result = 'yes' WHERE "
-                     "ticker = %s", (BTC,))
+        conn.execute("UPDATE markets SET status = 'determined', result = 'yes', "
+                     "settlement_value = 1, determined_at = %s WHERE ticker = %s",
+                     (at(61), BTC))
         for t in (BTC, ETH, OLD):
             conn.execute("INSERT INTO feed_market_ids (ticker) VALUES (%s)", (t,))
         ids = dict(conn.execute("SELECT ticker, id FROM feed_market_ids").fetchall())
@@ -66,9 +67,11 @@ def seed(dsn: str) -> None:
         hot = (feed_log.book(e, ms(11), {D("0.2"): D("1")}, {})
                + feed_log.trade_with_id(b, ms(16), str(uuid.UUID(int=7)), D("0.42"), D("1"),
                                         "no")
-               + feed_log.trade(e, ms(12), D("0.2"), D("1"), None)
+               + feed_log.trade(e, ms(12), D("0.2"), D("1"), None,  # as stored since 018
+                                ex=(3, ms(12) + 40, ms(12) + 10))
                + feed_log.level(b, ms(20) - 1, "yes", D("0.43"), D("4"), http=True)
-               + feed_log.level(b, ms(20), "yes", D("0.44"), D("4")))
+               + feed_log.gap(b, ms(20) - 1, feed_log.GAP_SEQ_BOOK, 5, 9)
+               + feed_log.level(b, ms(20), "yes", D("0.44"), D("4"), ex=(10, ms(19), None)))
         conn.execute("INSERT INTO feed_log_hot (data) VALUES (%s)", (hot,))
         for k in range(3):
             conn.execute("INSERT INTO index_ticks (index_name, ts, value, channel, sending_ms) "
@@ -129,8 +132,24 @@ def test_export_reads_every_stored_form_by_window_and_series(two_dbs, tmp_path):
     assert rows[(BTC, 4)]["trade_id"] == str(uuid.UUID(int=7))
     assert rows[(BTC, 3)]["taker_side"] == "yes" and rows[(BTC, 3)]["trade_id"] is None
     kinds = duckdb.sql(f"SELECT kind, count(*) FROM '{out}' GROUP BY 1 ORDER BY 1").fetchall()
-    assert dict(kinds) == {"book": 2, "index_second": 3, "index_tick": 3, "level": 2,
-                           "market": 2, "status": 3, "tick": 1, "trade": 3}
+    assert dict(kinds) == {"book": 2, "gap": 1, "index_second": 3, "index_tick": 3,
+                           "level": 2, "market": 2, "status": 3, "tick": 1, "trade": 3}
+    # version 2: the exchange's seq and every clock a record kept; gaps; the lifecycle
+    exact = duckdb.sql(f"SELECT kind, ticker, epoch_ms(exchange_ts), exchange_seq, "
+                       f"epoch_ms(received_at), sending_ms FROM '{out}' WHERE kind IN "
+                       "('book', 'level', 'tick', 'trade') ORDER BY ticker, seq").fetchall()
+    assert exact == [
+        ("book", BTC, None, None, lo, None), ("level", BTC, None, None, ms(12), None),
+        ("tick", BTC, ms(13), None, None, None), ("trade", BTC, ms(15), None, None, None),
+        ("trade", BTC, ms(16), None, None, None), ("level", BTC, None, None, ms(20) - 1, None),
+        ("book", ETH, None, None, ms(11), None),
+        ("trade", ETH, ms(12), 3, ms(12) + 40, ms(12) + 10)]
+    gap = duckdb.sql(f"SELECT ticker, seq, epoch_ms(ts), gap_reason, channel, expected_seq, "
+                     f"got_seq, epoch_ms(gap_from) FROM '{out}' WHERE kind = 'gap'").fetchall()
+    assert gap == [(BTC, 6, ms(20) - 1, "seq", "orderbook_delta", 5, 9, ms(20) - 1)]
+    life = duckdb.sql(f"SELECT settlement_value, epoch_ms(determined_at), settled_at FROM "
+                      f"'{out}' WHERE kind = 'market' AND ticker = '{BTC}'").fetchall()
+    assert life == [(D("1.0000"), ms(61), None)]
     status = duckdb.sql(f"SELECT status, result FROM '{out}' WHERE kind = 'status' AND "
                         f"ticker = '{BTC}' ORDER BY ts").fetchall()
     assert status == [("active", None), ("determined", "yes")]
@@ -140,8 +159,13 @@ def test_export_reads_every_stored_form_by_window_and_series(two_dbs, tmp_path):
 
     manifest = schema.read_manifest(str(out))
     assert manifest["window"] == {"from": "2025-11-25T16:10:00Z", "to": "2025-11-25T16:20:00Z"}
-    assert manifest["coverage"][BTC]["records"] == {"book": 1, "level": 2, "tick": 1,
+    assert manifest["format_version"] == 2
+    assert manifest["coverage"][BTC]["records"] == {"book": 1, "gap": 1, "level": 2, "tick": 1,
                                                     "trade": 2}
+    assert manifest["coverage"][BTC]["gaps"] == [{
+        "reason": "seq", "channel": "orderbook_delta", "expected": 5, "got": 9,
+        "from": "2025-11-25T16:19:59.999000Z", "to": "2025-11-25T16:19:59.999000Z"}]
+    assert manifest["coverage"][ETH]["gaps"] == []
     assert manifest["coverage"][BTC]["http_records"] == 1
     assert manifest["coverage"]["BRTI"]["seconds"] == 3
     assert manifest["index_gaps"][0] == {"index": "BRTI", "from": "2025-11-25T16:10:02Z",
@@ -151,6 +175,7 @@ def test_export_reads_every_stored_form_by_window_and_series(two_dbs, tmp_path):
                                                       "2025-11-25T16:20:00Z"]]
     info = home.rec("record", "info", str(out))
     assert info.returncode == 0 and BTC in info.stdout and "index gaps: " in info.stdout
+    assert "market gaps: 1" in info.stdout and "seq 5 expected, 9 received" in info.stdout
 
     eth = tmp_path / "eth.parquet"
     r = export(home, eth, "--series", "KXETHD")
@@ -166,7 +191,7 @@ def test_import_twice_then_export_gives_the_same_rows(two_dbs, tmp_path):
     assert export(home, first).returncode == 0
     r = home.rec("record", "import", str(first), env=other)
     assert r.returncode == 0, r.stderr
-    assert '"feed_log records": 8' in r.stdout and '"index_ticks": 3' in r.stdout
+    assert '"feed_log records": 9' in r.stdout and '"index_ticks": 3' in r.stdout
     r = home.rec("record", "import", str(first), env=other)
     assert r.returncode == 0 and "nothing new" in r.stdout, r.stdout + r.stderr
     r = export(home, again, env=other)

@@ -35,7 +35,7 @@ ROW_GROUP = 100_000
 PROGRESS_EVERY = 50  # segments
 SILENCE_SEC = 60.0  # a market with no record for longer: listed as a silence in the manifest
 KIND_NAMES = {feed_log.BOOK: "book", feed_log.LEVEL: "level", feed_log.TICK: "tick",
-              feed_log.TRADE: "trade"}
+              feed_log.TRADE: "trade", feed_log.GAP: "gap"}
 TICK_FIELDS = ("yes_bid", "yes_ask", "yes_bid_size", "yes_ask_size", "last_price", "volume",
                "open_interest")
 
@@ -58,8 +58,16 @@ class Window:
 def record_row(r: feed_log.Record, ticker: str, series: str, seq: int) -> dict[str, Any]:
     """A decoded feed_log record as a file row."""
     row: dict[str, Any] = {"kind": KIND_NAMES[r.kind], "ts": r.ms, "ticker": ticker,
-                           "series": series, "seq": seq, "http": r.http}
-    if r.kind == feed_log.LEVEL:
+                           "series": series, "seq": seq, "http": r.http,
+                           "exchange_ts": r.exchange_ms, "exchange_seq": r.seq,
+                           "sending_ms": r.sending_ms,
+                           "received_at": None if r.received_ms is None
+                           else datetime.fromtimestamp(r.received_ms / 1000, UTC)}
+    if r.kind == feed_log.GAP:
+        g = r.data
+        row.update(gap_reason=g["reason"], channel=g["channel"], expected_seq=g["expected"],
+                   got_seq=g["got"], gap_from=g["since_ms"], http=None)
+    elif r.kind == feed_log.LEVEL:
         row["side"], row["price"], row["size"] = r.data
     elif r.kind == feed_log.TICK:
         row.update(zip(TICK_FIELDS, r.data, strict=True))
@@ -149,6 +157,7 @@ class Exporter:
             "split_part(m.ticker, '-', 1)) AS series, m.event_ticker, m.title, m.status, "
             "m.strike_type, m.floor_strike, m.cap_strike, m.open_time, m.close_time, "
             "m.expiration_time, m.result, m.price_level_structure, m.raw::text AS raw, "
+            "m.settlement_value, m.determined_at, m.settled_at, "
             "m.updated_at FROM markets m LEFT JOIN feed_market_ids f USING (ticker) "
             "WHERE (m.open_time IS NULL OR m.open_time < %(hi)s) "
             "AND (m.close_time IS NULL OR m.close_time >= %(lo)s) "
@@ -220,7 +229,8 @@ class Exporter:
         book = feed_log.replay(before)
         seq = 0
         if book is not None:  # the book as stored at the window's start
-            start = feed_log.Record(feed_log.BOOK, m["market"], self.lo, False, book)
+            start = feed_log.Record(feed_log.BOOK, m["market"], self.lo, False, book,
+                                    received_ms=self.lo)  # as an imported one reads
             inside.insert(0, start)
         if not inside:
             return
@@ -233,8 +243,18 @@ class Exporter:
             "kind": "market", "first": _iso(times[0]), "last": _iso(max(times)),
             "records": dict(sorted(kinds.items())),
             "http_records": sum(r.http for r in inside),
+            "gaps": [gap_entry(r) for r in inside if r.kind == feed_log.GAP],
             "silences": [[_iso(a), _iso(b)] for a, b in
                          _silences(times, self.lo, self.hi, int(SILENCE_SEC * 1000))]}
+
+
+def gap_entry(r: feed_log.Record) -> dict[str, Any]:
+    """A GAP record as the manifest lists it."""
+    g = r.data
+    out = {"reason": g["reason"], "from": _iso(g["since_ms"]), "to": _iso(r.ms)}
+    if g["reason"] == "seq":
+        out.update(channel=g["channel"], expected=g["expected"], got=g["got"])
+    return out
 
 
 def export(dsn: str, window: Window, path: Path, progress: Callable[[str], None]
@@ -297,7 +317,15 @@ def describe(manifest: dict[str, Any]) -> list[str]:
             recs = " ".join(f"{k}={n}" for k, n in c["records"].items())
             lines.append(f"  {name:<28} {c['first']} .. {c['last']}  {recs}"
                          + (f"  http={c['http_records']}" if c["http_records"] else "")
+                         + (f"  gaps={len(c['gaps'])}" if c.get("gaps") else "")
                          + (f"  silences={len(c['silences'])}" if c["silences"] else ""))
+    market_gaps = [(name, g) for name, c in manifest["coverage"].items()
+                   for g in c.get("gaps", ())]  # (version 1: none listed)
+    if manifest["format_version"] >= 2:
+        lines.append(f"market gaps: {len(market_gaps)}" + "".join(
+            f"\n  {name} {g['reason']} {g['from']} .. {g['to']}"
+            + (f" ({g['channel']} seq {g['expected']} expected, {g['got']} received)"
+               if g["reason"] == "seq" else "") for name, g in market_gaps[:20]))
     gaps = manifest["index_gaps"]
     lines.append(f"index gaps: {len(gaps)}" + "".join(
         f"\n  {g['index']} {g['from']} .. {g['to']} ({g['seconds']} s)" for g in gaps[:20]))

@@ -22,7 +22,8 @@ from app.db import feed_log
 from app.record import export, schema
 
 KINDS = {"book": feed_log.BOOK, "level": feed_log.LEVEL, "tick": feed_log.TICK,
-         "trade": feed_log.TRADE}
+         "trade": feed_log.TRADE, "gap": feed_log.GAP}
+GAP_REASONS = {v: k for k, v in feed_log.GAP_REASONS.items()}  # (reason, channel) -> byte
 
 
 MARKET_ROW = ("ticker", *schema.MARKET_COLUMNS)
@@ -32,23 +33,37 @@ INSERT_MARKET = (
 ).replace(" series,", " series_ticker,")
 
 
+def _exact(kind: int, row: dict[str, Any]) -> tuple | None:
+    """A version-2 row's seq, other clock and send time (:func:`feed_log.exact`), or None
+    when it has none (version 1, REST polling, a record stored before migration 018)."""
+    other = row.get("exchange_ts") if kind in (feed_log.LEVEL, feed_log.BOOK) else \
+        row.get("received_at")
+    ex = (row.get("exchange_seq"), None if other is None else _ms(other), row.get("sending_ms"))
+    return None if ex == (None, None, None) else ex
+
+
 def encode(kind: int, market: int, ms: int, http: bool, row: dict[str, Any]) -> bytes:
     """One record in rec's packed form (:mod:`app.db.feed_log`)."""
+    ex = _exact(kind, row)
     if kind == feed_log.LEVEL:
-        out = feed_log.level(market, ms, row["side"], row["price"], row["size"])
+        out = feed_log.level(market, ms, row["side"], row["price"], row["size"], ex=ex)
     elif kind == feed_log.TICK:
         out = feed_log.tick(market, ms, tuple(row[k] for k in (
             "yes_bid", "yes_ask", "yes_bid_size", "yes_ask_size", "last_price", "volume",
-            "open_interest")))
+            "open_interest")), ex=ex)
     elif kind == feed_log.TRADE:
         if row.get("trade_id"):
             out = feed_log.trade_with_id(market, ms, row["trade_id"], row["price"],
                                          row["size"], row["taker_side"])
         else:
-            out = feed_log.trade(market, ms, row["price"], row["size"], row["taker_side"])
+            out = feed_log.trade(market, ms, row["price"], row["size"], row["taker_side"],
+                                 ex=ex)
+    elif kind == feed_log.GAP:
+        return feed_log.gap(market, ms, GAP_REASONS[(row["gap_reason"], row["channel"])],
+                            row["expected_seq"], row["got_seq"], _ms(row["gap_from"]))
     else:
         out = feed_log.book(market, ms, {lv["price"]: lv["size"] for lv in row["yes_book"]},
-                            {lv["price"]: lv["size"] for lv in row["no_book"]})
+                            {lv["price"]: lv["size"] for lv in row["no_book"]}, ex=ex)
     return bytes([out[0] | feed_log.HTTP]) + out[1:] if http else out
 
 
@@ -63,12 +78,12 @@ def rows(path: str) -> Iterator[dict[str, Any]]:
 
 
 def _ms(ts: Any) -> int:
-    return round(ts.timestamp() * 1000)
+    return ts if type(ts) is int else round(ts.timestamp() * 1000)
 
 
 def _market(row: dict[str, Any]) -> tuple:
-    values = [row[c] for c in MARKET_ROW]
-    values[-1] = values[-1] or "{}"  # raw
+    values = [row.get(c) for c in MARKET_ROW]  # (version 1: no lifecycle columns)
+    values[MARKET_ROW.index("raw")] = row["raw"] or "{}"
     return (*values, row["ts"])
 
 

@@ -15,16 +15,25 @@ kind               columns (besides ``kind``, ``ts``, ``ticker``, ``series``, ``
 ``tick``           ``yes_bid``, ``yes_ask``, ``yes_bid_size``, ``yes_ask_size``,
                    ``last_price``, ``volume``, ``open_interest``, ``http``
 ``trade``          ``price`` (yes price), ``size`` (count), ``taker_side``, ``trade_id``
+``gap``            market data lost: ``gap_reason`` (``seq``: ``expected_seq``, ``got_seq``
+                   on ``channel``; ``outage``: the WebSocket down from ``gap_from`` to ``ts``)
 ``market``         the ``markets`` row: ``event_ticker``, ``title``, ``status``, ``result``,
                    ``strike_type``, ``floor_strike``, ``cap_strike``, ``open_time``,
                    ``close_time``, ``expiration_time``, ``price_level_structure``, ``raw``
-                   (JSON); ``ts`` = when rec last updated it
+                   (JSON), ``settlement_value``, ``determined_at``, ``settled_at`` (the
+                   lifecycle message's); ``ts`` = when rec last updated it
 ``status``         ``status``, ``result``: a status the market took, ``ts`` when rec stored it
 ``index_tick``     ``index_name``, ``value``, ``channel``, ``sending_ms``, ``received_at``:
                    every value the index channel published
 ``index_second``   ``index_name``, ``value`` (the second's last value), ``avg_1m``, ``d1m``
                    ... ``d30m``, ``momentum``, ``received_at`` (``index_prices``)
 =================  ==========================================================================
+
+The four market kinds (version 2) also carry ``exchange_ts`` (the exchange's time: a
+delta's or snapshot's ``ts_ms``, a ticker's or trade's time), ``received_at`` (rec's receive
+time), ``exchange_seq`` (the message's ``seq`` on its subscription) and ``sending_ms`` (the
+venue's send time, ``sending_ts_ms``); null where the record did not keep it (REST polling,
+records stored before migration 018).
 
 ``seq`` orders a market's records as rec stored them (ties in ``ts`` keep that order); a
 window that starts inside a market's history begins with a ``book`` at the window's start
@@ -40,7 +49,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 FORMAT = "rec-record"
-VERSION = 1  # the file layout; a reader refuses versions it does not know
+VERSION = 2  # the file layout written; a reader refuses versions it does not know
+READS = (1, 2)  # version 1: without the exchange_*, gap and lifecycle columns
 MANIFEST_KEY = b"rec.manifest"
 
 PRICE = pa.decimal128(10, 4)
@@ -68,12 +78,17 @@ SCHEMA = pa.schema([
     ("result", TEXT), ("strike_type", TEXT), ("floor_strike", STRIKE), ("cap_strike", STRIKE),
     ("open_time", US), ("close_time", US), ("expiration_time", US),
     ("price_level_structure", TEXT), ("raw", pa.string()),
+    # version 2
+    ("exchange_ts", MS), ("exchange_seq", pa.int64()),
+    ("gap_reason", TEXT), ("gap_from", MS), ("expected_seq", pa.int64()),
+    ("got_seq", pa.int64()),
+    ("settlement_value", PRICE), ("determined_at", US), ("settled_at", US),
 ])
 COLUMNS = SCHEMA.names
 # how the file is written: times and counters as deltas (they mostly step a little), the
 # other columns dictionary-encoded where that pays, zstd over all (level 15: a fifth smaller
 # than pyarrow's defaults on the simulator's recording, at no cost that shows)
-_DELTAS = ("ts", "seq", "sending_ms", "received_at")
+_DELTAS = ("ts", "seq", "sending_ms", "received_at", "exchange_ts", "exchange_seq")
 WRITE_OPTIONS: dict[str, Any] = {
     "compression": "zstd", "compression_level": 15, "store_decimal_as_integer": True,
     "use_dictionary": [c for c in SCHEMA.names if c not in _DELTAS],
@@ -81,7 +96,8 @@ WRITE_OPTIONS: dict[str, Any] = {
 INDEX_STATS = ("avg_1m", "d1m", "d2m", "d3m", "d4m", "d15m", "d30m", "momentum")
 MARKET_COLUMNS = ("event_ticker", "series", "title", "status", "strike_type", "floor_strike",
                   "cap_strike", "open_time", "close_time", "expiration_time", "result",
-                  "price_level_structure", "raw")
+                  "price_level_structure", "raw", "settlement_value", "determined_at",
+                  "settled_at")
 
 
 class BadFile(Exception):
@@ -110,8 +126,8 @@ def read_manifest(path: str) -> dict[str, Any]:
         raise BadFile(f"{path}: manifest format {manifest.get('format')!r} is not {FORMAT!r}"
                       if isinstance(manifest, dict) else f"{path}: the manifest is no object")
     version = manifest.get("format_version")
-    if version != VERSION:
+    if version not in READS:
         raise BadFile(f"{path}: recording format version {version!r}; this rec "
-                      f"({manifest.get('rec_version', '?')} wrote it) reads version {VERSION} "
-                      "only: use a rec that knows it")
+                      f"({manifest.get('rec_version', '?')} wrote it) reads versions "
+                      f"{', '.join(map(str, READS))} only: use a rec that knows it")
     return manifest

@@ -37,6 +37,7 @@ from typing import Any
 
 from app import exchange_client
 from app.config import Settings, csv_list
+from app.db import feed_log
 from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.errors import KalshiError
 from app.kalshi.models import Market
@@ -44,7 +45,7 @@ from app.kalshi.ws import DELTA_RUN, KalshiWS, Subscription, WsMessage
 from app.runtime import metrics
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
-from app.services.market_feed.store import FEED, FeedStore, Quote, Tracker, dec, utc_ms
+from app.services.market_feed.store import FEED, FeedStore, Quote, Tracker, dec, now_ms, utc_ms
 from app.services.market_feed.upkeep import FeedUpkeep
 
 OPEN_STATUSES = frozenset({"active", "open"})
@@ -53,6 +54,8 @@ DONE_ORDER = ("deactivated", "closed", "determined", "settled", "finalized")  # 
 DONE_EVENTS = frozenset({"deactivated", "determined", "settled", "closed"})
 ORDERBOOKS_PER_CALL = 100
 FEED_QUEUE = "market-ws"  # the WebSocket client's queue of received messages
+# a sequenced channel whose gap loses market data -> the GAP record's reason
+GAP_REASONS = {"orderbook_delta": feed_log.GAP_SEQ_BOOK, "trade": feed_log.GAP_SEQ_TRADE}
 
 
 SAVE_MARKET = (
@@ -64,6 +67,11 @@ SAVE_MARKET = (
     "close_time = EXCLUDED.close_time, result = EXCLUDED.result, raw = EXCLUDED.raw, "
     "followed = EXCLUDED.followed, price_level_structure = EXCLUDED.price_level_structure, "
     "updated_at = now()")
+
+
+def _seconds(value: Any) -> int | None:
+    """A lifecycle message's epoch seconds (None when absent or not a number)."""
+    return value if type(value) is int else None
 
 
 def chunks(items: list[str], n: int) -> list[list[str]]:
@@ -96,6 +104,7 @@ class MarketFeedService(FeedUpkeep, Service):
         self.subs: dict[str, Subscription] = {}
         self.exchange_ms = 0  # latest exchange time seen in a message
         self.ws_down_since: float | None = None
+        self.outage_ms: int | None = None  # the WebSocket's disconnect, until its GAP records
         self.polling = False
         self.store: FeedStore | None = None
         self.tracker: Tracker | None = None
@@ -289,10 +298,12 @@ class MarketFeedService(FeedUpkeep, Service):
                     await self.ws.add_markets(sub, [ticker])
         self.log.info("now following %s (opened; %d markets)", ticker, len(self.followed))
 
-    async def drop_market(self, ticker: str, why: str, result: str | None = None) -> None:
+    async def drop_market(self, ticker: str, why: str, result: str | None = None,
+                          body: dict[str, Any] | None = None) -> None:
         """A followed market closed (``why``: its lifecycle event or ``closed``): unsubscribe
         and store the status. A market of ours dropped before (closed, now determined or
-        settled) only has its status and result brought up to date."""
+        settled) only has its status and result brought up to date. ``body``: the lifecycle
+        message, whose settlement value and determination / settlement times are stored."""
         if ticker in self.followed:
             del self.followed[ticker]
             self.close_ms.pop(ticker, None)
@@ -308,10 +319,15 @@ class MarketFeedService(FeedUpkeep, Service):
             return
         # never back: a late "closed" (past close time) after "settled" keeps "settled"
         later = list(DONE_ORDER[DONE_ORDER.index(why) + 1:]) if why in DONE_ORDER else []
+        get = (body or {}).get
         await self.db.run("storing a closed market", self._execute,
             ("UPDATE markets SET followed = false, status = CASE WHEN status = ANY(%s) THEN "
-             "status ELSE %s END, result = coalesce(%s, result), updated_at = now() "
-             "WHERE ticker = %s", (later, why, result or None, ticker)),
+             "status ELSE %s END, result = coalesce(%s, result), settlement_value = "
+             "coalesce(%s, settlement_value), determined_at = coalesce(to_timestamp(%s), "
+             "determined_at), settled_at = coalesce(to_timestamp(%s), settled_at), "
+             "updated_at = now() WHERE ticker = %s",
+             (later, why, result or None, dec(get("settlement_value")),
+              _seconds(get("determination_ts")), _seconds(get("settled_ts")), ticker)),
             ("UPDATE feed_freshness SET state = 'closed' WHERE ticker = %s", (ticker,)))
 
     # ------------------------------------------------------------------ WebSocket
@@ -377,7 +393,7 @@ class MarketFeedService(FeedUpkeep, Service):
         if ticker in self.followed:
             ts_ms = body.get("ts_ms")
             self.tracker.tick(ticker, Quote.from_ws(body), utc_ms(ts_ms), "ws",  # type: ignore[union-attr]
-                              m.received_at)
+                              m.received_at, m.sending_ts_ms)
             self._seen(ts_ms or m.raw.get("sending_ts_ms"))
 
     def _on_snapshot(self, m: WsMessage) -> None:
@@ -386,9 +402,12 @@ class MarketFeedService(FeedUpkeep, Service):
         if ticker in self.followed:
             yes = {dec(p): dec(q) for p, q in body.get("yes_dollars_fp") or ()}
             no = {dec(p): dec(q) for p, q in body.get("no_dollars_fp") or ()}
+            if self.outage_ms is not None:  # the first data after a reconnect
+                self._outage_gaps()
             st = self.tracker.markets.get(ticker)  # type: ignore[union-attr]
             reason = "resync" if st is not None and st.has_book else "initial"
-            self.tracker.book(ticker, yes, no, "ws", reason, m.received_at)  # type: ignore[union-attr]
+            self.tracker.book(ticker, yes, no, "ws", reason, m.received_at,  # type: ignore[union-attr]
+                              (m.seq, body.get("ts_ms"), m.sending_ts_ms))
             self._seen(m.raw.get("sending_ts_ms"))
 
     def _on_trade(self, m: WsMessage) -> None:
@@ -398,7 +417,8 @@ class MarketFeedService(FeedUpkeep, Service):
             ts_ms = body.get("ts_ms") or 0
             self.tracker.trade(ticker, body.get("trade_id") or "", ts_ms,  # type: ignore[union-attr]
                                dec(body.get("yes_price_dollars")), dec(body.get("count_fp")),
-                               body.get("taker_outcome_side"), m.received_at)
+                               body.get("taker_outcome_side"), m.received_at, m.seq,
+                               m.sending_ts_ms)
             self._seen(ts_ms or m.raw.get("sending_ts_ms"))
 
     def _seen(self, ts_ms: Any) -> None:
@@ -421,12 +441,29 @@ class MarketFeedService(FeedUpkeep, Service):
 
     async def _on_disconnected(self, m: WsMessage) -> None:
         self.ws_down_since = time.monotonic()
+        if self.outage_ms is None:
+            self.outage_ms = now_ms()
         self.log.warning("websocket disconnected; reconnecting with backoff")
+
+    def _outage_gaps(self) -> None:
+        """A GAP record per followed market for the WebSocket outage that ends now (its
+        first snapshot after the reconnect), before that snapshot's BOOK."""
+        since, self.outage_ms = self.outage_ms, None
+        for ticker in self.followed:
+            self.tracker.gap(ticker, feed_log.GAP_OUTAGE, since=since)  # type: ignore[union-attr]
 
     async def _on_seq_gap(self, m: WsMessage) -> None:
         body = m.msg
+        channel = body.get("channel")
         self.log.warning("seq gap on %s (expected %s, got %s): asking for a fresh snapshot",
-                         body.get("channel"), body.get("expected"), body.get("got"))
+                         channel, body.get("expected"), body.get("got"))
+        reason = GAP_REASONS.get(channel)
+        sub = self.subs.get(channel)
+        if reason is None or sub is None:
+            return
+        for ticker in sub.market_tickers:  # which market's message was lost is unknown
+            if ticker in self.followed:
+                self.tracker.gap(ticker, reason, body.get("expected"), body.get("got"))  # type: ignore[union-attr]
 
     async def _on_resynced(self, m: WsMessage) -> None:
         self.log.info("resynced %s for %d market(s)", m.msg.get("channel"),
@@ -451,7 +488,7 @@ class MarketFeedService(FeedUpkeep, Service):
                 return  # not open yet: "activated" follows
             await self.add_market(ticker)
         elif event in DONE_EVENTS:
-            await self.drop_market(ticker, event, body.get("result"))
+            await self.drop_market(ticker, event, body.get("result"), body)
 
     # ------------------------------------------------------------------ fallback
 

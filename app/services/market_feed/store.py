@@ -106,6 +106,7 @@ class MarketState:
     has_book: bool = False
     tick: Quote | None = None
     last_snapshot_mono: float = 0.0
+    gapped: bool = False  # a GAP was written: the next resync writes a BOOK, changed or not
 
     def side(self, side: str) -> dict[Decimal, Decimal]:
         return self.yes if side == "yes" else self.no
@@ -119,8 +120,10 @@ class Batch:
     levels_written: int = 0
     trades: int = 0
     snapshots: int = 0
-    # WS deltas netted per level: key -> [size before the batch, size now, ms, market id];
-    # written as LEVEL records when the size differs at the end of the batch
+    # WS deltas netted per level: key -> [size before the batch, size now, ms, market id,
+    # the last delta's seq, ts_ms, sending_ts_ms]; written as LEVEL records when the size
+    # differs at the end of the batch (the numbers, not the frame: a frame kept until then
+    # would outlive gen 0 and make the full collections the feed avoids: gc.freeze in start)
     net: dict[tuple[str, str, Decimal], list] = field(default_factory=dict)
     deltas: int = 0  # deltas netted into ``net``
     quotes: dict[str, tuple] = field(default_factory=dict)  # ticker -> feed_quotes row
@@ -147,9 +150,9 @@ class Batch:
         """Move the netted deltas into the log (in the order they were first seen) and their
         sizes into the current book: ``levels``, or the market's full book of this batch
         (``replaced``; a full book nets what came before it first: :meth:`Tracker.book`)."""
-        level = history.level
+        level = history.level_ws
         levels, replaced = self.levels, self.replaced
-        for key, (before, after, ms, mid) in self.net.items():
+        for key, (before, after, ms, mid, seq, ts, sent) in self.net.items():
             ticker, side, price = key
             full = replaced.get(ticker)
             if full is None:
@@ -157,7 +160,7 @@ class Batch:
             else:
                 _set_level(full[0] if side == "yes" else full[1], price, after)
             if after != before:
-                self.log += level(mid, ms, side, price, after)
+                self.log += level(mid, ms, side, price, after, seq, ts, sent)
                 self.records += 1
                 self.levels_written += 1
         self.net.clear()
@@ -199,9 +202,12 @@ class Tracker:
 
     # -- books ---------------------------------------------------------------------------
     def book(self, ticker: str, yes: dict[Decimal, Decimal], no: dict[Decimal, Decimal],
-             source: str, reason: str, received: float | None = None) -> int:
+             source: str, reason: str, received: float | None = None,
+             ex: tuple | None = None) -> int:
         """A full book (WS snapshot or REST poll): store the levels that differ, and a
-        compact snapshot when the book is new, resynced or due. Returns records written."""
+        compact snapshot when the book is new, resynced (with changes, or after a GAP) or
+        due. ``ex``: the snapshot's (seq, exchange time, send time), on every record it
+        writes. Returns records written."""
         st = self.state(ticker)
         b = self.store.batch
         ms = now_ms()
@@ -220,14 +226,16 @@ class Tracker:
         st.yes, st.no, st.has_book = dict(yes), dict(no), True
         mono = time.monotonic()
         due = mono - st.last_snapshot_mono >= self.store.snapshot_interval
-        if first or (reason == "resync" and n) or due:  # a BOOK record covers the changes
-            b.add(history.book(st.mid, ms, st.yes, st.no, http))
+        # a BOOK record covers the changes
+        if first or (reason == "resync" and (n or st.gapped)) or due:
+            b.add(history.book(st.mid, ms, st.yes, st.no, http, ex))
             b.snapshots += 1
             st.last_snapshot_mono = mono
+            st.gapped = False
             n += 1
         else:
             for side, price, q in changed:
-                b.add(history.level(st.mid, ms, side, price, q, http))
+                b.add(history.level(st.mid, ms, side, price, q, http, ex))
             b.levels_written += len(changed)
         b.replaced[ticker] = (dict(st.yes), dict(st.no))
         for key in [k for k in b.levels if k[0] == ticker]:
@@ -251,7 +259,7 @@ class Tracker:
         store = self.store
         b = store.batch
         net, touched = b.net, b.touched
-        ms = int(time.time() * 1000)
+        ms = int(time.time() * 1000)  # rec's receive time
         mark = (ms, True, "ws")  # freshness (_touch): changed now, over WS
         cache = _DECIMALS
         applied = 0
@@ -286,9 +294,11 @@ class Tracker:
             key = (ticker, side, price)
             cell = net.get(key)
             if cell is None:
-                net[key] = [old, qty, ms, st.mid]
+                net[key] = [old, qty, ms, st.mid, frame.get("seq"), body.get("ts_ms"),
+                            frame.get("sending_ts_ms")]
             else:
-                cell[1], cell[2] = qty, ms
+                cell[1], cell[2], cell[4], cell[5], cell[6] = (
+                    qty, ms, frame.get("seq"), body.get("ts_ms"), frame.get("sending_ts_ms"))
             touched[ticker] = mark
             applied += 1
         if applied:
@@ -297,8 +307,10 @@ class Tracker:
 
     # -- ticker values -------------------------------------------------------------------
     def tick(self, ticker: str, values: Quote, ts: datetime, source: str,
-             received: float | None = None) -> bool:
-        """Store a ticker record only if a value changed; returns True if one was written."""
+             received: float | None = None, sending: int | None = None) -> bool:
+        """Store a ticker record only if a value changed; returns True if one was written.
+        Over the WebSocket the record keeps rec's receive time and the venue's send time
+        ``sending`` beside the exchange's time ``ts``."""
         st = self.state(ticker)
         now = now_ms()
         if st.tick == values:
@@ -306,16 +318,20 @@ class Tracker:
             return False
         st.tick = values
         b = self.store.batch
-        b.add(history.tick(st.mid, int(ts.timestamp() * 1000), values, source == "http"))
+        http = source == "http"
+        b.add(history.tick(st.mid, int(ts.timestamp() * 1000), values, http,
+                           None if http else (None, now, sending)))
         b.ticks += 1
         b.quotes[ticker] = (ticker, ts, source, *values)
         self._touch(ticker, now, True, source, received)
         return True
 
     def trade(self, ticker: str, trade_id: str, ts_ms: int, price: Decimal, count: Decimal,
-              taker: str | None, received: float | None = None) -> bool:
+              taker: str | None, received: float | None = None, seq: int | None = None,
+              sending: int | None = None) -> bool:
         """Store a public trade unless its id was seen in the last ``TRADE_DEDUPE_SEC``
-        (the id itself is not stored); returns True if stored."""
+        (the id itself is not stored), with its message's ``seq``, rec's receive time and
+        the venue's send time ``sending``; returns True if stored."""
         if trade_id:
             seen = self.recent_trades
             if trade_id in seen:
@@ -326,10 +342,26 @@ class Tracker:
             while (mono - next(iter(seen.values()))) > TRADE_DEDUPE_SEC:
                 del seen[next(iter(seen))]
         b = self.store.batch
-        b.add(history.trade(self.state(ticker).mid, ts_ms, price, count, taker))
+        now = now_ms()
+        b.add(history.trade(self.state(ticker).mid, ts_ms, price, count, taker,
+                            (seq, now, sending)))
         b.trades += 1
-        self._touch(ticker, now_ms(), True, "ws", received)
+        self._touch(ticker, now, True, "ws", received)
         return True
+
+    def gap(self, ticker: str, reason: int, expected: int | None = None,
+            got: int | None = None, since: int | None = None) -> None:
+        """Market data of ``ticker`` was lost (:func:`app.db.feed_log.gap`): a GAP record
+        now, after the deltas before it; the market's resync then writes a BOOK."""
+        st = self.markets.get(ticker)
+        if st is None:
+            return
+        b = self.store.batch
+        if b.net:
+            b.net_records()
+        b.add(history.gap(st.mid, now_ms(), reason, expected, got, since))
+        st.gapped = True
+        self.store.poke()
 
     def heard(self, ticker: str, source: str) -> None:
         """A message that changed nothing still proves the market is live."""
