@@ -11,6 +11,7 @@ import asyncio
 import time
 
 from app import config
+from app.kalshi.urls import resolve
 
 FAILURES_SQL = """
 SELECT unit, count(*), max(ts), (array_agg(result || ' ' || exit_code || '=' || exit_status
@@ -157,10 +158,12 @@ async def mode_rows(settings: config.Settings) -> tuple[bool, list[str]]:
 
 async def rows(settings: config.Settings) -> tuple[bool, list[str]]:
     from app import services
-    from app.exchange_client import endpoints
 
     only = services.selected(settings.services)
-    rest = endpoints(settings).rest_base
+    # where rec trades (paper mode: rec-paper); app.exchange_client would import httpx
+    rest = resolve(settings.account_mode, base_url=settings.kalshi_base_url or None,
+                   ws_url=settings.kalshi_ws_url or None, sim_host=settings.target_host,
+                   sim_port=settings.exchange_sim_port).rest_base
     checks = [mode_rows(settings),
               unit_rows(services.expected_units(settings.account_mode.value, only=only)),
               database_rows(settings),

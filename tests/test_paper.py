@@ -7,6 +7,7 @@ never receives an order of rec's; the ledger check passes; every page says PAPER
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 
 import httpx
@@ -184,3 +185,21 @@ def test_no_paper_banner_outside_paper_mode(rec_home_db, start_service):
     web.notify.wait_for("READY", "1")
     r = httpx.get(f"http://127.0.0.1:{rec_home_db.env['REC_WEB_PORT']}/login", timeout=10)
     assert r.status_code == 200 and "paper-banner" not in r.text
+
+
+def test_paper_mode_runs_rec_paper_in_the_simulators_place(rec_home):
+    rec_home.env.update(REC_ACCOUNT_MODE="paper", REC_PAPER_SOURCE="prod")
+    r = rec_home.rec("services", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert "rec-paper.service" in out["units"] and "rec-exchange-sim.service" not in out["units"]
+    by_name = {s["name"]: s for s in out["services"]}
+    assert by_name["trade-executor"]["after"] == ["rec-migrate.service", "rec-paper.service"]
+    assert by_name["paper"]["credentials"] == ["kalshi_key_id", "kalshi_private_key"]
+    assert by_name["paper"]["ip_allow"] is None  # it reads the exchange
+
+
+def test_paper_source_sim_needs_the_stand_ins_urls(rec_home):
+    rec_home.env.update(REC_ACCOUNT_MODE="paper", REC_PAPER_SOURCE="sim")
+    r = rec_home.rec("config", "show")
+    assert r.returncode == 78 and "paper_source sim: set kalshi_base_url" in r.stderr, r.stderr
