@@ -203,3 +203,27 @@ def test_paper_source_sim_needs_the_stand_ins_urls(rec_home):
     rec_home.env.update(REC_ACCOUNT_MODE="paper", REC_PAPER_SOURCE="sim")
     r = rec_home.rec("config", "show")
     assert r.returncode == 78 and "paper_source sim: set kalshi_base_url" in r.stderr, r.stderr
+
+
+async def test_the_exchanges_result_settles_the_paper_position(rec_home_db, start_service,
+                                                              standin):
+    ticker = standin.open_tickers(SERIES)[3]
+    maker = standin.client(fx.signer("other-key"))
+    await fx.place(maker, ticker, side="no", price=55, count=10)  # YES ask 45c x10
+    engine = await start_engine(rec_home_db, standin, start_service)
+    paper = engine.client()
+    await mirrored(standin.client(), paper, ticker)
+    await fx.place(paper, ticker, side="yes", price=45, count=2)  # takes 2 at 45c
+    cash0 = (await paper.get("/portfolio/balance")).json()["balance"]
+    m = standin.sim.exchange.markets[ticker]  # the exchange decides: YES
+    standin.sim.exchange.close_market(m)
+    standin.sim.exchange.settle_market(m, "yes", "")
+
+    async def settled():
+        r = await paper.get("/portfolio/settlements", params={"ticker": ticker})
+        return r.json()["settlements"]
+
+    got = await di.until(settled, 15, "the paper position settled")
+    assert [(s["market_result"], s["yes_count_fp"]) for s in got] == [("yes", "2.00")], got
+    assert (await paper.get("/portfolio/balance")).json()["balance"] == cash0 + 200
+    assert stand_in_orders_of_rec(standin) == []
