@@ -15,6 +15,7 @@ import asyncio
 
 from app import exchange_client
 from app.config import csv_list
+from app.kalshi.errors import KalshiError
 from app.kalshi.rest import KalshiRest
 from app.kalshi.signing import public_pem
 from app.kalshi.ws import KalshiWS
@@ -71,7 +72,11 @@ class PaperService(HttpService):
     async def _rediscover(self) -> None:
         while True:
             await asyncio.sleep(DISCOVER_EVERY_S)
-            added = self.world.add_markets(await self._markets())
+            try:
+                added = self.world.add_markets(await self._markets())
+            except (KalshiError, OSError) as exc:  # the exchange's REST: next time
+                self.log.warning("paper: market discovery failed: %s", exc)
+                continue
             if added and self.ws is not None:
                 self.log.info("paper: mirroring %d new markets", len(added))
                 for sub in self.ws.subscriptions:
