@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from app.kalshi.urls import UrlConfigError, resolve
+from app.kalshi.urls import UrlConfigError, market_data
 
 ENV_PREFIX = "REC_"
 EX_CONFIG = 78
@@ -47,6 +47,7 @@ class AccountMode(StrEnum):
     sim = "sim"
     demo = "demo"
     prod = "prod"
+    paper = "paper"  # market data from paper_source, orders on a local engine (docs/paper.md)
 
 
 class Settings(BaseSettings):
@@ -115,6 +116,9 @@ class Settings(BaseSettings):
     account_mode: AccountMode
     kalshi_base_url: str
     kalshi_ws_url: str
+    # paper mode (docs/paper.md): the exchange market data and the index come from (the URL
+    # overrides above then name it); orders, fills and the balance stay on rec-paper
+    paper_source: Literal["demo", "prod", "sim"] = "demo"
 
     # exchange simulator (rec-exchange-sim)
     sim_seed: int
@@ -262,8 +266,9 @@ class Settings(BaseSettings):
 
     def _check_urls(self) -> None:
         try:
-            endpoints = resolve(self.account_mode, base_url=self.kalshi_base_url or None,
-                                ws_url=self.kalshi_ws_url or None)
+            endpoints = market_data(self.account_mode, self.paper_source,
+                                    base_url=self.kalshi_base_url or None,
+                                    ws_url=self.kalshi_ws_url or None)
         except UrlConfigError as exc:
             raise ValueError(str(exc)) from None
         for key, path, want in (("kalshi_base_url", endpoints.rest_path_prefix, "/trade-api/v2"),

@@ -19,7 +19,7 @@ from typing import Any
 from app.config import AccountMode, Settings
 from app.kalshi import signing
 from app.kalshi.rest import KalshiRest
-from app.kalshi.urls import Endpoints, resolve
+from app.kalshi.urls import Endpoints, market_data, resolve
 from app.kalshi.ws import KalshiWS
 
 
@@ -27,15 +27,16 @@ class CredentialsError(ValueError):
     """Kalshi credentials that are missing or cannot be used."""
 
 
-def endpoints(settings: Settings) -> Endpoints:
-    """REST base and WS URL for ``settings.account_mode`` and the URL overrides."""
-    return resolve(
-        settings.account_mode,
-        base_url=settings.kalshi_base_url or None,
-        ws_url=settings.kalshi_ws_url or None,
-        sim_host=settings.target_host,
-        sim_port=settings.exchange_sim_port,
-    )
+def endpoints(settings: Settings, data: bool = False) -> Endpoints:
+    """REST base and WS URL for ``settings.account_mode`` and the URL overrides: the
+    exchange rec trades on, or with ``data`` the one market data and the index come from
+    (they differ in paper mode only: the paper engine, and ``paper_source``'s exchange)."""
+    where = dict(base_url=settings.kalshi_base_url or None,
+                 ws_url=settings.kalshi_ws_url or None,
+                 sim_host=settings.target_host, sim_port=settings.exchange_sim_port)
+    if data:
+        return market_data(settings.account_mode, settings.paper_source, **where)
+    return resolve(settings.account_mode, **where)
 
 
 def has_credentials(settings: Settings) -> bool:
@@ -77,14 +78,15 @@ def optional_signer(settings: Settings) -> signing.Signer | None:
     return signer(settings)
 
 
-def rest_client(settings: Settings, **kw: Any) -> KalshiRest:
-    """A :class:`KalshiRest` for the configured exchange (keywords go to its constructor)."""
-    return KalshiRest(endpoints(settings).rest_base, optional_signer(settings), **kw)
+def rest_client(settings: Settings, data: bool = False, **kw: Any) -> KalshiRest:
+    """A :class:`KalshiRest` for the configured exchange (``data``: the market data's, see
+    :func:`endpoints`; keywords go to its constructor)."""
+    return KalshiRest(endpoints(settings, data).rest_base, optional_signer(settings), **kw)
 
 
-def ws_client(settings: Settings, **kw: Any) -> KalshiWS:
-    """A :class:`KalshiWS` for the configured exchange (keywords go to its constructor)."""
-    return KalshiWS(endpoints(settings).ws_url, optional_signer(settings), **kw)
+def ws_client(settings: Settings, data: bool = False, **kw: Any) -> KalshiWS:
+    """A :class:`KalshiWS` for the configured exchange (``data`` as for :func:`rest_client`)."""
+    return KalshiWS(endpoints(settings, data).ws_url, optional_signer(settings), **kw)
 
 
 __all__ = [

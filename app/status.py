@@ -147,14 +147,25 @@ def _aggregate(_url: str, _code: int, body: bytes) -> tuple[bool, str]:
     return ok, "all checks ok" if ok else "failing: " + ", ".join(answer.get("failed", []))
 
 
+async def mode_rows(settings: config.Settings) -> tuple[bool, list[str]]:
+    """The account mode; in paper mode what is paper: no order reaches the exchange."""
+    mode = settings.account_mode.value
+    if mode != "paper":
+        return True, [_row(True, "account mode", mode)]
+    return True, [_row(True, "account mode", f"PAPER: market data from {settings.paper_source}, "
+                                              "orders, fills and balance on rec-paper")]
+
+
 async def rows(settings: config.Settings) -> tuple[bool, list[str]]:
     from app import services
 
     only = services.selected(settings.services)
+    # where rec trades (paper mode: rec-paper); app.exchange_client would import httpx
     rest = resolve(settings.account_mode, base_url=settings.kalshi_base_url or None,
                    ws_url=settings.kalshi_ws_url or None, sim_host=settings.target_host,
                    sim_port=settings.exchange_sim_port).rest_base
-    checks = [unit_rows(services.expected_units(settings.account_mode.value, only=only)),
+    checks = [mode_rows(settings),
+              unit_rows(services.expected_units(settings.account_mode.value, only=only)),
               database_rows(settings),
               _http_row("exchange", f"{rest}/exchange/status", _exchange)]
     if not only or "web" in only:  # REC_SERVICES without web: rec-web runs elsewhere

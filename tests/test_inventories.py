@@ -222,7 +222,7 @@ def test_a_host_with_a_share_of_the_services_uses_the_first_hosts_simulator(tmp_
     assert (two.kalshi_base_url, two.kalshi_ws_url) == (
         "http://192.0.2.11:8090/trade-api/v2", "ws://192.0.2.11:8090/trade-api/ws/v2")
     assert services.describe(two)["units"] == ["rec-migrate.service", "rec-market-feed.service"]
-    assert len(services.describe(one)["units"]) == len(services.REGISTRY) + 1
+    assert len(services.describe(one)["units"]) == len(services.enabled("sim")) + 1
     feed = services.by_name("market-feed")
     # the unit's IP filter lets app2's feed reach app1's simulator, and app1's simulator is
     # reached from app2 (no filter on it)

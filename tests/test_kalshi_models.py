@@ -96,7 +96,7 @@ def test_overrides_win_over_the_mode():
 @pytest.mark.parametrize(
     ("kw", "needle"),
     [
-        ({"mode": "paper"}, "account_mode"),
+        ({"mode": "bogus"}, "account_mode"),  # (paper is a mode: docs/paper.md)
         ({"mode": "sim", "base_url": "ftp://x/trade-api/v2"}, "kalshi_base_url"),
         ({"mode": "sim", "ws_url": "http://x/trade-api/ws/v2"}, "kalshi_ws_url"),
         ({"mode": "sim", "base_url": "http://x/trade-api/v2?a=1"}, "kalshi_base_url"),

@@ -1,7 +1,9 @@
 """The one place that decides where rec talks to the exchange.
 
-``REC_ACCOUNT_MODE`` picks the exchange (``sim`` | ``demo`` | ``prod``);
-``REC_KALSHI_BASE_URL`` / ``REC_KALSHI_WS_URL`` override either URL. The
+``REC_ACCOUNT_MODE`` picks the exchange (``sim`` | ``demo`` | ``prod`` | ``paper``);
+``REC_KALSHI_BASE_URL`` / ``REC_KALSHI_WS_URL`` override either URL. In ``paper`` mode
+(docs/paper.md) orders go to the local paper engine (where the simulator would listen) and
+market data comes from ``REC_PAPER_SOURCE``'s exchange, which the overrides then name. The
 functions here take plain arguments; nothing in ``app.kalshi`` knows rec's
 Settings (:mod:`app.exchange_client` is the one adapter from Settings to the client).
 """
@@ -24,7 +26,8 @@ DEMO_WS_HOST = "external-api-ws.demo.kalshi.co"
 LEGACY_PROD_HOST = "api.elections.kalshi.com"
 LEGACY_DEMO_HOST = "demo-api.kalshi.co"
 
-MODES = ("sim", "demo", "prod")
+SOURCES = ("sim", "demo", "prod")  # exchanges with a market of their own
+MODES = (*SOURCES, "paper")
 
 
 class UrlConfigError(ValueError):
@@ -70,6 +73,9 @@ def resolve(
 ) -> Endpoints:
     """Return the REST base and WS URL for ``mode``; non-empty overrides win."""
     mode = str(mode).strip().lower()
+    if mode == "paper":  # the paper engine: where the simulator would be; no overrides
+        origin = f"{_host_for_url(sim_host)}:{int(sim_port)}"
+        return Endpoints(mode, f"http://{origin}{REST_PREFIX}", f"ws://{origin}{WS_PATH}")
     if mode == "sim":
         origin = f"{_host_for_url(sim_host)}:{int(sim_port)}"
         rest, ws = f"http://{origin}{REST_PREFIX}", f"ws://{origin}{WS_PATH}"
@@ -85,3 +91,28 @@ def resolve(
         ws = _check(ws_url.strip(), ("ws", "wss"), "kalshi_ws_url")
     return Endpoints(mode=mode, rest_base=rest, ws_url=ws)
 
+
+
+def market_data(
+    mode: str,
+    source: str,
+    *,
+    base_url: str | None = None,
+    ws_url: str | None = None,
+    sim_host: str = "127.0.0.1",
+    sim_port: int = 8090,
+) -> Endpoints:
+    """Where market data and the index come from: :func:`resolve`'s exchange, except in
+    ``paper`` mode, where it is ``source``'s (with the URL overrides). A ``sim`` source is
+    a simulator standing in for the exchange, so it must be named by both overrides (the
+    default address is the paper engine's own)."""
+    if str(mode).strip().lower() != "paper":
+        return resolve(mode, base_url=base_url, ws_url=ws_url, sim_host=sim_host,
+                       sim_port=sim_port)
+    if source not in SOURCES:
+        raise UrlConfigError(f"paper_source: {source!r} is not one of {', '.join(SOURCES)}")
+    if source == "sim" and not (base_url and ws_url):
+        raise UrlConfigError("paper_source sim: set kalshi_base_url and kalshi_ws_url to the "
+                             "simulator that stands for the exchange")
+    return resolve(source, base_url=base_url, ws_url=ws_url, sim_host=sim_host,
+                   sim_port=sim_port)

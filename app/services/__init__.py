@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from app.config import Settings
     from app.runtime.service import Service
 
-ALL_MODES = ("sim", "demo", "prod")
+ALL_MODES = ("sim", "demo", "prod", "paper")
 MIGRATE_UNIT = "rec-migrate.service"  # the oneshot ordered before every service
 
 
@@ -59,6 +59,7 @@ class ServiceDef:
 # ---- the registry: one line per service, inside the parentheses --------------------------------
 REGISTRY: tuple[ServiceDef, ...] = (
     ServiceDef("exchange-sim", "app.services.exchange_sim:ExchangeSimService", "exchange simulator (Kalshi-compatible REST + WS)", port="exchange_sim_port", health=("/healthz",), modes=("sim",)),  # noqa: E501
+    ServiceDef("paper", "app.paper.service:PaperService", "paper trading engine: the live book mirrored, rec's orders, fills, positions and balance kept here (docs/paper.md)", port="exchange_sim_port", health=("/healthz",), exchange=True, credentials=("kalshi_key_id", "kalshi_private_key"), modes=("paper",)),  # noqa: E501
     ServiceDef("market-feed", "app.services.market_feed:MarketFeedService", "market data in: WebSocket (REST fallback), change-only storage", database=True, exchange=True, credentials=("db_password", "kalshi_key_id", "kalshi_private_key")),  # noqa: E501
     ServiceDef("account-sync", "app.services.account_sync:AccountSyncService", "account ledger in: bounded initial REST sync, live WebSocket, reconcile", database=True, exchange=True, credentials=("db_password", "kalshi_key_id", "kalshi_private_key")),  # noqa: E501
     ServiceDef("price-feed", "app.services.price_feed:PriceFeedService", "settlement index in: cfbenchmarks_value, one row a second with deltas and momentum", database=True, exchange=True, credentials=("db_password", "kalshi_key_id", "kalshi_private_key")),  # noqa: E501
@@ -72,6 +73,7 @@ REGISTRY: tuple[ServiceDef, ...] = (
 )
 
 LOCAL_EXCHANGE = "exchange-sim"  # the service that is the exchange in account mode sim
+LOCAL_ENGINES = {"sim": LOCAL_EXCHANGE, "paper": "paper"}  # rec trades on it in that mode
 
 
 class UnknownService(LookupError):
@@ -205,8 +207,9 @@ def describe(settings: Settings, registry: tuple[ServiceDef, ...] | None = None)
     out = []
     for s in registry:
         after = [MIGRATE_UNIT]
-        if s.exchange and mode == "sim" and LOCAL_EXCHANGE in names and s.name != LOCAL_EXCHANGE:
-            after.append(f"rec-{LOCAL_EXCHANGE}.service")
+        local = LOCAL_ENGINES.get(mode)
+        if s.exchange and local in names and s.name != local:
+            after.append(f"rec-{local}.service")
         out.append({
             "name": s.name,
             "unit": s.unit,

@@ -30,8 +30,8 @@ _loopback = loopback  # kept for callers of the old name
 __all__ = ["WS_PATH", "Sim", "create_app"]
 
 
-def create_app(config: SimConfig) -> Starlette:
-    sim = Sim(config)
+def create_app(config: SimConfig, world=None) -> Starlette:
+    sim = Sim(config, world)
 
     async def healthz(request: Request) -> Response:
         return json_response(200, {"status": "ok", "sim_time_ms": sim.world.now_ms})

@@ -15,9 +15,9 @@ from app.sim.ws import Hub
 
 
 class Sim:
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, world: World | None = None) -> None:
         self.config = config
-        self.world = make_world(config)
+        self.world = world or make_world(config)  # given: the paper engine's (app/paper)
         self.exchange = self.world.exchange
         self.hub = Hub(self.exchange, config.ws_max_queue)
         self.exchange.observers.append(self.hub)

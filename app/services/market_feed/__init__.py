@@ -41,6 +41,7 @@ from app.db import feed_log
 from app.db.pool import DatabaseWait, open_pool
 from app.kalshi.errors import KalshiError
 from app.kalshi.models import Market
+from app.kalshi.rest import KalshiRest
 from app.kalshi.ws import DELTA_RUN, KalshiWS, Subscription, WsMessage
 from app.runtime import metrics
 from app.runtime.notify import Notifier
@@ -76,6 +77,21 @@ def _seconds(value: Any) -> int | None:
 
 def chunks(items: list[str], n: int) -> list[list[str]]:
     return [items[i:i + n] for i in range(0, len(items), n)]
+
+
+async def open_markets(rest: KalshiRest, series: list[str], events: list[str],
+                       tickers: list[str]) -> dict[str, Market]:
+    """The open markets of these series, events and tickers, over REST (rec-market-feed
+    follows them; rec-paper mirrors them)."""
+    found: dict[str, Market] = {}
+    for key, values in (("series_ticker", series), ("event_ticker", events)):
+        for value in values:
+            async for m in rest.iter_markets(**{key: value}, status="open", limit=1000):
+                found[m.ticker] = m
+    for chunk in chunks(tickers, ORDERBOOKS_PER_CALL):
+        page = await rest.get_markets(tickers=chunk, limit=1000)
+        found.update((m.ticker, m) for m in page.items if m.status in OPEN_STATUSES)
+    return found
 
 
 def series_of(ticker: str) -> str:
@@ -130,13 +146,13 @@ class MarketFeedService(FeedUpkeep, Service):
                                snapshot_interval=s.market_feed_snapshot_interval_sec,
                                db=self.db)
         self.tracker = Tracker(self.store)
-        self.rest = exchange_client.rest_client(s, timeout=10)
+        self.rest = exchange_client.rest_client(s, data=True, timeout=10)
         await phase("read the account's rate limits", self.rest.start())
         await phase("discover markets", self.discover(initial=True))
         self.spawn(self.store.run(), "feed-writer")
         if s.market_feed_mode == "ws":
             self.ws = exchange_client.ws_client(
-                s, heartbeat_timeout=s.market_feed_heartbeat_timeout_sec,
+                s, data=True, heartbeat_timeout=s.market_feed_heartbeat_timeout_sec,
                 ping_interval=s.kalshi_ws_ping_interval_sec or None,
                 backoff_base=s.kalshi_ws_backoff_base_sec,
                 backoff_max=s.kalshi_ws_backoff_max_sec,
@@ -201,16 +217,7 @@ class MarketFeedService(FeedUpkeep, Service):
 
     async def _open_markets(self) -> dict[str, Market]:
         assert self.rest is not None
-        found: dict[str, Market] = {}
-        for key, values in (("series_ticker", self.series), ("event_ticker", self.events)):
-            for value in values:
-                async for m in self.rest.iter_markets(**{key: value}, status="open",
-                                                      limit=1000):
-                    found[m.ticker] = m
-        for chunk in chunks(self.explicit, ORDERBOOKS_PER_CALL):
-            page = await self.rest.get_markets(tickers=chunk, limit=1000)
-            found.update((m.ticker, m) for m in page.items if m.status in OPEN_STATUSES)
-        return found
+        return await open_markets(self.rest, self.series, self.events, self.explicit)
 
     # only this feed's share of ``markets``: another app host's feed follows the other series
     # (REC_MARKET_FEED_SERIES split between hosts) and keeps their rows its own

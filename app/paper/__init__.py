@@ -1,0 +1,1 @@
+"""Paper trading (account mode paper, docs/paper.md): a local engine mirroring the live book."""
