@@ -71,3 +71,20 @@ def test_rec_backtest_runs_the_bundle_on_a_window_and_prints_its_report(rec_home
         left = conn.execute("SELECT datname FROM pg_database "
                             "WHERE datname LIKE 'rec_backtest_%'").fetchall()
     assert left == []
+
+
+def test_a_sweep_runs_each_combination_and_ranks_them(rec_home_db, pg, tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"auto_entry_min_diff_cents": [1, 50]}))  # 50: a rare edge
+    r = backtest(rec_home_db, pg, tmp_path, "--sweep", str(grid), "--jobs", "2")
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    print(r.stdout)
+    rows = re.findall(r"^ +(\d)\. +(-?\$[\d.]+) +trades +(\d+) .*digest ([0-9a-f]{12}) "
+                      r"+auto_entry_min_diff_cents=(\d+)$", r.stdout, re.M)
+    assert [n for n, *_ in rows] == ["1", "2"], r.stdout
+    assert {row[4] for row in rows} == {"1", "50"}
+    loose, strict = sorted(rows, key=lambda row: int(row[4]))
+    assert loose[3] != strict[3]  # each run had its own settings (1 cent: more entries)
+    pnl = [float(p.replace("$", "")) for _, p, *_ in rows]
+    assert pnl == sorted(pnl, reverse=True)
+    assert r.stdout.rstrip().splitlines()[-1].startswith("WARNING: a sweep overfits")
