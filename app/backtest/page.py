@@ -11,6 +11,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from app.backtest.report import Report
 from app.pricing.plot import reliability_png
@@ -18,10 +19,13 @@ from app.pricing.plot import reliability_png
 SIZE = (6.4, 3.2)  # inches at 100 dpi
 
 
-def _figure() -> tuple[Figure, object]:
+def _figure(whole_x: bool = True) -> tuple[Figure, object]:
     fig = Figure(figsize=SIZE, dpi=100)
     FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
+    ax = fig.add_subplot()
+    if whole_x:  # trades closed: whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig, ax
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -50,7 +54,7 @@ def drawdown_png(r: Report, path: Path) -> None:
 
 
 def rules_png(r: Report, path: Path) -> None:
-    fig, ax = _figure()
+    fig, ax = _figure(whole_x=False)
     bars = [(f"entry {k}", v) for k, v in sorted(r.per_entry.items())] + \
            [(f"exit {k}", v) for k, v in sorted(r.per_exit.items())]
     ax.barh([k for k, _ in bars], [v / 100 for _, v in bars],
