@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 
 def _ms(text: str | None) -> int | None:
@@ -23,12 +24,25 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     try:
         read_manifest(args.file)
         run = Run(args.file, _ms(args.start), _ms(args.end), args.speed,
-                  load_trading(args.settings), args.latency_ms)
+                  load_trading(args.settings), args.latency_ms, args.step)
     except (BadFile, ValueError, OSError) as exc:
         print(f"rec backtest: {exc}", file=sys.stderr)
         return 2
+    if args.sweep:
+        from app.backtest import sweep
+        try:
+            combos = sweep.grid(args.sweep)
+        except (ValueError, OSError) as exc:
+            print(f"rec backtest: {exc}", file=sys.stderr)
+            return 2
+        print(sweep.table(sweep.sweep(run, combos, args.jobs)))
+        return 0
     result = asyncio.run(backtest(config.load(), run, lambda s: print(s, file=sys.stderr)))
     print(result.text())
+    if args.report:
+        from app.backtest import page
+        where = page.write(result, Path(args.report), f"rec backtest: {Path(args.file).name}")
+        print(f"report: {where}")
     return 0
 
 
@@ -44,4 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                       "/settings body)")
     p.add_argument("--latency-ms", type=int, default=0,
                    help="simulated ms an order takes to reach the exchange")
+    p.add_argument("--sweep", metavar="GRID", help="JSON: trading setting -> values; one "
+                                                  "backtest per combination, ranked")
+    p.add_argument("--jobs", type=int, help="a sweep's parallel runs (default: CPU count)")
+    p.add_argument("--report", metavar="DIR", help="write the report as an HTML page with "
+                                                   "its charts in DIR")
+    p.add_argument("--step", type=int, default=0,
+                   help="lockstep: every STEP simulated seconds, wait until every service "
+                        "has taken in what the replay sent (default 0: no lockstep)")
     p.set_defaults(func=cmd_backtest)

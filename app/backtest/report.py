@@ -16,6 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from app.backtest.calibration import Calibration
+
 
 def usd(cents: int) -> str:
     return f"{'-' if cents < 0 else ''}${abs(cents) / 100:,.2f}"
@@ -45,6 +47,8 @@ class Report:
     digest: str = ""
     # the exchange's side: the account's balance change (cents) and its fills' fees ($)
     ledger: tuple[int, Decimal] | None = None
+    equity: list[int] = field(default_factory=list)  # cumulative P&L after each closed trade
+    model: Calibration | None = None  # the pricing model's probabilities on the window
 
     @property
     def books_match(self) -> bool | None:
@@ -71,6 +75,8 @@ class Report:
                          f"/ balance change {usd(self.ledger[0])}, fees ${self.fees:,.4f} / "
                          f"${self.ledger[1]:,.4f}: "
                          + ("match" if self.books_match else "DIFFER"))
+        if self.model is not None:
+            lines.append(self.model.text())
         lines.append(f"digest (orders, fills, P&L): {self.digest}")
         return "\n".join(lines)
 
@@ -85,15 +91,18 @@ def digest(orders: list[tuple], fills: list[tuple], trades: list[Trade]) -> str:
 
 
 def build(trades: list[Trade], orders: list[tuple], fills: list[tuple],
-          ledger: tuple[int, Decimal] | None = None) -> Report:
+          ledger: tuple[int, Decimal] | None = None,
+          model: Calibration | None = None) -> Report:
     done = sorted((t for t in trades if t.pnl_cents is not None),
                   key=lambda t: (t.closed_ms is None, t.closed_ms or 0, t.id))
     per_entry: dict[str, int] = defaultdict(int)
     per_exit: dict[str, int] = defaultdict(int)
     total = peak = drawdown = 0
+    equity = []
     for t in done:
         pnl = t.pnl_cents or 0
         total += pnl
+        equity.append(total)
         peak = max(peak, total)
         drawdown = max(drawdown, peak - total)
         per_entry[t.entry] += pnl
@@ -103,7 +112,7 @@ def build(trades: list[Trade], orders: list[tuple], fills: list[tuple],
                   wins=sum(1 for t in done if (t.pnl_cents or 0) > 0),
                   max_drawdown_cents=drawdown, per_entry=dict(per_entry),
                   per_exit=dict(per_exit), digest=digest(orders, fills, trades),
-                  ledger=ledger)
+                  ledger=ledger, equity=equity, model=model)
 
 
 # rec's trades as build() takes them (a row per trade, in id order)

@@ -32,7 +32,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from app.backtest import report
+from app.backtest import calibration, report
 from app.config import Settings, env_name
 from app.db.migrate import migrate
 from app.db.pool import conninfo
@@ -44,6 +44,10 @@ ACTIVE_SQL = ("SELECT count(*) FROM trades WHERE status IN ('pending', 'submitte
               "'closing') OR (status = 'expired' AND entry_cost IS NOT NULL "
               "AND market_result IS NULL)")
 
+LOCKSTEP_INTERVALS = ("coordinator_interval_sec", "auto_entry_interval_sec",
+                      "trade_supervisor_interval_sec")
+LOCKSTEP_INTERVAL_SEC = 0.05
+
 
 @dataclass
 class Run:
@@ -53,6 +57,7 @@ class Run:
     speed: float = 60.0
     trading: dict | None = None  # PUT /settings body for rec-trade-manager
     latency_ms: int = 0
+    step_s: int = 0  # the lockstep's step (Clock); 0: none, the services run free
 
 
 def _free_port() -> int:
@@ -76,8 +81,8 @@ async def scratch_database(dsn: str) -> AsyncIterator[str]:
                 sql.Identifier(name)))
 
 
-def service_env(settings: Settings, db: str, sim_port: int, creds: Path,
-                state: Path) -> dict[str, str]:
+def service_env(settings: Settings, db: str, sim_port: int, creds: Path, state: Path,
+                lockstep: bool = False) -> dict[str, str]:
     """This host's settings, with the run's database, exchange, credentials and ports."""
     env = dict(os.environ)
     params = conninfo_to_dict(db)
@@ -88,6 +93,8 @@ def service_env(settings: Settings, db: str, sim_port: int, creds: Path,
     for key in Settings.model_fields:
         if key.endswith("_port") and key not in ("db_port", "exchange_sim_port"):
             env[env_name(key)] = str(_free_port())
+    for key in LOCKSTEP_INTERVALS if lockstep else ():  # the lockstep waits for their cycles
+        env[env_name(key)] = str(min(float(getattr(settings, key)), LOCKSTEP_INTERVAL_SEC))
     env.pop("NOTIFY_SOCKET", None)
     env.pop("WATCHDOG_USEC", None)
     return env
@@ -126,17 +133,20 @@ async def backtest(settings: Settings, run: Run, say: Callable[[str], None]) -> 
     async with scratch_database(conninfo(settings)) as db:
         await server.start()
         try:
-            env = service_env(settings, db, server.port, creds, home)
+            env = service_env(settings, db, server.port, creds, home, run.step_s > 0)
             procs += [_start(name, env, home / f"{name}.log") for name in SERVICES]
             await _put_settings(env, run.trading or {})
             await _until_subscribed(sim.hub)
             say(f"backtest: {len(SERVICES)} services on {run.file}, window "
                 f"{start} .. {end} ms at {run.speed:g}x (logs in {home})")
-            clock = Clock(world, run.speed)
-            await clock.until(end + SETTLE_MS)
-            async with await psycopg.AsyncConnection.connect(db) as conn:
+            async with Clock(world, run.speed, db, env, run.step_s) as clock, \
+                    await psycopg.AsyncConnection.connect(db) as conn:
+                await clock.until(end + SETTLE_MS)
                 left = await _until_final(conn, clock)
                 rows = await (await conn.execute(report.TRADES_SQL)).fetchall()
+            if clock.gave_up:
+                say(f"backtest: lockstep gave up waiting for the services on {clock.gave_up} "
+                    "simulated second(s): their inputs may differ from run to run there")
             if left:
                 say(f"backtest: {left} trade(s) not final when the recording ended (their "
                     "markets settle after it): counted without P&L")
@@ -147,8 +157,10 @@ async def backtest(settings: Settings, run: Run, say: Callable[[str], None]) -> 
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(30)
             await server.stop()
+    model = calibration.score(clock.predictions,
+                              {t: m.result for t, m in world.rec.markets.items()})
     return report.build([report.trade(r) for r in rows], *report.exchange_record(account),
-                        ledger=report.ledger(account, balance0))
+                        ledger=report.ledger(account, balance0), model=model)
 
 
 def _start(service: str, env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -185,22 +197,106 @@ async def _until_subscribed(hub, within: float = 120) -> None:
 
 
 class Clock:
-    """The replay's clock a simulated second at a time at ``speed`` x the wall clock
-    (behind, never ahead, when the replay or the services cannot keep up)."""
+    """The replay's clock a simulated second at a time, in lockstep with the services: after
+    every ``step_s`` seconds it waits (``settle``) until what they brought has gone through
+    the bundle — the WebSocket clients have read it, rec-price-feed has stored the index's
+    newest second, rec-coordinator has priced on it, rec-auto-entry and rec-trade-supervisor
+    have each run a whole cycle after that, no trade waits for rec-trade-executor and every
+    order it has sent is held at the exchange (order latency, released by the next
+    seconds) — then paces at most ``speed`` simulated seconds a wall second. A wait longer
+    than ``patience`` wall seconds gives up (counted in ``gave_up``: that second's inputs
+    may then reach the services in another order from run to run)."""
 
-    def __init__(self, world, speed: float) -> None:
-        self.world, self.speed = world, speed
+    def __init__(self, world, speed: float, db: str | None = None,
+                 env: dict[str, str] | None = None, step_s: int = 0,
+                 patience: float = 5.0) -> None:
+        self.world, self.speed, self.db, self.env = world, speed, db, env or {}
+        self.step_s = step_s
+        self.patience = patience
         self.loop = asyncio.get_running_loop()
         self.due = self.loop.time()
+        self.gave_up = 0
+        self._cycles: tuple[int, ...] = ()
+        self.predictions: list[tuple[str, float]] = []
+        self.conn: psycopg.AsyncConnection | None = None
+        self.http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Clock:
+        if self.db:
+            self.conn = await psycopg.AsyncConnection.connect(self.db, autocommit=True)
+            self.http = httpx.AsyncClient(timeout=5)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+        if self.http is not None:
+            await self.http.aclose()
 
     async def second(self) -> None:
         self.world.advance(1)
+        if self.step_s and self.conn is not None and self.world.now_ms // 1000 % self.step_s == 0:
+            await self.settle()
+        if self.conn is not None and self.world.now_ms % calibration.EVERY_MS == 0:
+            self.predictions += await calibration.sample(self.conn)
         self.due += 1 / self.speed
         await asyncio.sleep(max(0.0, self.due - self.loop.time()))
 
     async def until(self, ms: int) -> None:
         while self.world.now_ms < ms:
             await self.second()
+
+    # --- lockstep ------------------------------------------------------------------------
+    async def settle(self) -> None:
+        end = self.loop.time() + self.patience
+        for check in (self._read, self._priced, self._cycled, self._sent):
+            while not await check():
+                if self.loop.time() > end:
+                    self.gave_up += 1
+                    return
+                await asyncio.sleep(0.002)
+
+    async def _read(self) -> bool:
+        hub = next((o for o in self.world.exchange.observers if hasattr(o, "conns")), None)
+        return hub is None or all(c.queue.qsize() == 0 for c in hub.conns)
+
+    async def _one(self, query: str) -> object:
+        return (await (await self.conn.execute(query)).fetchone())[0]  # type: ignore[union-attr]
+
+    async def _priced(self) -> bool:
+        last = max((ix.history[-1][0] for ix in self.world.indices.values() if ix.history),
+                   default=None)
+        if last is None:
+            return True
+        stored = await self._one("SELECT extract(epoch FROM max(ts)) * 1000 FROM index_prices")
+        if stored is None or stored < last:
+            return False
+        priced = await self._one("SELECT extract(epoch FROM max(index_ts)) * 1000 "
+                                 "FROM strike_table")
+        if priced is not None and priced < last:
+            return False
+        self._cycles = await self._counts()
+        return True
+
+    async def _counts(self) -> tuple[int, ...]:
+        out = []
+        for service in ("auto_entry", "trade_supervisor"):
+            r = await self.http.get(  # type: ignore[union-attr]
+                f"http://127.0.0.1:{self.env[env_name(service + '_port')]}/status")
+            out.append(r.json()["cycles"])
+        return tuple(out)
+
+    async def _cycled(self) -> bool:
+        # two more cycles: the second began after this second's prices were in
+        return all(n >= c + 2 for n, c in zip(await self._counts(), self._cycles, strict=True))
+
+    async def _sent(self) -> bool:
+        held = len(self.world._waiting)
+        if await self._one("SELECT count(*) FROM trade_orders WHERE state = 'new'") > held:
+            return False
+        r = await self.http.get(  # type: ignore[union-attr]
+            f"http://127.0.0.1:{self.env[env_name('trade_executor_port')]}/status")
+        return len(r.json()["inflight"]) <= held
 
 
 async def _until_final(conn, clock: Clock, grace_s: float = 30) -> int:
