@@ -70,10 +70,12 @@ def test_a_threshold_off_by_one_step_fails_its_rule_test(tmp_path, variable, val
 def firing_differs(report: str) -> set[str]:
     """Alerts whose expected and actual label sets differ in a failed promtool test report
     (each failure reads `alertname: X, time: T, exp:[... Labels:{...} ...], got:[...]`)."""
+    def labels(part: str) -> set[str]:
+        return set(re.findall(r"Labels:\{[^}]*\}", part))
+
     out = set()
     for chunk in report.split("alertname: ")[1:]:
-        name = chunk.split(",", 1)[0]
         expected, _, got = chunk.partition("got:")
-        if set(re.findall(r"Labels:\{[^}]*\}", expected)) != set(re.findall(r"Labels:\{[^}]*\}", got)):
-            out.add(name)
+        if labels(expected) != labels(got):
+            out.add(chunk.split(",", 1)[0])
     return out
