@@ -44,7 +44,7 @@ def arg_spec_defaults(role: str) -> dict[str, object]:
     return out
 
 
-@pytest.mark.parametrize("role", ["rec_app", "rec_postgres", "rec_services"])
+@pytest.mark.parametrize("role", ["rec_app", "rec_postgres", "rec_services", "rec_monitoring"])
 def test_each_role_readme_documents_every_variable_with_its_default(role):
     """geerlingguy style: every variable in the role's README, as `    name: default`."""
     documented = {}
