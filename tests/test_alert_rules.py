@@ -36,7 +36,7 @@ def test_the_rules_are_valid_and_pass_their_tests(tmp_path):
     d = render_rules(tmp_path)
     check = promtool("check", "rules", "rec-alerts.yml", cwd=d)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 10 rules found" in check.stdout
+    assert "SUCCESS: 11 rules found" in check.stdout
     run = promtool("test", "rules", TESTS.name, cwd=d)
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -56,6 +56,7 @@ def test_the_rules_are_valid_and_pass_their_tests(tmp_path):
     ("rec_monitoring_in_doubt_max_age_seconds", 61, "RecOrderInDoubt"),
     ("rec_monitoring_backup_max_age_seconds", 93599, "RecBackupTooOld"),
     ("rec_monitoring_backup_max_age_seconds", 97200, "RecBackupTooOld"),
+    ("rec_monitoring_backup_max_age_seconds", 97201, "RecBackupMissing"),
     ("rec_monitoring_disk_max_percent", 79, "RecDiskFull"),
     ("rec_monitoring_disk_max_percent", 81, "RecDiskFull"),
 ])
