@@ -56,7 +56,7 @@ class Refused(Exception):
 
 
 def sha1(path: str) -> str:
-    h = hashlib.sha1()  # noqa: S324 - Ansible's checksum, an identity, not a security check
+    h = hashlib.sha1()  # Ansible's checksum: an identity, not a security check
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
