@@ -60,7 +60,6 @@ def test_a_bundle_is_named_by_its_package_version_and_checksum(rr, tmp_path):
     b = bundle(tmp_path / "b.tar.gz", "1.2.3")
     digest = hashlib.sha1(b.read_bytes()).hexdigest()  # what Ansible's copy reports
     assert rr.bundle_version(str(b)) == f"1.2.3-{digest[:12]}"
-    assert rr.bundle_version(str(b), "ab" * 20) == "1.2.3-abababababab"
     other = bundle(tmp_path / "c.tar.gz", "1.2.3", extra=b"# changed\n")
     assert rr.bundle_version(str(other)) != rr.bundle_version(str(b))
 

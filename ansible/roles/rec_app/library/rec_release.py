@@ -37,7 +37,7 @@ options:
   home: {type: path, required: true, description: rec_app_home (/opt/rec).}
   state: {type: str, default: present, choices: [present, current, query], description: What to do.}
   bundle: {type: path, description: The bundle tarball on the target (state=present).}
-  checksum: {type: str, description: The bundle's SHA-1 when known (the copy task's checksum).}
+  bundle_version: {type: str, description: The bundle's version when known (no tarball read).}
   version: {type: str, default: "", description: The release wanted; empty = the bundle's.}
   keep: {type: int, default: 3, description: Releases kept (current and previous always).}
 """
@@ -63,10 +63,10 @@ def sha1(path: str) -> str:
     return h.hexdigest()
 
 
-def bundle_version(path: str, checksum: str | None = None) -> str:
-    """<rec package version>-<first 12 hex of the tarball's SHA-1> (``checksum``: that SHA-1,
-    when the caller has it). The tarball is read as a stream up to its pyproject.toml only
-    (its members are sorted by name: the wheelhouse comes after)."""
+def bundle_version(path: str) -> str:
+    """<rec package version>-<first 12 hex of the tarball's SHA-1>. The tarball is read as a
+    stream up to its pyproject.toml only (its members are sorted by name: the wheelhouse comes
+    after)."""
     text = ""
     with tarfile.open(path, "r|gz") as tar:
         for member in tar:
@@ -76,7 +76,7 @@ def bundle_version(path: str, checksum: str | None = None) -> str:
     m = re.search(r'^version\s*=\s*"([^"]+)"', text, re.M)
     if not m:
         raise Refused(f"{path}: no version in its pyproject.toml")
-    return f"{m.group(1)}-{(checksum or sha1(path))[:12]}"
+    return f"{m.group(1)}-{sha1(path)[:12]}"
 
 
 def releases_dir(home: str) -> str:
@@ -154,9 +154,9 @@ def convert(home: str) -> str | None:
     return version
 
 
-def present(home: str, bundle: str, wanted: str, checksum: str | None = None) -> dict:
+def present(home: str, bundle: str, wanted: str, have: str | None = None) -> dict:
     converted = convert(home)
-    have = bundle_version(bundle, checksum)
+    have = have or bundle_version(bundle)
     version = wanted or have
     new = version not in installed(home)
     if new:
@@ -226,14 +226,14 @@ def main() -> None:
         "state": {"type": "str", "default": "present",
                   "choices": ["present", "current", "query"]},
         "bundle": {"type": "path"},
-        "checksum": {"type": "str"},
+        "bundle_version": {"type": "str"},
         "version": {"type": "str", "default": ""},
         "keep": {"type": "int", "default": 3},
     }, required_if=[("state", "present", ["bundle"]), ("state", "current", ["version"])])
     p = module.params
     try:
         if p["state"] == "present":
-            result = present(p["home"], p["bundle"], p["version"], p["checksum"])
+            result = present(p["home"], p["bundle"], p["version"], p["bundle_version"])
         elif p["state"] == "current":
             result = make_current(p["home"], p["version"], p["keep"])
         else:
