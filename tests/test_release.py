@@ -136,3 +136,25 @@ def test_units_stop_trading_before_the_executor_and_the_executor_before_data_in(
         assert "rec-trade-executor.service" in after[f"{unit}.service"], unit
     for unit in data_in:
         assert not after[unit] & ({"rec-trade-executor.service"} | data_in), unit
+
+
+def test_a_release_a_process_runs_from_is_kept(rr, tmp_path):
+    """The simulator keeps running across a switch: its release (or the old layout's venv)
+    stays until nothing runs from it."""
+    for v in ("r1", "r2", "r3", "r4"):
+        installed_release(tmp_path, v)
+    (tmp_path / "venv/bin").mkdir(parents=True)
+    busy = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                              str(tmp_path / d / "bin/rec")]) for d in ("releases/r1/venv", "venv")]
+    try:
+        assert rr.in_use(str(tmp_path)) == {"r1", "venv"}
+        rr.make_current(str(tmp_path), "r4", 5)
+        out = rr.make_current(str(tmp_path), "r4", 1)  # keep 1: r2 and r3 go, r1 runs
+        assert sorted(out["removed"]) == ["releases/r2", "releases/r3"]
+        assert (tmp_path / "venv").is_dir()
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    out = rr.make_current(str(tmp_path), "r4", 1)
+    assert "releases/r1" in out["removed"] and "venv" in out["removed"]

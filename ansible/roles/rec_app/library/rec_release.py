@@ -173,10 +173,28 @@ def present(home: str, bundle: str, wanted: str, have: str | None = None) -> dic
             "current": current, "previous": link(home, "previous")}
 
 
+def in_use(home: str) -> set[str]:
+    """What a running process runs from: the release names (and "venv", the old layout's)
+    its command line names (the simulator keeps running across a switch)."""
+    found = set()
+    pattern = re.compile(re.escape(home.rstrip("/")) + r"/(?:releases/([^/\0]+)|(venv))/")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        for release, old in pattern.findall(cmdline):
+            found.add(release or old)
+    return found
+
+
 def prune(home: str, keep: int) -> list[str]:
-    """Releases beyond the newest ``keep`` (never current nor previous), and what is left of
-    the old layout once a release is current."""
-    spare = {link(home, "current"), link(home, "previous")}
+    """Releases beyond the newest ``keep`` (never current nor previous, nor one a process
+    runs from), and what is left of the old layout once a release is current and nothing
+    runs from it (a later run removes what is still in use)."""
+    busy = in_use(home)
+    spare = {link(home, "current"), link(home, "previous")} | busy
     done = installed(home)
     kept = set(done[-keep:]) if keep > 0 else set()
     removed = []
@@ -186,7 +204,7 @@ def prune(home: str, keep: int) -> list[str]:
             continue
         shutil.rmtree(os.path.join(root, name))
         removed.append(f"releases/{name}")
-    if link(home, "current"):
+    if link(home, "current") and "venv" not in busy:
         for item in (*OLD_ITEMS, OLD_BUNDLE, OLD_MARK):
             path = os.path.join(home, item)
             if os.path.islink(path) or os.path.isfile(path):
