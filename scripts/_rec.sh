@@ -1,5 +1,5 @@
 # Sourced by scripts: finds the `rec` command of this checkout or install, without hard-coding it.
-# Order: $REC_BIN, the installed venv beside the code (/opt/rec/venv), the dev venv (.venv), PATH.
+# Order: $REC_BIN, the installed venv beside the code (a release's, /opt/rec/releases/<version>/venv), the dev venv (.venv), PATH.
 _rec_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ -n "${REC_BIN:-}" ]; then
   rec_bin=$REC_BIN

@@ -242,7 +242,7 @@ def test_a_new_service_is_one_module_plus_one_registry_line(rec_home, monkeypatc
     tiny = next(s for s in described["services"] if s["name"] == "tiny")
     assert tiny["enabled"] and "rec-tiny.service" in described["units"]
     unit = render_unit(tiny, described)
-    assert "ExecStart=/opt/rec/venv/bin/rec run tiny" in unit
+    assert "ExecStart=/opt/rec/current/venv/bin/rec run tiny" in unit
     assert re.findall(r"^LoadCredential=(\w+):", unit, re.M) == ["db_password", "kalshi_key_id"]
     assert "Wants=rec-migrate.service rec-exchange-sim.service" in unit
     assert "postgresql.service" in unit.split("After=", 1)[1].splitlines()[0]
@@ -258,7 +258,7 @@ def test_every_registered_unit_renders_with_only_its_credentials(rec_home, monke
     described = services.describe(config.load())
     entry = next(s for s in described["services"] if s["name"] == spec.name)
     unit = render_unit(entry, described)
-    assert f"ExecStart=/opt/rec/venv/bin/rec run {spec.name}" in unit
+    assert f"ExecStart=/opt/rec/current/venv/bin/rec run {spec.name}" in unit
     assert re.findall(r"^LoadCredential=(\w+):", unit, re.M) == list(spec.credentials)
     assert f"WatchdogSec={described['watchdog_sec']}" in unit
     wants = unit.split("Wants=", 1)[1].split("\n")[0]

@@ -75,6 +75,16 @@ REGISTRY: tuple[ServiceDef, ...] = (
 LOCAL_EXCHANGE = "exchange-sim"  # the service that is the exchange in account mode sim
 LOCAL_ENGINES = {"sim": LOCAL_EXCHANGE, "paper": "paper"}  # rec trades on it in that mode
 
+# Start order beyond rec-migrate (After=, for the services enabled on the host): data in, then
+# the executor, then what decides trades. systemd stops in the reverse order, so a stop or a
+# release switch (docs/bundle.md, "Releases") stops trading first, then the executor (no order
+# left in flight), then data in.
+AFTER: dict[str, tuple[str, ...]] = {
+    "trade-executor": ("market-feed", "account-sync", "price-feed"),
+    **{name: ("trade-executor",)
+       for name in ("coordinator", "trade-manager", "trade-supervisor", "auto-entry")},
+}
+
 
 class UnknownService(LookupError):
     pass
@@ -210,6 +220,7 @@ def describe(settings: Settings, registry: tuple[ServiceDef, ...] | None = None)
         local = LOCAL_ENGINES.get(mode)
         if s.exchange and local in names and s.name != local:
             after.append(f"rec-{local}.service")
+        after += [f"rec-{n}.service" for n in AFTER.get(s.name, ()) if n in names]
         out.append({
             "name": s.name,
             "unit": s.unit,

@@ -99,6 +99,7 @@ class TradeExecutorService(tc.TradingService):
     def __init__(self, settings) -> None:
         super().__init__(settings)
         self.inflight: set[str] = set()
+        self.sending: set[asyncio.Task] = set()
         self.background: set[asyncio.Task] = set()
         self.retry_at: dict[str, float] = {}
         self.failures: dict[str, int] = {}
@@ -138,6 +139,16 @@ class TradeExecutorService(tc.TradingService):
         await self.serve_http(phase, self.app(), s.trade_executor_port)
 
     async def stop(self) -> None:
+        # no order left in doubt by a stop: nothing starts a send any more (the loops and the
+        # HTTP server end first), then the sends under way get their answers and write them,
+        # within half the stop timeout (past it, the in-doubt lookup at the next start settles
+        # them)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.sending:
+            self.log.info("stopping: waiting for %d order(s) in flight", len(self.sending))
+            await asyncio.wait(self.sending, timeout=self.settings.stop_timeout_sec / 2)
         await super().stop()
         if self.rest is not None:
             await self.rest.aclose()
@@ -313,6 +324,8 @@ class TradeExecutorService(tc.TradingService):
             return
         self.inflight.add(coid)
         task = asyncio.create_task(self.send(coid, leg), name=f"send {coid}")
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
         task.add_done_callback(lambda t, c=coid: self.inflight.discard(c))
 
     async def sweep_loop(self) -> None:
