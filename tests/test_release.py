@@ -147,6 +147,11 @@ def test_a_release_a_process_runs_from_is_kept(rr, tmp_path):
     busy = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
                               str(tmp_path / d / "bin/rec")]) for d in ("releases/r1/venv", "venv")]
     try:
+        # a child shows its own command line only once it has exec'd (before, the parent's)
+        deadline = time.monotonic() + 10
+        while not all(str(tmp_path) in Path(f"/proc/{p.pid}/cmdline").read_text()
+                      for p in busy) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert rr.in_use(str(tmp_path)) == {"r1", "venv"}
         rr.make_current(str(tmp_path), "r4", 5)
         out = rr.make_current(str(tmp_path), "r4", 1)  # keep 1: r2 and r3 go, r1 runs
