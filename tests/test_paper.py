@@ -194,7 +194,10 @@ def test_paper_mode_runs_rec_paper_in_the_simulators_place(rec_home):
     out = json.loads(r.stdout)
     assert "rec-paper.service" in out["units"] and "rec-exchange-sim.service" not in out["units"]
     by_name = {s["name"]: s for s in out["services"]}
-    assert by_name["trade-executor"]["after"] == ["rec-migrate.service", "rec-paper.service"]
+    # after the engine that is its exchange, then data in (the release order: data in first)
+    assert by_name["trade-executor"]["after"] == [
+        "rec-migrate.service", "rec-paper.service", "rec-market-feed.service",
+        "rec-account-sync.service", "rec-price-feed.service"]
     assert by_name["paper"]["credentials"] == ["kalshi_key_id", "kalshi_private_key"]
     assert by_name["paper"]["ip_allow"] is None  # it reads the exchange
 

@@ -21,7 +21,7 @@ from app.kalshi.signing import public_pem
 from app.kalshi.ws import KalshiWS
 from app.paper.mirror import MirrorWorld, follow, recorded
 from app.runtime.http import HttpService
-from app.runtime.service import Phase
+from app.runtime.service import Phase, close
 from app.services.market_feed import open_markets
 from app.sim.app import create_app
 from app.sim.cli import register_public_key
@@ -85,7 +85,4 @@ class PaperService(HttpService):
 
     async def stop(self) -> None:
         await super().stop()
-        if self.ws is not None:
-            await self.ws.close()
-        if self.rest is not None:
-            await self.rest.aclose()
+        await close(self.ws, self.rest)

@@ -17,11 +17,25 @@ cancels them. A subclass that overrides ``stop()`` calls ``super().stop()`` firs
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol
 
 from app.config import Settings
+
+
+async def close(*resources: Any) -> None:
+    """Release what a service acquired, in the order given, skipping what it never got (None):
+    ``aclose()`` where a resource has one (an HTTP client), else ``close()`` (a WebSocket
+    client, a pool, a connection)."""
+    for resource in resources:
+        if resource is None:
+            continue
+        closing = getattr(resource, "aclose", None) or resource.close
+        result = closing()
+        if inspect.isawaitable(result):
+            await result
 
 
 class Phase(Protocol):

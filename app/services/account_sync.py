@@ -34,7 +34,7 @@ from app.kalshi.rest import RetryPolicy
 from app.kalshi.ws import KalshiWS
 from app.runtime import metrics
 from app.runtime.notify import Notifier
-from app.runtime.service import Phase, Service
+from app.runtime.service import Phase, Service, close
 
 ONE = Decimal(1)
 FEED, QUEUE = "account", "account-ws"  # labels of this service's metrics (app.runtime.metrics)
@@ -195,12 +195,7 @@ class AccountSyncService(Service):
 
     async def stop(self) -> None:
         await super().stop()
-        if self.ws is not None:
-            await self.ws.close()
-        if self.rest is not None:
-            await self.rest.aclose()
-        if self.pool is not None:
-            await self.pool.close()
+        await close(self.ws, self.rest, self.pool)
 
     # ------------------------------------------------------------------ REST sync
 

@@ -48,7 +48,7 @@ from app.db import retention
 from app.db.pool import conninfo, open_pool
 from app.ledger.standing import StandingLedger
 from app.runtime import metrics
-from app.runtime.service import Phase
+from app.runtime.service import Phase, close
 from app.services import trade_common as tc
 from app.services.trade_common import OPEN, PENDING, BadInput
 from app.services.trade_manager_api import TradeManagerApi
@@ -129,10 +129,7 @@ class TradeManagerService(TradeManagerApi):
 
     async def stop(self) -> None:
         await super().stop()
-        if self.writer_conn is not None:
-            await self.writer_conn.close()
-        if self.rest is not None:
-            await self.rest.aclose()
+        await close(self.writer_conn, self.rest)
 
     async def _check_schema(self) -> None:
         async with self.pool.connection() as conn:
