@@ -225,8 +225,8 @@ def test_the_reader_takes_the_exchanges_time_of_a_change_when_the_file_has_it(tm
          "seq": 3},
     ]
     exchange_ts = [None, at(T0 + 1900), at(T0 + 1000), None]
-    table = pa.Table.from_pylist(rows, schema=schema.SCHEMA).append_column(
-        pa.field("exchange_ts", schema.MS), pa.array(exchange_ts, schema.MS))
+    rows = [{**row, "exchange_ts": ts} for row, ts in zip(rows, exchange_ts, strict=True)]
+    table = pa.Table.from_pylist(rows, schema=schema.SCHEMA)  # format 2's own column
     path = tmp_path / "v2ish.parquet"
     manifest = {"format": schema.FORMAT, "format_version": schema.VERSION,
                 "window": {"from": "2025-11-25T16:00:00Z", "to": "2025-11-25T17:00:00Z"}}

@@ -219,6 +219,15 @@ def test_every_registered_service_is_ready_pings_and_stops(rec_home_db, start_se
     assert rec_home_db.rec("db", "migrate").returncode == 0
     if spec.exchange and "kalshi_key_id" in spec.credentials:
         start_exchange_sim(rec_home_db, start_service)  # a service that needs the exchange
+    if "sim" not in spec.modes:
+        # rec-paper: the simulator just started stands in for the live exchange it mirrors,
+        # and the engine takes a port of its own (the simulator's is taken)
+        live = f"127.0.0.1:{rec_home_db.env['REC_EXCHANGE_SIM_PORT']}"
+        rec_home_db.env.update(
+            REC_ACCOUNT_MODE="paper", REC_PAPER_SOURCE="prod",
+            REC_KALSHI_BASE_URL=f"http://{live}/trade-api/v2",
+            REC_KALSHI_WS_URL=f"ws://{live}/trade-api/ws/v2",
+            REC_EXCHANGE_SIM_PORT=str(free_port()))
     svc = start_service(rec_home_db, spec.name, watchdog_usec=400_000,
                         freeze_on_ready=True)
     ready = svc.notify.wait_for("READY", "1")
