@@ -215,10 +215,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_metrics(args: argparse.Namespace) -> int:
     """Every metrics file there is (or SERVICE's), as the node exporter reads it."""
     from app.runtime import metrics
+    from app.services import metric_files
 
     settings = config.load_or_exit()
-    if args.service and args.service not in metrics.known():
-        print(f"rec: no service {args.service!r}; known: {', '.join(metrics.known())}",
+    if args.service and args.service not in metric_files():
+        print(f"rec: no service {args.service!r}; known: {', '.join(metric_files())}",
               file=sys.stderr)
         return 2
     wanted = [args.service] if args.service else metrics.names(settings)

@@ -164,13 +164,6 @@ def path(settings: Settings, name: str) -> Path:
     return directory(settings) / f"rec_{name}.prom"
 
 
-def known() -> list[str]:
-    """The names a metrics file may have: every registered service, and the backup job."""
-    from app.services import REGISTRY as SERVICES
-
-    return [s.name for s in SERVICES] + [BACKUP]
-
-
 def read(settings: Settings, name: str) -> str | None:
     """The file ``name`` (a service or ``backup``) last wrote; None when there is none."""
     try:

@@ -248,3 +248,11 @@ def describe(settings: Settings, registry: tuple[ServiceDef, ...] | None = None)
         "units": expected_units(mode, registry, only),
         "services": out,
     }
+
+
+def metric_files() -> list[str]:
+    """The names a metrics file may have (``rec_<name>.prom``): every registered service, and
+    the backup job's."""
+    from app.runtime.metrics import BACKUP
+
+    return [s.name for s in REGISTRY] + [BACKUP]

@@ -15,7 +15,7 @@ from app.ledger.health import ledger_check
 from app.pricing.health import index_check, strike_table_check
 from app.runtime.http import HttpService
 from app.runtime.service import Phase
-from app.services import REGISTRY, enabled, expected_units
+from app.services import REGISTRY, enabled, expected_units, metric_files
 from app.web import auth, data
 from app.web.app import create_app, forwarding
 from app.web.health import ExchangeState, HealthMonitor, exchange_check
@@ -62,6 +62,7 @@ class WebService(HttpService):
                          limiter=auth.LoginLimiter(s.web_login_max_failures,
                                                    s.web_login_window_sec),
                          client=self.client, expected_units=units,
+                         metric_names=metric_files(),
                          descriptions={"rec-migrate.service": "database migrations (oneshot)"}
                          | {d.unit: d.description
                             for d in enabled(s.account_mode.value, REGISTRY)},

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from app.runtime import metrics
 from app.web import data, freshness, history, names, ticket
 from app.web.data import read
 from app.web.intent_form import TICKER_RE
@@ -172,7 +171,7 @@ async def services(state: WebState, request: Request) -> dict:
             "failures": await read(data.unit_failures, state.pool),
             "backup": await read(data.last_backup, state.pool,
                                  state.settings.backup_max_age_hours),
-            "metrics": {"names": metrics.known(),
+            "metrics": {"names": state.metric_names,
                         "monitoring_url": state.settings.monitoring_url}}
 
 

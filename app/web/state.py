@@ -27,6 +27,9 @@ class WebState:
     client: httpx.AsyncClient | None = None  # to rec-trade-manager
     expected_units: list[str] = field(default_factory=list)
     descriptions: dict[str, str] = field(default_factory=dict)
+    # the metrics files a service or the backup job may write (the registry's: rec-web's
+    # service hands them over, app.web does not reach up to the registry)
+    metric_names: list[str] = field(default_factory=list)
     ready_checks: list[str] = field(default_factory=lambda: ["database"])  # for /readyz
 
     @property

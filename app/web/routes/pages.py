@@ -67,7 +67,7 @@ async def services(request: Request, state: State) -> HTMLResponse:
 
 @router.get("/metrics/{service}", response_class=PlainTextResponse)
 async def service_metrics(state: State, service: str) -> Response:
-    if service not in metrics.known():
+    if service not in state.metric_names:
         return error(404, "not_found", f"service: no service {service!r}", "service")
     text = metrics.read(state.settings, service) if state.settings else None
     if text is None:
