@@ -85,8 +85,15 @@ def rest_client(settings: Settings, data: bool = False, **kw: Any) -> KalshiRest
 
 
 def ws_client(settings: Settings, data: bool = False, **kw: Any) -> KalshiWS:
-    """A :class:`KalshiWS` for the configured exchange (``data`` as for :func:`rest_client`)."""
-    return KalshiWS(endpoints(settings, data).ws_url, optional_signer(settings), **kw)
+    """A :class:`KalshiWS` for the configured exchange (``data`` as for :func:`rest_client`),
+    with the connection settings every rec WebSocket shares (``kalshi_ws_*``); keywords add
+    a service's own or override them."""
+    shared = {"ping_interval": settings.kalshi_ws_ping_interval_sec or None,
+              "backoff_base": settings.kalshi_ws_backoff_base_sec,
+              "backoff_max": settings.kalshi_ws_backoff_max_sec,
+              "compression": "deflate" if settings.kalshi_ws_compression else None,
+              "queue_max": settings.kalshi_ws_queue_max}
+    return KalshiWS(endpoints(settings, data).ws_url, optional_signer(settings), **(shared | kw))
 
 
 __all__ = [

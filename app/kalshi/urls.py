@@ -73,12 +73,11 @@ def resolve(
 ) -> Endpoints:
     """Return the REST base and WS URL for ``mode``; non-empty overrides win."""
     mode = str(mode).strip().lower()
-    if mode == "paper":  # the paper engine: where the simulator would be; no overrides
-        origin = f"{_host_for_url(sim_host)}:{int(sim_port)}"
-        return Endpoints(mode, f"http://{origin}{REST_PREFIX}", f"ws://{origin}{WS_PATH}")
-    if mode == "sim":
+    if mode in ("sim", "paper"):  # the simulator, or the paper engine in its place
         origin = f"{_host_for_url(sim_host)}:{int(sim_port)}"
         rest, ws = f"http://{origin}{REST_PREFIX}", f"ws://{origin}{WS_PATH}"
+        if mode == "paper":  # rec's own engine: no overrides
+            return Endpoints(mode, rest, ws)
     elif mode == "demo":
         rest, ws = f"https://{DEMO_HOST}{REST_PREFIX}", f"wss://{DEMO_WS_HOST}{WS_PATH}"
     elif mode == "prod":

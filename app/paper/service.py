@@ -49,11 +49,7 @@ class PaperService(HttpService):
         self.log.info("paper: mirroring %d open markets of %s (%s); starting balance $%.2f",
                       len(found), s.paper_source, source.rest_base,
                       s.sim_start_balance_cents / 100)
-        self.ws = exchange_client.ws_client(
-            s, data=True, ping_interval=s.kalshi_ws_ping_interval_sec or None,
-            backoff_base=s.kalshi_ws_backoff_base_sec, backoff_max=s.kalshi_ws_backoff_max_sec,
-            compression="deflate" if s.kalshi_ws_compression else None,
-            queue_max=s.kalshi_ws_queue_max, keep_books=False)  # the mirror keeps them
+        self.ws = exchange_client.ws_client(s, data=True, keep_books=False)  # the mirror keeps them
         await self.ws.start()
         await phase("connect to the exchange's websocket", self.ws.wait_connected())
         self.spawn(follow(self.world, self.ws), "paper-mirror")

@@ -180,11 +180,7 @@ class AccountSyncService(Service):
         # the step that hung
         await phase("initial sync", self.initial_sync(deadline), timeout=deadline + 5)
         self.ws = exchange_client.ws_client(
-            s, ping_interval=s.kalshi_ws_ping_interval_sec or None,
-            heartbeat_timeout=s.market_feed_heartbeat_timeout_sec,
-            backoff_base=s.kalshi_ws_backoff_base_sec, backoff_max=s.kalshi_ws_backoff_max_sec,
-            compression="deflate" if s.kalshi_ws_compression else None,
-            queue_max=s.kalshi_ws_queue_max)
+            s, heartbeat_timeout=s.market_feed_heartbeat_timeout_sec)
         await phase("subscribe fill, user_orders, market_positions", self.open_ws())
         # anything that happened between the REST sync and the subscriptions
         await phase("reconcile after subscribing", self.reconcile("after subscribing"),

@@ -119,10 +119,7 @@ class PriceFeedService(Service):
         self.pool = await phase("connect to database", open_pool(s, "rec-price-feed"))
         await phase("load recent index rows", self.load_recent())
         self.ws = exchange_client.ws_client(
-            s, data=True, ping_interval=s.kalshi_ws_ping_interval_sec or None,
-            heartbeat_timeout=max(10.0, s.price_feed_stale_after_sec * 3),
-            backoff_base=s.kalshi_ws_backoff_base_sec, backoff_max=s.kalshi_ws_backoff_max_sec,
-            compression="deflate" if s.kalshi_ws_compression else None)
+            s, data=True, heartbeat_timeout=max(10.0, s.price_feed_stale_after_sec * 3))
         await phase(f"subscribe {s.price_feed_channel} {','.join(self.indices)}",
                     self.subscribe())
         self.spawn(self.consume(), "price-consumer")

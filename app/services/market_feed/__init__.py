@@ -153,11 +153,7 @@ class MarketFeedService(FeedUpkeep, Service):
         if s.market_feed_mode == "ws":
             self.ws = exchange_client.ws_client(
                 s, data=True, heartbeat_timeout=s.market_feed_heartbeat_timeout_sec,
-                ping_interval=s.kalshi_ws_ping_interval_sec or None,
-                backoff_base=s.kalshi_ws_backoff_base_sec,
-                backoff_max=s.kalshi_ws_backoff_max_sec,
-                compression="deflate" if s.kalshi_ws_compression else None,
-                queue_max=s.kalshi_ws_queue_max, keep_books=False,  # the Tracker keeps them
+                keep_books=False,  # the Tracker keeps them
                 delta_runs=True)
             await phase("connect websocket", self.open_ws())
             self.spawn(self.consume(), "feed-consumer")
