@@ -193,7 +193,8 @@ class Writer:
     def __init__(self, settings: Settings, service: str) -> None:
         self.target = path(settings, service)
         self.interval = settings.metrics_interval_sec
-        self.failed = False  # said once in the journal
+        self.failed = True  # the directory is made on the first write and after a failure
+        self.said = False  # a failure is said once in the journal
         REGISTRY.service = service
         use(PROCESS)
         UP.set(1)
@@ -203,16 +204,17 @@ class Writer:
     def write(self) -> None:
         LAST_WRITE.set(time.time())
         try:
-            self.target.parent.mkdir(exist_ok=True)
+            if self.failed:  # not on every write: the directory stays once made
+                self.target.parent.mkdir(exist_ok=True)
             write_file(self.target, REGISTRY)
         except OSError as exc:
-            if not self.failed:
+            if not self.said:
                 log.warning("metrics: cannot write %s: %s", self.target, exc)
-            self.failed = True
+            self.failed = self.said = True
         else:
-            if self.failed:
+            if self.said:
                 log.info("metrics: %s written again", self.target)
-            self.failed = False
+            self.failed = self.said = False
 
     async def loop(self) -> None:
         while True:

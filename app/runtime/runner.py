@@ -81,7 +81,7 @@ class Runner:
         finally:
             if dog:
                 dog.cancel()
-            if writer and written:
+            if written:
                 written.cancel()
                 writer.last()
 
