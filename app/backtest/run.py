@@ -29,13 +29,13 @@ from pathlib import Path
 
 import httpx
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from app.backtest import calibration, report
 from app.config import Settings, env_name
 from app.db.migrate import migrate
 from app.db.pool import conninfo
+from app.db.scratch import scratch_database
 
 SERVICES = ("market-feed", "price-feed", "account-sync", "trade-executor", "trade-manager",
             "coordinator", "trade-supervisor", "auto-entry")
@@ -67,18 +67,12 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def scratch_database(dsn: str) -> AsyncIterator[str]:
+async def migrated_scratch(dsn: str) -> AsyncIterator[str]:
     """A new, migrated database beside the one ``dsn`` names; dropped afterwards."""
-    name = f"rec_backtest_{uuid.uuid4().hex[:10]}"
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as live:
-        await live.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            target = make_conninfo(dsn, dbname=name)
-            await asyncio.to_thread(migrate, target, progress=lambda _: None)
-            yield target
-        finally:
-            await live.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as live, \
+            scratch_database(live, dsn, "rec_backtest") as target:
+        await asyncio.to_thread(migrate, target, progress=lambda _: None)
+        yield target
 
 
 def service_env(settings: Settings, db: str, sim_port: int, creds: Path, state: Path,
@@ -130,7 +124,7 @@ async def backtest(settings: Settings, run: Run, say: Callable[[str], None]) -> 
     balance0 = account.balance
     server = HttpServer(app, "127.0.0.1", 0, **uvicorn_options(cfg))
     procs: list[subprocess.Popen] = []
-    async with scratch_database(conninfo(settings)) as db:
+    async with migrated_scratch(conninfo(settings)) as db:
         await server.start()
         try:
             env = service_env(settings, db, server.port, creds, home, run.step_s > 0)

@@ -13,8 +13,6 @@ the legs' trade, leg, ticker, side, action, count) must be equal.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -118,23 +116,16 @@ async def drill(dsn: str, file: Path | None = None) -> DrillResult:
     database next to the live one ``dsn`` names, compare the books, drop the scratch
     database. The role connecting needs CREATEDB and read access to every table."""
     import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import make_conninfo
 
+    from app.db.scratch import scratch_database
     from app.ledger.records import read_books
 
-    scratch = f"rec_drill_{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}_{os.getpid()}"
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as live:
         file = file or await latest_file(live)
-        await live.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
-        try:
-            target = make_conninfo(dsn, dbname=scratch)
+        async with scratch_database(live, dsn, "rec_drill") as target:
             seconds = await asyncio.to_thread(restore_into, target, file)
             async with await psycopg.AsyncConnection.connect(target) as restored:
                 then = await read_books(restored)
             now = await read_books(live)
-        finally:
-            await live.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(scratch)))
     counts = {"trades": len(then.trades), "legs": len(then.legs), "fills": len(then.fills)}
     return DrillResult(file, seconds, counts, compare(then, now))
