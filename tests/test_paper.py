@@ -126,6 +126,38 @@ async def test_an_intent_fills_on_the_engine_by_the_fill_rules_and_never_reaches
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+async def fills_behind_five(paper: httpx.AsyncClient, maker: httpx.AsyncClient,
+                            taker: httpx.AsyncClient, ticker: str, order_id: str) -> None:
+    """rec's resting YES bid of 3 at 40c behind the 5 the exchange displays there: a live
+    print of 5 at 40c fills nothing (the queue ahead), the level refills and a print of 4
+    fills all 3 (rec's order is first now)."""
+    async def filled() -> Decimal:
+        got = (await paper.get(f"/portfolio/orders/{order_id}")).json()["order"]
+        return Decimal(got["fill_count_fp"])
+
+    async def prints() -> int:
+        r = await paper.get("/markets/trades", params={"ticker": ticker})
+        return sum(int(Decimal(t["count_fp"])) for t in r.json()["trades"])
+
+    printed = await prints()
+    await fx.place(taker, ticker, side="no", price=60, count=5,
+                   time_in_force="immediate_or_cancel")
+
+    async def mirrored_print() -> bool:
+        return await prints() == printed + 5
+
+    await di.until(mirrored_print, 15, "the exchange's print mirrored")
+    assert await filled() == 0
+    await fx.place(maker, ticker, side="yes", price=40, count=5)
+    await fx.place(taker, ticker, side="no", price=60, count=4,
+                   time_in_force="immediate_or_cancel")
+
+    async def three() -> bool:
+        return await filled() == 3
+
+    await di.until(three, 15, "rec's resting order filled from the print")
+
+
 async def test_a_resting_order_fills_behind_the_displayed_queue_from_the_exchanges_prints(
         rec_home_db, start_service, standin):
     ticker = standin.open_tickers(SERIES)[3]
@@ -136,29 +168,7 @@ async def test_a_resting_order_fills_behind_the_displayed_queue_from_the_exchang
     paper = engine.client()
     await mirrored(standin.client(), paper, ticker)
     mine = await fx.place(paper, ticker, side="yes", price=40, count=3)  # 5 displayed ahead
-
-    async def filled() -> Decimal:
-        got = (await paper.get(f"/portfolio/orders/{mine['order_id']}")).json()["order"]
-        return Decimal(got["fill_count_fp"])
-
-    async def prints() -> int:
-        r = await paper.get("/markets/trades", params={"ticker": ticker})
-        return sum(int(Decimal(t["count_fp"])) for t in r.json()["trades"])
-
-    # a print of 5 at 40c on the exchange: the 5 ahead of rec's order, nothing for it
-    await fx.place(taker, ticker, side="no", price=60, count=5,
-                   time_in_force="immediate_or_cancel")
-    await di.until(lambda: prints(), 15, "the exchange's print mirrored")
-    assert await prints() == 5 and await filled() == 0
-    # the level refills and a print of 4 comes: rec's order is first now and takes 3 of it
-    await fx.place(maker, ticker, side="yes", price=40, count=5)
-    await fx.place(taker, ticker, side="no", price=60, count=4,
-                   time_in_force="immediate_or_cancel")
-
-    async def three() -> bool:
-        return await filled() == 3
-
-    await di.until(three, 15, "rec's resting order filled from the print")
+    await fills_behind_five(paper, maker, taker, ticker, mine["order_id"])
     fills = (await paper.get("/portfolio/fills", params={"ticker": ticker})).json()["fills"]
     assert [(f["yes_price_dollars"], f["count_fp"], f["is_taker"]) for f in fills] == [
         ("0.4000", "3.00", False)]
@@ -249,15 +259,33 @@ async def account_seen_by_rec(paper: httpx.AsyncClient) -> dict:
             "settlements": await get("/portfolio/settlements", "settlements")}
 
 
+async def engine_mirroring(home, standin: fx.SimHandle, start_service,
+                           *tickers: str) -> tuple[fx.SimHandle, httpx.AsyncClient]:
+    """rec-paper started, its books of ``tickers`` equal to the stand-in's."""
+    engine = await start_engine(home, standin, start_service)
+    paper = engine.client()
+    for ticker in tickers:
+        await mirrored(standin.client(), paper, ticker)
+    return engine, paper
+
+
+async def restart(engine: fx.SimHandle, home, start_service,
+                  meanwhile=lambda: None) -> httpx.AsyncClient:
+    """rec-paper stopped by its PID (SIGTERM), ``meanwhile`` done, started again: READY."""
+    assert engine.process.terminate() == 0
+    meanwhile()
+    engine.process = start_service(home, "paper")
+    await di.wait_notify(engine.process, "READY", "1")
+    return engine.client()
+
+
 async def test_rec_paper_keeps_its_account_across_a_restart(rec_home_db, start_service,
                                                            standin):
     ticker = standin.open_tickers(SERIES)[3]
     maker = standin.client(fx.signer("other-key"))
     await fx.place(maker, ticker, side="no", price=55, count=10)  # YES ask 45c x10
     await fx.place(maker, ticker, side="yes", price=40, count=5)  # YES bid 40c x5
-    engine = await start_engine(rec_home_db, standin, start_service)
-    paper = engine.client()
-    await mirrored(standin.client(), paper, ticker)
+    engine, paper = await engine_mirroring(rec_home_db, standin, start_service, ticker)
     procs = await tf.start_trading(rec_home_db, standin, start_service,
                                    **paper_env(standin, int(engine.base.rsplit(":", 1)[1])))
     body = {"intent": "open", "idempotency_key": "paper-restart", "market": ticker,
@@ -270,10 +298,7 @@ async def test_rec_paper_keeps_its_account_across_a_restart(rec_home_db, start_s
     assert [(p["ticker"], p["position_fp"]) for p in before["positions"]] == [
         (ticker, "4.00")], before["positions"]
 
-    assert engine.process.terminate() == 0  # stopped by its PID (SIGTERM)
-    engine.process = start_service(rec_home_db, "paper")
-    await di.wait_notify(engine.process, "READY", "1")
-    paper = engine.client()
+    paper = await restart(engine, rec_home_db, start_service)
     # the same account: balance, position, orders, fills; and ids issued after the restart
     # are new ones (an order placed now is not mistaken for one from before)
     assert await account_seen_by_rec(paper) == before
@@ -297,21 +322,19 @@ async def test_after_a_restart_rec_paper_settles_what_the_exchange_decided_meanw
     taker = standin.client(fx.signer("taker-key"))
     await fx.place(maker, held, side="no", price=55, count=10)  # YES ask 45c x10
     await fx.place(maker, resting_in, side="yes", price=40, count=5)  # YES bid 40c x5
-    engine = await start_engine(rec_home_db, standin, start_service)
-    paper = engine.client()
-    await mirrored(standin.client(), paper, held)
-    await mirrored(standin.client(), paper, resting_in)
+    engine, paper = await engine_mirroring(rec_home_db, standin, start_service, held,
+                                           resting_in)
     await fx.place(paper, held, side="yes", price=45, count=2)  # takes 2 at 45c
     mine = await fx.place(paper, resting_in, side="yes", price=40, count=3)  # 5 ahead
     cash0 = (await paper.get("/portfolio/balance")).json()["balance"]
 
-    assert engine.process.terminate() == 0
-    m = standin.sim.exchange.markets[held]  # decided YES while rec-paper is down
-    standin.sim.exchange.close_market(m)
-    standin.sim.exchange.settle_market(m, "yes", "")
-    engine.process = start_service(rec_home_db, "paper")
-    await di.wait_notify(engine.process, "READY", "1")
-    paper = engine.client()
+
+    def decide_meanwhile() -> None:  # the exchange decides YES while rec-paper is down
+        m = standin.sim.exchange.markets[held]
+        standin.sim.exchange.close_market(m)
+        standin.sim.exchange.settle_market(m, "yes", "")
+
+    paper = await restart(engine, rec_home_db, start_service, decide_meanwhile)
 
     got = (await paper.get("/portfolio/settlements", params={"ticker": held})).json()
     assert [(s["market_result"], s["yes_count_fp"]) for s in got["settlements"]] == [
@@ -326,24 +349,4 @@ async def test_after_a_restart_rec_paper_settles_what_the_exchange_decided_meanw
         return (await book(paper, resting_in))["yes_dollars"] == [["0.4000", "8.00"]]
 
     await di.until(rejoined, 15, "the live book mirrored again")
-
-    async def filled() -> Decimal:
-        got = (await paper.get(f"/portfolio/orders/{mine['order_id']}")).json()["order"]
-        return Decimal(got["fill_count_fp"])
-
-    async def printed() -> int:
-        r = await paper.get("/markets/trades", params={"ticker": resting_in})
-        return sum(int(Decimal(t["count_fp"])) for t in r.json()["trades"])
-
-    await fx.place(taker, resting_in, side="no", price=60, count=5,
-                   time_in_force="immediate_or_cancel")
-    await di.until(printed, 15, "the exchange's print mirrored")
-    assert await filled() == 0
-    await fx.place(maker, resting_in, side="yes", price=40, count=5)
-    await fx.place(taker, resting_in, side="no", price=60, count=4,
-                   time_in_force="immediate_or_cancel")
-
-    async def three() -> bool:
-        return await filled() == 3
-
-    await di.until(three, 15, "the rejoined order filled from the print")
+    await fills_behind_five(paper, maker, taker, resting_in, mine["order_id"])
