@@ -269,10 +269,15 @@ async def engine_mirroring(home, standin: fx.SimHandle, start_service,
     return engine, paper
 
 
-async def restart(engine: fx.SimHandle, home, start_service,
-                  meanwhile=lambda: None) -> httpx.AsyncClient:
-    """rec-paper stopped by its PID (SIGTERM), ``meanwhile`` done, started again: READY."""
-    assert engine.process.terminate() == 0
+async def restart(engine: fx.SimHandle, home, start_service, meanwhile=lambda: None,
+                  crash: bool = False) -> httpx.AsyncClient:
+    """rec-paper stopped by its PID (SIGTERM; ``crash``: SIGKILL, no stop of its own),
+    ``meanwhile`` done, started again: READY."""
+    if crash:
+        engine.process.proc.kill()
+        engine.process.proc.wait(timeout=30)
+    else:
+        assert engine.process.terminate() == 0
     meanwhile()
     engine.process = start_service(home, "paper")
     await di.wait_notify(engine.process, "READY", "1")
@@ -334,7 +339,8 @@ async def test_after_a_restart_rec_paper_settles_what_the_exchange_decided_meanw
         standin.sim.exchange.close_market(m)
         standin.sim.exchange.settle_market(m, "yes", "")
 
-    paper = await restart(engine, rec_home_db, start_service, decide_meanwhile)
+    # killed: what the engine acknowledged was on disk before its answer went out
+    paper = await restart(engine, rec_home_db, start_service, decide_meanwhile, crash=True)
 
     got = (await paper.get("/portfolio/settlements", params={"ticker": held})).json()
     assert [(s["market_result"], s["yes_count_fp"]) for s in got["settlements"]] == [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,9 +21,10 @@ from app.backtest.cli import report_dir
 from app.backtest.report import Trade, build
 from app.cli import build_parser
 from testkit.web import CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import WEB_PASSWORD, WEB_USER
+from tests.conftest import REPO, WEB_PASSWORD, WEB_USER
 
 SECRET = "db-password-never-served"
+ARTIFACTS = Path(os.environ.get("REC_TEST_ARTIFACTS", REPO / ".local/test-artifacts/web"))
 TRADES = [Trade(1, "A", "auto", "exit_probability", 30, Decimal("0.0700"), 3_000),
           Trade(2, "B", "auto", "settlement", -50, Decimal("0.0200"), 1_000)]
 
@@ -143,6 +145,8 @@ def test_browser_backtests_are_linked_from_the_navigation_newest_first(web):
             assert [src.rsplit("/", 1)[1] for src, _ in charts] == [
                 "equity.png", "drawdown.png", "rules.png"]
             assert all(width > 0 for _, width in charts), charts  # drawn, not broken
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "desktop-backtest.png"), full_page=True)
             assert errors == []
         finally:
             browser.close()
