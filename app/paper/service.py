@@ -135,6 +135,10 @@ class PaperService(HttpService):
                         await self.ws.add_markets(sub, added)
 
     async def stop(self) -> None:
+        # the account is on disk before anything else stops (a stop that overruns its
+        # timeout is cut short), and again after the last requests were answered
+        if self.journal is not None:
+            self.journal.flush()
         await super().stop()
         await close(self.ws, self.rest)
         if self.journal is not None:
