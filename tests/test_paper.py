@@ -51,7 +51,9 @@ async def start_engine(home, h: fx.SimHandle, start_service) -> fx.SimHandle:
     engine = start_service(home, "paper")
     await di.wait_notify(engine, "READY", "1")
     base = f"http://127.0.0.1:{port}"
-    return fx.SimHandle(base, f"ws://127.0.0.1:{port}/trade-api/ws/v2", None, h.signer)
+    handle = fx.SimHandle(base, f"ws://127.0.0.1:{port}/trade-api/ws/v2", None, h.signer)
+    handle.process = engine  # type: ignore[attr-defined]
+    return handle
 
 
 async def book(c: httpx.AsyncClient, ticker: str) -> dict:
@@ -124,6 +126,38 @@ async def test_an_intent_fills_on_the_engine_by_the_fill_rules_and_never_reaches
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+async def fills_behind_five(paper: httpx.AsyncClient, maker: httpx.AsyncClient,
+                            taker: httpx.AsyncClient, ticker: str, order_id: str) -> None:
+    """rec's resting YES bid of 3 at 40c behind the 5 the exchange displays there: a live
+    print of 5 at 40c fills nothing (the queue ahead), the level refills and a print of 4
+    fills all 3 (rec's order is first now)."""
+    async def filled() -> Decimal:
+        got = (await paper.get(f"/portfolio/orders/{order_id}")).json()["order"]
+        return Decimal(got["fill_count_fp"])
+
+    async def prints() -> int:
+        r = await paper.get("/markets/trades", params={"ticker": ticker})
+        return sum(int(Decimal(t["count_fp"])) for t in r.json()["trades"])
+
+    printed = await prints()
+    await fx.place(taker, ticker, side="no", price=60, count=5,
+                   time_in_force="immediate_or_cancel")
+
+    async def mirrored_print() -> bool:
+        return await prints() == printed + 5
+
+    await di.until(mirrored_print, 15, "the exchange's print mirrored")
+    assert await filled() == 0
+    await fx.place(maker, ticker, side="yes", price=40, count=5)
+    await fx.place(taker, ticker, side="no", price=60, count=4,
+                   time_in_force="immediate_or_cancel")
+
+    async def three() -> bool:
+        return await filled() == 3
+
+    await di.until(three, 15, "rec's resting order filled from the print")
+
+
 async def test_a_resting_order_fills_behind_the_displayed_queue_from_the_exchanges_prints(
         rec_home_db, start_service, standin):
     ticker = standin.open_tickers(SERIES)[3]
@@ -134,29 +168,7 @@ async def test_a_resting_order_fills_behind_the_displayed_queue_from_the_exchang
     paper = engine.client()
     await mirrored(standin.client(), paper, ticker)
     mine = await fx.place(paper, ticker, side="yes", price=40, count=3)  # 5 displayed ahead
-
-    async def filled() -> Decimal:
-        got = (await paper.get(f"/portfolio/orders/{mine['order_id']}")).json()["order"]
-        return Decimal(got["fill_count_fp"])
-
-    async def prints() -> int:
-        r = await paper.get("/markets/trades", params={"ticker": ticker})
-        return sum(int(Decimal(t["count_fp"])) for t in r.json()["trades"])
-
-    # a print of 5 at 40c on the exchange: the 5 ahead of rec's order, nothing for it
-    await fx.place(taker, ticker, side="no", price=60, count=5,
-                   time_in_force="immediate_or_cancel")
-    await di.until(lambda: prints(), 15, "the exchange's print mirrored")
-    assert await prints() == 5 and await filled() == 0
-    # the level refills and a print of 4 comes: rec's order is first now and takes 3 of it
-    await fx.place(maker, ticker, side="yes", price=40, count=5)
-    await fx.place(taker, ticker, side="no", price=60, count=4,
-                   time_in_force="immediate_or_cancel")
-
-    async def three() -> bool:
-        return await filled() == 3
-
-    await di.until(three, 15, "rec's resting order filled from the print")
+    await fills_behind_five(paper, maker, taker, ticker, mine["order_id"])
     fills = (await paper.get("/portfolio/fills", params={"ticker": ticker})).json()["fills"]
     assert [(f["yes_price_dollars"], f["count_fp"], f["is_taker"]) for f in fills] == [
         ("0.4000", "3.00", False)]
@@ -230,3 +242,117 @@ async def test_the_exchanges_result_settles_the_paper_position(rec_home_db, star
     assert [(s["market_result"], s["yes_count_fp"]) for s in got] == [("yes", "2.00")], got
     assert (await paper.get("/portfolio/balance")).json()["balance"] == cash0 + 200
     assert stand_in_orders_of_rec(standin) == []
+
+
+async def account_seen_by_rec(paper: httpx.AsyncClient) -> dict:
+    """Everything rec reads of its paper account over the Trade API."""
+    async def get(path: str, key: str, **params) -> object:
+        r = await paper.get(path, params=params)
+        assert r.status_code == 200, (path, r.text)
+        return r.json()[key] if key else r.json()
+
+    return {"balance": await get("/portfolio/balance", "balance"),
+            "positions": await get("/portfolio/positions", "market_positions",
+                                   count_filter="position"),
+            "orders": await get("/portfolio/orders", "orders"),
+            "fills": await get("/portfolio/fills", "fills"),
+            "settlements": await get("/portfolio/settlements", "settlements")}
+
+
+async def engine_mirroring(home, standin: fx.SimHandle, start_service,
+                           *tickers: str) -> tuple[fx.SimHandle, httpx.AsyncClient]:
+    """rec-paper started, its books of ``tickers`` equal to the stand-in's."""
+    engine = await start_engine(home, standin, start_service)
+    paper = engine.client()
+    for ticker in tickers:
+        await mirrored(standin.client(), paper, ticker)
+    return engine, paper
+
+
+async def restart(engine: fx.SimHandle, home, start_service, meanwhile=lambda: None,
+                  crash: bool = False) -> httpx.AsyncClient:
+    """rec-paper stopped by its PID (SIGTERM; ``crash``: SIGKILL, no stop of its own),
+    ``meanwhile`` done, started again: READY."""
+    if crash:
+        engine.process.proc.kill()
+        engine.process.proc.wait(timeout=30)
+    else:
+        assert engine.process.terminate() == 0
+    meanwhile()
+    engine.process = start_service(home, "paper")
+    await di.wait_notify(engine.process, "READY", "1")
+    return engine.client()
+
+
+async def test_rec_paper_keeps_its_account_across_a_restart(rec_home_db, start_service,
+                                                           standin):
+    ticker = standin.open_tickers(SERIES)[3]
+    maker = standin.client(fx.signer("other-key"))
+    await fx.place(maker, ticker, side="no", price=55, count=10)  # YES ask 45c x10
+    await fx.place(maker, ticker, side="yes", price=40, count=5)  # YES bid 40c x5
+    engine, paper = await engine_mirroring(rec_home_db, standin, start_service, ticker)
+    procs = await tf.start_trading(rec_home_db, standin, start_service,
+                                   **paper_env(standin, int(engine.base.rsplit(":", 1)[1])))
+    body = {"intent": "open", "idempotency_key": "paper-restart", "market": ticker,
+            "side": "yes", "count": 4, "limit_price": "0.99", "strategy": "manual"}
+    r = await tf.post_trade(rec_home_db, body, wait=10)
+    assert r.status_code == 201, r.text
+    await tf.until_status(rec_home_db, r.json()["trade"]["id"], "open", svc=procs["manager"])
+    before = await account_seen_by_rec(paper)
+    assert before["balance"] < 1_000_000 and len(before["fills"]) == 1, before
+    assert [(p["ticker"], p["position_fp"]) for p in before["positions"]] == [
+        (ticker, "4.00")], before["positions"]
+
+    paper = await restart(engine, rec_home_db, start_service)
+    # the same account: balance, position, orders, fills; and ids issued after the restart
+    # are new ones (an order placed now is not mistaken for one from before)
+    assert await account_seen_by_rec(paper) == before
+    await mirrored(standin.client(), paper, ticker)
+    body = {**body, "idempotency_key": "paper-restart-2", "count": 1}  # takes 1 at 45c
+    r = await tf.post_trade(rec_home_db, body, wait=10)
+    assert r.status_code == 201, r.text
+    await tf.until_status(rec_home_db, r.json()["trade"]["id"], "open", svc=procs["manager"])
+    after = await account_seen_by_rec(paper)
+    assert len({o["order_id"] for o in after["orders"]}) == len(before["orders"]) + 1
+    assert len({f["fill_id"] for f in after["fills"]}) == 2, after["fills"]
+    await asyncio.sleep(0.5)  # account-sync has the fills (the check retries anyway)
+    check = await asyncio.to_thread(rec_home_db.rec, "ledger", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+async def test_after_a_restart_rec_paper_settles_what_the_exchange_decided_meanwhile_and_its_resting_order_rejoins_the_queue(  # noqa: E501
+        rec_home_db, start_service, standin):
+    held, resting_in = standin.open_tickers(SERIES)[3:5]
+    maker = standin.client(fx.signer("other-key"))
+    taker = standin.client(fx.signer("taker-key"))
+    await fx.place(maker, held, side="no", price=55, count=10)  # YES ask 45c x10
+    await fx.place(maker, resting_in, side="yes", price=40, count=5)  # YES bid 40c x5
+    engine, paper = await engine_mirroring(rec_home_db, standin, start_service, held,
+                                           resting_in)
+    await fx.place(paper, held, side="yes", price=45, count=2)  # takes 2 at 45c
+    mine = await fx.place(paper, resting_in, side="yes", price=40, count=3)  # 5 ahead
+    cash0 = (await paper.get("/portfolio/balance")).json()["balance"]
+
+
+    def decide_meanwhile() -> None:  # the exchange decides YES while rec-paper is down
+        m = standin.sim.exchange.markets[held]
+        standin.sim.exchange.close_market(m)
+        standin.sim.exchange.settle_market(m, "yes", "")
+
+    # killed: what the engine acknowledged was on disk before its answer went out
+    paper = await restart(engine, rec_home_db, start_service, decide_meanwhile, crash=True)
+
+    got = (await paper.get("/portfolio/settlements", params={"ticker": held})).json()
+    assert [(s["market_result"], s["yes_count_fp"]) for s in got["settlements"]] == [
+        ("yes", "2.00")], got
+    assert (await paper.get("/portfolio/balance")).json()["balance"] == cash0 + 200
+    order = (await paper.get(f"/portfolio/orders/{mine['order_id']}")).json()["order"]
+    assert (order["status"], order["remaining_count_fp"]) == ("resting", "3.00"), order
+
+    # back in the queue behind what the book displays at its price after the restart: a
+    # print of the 5 displayed fills nothing, the next print (the level refilled) fills it
+    async def rejoined() -> bool:  # the live 5 mirrored beside rec's 3
+        return (await book(paper, resting_in))["yes_dollars"] == [["0.4000", "8.00"]]
+
+    await di.until(rejoined, 15, "the live book mirrored again")
+    await fills_behind_five(paper, maker, taker, resting_in, mine["order_id"])

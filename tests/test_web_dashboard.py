@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from app.db import feed_log
+from app.web.views import NAV
 from testkit.net import free_port
 from testkit.web import (
     CHROMIUM,
@@ -123,7 +124,7 @@ def test_api_without_a_session_is_401(stack, path):
 
 
 @pytest.mark.parametrize("path", ["/", "/monitor", "/markets", "/trades", "/manual", "/model",
-                                  "/services", "/settings", "/docs"])
+                                  "/backtests", "/services", "/settings", "/docs"])
 def test_pages_without_a_session_redirect_to_the_login(stack, path):
     r = httpx.get(stack["url"] + path + "?a=1", timeout=10)
     assert r.status_code == 303
@@ -1013,8 +1014,8 @@ def test_browser_services_page_shows_each_unit_state(stack, browser):
 
 
 PAGES = ["/", "/monitor", f"/markets?ticker={T_MID}", "/trades", "/manual",
-         f"/manual?market={T_LOW}&side=yes&limit_price=0.81", "/model", "/services",
-         "/settings", "/docs", "/kill-switch"]
+         f"/manual?market={T_LOW}&side=yes&limit_price=0.81", "/model", "/backtests",
+         "/services", "/settings", "/docs", "/kill-switch"]
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
          "has_touch": True}
@@ -1052,7 +1053,7 @@ def test_browser_on_a_phone_a_menu_big_tap_targets_and_nothing_hidden(stack, bro
             assert not page.is_visible("#nav a"), path  # behind the menu
             page.click("#menu-toggle")
             links = page.locator("#nav a")
-            assert links.count() == 9
+            assert links.count() == len(NAV)
             for i in range(links.count()):
                 box = links.nth(i).bounding_box()
                 assert box["height"] >= 44 and box["x"] >= 0 and \

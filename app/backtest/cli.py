@@ -16,6 +16,14 @@ def _ms(text: str | None) -> int | None:
     return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
+def report_dir(arg: str, settings) -> Path:
+    """``--report DIR``: DIR; ``--report`` alone: a new directory under the state dir's
+    backtests/, where the dashboard lists it (app/backtest/reports.py)."""
+    from app.backtest import reports
+
+    return Path(arg) if arg else reports.new_dir(reports.home(settings))
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from app import config
     from app.backtest.run import Run, backtest, load_trading
@@ -37,11 +45,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             return 2
         print(sweep.table(sweep.sweep(run, combos, args.jobs)))
         return 0
-    result = asyncio.run(backtest(config.load(), run, lambda s: print(s, file=sys.stderr)))
+    settings = config.load()
+    result = asyncio.run(backtest(settings, run, lambda s: print(s, file=sys.stderr)))
     print(result.text())
-    if args.report:
+    if args.report is not None:
         from app.backtest import page
-        where = page.write(result, Path(args.report), f"rec backtest: {Path(args.file).name}")
+        where = page.write(result, report_dir(args.report, settings),
+                           f"rec backtest: {Path(args.file).name}")
         print(f"report: {where}")
     return 0
 
@@ -61,8 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sweep", metavar="GRID", help="JSON: trading setting -> values; one "
                                                   "backtest per combination, ranked")
     p.add_argument("--jobs", type=int, help="a sweep's parallel runs (default: CPU count)")
-    p.add_argument("--report", metavar="DIR", help="write the report as an HTML page with "
-                                                   "its charts in DIR")
+    p.add_argument("--report", metavar="DIR", nargs="?", const="",
+                   help="write the report as an HTML page with its charts in DIR; without "
+                        "DIR (put --report after FILE): in <state_dir>/backtests/<time>/, "
+                        "listed on the dashboard's Backtests page")
     p.add_argument("--step", type=int, default=0,
                    help="lockstep: every STEP simulated seconds, wait until every service "
                         "has taken in what the replay sent (default 0: no lockstep)")

@@ -2,17 +2,21 @@
 charts as PNGs beside it, drawn by matplotlib (Agg, no display, no pyplot state): the
 equity curve after fees and its drawdown (trades in closing order), P&L per entry method
 and per exit rule, and the pricing model's reliability diagram on the window (app/pricing/
-plot.py's, the one `rec model build` draws)."""
+plot.py's, the one `rec model build` draws). ``report.json`` beside them is what the
+dashboard lists and shows (app/backtest/reports.py)."""
 
 from __future__ import annotations
 
 import html
+import json
+from datetime import datetime
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from app.backtest import reports
 from app.backtest.report import Report
 from app.pricing.plot import reliability_png
 
@@ -64,8 +68,10 @@ def rules_png(r: Report, path: Path) -> None:
     _save(fig, path)
 
 
-def write(r: Report, out: Path, title: str, notes: tuple[str, ...] = ()) -> Path:
-    """The page and its charts in ``out`` (created); returns the page's path."""
+def write(r: Report, out: Path, title: str, notes: tuple[str, ...] = (),
+          now: datetime | None = None) -> Path:
+    """The page and its charts in ``out`` (created), written at ``now`` (default: now);
+    returns the page's path."""
     out.mkdir(parents=True, exist_ok=True)
     equity_png(r, out / "equity.png")
     drawdown_png(r, out / "drawdown.png")
@@ -78,7 +84,9 @@ def write(r: Report, out: Path, title: str, notes: tuple[str, ...] = ()) -> Path
     body = "".join(f"<p class=note>{html.escape(n)}</p>" for n in notes)
     body += f"<pre>{html.escape(r.text())}</pre>"
     body += "".join(f'<img src="{c}" alt="{c[:-4]}">' for c in charts)
-    page = out / "index.html"
+    (out / reports.MANIFEST).write_text(json.dumps(reports.manifest(title, r.text(), charts,
+                                                                    notes, now)))
+    page = out / reports.PAGE
     page.write_text(f"<!doctype html><html><head><meta charset=utf-8><title>"
                     f"{html.escape(title)}</title><style>body{{font-family:sans-serif;"
                     f"margin:2em}} img{{display:block;margin:1em 0}} .note{{color:#a40}}"

@@ -22,12 +22,15 @@ from app.kalshi.models import Market as LiveMarket
 from app.kalshi.money import to_decimal
 from app.kalshi.ws import KalshiWS
 from app.sim.market import ACTIVE, INITIALIZED
+from app.sim.matching import Order
 from app.sim.money import ONE
 from app.sim.replay import ReplayWorld
 from app.sim.replay_file import RecordedMarket, Recording
 
 log = logging.getLogger("rec.paper")
 CHANNELS = ("orderbook_delta", "trade")
+DECIDED = ("determined", "amended", "finalized")  # a live market's status once it has a result
+NOT_CLOSED = ("initialized", "inactive", "active", "open", "unopened")
 
 
 def wall_ms() -> int:
@@ -44,14 +47,19 @@ def _ms(value: Any) -> int:
 
 
 def recorded(m: LiveMarket) -> RecordedMarket:
-    """A live market as the replay world builds its markets from."""
+    """A live market as the replay world builds its markets from (one that has closed, if
+    early, closed by now: the world adds it closed, settled on its result if it has one)."""
+    close_ms = _ms(m.close_time)
+    if m.status not in NOT_CLOSED:
+        close_ms = min(close_ms, wall_ms())
     return RecordedMarket(
         ticker=m.ticker, event_ticker=m.event_ticker,
         series=m.event_ticker.split("-")[0], title=m.title or m.ticker,
         yes_sub_title=m.yes_sub_title or "", no_sub_title=m.no_sub_title or "",
         strike_type=m.strike_type or "", floor_strike=_float(m.floor_strike),
-        cap_strike=_float(m.cap_strike), open_ms=_ms(m.open_time), close_ms=_ms(m.close_time),
-        result="", price_level_structure=m.price_level_structure or "linear_cent",
+        cap_strike=_float(m.cap_strike), open_ms=_ms(m.open_time), close_ms=close_ms,
+        result=(m.result or "") if m.status in DECIDED else "",
+        price_level_structure=m.price_level_structure or "linear_cent",
         settle_delay_ms=0, expiration_value="")
 
 
@@ -66,11 +74,13 @@ class MirrorWorld(ReplayWorld):
         now = wall_ms()
         super().__init__(Recording(now, now, {}))
         self.live_books: dict[str, OrderBook] = {}  # the live book as the mirror last read it
+        self.unplaced: dict[str, list[Order]] = {}  # restored orders waiting for a snapshot
         self.add_markets(markets)
 
     def add_markets(self, markets: list[RecordedMarket]) -> list[str]:
         """Mirror the markets of events not mirrored yet (a new market of a mirrored event
         waits for a restart); returns the tickers added."""
+        self.at_now()  # a market that closed before now is added closed
         known = {m.event_ticker for m in self.exchange.markets.values()}
         new = {r.ticker: r for r in markets if r.event_ticker not in known}
         if not new:
@@ -82,6 +92,34 @@ class MirrorWorld(ReplayWorld):
             self.rec.markets = everything | new
         self.follow_lifecycle()
         return list(new)
+
+    def rejoin(self, orders: list[Order]) -> None:
+        """Resting orders of a saved account (app/paper/account_file.py) back in the book of
+        their market, where it still trades; the others are canceled as the exchange cancels
+        them at the close. A rejoined order takes its queue place (the back of its level)
+        from the market's first live snapshot: prints fill it only from then on."""
+        ex = self.exchange
+        for order in orders:
+            acct = ex.accounts[order.account_id]
+            m = ex.markets.get(order.ticker)
+            if m is None or m.status != ACTIVE:
+                order.status, order.remaining = "canceled", 0
+                order.last_update_reason, order.updated_ms = "CloseCancel", self.now_ms
+                continue
+            ex.books[order.ticker].add(order)
+            acct.resting[order.order_id] = order
+            acct.locked += order.remaining * order.price
+            if order.expiration_ms is not None:
+                ex._expiring.add(order)
+            self.unplaced.setdefault(order.ticker, []).append(order)
+            ex._publish(m, [])
+
+    def _placed(self, ticker: str) -> None:
+        """The market's first snapshot since a restart: rejoined orders take their places."""
+        book = self.exchange.books[ticker]
+        for order in self.unplaced.pop(ticker, ()):
+            if order.in_book:
+                self.queues.track(order, book.size(order.outcome, order.price) - order.remaining)
 
     # --- the clock: wall time ------------------------------------------------------------
     def at_now(self) -> None:
@@ -116,6 +154,8 @@ class MirrorWorld(ReplayWorld):
             book = self.live_books.setdefault(ticker, OrderBook(ticker))
             book.apply_snapshot(msg)
             self._set_book(ticker, *(self._bids(book, side) for side in ("yes", "no")))
+            if ticker in self.unplaced:
+                self._placed(ticker)
         elif mtype == "orderbook_delta":
             book = self.live_books.get(ticker)
             if book is None or not book.valid:

@@ -36,7 +36,7 @@ from app.config import Settings
 from app.web import errors
 from app.web.freshness import Heartbeat
 from app.web.middleware import HeadAsGet, SecurityHeaders
-from app.web.routes import api, health, kill, live, login, manual, pages, settings
+from app.web.routes import api, backtests, health, kill, live, login, manual, pages, settings
 from app.web.state import WebState
 from app.web.views import HERE
 
@@ -69,7 +69,7 @@ def create_app(state: WebState, title: str = "rec") -> FastAPI:
     app.state.web = state
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
-    for area in (health, login, live, pages, manual, kill, settings, api):
+    for area in (health, login, live, pages, manual, kill, settings, api, backtests):
         app.include_router(area.router)
     app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)

@@ -24,7 +24,8 @@ templates.env.globals["final_states"] = FINAL_STATES  # a trade that will not ch
 
 NAV = [("/", "Overview"), ("/monitor", "Trade monitor"), ("/markets", "Markets"),
        ("/trades", "Trades"), ("/manual", "Manual trading"), ("/model", "Model"),
-       ("/services", "Services"), ("/settings", "Settings"), ("/docs", "API")]
+       ("/backtests", "Backtests"), ("/services", "Services"), ("/settings", "Settings"),
+       ("/docs", "API")]
 
 
 def indices(state: Any) -> list[str]:
