@@ -24,12 +24,18 @@ REPO = Path(__file__).resolve().parent.parent
 MODULE = REPO / "ansible/roles/rec_app/library/rec_release.py"
 
 
-@pytest.fixture(scope="module")
-def rr():
-    spec = importlib.util.spec_from_file_location("rec_release", MODULE)
+def load(path: Path, name: str):
+    """A file of the repository that is not a package module (an Ansible module, a script a
+    scenario runs on its guest), imported as ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def rr():
+    return load(MODULE, "rec_release")
 
 
 def bundle(path: Path, version: str, extra: bytes = b"") -> Path:
@@ -172,10 +178,7 @@ def test_the_handler_stops_each_unit_before_the_units_it_is_ordered_after(tmp_pa
     ConsistsOf=, once stopped while rec-trade-executor still had orders in flight). The order
     rec_stop gives, from the units' After= as the registry renders them, whatever the listing's
     order: every unit before each unit it is After=."""
-    spec = importlib.util.spec_from_file_location(
-        "rec_stop", REPO / "ansible/roles/rec_app/library/rec_stop.py")
-    rs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rs)
+    rs = load(REPO / "ansible/roles/rec_app/library/rec_stop.py", "rec_stop")
     env = {**os.environ, "REC_CONFIG_DIR": str(tmp_path), "REC_ACCOUNT_MODE": "sim"}
     out = subprocess.run([sys.executable, "-m", "app.cli", "services", "--json"], cwd=REPO,
                          env=env, capture_output=True, text=True, timeout=60, check=True)

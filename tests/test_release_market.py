@@ -7,13 +7,13 @@ close), so a run there waited in vain and failed."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from testkit.sim import START_MS
 from tests import test_sim_fixtures as fx
+from tests.test_release import load
 
 SCRIPT = Path(__file__).resolve().parent.parent / "molecule/release/files/pick_market.py"
 HOUR = 3600
@@ -22,10 +22,7 @@ START = START_MS / 1000  # 16:00 UTC: the event closing at 17:00 has just opened
 
 @pytest.fixture(scope="module")
 def pm():
-    spec = importlib.util.spec_from_file_location("pick_market", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load(SCRIPT, "pick_market")
 
 
 async def choose(pm, sim: fx.SimHandle, now: float, margin: float = 120):
