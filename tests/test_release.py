@@ -24,12 +24,18 @@ REPO = Path(__file__).resolve().parent.parent
 MODULE = REPO / "ansible/roles/rec_app/library/rec_release.py"
 
 
-@pytest.fixture(scope="module")
-def rr():
-    spec = importlib.util.spec_from_file_location("rec_release", MODULE)
+def load(path: Path, name: str):
+    """A file of the repository that is not a package module (an Ansible module, a script a
+    scenario runs on its guest), imported as ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def rr():
+    return load(MODULE, "rec_release")
 
 
 def bundle(path: Path, version: str, extra: bytes = b"") -> Path:
@@ -163,3 +169,31 @@ def test_a_release_a_process_runs_from_is_kept(rr, tmp_path):
             p.wait()
     out = rr.make_current(str(tmp_path), "r4", 1)
     assert "releases/r1" in out["removed"] and "venv" in out["removed"]
+
+
+def test_the_handler_stops_each_unit_before_the_units_it_is_ordered_after(tmp_path):
+    """rec_app's handler stops the units in one `systemctl stop`, which queues one job per unit
+    in the order given: a stop is ordered only against the jobs queued before it, so a unit
+    given before the ones ordered After= it stops first (rec-account-sync, listed first by
+    ConsistsOf=, once stopped while rec-trade-executor still had orders in flight). The order
+    rec_stop gives, from the units' After= as the registry renders them, whatever the listing's
+    order: every unit before each unit it is After=."""
+    rs = load(REPO / "ansible/roles/rec_app/library/rec_stop.py", "rec_stop")
+    env = {**os.environ, "REC_CONFIG_DIR": str(tmp_path), "REC_ACCOUNT_MODE": "sim"}
+    out = subprocess.run([sys.executable, "-m", "app.cli", "services", "--json"], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=60, check=True)
+    after = {s["unit"]: {*s["after"], "network-online.target"}
+             for s in json.loads(out.stdout)["services"] if s["enabled"]}
+    after["rec-migrate.service"] = {"network-online.target", "postgresql.service"}
+    # as ConsistsOf= listed them in the failing run (data in before the executor), and reversed
+    listings = [sorted(after), sorted(after, reverse=True)]
+    orders = [rs.stop_order({u: after[u] for u in listing}) for listing in listings]
+    assert orders[0] == orders[1]
+    order = orders[0]
+    assert sorted(order) == sorted(after)  # every unit once, no unit outside the set
+    for unit, deps in after.items():
+        for dep in deps & after.keys():
+            assert order.index(unit) < order.index(dep), f"{unit} stops after {dep}"
+    pos = order.index
+    assert pos("rec-auto-entry.service") < pos("rec-trade-executor.service") \
+        < pos("rec-account-sync.service") < pos("rec-migrate.service")
