@@ -31,11 +31,12 @@ import httpx
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from app.backtest import calibration, report
+from app.backtest import calibration, dbclock, report
 from app.config import Settings, env_name
 from app.db.migrate import migrate
 from app.db.pool import conninfo
 from app.db.scratch import scratch_database
+from app.runtime import clock as rec_clock
 
 SERVICES = ("market-feed", "price-feed", "account-sync", "trade-executor", "trade-manager",
             "coordinator", "trade-supervisor", "auto-entry")
@@ -47,6 +48,7 @@ ACTIVE_SQL = ("SELECT count(*) FROM trades WHERE status IN ('pending', 'submitte
 LOCKSTEP_INTERVALS = ("coordinator_interval_sec", "auto_entry_interval_sec",
                       "trade_supervisor_interval_sec")
 LOCKSTEP_INTERVAL_SEC = 0.05
+CLOCK_FILE = "clock"  # in the run's home: the replay's time, which the services follow
 
 
 @dataclass
@@ -77,12 +79,14 @@ async def migrated_scratch(dsn: str) -> AsyncIterator[str]:
 
 def service_env(settings: Settings, db: str, sim_port: int, creds: Path, state: Path,
                 lockstep: bool = False) -> dict[str, str]:
-    """This host's settings, with the run's database, exchange, credentials and ports."""
+    """This host's settings, with the run's database, exchange, credentials and ports, and
+    the replay's clock (``state``/clock, app/runtime/clock.py)."""
     env = dict(os.environ)
     params = conninfo_to_dict(db)
     env.update({env_name("db_name"): params["dbname"], env_name("account_mode"): "sim",
                 env_name("exchange_sim_port"): str(sim_port), env_name("kalshi_base_url"): "",
                 env_name("kalshi_ws_url"): "", env_name("state_dir"): str(state),
+                env_name("clock_file"): str(state / CLOCK_FILE),
                 "REC_CREDENTIALS_PATH": str(creds)})
     for key in Settings.model_fields:
         if key.endswith("_port") and key not in ("db_port", "exchange_sim_port"):
@@ -125,6 +129,9 @@ async def backtest(settings: Settings, run: Run, say: Callable[[str], None]) -> 
     server = HttpServer(app, "127.0.0.1", 0, **uvicorn_options(cfg))
     procs: list[subprocess.Popen] = []
     async with migrated_scratch(conninfo(settings)) as db:
+        async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+            await dbclock.install(conn, world.now_ms)
+        rec_clock.write(home / CLOCK_FILE, world.now_ms)
         await server.start()
         try:
             env = service_env(settings, db, server.port, creds, home, run.step_s > 0)
@@ -133,7 +140,8 @@ async def backtest(settings: Settings, run: Run, say: Callable[[str], None]) -> 
             await _until_subscribed(sim.hub)
             say(f"backtest: {len(SERVICES)} services on {run.file}, window "
                 f"{start} .. {end} ms at {run.speed:g}x (logs in {home})")
-            async with Clock(world, run.speed, db, env, run.step_s) as clock, \
+            async with Clock(world, run.speed, db, env, run.step_s,
+                             clock_file=home / CLOCK_FILE) as clock, \
                     await psycopg.AsyncConnection.connect(db) as conn:
                 await clock.until(end + SETTLE_MS)
                 left = await _until_final(conn, clock)
@@ -203,8 +211,9 @@ class Clock:
 
     def __init__(self, world, speed: float, db: str | None = None,
                  env: dict[str, str] | None = None, step_s: int = 0,
-                 patience: float = 5.0) -> None:
+                 patience: float = 5.0, clock_file: Path | None = None) -> None:
         self.world, self.speed, self.db, self.env = world, speed, db, env or {}
+        self.clock_file = clock_file
         self.step_s = step_s
         self.patience = patience
         self.loop = asyncio.get_running_loop()
@@ -228,6 +237,13 @@ class Clock:
             await self.http.aclose()
 
     async def second(self) -> None:
+        # the services' clocks first (the file, the database's now()), then what the replay
+        # brings at that time: what they store and decide on carries its simulated time
+        ms = self.world.now_ms + 1000
+        if self.clock_file is not None:
+            rec_clock.write(self.clock_file, ms)
+        if self.conn is not None:
+            await dbclock.set_time(self.conn, ms)
         self.world.advance(1)
         if self.step_s and self.conn is not None and self.world.now_ms // 1000 % self.step_s == 0:
             await self.settle()

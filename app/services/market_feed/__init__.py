@@ -43,7 +43,7 @@ from app.kalshi.errors import KalshiError
 from app.kalshi.models import Market
 from app.kalshi.rest import KalshiRest
 from app.kalshi.ws import DELTA_RUN, KalshiWS, Subscription, WsMessage
-from app.runtime import metrics
+from app.runtime import clock, metrics
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
 from app.services.market_feed.store import FEED, FeedStore, Quote, Tracker, dec, now_ms, utc_ms
@@ -630,4 +630,4 @@ class MarketFeedService(FeedUpkeep, Service):
             if text != last_status:
                 self.notifier.status(text)
                 last_status = text
-            await asyncio.sleep(2.0)
+            await clock.sleep(2.0)  # feed_status's age is read in SQL time

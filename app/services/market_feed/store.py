@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.db import feed_log as history
 from app.db.pool import DatabaseWait
 from app.kalshi.models import to_decimal
-from app.runtime import metrics
+from app.runtime import clock, metrics
 
 log = logging.getLogger("rec-market-feed.store")
 
@@ -57,19 +57,19 @@ def dec(value: Any) -> Decimal | None:
 
 
 def utc_ms(ms: int | None) -> datetime:
-    return datetime.fromtimestamp((ms if ms is not None else time.time() * 1000) / 1000, UTC)
+    return datetime.fromtimestamp((ms if ms is not None else clock.now_ms()) / 1000, UTC)
 
 
 _clock: list[Any] = [0, None]  # ms and its datetime: made once per millisecond
 
 
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    return clock.now_ms()
 
 
 def now_utc() -> datetime:
     """The time, to the millisecond."""
-    ms = int(time.time() * 1000)
+    ms = clock.now_ms()
     if ms != _clock[0]:
         _clock[0], _clock[1] = ms, datetime.fromtimestamp(ms / 1000, UTC)
     return _clock[1]
@@ -259,7 +259,7 @@ class Tracker:
         store = self.store
         b = store.batch
         net, touched = b.net, b.touched
-        ms = int(time.time() * 1000)  # rec's receive time
+        ms = clock.now_ms()  # rec's receive time
         mark = (ms, True, "ws")  # freshness (_touch): changed now, over WS
         cache = _DECIMALS
         applied = 0
