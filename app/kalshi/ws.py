@@ -45,7 +45,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -125,6 +125,9 @@ class KalshiWS(WsCommands, BookSync):
         self.subscriptions: list[Subscription] = []
         self.stats = WsStats()
         self.connected = asyncio.Event()
+        # called with stats.messages each time the consumer has handled all it received
+        # (rec backtest's lockstep: app/runtime/lockstep.py); None: nobody asks
+        self.on_idle: Callable[[int], Awaitable[None]] | None = None
 
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], Subscription | None]] = {}
@@ -212,6 +215,8 @@ class KalshiWS(WsCommands, BookSync):
         return batch
 
     async def _wait_messages(self) -> None:
+        if self.on_idle is not None and not self._queue.items:
+            await self.on_idle(self.stats.messages)
         if not await self._queue.wait():  # stopped, everything handed out
             raise self._fatal or WsNotConnected("client closed")
 

@@ -37,11 +37,27 @@ def follow(path: str | Path | None) -> None:
 def now_ms() -> int:
     if _fd is None:
         return time.time_ns() // 1_000_000
+    return _pread(_fd)
+
+
+def _pread(fd: int) -> int:
     while True:
-        raw = os.pread(_fd, 16, 0)
-        ms, check = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")
-        if ms ^ check == MASK:
-            return ms
+        raw = os.pread(fd, 16, 0)
+        value, check = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")
+        if value ^ check == MASK:
+            return value
+
+
+def read(path: str | Path, missing: int = 0) -> int:
+    """The number a file written by :func:`write` holds (``missing`` if there is none)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return missing
+    try:
+        return _pread(fd)
+    finally:
+        os.close(fd)
 
 
 def now() -> datetime:
@@ -65,7 +81,7 @@ async def sleep(seconds: float) -> None:
 
 
 def write(path: str | Path, ms: int) -> None:
-    """Set the time a followed clock file says (written in place: see :func:`now_ms`)."""
+    """Set the number (the time, in a clock file) a file says, in place: see :func:`now_ms`."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         os.pwrite(fd, int(ms).to_bytes(8, "little") + (int(ms) ^ MASK).to_bytes(8, "little"), 0)

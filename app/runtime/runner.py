@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from app import config
-from app.runtime import clock, crash, logs, metrics, restarts
+from app.runtime import clock, crash, lockstep, logs, metrics, restarts
 from app.runtime.notify import Notifier, watchdog, watchdog_interval
 from app.runtime.service import Service
 
@@ -190,6 +190,7 @@ def run_service(name: str, cls: type[Service], credentials: tuple[str, ...] = ()
             raise config.ConfigError(problem)
         try:
             clock.follow(settings.clock_file)
+            lockstep.enable(settings.clock_file, name)
         except OSError as exc:
             raise config.ConfigError(f"clock_file: {exc.strerror}: {settings.clock_file}") from exc
     except config.ConfigError as exc:

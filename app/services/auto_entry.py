@@ -44,7 +44,7 @@ from starlette.routing import Route
 from app.db import retention
 from app.db.pool import conninfo, open_pool
 from app.db.retention import Retention
-from app.runtime import clock
+from app.runtime import clock, lockstep
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import Json
@@ -182,6 +182,8 @@ class AutoEntryService(tc.TradingService):
                 await asyncio.sleep(1)
 
     async def loop(self) -> None:
+        if lockstep.active():
+            return await lockstep.serve(self.cycle, self.log)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.interval)

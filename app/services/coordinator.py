@@ -44,7 +44,7 @@ from app.db.pool import DATABASE_DOWN, DatabaseWait, open_pool
 from app.pricing import rules as rules_mod
 from app.pricing.model import Fingerprint, Settlement, price_strike
 from app.pricing.series import SeriesState, parse_series, status_columns
-from app.runtime import clock
+from app.runtime import clock, lockstep
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
 
@@ -143,6 +143,8 @@ class CoordinatorService(Service):
         await phase("first cycle", self.cycle())
 
     async def run(self) -> None:
+        if lockstep.active():
+            return await lockstep.serve(self.cycle, self.log)
         period = self.settings.coordinator_interval_sec
         next_at = time.monotonic()
         while True:

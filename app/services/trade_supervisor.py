@@ -37,7 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.db.pool import open_pool
-from app.runtime import clock
+from app.runtime import clock, lockstep
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import Json
@@ -118,6 +118,8 @@ class TradeSupervisorService(tc.TradingService):
         self.with_strikes = with_strikes
 
     async def loop(self) -> None:
+        if lockstep.active():
+            return await lockstep.serve(self.cycle, self.log)
         next_at = time.monotonic()
         while True:
             next_at += self.interval

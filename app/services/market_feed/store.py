@@ -406,6 +406,7 @@ class FeedStore:
         self.latencies: list[float] = []  # receive -> commit, seconds (benchmarks read it)
         self.keep_latencies = False
         self.writing = False  # a batch is being committed
+        self._writing = asyncio.Lock()  # held while a batch is committed (drain waits)
         self.ids: dict[str, int] = {}  # ticker -> feed_market_ids.id
         self.compacted = 0  # hot rows moved into segments
 
@@ -477,12 +478,18 @@ class FeedStore:
             self._full.clear()
             self.writing = True
             try:
-                await self._write_until_done(batch)
+                async with self._writing:
+                    await self._write_until_done(batch)
             finally:
                 self.writing = False
             if self.batch.rows < self.max_pending_rows:
                 self._room.set()
                 self.backlogged = False
+
+    async def drain(self) -> None:
+        """Until every row taken so far is written (the writer's batch too)."""
+        async with self._writing:
+            await self.flush_now()
 
     async def flush_now(self) -> None:
         """Write what is buffered (on stop)."""
