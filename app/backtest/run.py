@@ -149,11 +149,13 @@ async def backtest(settings: Settings, run: Run, say: Callable[[str], None]) -> 
                              clock_file=home / CLOCK_FILE, procs=procs) as clock, \
                     await psycopg.AsyncConnection.connect(db) as conn:
                 await clock.until(end + SETTLE_MS)
-                left = await _until_final(conn, clock)
+                # under the lockstep the services act only on their turns: no wall grace
+                left = await _until_final(conn, clock, 0 if run.lockstep else 30)
                 rows = await (await conn.execute(report.TRADES_SQL)).fetchall()
             if clock.gave_up:
                 say(f"backtest: lockstep gave up waiting for the services on {clock.gave_up} "
-                    "simulated second(s): their inputs may differ from run to run there")
+                    "simulated second(s): their inputs may differ from run to run there; "
+                    f"first: {'; '.join(clock.gave_up_on)}")
             if left:
                 say(f"backtest: {left} trade(s) not final when the recording ended (their "
                     "markets settle after it): counted without P&L")
@@ -229,6 +231,8 @@ class Clock:
         self.loop = asyncio.get_running_loop()
         self.due = self.loop.time()
         self.gave_up = 0
+        self.gave_up_on: list[str] = []  # the first few: simulated ms and the wait
+        self.waiting = ""  # what the lockstep's last check found missing
         self.turns = dict.fromkeys(TURNS, 0)
         self.predictions: list[tuple[str, float]] = []
         self.conn: psycopg.AsyncConnection | None = None
@@ -268,7 +272,7 @@ class Clock:
 
     # --- lockstep ------------------------------------------------------------------------
     async def settle(self) -> None:
-        if not await self._until(self._quiet):
+        if not await self._until(self._quiet, "the replay's second taken in"):
             return
         for name in TURNS:
             self.turns[name] += 1
@@ -278,14 +282,15 @@ class Clock:
             done = self.lockstep / f"done-{name}"
             # the coordinator sends no order: only its own turn is waited for
             quiet = self._done if name in QUIET_AFTER_OWN_TURN else self._quiet
-            if not await self._until(lambda d=done, n=n: _true(rec_clock.read(d) >= n)) or \
-                    not await self._until(quiet):
+            if not await self._until(lambda d=done, n=n: _true(rec_clock.read(d) >= n),
+                                     f"rec-{name}'s turn") or \
+                    not await self._until(quiet, f"what rec-{name}'s turn brought, taken in"):
                 return
 
     async def _done(self) -> bool:
         return True
 
-    async def _until(self, check: Callable[[], Awaitable[bool]]) -> bool:
+    async def _until(self, check: Callable[[], Awaitable[bool]], what: str) -> bool:
         end = self.loop.time() + self.patience
         while not await check():
             for name, p in self.procs.items():
@@ -294,6 +299,8 @@ class Clock:
                                      f"{p.returncode} (its log: {self.lockstep}/{name}.log)")
             if self.loop.time() > end:
                 self.gave_up += 1
+                if len(self.gave_up_on) < 5:
+                    self.gave_up_on.append(f"{self.world.now_ms}: {what} ({self.waiting})")
                 return False
             await asyncio.sleep(0.001)
         return True
@@ -308,8 +315,9 @@ class Clock:
         for conn in hub.conns if hub is not None else ():
             service = next((WS_SERVICES[sub.channel] for sub in conn.subs.values()
                             if sub.channel in WS_SERVICES), None)
-            if service is not None and rec_clock.read(
-                    self.lockstep / f"ws-{service}") < conn.queued:
+            if service is not None and (handled := rec_clock.read(
+                    self.lockstep / f"ws-{service}")) < conn.queued:
+                self.waiting = f"rec-{service} handled {handled} of {conn.queued} frames"
                 return False
         return True
 
@@ -320,11 +328,15 @@ class Clock:
         """Every order leg rec-trade-executor has to send is held at the exchange (order
         latency) or answered, and the answers taken in."""
         held = len(self.world._waiting)
-        if await self._one("SELECT count(*) FROM trade_orders WHERE state = 'new'") > held:
+        if (new := await self._one("SELECT count(*) FROM trade_orders WHERE state = 'new'")) \
+                > held:
+            self.waiting = f"{new} order leg(s) to send, {held} held at the exchange"
             return False
         r = await self.http.get(  # type: ignore[union-attr]
             f"http://127.0.0.1:{self.env[env_name('trade_executor_port')]}/status")
-        return len(r.json()["inflight"]) <= held
+        inflight = r.json()["inflight"]
+        self.waiting = f"rec-trade-executor: {len(inflight)} in flight, {held} held"
+        return len(inflight) <= held
 
 
 async def _true(value: bool) -> bool:

@@ -29,6 +29,7 @@ MARK = "lockstep"
 POLL_SEC = 0.001
 _dir: Path | None = None
 _name = ""
+_handled = -1
 
 
 def enable(clock_file: str | Path | None, service: str) -> None:
@@ -49,8 +50,11 @@ def path(kind: str, service: str | None = None) -> Path:
 
 
 def idle(handled: int) -> None:
-    """This service's WebSocket consumer has handled every one of ``handled`` frames."""
-    if _dir is not None:
+    """This service's WebSocket consumer has handled every one of ``handled`` frames (the
+    reports may finish out of order: the file keeps the highest)."""
+    global _handled
+    if _dir is not None and handled > _handled:
+        _handled = handled
         clock.write(path("ws"), handled)
 
 
