@@ -34,10 +34,10 @@ _handled = -1
 
 def enable(clock_file: str | Path | None, service: str) -> None:
     """At start (the runner): on when the clock file's directory holds the mark."""
-    global _dir, _name
+    global _dir, _name, _handled
     _dir = Path(clock_file).parent if clock_file and (
         Path(clock_file).parent / MARK).exists() else None
-    _name = service
+    _name, _handled = service, -1
 
 
 def active() -> bool:
