@@ -220,6 +220,9 @@ class Settings(BaseSettings):
     # WatchdogSec=, TimeoutStartSec= and TimeoutStopSec= are built from watchdog_sec,
     # start_timeout_sec and stop_timeout_sec (`rec services --json` hands them to the role)
     log_level: Literal["debug", "info", "warning", "error"]
+    # "" = the wall clock; else a file holding the simulated time (`rec backtest` writes it,
+    # app/runtime/clock.py): the services' decisions follow the replay's clock
+    clock_file: str = Field(pattern=r"^(/.+)?$")
     phase_timeout_sec: float = Field(gt=0, le=3600)
     stop_timeout_sec: float = Field(gt=0, le=600)
     watchdog_sec: int = Field(ge=2, le=3600)

@@ -21,6 +21,7 @@ from app.kalshi import signing
 from app.kalshi.rest import KalshiRest
 from app.kalshi.urls import Endpoints, market_data, resolve
 from app.kalshi.ws import KalshiWS
+from app.runtime import lockstep
 
 
 class CredentialsError(ValueError):
@@ -93,7 +94,10 @@ def ws_client(settings: Settings, data: bool = False, **kw: Any) -> KalshiWS:
               "backoff_max": settings.kalshi_ws_backoff_max_sec,
               "compression": "deflate" if settings.kalshi_ws_compression else None,
               "queue_max": settings.kalshi_ws_queue_max}
-    return KalshiWS(endpoints(settings, data).ws_url, optional_signer(settings), **(shared | kw))
+    client = KalshiWS(endpoints(settings, data).ws_url, optional_signer(settings),
+                      **(shared | kw))
+    lockstep.watch(client)
+    return client
 
 
 __all__ = [

@@ -32,7 +32,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     try:
         read_manifest(args.file)
         run = Run(args.file, _ms(args.start), _ms(args.end), args.speed,
-                  load_trading(args.settings), args.latency_ms, args.step)
+                  load_trading(args.settings), args.latency_ms, not args.free)
     except (BadFile, ValueError, OSError) as exc:
         print(f"rec backtest: {exc}", file=sys.stderr)
         return 2
@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="write the report as an HTML page with its charts in DIR; without "
                         "DIR (put --report after FILE): in <state_dir>/backtests/<time>/, "
                         "listed on the dashboard's Backtests page")
-    p.add_argument("--step", type=int, default=0,
-                   help="lockstep: every STEP simulated seconds, wait until every service "
-                        "has taken in what the replay sent (default 0: no lockstep)")
+    p.add_argument("--free", action="store_true",
+                   help="no lockstep: the services run on their own timers (faster; two runs "
+                        "then differ, docs/replay.md, \"Determinism\")")
     p.set_defaults(func=cmd_backtest)

@@ -133,11 +133,19 @@ def ledger(account, balance0: int) -> tuple[int, Decimal]:
             sum((Decimal(f.fee) / 10_000 for f in account.fills), Decimal(0)))
 
 
+def same_run(client_order_id: str) -> str:
+    """``rec-<install id>-<trade>-<leg>`` without the install id, which each run's scratch
+    database draws afresh (migration 005): two runs then name the same order alike."""
+    head, _, rest = client_order_id.partition("-")
+    return f"{head}-{rest.partition('-')[2]}" if head == "rec" and rest.count("-") >= 2 \
+        else client_order_id
+
+
 def exchange_record(account) -> tuple[list[tuple], list[tuple]]:
     """rec's orders and fills as the simulator holds them (an ``app.sim.accounts.Account``):
-    what the digest covers, free of ids the exchange draws."""
-    orders = [(o.client_order_id, o.ticker, o.side, o.action, o.price, o.initial_count,
+    what the digest covers, free of ids the exchange draws and of the installation's id."""
+    orders = [(same_run(o.client_order_id), o.ticker, o.side, o.action, o.price, o.initial_count,
                o.filled, o.status) for o in account.orders.values()]
-    fills = [(f.client_order_id, f.ticker, f.side, f.action, f.count, f.yes_price,
+    fills = [(same_run(f.client_order_id), f.ticker, f.side, f.action, f.count, f.yes_price,
               f.is_taker, f.fee, f.ts_ms) for f in account.fills]
     return orders, fills

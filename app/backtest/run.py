@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +31,13 @@ import httpx
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from app.backtest import calibration, report
+from app.backtest import calibration, dbclock, report
 from app.config import Settings, env_name
 from app.db.migrate import migrate
 from app.db.pool import conninfo
 from app.db.scratch import scratch_database
+from app.runtime import clock as rec_clock
+from app.runtime import lockstep
 
 SERVICES = ("market-feed", "price-feed", "account-sync", "trade-executor", "trade-manager",
             "coordinator", "trade-supervisor", "auto-entry")
@@ -44,9 +46,14 @@ ACTIVE_SQL = ("SELECT count(*) FROM trades WHERE status IN ('pending', 'submitte
               "'closing') OR (status = 'expired' AND entry_cost IS NOT NULL "
               "AND market_result IS NULL)")
 
-LOCKSTEP_INTERVALS = ("coordinator_interval_sec", "auto_entry_interval_sec",
-                      "trade_supervisor_interval_sec")
-LOCKSTEP_INTERVAL_SEC = 0.05
+# the lockstep (Clock): the deciding services' turns each simulated second, in this order
+# (prices, then the trades' state from the exchange's answers and fills, then exits, then
+# entries), and the WebSocket channel that names each service's connection
+TURNS = ("coordinator", "trade-manager", "trade-supervisor", "auto-entry")
+QUIET_AFTER_OWN_TURN = ("coordinator",)  # a turn that brings nothing for others to take in
+WS_SERVICES = {"orderbook_delta": "market-feed", "cfbenchmarks_value": "price-feed",
+               "cfbenchmarks_value_5hz": "price-feed", "fill": "account-sync"}
+CLOCK_FILE = "clock"  # in the run's home: the replay's time, which the services follow
 
 
 @dataclass
@@ -57,7 +64,7 @@ class Run:
     speed: float = 60.0
     trading: dict | None = None  # PUT /settings body for rec-trade-manager
     latency_ms: int = 0
-    step_s: int = 0  # the lockstep's step (Clock); 0: none, the services run free
+    lockstep: bool = True  # Clock; False: the services run free (faster, not reproducible)
 
 
 def _free_port() -> int:
@@ -75,20 +82,20 @@ async def migrated_scratch(dsn: str) -> AsyncIterator[str]:
         yield target
 
 
-def service_env(settings: Settings, db: str, sim_port: int, creds: Path, state: Path,
-                lockstep: bool = False) -> dict[str, str]:
-    """This host's settings, with the run's database, exchange, credentials and ports."""
+def service_env(settings: Settings, db: str, sim_port: int, creds: Path,
+                state: Path) -> dict[str, str]:
+    """This host's settings, with the run's database, exchange, credentials and ports, and
+    the replay's clock (``state``/clock, app/runtime/clock.py)."""
     env = dict(os.environ)
     params = conninfo_to_dict(db)
     env.update({env_name("db_name"): params["dbname"], env_name("account_mode"): "sim",
                 env_name("exchange_sim_port"): str(sim_port), env_name("kalshi_base_url"): "",
                 env_name("kalshi_ws_url"): "", env_name("state_dir"): str(state),
+                env_name("clock_file"): str(state / CLOCK_FILE),
                 "REC_CREDENTIALS_PATH": str(creds)})
     for key in Settings.model_fields:
         if key.endswith("_port") and key not in ("db_port", "exchange_sim_port"):
             env[env_name(key)] = str(_free_port())
-    for key in LOCKSTEP_INTERVALS if lockstep else ():  # the lockstep waits for their cycles
-        env[env_name(key)] = str(min(float(getattr(settings, key)), LOCKSTEP_INTERVAL_SEC))
     env.pop("NOTIFY_SOCKET", None)
     env.pop("WATCHDOG_USEC", None)
     return env
@@ -123,31 +130,39 @@ async def backtest(settings: Settings, run: Run, say: Callable[[str], None]) -> 
     account = sim.account(key_id)
     balance0 = account.balance
     server = HttpServer(app, "127.0.0.1", 0, **uvicorn_options(cfg))
-    procs: list[subprocess.Popen] = []
+    procs: dict[str, subprocess.Popen] = {}
     async with migrated_scratch(conninfo(settings)) as db:
+        async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+            await dbclock.install(conn, world.now_ms)
+        rec_clock.write(home / CLOCK_FILE, world.now_ms)
         await server.start()
         try:
-            env = service_env(settings, db, server.port, creds, home, run.step_s > 0)
-            procs += [_start(name, env, home / f"{name}.log") for name in SERVICES]
+            env = service_env(settings, db, server.port, creds, home)
+            if run.lockstep:
+                (home / lockstep.MARK).touch()
+            procs.update((name, _start(name, env, home / f"{name}.log")) for name in SERVICES)
             await _put_settings(env, run.trading or {})
             await _until_subscribed(sim.hub)
             say(f"backtest: {len(SERVICES)} services on {run.file}, window "
                 f"{start} .. {end} ms at {run.speed:g}x (logs in {home})")
-            async with Clock(world, run.speed, db, env, run.step_s) as clock, \
+            async with Clock(world, run.speed, db, env, home if run.lockstep else None,
+                             clock_file=home / CLOCK_FILE, procs=procs) as clock, \
                     await psycopg.AsyncConnection.connect(db) as conn:
                 await clock.until(end + SETTLE_MS)
-                left = await _until_final(conn, clock)
+                # under the lockstep the services act only on their turns: no wall grace
+                left = await _until_final(conn, clock, 0 if run.lockstep else 30)
                 rows = await (await conn.execute(report.TRADES_SQL)).fetchall()
             if clock.gave_up:
                 say(f"backtest: lockstep gave up waiting for the services on {clock.gave_up} "
-                    "simulated second(s): their inputs may differ from run to run there")
+                    "simulated second(s): their inputs may differ from run to run there; "
+                    f"first: {'; '.join(clock.gave_up_on)}")
             if left:
                 say(f"backtest: {left} trade(s) not final when the recording ended (their "
                     "markets settle after it): counted without P&L")
         finally:
-            for p in procs:  # our own children, by handle
+            for p in procs.values():  # our own children, by handle
                 p.terminate()
-            for p in procs:
+            for p in procs.values():
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(30)
             await server.stop()
@@ -191,26 +206,34 @@ async def _until_subscribed(hub, within: float = 120) -> None:
 
 
 class Clock:
-    """The replay's clock a simulated second at a time, in lockstep with the services: after
-    every ``step_s`` seconds it waits (``settle``) until what they brought has gone through
-    the bundle — the WebSocket clients have read it, rec-price-feed has stored the index's
-    newest second, rec-coordinator has priced on it, rec-auto-entry and rec-trade-supervisor
-    have each run a whole cycle after that, no trade waits for rec-trade-executor and every
-    order it has sent is held at the exchange (order latency, released by the next
-    seconds) — then paces at most ``speed`` simulated seconds a wall second. A wait longer
-    than ``patience`` wall seconds gives up (counted in ``gave_up``: that second's inputs
-    may then reach the services in another order from run to run)."""
+    """The replay's clock, a simulated second at a time. Each second it sets the services'
+    clocks (the clock file, the scratch database's ``now()``), then lets the replay bring
+    what that second holds, then paces at most ``speed`` simulated seconds a wall second.
+
+    With the lockstep (``lockstep``: the directory of the clock file, which holds the mark
+    and the turn files: app/runtime/lockstep.py) each second then goes through the bundle
+    in one order, so that two runs decide alike: first everything the replay sent is
+    handled (every WebSocket client has handled every frame queued for it, rec-market-feed's
+    rows written; every order rec-trade-executor took is held at the exchange or answered),
+    then each deciding service runs one cycle, one after another (:data:`TURNS`), the
+    bundle quiet again after each. A wait longer than ``patience`` wall seconds gives up
+    (counted in ``gave_up``: that second may then go otherwise from run to run)."""
 
     def __init__(self, world, speed: float, db: str | None = None,
-                 env: dict[str, str] | None = None, step_s: int = 0,
-                 patience: float = 5.0) -> None:
+                 env: dict[str, str] | None = None, lockstep: Path | None = None,
+                 patience: float = 10.0, clock_file: Path | None = None,
+                 procs: dict[str, subprocess.Popen] | None = None) -> None:
         self.world, self.speed, self.db, self.env = world, speed, db, env or {}
-        self.step_s = step_s
+        self.lockstep = lockstep
         self.patience = patience
+        self.clock_file = clock_file
+        self.procs = procs or {}  # the services, by name: one that exits ends the run
         self.loop = asyncio.get_running_loop()
         self.due = self.loop.time()
         self.gave_up = 0
-        self._cycles: tuple[int, ...] = ()
+        self.gave_up_on: list[str] = []  # the first few: simulated ms and the wait
+        self.waiting = ""  # what the lockstep's last check found missing
+        self.turns = dict.fromkeys(TURNS, 0)
         self.predictions: list[tuple[str, float]] = []
         self.conn: psycopg.AsyncConnection | None = None
         self.http: httpx.AsyncClient | None = None
@@ -228,8 +251,15 @@ class Clock:
             await self.http.aclose()
 
     async def second(self) -> None:
+        # the services' clocks first (the file, the database's now()), then what the replay
+        # brings at that time: what they store and decide on carries its simulated time
+        ms = self.world.now_ms + 1000
+        if self.clock_file is not None:
+            rec_clock.write(self.clock_file, ms)
+        if self.conn is not None:
+            await dbclock.set_time(self.conn, ms)
         self.world.advance(1)
-        if self.step_s and self.conn is not None and self.world.now_ms // 1000 % self.step_s == 0:
+        if self.lockstep is not None and self.conn is not None:
             await self.settle()
         if self.conn is not None and self.world.now_ms % calibration.EVERY_MS == 0:
             self.predictions += await calibration.sample(self.conn)
@@ -242,55 +272,75 @@ class Clock:
 
     # --- lockstep ------------------------------------------------------------------------
     async def settle(self) -> None:
-        end = self.loop.time() + self.patience
-        for check in (self._read, self._priced, self._cycled, self._sent):
-            while not await check():
-                if self.loop.time() > end:
-                    self.gave_up += 1
-                    return
-                await asyncio.sleep(0.002)
+        if not await self._until(self._quiet, "the replay's second taken in"):
+            return
+        for name in TURNS:
+            self.turns[name] += 1
+            n = self.turns[name]
+            assert self.lockstep is not None
+            rec_clock.write(self.lockstep / f"turn-{name}", n)
+            done = self.lockstep / f"done-{name}"
+            # the coordinator sends no order: only its own turn is waited for
+            quiet = self._done if name in QUIET_AFTER_OWN_TURN else self._quiet
+            if not await self._until(lambda d=done, n=n: _true(rec_clock.read(d) >= n),
+                                     f"rec-{name}'s turn") or \
+                    not await self._until(quiet, f"what rec-{name}'s turn brought, taken in"):
+                return
 
-    async def _read(self) -> bool:
+    async def _done(self) -> bool:
+        return True
+
+    async def _until(self, check: Callable[[], Awaitable[bool]], what: str) -> bool:
+        end = self.loop.time() + self.patience
+        while not await check():
+            for name, p in self.procs.items():
+                if p.poll() is not None:
+                    raise SystemExit(f"rec backtest: rec-{name} exited with status "
+                                     f"{p.returncode} (its log: {self.lockstep}/{name}.log)")
+            if self.loop.time() > end:
+                self.gave_up += 1
+                if len(self.gave_up_on) < 5:
+                    self.gave_up_on.append(f"{self.world.now_ms}: {what} ({self.waiting})")
+                return False
+            await asyncio.sleep(0.001)
+        return True
+
+    async def _quiet(self) -> bool:
+        return self._handled() and await self._sent()  # the cheap check first
+
+    def _handled(self) -> bool:
+        """Every frame the simulator queued for a service's WebSocket is handled by it."""
+        assert self.lockstep is not None
         hub = next((o for o in self.world.exchange.observers if hasattr(o, "conns")), None)
-        return hub is None or all(c.queue.qsize() == 0 for c in hub.conns)
+        for conn in hub.conns if hub is not None else ():
+            service = next((WS_SERVICES[sub.channel] for sub in conn.subs.values()
+                            if sub.channel in WS_SERVICES), None)
+            if service is not None and (handled := rec_clock.read(
+                    self.lockstep / f"ws-{service}")) < conn.queued:
+                self.waiting = f"rec-{service} handled {handled} of {conn.queued} frames"
+                return False
+        return True
 
     async def _one(self, query: str) -> object:
         return (await (await self.conn.execute(query)).fetchone())[0]  # type: ignore[union-attr]
 
-    async def _priced(self) -> bool:
-        last = max((ix.history[-1][0] for ix in self.world.indices.values() if ix.history),
-                   default=None)
-        if last is None:
-            return True
-        stored = await self._one("SELECT extract(epoch FROM max(ts)) * 1000 FROM index_prices")
-        if stored is None or stored < last:
-            return False
-        priced = await self._one("SELECT extract(epoch FROM max(index_ts)) * 1000 "
-                                 "FROM strike_table")
-        if priced is not None and priced < last:
-            return False
-        self._cycles = await self._counts()
-        return True
-
-    async def _counts(self) -> tuple[int, ...]:
-        out = []
-        for service in ("auto_entry", "trade_supervisor"):
-            r = await self.http.get(  # type: ignore[union-attr]
-                f"http://127.0.0.1:{self.env[env_name(service + '_port')]}/status")
-            out.append(r.json()["cycles"])
-        return tuple(out)
-
-    async def _cycled(self) -> bool:
-        # two more cycles: the second began after this second's prices were in
-        return all(n >= c + 2 for n, c in zip(await self._counts(), self._cycles, strict=True))
-
     async def _sent(self) -> bool:
+        """Every order leg rec-trade-executor has to send is held at the exchange (order
+        latency) or answered, and the answers taken in."""
         held = len(self.world._waiting)
-        if await self._one("SELECT count(*) FROM trade_orders WHERE state = 'new'") > held:
+        if (new := await self._one("SELECT count(*) FROM trade_orders WHERE state = 'new'")) \
+                > held:
+            self.waiting = f"{new} order leg(s) to send, {held} held at the exchange"
             return False
         r = await self.http.get(  # type: ignore[union-attr]
             f"http://127.0.0.1:{self.env[env_name('trade_executor_port')]}/status")
-        return len(r.json()["inflight"]) <= held
+        inflight = r.json()["inflight"]
+        self.waiting = f"rec-trade-executor: {len(inflight)} in flight, {held} held"
+        return len(inflight) <= held
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def _until_final(conn, clock: Clock, grace_s: float = 30) -> int:

@@ -45,7 +45,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -125,6 +125,12 @@ class KalshiWS(WsCommands, BookSync):
         self.subscriptions: list[Subscription] = []
         self.stats = WsStats()
         self.connected = asyncio.Event()
+        # called with stats.messages each time the consumer has handled all it received,
+        # and again for each frame that comes while it waits without giving it anything
+        # (a command's reply) (rec backtest's lockstep: app/runtime/lockstep.py); None:
+        # nobody asks
+        self.on_idle: Callable[[int], Awaitable[None]] | None = None
+        self._idle = False  # the consumer waits on an empty queue (only kept with on_idle)
 
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], Subscription | None]] = {}
@@ -212,8 +218,24 @@ class KalshiWS(WsCommands, BookSync):
         return batch
 
     async def _wait_messages(self) -> None:
-        if not await self._queue.wait():  # stopped, everything handed out
+        if self.on_idle is not None:
+            told = -1
+            while not self._queue.items and told != self.stats.messages:
+                told = self.stats.messages  # (frames may come while on_idle works)
+                await self.on_idle(told)
+            self._idle = True
+        try:
+            waited = await self._queue.wait()
+        finally:
+            self._idle = False
+        if not waited:  # stopped, everything handed out
             raise self._fatal or WsNotConnected("client closed")
+
+    def _idle_again(self) -> None:
+        assert self.on_idle is not None
+        task = asyncio.ensure_future(self.on_idle(self.stats.messages))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _made_room(self) -> None:
         conn = self._conn
@@ -383,6 +405,8 @@ class KalshiWS(WsCommands, BookSync):
                 # number with a fraction (money and counts are fixed-point strings), the rest
                 # are parsed again with every fraction as Decimal
                 self._dispatch(loads(raw))
+        if self._idle and not self._queue.items:  # handled at once: nothing for the consumer
+            self._idle_again()
         depth = self._queue.count
         if depth < self.queue_max:
             return True

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from app import config
-from app.runtime import crash, logs, metrics, restarts
+from app.runtime import clock, crash, lockstep, logs, metrics, restarts
 from app.runtime.notify import Notifier, watchdog, watchdog_interval
 from app.runtime.service import Service
 
@@ -188,6 +188,11 @@ def run_service(name: str, cls: type[Service], credentials: tuple[str, ...] = ()
         settings = config.load()
         if problem := missing_credentials(settings, credentials):
             raise config.ConfigError(problem)
+        try:
+            clock.follow(settings.clock_file)
+            lockstep.enable(settings.clock_file, name)
+        except OSError as exc:
+            raise config.ConfigError(f"clock_file: {exc.strerror}: {settings.clock_file}") from exc
     except config.ConfigError as exc:
         logs.emergency(f"config error: {exc}", ident=f"rec-{name}", service=name)
         return config.EX_CONFIG

@@ -44,6 +44,7 @@ from starlette.routing import Route
 from app.db import retention
 from app.db.pool import conninfo, open_pool
 from app.db.retention import Retention
+from app.runtime import clock, lockstep
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import Json
@@ -181,6 +182,8 @@ class AutoEntryService(tc.TradingService):
                 await asyncio.sleep(1)
 
     async def loop(self) -> None:
+        if lockstep.active():
+            return await lockstep.serve(self.cycle, self.log)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.interval)
@@ -216,7 +219,7 @@ class AutoEntryService(tc.TradingService):
                                bool(r[9]), float(r[10]) if r[10] is not None else None)
                      for r in await cur.fetchall()]
             momentum = await self._momentum(conn, cands)
-        spiking = self.spike.update(momentum, s, time.monotonic())
+        spiking = self.spike.update(momentum, s, clock.monotonic())
         entered: set[tuple[str, str]] = set()
         for c in cands:
             decision, reason = decide(c, s, spiking)

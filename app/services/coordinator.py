@@ -44,6 +44,7 @@ from app.db.pool import DATABASE_DOWN, DatabaseWait, open_pool
 from app.pricing import rules as rules_mod
 from app.pricing.model import Fingerprint, Settlement, price_strike
 from app.pricing.series import SeriesState, parse_series, status_columns
+from app.runtime import clock, lockstep
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
 
@@ -142,6 +143,8 @@ class CoordinatorService(Service):
         await phase("first cycle", self.cycle())
 
     async def run(self) -> None:
+        if lockstep.active():
+            return await lockstep.serve(self.cycle, self.log)
         period = self.settings.coordinator_interval_sec
         next_at = time.monotonic()
         while True:
@@ -420,7 +423,7 @@ def price_rows(markets: list[MarketRow], index: str, ts: int, price: float,
         p = prob.p
         out.append({
             "market_ticker": m.ticker, "series_ticker": m.ticker.split("-", 1)[0],
-            "event_ticker": m.event_ticker, "computed_at": datetime.now(UTC),
+            "event_ticker": m.event_ticker, "computed_at": clock.now(),
             "close_time": m.close, "index_name": index, "index_ts": index_ts,
             "strike": d(m.strike), "index_price": d(price), "momentum": d(momentum),
             "buffer": d(price - m.strike), "buffer_pct": d((price - m.strike) / price * 100),

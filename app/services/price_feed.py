@@ -24,7 +24,6 @@ a task of their own (app/db/retention.py), so pruning never holds up the writes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -38,6 +37,7 @@ from app.db.pool import DatabaseWait, open_pool
 from app.db.retention import Retention
 from app.kalshi.ws import KalshiWS, WsCommandError
 from app.pricing.index import DELTA_MINUTES, KEEP_SEC, IndexWindow, Row
+from app.runtime import clock as rec_clock
 from app.runtime import metrics
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
@@ -91,11 +91,12 @@ class PriceFeedService(Service):
         self.indices = csv_list(settings.price_feed_indices)
         self.windows = {ix: IndexWindow() for ix in self.indices}
         self.last_tick_ms: dict[str, int] = {}  # newest source time seen per index
-        self.last_seen: dict[str, float] = {}  # monotonic receipt time per index
+        # receipt time per index (clock.monotonic: a replay's stale is its time's)
+        self.last_seen: dict[str, float] = {}
         self.state: dict[str, str] = dict.fromkeys(self.indices, "waiting")
         self.notifier = Notifier()
         self.rows_written = 0
-        self.started = time.monotonic()
+        self.started = rec_clock.monotonic()
         self.db = DatabaseWait(self.log, self.notifier.status)
         self.last_message: float | None = None  # monotonic receipt time of any message
         self.received = metrics.RECEIVED.labels(feed=FEED)
@@ -212,7 +213,7 @@ class PriceFeedService(Service):
         if ts_ms <= self.last_tick_ms.get(index, -1):
             return  # duplicate or out of order: ignored, as Kalshi does
         self.last_tick_ms[index] = ts_ms
-        self.last_seen[index] = time.monotonic()
+        self.last_seen[index] = rec_clock.monotonic()
         row = self.windows[index].add(ts_ms // 1000, value)
         await self.write(index, row, (index, ts_ms, dec(value), channel, sending_ms))
         if self.state[index] != "live":
@@ -239,7 +240,7 @@ class PriceFeedService(Service):
     # ------------------------------------------------------------------ staleness
 
     def _status(self) -> None:
-        now = time.monotonic()
+        now = rec_clock.monotonic()
         parts = []
         for ix in self.indices:
             seen = self.last_seen.get(ix)
@@ -250,8 +251,8 @@ class PriceFeedService(Service):
     async def watch_staleness(self) -> None:
         limit = self.settings.price_feed_stale_after_sec
         while True:
-            await asyncio.sleep(min(1.0, limit / 2))
-            now = time.monotonic()
+            await rec_clock.sleep(min(1.0, limit / 2))
+            now = rec_clock.monotonic()
             for ix in self.indices:
                 seen = self.last_seen.get(ix, self.started)
                 if now - seen <= limit or self.state[ix] == "stale":

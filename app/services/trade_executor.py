@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import json
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -62,7 +61,7 @@ from app.kalshi.http1 import Http1Pool
 from app.kalshi.models import OrderAck
 from app.kalshi.prices import InvalidPrice
 from app.kalshi.rest import ORDERS_V2, RetryPolicy
-from app.runtime import metrics
+from app.runtime import clock, metrics
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import Json
@@ -284,7 +283,7 @@ class TradeExecutorService(tc.TradingService):
                                "trigger" if on else "reset", exc)
         async with self.pool.connection() as conn:
             await conn.execute("UPDATE order_groups SET triggered_at = %s",
-                               (datetime.now(UTC) if on else None,))
+                               (clock.now() if on else None,))
 
     # ------------------------------------------------------------------ sending
 
@@ -320,7 +319,7 @@ class TradeExecutorService(tc.TradingService):
     def _spawn(self, coid: str, leg: dict[str, Any] | None = None) -> None:
         if coid in self.inflight:
             return
-        if self.retry_at.get(coid, 0) > time.monotonic():
+        if self.retry_at.get(coid, 0) > clock.monotonic():
             return
         self.inflight.add(coid)
         task = asyncio.create_task(self.send(coid, leg), name=f"send {coid}")
@@ -373,7 +372,7 @@ class TradeExecutorService(tc.TradingService):
                 policy = await tc.setting(conn, "pause_policy", "wait")
                 max_wait = float(await tc.setting(conn, "intent_max_wait_sec", 120))
         if not self.trading_active:
-            age = (datetime.now(UTC) - created).total_seconds()
+            age = (clock.now() - created).total_seconds()
             if policy == "expire" or age > max_wait:
                 await self.settle_refused(coid, ticker, "expired", "trading_is_paused",
                                           f"the exchange paused trading; pause_policy "
@@ -518,7 +517,7 @@ class TradeExecutorService(tc.TradingService):
     def _later(self, coid: str, why: str, delay: float | None = None) -> None:
         n = self.failures[coid] = self.failures.get(coid, 0) + 1
         wait = delay if delay is not None else min(10.0, 0.2 * 2 ** min(n, 6))
-        self.retry_at[coid] = time.monotonic() + wait
+        self.retry_at[coid] = clock.monotonic() + wait
         self.stats["retries_later"] += 1
         self.stats["last_error"] = why
         self.log.warning("order %s: %s; again in %.1fs (same client_order_id)", coid, why, wait)
@@ -560,4 +559,4 @@ class TradeExecutorService(tc.TradingService):
                      "inflight": sorted(self.inflight), "order_groups": self.groups,
                      "order_groups_supported": self.groups_supported,
                      "waiting": sorted(c for c, t in self.retry_at.items()
-                                       if t > time.monotonic())})
+                                       if t > clock.monotonic())})

@@ -47,7 +47,7 @@ from app import exchange_client
 from app.db import retention
 from app.db.pool import conninfo, open_pool
 from app.ledger.standing import StandingLedger
-from app.runtime import metrics
+from app.runtime import lockstep, metrics
 from app.runtime.service import Phase, close
 from app.services import trade_common as tc
 from app.services.trade_common import OPEN, PENDING, BadInput
@@ -100,7 +100,8 @@ class TradeManagerService(TradeManagerApi):
         await phase("first reconcile", self.reconcile())
         self.spawn(self.listen(), "manager-listen")
         self.spawn(self.loop(), "manager-loop")
-        self.spawn(self.results_loop(), "manager-results")
+        if not lockstep.active():  # under it, the turns' sweeps take them (turn())
+            self.spawn(self.results_loop(), "manager-results")
         self.rest = exchange_client.rest_client(s, timeout=10.0)
         self.ledger = StandingLedger(self.pool, self.rest, s.ledger_reconcile_interval_sec,
                                      self.log, self.reconcile)
@@ -176,6 +177,8 @@ class TradeManagerService(TradeManagerApi):
         """Results that are not accepted opens (only those legs) as soon as they are handed
         over; everything else (fills arriving, markets closing, settlements, the kill switch)
         every sweep."""
+        if lockstep.active():
+            return await lockstep.serve(self.turn, self.log)
         last = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
@@ -191,6 +194,13 @@ class TradeManagerService(TradeManagerApi):
             except Exception:
                 self.log.exception("reconcile failed; retrying")
                 await asyncio.sleep(1)
+
+    async def turn(self) -> None:
+        """A backtest lockstep's turn (app/runtime/lockstep.py): one whole sweep, every
+        result the executor has written included, whenever its NOTIFY came."""
+        self.results.clear()
+        self.leftover.clear()
+        await self.reconcile()
 
     def _notify_waiters(self, trade_id: int, trade: dict[str, Any] | None = None) -> None:
         """Wake the requests waiting for the trade (with its new row if at hand)."""

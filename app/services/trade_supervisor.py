@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.db.pool import open_pool
+from app.runtime import clock, lockstep
 from app.runtime.service import Phase
 from app.services import trade_common as tc
 from app.services.trade_common import Json
@@ -118,6 +118,8 @@ class TradeSupervisorService(tc.TradingService):
         self.with_strikes = with_strikes
 
     async def loop(self) -> None:
+        if lockstep.active():
+            return await lockstep.serve(self.cycle, self.log)
         next_at = time.monotonic()
         while True:
             next_at += self.interval
@@ -140,7 +142,7 @@ class TradeSupervisorService(tc.TradingService):
             rows = await cur.fetchall()
             settings = await tc.load_settings(conn)
             views = [build_view(r, self.with_strikes) for r in rows]
-            now = datetime.now(UTC)
+            now = clock.now()
             if views:
                 async with conn.cursor() as c:
                     await c.executemany(

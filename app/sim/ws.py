@@ -81,6 +81,7 @@ class Conn:
     closed: bool = False
     limit: int = MAX_QUEUE  # messages waiting for a slow client before it is dropped
     overflowed: bool = False
+    queued: int = 0  # frames queued for this client (rec backtest's lockstep counts them)
 
     def put(self, text: str) -> None:
         if self.closed:
@@ -94,6 +95,7 @@ class Conn:
             self.queue.put_nowait(None)
             return
         self.queue.put_nowait(text)
+        self.queued += 1
 
 
 class CommandError(Exception):

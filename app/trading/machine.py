@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from app.runtime import clock
 from app.trading import statements as sql
 from app.trading.money import cents
 from app.trading.rows import row_dict
@@ -47,7 +48,7 @@ PRICE_Q = Decimal("0.0001")
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def _reason(r: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ from app.kalshi.errors import KalshiError
 from app.kalshi.models import Market
 from app.kalshi.rest import KalshiRest
 from app.kalshi.ws import DELTA_RUN, KalshiWS, Subscription, WsMessage
-from app.runtime import metrics
+from app.runtime import clock, lockstep, metrics
 from app.runtime.notify import Notifier
 from app.runtime.service import Phase, Service
 from app.services.market_feed.store import FEED, FeedStore, Quote, Tracker, dec, now_ms, utc_ms
@@ -155,6 +155,7 @@ class MarketFeedService(FeedUpkeep, Service):
                 s, data=True, heartbeat_timeout=s.market_feed_heartbeat_timeout_sec,
                 keep_books=False,  # the Tracker keeps them
                 delta_runs=True)
+            lockstep.watch(self.ws, before=self.store.drain)  # handled = written
             await phase("connect websocket", self.open_ws())
             self.spawn(self.consume(), "feed-consumer")
             self.spawn(self.fallback_supervisor(), "feed-fallback")
@@ -630,4 +631,4 @@ class MarketFeedService(FeedUpkeep, Service):
             if text != last_status:
                 self.notifier.status(text)
                 last_status = text
-            await asyncio.sleep(2.0)
+            await clock.sleep(2.0)  # feed_status's age is read in SQL time

@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.db import feed_log as history
 from app.db.pool import DatabaseWait
 from app.kalshi.models import to_decimal
-from app.runtime import metrics
+from app.runtime import clock, metrics
 
 log = logging.getLogger("rec-market-feed.store")
 
@@ -57,19 +57,19 @@ def dec(value: Any) -> Decimal | None:
 
 
 def utc_ms(ms: int | None) -> datetime:
-    return datetime.fromtimestamp((ms if ms is not None else time.time() * 1000) / 1000, UTC)
+    return datetime.fromtimestamp((ms if ms is not None else clock.now_ms()) / 1000, UTC)
 
 
 _clock: list[Any] = [0, None]  # ms and its datetime: made once per millisecond
 
 
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    return clock.now_ms()
 
 
 def now_utc() -> datetime:
     """The time, to the millisecond."""
-    ms = int(time.time() * 1000)
+    ms = clock.now_ms()
     if ms != _clock[0]:
         _clock[0], _clock[1] = ms, datetime.fromtimestamp(ms / 1000, UTC)
     return _clock[1]
@@ -259,7 +259,7 @@ class Tracker:
         store = self.store
         b = store.batch
         net, touched = b.net, b.touched
-        ms = int(time.time() * 1000)  # rec's receive time
+        ms = clock.now_ms()  # rec's receive time
         mark = (ms, True, "ws")  # freshness (_touch): changed now, over WS
         cache = _DECIMALS
         applied = 0
@@ -406,6 +406,7 @@ class FeedStore:
         self.latencies: list[float] = []  # receive -> commit, seconds (benchmarks read it)
         self.keep_latencies = False
         self.writing = False  # a batch is being committed
+        self._writing = asyncio.Lock()  # held while a batch is committed (drain waits)
         self.ids: dict[str, int] = {}  # ticker -> feed_market_ids.id
         self.compacted = 0  # hot rows moved into segments
 
@@ -477,12 +478,18 @@ class FeedStore:
             self._full.clear()
             self.writing = True
             try:
-                await self._write_until_done(batch)
+                async with self._writing:
+                    await self._write_until_done(batch)
             finally:
                 self.writing = False
             if self.batch.rows < self.max_pending_rows:
                 self._room.set()
                 self.backlogged = False
+
+    async def drain(self) -> None:
+        """Until every row taken so far is written (the writer's batch too)."""
+        async with self._writing:
+            await self.flush_now()
 
     async def flush_now(self) -> None:
         """Write what is buffered (on stop)."""
