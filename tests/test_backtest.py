@@ -86,7 +86,9 @@ def test_rec_backtest_runs_the_bundle_on_a_window_and_prints_its_report_twice_al
 def test_a_sweep_runs_each_combination_and_ranks_them(rec_home_db, pg, tmp_path):
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({"auto_entry_min_diff_cents": [1, 50]}))  # 50: a rare edge
-    r = backtest(rec_home_db, pg, tmp_path, "--sweep", str(grid), "--jobs", "2")
+    # --free: the sweep's own work (a run per combination, in parallel, ranked) at 120x; the
+    # test above proves the lockstep's runs reproducible
+    r = backtest(rec_home_db, pg, tmp_path, "--sweep", str(grid), "--jobs", "2", "--free")
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
     print(r.stdout)
     rows = re.findall(r"^ +(\d)\. +(-?\$[\d.]+) +trades +(\d+) .*digest ([0-9a-f]{12}) "
