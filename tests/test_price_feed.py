@@ -64,7 +64,9 @@ async def test_rows_match_the_published_index_and_a_drop_leaves_a_gap(sim, rec_h
     async def caught_up():
         rows = await query(dsn, "SELECT index_name, count(*), max(extract(epoch FROM ts)) "
                                 "FROM index_prices GROUP BY 1")
-        return {r[0]: r[1] for r in rows if int(r[2]) == last} if len(rows) == 2 else None
+        # both indices up to the last second (one caught up and the other not yet is a wait)
+        at_last = {r[0]: r[1] for r in rows if int(r[2]) == last}
+        return at_last if len(at_last) == 2 else None
 
     counts = await eventually(caught_up, timeout=60, what="1900 rows per index")
     assert counts == {"BRTI": 1900, "ETHUSD_RTI": 1900}
