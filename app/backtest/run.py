@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import socket
@@ -228,6 +229,7 @@ class Clock:
         self.patience = patience
         self.clock_file = clock_file
         self.procs = procs or {}  # the services, by name: one that exits ends the run
+        self.hub = next((o for o in world.exchange.observers if hasattr(o, "conns")), None)
         self.loop = asyncio.get_running_loop()
         self.due = self.loop.time()
         self.gave_up = 0
@@ -280,19 +282,17 @@ class Clock:
             assert self.lockstep is not None
             rec_clock.write(self.lockstep / f"turn-{name}", n)
             done = self.lockstep / f"done-{name}"
+            if not await self._until(lambda d=done, n=n: rec_clock.read(d) >= n,
+                                     f"rec-{name}'s turn"):
+                return
             # the coordinator sends no order: only its own turn is waited for
-            quiet = self._done if name in QUIET_AFTER_OWN_TURN else self._quiet
-            if not await self._until(lambda d=done, n=n: _true(rec_clock.read(d) >= n),
-                                     f"rec-{name}'s turn") or \
-                    not await self._until(quiet, f"what rec-{name}'s turn brought, taken in"):
+            if name not in QUIET_AFTER_OWN_TURN and not await self._until(
+                    self._quiet, f"what rec-{name}'s turn brought, taken in"):
                 return
 
-    async def _done(self) -> bool:
-        return True
-
-    async def _until(self, check: Callable[[], Awaitable[bool]], what: str) -> bool:
+    async def _until(self, check: Callable[[], bool | Awaitable[bool]], what: str) -> bool:
         end = self.loop.time() + self.patience
-        while not await check():
+        while not await _answer(check()):
             for name, p in self.procs.items():
                 if p.poll() is not None:
                     raise SystemExit(f"rec backtest: rec-{name} exited with status "
@@ -311,8 +311,7 @@ class Clock:
     def _handled(self) -> bool:
         """Every frame the simulator queued for a service's WebSocket is handled by it."""
         assert self.lockstep is not None
-        hub = next((o for o in self.world.exchange.observers if hasattr(o, "conns")), None)
-        for conn in hub.conns if hub is not None else ():
+        for conn in self.hub.conns if self.hub is not None else ():
             service = next((WS_SERVICES[sub.channel] for sub in conn.subs.values()
                             if sub.channel in WS_SERVICES), None)
             if service is not None and (handled := rec_clock.read(
@@ -339,8 +338,8 @@ class Clock:
         return len(inflight) <= held
 
 
-async def _true(value: bool) -> bool:
-    return value
+async def _answer(value: bool | Awaitable[bool]) -> bool:
+    return await value if inspect.isawaitable(value) else value
 
 
 async def _until_final(conn, clock: Clock, grace_s: float = 30) -> int:
